@@ -1,0 +1,406 @@
+"""The one source of truth for settings: defaults, then the config file, then the environment.
+
+Precedence, lowest to highest:
+
+1. built-in defaults;
+2. the JSON config file (``$XDG_CONFIG_HOME/better-ccflare/better-ccflare.json``, or
+   ``BETTER_CCFLARE_CONFIG_PATH``);
+3. a ``.env`` file in the working directory;
+4. the process environment.
+
+Every value remembers where it came from (:meth:`Config.source_of`), so ``config show`` and
+error messages can tell the user which knob to turn. Keys in the config file that this version
+does not know are ignored and preserved on rewrite, because the reference implementation keeps
+many more settings in the same file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from ._dotenv import read_dotenv
+from ._errors import ConfigError
+from ._strategy import StrategyName
+
+__all__ = [
+    "Config",
+    "LogFormat",
+    "LogLevel",
+    "SettingSource",
+    "SourceKind",
+    "default_config_dir",
+    "load_config",
+    "update_config_file",
+]
+
+APP_DIR_NAME = "better-ccflare"
+CONFIG_FILE_NAME = "better-ccflare.json"
+DEFAULT_CLIENT_ID = "9d1c250a-e61b-44d9-88ed-5944d1962f5e"
+
+
+class LogLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARN = "WARN"
+    ERROR = "ERROR"
+
+
+class LogFormat(StrEnum):
+    PRETTY = "pretty"
+    JSON = "json"
+
+
+class SourceKind(StrEnum):
+    DEFAULT = "default"
+    FILE = "file"
+    DOTENV = ".env"
+    ENVIRONMENT = "environment"
+
+
+class SettingSource(msgspec.Struct, frozen=True):
+    """Where one value came from: the kind of source and the exact name or path within it."""
+
+    kind: SourceKind
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.kind} ({self.detail})" if self.detail else str(self.kind)
+
+
+class Config(msgspec.Struct, frozen=True, kw_only=True):
+    """Every setting the service reads at start-up, fully validated."""
+
+    port: int
+    host: str
+    config_path: Path
+    config_dir: Path
+    """Where the key file and, by default, the database and logs live."""
+    db_path: Path
+    log_dir: Path
+    lb_strategy: StrategyName
+    session_duration_ms: int
+    log_level: LogLevel
+    log_format: LogFormat
+    store_payloads: bool
+    data_retention_days: int
+    """Days to keep request and response bodies."""
+    request_retention_days: int
+    """Days to keep request rows (tokens, cost, status)."""
+    ssl_key_path: Path | None
+    ssl_cert_path: Path | None
+    client_id: str
+    usage_poll_interval_ms: int
+    secret_key: str | None
+    """Base64 key that encrypts stored credentials; ``None`` means use the key file."""
+    sources: dict[str, SettingSource]
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{name}={'<redacted>' if name == 'secret_key' and value else value!r}"
+            for name, value, _ in self.rows()
+        )
+        return f"Config({shown})"
+
+    def source_of(self, name: str) -> SettingSource:
+        """Where setting ``name`` (a field of this object) came from."""
+        return self.sources[name]
+
+    def rows(self) -> Iterator[tuple[str, object, SettingSource]]:
+        """Each setting as (name, value, source), in declaration order, for display."""
+        for setting in _SETTINGS:
+            yield setting.name, getattr(self, setting.name), self.sources[setting.name]
+
+    @property
+    def tls_enabled(self) -> bool:
+        return self.ssl_key_path is not None and self.ssl_cert_path is not None
+
+
+def default_config_dir(environ: Mapping[str, str]) -> Path:
+    """``$XDG_CONFIG_HOME/better-ccflare``, falling back to ``~/.config/better-ccflare``."""
+    xdg = environ.get("XDG_CONFIG_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".config"
+    return base / APP_DIR_NAME
+
+
+# --- parsers: each takes a raw value (env string or JSON value) and returns the typed value,
+# raising ValueError whose text says what is accepted. ---------------------------------------
+
+_Parser = Callable[[object], Any]
+
+
+def _int_in(low: int, high: int) -> tuple[_Parser, str]:
+    expected = f"a whole number from {low} to {high}"
+
+    def parse(raw: object) -> int:
+        if isinstance(raw, bool):
+            raise ValueError(expected)
+        if isinstance(raw, int):
+            value = raw
+        elif isinstance(raw, str) and raw.strip().lstrip("+-").isdigit():
+            value = int(raw.strip())
+        else:
+            raise ValueError(expected)
+        if not low <= value <= high:
+            raise ValueError(expected)
+        return value
+
+    return parse, expected
+
+
+def _choice(
+    enum: type[StrEnum], *, upper: bool = False, aliases: Mapping[str, str] | None = None
+) -> tuple[_Parser, str]:
+    expected = "one of " + ", ".join(member.value for member in enum)
+
+    def parse(raw: object) -> StrEnum:
+        if not isinstance(raw, str):
+            raise ValueError(expected)
+        text = raw.strip().upper() if upper else raw.strip().lower()
+        text = (aliases or {}).get(text, text)
+        try:
+            return enum(text)
+        except ValueError:
+            raise ValueError(expected) from None
+
+    return parse, expected
+
+
+def _bool() -> tuple[_Parser, str]:
+    expected = "true or false (also 1/0, yes/no, on/off)"
+    truthy = {"1", "true", "yes", "on"}
+    falsy = {"0", "false", "no", "off"}
+
+    def parse(raw: object) -> bool:
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str):
+            text = raw.strip().lower()
+            if text in truthy:
+                return True
+            if text in falsy:
+                return False
+        raise ValueError(expected)
+
+    return parse, expected
+
+
+def _text() -> tuple[_Parser, str]:
+    expected = "a non-empty string"
+
+    def parse(raw: object) -> str:
+        if not isinstance(raw, str) or not raw.strip():
+            raise ValueError(expected)
+        return raw.strip()
+
+    return parse, expected
+
+
+def _path() -> tuple[_Parser, str]:
+    expected = "a file-system path"
+
+    def parse(raw: object) -> Path:
+        if not isinstance(raw, str) or not raw.strip():
+            raise ValueError(expected)
+        return Path(raw.strip()).expanduser()
+
+    return parse, expected
+
+
+@dataclass(frozen=True, slots=True)
+class _Setting:
+    name: str
+    env: str | None
+    file_key: str | None
+    parser: tuple[_Parser, str]
+    default: Callable[[Path], object]
+    """Given the config directory, the default value."""
+
+
+_SETTINGS: tuple[_Setting, ...] = (
+    _Setting("port", "PORT", "port", _int_in(1, 65535), lambda _: 8080),
+    _Setting("host", "BETTER_CCFLARE_HOST", "host", _text(), lambda _: "127.0.0.1"),
+    _Setting(
+        "config_path", "BETTER_CCFLARE_CONFIG_PATH", None, _path(), lambda d: d / CONFIG_FILE_NAME
+    ),
+    _Setting("config_dir", None, None, _path(), lambda d: d),
+    _Setting(
+        "db_path", "BETTER_CCFLARE_DB_PATH", "db_path", _path(), lambda d: d / "better-ccflare.db"
+    ),
+    _Setting("log_dir", "BETTER_CCFLARE_LOG_DIR", "log_dir", _path(), lambda d: d / "logs"),
+    _Setting(
+        "lb_strategy",
+        "LB_STRATEGY",
+        "lb_strategy",
+        _choice(StrategyName),
+        lambda _: StrategyName.SESSION,
+    ),
+    _Setting(
+        "session_duration_ms",
+        "SESSION_DURATION_MS",
+        "session_duration_ms",
+        _int_in(60_000, 7 * 24 * 3_600_000),
+        lambda _: 5 * 3_600_000,
+    ),
+    _Setting(
+        "log_level",
+        "LOG_LEVEL",
+        "log_level",
+        _choice(LogLevel, upper=True, aliases={"WARNING": "WARN"}),
+        lambda _: LogLevel.INFO,
+    ),
+    _Setting(
+        "log_format", "LOG_FORMAT", "log_format", _choice(LogFormat), lambda _: LogFormat.PRETTY
+    ),
+    _Setting("store_payloads", "STORE_PAYLOADS", "store_payloads", _bool(), lambda _: True),
+    _Setting(
+        "data_retention_days",
+        "DATA_RETENTION_DAYS",
+        "data_retention_days",
+        _int_in(1, 365),
+        lambda _: 1,
+    ),
+    _Setting(
+        "request_retention_days",
+        "REQUEST_RETENTION_DAYS",
+        "request_retention_days",
+        _int_in(1, 3650),
+        lambda _: 90,
+    ),
+    _Setting("ssl_key_path", "SSL_KEY_PATH", "ssl_key_path", _path(), lambda _: None),
+    _Setting("ssl_cert_path", "SSL_CERT_PATH", "ssl_cert_path", _path(), lambda _: None),
+    _Setting("client_id", "CLIENT_ID", "client_id", _text(), lambda _: DEFAULT_CLIENT_ID),
+    _Setting(
+        "usage_poll_interval_ms",
+        "USAGE_POLL_INTERVAL_MS",
+        "usage_poll_interval_ms",
+        _int_in(10_000, 3_600_000),
+        lambda _: 90_000,
+    ),
+    # The encryption key never comes from the config file: it must live apart from the data.
+    _Setting("secret_key", "BETTER_CCFLARE_SECRET_KEY", None, _text(), lambda _: None),
+)
+
+
+def load_config(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Config:
+    """Build the configuration from defaults, the config file, ``.env`` and the environment.
+
+    Args:
+        environ: The environment to read; ``os.environ`` when omitted.
+        cwd: Where to look for ``.env``; the working directory when omitted.
+
+    Raises:
+        ConfigError: A value is invalid, or the config file is not a JSON object. The message
+            names the variable or key, where it came from, and what is accepted.
+    """
+    process_env = dict(os.environ if environ is None else environ)
+    dotenv = read_dotenv((cwd or Path.cwd()) / ".env")
+    env_view = {**dotenv, **process_env}
+
+    config_dir = default_config_dir(env_view)
+    config_path_setting = next(s for s in _SETTINGS if s.name == "config_path")
+    config_path = _from_env(config_path_setting, env_view, process_env)
+    file_path = config_dir / CONFIG_FILE_NAME
+    if config_path is not None and isinstance(config_path[0], Path):
+        file_path = config_path[0]
+    file_values = _read_config_file(file_path)
+
+    values: dict[str, object] = {}
+    sources: dict[str, SettingSource] = {}
+    for setting in _SETTINGS:
+        value, source = setting.default(config_dir), SettingSource(SourceKind.DEFAULT)
+        if setting.file_key is not None and setting.file_key in file_values:
+            raw = file_values[setting.file_key]
+            value = _parse(setting, setting.file_key, raw, str(file_path))
+            source = SettingSource(SourceKind.FILE, str(file_path))
+        from_env = _from_env(setting, env_view, process_env)
+        if from_env is not None:
+            value, source = from_env
+        values[setting.name] = value
+        sources[setting.name] = source
+
+    if (values["ssl_key_path"] is None) != (values["ssl_cert_path"] is None):
+        missing = "SSL_CERT_PATH" if values["ssl_cert_path"] is None else "SSL_KEY_PATH"
+        given = "SSL_KEY_PATH" if missing == "SSL_CERT_PATH" else "SSL_CERT_PATH"
+        raise ConfigError(
+            missing,
+            None,
+            f"a path, because {given} is set (TLS needs both key and certificate)",
+            str(sources[given.lower()]),
+        )
+    return Config(**values, sources=sources)  # pyright: ignore[reportArgumentType]
+
+
+def _from_env(
+    setting: _Setting, env_view: Mapping[str, str], process_env: Mapping[str, str]
+) -> tuple[object, SettingSource] | None:
+    if setting.env is None or setting.env not in env_view:
+        return None
+    raw = env_view[setting.env]
+    kind = SourceKind.ENVIRONMENT if setting.env in process_env else SourceKind.DOTENV
+    if raw == "" and kind is SourceKind.ENVIRONMENT:
+        # An exported-but-empty variable means "not set", as most shells and tools treat it.
+        return None
+    return _parse(setting, setting.env, raw, str(kind)), SettingSource(kind, setting.env)
+
+
+def _parse(setting: _Setting, label: str, raw: object, source: str) -> object:
+    parse, expected = setting.parser
+    try:
+        return parse(raw)
+    except ValueError:
+        raise ConfigError(label, raw, expected, source) from None
+
+
+def _read_config_file(path: Path) -> dict[str, object]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(
+            "config file", str(path), f"a readable file ({exc.strerror})", str(path)
+        ) from None
+    if not text.strip():
+        return {}
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            "config file",
+            str(path),
+            f"valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
+            str(path),
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError("config file", str(path), "a JSON object at the top level", str(path))
+    items: dict[object, object] = data  # pyright: ignore[reportUnknownVariableType]
+    return {str(k): v for k, v in items.items()}
+
+
+def update_config_file(path: Path, updates: Mapping[str, object]) -> None:
+    """Set keys in the JSON config file, keeping every other key, atomically.
+
+    The file is written to a temporary sibling and renamed over the original, so a crash never
+    leaves a half-written config. A missing file (and its directory) is created.
+    """
+    current = _read_config_file(path)
+    current.update(updates)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(current, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+        Path(tmp_name).replace(path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
