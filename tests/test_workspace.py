@@ -1,0 +1,91 @@
+"""The workspace's shape: what each distribution may depend on, and what each one ships.
+
+The dependency direction is an architectural rule (core <- logger, database, providers,
+load_balancer <- proxy <- http_api <- apps); these tests make breaking it a test failure rather
+than a review comment.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+MEMBERS = sorted(p.parent for p in ROOT.glob("packages/*/pyproject.toml")) + sorted(
+    p.parent for p in ROOT.glob("apps/*/pyproject.toml")
+)
+
+ALLOWED_SIBLINGS: dict[str, set[str]] = {
+    "better-ccflare-core": set(),
+    "better-ccflare-logger": {"better-ccflare-core"},
+    "better-ccflare-database": {"better-ccflare-core"},
+    "better-ccflare-providers": {"better-ccflare-core"},
+    "better-ccflare-load-balancer": {"better-ccflare-core"},
+    "better-ccflare-proxy": {
+        "better-ccflare-core",
+        "better-ccflare-logger",
+        "better-ccflare-database",
+        "better-ccflare-providers",
+        "better-ccflare-load-balancer",
+    },
+    "better-ccflare-http-api": {"better-ccflare-proxy"},
+    "better-ccflare-server": {"better-ccflare-http-api", "better-ccflare-logger"},
+    "better-ccflare": {"better-ccflare-server"},
+}
+
+
+def project(member: Path) -> dict[str, object]:
+    data = tomllib.loads((member / "pyproject.toml").read_text())
+    return data["project"]
+
+
+def requirement_name(requirement: str) -> str:
+    match = re.match(r"[A-Za-z0-9._-]+", requirement)
+    assert match is not None
+    return match.group(0).lower()
+
+
+def test_every_distribution_is_a_member() -> None:
+    names = {project(m)["name"] for m in MEMBERS}
+    assert names == set(ALLOWED_SIBLINGS)
+
+
+@pytest.mark.parametrize("member", MEMBERS, ids=lambda m: m.name)
+def test_sibling_dependencies_point_one_way_and_are_bounded(member: Path) -> None:
+    meta = project(member)
+    requirements = meta.get("dependencies", [])
+    assert isinstance(requirements, list)
+    siblings = {
+        requirement_name(r): r
+        for r in requirements
+        if requirement_name(r).startswith("better-ccflare")
+    }
+    assert set(siblings) <= ALLOWED_SIBLINGS[str(meta["name"])]
+    for requirement in siblings.values():
+        assert ">=" in requirement, requirement
+        assert "<" in requirement.replace("<=", ""), requirement
+
+
+@pytest.mark.parametrize("member", MEMBERS, ids=lambda m: m.name)
+def test_member_ships_typed_namespace_package_and_readme(member: Path) -> None:
+    packages = list((member / "src" / "better_ccflare").iterdir())
+    assert not (member / "src" / "better_ccflare" / "__init__.py").exists(), "namespace package"
+    assert len(packages) == 1
+    assert (packages[0] / "py.typed").is_file()
+    assert (packages[0] / "__init__.py").is_file()
+    assert (member / "README.md").read_text().strip()
+
+
+def test_provider_library_imports_without_server_dependencies() -> None:
+    """People pip-install only the provider library; it must not drag in the server stack."""
+    code = (
+        "import sys, better_ccflare.providers; "
+        "print(','.join(m for m in ('litestar', 'sqlite_utils', 'click') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
