@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
+import msgspec
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,9 +39,17 @@ ALLOWED_SIBLINGS: dict[str, set[str]] = {
 }
 
 
-def project(member: Path) -> dict[str, object]:
-    data = tomllib.loads((member / "pyproject.toml").read_text())
-    return data["project"]
+class Project(msgspec.Struct):
+    name: str
+    dependencies: list[str] = msgspec.field(default_factory=list[str])
+
+
+class PyProject(msgspec.Struct):
+    project: Project
+
+
+def project(member: Path) -> Project:
+    return msgspec.toml.decode((member / "pyproject.toml").read_bytes(), type=PyProject).project
 
 
 def requirement_name(requirement: str) -> str:
@@ -51,21 +59,20 @@ def requirement_name(requirement: str) -> str:
 
 
 def test_every_distribution_is_a_member() -> None:
-    names = {project(m)["name"] for m in MEMBERS}
+    names = {project(m).name for m in MEMBERS}
     assert names == set(ALLOWED_SIBLINGS)
 
 
 @pytest.mark.parametrize("member", MEMBERS, ids=lambda m: m.name)
 def test_sibling_dependencies_point_one_way_and_are_bounded(member: Path) -> None:
     meta = project(member)
-    requirements = meta.get("dependencies", [])
-    assert isinstance(requirements, list)
+    requirements = meta.dependencies
     siblings = {
         requirement_name(r): r
         for r in requirements
         if requirement_name(r).startswith("better-ccflare")
     }
-    assert set(siblings) <= ALLOWED_SIBLINGS[str(meta["name"])]
+    assert set(siblings) <= ALLOWED_SIBLINGS[meta.name]
     for requirement in siblings.values():
         assert ">=" in requirement, requirement
         assert "<" in requirement.replace("<=", ""), requirement
