@@ -16,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["Disconnect", "FakeUpstream", "RecordedRequest", "Reply", "sse"]
 
@@ -68,7 +69,8 @@ class RecordedRequest:
     body: bytes
     received_at: float
 
-    def json(self) -> object:
+    def json(self) -> Any:
+        """The body decoded as JSON (``Any``: tests index into it freely)."""
         return json.loads(self.body)
 
 

@@ -1,14 +1,171 @@
 """Upstream providers for the Anthropic Messages API.
 
-The public surface is the union of the private modules' ``__all__`` lists.
+A :class:`Provider` describes one kind of upstream account: how to address it, authenticate,
+translate bodies, read rate-limit signals and usage. The built-ins cover Claude OAuth
+subscriptions, console API keys, z.ai, Minimax, NanoGPT, Vertex AI, OpenAI-compatible and
+Anthropic-compatible endpoints; third-party packages add more through the
+``better_ccflare.providers`` entry-point group (see :class:`ProviderRegistry`).
+
+The library needs only ``better-ccflare-core`` and ``httpx2`` (Vertex AI adds the ``vertex``
+extra); it never imports the server stack.
 """
 
-from . import _contract, _endpoints
-from ._contract import *  # noqa: F403
-from ._endpoints import *  # noqa: F403
+from ._anthropic_compatible import (
+    AnthropicCompatibleProvider,
+    CustomEndpoint,
+    EndpointProvider,
+    parse_custom_endpoint,
+)
+from ._claude_oauth import OAUTH_BETA, ClaudeOAuthProvider
+from ._console import ConsoleProvider
+from ._contract import (
+    API_VERSION,
+    AccountConfigError,
+    Provider,
+    RateLimitInfo,
+    RateLimitKind,
+    ResponseTransformer,
+    UnsupportedRequestError,
+    UpstreamRequest,
+    UsageParser,
+    UsageResult,
+    require_api_key,
+)
+from ._endpoints import ENDPOINTS, OAUTH_REDIRECT_URI, Endpoint
+from ._headers import forwardable_request_headers, forwardable_response_headers
+from ._minimax import MinimaxProvider
+from ._model_mapping import map_model, model_family, parse_model_mappings
+from ._nanogpt import NanoGptProvider
+from ._oauth import (
+    OAuthError,
+    OAuthStateMismatchError,
+    OAuthTransientError,
+    ReauthRequiredError,
+    build_authorize_url,
+    create_console_api_key,
+    exchange_code,
+    parse_code_paste,
+    refresh_access_token,
+)
+from ._openai_compatible import OpenAICompatibleProvider
+from ._openai_request import anthropic_to_openai_request, openai_to_anthropic_request
+from ._openai_response import (
+    OpenAIJsonTransformer,
+    TranslationError,
+    anthropic_message_from_openai,
+    anthropic_message_to_openai,
+)
+from ._openai_stream import OpenAIStreamTransformer
+from ._pkce import PkcePair, generate_pkce, generate_state
+from ._pricing import PRICES_AS_OF, ModelPrice, cost_usd, price_for
+from ._registry import (
+    ENTRY_POINT_GROUP,
+    PLUGIN_ALLOW_LIST_ENV,
+    PluginFailure,
+    ProviderOrigin,
+    ProviderRegistry,
+    UnknownProviderError,
+    builtin_providers,
+    default_registry,
+)
+from ._sse_usage import AnthropicUsageParser
+from ._usage import (
+    ClaudeUsage,
+    ExtraUsage,
+    Money,
+    Spend,
+    UsageFetchError,
+    fetch_claude_usage,
+    fetch_minimax_usage,
+    fetch_nanogpt_usage,
+    fetch_zai_usage,
+    parse_claude_usage,
+    parse_minimax_usage,
+    parse_nanogpt_usage,
+    parse_zai_usage,
+)
+from ._vertex_ai import VertexAIProvider, VertexCredentialsError, VertexExtraMissingError
+from ._zai import ZaiProvider
 
 __version__ = "0.1.0"
 
-__all__: list[str] = []
-__all__ += _contract.__all__
-__all__ += _endpoints.__all__
+__all__ = [
+    "API_VERSION",
+    "ENDPOINTS",
+    "ENTRY_POINT_GROUP",
+    "OAUTH_BETA",
+    "OAUTH_REDIRECT_URI",
+    "PLUGIN_ALLOW_LIST_ENV",
+    "PRICES_AS_OF",
+    "AccountConfigError",
+    "AnthropicCompatibleProvider",
+    "AnthropicUsageParser",
+    "ClaudeOAuthProvider",
+    "ClaudeUsage",
+    "ConsoleProvider",
+    "CustomEndpoint",
+    "Endpoint",
+    "EndpointProvider",
+    "ExtraUsage",
+    "MinimaxProvider",
+    "ModelPrice",
+    "Money",
+    "NanoGptProvider",
+    "OAuthError",
+    "OAuthStateMismatchError",
+    "OAuthTransientError",
+    "OpenAICompatibleProvider",
+    "OpenAIJsonTransformer",
+    "OpenAIStreamTransformer",
+    "PkcePair",
+    "PluginFailure",
+    "Provider",
+    "ProviderOrigin",
+    "ProviderRegistry",
+    "RateLimitInfo",
+    "RateLimitKind",
+    "ReauthRequiredError",
+    "ResponseTransformer",
+    "Spend",
+    "TranslationError",
+    "UnknownProviderError",
+    "UnsupportedRequestError",
+    "UpstreamRequest",
+    "UsageFetchError",
+    "UsageParser",
+    "UsageResult",
+    "VertexAIProvider",
+    "VertexCredentialsError",
+    "VertexExtraMissingError",
+    "ZaiProvider",
+    "anthropic_message_from_openai",
+    "anthropic_message_to_openai",
+    "anthropic_to_openai_request",
+    "build_authorize_url",
+    "builtin_providers",
+    "cost_usd",
+    "create_console_api_key",
+    "default_registry",
+    "exchange_code",
+    "fetch_claude_usage",
+    "fetch_minimax_usage",
+    "fetch_nanogpt_usage",
+    "fetch_zai_usage",
+    "forwardable_request_headers",
+    "forwardable_response_headers",
+    "generate_pkce",
+    "generate_state",
+    "map_model",
+    "model_family",
+    "openai_to_anthropic_request",
+    "parse_claude_usage",
+    "parse_code_paste",
+    "parse_custom_endpoint",
+    "parse_minimax_usage",
+    "parse_model_mappings",
+    "parse_nanogpt_usage",
+    "parse_zai_usage",
+    "price_for",
+    "refresh_access_token",
+    "require_api_key",
+]

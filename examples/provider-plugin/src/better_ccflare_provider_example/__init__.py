@@ -1,0 +1,38 @@
+"""An example provider: an Anthropic-compatible gateway that wants its key in ``x-gateway-key``.
+
+Everything not overridden here comes from :class:`better_ccflare.providers.Provider`'s
+defaults: the client's path and query are forwarded, client credentials and proxy control
+headers are stripped, the account's model mapping is applied, rate limits are read from
+Anthropic's headers and token usage from the Anthropic Messages format.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from better_ccflare.core import Account, Credentials
+from better_ccflare.providers import Endpoint, Provider, require_api_key
+
+__all__ = ["GATEWAY", "ExampleGatewayProvider"]
+
+GATEWAY = Endpoint(
+    ("EXAMPLE_GATEWAY_URL",),
+    "http://127.0.0.1:4000",
+    "The example gateway, unless an account sets its own custom endpoint.",
+)
+
+
+class ExampleGatewayProvider(Provider):
+    """Accounts on the example gateway; the account's API key is the gateway key."""
+
+    id: ClassVar[str] = "example-gateway"
+    display_name: ClassVar[str] = "Example gateway"
+
+    def base_url(self, account: Account) -> str:
+        return (account.custom_endpoint or GATEWAY.url()).rstrip("/")
+
+    def prepare_headers(
+        self, headers: dict[str, str], account: Account, credentials: Credentials
+    ) -> None:
+        headers["x-gateway-key"] = require_api_key(account, credentials)
+        headers["x-gateway-client"] = "better-ccflare"

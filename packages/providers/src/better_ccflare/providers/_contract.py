@@ -1,0 +1,292 @@
+"""The provider contract: everything the proxy needs to know about one kind of upstream.
+
+A provider is data in, data out. It never owns a socket: the proxy sends the request, and
+passes an ``httpx2.AsyncClient`` in for the few calls a provider makes itself (token refresh,
+usage endpoints). Most methods are pure functions of their arguments, which is what lets them be
+tested exhaustively.
+
+Third-party packages implement a provider by subclassing :class:`Provider` and publishing it in
+the ``better_ccflare.providers`` entry-point group. :data:`API_VERSION` is the contract's
+version; a plugin built for another major version is refused with a clear message.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import ClassVar
+
+import httpx2
+import msgspec
+
+from better_ccflare.core import (
+    Account,
+    BetterCcflareError,
+    Credentials,
+    TokenUsage,
+    UsageWindow,
+)
+
+from ._headers import forwardable_request_headers
+from ._model_mapping import apply_model_mapping
+
+__all__ = [
+    "API_VERSION",
+    "AccountConfigError",
+    "Provider",
+    "RateLimitInfo",
+    "RateLimitKind",
+    "ResponseTransformer",
+    "UnsupportedRequestError",
+    "UpstreamRequest",
+    "UsageParser",
+    "UsageResult",
+    "require_api_key",
+]
+
+API_VERSION = 1
+"""Bumped when the contract changes incompatibly."""
+
+
+class AccountConfigError(BetterCcflareError):
+    """An account cannot be used as configured: a credential is missing or a setting is invalid.
+
+    Args:
+        account: The account, named in the message (never its secrets).
+        problem: What is wrong, in words.
+        fix: What the operator should do about it.
+    """
+
+    def __init__(self, account: Account, problem: str, fix: str) -> None:
+        self.account_id = account.id
+        super().__init__(f"Account {account.name!r} ({account.provider}): {problem}. {fix}")
+
+
+def require_api_key(account: Account, credentials: Credentials) -> str:
+    """The API key in ``credentials``.
+
+    Raises:
+        AccountConfigError: There is none.
+    """
+    if not credentials.api_key:
+        raise AccountConfigError(
+            account, "no API key is stored", "Re-add the account with its API key."
+        )
+    return credentials.api_key
+
+
+class UnsupportedRequestError(BetterCcflareError):
+    """The provider cannot serve this kind of request (a path or body it has no upstream for)."""
+
+
+class UpstreamRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """A request ready to send upstream."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    """Lower-case names. Hop-by-hop and client credential headers are already removed."""
+    body: bytes
+    client_model: str | None = None
+    """The model the client asked for, when the provider read it (it does when it may map it)."""
+    upstream_model: str | None = None
+    """The model requested upstream, when the provider read the client's; may equal it."""
+
+
+class RateLimitKind(StrEnum):
+    """What a response says about the account's capacity, which decides what the proxy does."""
+
+    NONE = "none"
+    """Not limited: serve the response."""
+    ACCOUNT_QUOTA = "account_quota"
+    """The account's window is used up: cool it down until ``reset_at_ms``, try another account."""
+    REQUEST_SCOPED = "request_scoped"
+    """A 429 about this request, not the account (no window, no reset): try another, no bench."""
+    OUT_OF_CREDITS = "out_of_credits"
+    """Overage credits are gone: try another account; do not bench for hours."""
+    OVERLOADED = "overloaded"
+    """529: the upstream is busy. A short cooldown, then try another account."""
+
+
+class RateLimitInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """A provider's reading of one response's rate-limit signals."""
+
+    kind: RateLimitKind = RateLimitKind.NONE
+    status: str | None = None
+    """The upstream's own status word (``anthropic-ratelimit-unified-status``), if any."""
+    reset_at_ms: int | None = None
+    """When the limiting window resets, if the upstream said."""
+    remaining: int | None = None
+    window: str | None = None
+    """The representative window (``five_hour``, ``seven_day``, ...), if the upstream said."""
+
+    @property
+    def limited(self) -> bool:
+        return self.kind is not RateLimitKind.NONE
+
+
+class UsageResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What a response body said about itself: model, tokens, and any in-band error."""
+
+    model: str | None = None
+    usage: TokenUsage = msgspec.field(default_factory=TokenUsage)
+    error_type: str | None = None
+    """``error.type`` of an in-band error (``overloaded_error``, ``rate_limit_error``, ...)."""
+    stop_reason: str | None = None
+
+
+class UsageParser(ABC):
+    """Reads usage off response bytes incrementally, without holding the body.
+
+    ``feed`` is called with every chunk exactly as it was sent to the client, split anywhere;
+    ``result`` may be called at any time and reflects everything fed so far.
+    """
+
+    __slots__ = ()
+
+    @abstractmethod
+    def feed(self, chunk: bytes) -> None: ...
+
+    @abstractmethod
+    def result(self) -> UsageResult: ...
+
+
+class ResponseTransformer(ABC):
+    """Rewrites an upstream response body into the Anthropic Messages format, chunk by chunk.
+
+    ``feed`` returns the bytes to send to the client now (possibly empty); ``close`` returns
+    whatever remains once the upstream body has ended.
+    """
+
+    __slots__ = ()
+
+    @abstractmethod
+    def feed(self, chunk: bytes) -> bytes: ...
+
+    @abstractmethod
+    def close(self) -> bytes: ...
+
+
+class Provider(ABC):
+    """One kind of upstream account.
+
+    Subclasses set :attr:`id` and :attr:`display_name`, implement :meth:`base_url`, and override
+    what differs from the defaults. The defaults describe an Anthropic-shaped upstream reached
+    with an API key: the client's request is forwarded to the same path with the account's
+    key in ``x-api-key`` and its model mapping applied; rate limits are read from Anthropic's
+    headers and usage from Anthropic's Messages format. Most providers change only
+    :meth:`base_url` and :meth:`prepare_headers`.
+    """
+
+    api_version: ClassVar[int] = API_VERSION
+    id: ClassVar[str]
+    """The provider id stored in ``accounts.provider``."""
+    display_name: ClassVar[str]
+
+    @abstractmethod
+    def base_url(self, account: Account) -> str:
+        """The upstream origin (and path prefix) for this account, without a trailing slash."""
+
+    def build_request(
+        self,
+        *,
+        method: str,
+        path: str,
+        query: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        account: Account,
+        credentials: Credentials,
+    ) -> UpstreamRequest:
+        """Turn the client's request into the upstream request for ``account``.
+
+        Args:
+            method: HTTP method.
+            path: The client's path, e.g. ``/v1/messages``.
+            query: The raw query string without ``?`` (may be empty).
+            headers: The client's headers, lower-case names.
+            body: The client's body, unchanged.
+            account: The chosen account.
+            credentials: Fresh credentials for the account (the token manager refreshed them).
+
+        Raises:
+            AccountConfigError: The account lacks a credential or has an invalid setting.
+            UnsupportedRequestError: The provider has no upstream for this request.
+        """
+        mapped = apply_model_mapping(body, account.model_mappings)
+        upstream_headers = forwardable_request_headers(headers)
+        self.prepare_headers(upstream_headers, account, credentials)
+        url = self.base_url(account) + path
+        if query:
+            url = f"{url}?{query}"
+        return UpstreamRequest(
+            method=method,
+            url=url,
+            headers=upstream_headers,
+            body=mapped.body,
+            client_model=mapped.client_model,
+            upstream_model=mapped.upstream_model,
+        )
+
+    def prepare_headers(
+        self, headers: dict[str, str], account: Account, credentials: Credentials
+    ) -> None:
+        """Authenticate the outgoing ``headers`` in place; by default ``x-api-key: <api key>``.
+
+        ``headers`` are the client's forwardable headers (lower-case names). Override this to
+        use another auth header, add or drop headers the upstream cares about.
+
+        Raises:
+            AccountConfigError: The credentials lack what the upstream needs.
+        """
+        headers["x-api-key"] = require_api_key(account, credentials)
+
+    def response_transformer(
+        self, *, path: str, status: int, headers: Mapping[str, str], request: UpstreamRequest
+    ) -> ResponseTransformer | None:
+        """A transformer when the upstream does not speak the Anthropic format; else ``None``."""
+        return None
+
+    def classify_rate_limit(
+        self, *, status: int, headers: Mapping[str, str], body: bytes | None, now_ms: int
+    ) -> RateLimitInfo:
+        """Read the rate-limit signals of a response (headers lower-case; body may be a prefix).
+
+        The default reads Anthropic's headers; the table is in :mod:`._rate_limits`.
+        """
+        # Imported here because these modules build on the types defined above.
+        from ._rate_limits import classify_anthropic_rate_limit  # noqa: PLC0415
+
+        return classify_anthropic_rate_limit(
+            status=status, headers=headers, body=body, now_ms=now_ms
+        )
+
+    def usage_parser(self, *, streaming: bool) -> UsageParser:
+        """A fresh parser for one response body (SSE when ``streaming``, else JSON).
+
+        The default reads the Anthropic Messages format.
+        """
+        from ._sse_usage import AnthropicUsageParser  # noqa: PLC0415
+
+        return AnthropicUsageParser(streaming=streaming)
+
+    def needs_refresh(self, credentials: Credentials, now_ms: int) -> bool:
+        """Whether :meth:`refresh_credentials` must run before ``credentials`` are used.
+
+        The token manager asks this instead of knowing which providers hold expiring tokens.
+        The default, for API keys that do not expire, is never.
+        """
+        return False
+
+    async def refresh_credentials(
+        self, account: Account, client: httpx2.AsyncClient, now_ms: int
+    ) -> Credentials:
+        """New credentials for ``account``. API-key providers return what they have."""
+        return account.credentials
+
+    async def fetch_usage(
+        self, account: Account, client: httpx2.AsyncClient, now_ms: int
+    ) -> tuple[UsageWindow, ...] | None:
+        """The account's usage windows from the provider's usage endpoint; ``None`` if none."""
+        return None

@@ -1,0 +1,111 @@
+"""Which headers cross the proxy, in each direction.
+
+Requests: the client's headers are forwarded except those that describe the client's own
+connection (hop-by-hop, ``host``, ``content-length``), the client's credentials for the proxy
+(``authorization``, ``x-api-key``, ``cookie``), every ``x-better-ccflare-*`` control header (the
+reference forwarded most of them upstream; they are ours and never leave the proxy), and the
+reverse-proxy hints that would tell the upstream who the client is (``forwarded``,
+``x-forwarded-*``, ``x-real-ip``). ``accept-encoding`` is replaced by ``identity`` so the usage
+parser reads plain bytes instead of having to decompress a copy of every stream.
+
+Responses: hop-by-hop headers, ``content-length`` and ``content-encoding`` are dropped. The proxy
+always hands the client the decoded body (it asks for identity, and if an upstream compresses
+anyway the HTTP client decodes it), and a response transformer may change the length, so
+neither header would be true of the bytes the client receives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+__all__ = [
+    "CONTROL_HEADER_PREFIX",
+    "append_anthropic_beta",
+    "forwardable_request_headers",
+    "forwardable_response_headers",
+]
+
+CONTROL_HEADER_PREFIX = "x-better-ccflare-"
+"""Headers with this prefix steer the proxy and are never sent upstream."""
+
+_HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade"}
+)
+_REQUEST_DROPPED = _HOP_BY_HOP | {
+    "host",
+    "content-length",
+    "authorization",
+    "x-api-key",
+    "cookie",
+    "accept-encoding",
+    "forwarded",
+    "x-real-ip",
+}
+_RESPONSE_DROPPED = _HOP_BY_HOP | {"content-length", "content-encoding"}
+_REQUEST_DROPPED_PREFIXES = ("proxy-", CONTROL_HEADER_PREFIX, "x-forwarded-")
+
+
+def _connection_tokens(headers: Mapping[str, str]) -> frozenset[str]:
+    """Names listed in ``Connection``: hop-by-hop too (RFC 9110 section 7.6.1)."""
+    for name, value in headers.items():
+        if name.lower() == "connection":
+            return frozenset(token.strip().lower() for token in value.split(","))
+    return frozenset()
+
+
+def forwardable_request_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The client's headers that may go upstream, with lower-case names.
+
+    Args:
+        headers: The client's request headers (any case).
+
+    Returns:
+        A new dict without connection, credential, control and client-identifying headers,
+        and with ``accept-encoding: identity``. Providers add their own auth header to it.
+    """
+    listed = _connection_tokens(headers)
+    forwarded: dict[str, str] = {}
+    for name, value in headers.items():
+        lowered = name.lower()
+        if (
+            lowered in _REQUEST_DROPPED
+            or lowered in listed
+            or lowered.startswith(_REQUEST_DROPPED_PREFIXES)
+        ):
+            continue
+        forwarded[lowered] = value
+    forwarded["accept-encoding"] = "identity"
+    return forwarded
+
+
+def forwardable_response_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The upstream's response headers that may go to the client, with lower-case names.
+
+    Args:
+        headers: The upstream's response headers (any case).
+
+    Returns:
+        A new dict without hop-by-hop headers, ``content-length`` and ``content-encoding``
+        (the client receives the decoded, possibly transformed body; see the module docstring).
+    """
+    listed = _connection_tokens(headers)
+    return {
+        lowered: value
+        for name, value in headers.items()
+        if (lowered := name.lower()) not in _RESPONSE_DROPPED
+        and lowered not in listed
+        and not lowered.startswith("proxy-")
+    }
+
+
+def append_anthropic_beta(headers: dict[str, str], beta: str) -> None:
+    """Add ``beta`` to the comma-separated ``anthropic-beta`` header, once.
+
+    Creates the header when absent and leaves it unchanged when ``beta`` is already listed.
+    ``headers`` must have lower-case names, as :func:`forwardable_request_headers` returns them.
+    """
+    current = headers.get("anthropic-beta", "")
+    listed = [item.strip() for item in current.split(",") if item.strip()]
+    if beta not in listed:
+        listed.append(beta)
+    headers["anthropic-beta"] = ",".join(listed)

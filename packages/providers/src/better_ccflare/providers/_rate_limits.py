@@ -1,0 +1,288 @@
+"""What a response says about the account's capacity: pure functions of status, headers and body.
+
+The proxy acts on the :class:`~._contract.RateLimitKind`: it benches an account only for an
+account-wide quota, and fails over without benching for everything else. Benching on a
+request-scoped 429 once drained whole pools in the reference, so a 429 counts as a quota only
+when the upstream says something account-wide about it.
+
+Anthropic table (the first matching row wins; "signals" are defined below):
+
+=============================================================  ==============
+Response                                                       Kind
+=============================================================  ==============
+429 and ``…-unified-overage-disabled-reason: out_of_credits``  OUT_OF_CREDITS
+529                                                            OVERLOADED
+``…-unified-status`` in HARD_STATUSES (any HTTP status)        ACCOUNT_QUOTA
+429 with an account-wide signal                                ACCOUNT_QUOTA
+any other 429 (e.g. ``x-should-retry: true`` alone)            REQUEST_SCOPED
+anything else                                                  NONE
+=============================================================  ==============
+
+* ``…-unified-`` abbreviates ``anthropic-ratelimit-unified-``.
+* HARD_STATUSES: ``rate_limited``, ``blocked``, ``queueing_hard``, ``payment_required``, and
+  ``rejected`` (what the Anthropic API actually sends on a plan 429). ``allowed``,
+  ``allowed_warning`` and ``queueing_soft`` are soft.
+* Account-wide signals: any ``anthropic-ratelimit-unified-*`` header, ``retry-after``,
+  ``x-ratelimit-reset``, or ``anthropic-ratelimit-{requests,tokens,input-tokens,
+  output-tokens}-reset``.
+
+Every row carries what the headers say, so the proxy can store it even when not limited:
+``status`` from ``…-unified-status``; ``remaining`` from ``…-unified-remaining``; ``window``
+from ``…-unified-representative-claim`` (``five_hour``, ``seven_day``, ...); ``reset_at_ms``
+from the first usable of ``…-unified-reset`` (epoch seconds), ``retry-after`` (seconds or an
+HTTP date), ``x-ratelimit-reset`` (epoch seconds, epoch milliseconds, or seconds from now when
+below 10^9), then the latest ``anthropic-ratelimit-*-reset`` (RFC 3339). REQUEST_SCOPED never
+carries a reset, since by definition it had none.
+
+Resets are sanity-clamped: one at or before now is ignored (the next source is tried), one more
+than :data:`MAX_RESET_AHEAD_MS` away is pulled in to that, and for OVERLOADED to
+:data:`MAX_OVERLOAD_RESET_AHEAD_MS`. No header value, however malformed, raises.
+
+z.ai variant: a 429 whose JSON body has ``error.code`` (or ``error.type``) ``"1308"`` and a
+message ending in ``reset at YYYY-MM-DD HH:MM:SS`` is ACCOUNT_QUOTA with that reset, read as
+UTC+8 (z.ai's local time); anything else follows the Anthropic table.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+
+import msgspec
+
+from ._contract import RateLimitInfo, RateLimitKind
+
+__all__ = [
+    "HARD_STATUSES",
+    "MAX_OVERLOAD_RESET_AHEAD_MS",
+    "MAX_RESET_AHEAD_MS",
+    "classify_anthropic_rate_limit",
+    "classify_zai_rate_limit",
+]
+
+_UNIFIED = "anthropic-ratelimit-unified-"
+HARD_STATUSES = frozenset(
+    {"rate_limited", "blocked", "queueing_hard", "payment_required", "rejected"}
+)
+"""``anthropic-ratelimit-unified-status`` values meaning the account cannot be used now."""
+MAX_RESET_AHEAD_MS = 8 * 24 * 3600 * 1000
+"""No window is longer than a week; a reset further out than this is a bad header."""
+MAX_OVERLOAD_RESET_AHEAD_MS = 24 * 3600 * 1000
+"""An overload is transient; never trust a 529 to say so for more than a day."""
+
+_STANDARD_RESETS = tuple(
+    f"anthropic-ratelimit-{kind}-reset"
+    for kind in ("requests", "tokens", "input-tokens", "output-tokens")
+)
+_EPOCH_S_THRESHOLD = 1_000_000_000
+_EPOCH_MS_THRESHOLD = 1_000_000_000_000
+_NUMBER_LIMIT = 1e15
+_ZAI_QUOTA_CODE = "1308"
+_ZAI_RESET = re.compile(r"reset at (\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})")
+_ZAI_TZ = timezone(timedelta(hours=8))
+
+
+def classify_anthropic_rate_limit(
+    *, status: int, headers: Mapping[str, str], body: bytes | None = None, now_ms: int
+) -> RateLimitInfo:
+    """Classify a response from an Anthropic-shaped upstream; see the module's table.
+
+    Args:
+        status: HTTP status code.
+        headers: Response headers with lower-case names.
+        body: The body or a prefix of it; unused by this table.
+        now_ms: The current time, for relative and sanity-checked resets.
+    """
+    del body  # Anthropic says everything in its headers.
+    unified_status = _text(headers, _UNIFIED + "status")
+    remaining = _non_negative_int(headers.get(_UNIFIED + "remaining"))
+    window = _text(headers, _UNIFIED + "representative-claim")
+
+    if status == 429 and _text(headers, _UNIFIED + "overage-disabled-reason") == "out_of_credits":
+        kind = RateLimitKind.OUT_OF_CREDITS
+    elif status == 529:
+        kind = RateLimitKind.OVERLOADED
+    elif unified_status in HARD_STATUSES or (status == 429 and _has_account_signal(headers)):
+        kind = RateLimitKind.ACCOUNT_QUOTA
+    elif status == 429:
+        return RateLimitInfo(
+            kind=RateLimitKind.REQUEST_SCOPED,
+            status=unified_status,
+            remaining=remaining,
+            window=window,
+        )
+    else:
+        kind = RateLimitKind.NONE
+
+    limit = MAX_OVERLOAD_RESET_AHEAD_MS if kind is RateLimitKind.OVERLOADED else MAX_RESET_AHEAD_MS
+    return RateLimitInfo(
+        kind=kind,
+        status=unified_status,
+        reset_at_ms=_reset_at_ms(headers, now_ms, limit),
+        remaining=remaining,
+        window=window,
+    )
+
+
+class _ZaiError(msgspec.Struct):
+    code: str | int | None = None
+    type: str | None = None
+    message: str | None = None
+
+
+class _ZaiBody(msgspec.Struct):
+    error: _ZaiError | None = None
+
+
+_ZAI_DECODER = msgspec.json.Decoder(_ZaiBody)
+
+
+def classify_zai_rate_limit(
+    *, status: int, headers: Mapping[str, str], body: bytes | None = None, now_ms: int
+) -> RateLimitInfo:
+    """Classify a z.ai response: its quota 429 names the reset in the body, else as Anthropic.
+
+    Args:
+        status: HTTP status code.
+        headers: Response headers with lower-case names.
+        body: The body or a prefix of it (a truncated body is simply not recognised).
+        now_ms: The current time.
+    """
+    if status == 429 and body:
+        reset_at_ms = _zai_quota_reset_ms(body)
+        if reset_at_ms is not None:
+            return RateLimitInfo(
+                kind=RateLimitKind.ACCOUNT_QUOTA,
+                reset_at_ms=_clamp(reset_at_ms, now_ms, MAX_RESET_AHEAD_MS),
+            )
+    return classify_anthropic_rate_limit(status=status, headers=headers, now_ms=now_ms)
+
+
+def _zai_quota_reset_ms(body: bytes) -> int | None:
+    try:
+        error = _ZAI_DECODER.decode(body).error
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    if error is None or _ZAI_QUOTA_CODE not in (str(error.code), error.type):
+        return None
+    match = _ZAI_RESET.search(error.message or "")
+    if match is None:
+        return None
+    try:
+        local = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return None
+    return int(local.replace(tzinfo=_ZAI_TZ).timestamp() * 1000)
+
+
+def _has_account_signal(headers: Mapping[str, str]) -> bool:
+    return any(
+        name.startswith(_UNIFIED)
+        or name in ("retry-after", "x-ratelimit-reset")
+        or name in _STANDARD_RESETS
+        for name in headers
+    )
+
+
+def _reset_at_ms(headers: Mapping[str, str], now_ms: int, limit_ms: int) -> int | None:
+    """The first usable reset among the sources, in the module docstring's order."""
+    candidates = (
+        _epoch_seconds_ms(headers.get(_UNIFIED + "reset")),
+        _retry_after_ms(headers.get("retry-after"), now_ms),
+        _flexible_reset_ms(headers.get("x-ratelimit-reset"), now_ms),
+        _latest_rfc3339_ms(headers.get(name) for name in _STANDARD_RESETS),
+    )
+    for candidate in candidates:
+        clamped = _clamp(candidate, now_ms, limit_ms)
+        if clamped is not None:
+            return clamped
+    return None
+
+
+def _clamp(reset_at_ms: int | None, now_ms: int, limit_ms: int) -> int | None:
+    if reset_at_ms is None or reset_at_ms <= now_ms:
+        return None
+    return min(reset_at_ms, now_ms + limit_ms)
+
+
+def _text(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    return value.strip().lower() or None
+
+
+def _number(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value.strip())
+    except ValueError:
+        return None
+    # Beyond this no header value means anything, and the ms arithmetic could overflow.
+    return number if math.isfinite(number) and abs(number) < _NUMBER_LIMIT else None
+
+
+def _non_negative_int(value: str | None) -> int | None:
+    number = _number(value)
+    return int(number) if number is not None and number >= 0 else None
+
+
+def _epoch_seconds_ms(value: str | None) -> int | None:
+    number = _number(value)
+    return int(number * 1000) if number is not None else None
+
+
+def _retry_after_ms(value: str | None, now_ms: int) -> int | None:
+    """``Retry-After`` is delay-seconds or an HTTP-date (RFC 9110 10.2.3)."""
+    if value is None:
+        return None
+    seconds = _number(value)
+    if seconds is not None:
+        return now_ms + int(seconds * 1000)
+    try:
+        when = parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return _datetime_ms(when)
+
+
+def _flexible_reset_ms(value: str | None, now_ms: int) -> int | None:
+    """Upstreams disagree on ``x-ratelimit-reset``; the magnitude tells the unit apart."""
+    number = _number(value)
+    if number is None:
+        return None
+    if number >= _EPOCH_MS_THRESHOLD:
+        return int(number)
+    if number >= _EPOCH_S_THRESHOLD:
+        return int(number * 1000)
+    return now_ms + int(number * 1000)
+
+
+def _latest_rfc3339_ms(values: Iterable[str | None]) -> int | None:
+    latest: int | None = None
+    for value in values:
+        if value is None:
+            continue
+        try:
+            when = datetime.fromisoformat(value.strip())
+        except ValueError:
+            continue
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        ms = _datetime_ms(when)
+        if ms is not None and (latest is None or ms > latest):
+            latest = ms
+    return latest
+
+
+def _datetime_ms(when: datetime) -> int | None:
+    try:
+        return int(when.timestamp() * 1000)
+    except (OverflowError, ValueError, OSError):
+        return None

@@ -1,0 +1,272 @@
+"""Which providers exist: the built-ins, plus plugins published as entry points.
+
+Built-in providers are registered explicitly, so the proxy works even when package metadata is
+odd. Third-party providers are discovered through the ``better_ccflare.providers`` entry-point
+group; each entry point names a :class:`~._contract.Provider` subclass or a zero-argument
+factory returning a provider instance. Its name should be the provider id.
+
+``BETTER_CCFLARE_PROVIDERS`` limits which plugins load: unset loads them all, an empty value
+loads none, and a comma-separated list loads only the entry points whose name or distribution
+name appears in it. Built-ins are not affected.
+
+A plugin that fails to import, raises in its factory, returns something that is not a
+provider, was built for another contract version, or claims an id that is already taken is
+skipped with a warning on the ``better_ccflare.providers`` logger and recorded in
+:attr:`ProviderRegistry.failures`. A broken plugin never stops the proxy.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterable, Mapping
+from functools import cache
+from importlib.metadata import EntryPoint, entry_points
+
+import msgspec
+
+from better_ccflare.core import DEFAULT_CLIENT_ID, BetterCcflareError
+
+from ._anthropic_compatible import AnthropicCompatibleProvider
+from ._claude_oauth import ClaudeOAuthProvider
+from ._console import ConsoleProvider
+from ._contract import API_VERSION, Provider
+from ._minimax import MinimaxProvider
+from ._nanogpt import NanoGptProvider
+from ._openai_compatible import OpenAICompatibleProvider
+from ._vertex_ai import VertexAIProvider
+from ._zai import ZaiProvider
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "PLUGIN_ALLOW_LIST_ENV",
+    "PluginFailure",
+    "ProviderOrigin",
+    "ProviderRegistry",
+    "UnknownProviderError",
+    "builtin_providers",
+    "default_registry",
+]
+
+ENTRY_POINT_GROUP = "better_ccflare.providers"
+PLUGIN_ALLOW_LIST_ENV = "BETTER_CCFLARE_PROVIDERS"
+
+_log = logging.getLogger("better_ccflare.providers")
+
+
+class UnknownProviderError(BetterCcflareError, LookupError):
+    """No provider is registered under the requested id."""
+
+    def __init__(self, provider_id: str, known: Iterable[str]) -> None:
+        self.provider_id = provider_id
+        super().__init__(
+            f"No provider with id {provider_id!r}. Known providers: {', '.join(known)}. "
+            f"A plugin provider must be installed, allowed by {PLUGIN_ALLOW_LIST_ENV} "
+            "(if set), and load without errors (see `providers list`)."
+        )
+
+
+class ProviderOrigin(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a provider came from, for ``providers list`` and ``/api/providers``."""
+
+    builtin: bool
+    distribution: str | None = None
+    """The plugin's distribution (package) name."""
+    version: str | None = None
+    entry_point: str | None = None
+    """The entry point's ``name = module:attr``."""
+
+    def __str__(self) -> str:
+        if self.builtin:
+            return "built-in"
+        return f"{self.distribution or 'unknown distribution'} {self.version or ''}".strip()
+
+
+class PluginFailure(msgspec.Struct, frozen=True, kw_only=True):
+    """A plugin that was found but not registered, and why."""
+
+    entry_point: str
+    distribution: str | None
+    reason: str
+
+
+def builtin_providers(*, client_id: str = DEFAULT_CLIENT_ID) -> tuple[Provider, ...]:
+    """One instance of every built-in provider.
+
+    Args:
+        client_id: The OAuth client id for Claude subscriptions (the config's ``client_id``).
+    """
+    return (
+        ClaudeOAuthProvider(client_id=client_id),
+        ConsoleProvider(),
+        ZaiProvider(),
+        MinimaxProvider(),
+        NanoGptProvider(),
+        VertexAIProvider(),
+        OpenAICompatibleProvider(),
+        AnthropicCompatibleProvider(),
+    )
+
+
+class ProviderRegistry:
+    """The providers this process can route to, by id.
+
+    Args:
+        builtins: The built-in providers; :func:`builtin_providers` when ``None``.
+        plugins: Entry points to load; the installed ``better_ccflare.providers`` group when
+            ``None``. Tests pass :class:`importlib.metadata.EntryPoint` objects.
+        environ: Where to read ``BETTER_CCFLARE_PROVIDERS``; ``os.environ`` when ``None``.
+    """
+
+    __slots__ = ("_failures", "_origins", "_providers")
+
+    def __init__(
+        self,
+        *,
+        builtins: Iterable[Provider] | None = None,
+        plugins: Iterable[EntryPoint] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self._providers: dict[str, Provider] = {}
+        self._origins: dict[str, ProviderOrigin] = {}
+        self._failures: list[PluginFailure] = []
+        for provider in builtin_providers() if builtins is None else builtins:
+            self._providers[provider.id] = provider
+            self._origins[provider.id] = ProviderOrigin(builtin=True)
+        allowed = _allow_list(os.environ if environ is None else environ)
+        found = entry_points(group=ENTRY_POINT_GROUP) if plugins is None else plugins
+        for entry_point in found:
+            if allowed is None or _is_allowed(entry_point, allowed):
+                self._load(entry_point)
+
+    @property
+    def failures(self) -> tuple[PluginFailure, ...]:
+        """Plugins that were found but skipped, with the reason for each."""
+        return tuple(self._failures)
+
+    def get(self, provider_id: str) -> Provider:
+        """The provider registered as ``provider_id``.
+
+        Raises:
+            UnknownProviderError: There is none; the message lists the ids there are.
+        """
+        try:
+            return self._providers[provider_id]
+        except KeyError:
+            raise UnknownProviderError(provider_id, self._providers) from None
+
+    def ids(self) -> tuple[str, ...]:
+        """Every registered id: built-ins first, then plugins in discovery order."""
+        return tuple(self._providers)
+
+    def origin(self, provider_id: str) -> ProviderOrigin:
+        """Whether ``provider_id`` is built in, or which distribution and version provide it.
+
+        Raises:
+            UnknownProviderError: No such provider.
+        """
+        self.get(provider_id)
+        return self._origins[provider_id]
+
+    def _load(self, entry_point: EntryPoint) -> None:
+        distribution = entry_point.dist.name if entry_point.dist is not None else None
+        version = entry_point.dist.version if entry_point.dist is not None else None
+        label = f"{entry_point.name} = {entry_point.value}"
+        try:
+            provider = _instantiate(entry_point)
+        except _RejectedPluginError as exc:
+            self._fail(label, distribution, str(exc))
+            return
+        except Exception as exc:
+            # Anything a third-party import or constructor raises must not take the host down.
+            self._fail(label, distribution, f"{type(exc).__name__}: {exc}")
+            return
+        if provider.id in self._providers:
+            clash = "a built-in" if self._origins[provider.id].builtin else "another plugin"
+            self._fail(
+                label, distribution, f"provider id {provider.id!r} is already taken by {clash}"
+            )
+            return
+        self._providers[provider.id] = provider
+        self._origins[provider.id] = ProviderOrigin(
+            builtin=False, distribution=distribution, version=version, entry_point=label
+        )
+
+    def _fail(self, label: str, distribution: str | None, reason: str) -> None:
+        _log.warning(
+            "Skipping provider plugin %s (from %s): %s",
+            label,
+            distribution or "unknown distribution",
+            reason,
+        )
+        self._failures.append(
+            PluginFailure(entry_point=label, distribution=distribution, reason=reason)
+        )
+
+
+class _RejectedPluginError(Exception):
+    """A plugin loaded but is not an acceptable provider; the message says why."""
+
+
+def _instantiate(entry_point: EntryPoint) -> Provider:
+    """The plugin's provider instance, checked before and after construction."""
+    target: object = entry_point.load()
+    if isinstance(target, type):
+        if not issubclass(target, Provider):
+            raise _RejectedPluginError(f"{target!r} is a class but not a Provider subclass")
+        _check_version(target.api_version)
+        provider: object = target()
+    elif callable(target):
+        provider = target()
+    else:
+        raise _RejectedPluginError(
+            f"{target!r} is neither a Provider subclass nor a factory returning a Provider"
+        )
+    if not isinstance(provider, Provider):
+        raise _RejectedPluginError(
+            f"the factory returned {type(provider).__name__}, not a Provider"
+        )
+    _check_version(provider.api_version)
+    provider_id = getattr(provider, "id", None)
+    if not isinstance(provider_id, str) or not provider_id:
+        raise _RejectedPluginError("the provider has no id; set the class attribute `id`")
+    if not isinstance(getattr(provider, "display_name", None), str):
+        raise _RejectedPluginError(
+            "the provider has no display name; set the class attribute `display_name`"
+        )
+    return provider
+
+
+def _check_version(api_version: int) -> None:
+    if api_version != API_VERSION:
+        raise _RejectedPluginError(
+            f"it was built for provider API version {api_version}, but this "
+            f"better-ccflare-providers implements version {API_VERSION}; install a plugin "
+            "release made for this version"
+        )
+
+
+def _allow_list(environ: Mapping[str, str]) -> frozenset[str] | None:
+    raw = environ.get(PLUGIN_ALLOW_LIST_ENV)
+    if raw is None:
+        return None
+    return frozenset(_normalise(item) for item in raw.split(",") if item.strip())
+
+
+def _is_allowed(entry_point: EntryPoint, allowed: frozenset[str]) -> bool:
+    names = {_normalise(entry_point.name)}
+    if entry_point.dist is not None:
+        names.add(_normalise(entry_point.dist.name))
+    return not names.isdisjoint(allowed)
+
+
+def _normalise(name: str) -> str:
+    """Distribution names compare case- and separator-insensitively (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name.strip()).lower()
+
+
+@cache
+def default_registry() -> ProviderRegistry:
+    """The process-wide registry, built on first use from the installed plugins."""
+    return ProviderRegistry()
