@@ -32,6 +32,7 @@ from ._errors import ConfigError
 from ._strategy import StrategyName
 
 __all__ = [
+    "DEFAULT_CLIENT_ID",
     "Config",
     "LogFormat",
     "LogLevel",
@@ -45,6 +46,7 @@ __all__ = [
 APP_DIR_NAME = "better-ccflare"
 CONFIG_FILE_NAME = "better-ccflare.json"
 DEFAULT_CLIENT_ID = "9d1c250a-e61b-44d9-88ed-5944d1962f5e"
+"""The public OAuth client id Claude Code uses; ``CLIENT_ID`` overrides it."""
 
 
 class LogLevel(StrEnum):

@@ -1,5 +1,24 @@
-"""placeholder"""
+"""better-ccflare's persistent state: SQLite behind typed, backend-neutral repositories.
+
+Open a :class:`Store`, use its repositories (``store.accounts``, ``store.requests``, ...), close
+it on shutdown. Every write goes through one batching writer thread and every read through a
+reader thread, so the event loop never waits on SQLite. Upstream credentials are encrypted at
+rest under a :class:`SecretKey` kept outside the database. The public surface is exactly the
+union of the private modules' ``__all__`` lists.
+"""
+
+from . import _crypto, _errors, _maintenance, _repositories, _store
+from ._crypto import *  # noqa: F403
+from ._errors import *  # noqa: F403
+from ._maintenance import *  # noqa: F403
+from ._repositories import *  # noqa: F403
+from ._store import *  # noqa: F403
 
 __version__ = "0.1.0"
 
 __all__: list[str] = []
+__all__ += _crypto.__all__
+__all__ += _errors.__all__
+__all__ += _maintenance.__all__
+__all__ += _repositories.__all__
+__all__ += _store.__all__

@@ -1,0 +1,82 @@
+"""Housekeeping the store offers besides its tables: retention, compaction, status, shutdown.
+
+Like the repositories, :class:`StoreMaintenance` is a backend-neutral protocol; the results are
+plain value types that a health endpoint or a ``doctor`` command can show as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import msgspec
+
+__all__ = ["RetentionResult", "SchemaStatus", "StoreMaintenance", "StoreStats"]
+
+
+class RetentionResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What one retention run deleted."""
+
+    payloads_deleted: int = 0
+    """Payloads older than the payload retention (their request rows stay)."""
+    requests_deleted: int = 0
+    """Requests older than the request retention; their payloads went with them."""
+    orphan_payloads_deleted: int = 0
+    """Payloads whose request row no longer existed."""
+    oauth_sessions_deleted: int = 0
+    usage_snapshots_deleted: int = 0
+    batches: int = 0
+    """Short transactions used; live writes ran between them."""
+
+
+class SchemaStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """Which migrations the database has and lacks."""
+
+    applied: tuple[str, ...]
+    pending: tuple[str, ...]
+    backend: str
+    """For example ``SQLite 3.45.1``."""
+
+    @property
+    def version(self) -> int:
+        """The number of applied migrations."""
+        return len(self.applied)
+
+
+class StoreStats(msgspec.Struct, frozen=True, kw_only=True):
+    """The writer's counters, read from memory (cheap enough for a health endpoint)."""
+
+    queued_ops: int
+    """Writes accepted but not yet committed."""
+    queued_payload_bytes: int
+    payloads_dropped: int
+    """Payloads refused because the payload budget was full."""
+    transactions: int
+    """Transactions committed by the writer since the store opened."""
+    ops_committed: int
+    ops_failed: int
+
+
+class StoreMaintenance(Protocol):
+    """The store's lifecycle and housekeeping, implemented once per backend."""
+
+    async def flush(self) -> None:
+        """Return once every write queued before the call is committed (or has failed)."""
+        ...
+
+    async def close(self) -> None:
+        """Flush every queued write, then release connections and threads."""
+        ...
+
+    def stats(self) -> StoreStats: ...
+
+    async def schema_status(self) -> SchemaStatus: ...
+
+    async def compact(self) -> None:
+        """Give free space back to the file system (checkpoint and vacuum for SQLite)."""
+        ...
+
+    async def run_retention(
+        self, payload_days: int, request_days: int, *, now_ms: int, batch_size: int
+    ) -> RetentionResult:
+        """Delete old rows in batches of at most ``batch_size``; one run at a time."""
+        ...

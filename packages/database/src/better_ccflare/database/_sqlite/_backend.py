@@ -1,0 +1,125 @@
+"""Wiring of the SQLite backend: two connection threads, the writer, and the repositories.
+
+Opening runs on the writer thread, before any other write: create the file, set the pragmas,
+check that the key decrypts what is stored, then migrate. Only then does the reader open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from better_ccflare.core import Clock
+from better_ccflare.database._crypto import SecretKey
+from better_ccflare.database._maintenance import RetentionResult, SchemaStatus, StoreStats
+
+from ._accounts import SqliteAccounts
+from ._agent_preferences import SqliteAgentPreferences
+from ._api_keys import SqliteApiKeys
+from ._connection import ConnectionThread, open_reader, open_writer
+from ._migrations import apply_migrations, schema_status, verify_key
+from ._oauth_sessions import SqliteOAuthSessions
+from ._requests import SqliteRequests
+from ._retention import run_retention_batches
+from ._strategies import SqliteStrategies
+from ._usage import SqliteUsage
+from ._writer import Writer
+
+__all__ = ["SqliteBackend"]
+
+
+class SqliteBackend:
+    """The repositories plus :class:`~better_ccflare.database.StoreMaintenance` for one file."""
+
+    __slots__ = (
+        "_key",
+        "_reader",
+        "_retention_lock",
+        "_writer",
+        "_writer_thread",
+        "accounts",
+        "agent_preferences",
+        "api_keys",
+        "oauth_sessions",
+        "requests",
+        "strategies",
+        "usage",
+    )
+
+    def __init__(
+        self,
+        *,
+        key: SecretKey,
+        clock: Clock,
+        writer_thread: ConnectionThread,
+        reader: ConnectionThread,
+        writer: Writer,
+    ) -> None:
+        self._key = key
+        self._writer_thread = writer_thread
+        self._reader = reader
+        self._writer = writer
+        self._retention_lock = asyncio.Lock()
+        self.accounts = SqliteAccounts(reader, writer, key)
+        self.requests = SqliteRequests(reader, writer, clock)
+        self.api_keys = SqliteApiKeys(reader, writer)
+        self.oauth_sessions = SqliteOAuthSessions(reader, writer, key)
+        self.agent_preferences = SqliteAgentPreferences(reader, writer)
+        self.strategies = SqliteStrategies(reader, writer)
+        self.usage = SqliteUsage(reader, writer)
+
+    @classmethod
+    async def open(
+        cls,
+        path: Path,
+        *,
+        key: SecretKey,
+        clock: Clock,
+        payload_budget_bytes: int,
+    ) -> SqliteBackend:
+        writer_thread = ConnectionThread("better-ccflare-db-writer", lambda: open_writer(path))
+
+        def prepare(db: Database) -> None:
+            verify_key(db, key)
+            apply_migrations(db, key)
+
+        try:
+            await writer_thread.run(prepare)
+        except BaseException:
+            await writer_thread.close()
+            raise
+        reader = ConnectionThread("better-ccflare-db-reader", lambda: open_reader(path))
+        writer = Writer(writer_thread, payload_budget_bytes=payload_budget_bytes)
+        writer.start()
+        return cls(key=key, clock=clock, writer_thread=writer_thread, reader=reader, writer=writer)
+
+    async def flush(self) -> None:
+        await self._writer.flush()
+
+    async def close(self) -> None:
+        await self._writer.close()
+        await self._writer_thread.close()
+        await self._reader.close()
+
+    def stats(self) -> StoreStats:
+        return self._writer.stats()
+
+    async def schema_status(self) -> SchemaStatus:
+        return await self._reader.run(lambda db: schema_status(db, self._key))
+
+    async def compact(self) -> None:
+        def vacuum(db: Database) -> None:
+            db.vacuum()
+            db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+        await self._writer.submit(vacuum, label="compact", transactional=False)
+
+    async def run_retention(
+        self, payload_days: int, request_days: int, *, now_ms: int, batch_size: int
+    ) -> RetentionResult:
+        async with self._retention_lock:
+            return await run_retention_batches(
+                self._writer, payload_days, request_days, now_ms=now_ms, batch_size=batch_size
+            )

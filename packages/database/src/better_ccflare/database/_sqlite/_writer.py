@@ -1,0 +1,277 @@
+"""The single writer: every write from async code goes through one queue onto one thread.
+
+SQLite allows one writer at a time and every transaction has a fixed cost (taking the lock,
+appending the commit to the WAL), so writes are grouped: the writer task takes whatever is queued
+when it becomes free (up to ``MAX_BATCH_OPS`` operations and ``MAX_BATCH_PAYLOAD_BYTES`` of
+payloads) and runs it as ONE transaction on the writer thread.
+Under load, batches grow by themselves; when idle, a write waits for nothing. If a batch's
+transaction fails, its operations are retried one by one so that one bad write does not take the
+others down with it.
+
+There are two ways in. :meth:`Writer.submit` returns the operation's result once committed (a
+token compare-and-swap needs to know whether it won). :meth:`Writer.enqueue` never blocks or
+awaits: the request hot path records this way, and a failure is logged, not raised. Payloads
+(large bodies) count against a byte budget; over budget they are dropped and counted, so a slow
+disk cannot make the proxy's memory grow without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar, cast
+
+from sqlite_utils import Database
+
+from better_ccflare.database._errors import StoreClosedError
+from better_ccflare.database._maintenance import StoreStats
+
+from ._connection import ConnectionThread, immediate_transaction
+
+__all__ = ["Writer"]
+
+_T = TypeVar("_T")
+_log = logging.getLogger("better_ccflare.database")
+
+_LOCKED_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+
+MAX_BATCH_OPS = 500
+MAX_BATCH_PAYLOAD_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _Op:
+    fn: Callable[[Database], object]
+    label: str
+    """What the write does, for the log line if it fails; never holds secrets."""
+    future: asyncio.Future[Any] | None
+    payload_bytes: int
+    transactional: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    value: object = None
+    error: Exception | None = None
+
+
+class Writer:
+    """Owns the write connection's thread and the queue in front of it."""
+
+    __slots__ = (
+        "_closing",
+        "_dropping",
+        "_in_flight",
+        "_ops_committed",
+        "_ops_failed",
+        "_payload_budget_bytes",
+        "_payloads_dropped",
+        "_pending",
+        "_queued_payload_bytes",
+        "_task",
+        "_thread",
+        "_transactions",
+        "_wakeup",
+    )
+
+    def __init__(self, thread: ConnectionThread, *, payload_budget_bytes: int) -> None:
+        self._thread = thread
+        self._payload_budget_bytes = payload_budget_bytes
+        self._pending: deque[_Op] = deque()
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._dropping = False
+        self._in_flight: Sequence[_Op] = ()
+        self._queued_payload_bytes = 0
+        self._payloads_dropped = 0
+        self._transactions = 0
+        self._ops_committed = 0
+        self._ops_failed = 0
+
+    def start(self) -> None:
+        """Start the writer task on the running event loop."""
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), name="better-ccflare-db-writer"
+        )
+        self._task.add_done_callback(self._on_task_done)
+
+    def _on_task_done(self, task: asyncio.Task[None]) -> None:
+        """A writer that dies by a bug must not leave callers waiting or writes piling up."""
+        error = None if task.cancelled() else task.exception()
+        if error is None:
+            return
+        self._closing = True
+        lost = [*self._in_flight, *self._pending]
+        self._in_flight = ()
+        self._pending.clear()
+        _log.critical(
+            "The database writer stopped unexpectedly; %d queued writes are lost and the store "
+            "refuses new ones. Restart better-ccflare.",
+            len(lost),
+            exc_info=error,
+        )
+        for op in lost:
+            if op.future is not None and not op.future.done():
+                op.future.set_exception(StoreClosedError())
+
+    async def submit(
+        self, fn: Callable[[Database], _T], *, label: str, transactional: bool = True
+    ) -> _T:
+        """Queue ``fn(db)`` and return its result once its transaction has committed.
+
+        ``transactional=False`` runs ``fn`` alone and outside any transaction (``VACUUM`` needs
+        that). If the caller is cancelled while waiting, the write still happens.
+        """
+        self._check_open()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._push(_Op(fn, label, future, 0, transactional))
+        return cast("_T", await future)
+
+    def enqueue(
+        self, fn: Callable[[Database], object], *, label: str, payload_bytes: int = 0
+    ) -> bool:
+        """Queue ``fn(db)`` without waiting; returns ``False`` if it was dropped for the budget.
+
+        Only operations carrying a payload (``payload_bytes > 0``) can be dropped.
+        """
+        self._check_open()
+        if payload_bytes:
+            if self._queued_payload_bytes + payload_bytes > self._payload_budget_bytes:
+                self._payloads_dropped += 1
+                if not self._dropping:
+                    self._dropping = True
+                    _log.warning(
+                        "The database writer is behind: dropping request payloads while more "
+                        "than %d bytes of them wait to be written. Request rows are still kept.",
+                        self._payload_budget_bytes,
+                    )
+                return False
+            self._dropping = False
+            self._queued_payload_bytes += payload_bytes
+        self._push(_Op(fn, label, None, payload_bytes, True))
+        return True
+
+    async def flush(self) -> None:
+        """Return once everything queued before this call has been committed or has failed."""
+        await self.submit(_nothing, label="flush")
+
+    async def close(self) -> None:
+        """Refuse new writes, write everything already queued, and stop the task."""
+        self._closing = True
+        self._wakeup.set()
+        if self._task is not None:
+            # wait() does not re-raise a crash; _on_task_done has reported it already.
+            await asyncio.wait([self._task])
+
+    def stats(self) -> StoreStats:
+        return StoreStats(
+            queued_ops=len(self._pending) + len(self._in_flight),
+            queued_payload_bytes=self._queued_payload_bytes,
+            payloads_dropped=self._payloads_dropped,
+            transactions=self._transactions,
+            ops_committed=self._ops_committed,
+            ops_failed=self._ops_failed,
+        )
+
+    def _check_open(self) -> None:
+        if self._closing:
+            raise StoreClosedError
+
+    def _push(self, op: _Op) -> None:
+        self._pending.append(op)
+        self._wakeup.set()
+
+    async def _run(self) -> None:
+        while self._pending or not self._closing:
+            if not self._pending:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            batch = self._take_batch()
+            self._in_flight = batch
+            try:
+                outcomes, commits = await self._thread.run(partial(_execute, batch=batch))
+            except Exception as exc:  # the thread could not run at all (e.g. the disk vanished)
+                outcomes, commits = [_Outcome(error=exc)] * len(batch), 0
+            self._in_flight = ()
+            self._transactions += commits
+            self._settle(batch, outcomes)
+
+    def _take_batch(self) -> list[_Op]:
+        first = self._pending.popleft()
+        batch = [first]
+        if not first.transactional:
+            return batch
+        payload_bytes = first.payload_bytes
+        while self._pending and len(batch) < MAX_BATCH_OPS:
+            following = self._pending[0]
+            if not following.transactional or (
+                payload_bytes + following.payload_bytes > MAX_BATCH_PAYLOAD_BYTES
+            ):
+                break
+            batch.append(self._pending.popleft())
+            payload_bytes += following.payload_bytes
+        return batch
+
+    def _settle(self, batch: Sequence[_Op], outcomes: Sequence[_Outcome]) -> None:
+        for op, outcome in zip(batch, outcomes, strict=True):
+            self._queued_payload_bytes -= op.payload_bytes
+            if outcome.error is None:
+                self._ops_committed += 1
+            else:
+                self._ops_failed += 1
+            if op.future is not None:
+                if op.future.done():  # the caller gave up waiting
+                    continue
+                if outcome.error is None:
+                    op.future.set_result(outcome.value)
+                else:
+                    op.future.set_exception(outcome.error)
+            elif outcome.error is not None:
+                _log.error(
+                    "A queued database write (%s) failed and was dropped: %s",
+                    op.label,
+                    outcome.error,
+                    exc_info=outcome.error,
+                )
+
+
+def _nothing(_db: Database) -> None:
+    return None
+
+
+def _execute(db: Database, batch: Sequence[_Op]) -> tuple[list[_Outcome], int]:
+    """Run a batch on the writer thread; returns each op's outcome and the commits made."""
+    if not batch[0].transactional:
+        return [_attempt(db, batch[0], transactional=False)], 0
+    try:
+        with immediate_transaction(db):
+            values = [op.fn(db) for op in batch]
+    except Exception as exc:
+        # One by one would only wait out the busy timeout again for every op.
+        if len(batch) == 1 or _is_locked(exc):
+            return [_Outcome(error=exc)] * len(batch), 0
+        outcomes = [_attempt(db, op, transactional=True) for op in batch]
+        return outcomes, sum(outcome.error is None for outcome in outcomes)
+    return [_Outcome(value=value) for value in values], 1
+
+
+def _is_locked(exc: Exception) -> bool:
+    """True when another connection kept the database locked past the busy timeout."""
+    return isinstance(exc, sqlite3.Error) and exc.sqlite_errorcode in _LOCKED_CODES
+
+
+def _attempt(db: Database, op: _Op, *, transactional: bool) -> _Outcome:
+    try:
+        if not transactional:
+            return _Outcome(value=op.fn(db))
+        with immediate_transaction(db):
+            return _Outcome(value=op.fn(db))
+    except Exception as exc:
+        return _Outcome(error=exc)

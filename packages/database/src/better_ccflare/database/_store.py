@@ -1,0 +1,182 @@
+"""The store: the one object the upper layers (proxy, HTTP API, CLI) hold.
+
+It exposes one repository per table, typed by the backend-neutral protocols, plus lifecycle and
+housekeeping. Which backend sits behind it is decided here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from types import TracebackType
+
+from better_ccflare.core import Clock, Config, SystemClock
+
+from ._crypto import SecretKey, load_or_create_key
+from ._maintenance import RetentionResult, SchemaStatus, StoreMaintenance, StoreStats
+from ._repositories import (
+    AccountRepository,
+    AgentPreferenceRepository,
+    ApiKeyRepository,
+    OAuthSessionRepository,
+    RequestRepository,
+    StrategyRepository,
+    UsageRepository,
+)
+from ._sqlite import SqliteBackend
+
+__all__ = ["Store"]
+
+DEFAULT_PAYLOAD_BUDGET_BYTES = 100 * 1024 * 1024
+
+
+class Store:
+    """Persistent state of better-ccflare.
+
+    Open it with :meth:`open` (or :meth:`from_config`) inside the event loop and close it on
+    shutdown; closing writes everything still queued. It is also an async context manager.
+    Nothing here blocks the event loop: SQLite runs on a writer thread and a reader thread.
+
+    The constructor takes any implementations of the repository protocols, so another backend
+    (or a test double) can stand behind the same object.
+    """
+
+    __slots__ = (
+        "_clock",
+        "_maintenance",
+        "accounts",
+        "agent_preferences",
+        "api_keys",
+        "oauth_sessions",
+        "requests",
+        "strategies",
+        "usage",
+    )
+
+    def __init__(
+        self,
+        *,
+        accounts: AccountRepository,
+        requests: RequestRepository,
+        api_keys: ApiKeyRepository,
+        oauth_sessions: OAuthSessionRepository,
+        agent_preferences: AgentPreferenceRepository,
+        strategies: StrategyRepository,
+        usage: UsageRepository,
+        maintenance: StoreMaintenance,
+        clock: Clock,
+    ) -> None:
+        self.accounts = accounts
+        self.requests = requests
+        self.api_keys = api_keys
+        self.oauth_sessions = oauth_sessions
+        self.agent_preferences = agent_preferences
+        self.strategies = strategies
+        self.usage = usage
+        self._maintenance = maintenance
+        self._clock = clock
+
+    @classmethod
+    async def open(
+        cls,
+        db_path: Path,
+        *,
+        key: SecretKey,
+        clock: Clock | None = None,
+        payload_budget_bytes: int = DEFAULT_PAYLOAD_BUDGET_BYTES,
+    ) -> Store:
+        """Open (creating if needed) and migrate the SQLite database at ``db_path``.
+
+        Args:
+            db_path: The database file; its directory is created (mode 0700) if missing.
+            key: Encrypts and decrypts the stored credentials (:func:`load_or_create_key`).
+            clock: Source of "now" for stored timestamps; the system clock by default.
+            payload_budget_bytes: How many bytes of payloads may wait to be written before new
+                ones are dropped.
+
+        Raises:
+            CredentialKeyError: the database holds credentials encrypted under another key.
+            SchemaError: the file cannot be migrated (it is not a better-ccflare database).
+        """
+        clock = clock or SystemClock()
+        backend = await SqliteBackend.open(
+            db_path, key=key, clock=clock, payload_budget_bytes=payload_budget_bytes
+        )
+        return cls(
+            accounts=backend.accounts,
+            requests=backend.requests,
+            api_keys=backend.api_keys,
+            oauth_sessions=backend.oauth_sessions,
+            agent_preferences=backend.agent_preferences,
+            strategies=backend.strategies,
+            usage=backend.usage,
+            maintenance=backend,
+            clock=clock,
+        )
+
+    @classmethod
+    async def from_config(cls, config: Config, *, clock: Clock | None = None) -> Store:
+        """Open the store that ``config`` describes: its ``db_path``, with the key from
+        ``secret_key`` (``BETTER_CCFLARE_SECRET_KEY``) or the key file in ``config_dir``."""
+        key = await asyncio.to_thread(
+            load_or_create_key,
+            config.config_dir,
+            config.secret_key,
+            env_source=str(config.source_of("secret_key")),
+        )
+        return await cls.open(config.db_path, key=key, clock=clock)
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def flush(self) -> None:
+        """Return once every write queued before the call is committed (or has failed)."""
+        await self._maintenance.flush()
+
+    async def close(self) -> None:
+        """Write everything still queued, then release the database. Safe to call twice."""
+        await self._maintenance.close()
+
+    def stats(self) -> StoreStats:
+        """The writer's queue and counters (from memory, no I/O)."""
+        return self._maintenance.stats()
+
+    async def schema_status(self) -> SchemaStatus:
+        """Applied and pending migrations, for ``doctor``-style diagnostics."""
+        return await self._maintenance.schema_status()
+
+    async def compact(self) -> None:
+        """Return free space to the file system. Writes wait while it runs."""
+        await self._maintenance.compact()
+
+    async def run_retention(
+        self,
+        payload_days: int,
+        request_days: int,
+        *,
+        now_ms: int | None = None,
+        batch_size: int = 1000,
+    ) -> RetentionResult:
+        """Delete history past its retention, in batches of at most ``batch_size`` rows.
+
+        Args:
+            payload_days: Keep request/response bodies this many days (``DATA_RETENTION_DAYS``).
+            request_days: Keep request rows and usage snapshots this many days
+                (``REQUEST_RETENTION_DAYS``).
+            now_ms: The reference time; the store's clock by default.
+            batch_size: Rows per transaction; live writes run between batches.
+        """
+        return await self._maintenance.run_retention(
+            payload_days,
+            request_days,
+            now_ms=self._clock.now_ms() if now_ms is None else now_ms,
+            batch_size=batch_size,
+        )

@@ -1,0 +1,61 @@
+"""A new database gets the full schema as versioned migrations; reopening changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+from pathlib import Path
+
+from better_ccflare.database import SecretKey, Store
+from better_ccflare.database._sqlite._schema import INDEXES, TABLES, UNIQUE_ACCOUNT_INDEX
+
+from . import rawdb
+
+MIGRATIONS = ("0001_reference_schema", "0002_encrypt_credentials", "0003_purge_plaintext_remnants")
+
+
+async def test_an_empty_file_gets_every_table_column_and_index(
+    db_path: Path, key: SecretKey
+) -> None:
+    await (await Store.open(db_path, key=key)).close()
+
+    for table in TABLES:
+        columns = await asyncio.to_thread(rawdb.columns, db_path, table.name)
+        assert columns == [name for name, _ in table.columns]
+    indexes = await asyncio.to_thread(rawdb.index_names, db_path)
+    assert {index.name for index in (*INDEXES, UNIQUE_ACCOUNT_INDEX)} <= indexes
+
+
+async def test_migrations_are_recorded_and_none_is_pending(store: Store) -> None:
+    status = await store.schema_status()
+
+    assert status.applied == MIGRATIONS
+    assert status.pending == ()
+    assert status.version == 3
+    assert status.backend.startswith("SQLite 3.")
+
+
+async def test_reopening_applies_nothing_and_keeps_the_schema(
+    db_path: Path, key: SecretKey
+) -> None:
+    schema_sql = "SELECT type, name, sql FROM sqlite_master ORDER BY name"
+    await (await Store.open(db_path, key=key)).close()
+    schema = await asyncio.to_thread(rawdb.query, db_path, schema_sql)
+    recorded = await asyncio.to_thread(rawdb.query, db_path, "SELECT * FROM _sqlite_migrations")
+
+    async with await Store.open(db_path, key=key) as store:
+        assert (await store.schema_status()).applied == MIGRATIONS
+
+    assert await asyncio.to_thread(rawdb.query, db_path, schema_sql) == schema
+    assert await asyncio.to_thread(rawdb.query, db_path, "SELECT * FROM _sqlite_migrations") == (
+        recorded
+    )
+
+
+async def test_the_file_uses_wal_and_is_private(db_path: Path, key: SecretKey) -> None:
+    await (await Store.open(db_path, key=key)).close()
+
+    journal = await asyncio.to_thread(rawdb.query, db_path, "PRAGMA journal_mode")
+    assert journal == [{"journal_mode": "wal"}]
+    modes = await asyncio.to_thread(lambda: (db_path.stat(), db_path.parent.stat()))
+    assert [stat.S_IMODE(found.st_mode) for found in modes] == [0o600, 0o700]
