@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from better_ccflare.core import load_config
-from better_ccflare.database import KEY_FILE_NAME, SecretKey, Store
+from better_ccflare.database import KEY_FILE_NAME, SecretKey, Store, StoreOpenError
 
 from .builders import account, request
 
@@ -64,3 +66,15 @@ async def test_compact_returns_freed_space_to_the_file_system(store: Store, db_p
     size = await asyncio.to_thread(lambda: db_path.stat().st_size + wal.stat().st_size)
     assert size < 500 * 4000 / 4
     assert await store.requests.count() == 0
+
+
+async def test_a_file_that_is_not_sqlite_is_refused_and_left_untouched(
+    tmp_path: Path, key: SecretKey
+) -> None:
+    bogus = tmp_path / "notes.db"
+    bogus.write_bytes(b"these are my notes, not a database\n" * 200)
+
+    with pytest.raises(StoreOpenError, match=r"notes\.db"):
+        await Store.open(bogus, key=key)
+
+    assert bogus.read_bytes() == b"these are my notes, not a database\n" * 200

@@ -1,5 +1,9 @@
-"""placeholder"""
+"""Composes the running better-ccflare service from the packages below it."""
+
+from . import _preflight
+from ._preflight import *  # noqa: F403
 
 __version__ = "0.1.0"
 
 __all__: list[str] = []
+__all__ += _preflight.__all__

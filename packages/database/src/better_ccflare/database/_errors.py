@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from better_ccflare.core import BetterCcflareError
 
-__all__ = ["CredentialKeyError", "SchemaError", "StoreClosedError"]
+__all__ = ["CredentialKeyError", "SchemaError", "StoreClosedError", "StoreOpenError"]
 
 
 class CredentialKeyError(BetterCcflareError):
@@ -29,3 +29,7 @@ class StoreClosedError(BetterCcflareError):
 
     def __init__(self) -> None:
         super().__init__("The store is closed; open a new one with Store.open().")
+
+
+class StoreOpenError(BetterCcflareError):
+    """The database file cannot be opened or read at all (permissions, disk, not SQLite)."""

@@ -97,6 +97,7 @@ class Store:
         Raises:
             CredentialKeyError: the database holds credentials encrypted under another key.
             SchemaError: the file cannot be migrated (it is not a better-ccflare database).
+            StoreOpenError: the file cannot be opened or is not SQLite; it is left untouched.
         """
         clock = clock or SystemClock()
         backend = await SqliteBackend.open(

@@ -7,12 +7,14 @@ check that the key decrypts what is stored, then migrate. Only then does the rea
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 from sqlite_utils import Database
 
 from better_ccflare.core import Clock
 from better_ccflare.database._crypto import SecretKey
+from better_ccflare.database._errors import StoreOpenError
 from better_ccflare.database._maintenance import RetentionResult, SchemaStatus, StoreStats
 
 from ._accounts import SqliteAccounts
@@ -87,6 +89,13 @@ class SqliteBackend:
 
         try:
             await writer_thread.run(prepare)
+        except sqlite3.DatabaseError as exc:
+            await writer_thread.close()
+            raise StoreOpenError(
+                f"Cannot open the database {path}: {exc}. Check the path "
+                "(BETTER_CCFLARE_DB_PATH), its permissions, and that it is a SQLite file; "
+                "the file was left untouched."
+            ) from exc
         except BaseException:
             await writer_thread.close()
             raise
