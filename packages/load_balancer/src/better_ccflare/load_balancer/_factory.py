@@ -1,0 +1,35 @@
+"""Building a strategy from its configured name."""
+
+from __future__ import annotations
+
+from better_ccflare.core import StrategyName
+
+from ._drain_soonest import SessionDrainSoonestStrategy
+from ._least_used import LeastUsedStrategy
+from ._session import SessionStrategy
+from ._session_affinity import SessionAffinityStrategy
+from ._strategy import Strategy
+
+__all__ = ["create_strategy"]
+
+_STRATEGIES: dict[StrategyName, type[Strategy]] = {
+    StrategyName.SESSION: SessionStrategy,
+    StrategyName.LEAST_USED: LeastUsedStrategy,
+    StrategyName.SESSION_AFFINITY: SessionAffinityStrategy,
+    StrategyName.SESSION_DRAIN_SOONEST: SessionDrainSoonestStrategy,
+}
+
+
+def create_strategy(name: StrategyName) -> Strategy:
+    """A fresh strategy for ``LB_STRATEGY`` / ``lb_strategy``.
+
+    Construction is cheap and starts with empty memory, so hot-swapping on a config change is
+    just replacing the instance the proxy holds.
+
+    Args:
+        name: The configured strategy.
+
+    Returns:
+        A new instance of that strategy.
+    """
+    return _STRATEGIES[name]()
