@@ -1,5 +1,38 @@
-"""placeholder"""
+"""The better-ccflare request pipeline and the state it keeps about accounts.
+
+The public surface is exactly the union of the private modules' ``__all__`` lists.
+"""
+
+from . import (
+    _account_pool,
+    _api_key_hashing,
+    _cooldowns,
+    _jobs,
+    _pipeline,
+    _token_manager,
+    _transport,
+    _unavailable,
+    _usage_cache,
+)
+from ._account_pool import *  # noqa: F403
+from ._api_key_hashing import *  # noqa: F403
+from ._cooldowns import *  # noqa: F403
+from ._jobs import *  # noqa: F403
+from ._pipeline import *  # noqa: F403
+from ._token_manager import *  # noqa: F403
+from ._transport import *  # noqa: F403
+from ._unavailable import *  # noqa: F403
+from ._usage_cache import *  # noqa: F403
 
 __version__ = "0.1.0"
 
 __all__: list[str] = []
+__all__ += _account_pool.__all__
+__all__ += _api_key_hashing.__all__
+__all__ += _cooldowns.__all__
+__all__ += _jobs.__all__
+__all__ += _pipeline.__all__
+__all__ += _token_manager.__all__
+__all__ += _transport.__all__
+__all__ += _unavailable.__all__
+__all__ += _usage_cache.__all__

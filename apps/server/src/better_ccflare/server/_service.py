@@ -1,0 +1,150 @@
+"""The running service: every component built from the configuration, under uvicorn.
+
+:class:`Service` owns the lifetime of everything that holds a resource (the store's threads,
+the upstream connection pool, background jobs) and exposes one ASGI application. Tests start
+it on an ephemeral loopback port exactly as ``better-ccflare serve`` does on the configured one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import asynccontextmanager
+
+import uvicorn
+from litestar import Litestar
+
+from better_ccflare.core import Account, Clock, Config, SystemClock
+from better_ccflare.database import Store
+from better_ccflare.http_api import Dispatcher, health_handler
+from better_ccflare.load_balancer import Strategy, create_strategy
+from better_ccflare.logger import configure_logging
+from better_ccflare.providers import ProviderRegistry, builtin_providers
+from better_ccflare.proxy import (
+    AccountPool,
+    BackgroundJobs,
+    Httpx2Transport,
+    ProxyApp,
+    ProxyDeps,
+    ProxySettings,
+    TokenManager,
+    UsageCache,
+    UsagePoller,
+)
+
+__all__ = ["Service", "serve", "uvicorn_config"]
+
+_log = logging.getLogger("better_ccflare.server")
+
+
+class Service:
+    """All components of one running instance. Create with :meth:`running`."""
+
+    def __init__(self, *, config: Config, store: Store, clock: Clock) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.transport = Httpx2Transport()
+        self.registry = ProviderRegistry(builtins=builtin_providers(client_id=config.client_id))
+        self.pool = AccountPool(store, clock, session_duration_ms=config.session_duration_ms)
+        self.strategy: Strategy = create_strategy(config.lb_strategy)
+        self.tokens = TokenManager(
+            store=store,
+            registry=self.registry,
+            client=self.transport.client,
+            clock=clock,
+            on_update=self.pool.replace,
+        )
+        self.usage = UsageCache(clock=clock)
+        self.jobs = BackgroundJobs(
+            store=store,
+            config=config,
+            clock=clock,
+            poller=UsagePoller(
+                accounts=self.pool.accounts,
+                providers=self.registry,
+                credentials_for=self.tokens.credentials_for,
+                cache=self.usage,
+                store=store,
+                client=self.transport.client,
+                clock=clock,
+                interval_ms=config.usage_poll_interval_ms,
+            ),
+        )
+        proxy = ProxyApp(
+            ProxyDeps(
+                pool=self.pool,
+                registry=self.registry,
+                transport=self.transport,
+                credentials=self.tokens,
+                strategy=lambda: self.strategy,
+                usage=self.usage.usage_map,
+                store=store,
+                clock=clock,
+                settings=ProxySettings(session_duration_ms=config.session_duration_ms),
+            )
+        )
+        api = Litestar(
+            route_handlers=[
+                health_handler(self.pool.accounts, lambda: self.strategy.name, clock),
+            ],
+            openapi_config=None,
+        )
+        self.app = Dispatcher(proxy=proxy, app=api)
+
+    @classmethod
+    @asynccontextmanager
+    async def running(
+        cls, config: Config, *, clock: Clock | None = None, jobs: bool = True
+    ) -> AsyncGenerator[Service]:
+        """Open the store, load the accounts, start background jobs; undo it all on exit."""
+        clock = clock or SystemClock()
+        store = await Store.from_config(config, clock=clock)
+        service = cls(config=config, store=store, clock=clock)
+        try:
+            await service.pool.reload()
+            if jobs:
+                await service.jobs.start()
+            yield service
+        finally:
+            await service.jobs.stop()
+            await service.tokens.aclose()
+            await service.transport.aclose()
+            await service.pool.drain()
+            await store.close()
+
+    def accounts(self) -> Sequence[Account]:
+        return self.pool.accounts()
+
+
+def uvicorn_config(config: Config, app: Dispatcher) -> uvicorn.Config:
+    """uvicorn settings for the service: our logging, TLS when configured, bounded shutdown."""
+    return uvicorn.Config(
+        app,
+        host=config.host,
+        port=config.port,
+        ssl_keyfile=str(config.ssl_key_path) if config.ssl_key_path else None,
+        ssl_certfile=str(config.ssl_cert_path) if config.ssl_cert_path else None,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=30,
+        server_header=False,
+    )
+
+
+async def serve(config: Config) -> None:
+    """Run the service until interrupted (Ctrl-C or SIGTERM), then shut down cleanly."""
+    configure_logging(level=config.log_level, fmt=config.log_format, log_dir=config.log_dir)
+    async with Service.running(config) as service:
+        server = uvicorn.Server(uvicorn_config(config, service.app))
+        scheme = "https" if config.tls_enabled else "http"
+        _log.info(
+            "better-ccflare listening on %s://%s:%d with %d account(s), strategy %s",
+            scheme,
+            config.host,
+            config.port,
+            len(service.accounts()),
+            service.strategy.name,
+        )
+        await server.serve()

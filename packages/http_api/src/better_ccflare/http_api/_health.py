@@ -1,0 +1,51 @@
+"""``GET /health``: is the service up, and can the pool serve right now."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import msgspec
+from litestar import Response, get
+from litestar.handlers import HTTPRouteHandler
+
+from better_ccflare.core import Account, Clock
+
+__all__ = ["Health", "PoolStatus", "health_handler"]
+
+
+class PoolStatus(msgspec.Struct, frozen=True, kw_only=True):
+    configured: int
+    routable: int
+    paused: int
+    rate_limited: int
+    requires_reauth: int
+
+
+class Health(msgspec.Struct, frozen=True, kw_only=True):
+    status: str
+    """``ok`` when at least one account can serve, ``degraded`` otherwise."""
+    strategy: str
+    pool: PoolStatus
+
+
+def health_handler(
+    accounts: Callable[[], tuple[Account, ...]], strategy: Callable[[], str], clock: Clock
+) -> HTTPRouteHandler:
+    """A route handler reporting the pool; 200 when it can serve, 503 when it cannot."""
+
+    @get("/health", sync_to_thread=False, summary="Service and pool status")
+    def health() -> Response[Health]:
+        now = clock.now_ms()
+        pool = accounts()
+        status = PoolStatus(
+            configured=len(pool),
+            routable=sum(a.is_available(now) for a in pool),
+            paused=sum(a.paused for a in pool),
+            rate_limited=sum(a.rate_limit.cooling_down(now) for a in pool),
+            requires_reauth=sum(a.requires_reauth for a in pool),
+        )
+        ok = status.routable > 0
+        body = Health(status="ok" if ok else "degraded", strategy=strategy(), pool=status)
+        return Response(body, status_code=200 if ok else 503)
+
+    return health

@@ -1,0 +1,131 @@
+"""The accounts as the request path sees them: in memory, updated in place, persisted behind.
+
+Routing a request must not wait on the database, so every request reads this in-memory copy.
+Changes the proxy makes (a session started, a cooldown applied, a use counted) update the copy
+at once and are written to the store in the background; changes made elsewhere (the CLI, the
+management API, another process) reach the copy through :meth:`AccountPool.reload`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Iterable
+
+import msgspec
+
+from better_ccflare.core import Account, Clock, RateLimitState, SessionState
+from better_ccflare.database import Store
+from better_ccflare.load_balancer import Selection
+
+__all__ = ["AccountPool"]
+
+_log = logging.getLogger("better_ccflare.proxy")
+
+
+class AccountPool:
+    """In-memory accounts backed by the store."""
+
+    def __init__(self, store: Store, clock: Clock, *, session_duration_ms: int) -> None:
+        self._store = store
+        self._clock = clock
+        self._session_duration_ms = session_duration_ms
+        self._by_id: dict[str, Account] = {}
+        self._snapshot: tuple[Account, ...] = ()
+        self._writes: set[asyncio.Task[None]] = set()
+
+    async def reload(self) -> None:
+        """Replace the copy with what the store holds now."""
+        self._set_all(await self._store.accounts.list_all())
+
+    def accounts(self) -> tuple[Account, ...]:
+        """Every account, as an immutable snapshot (cheap: rebuilt only when something changes)."""
+        return self._snapshot
+
+    def get(self, account_id: str) -> Account | None:
+        return self._by_id.get(account_id)
+
+    def replace(self, account: Account) -> None:
+        """Adopt a newer version of one account (e.g. fresh credentials from the token manager)."""
+        if account.id in self._by_id:
+            self._by_id[account.id] = account
+            self._snapshot = tuple(self._by_id.values())
+
+    def apply_selection(self, selection: Selection, now_ms: int) -> None:
+        """Persist what a strategy decided: sessions started and pauses lifted."""
+        for account_id in selection.unpause:
+            self._update(account_id, paused=False, pause_reason=None)
+            self._persist(self._store.accounts.resume(account_id), "resume")
+        for account_id in selection.start_session:
+            self._update(account_id, session=SessionState(started_at_ms=now_ms, request_count=0))
+            self._persist(self._store.accounts.reset_session(account_id, now_ms), "reset session")
+
+    def set_rate_limit(self, account_id: str, state: RateLimitState) -> None:
+        """Record a response's rate-limit reading; written through only when it matters.
+
+        ``remaining`` changes on nearly every response; persisting it each time would cost a
+        write per request, so it rides along with the next change that affects routing.
+        """
+        current = self._by_id.get(account_id)
+        if current is None or current.rate_limit == state:
+            return
+        self._update(account_id, rate_limit=state)
+        old = current.rate_limit
+        if (old.limited_until_ms, old.reason, old.status, old.reset_at_ms, old.consecutive) != (
+            state.limited_until_ms,
+            state.reason,
+            state.status,
+            state.reset_at_ms,
+            state.consecutive,
+        ):
+            self._persist(self._store.accounts.update_rate_limit(account_id, state), "rate limit")
+
+    def record_use(self, account_id: str, now_ms: int) -> None:
+        """Count a served request against the account and its session."""
+        current = self._by_id.get(account_id)
+        if current is None:
+            return
+        session = current.session
+        if (
+            session.started_at_ms is None
+            or now_ms - session.started_at_ms >= self._session_duration_ms
+        ):
+            session = SessionState(started_at_ms=now_ms, request_count=1)
+        else:
+            session = SessionState(
+                started_at_ms=session.started_at_ms, request_count=session.request_count + 1
+            )
+        self._update(
+            account_id,
+            last_used_ms=now_ms,
+            request_count=current.request_count + 1,
+            total_requests=current.total_requests + 1,
+            session=session,
+        )
+        self._store.accounts.record_use_nowait(account_id, now_ms, self._session_duration_ms)
+
+    async def drain(self) -> None:
+        """Wait for every background write started so far."""
+        while self._writes:
+            await asyncio.gather(*list(self._writes), return_exceptions=True)
+
+    def _set_all(self, accounts: Iterable[Account]) -> None:
+        self._by_id = {account.id: account for account in accounts}
+        self._snapshot = tuple(self._by_id.values())
+
+    def _update(self, account_id: str, **changes: object) -> None:
+        current = self._by_id.get(account_id)
+        if current is not None:
+            self._by_id[account_id] = msgspec.structs.replace(current, **changes)
+            self._snapshot = tuple(self._by_id.values())
+
+    def _persist(self, write: Awaitable[None], what: str) -> None:
+        async def run() -> None:
+            try:
+                await write
+            except Exception:
+                _log.exception("Could not save an account change (%s)", what)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)

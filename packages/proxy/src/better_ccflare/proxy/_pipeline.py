@@ -1,0 +1,540 @@
+"""The proxy itself: one raw ASGI application for every ``/v1/*`` request.
+
+For each request it reads the body once, asks the strategy for an ordered list of accounts,
+and tries them in turn until one answers with something other than a rate limit, an auth
+failure or a dead connection; only then does the first byte go to the client, which is what
+makes failover invisible. The chosen response is streamed through chunk by chunk, never
+buffered, while the provider's usage parser reads tokens off the same bytes. The request is
+recorded afterwards through the store's writer, so recording never delays the response.
+
+It is a raw ASGI app rather than a framework handler because it must watch for the client
+hanging up while it waits for upstream headers (frameworks only notice during the body), and
+because it is the hot path: every microsecond here is overhead on every request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+import msgspec
+
+from better_ccflare.core import (
+    Account,
+    BetterCcflareError,
+    Clock,
+    Credentials,
+    RequestRecord,
+    StreamTerminalState,
+    TokenUsage,
+)
+from better_ccflare.database import Store
+from better_ccflare.load_balancer import AccountUsage, SelectionRequest, Strategy
+from better_ccflare.providers import (
+    AccountConfigError,
+    Provider,
+    ProviderRegistry,
+    RateLimitKind,
+    ResponseTransformer,
+    UnknownProviderError,
+    UnsupportedRequestError,
+    UpstreamRequest,
+    UsageParser,
+    UsageResult,
+    cost_usd,
+    forwardable_response_headers,
+)
+
+from ._account_pool import AccountPool
+from ._cooldowns import CooldownPolicy, apply_rate_limit
+from ._transport import (
+    Timeouts,
+    UpstreamConnectError,
+    UpstreamResponse,
+    UpstreamTimeoutError,
+    UpstreamTransport,
+)
+from ._unavailable import unavailable_reply
+
+__all__ = ["LOCAL_ANSWER_PATHS", "CredentialSource", "ProxyApp", "ProxyDeps", "ProxySettings"]
+
+_log = logging.getLogger("better_ccflare.proxy")
+_T = TypeVar("_T")
+
+# ASGI callables, typed loosely on purpose: servers and frameworks each have their own precise
+# (and mutually incompatible) TypedDicts for the same messages.
+Scope = Mapping[str, Any]
+Receive = Callable[[], Awaitable[Any]]
+Send = Callable[[Any], Awaitable[None]]
+
+LOCAL_ANSWER_PATHS = frozenset({"/api/event_logging/batch", "/api/system/package-manager"})
+"""Claude Code's own side calls to its base URL; answered here so they never hit an account."""
+
+_ERROR_BODY_LIMIT = 64 * 1024
+
+
+class ProxySettings(msgspec.Struct, frozen=True, kw_only=True):
+    timeouts: Timeouts = msgspec.field(default_factory=Timeouts)
+    cooldowns: CooldownPolicy = msgspec.field(default_factory=CooldownPolicy)
+    session_duration_ms: int = 5 * 3_600_000
+    max_body_bytes: int = 64 * 1024 * 1024
+
+
+class CredentialSource(Protocol):
+    """Fresh credentials for an account (the token manager)."""
+
+    async def credentials_for(self, account: Account) -> Credentials: ...
+
+    async def force_refresh(self, account: Account, rejected: Credentials) -> Credentials: ...
+
+
+class _Routing(msgspec.Struct):
+    """The only fields of a request body routing needs; the rest is never decoded."""
+
+    model: str | None = None
+    stream: bool = False
+    metadata: dict[str, Any] | None = None
+
+
+_routing_decoder = msgspec.json.Decoder(_Routing)
+
+
+class _ClientGoneError(Exception):
+    """The client disconnected; stop work for this request."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyDeps:
+    """Everything the proxy works with; built once by the server."""
+
+    pool: AccountPool
+    registry: ProviderRegistry
+    transport: UpstreamTransport
+    credentials: CredentialSource
+    strategy: Callable[[], Strategy]
+    """The strategy in force (a callable, so it can be swapped at run time)."""
+    usage: Callable[[], Mapping[str, AccountUsage]]
+    store: Store
+    clock: Clock
+    settings: ProxySettings
+
+
+class ProxyApp:
+    """ASGI application that proxies a request to the pool."""
+
+    __slots__ = ("_deps",)
+
+    def __init__(self, deps: ProxyDeps) -> None:
+        self._deps = deps
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        path: str = scope["path"]
+        if path in LOCAL_ANSWER_PATHS:
+            await _reply(send, 200, [("content-type", "application/json")], b'{"success":true}')
+            return
+        body = await _read_body(receive, self._deps.settings.max_body_bytes)
+        if body is None:
+            await _error(send, 413, "request_too_large", "The request body is too large.")
+            return
+        await _Exchange(self._deps, scope, receive, send, body).run()
+
+
+class _Exchange:
+    """One client request, from account selection to the recorded result."""
+
+    __slots__ = (
+        "attempts",
+        "body",
+        "deps",
+        "headers",
+        "id",
+        "method",
+        "path",
+        "query",
+        "receive",
+        "routing",
+        "send",
+        "started",
+        "started_ms",
+    )
+
+    def __init__(self, deps: ProxyDeps, scope: Scope, receive: Receive, send: Send, body: bytes):
+        self.deps = deps
+        self.receive = receive
+        self.send = send
+        self.body = body
+        self.method: str = scope["method"]
+        self.path: str = scope["path"]
+        self.query: str = scope.get("query_string", b"").decode("latin-1")
+        self.headers = {
+            k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]
+        }
+        self.id = uuid.uuid4().hex
+        self.started = time.perf_counter()
+        self.started_ms = deps.clock.now_ms()
+        self.attempts = 0
+        try:
+            self.routing = _routing_decoder.decode(body) if body else _Routing()
+        except msgspec.DecodeError:
+            self.routing = _Routing()
+
+    async def run(self) -> None:
+        deps = self.deps
+        now = deps.clock.now_ms()
+        usage = deps.usage()
+        selection = deps.strategy().select(
+            deps.pool.accounts(),
+            SelectionRequest(
+                now_ms=now,
+                session_id=self._session_id(),
+                usage=usage,
+                session_duration_ms=deps.settings.session_duration_ms,
+            ),
+        )
+        deps.pool.apply_selection(selection, now)
+        if not selection.order:
+            await self._unavailable(usage, now)
+            return
+        failures: list[str] = []
+        watcher = _DisconnectWatcher(self.receive)
+        try:
+            for account in selection.order:
+                if await self._try(account, failures, watcher):
+                    return
+                self.attempts += 1
+        except _ClientGoneError:
+            self._record(None, 499, StreamTerminalState.CLIENT_DISCONNECTED, None, None)
+            return
+        finally:
+            watcher.stop()
+        await self._all_failed(failures)
+
+    def _session_id(self) -> str | None:
+        metadata = self.routing.metadata
+        user_id = metadata.get("user_id") if metadata else None
+        if isinstance(user_id, str) and user_id:
+            return user_id
+        return self.headers.get("x-claude-code-session-id")
+
+    async def _try(
+        self, account: Account, failures: list[str], watcher: _DisconnectWatcher
+    ) -> bool:
+        """One account's attempt; True when the client got a response from it."""
+        prepared = await self._prepare(account, failures, watcher)
+        if prepared is None:
+            return False
+        provider, request, credentials = prepared
+        response = await self._send(request, account, failures, watcher)
+        if response is not None and response.status == 401 and _refreshable(provider):
+            await response.aclose()
+            response = await self._retry_after_refresh(
+                provider, account, credentials, failures, watcher
+            )
+        if response is None:
+            return False
+        error_body = None
+        if response.status >= 400:
+            error_body = await watcher.race(_read_limited(response, _ERROR_BODY_LIMIT))
+        if response.status == 401 or self._rate_limited(provider, account, response, error_body):
+            await response.aclose()
+            failures.append(f"{account.name}: upstream answered {response.status}")
+            return False
+        await self._forward(
+            provider, account, request, response, prefetched=error_body, watcher=watcher
+        )
+        return True
+
+    async def _prepare(
+        self, account: Account, failures: list[str], watcher: _DisconnectWatcher
+    ) -> tuple[Provider, UpstreamRequest, Credentials] | None:
+        """The provider, fresh credentials and the upstream request; None to skip the account."""
+        try:
+            provider = self.deps.registry.get(account.provider)
+            credentials = await watcher.race(self.deps.credentials.credentials_for(account))
+            return provider, self._build(provider, account, credentials), credentials
+        except UnknownProviderError:
+            failures.append(f"{account.name}: unknown provider {account.provider!r}")
+        except (AccountConfigError, UnsupportedRequestError) as exc:
+            failures.append(f"{account.name}: {exc}")
+        except BetterCcflareError as exc:
+            failures.append(f"{account.name}: credentials unavailable ({exc})")
+        return None
+
+    async def _retry_after_refresh(
+        self,
+        provider: Provider,
+        account: Account,
+        rejected: Credentials,
+        failures: list[str],
+        watcher: _DisconnectWatcher,
+    ) -> UpstreamResponse | None:
+        """After a 401: one forced token refresh, then the same account once more."""
+        try:
+            fresh = await watcher.race(self.deps.credentials.force_refresh(account, rejected))
+        except BetterCcflareError as exc:
+            failures.append(f"{account.name}: 401, and the token refresh failed ({exc})")
+            return None
+        return await self._send(self._build(provider, account, fresh), account, failures, watcher)
+
+    def _rate_limited(
+        self,
+        provider: Provider,
+        account: Account,
+        response: UpstreamResponse,
+        error_body: bytes | None,
+    ) -> bool:
+        """Classify the response, update the account's cooldown, and say whether to fail over."""
+        deps = self.deps
+        now = deps.clock.now_ms()
+        info = provider.classify_rate_limit(
+            status=response.status, headers=dict(response.headers), body=error_body, now_ms=now
+        )
+        current = deps.pool.get(account.id) or account
+        state = apply_rate_limit(current.rate_limit, info, now, deps.settings.cooldowns)
+        deps.pool.set_rate_limit(account.id, state)
+        return info.kind is not RateLimitKind.NONE
+
+    def _build(
+        self, provider: Provider, account: Account, credentials: Credentials
+    ) -> UpstreamRequest:
+        return provider.build_request(
+            method=self.method,
+            path=self.path,
+            query=self.query,
+            headers=self.headers,
+            body=self.body,
+            account=account,
+            credentials=credentials,
+        )
+
+    async def _send(
+        self,
+        request: UpstreamRequest,
+        account: Account,
+        failures: list[str],
+        watcher: _DisconnectWatcher,
+    ) -> UpstreamResponse | None:
+        try:
+            return await watcher.race(
+                self.deps.transport.send(request, self.deps.settings.timeouts)
+            )
+        except UpstreamTimeoutError as exc:
+            failures.append(f"{account.name}: {exc}")
+        except UpstreamConnectError as exc:
+            failures.append(f"{account.name}: connection failed ({exc})")
+        return None
+
+    async def _forward(
+        self,
+        provider: Provider,
+        account: Account,
+        request: UpstreamRequest,
+        response: UpstreamResponse,
+        *,
+        prefetched: bytes | None,
+        watcher: _DisconnectWatcher,
+    ) -> None:
+        """Stream the chosen response to the client, then record the request."""
+        upstream_headers = dict(response.headers)
+        transformer = provider.response_transformer(
+            path=self.path, status=response.status, headers=upstream_headers, request=request
+        )
+        streaming = "text/event-stream" in upstream_headers.get("content-type", "")
+        parser = provider.usage_parser(streaming=streaming)
+        headers = [
+            (k.encode("latin-1"), v.encode("latin-1"))
+            for k, v in forwardable_response_headers(upstream_headers).items()
+        ]
+        headers.append((b"x-better-ccflare-request-id", self.id.encode()))
+        terminal = StreamTerminalState.COMPLETED
+        error: str | None = None
+        try:
+            await self.send(
+                {"type": "http.response.start", "status": response.status, "headers": headers}
+            )
+            chunks = _prefetched(prefetched) if prefetched is not None else response.aiter_raw()
+            await watcher.race(self._pump(chunks, transformer, parser))
+        except _ClientGoneError:
+            terminal = StreamTerminalState.CLIENT_DISCONNECTED
+        except UpstreamTimeoutError as exc:
+            terminal, error = StreamTerminalState.TIMEOUT, str(exc)
+        except UpstreamConnectError as exc:
+            terminal, error = StreamTerminalState.UPSTREAM_CLOSED, str(exc)
+        finally:
+            await response.aclose()
+        if error is not None:
+            # Headers are out, so the client can only see the body end early.
+            await self._end_body_quietly()
+        result = parser.result()
+        if result.error_type is not None and terminal is StreamTerminalState.COMPLETED:
+            terminal = StreamTerminalState.UPSTREAM_ERROR
+            error = result.error_type
+        self._record(account, response.status, terminal, result, error, request=request)
+        self.deps.pool.record_use(account.id, self.deps.clock.now_ms())
+
+    async def _pump(
+        self,
+        chunks: AsyncIterator[bytes],
+        transformer: ResponseTransformer | None,
+        parser: UsageParser,
+    ) -> None:
+        """Write each upstream chunk to the client as it arrives; usage is read on the side."""
+        send = self.send
+        async for chunk in chunks:
+            out = transformer.feed(chunk) if transformer is not None else chunk
+            if out:
+                parser.feed(out)
+                await send({"type": "http.response.body", "body": out, "more_body": True})
+        tail = transformer.close() if transformer is not None else b""
+        if tail:
+            parser.feed(tail)
+        await send({"type": "http.response.body", "body": tail, "more_body": False})
+
+    async def _end_body_quietly(self) -> None:
+        try:
+            await self.send({"type": "http.response.body", "body": b"", "more_body": False})
+        except Exception:
+            _log.debug("client connection closed while ending a broken stream")
+
+    async def _unavailable(self, usage: Mapping[str, AccountUsage], now: int) -> None:
+        reply = unavailable_reply(self.deps.pool.accounts(), usage, now)
+        await _reply(self.send, reply.status, list(reply.headers), reply.body)
+        self._record(None, reply.status, None, None, "no account available")
+
+    async def _all_failed(self, failures: list[str]) -> None:
+        message = "Every account failed: " + "; ".join(failures)
+        await _error(self.send, 502, "api_error", message)
+        self._record(None, 502, None, None, message)
+
+    def _record(
+        self,
+        account: Account | None,
+        status: int,
+        terminal: StreamTerminalState | None,
+        result: UsageResult | None,
+        error: str | None,
+        *,
+        request: UpstreamRequest | None = None,
+    ) -> None:
+        elapsed_ms = int((time.perf_counter() - self.started) * 1000)
+        usage = result.usage if result is not None else TokenUsage()
+        model = (result.model if result is not None else None) or self.routing.model
+        seconds = elapsed_ms / 1000
+        record = RequestRecord(
+            id=self.id,
+            timestamp_ms=self.started_ms,
+            method=self.method,
+            path=self.path,
+            account_id=account.id if account is not None else None,
+            status_code=status,
+            success=200 <= status < 300 and error is None,
+            error_message=error,
+            response_time_ms=elapsed_ms,
+            failover_attempts=self.attempts,
+            model=model,
+            usage=usage,
+            cost_usd=cost_usd(model, usage),
+            output_tokens_per_second=usage.output_tokens / seconds
+            if usage.output_tokens and seconds > 0
+            else None,
+            client_session_id=self._session_id(),
+            stream_terminal_state=terminal,
+            original_model=request.client_model if request is not None else None,
+            applied_model=request.upstream_model if request is not None else None,
+        )
+        self.deps.store.requests.record(record)
+
+
+class _DisconnectWatcher:
+    """Notices the client hanging up at any point after its body was read.
+
+    One task waits on ``receive()``. Each phase that can take long (credentials, waiting for
+    upstream headers, pumping the body) runs through :meth:`race`, which abandons and cancels
+    it (closing the upstream connection) the moment the client is gone.
+    """
+
+    __slots__ = ("_task",)
+
+    def __init__(self, receive: Receive) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._watch(receive))
+
+    @staticmethod
+    async def _watch(receive: Receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    async def race(self, work: Coroutine[Any, Any, _T]) -> _T:
+        """Run ``work`` unless the client leaves first; then raise :class:`_ClientGoneError`."""
+        if self._task.done():
+            work.close()
+            raise _ClientGoneError
+        job = asyncio.ensure_future(work)
+        done, _ = await asyncio.wait((job, self._task), return_when=asyncio.FIRST_COMPLETED)
+        if job in done:
+            return job.result()
+        job.cancel()
+        await asyncio.gather(job, return_exceptions=True)
+        raise _ClientGoneError
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+
+def _refreshable(provider: Provider) -> bool:
+    """Whether the provider's credentials can be renewed: a provider that would need a refresh
+    for empty credentials holds expiring tokens (OAuth, Google), unlike a fixed API key."""
+    return provider.needs_refresh(Credentials(), 0)
+
+
+async def _prefetched(body: bytes) -> AsyncIterator[bytes]:
+    yield body
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return b""
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        parts.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(parts)
+
+
+async def _read_limited(response: UpstreamResponse, limit: int) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_raw():
+        parts.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(parts)
+
+
+async def _reply(send: Send, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers],
+        }
+    )
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def _error(send: Send, status: int, error_type: str, message: str) -> None:
+    body = msgspec.json.encode({"type": "error", "error": {"type": error_type, "message": message}})
+    await _reply(send, status, [("content-type", "application/json")], body)

@@ -1,0 +1,351 @@
+"""The proxy end to end: the real service under uvicorn on loopback, a fake Anthropic upstream
+on loopback, and the official ``anthropic`` SDK as the client."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anthropic
+import httpx2
+import msgspec
+import pytest
+import uvicorn
+
+from better_ccflare.core import Account, Credentials, ProviderKind, RateLimitReason, load_config
+from better_ccflare.server import Service
+
+from .support.fake_upstream import FakeUpstream, Reply, sse
+
+MODEL = "claude-sonnet-5"
+
+
+def message_json(text: str = "Hello!") -> dict[str, object]:
+    return {
+        "id": "msg_01",
+        "type": "message",
+        "role": "assistant",
+        "model": MODEL,
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {
+            "input_tokens": 12,
+            "output_tokens": 5,
+            "cache_read_input_tokens": 100,
+            "cache_creation_input_tokens": 0,
+        },
+    }
+
+
+def stream_events(words: list[str]) -> list[bytes]:
+    events = [
+        sse(
+            "message_start",
+            {
+                "type": "message_start",
+                "message": {
+                    "id": "msg_02",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": MODEL,
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": {"input_tokens": 20, "output_tokens": 1},
+                },
+            },
+        ),
+        sse(
+            "content_block_start",
+            {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {"type": "text", "text": ""},
+            },
+        ),
+    ]
+    events += [
+        sse(
+            "content_block_delta",
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": w}},
+        )
+        for w in words
+    ]
+    events += [
+        sse("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        sse(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": len(words)},
+            },
+        ),
+        sse("message_stop", {"type": "message_stop"}),
+    ]
+    return events
+
+
+def console_account(name: str, upstream: FakeUpstream, priority: int = 0) -> Account:
+    return Account(
+        id=name,
+        name=name,
+        provider=ProviderKind.CONSOLE.value,
+        created_at_ms=0,
+        priority=priority,
+        custom_endpoint=upstream.url,
+        credentials=Credentials(api_key=f"sk-ant-api03-{name}"),
+    )
+
+
+@asynccontextmanager
+async def running_proxy(tmp_path: Path, *accounts: Account) -> AsyncGenerator[tuple[Service, str]]:
+    config = load_config(
+        {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "LB_STRATEGY": "session"}, cwd=tmp_path
+    )
+    async with Service.running(config, jobs=False) as service:
+        for account in accounts:
+            await service.store.accounts.add(account)
+        await service.pool.reload()
+        server = uvicorn.Server(
+            uvicorn.Config(service.app, host="127.0.0.1", port=0, log_config=None, lifespan="off")
+        )
+        task = asyncio.create_task(server.serve())
+        for _ in range(500):
+            if server.started:
+                break
+            await asyncio.sleep(0.01)
+        assert server.started, "uvicorn did not start within 5 s"
+        port = server.servers[0].sockets[0].getsockname()[1]
+        try:
+            yield service, f"http://127.0.0.1:{port}"
+        finally:
+            server.should_exit = True
+            await task
+
+
+def sdk(url: str) -> anthropic.AsyncAnthropic:
+    return anthropic.AsyncAnthropic(base_url=url, api_key="client-key", max_retries=0)
+
+
+async def ask(url: str, text: str = "Hi") -> anthropic.types.Message:
+    """One non-streaming message through a fresh SDK client, closed afterwards."""
+    async with sdk(url) as client:
+        return await client.messages.create(
+            model=MODEL, max_tokens=64, messages=[{"role": "user", "content": text}]
+        )
+
+
+def text_of(message: anthropic.types.Message) -> str:
+    block = message.content[0]
+    assert isinstance(block, anthropic.types.TextBlock)
+    return block.text
+
+
+async def recorded(service: Service, count: int) -> list[object]:
+    await service.store.flush()
+    rows = await service.store.requests.list_recent(count)
+    return list(rows)
+
+
+async def test_non_streaming_message_is_identical_to_a_direct_call(tmp_path: Path) -> None:
+    async with FakeUpstream() as upstream:
+        upstream.set_default(Reply.json(message_json(), headers={"request-id": "req_1"}))
+        async with running_proxy(tmp_path, console_account("a", upstream)) as (service, url):
+            via_proxy = await ask(url)
+            direct = await ask(upstream.url)
+            assert via_proxy.model_dump() == direct.model_dump()
+            seen = upstream.requests[0]
+            assert seen.headers["x-api-key"] == "sk-ant-api03-a"
+            assert "client-key" not in str(seen.headers)
+            [row] = await service.store.requests.list_recent(5)
+            assert row.account_id == "a"
+            assert row.status_code == 200
+            assert row.usage.input_tokens == 12
+            assert row.usage.output_tokens == 5
+            assert row.usage.cache_read_input_tokens == 100
+            assert row.cost_usd > 0
+
+
+async def test_streamed_events_arrive_one_by_one_with_their_spacing(tmp_path: Path) -> None:
+    words = ["One ", "two ", "three ", "four"]
+    async with FakeUpstream() as upstream:
+        upstream.set_default(Reply.stream(stream_events(words), spacing_s=0.1))
+        async with running_proxy(tmp_path, console_account("a", upstream)) as (service, url):
+            arrivals: list[tuple[float, str]] = []
+            async with (
+                sdk(url) as client,
+                client.messages.stream(
+                    model=MODEL, max_tokens=64, messages=[{"role": "user", "content": "Count"}]
+                ) as stream,
+            ):
+                async for event in stream:
+                    arrivals.append((time.monotonic(), event.type))
+                final = await stream.get_final_message()
+            assert text_of(final) == "".join(words)
+            deltas = [t for t, kind in arrivals if kind == "text"]
+            assert len(deltas) == 4
+            gaps = [b - a for a, b in itertools.pairwise(deltas)]
+            assert all(gap > 0.05 for gap in gaps), gaps
+            await service.store.flush()
+            [row] = await service.store.requests.list_recent(5)
+            assert row.usage.input_tokens == 20
+            assert row.usage.output_tokens == 4
+            assert row.stream_terminal_state == "completed"
+
+
+async def test_a_rate_limited_account_fails_over_and_cools_down_until_its_reset(
+    tmp_path: Path,
+) -> None:
+    reset_s = int(time.time()) + 3600
+    async with FakeUpstream() as limited, FakeUpstream() as healthy:
+        limited.set_default(
+            Reply.json(
+                {"type": "error", "error": {"type": "rate_limit_error", "message": "limit"}},
+                status=429,
+                headers={
+                    "anthropic-ratelimit-unified-status": "rejected",
+                    "anthropic-ratelimit-unified-reset": str(reset_s),
+                },
+            )
+        )
+        healthy.set_default(Reply.json(message_json("from b")))
+        accounts = (console_account("a", limited, priority=0), console_account("b", healthy, 1))
+        async with running_proxy(tmp_path, *accounts) as (service, url):
+            reply = await ask(url)
+            assert text_of(reply) == "from b"
+            again = await ask(url)
+            assert text_of(again) == "from b"
+            assert len(limited.requests) == 1
+            benched = service.pool.get("a")
+            assert benched is not None
+            assert benched.rate_limit.limited_until_ms == reset_s * 1000
+            assert benched.rate_limit.reason is RateLimitReason.UPSTREAM_429_WITH_RESET
+            await service.pool.drain()
+            stored = await service.store.accounts.get("a")
+            assert stored is not None
+            assert stored.rate_limit.limited_until_ms == reset_s * 1000
+
+
+async def test_overloaded_and_dead_accounts_fail_over(tmp_path: Path) -> None:
+    async with FakeUpstream() as overloaded, FakeUpstream() as healthy:
+        overloaded.set_default(
+            Reply.json({"type": "error", "error": {"type": "overloaded_error"}}, status=529)
+        )
+        healthy.set_default(Reply.json(message_json("served")))
+        dead = Account(
+            id="dead",
+            name="dead",
+            provider=ProviderKind.CONSOLE.value,
+            created_at_ms=0,
+            custom_endpoint="http://127.0.0.1:9",
+            credentials=Credentials(api_key="k"),
+        )
+        accounts = (dead, console_account("busy", overloaded, 1), console_account("ok", healthy, 2))
+        async with running_proxy(tmp_path, *accounts) as (service, url):
+            reply = await ask(url)
+            assert text_of(reply) == "served"
+            await service.store.flush()
+            [row] = await service.store.requests.list_recent(5)
+            assert row.account_id == "ok"
+            assert row.failover_attempts == 2
+
+
+async def test_exhausted_pool_answers_429_with_the_reset_clients_understand(
+    tmp_path: Path,
+) -> None:
+    reset_s = int(time.time()) + 1800
+    async with FakeUpstream() as limited:
+        limited.set_default(
+            Reply.json(
+                {"type": "error", "error": {"type": "rate_limit_error", "message": "limit"}},
+                status=429,
+                headers={"anthropic-ratelimit-unified-reset": str(reset_s)},
+            )
+        )
+        async with running_proxy(tmp_path, console_account("a", limited)) as (_, url):
+            async with httpx2.AsyncClient() as client:
+                payload: dict[str, object] = {"model": MODEL, "max_tokens": 8, "messages": []}
+                first = await client.post(f"{url}/v1/messages", json=payload)
+                second = await client.post(f"{url}/v1/messages", json=payload)
+            assert first.status_code == 502
+            assert second.status_code == 429
+            assert second.headers["anthropic-ratelimit-unified-reset"] == str(reset_s)
+            assert 1790 <= int(second.headers["retry-after"]) <= 1800
+            assert second.json()["error"]["accounts"][0]["reason"] == "rate_limited"
+            assert len(limited.requests) == 1
+
+
+async def test_client_disconnect_mid_stream_closes_the_upstream(tmp_path: Path) -> None:
+    async with FakeUpstream() as upstream:
+        upstream.set_default(Reply.stream(stream_events(["w"] * 40), spacing_s=0.05))
+        async with running_proxy(tmp_path, console_account("a", upstream)) as (service, url):
+            async with httpx2.AsyncClient() as client:
+                payload: dict[str, object] = {
+                    "model": MODEL,
+                    "max_tokens": 8,
+                    "messages": [],
+                    "stream": True,
+                }
+                async with client.stream("POST", f"{url}/v1/messages", json=payload) as response:
+                    async for _ in response.aiter_raw():
+                        break
+            for _ in range(200):
+                if upstream.disconnects:
+                    break
+                await asyncio.sleep(0.01)
+            assert upstream.disconnects
+            assert upstream.disconnects[0].chunks_sent < 40
+            await service.store.flush()
+            [row] = await service.store.requests.list_recent(5)
+            assert row.stream_terminal_state == "client_disconnected"
+
+
+async def test_client_disconnect_before_headers_closes_the_upstream(tmp_path: Path) -> None:
+    async with FakeUpstream() as upstream:
+        upstream.set_default(Reply(headers_delay_s=5.0))
+        async with running_proxy(tmp_path, console_account("a", upstream)) as (_, url):
+            async with httpx2.AsyncClient() as client:
+                payload: dict[str, object] = {"model": MODEL, "max_tokens": 8, "messages": []}
+                request = asyncio.create_task(client.post(f"{url}/v1/messages", json=payload))
+                for _ in range(200):
+                    if upstream.requests:
+                        break
+                    await asyncio.sleep(0.01)
+                request.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await request
+            for _ in range(200):
+                if upstream.disconnects:
+                    break
+                await asyncio.sleep(0.01)
+            assert [d.chunks_sent for d in upstream.disconnects] == [0]
+
+
+async def test_count_tokens_models_and_claude_code_side_calls(tmp_path: Path) -> None:
+    async with FakeUpstream() as upstream:
+        upstream.enqueue(
+            Reply.json({"input_tokens": 42}),
+            Reply.json({"data": [{"id": MODEL, "type": "model"}], "has_more": False}),
+        )
+        async with running_proxy(tmp_path, console_account("a", upstream)) as (_, url):
+            async with sdk(url) as client:
+                counted = await client.messages.count_tokens(
+                    model=MODEL, messages=[{"role": "user", "content": "Hi"}]
+                )
+                models = await client.models.list()
+            assert counted.input_tokens == 42
+            assert [m.id for m in models.data] == [MODEL]
+            async with httpx2.AsyncClient() as raw:
+                side = await raw.post(f"{url}/api/event_logging/batch", json={"events": []})
+            assert side.status_code == 200
+            assert msgspec.json.decode(side.content) == {"success": True}
+            assert [r.path for r in upstream.requests] == [
+                "/v1/messages/count_tokens",
+                "/v1/models",
+            ]
