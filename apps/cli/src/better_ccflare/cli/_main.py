@@ -7,11 +7,16 @@ line on stderr with exit status 2; no traceback reaches the terminal.
 from __future__ import annotations
 
 import asyncio
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
 
 import click
+import msgspec
 
-from better_ccflare.core import BetterCcflareError, load_config
-from better_ccflare.server import preflight
+from better_ccflare.core import BetterCcflareError, Config, SettingSource, SourceKind, load_config
+from better_ccflare.server import serve as serve_forever
 
 __all__ = ["main"]
 
@@ -35,20 +40,53 @@ def main(ctx: click.Context) -> None:
 
 
 @main.command()
-def serve() -> None:
-    """Start the proxy server.
+@click.option("--host", help="Address to listen on (default 127.0.0.1; BETTER_CCFLARE_HOST).")
+@click.option("--port", type=click.IntRange(1, 65535), help="Port (default 8080; PORT).")
+@click.option("--ssl-key", type=click.Path(dir_okay=False, path_type=Path), help="TLS key file.")
+@click.option("--ssl-cert", type=click.Path(dir_okay=False, path_type=Path), help="TLS cert file.")
+def serve(host: str | None, port: int | None, ssl_key: Path | None, ssl_cert: Path | None) -> None:
+    """Start the proxy server; Ctrl-C (or SIGTERM) stops it cleanly."""
+    config = _with_flags(
+        _load(), host=host, port=port, ssl_key_path=ssl_key, ssl_cert_path=ssl_cert
+    )
+    if (config.ssl_key_path is None) != (config.ssl_cert_path is None):
+        raise UsageError(
+            "TLS needs both --ssl-key and --ssl-cert (or SSL_KEY_PATH and SSL_CERT_PATH)."
+        )
+    _run(serve_forever(config))
 
-    Checks the configuration, opens and migrates the database, and reports. The proxy itself
-    arrives with the next release; until then the command exits after the checks.
-    """
+
+def _load() -> Config:
     try:
-        config = load_config()
-        report = asyncio.run(preflight(config))
+        return load_config()
     except BetterCcflareError as exc:
         raise UsageError(str(exc)) from exc
-    click.echo(
-        f"better-ccflare: configuration OK; database {report.db_path} at schema version "
-        f"{report.schema_version} ({report.backend}), {report.accounts} account(s); "
-        f"logs in {report.log_dir}."
-    )
-    click.echo("The proxy server is not part of this release yet; nothing more to start.")
+
+
+def _with_flags(config: Config, **flags: object) -> Config:
+    """Command-line flags win over every other source, and say so in ``config show``."""
+    given = {name: value for name, value in flags.items() if value is not None}
+    if not given:
+        return config
+    sources = dict(config.sources)
+    for name in given:
+        flag = "--" + name.removesuffix("_path").replace("_", "-")
+        sources[name] = SettingSource(SourceKind.COMMAND_LINE, flag)
+    return msgspec.structs.replace(config, **given, sources=sources)
+
+
+def _run(work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work`` on the fastest available event loop, mapping user errors to one line."""
+    try:
+        import uvloop  # noqa: PLC0415 - optional speed-up, absent on Windows
+
+        loop_factory = uvloop.new_event_loop
+    except ImportError:
+        loop_factory = None
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(work)
+    except BetterCcflareError as exc:
+        raise UsageError(str(exc)) from exc
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,11 +1,9 @@
 """Composes the running better-ccflare service from the packages below it."""
 
-from . import _preflight, _service
-from ._preflight import *  # noqa: F403
+from . import _service
 from ._service import *  # noqa: F403
 
 __version__ = "0.1.0"
 
 __all__: list[str] = []
-__all__ += _preflight.__all__
 __all__ += _service.__all__

@@ -7,8 +7,11 @@ it on an ephemeral loopback port exactly as ``better-ccflare serve`` does on the
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncGenerator, Sequence
+import signal
+from collections.abc import AsyncGenerator, Generator, Sequence
 from contextlib import asynccontextmanager
 
 import uvicorn
@@ -133,18 +136,58 @@ def uvicorn_config(config: Config, app: Dispatcher) -> uvicorn.Config:
     )
 
 
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling.
+
+    uvicorn re-raises a captured SIGTERM once it has stopped, which would kill the process
+    before the store is flushed; :func:`serve` handles the signals itself instead.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None]:
+        yield
+
+
+def _stop_on_signals(server: uvicorn.Server) -> None:
+    """First SIGINT/SIGTERM: graceful stop; a second one: stop without waiting for streams."""
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        if server.should_exit:
+            server.force_exit = True
+        server.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop)
+
+
 async def serve(config: Config) -> None:
-    """Run the service until interrupted (Ctrl-C or SIGTERM), then shut down cleanly."""
+    """Run the service until interrupted (Ctrl-C or SIGTERM), then shut down cleanly.
+
+    Shutdown stops accepting connections, gives in-flight streams up to 30 s to finish, stops
+    the background jobs and flushes every queued database write.
+
+    Raises:
+        BetterCcflareError: The configuration, the key or the database is unusable.
+    """
     configure_logging(level=config.log_level, fmt=config.log_format, log_dir=config.log_dir)
     async with Service.running(config) as service:
-        server = uvicorn.Server(uvicorn_config(config, service.app))
+        status = await service.store.schema_status()
+        server = _Server(uvicorn_config(config, service.app))
+        _stop_on_signals(server)
         scheme = "https" if config.tls_enabled else "http"
         _log.info(
-            "better-ccflare listening on %s://%s:%d with %d account(s), strategy %s",
+            "better-ccflare listening on %s://%s:%d: %d account(s), strategy %s, database %s "
+            "(schema %d, %s)",
             scheme,
             config.host,
             config.port,
             len(service.accounts()),
             service.strategy.name,
+            config.db_path,
+            status.version,
+            status.backend,
         )
         await server.serve()
+    _log.info("better-ccflare stopped; every queued write is flushed")

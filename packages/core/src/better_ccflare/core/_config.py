@@ -66,6 +66,7 @@ class SourceKind(StrEnum):
     FILE = "file"
     DOTENV = ".env"
     ENVIRONMENT = "environment"
+    COMMAND_LINE = "command line"
 
 
 class SettingSource(msgspec.Struct, frozen=True):
