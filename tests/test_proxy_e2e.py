@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -19,7 +19,7 @@ import uvicorn
 from better_ccflare.core import Account, Credentials, ProviderKind, RateLimitReason, load_config
 from better_ccflare.server import Service
 
-from .support.fake_upstream import FakeUpstream, Reply, sse
+from .support.fake_upstream import FakeUpstream, RecordedRequest, Reply, sse
 
 MODEL = "claude-sonnet-5"
 
@@ -104,9 +104,12 @@ def console_account(name: str, upstream: FakeUpstream, priority: int = 0) -> Acc
 
 
 @asynccontextmanager
-async def running_proxy(tmp_path: Path, *accounts: Account) -> AsyncGenerator[tuple[Service, str]]:
+async def running_proxy(
+    tmp_path: Path, *accounts: Account, **env: str
+) -> AsyncGenerator[tuple[Service, str]]:
     config = load_config(
-        {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "LB_STRATEGY": "session"}, cwd=tmp_path
+        {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "LB_STRATEGY": "session", **env},
+        cwd=tmp_path,
     )
     async with Service.running(config, jobs=False) as service:
         for account in accounts:
@@ -349,3 +352,90 @@ async def test_count_tokens_models_and_claude_code_side_calls(tmp_path: Path) ->
                 "/v1/messages/count_tokens",
                 "/v1/models",
             ]
+
+
+def oauth_account(upstream: FakeUpstream, *, expires_in_ms: int) -> Account:
+    return Account(
+        id="sub",
+        name="subscription",
+        provider=ProviderKind.CLAUDE_OAUTH.value,
+        created_at_ms=0,
+        custom_endpoint=upstream.url,
+        credentials=Credentials(
+            access_token="at-old",
+            refresh_token="rt-old",
+            expires_at_ms=int(time.time() * 1000) + expires_in_ms,
+        ),
+    )
+
+
+def token_endpoint(request: RecordedRequest) -> Reply:
+    assert request.json()["refresh_token"] == "rt-old"
+    return Reply.json({"access_token": "at-new", "refresh_token": "rt-new", "expires_in": 28800})
+
+
+def api_accepting(token: str) -> Callable[[RecordedRequest], Reply]:
+    def answer(request: RecordedRequest) -> Reply:
+        if request.headers.get("authorization") != f"Bearer {token}":
+            return Reply.json(
+                {"type": "error", "error": {"type": "authentication_error", "message": "bad"}},
+                status=401,
+            )
+        assert "oauth-2025-04-20" in request.headers["anthropic-beta"]
+        return Reply.json(message_json("authorized"))
+
+    return answer
+
+
+async def test_oauth_token_expiring_soon_is_refreshed_once_for_concurrent_requests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with FakeUpstream() as tokens, FakeUpstream() as api:
+        monkeypatch.setenv("BETTER_CCFLARE_OAUTH_TOKEN_URL", f"{tokens.url}/v1/oauth/token")
+        tokens.set_default(token_endpoint)
+        api.set_default(api_accepting("at-new"))
+        account = oauth_account(api, expires_in_ms=60_000)
+        async with running_proxy(tmp_path, account) as (service, url):
+            replies = await asyncio.gather(*(ask(url) for _ in range(10)))
+            assert {text_of(r) for r in replies} == {"authorized"}
+            assert len(tokens.requests) == 1
+            assert all(r.headers["authorization"] == "Bearer at-new" for r in api.requests)
+            stored = await service.store.accounts.get("sub")
+            assert stored is not None
+            assert stored.credentials.refresh_token == "rt-new"
+
+
+async def test_a_401_forces_one_refresh_and_a_retry_on_the_same_account(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with FakeUpstream() as tokens, FakeUpstream() as api:
+        monkeypatch.setenv("BETTER_CCFLARE_OAUTH_TOKEN_URL", f"{tokens.url}/v1/oauth/token")
+        tokens.set_default(token_endpoint)
+        api.set_default(api_accepting("at-new"))
+        account = oauth_account(api, expires_in_ms=8 * 3_600_000)
+        async with running_proxy(tmp_path, account) as (service, url):
+            reply = await ask(url)
+            assert text_of(reply) == "authorized"
+            assert [r.headers["authorization"] for r in api.requests] == [
+                "Bearer at-old",
+                "Bearer at-new",
+            ]
+            assert len(tokens.requests) == 1
+            await service.store.flush()
+            [row] = await service.store.requests.list_recent(5)
+            assert row.account_id == "sub"
+            assert row.failover_attempts == 0
+
+
+async def test_an_upstream_slow_to_answer_times_out_and_fails_over(tmp_path: Path) -> None:
+    async with FakeUpstream() as slow, FakeUpstream() as healthy:
+        slow.set_default(Reply(headers_delay_s=5.0))
+        healthy.set_default(Reply.json(message_json("quick")))
+        accounts = (console_account("slow", slow, 0), console_account("quick", healthy, 1))
+        async with running_proxy(
+            tmp_path, *accounts, BETTER_CCFLARE_FIRST_BYTE_TIMEOUT_MS="1000"
+        ) as (_, url):
+            started = time.monotonic()
+            reply = await ask(url)
+            assert text_of(reply) == "quick"
+            assert 0.9 < time.monotonic() - started < 4

@@ -121,6 +121,9 @@ def test_every_documented_variable_is_read(home: Path, tmp_path: Path) -> None:
         SSL_KEY_PATH=str(tmp_path / "k.pem"),
         SSL_CERT_PATH=str(tmp_path / "c.pem"),
         BETTER_CCFLARE_SECRET_KEY="abc",
+        BETTER_CCFLARE_CONNECT_TIMEOUT_MS="2000",
+        BETTER_CCFLARE_FIRST_BYTE_TIMEOUT_MS="60000",
+        BETTER_CCFLARE_IDLE_TIMEOUT_MS="30000",
     )
     assert config.port == 1234
     assert config.host == "0.0.0.0"
@@ -135,6 +138,8 @@ def test_every_documented_variable_is_read(home: Path, tmp_path: Path) -> None:
     assert config.request_retention_days == 365
     assert config.tls_enabled
     assert config.secret_key == "abc"
+    assert (config.connect_timeout_ms, config.first_byte_timeout_ms) == (2000, 60000)
+    assert config.idle_timeout_ms == 30000
 
 
 def test_empty_environment_variable_counts_as_unset(home: Path) -> None:

@@ -30,6 +30,7 @@ from better_ccflare.proxy import (
     ProxyApp,
     ProxyDeps,
     ProxySettings,
+    Timeouts,
     TokenManager,
     UsageCache,
     UsagePoller,
@@ -84,7 +85,14 @@ class Service:
                 usage=self.usage.usage_map,
                 store=store,
                 clock=clock,
-                settings=ProxySettings(session_duration_ms=config.session_duration_ms),
+                settings=ProxySettings(
+                    session_duration_ms=config.session_duration_ms,
+                    timeouts=Timeouts(
+                        connect_s=config.connect_timeout_ms / 1000,
+                        first_byte_s=config.first_byte_timeout_ms / 1000,
+                        idle_s=config.idle_timeout_ms / 1000,
+                    ),
+                ),
             )
         )
         api = Litestar(

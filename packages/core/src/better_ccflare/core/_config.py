@@ -102,6 +102,12 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     ssl_cert_path: Path | None
     client_id: str
     usage_poll_interval_ms: int
+    connect_timeout_ms: int
+    """How long to wait for an upstream connection before trying another account."""
+    first_byte_timeout_ms: int
+    """How long to wait for upstream response headers."""
+    idle_timeout_ms: int
+    """The longest silence allowed between two chunks of an upstream response body."""
     secret_key: str | None
     """Base64 key that encrypts stored credentials; ``None`` means use the key file."""
     sources: dict[str, SettingSource]
@@ -287,6 +293,29 @@ _SETTINGS: tuple[_Setting, ...] = (
         "usage_poll_interval_ms",
         _int_in(10_000, 3_600_000),
         lambda _: 90_000,
+    ),
+    # Upstream deadlines. The defaults stay under Claude Code's 300-second stall detector, so the
+    # proxy gives up (and fails over, when nothing was sent yet) before the client does.
+    _Setting(
+        "connect_timeout_ms",
+        "BETTER_CCFLARE_CONNECT_TIMEOUT_MS",
+        "connect_timeout_ms",
+        _int_in(100, 120_000),
+        lambda _: 10_000,
+    ),
+    _Setting(
+        "first_byte_timeout_ms",
+        "BETTER_CCFLARE_FIRST_BYTE_TIMEOUT_MS",
+        "first_byte_timeout_ms",
+        _int_in(1_000, 3_600_000),
+        lambda _: 240_000,
+    ),
+    _Setting(
+        "idle_timeout_ms",
+        "BETTER_CCFLARE_IDLE_TIMEOUT_MS",
+        "idle_timeout_ms",
+        _int_in(1_000, 3_600_000),
+        lambda _: 240_000,
     ),
     # The encryption key never comes from the config file: it must live apart from the data.
     _Setting("secret_key", "BETTER_CCFLARE_SECRET_KEY", None, _text(), lambda _: None),
