@@ -19,8 +19,7 @@ from better_ccflare.core import (
     TokenUsage,
     UsageSnapshot,
 )
-
-from .strategies import (
+from better_ccflare.core.testing import (
     accounts,
     api_keys,
     oauth_sessions,

@@ -8,9 +8,8 @@ from pathlib import Path
 from hypothesis import given, settings
 
 from better_ccflare.core import Account, RequestRecord
+from better_ccflare.core.testing import accounts, request_records
 from better_ccflare.database import SecretKey, Store
-
-from .strategies import accounts, request_records
 
 EXAMPLES = settings(max_examples=75, deadline=None)
 
