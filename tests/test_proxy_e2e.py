@@ -16,7 +16,15 @@ import msgspec
 import pytest
 import uvicorn
 
-from better_ccflare.core import Account, Credentials, ProviderKind, RateLimitReason, load_config
+from better_ccflare.core import (
+    Account,
+    Clock,
+    Credentials,
+    FakeClock,
+    ProviderKind,
+    RateLimitReason,
+    load_config,
+)
 from better_ccflare.server import Service
 
 from .support.fake_upstream import FakeUpstream, RecordedRequest, Reply, sse
@@ -105,13 +113,13 @@ def console_account(name: str, upstream: FakeUpstream, priority: int = 0) -> Acc
 
 @asynccontextmanager
 async def running_proxy(
-    tmp_path: Path, *accounts: Account, **env: str
+    tmp_path: Path, *accounts: Account, clock: Clock | None = None, **env: str
 ) -> AsyncGenerator[tuple[Service, str]]:
     config = load_config(
         {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "LB_STRATEGY": "session", **env},
         cwd=tmp_path,
     )
-    async with Service.running(config, jobs=False) as service:
+    async with Service.running(config, clock=clock, jobs=False) as service:
         for account in accounts:
             await service.store.accounts.add(account)
         await service.pool.reload()
@@ -439,3 +447,26 @@ async def test_an_upstream_slow_to_answer_times_out_and_fails_over(tmp_path: Pat
             reply = await ask(url)
             assert text_of(reply) == "quick"
             assert 0.9 < time.monotonic() - started < 4
+
+
+async def test_a_cooldown_ends_exactly_at_the_announced_reset(tmp_path: Path) -> None:
+    clock = FakeClock(now_ms=int(time.time()) * 1000)
+    reset_s = clock.now_ms() // 1000 + 600
+    async with FakeUpstream() as preferred, FakeUpstream() as backup:
+        preferred.enqueue(
+            Reply.json(
+                {"type": "error", "error": {"type": "rate_limit_error", "message": "limit"}},
+                status=429,
+                headers={"anthropic-ratelimit-unified-reset": str(reset_s)},
+            )
+        )
+        preferred.set_default(Reply.json(message_json("preferred")))
+        backup.set_default(Reply.json(message_json("backup")))
+        accounts = (console_account("a", preferred, 0), console_account("b", backup, 1))
+        async with running_proxy(tmp_path, *accounts, clock=clock) as (_, url):
+            assert text_of(await ask(url)) == "backup"
+            clock.set(reset_s * 1000 - 1)
+            assert text_of(await ask(url)) == "backup"
+            clock.set(reset_s * 1000)
+            assert text_of(await ask(url)) == "preferred"
+            assert len(preferred.requests) == 2
