@@ -18,6 +18,8 @@ import uvicorn
 
 from better_ccflare.core import (
     Account,
+    ApiKey,
+    ApiKeyRole,
     Clock,
     Credentials,
     FakeClock,
@@ -25,6 +27,7 @@ from better_ccflare.core import (
     RateLimitReason,
     load_config,
 )
+from better_ccflare.proxy import generate_api_key, hash_api_key
 from better_ccflare.server import Service
 
 from .support.fake_upstream import FakeUpstream, RecordedRequest, Reply, sse
@@ -470,3 +473,32 @@ async def test_a_cooldown_ends_exactly_at_the_announced_reset(tmp_path: Path) ->
             clock.set(reset_s * 1000)
             assert text_of(await ask(url)) == "preferred"
             assert len(preferred.requests) == 2
+
+
+async def test_with_proxy_keys_every_request_needs_one(tmp_path: Path) -> None:
+    key = generate_api_key()
+    stored = ApiKey(
+        id="k1",
+        name="laptop",
+        hashed_key=hash_api_key(key),
+        prefix_last_8=key[-8:],
+        created_at_ms=0,
+        role=ApiKeyRole.API_ONLY,
+    )
+    async with FakeUpstream() as upstream:
+        upstream.set_default(Reply.json(message_json("allowed")))
+        async with running_proxy(tmp_path, console_account("a", upstream)) as (service, url):
+            await service.store.api_keys.add(stored)
+            service.auth.invalidate()
+            with pytest.raises(anthropic.AuthenticationError):
+                await ask(url)
+            async with anthropic.AsyncAnthropic(base_url=url, api_key=key, max_retries=0) as c:
+                reply = await c.messages.create(
+                    model=MODEL, max_tokens=8, messages=[{"role": "user", "content": "Hi"}]
+                )
+            assert text_of(reply) == "allowed"
+            assert len(upstream.requests) == 1
+            assert upstream.requests[0].headers["x-api-key"] == "sk-ant-api03-a"
+            await service.store.flush()
+            rows = await service.store.requests.list_recent(5)
+            assert [r.api_key_name for r in rows] == ["laptop"]

@@ -25,6 +25,7 @@ from better_ccflare.logger import configure_logging
 from better_ccflare.providers import ProviderRegistry, builtin_providers
 from better_ccflare.proxy import (
     AccountPool,
+    ApiKeyAuthenticator,
     BackgroundJobs,
     Httpx2Transport,
     ProxyApp,
@@ -60,6 +61,7 @@ class Service:
             on_update=self.pool.replace,
         )
         self.usage = UsageCache(clock=clock)
+        self.auth = ApiKeyAuthenticator(store, clock)
         self.jobs = BackgroundJobs(
             store=store,
             config=config,
@@ -85,6 +87,7 @@ class Service:
                 usage=self.usage.usage_map,
                 store=store,
                 clock=clock,
+                auth=self.auth,
                 settings=ProxySettings(
                     session_duration_ms=config.session_duration_ms,
                     timeouts=Timeouts(
@@ -114,6 +117,7 @@ class Service:
         service = cls(config=config, store=store, clock=clock)
         try:
             await service.pool.reload()
+            await service.auth.refresh()
             if jobs:
                 await service.jobs.start()
             yield service

@@ -5,6 +5,7 @@ The public surface is exactly the union of the private modules' ``__all__`` list
 
 from . import (
     _account_pool,
+    _api_key_auth,
     _api_key_hashing,
     _cooldowns,
     _jobs,
@@ -15,6 +16,7 @@ from . import (
     _usage_cache,
 )
 from ._account_pool import *  # noqa: F403
+from ._api_key_auth import *  # noqa: F403
 from ._api_key_hashing import *  # noqa: F403
 from ._cooldowns import *  # noqa: F403
 from ._jobs import *  # noqa: F403
@@ -28,6 +30,7 @@ __version__ = "0.1.0"
 
 __all__: list[str] = []
 __all__ += _account_pool.__all__
+__all__ += _api_key_auth.__all__
 __all__ += _api_key_hashing.__all__
 __all__ += _cooldowns.__all__
 __all__ += _jobs.__all__

@@ -26,6 +26,7 @@ import msgspec
 
 from better_ccflare.core import (
     Account,
+    ApiKey,
     BetterCcflareError,
     Clock,
     Credentials,
@@ -51,6 +52,7 @@ from better_ccflare.providers import (
 )
 
 from ._account_pool import AccountPool
+from ._api_key_auth import ApiKeyAuthenticator
 from ._cooldowns import CooldownPolicy, apply_rate_limit
 from ._transport import (
     Timeouts,
@@ -122,6 +124,8 @@ class ProxyDeps:
     store: Store
     clock: Clock
     settings: ProxySettings
+    auth: ApiKeyAuthenticator
+    """Checks proxy API keys once any active key exists."""
 
 
 class ProxyApp:
@@ -139,17 +143,32 @@ class ProxyApp:
         if path in LOCAL_ANSWER_PATHS:
             await _reply(send, 200, [("content-type", "application/json")], b'{"success":true}')
             return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        auth = await self._deps.auth.authenticate(headers, path)
+        if not auth.allowed:
+            kind = "authentication_error" if auth.status == 401 else "permission_error"
+            await _error(send, auth.status, kind, auth.message)
+            return
         body = await _read_body(receive, self._deps.settings.max_body_bytes)
         if body is None:
             await _error(send, 413, "request_too_large", "The request body is too large.")
             return
-        await _Exchange(self._deps, scope, receive, send, body).run()
+        await _Exchange(
+            self._deps,
+            scope,
+            headers=headers,
+            api_key=auth.key,
+            receive=receive,
+            send=send,
+            body=body,
+        ).run()
 
 
 class _Exchange:
     """One client request, from account selection to the recorded result."""
 
     __slots__ = (
+        "api_key",
         "attempts",
         "body",
         "deps",
@@ -165,17 +184,26 @@ class _Exchange:
         "started_ms",
     )
 
-    def __init__(self, deps: ProxyDeps, scope: Scope, receive: Receive, send: Send, body: bytes):
+    def __init__(
+        self,
+        deps: ProxyDeps,
+        scope: Scope,
+        *,
+        headers: dict[str, str],
+        api_key: ApiKey | None,
+        receive: Receive,
+        send: Send,
+        body: bytes,
+    ) -> None:
         self.deps = deps
+        self.headers = headers
+        self.api_key = api_key
         self.receive = receive
         self.send = send
         self.body = body
         self.method: str = scope["method"]
         self.path: str = scope["path"]
         self.query: str = scope.get("query_string", b"").decode("latin-1")
-        self.headers = {
-            k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]
-        }
         self.id = uuid.uuid4().hex
         self.started = time.perf_counter()
         self.started_ms = deps.clock.now_ms()
@@ -445,6 +473,8 @@ class _Exchange:
             if usage.output_tokens and seconds > 0
             else None,
             client_session_id=self._session_id(),
+            api_key_id=self.api_key.id if self.api_key is not None else None,
+            api_key_name=self.api_key.name if self.api_key is not None else None,
             stream_terminal_state=terminal,
             original_model=request.client_model if request is not None else None,
             applied_model=request.upstream_model if request is not None else None,
