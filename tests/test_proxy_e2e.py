@@ -27,7 +27,7 @@ from better_ccflare.core import (
     RateLimitReason,
     load_config,
 )
-from better_ccflare.proxy import generate_api_key, hash_api_key
+from better_ccflare.proxy import decode_payload, generate_api_key, hash_api_key
 from better_ccflare.server import Service
 
 from .support.fake_upstream import FakeUpstream, RecordedRequest, Reply, sse
@@ -502,3 +502,40 @@ async def test_with_proxy_keys_every_request_needs_one(tmp_path: Path) -> None:
             await service.store.flush()
             rows = await service.store.requests.list_recent(5)
             assert [r.api_key_name for r in rows] == ["laptop"]
+
+
+async def test_payloads_are_stored_capped_and_without_credentials(tmp_path: Path) -> None:
+    async with FakeUpstream() as upstream:
+        upstream.set_default(Reply.stream(stream_events(["stored"])))
+        async with running_proxy(tmp_path, console_account("a", upstream)) as (service, url):
+            async with (
+                sdk(url) as client,
+                client.messages.stream(
+                    model=MODEL, max_tokens=8, messages=[{"role": "user", "content": "keep me"}]
+                ) as stream,
+            ):
+                await stream.get_final_message()
+            await service.store.flush()
+            [row] = await service.store.requests.list_recent(5)
+            stored = await service.store.requests.get_payload(row.id)
+            assert stored is not None
+            assert "client-key" not in stored
+            assert "sk-ant-api03" not in stored
+            payload = decode_payload(stored)
+            assert "x-api-key" not in payload.request.headers
+            assert b"keep me" in payload.request.body_bytes
+            assert payload.response is not None
+            assert payload.response.body_bytes == b"".join(stream_events(["stored"]))
+            assert payload.meta.is_stream
+
+
+async def test_payloads_are_not_stored_when_turned_off(tmp_path: Path) -> None:
+    async with FakeUpstream() as upstream:
+        upstream.set_default(Reply.json(message_json()))
+        async with running_proxy(
+            tmp_path, console_account("a", upstream), STORE_PAYLOADS="false"
+        ) as (service, url):
+            await ask(url)
+            await service.store.flush()
+            [row] = await service.store.requests.list_recent(5)
+            assert await service.store.requests.get_payload(row.id) is None

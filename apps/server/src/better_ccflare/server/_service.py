@@ -90,6 +90,7 @@ class Service:
                 auth=self.auth,
                 settings=ProxySettings(
                     session_duration_ms=config.session_duration_ms,
+                    store_payloads=config.store_payloads,
                     timeouts=Timeouts(
                         connect_s=config.connect_timeout_ms / 1000,
                         first_byte_s=config.first_byte_timeout_ms / 1000,

@@ -9,6 +9,7 @@ from . import (
     _api_key_hashing,
     _cooldowns,
     _jobs,
+    _payloads,
     _pipeline,
     _token_manager,
     _transport,
@@ -20,6 +21,7 @@ from ._api_key_auth import *  # noqa: F403
 from ._api_key_hashing import *  # noqa: F403
 from ._cooldowns import *  # noqa: F403
 from ._jobs import *  # noqa: F403
+from ._payloads import *  # noqa: F403
 from ._pipeline import *  # noqa: F403
 from ._token_manager import *  # noqa: F403
 from ._transport import *  # noqa: F403
@@ -34,6 +36,7 @@ __all__ += _api_key_auth.__all__
 __all__ += _api_key_hashing.__all__
 __all__ += _cooldowns.__all__
 __all__ += _jobs.__all__
+__all__ += _payloads.__all__
 __all__ += _pipeline.__all__
 __all__ += _token_manager.__all__
 __all__ += _transport.__all__

@@ -54,6 +54,7 @@ from better_ccflare.providers import (
 from ._account_pool import AccountPool
 from ._api_key_auth import ApiKeyAuthenticator
 from ._cooldowns import CooldownPolicy, apply_rate_limit
+from ._payloads import PayloadCapture
 from ._transport import (
     Timeouts,
     UpstreamConnectError,
@@ -85,6 +86,8 @@ class ProxySettings(msgspec.Struct, frozen=True, kw_only=True):
     cooldowns: CooldownPolicy = msgspec.field(default_factory=CooldownPolicy)
     session_duration_ms: int = 5 * 3_600_000
     max_body_bytes: int = 64 * 1024 * 1024
+    store_payloads: bool = False
+    """Keep request and response bodies (capped, credentials stripped) for the dashboard."""
 
 
 class CredentialSource(Protocol):
@@ -381,6 +384,10 @@ class _Exchange:
             for k, v in forwardable_response_headers(upstream_headers).items()
         ]
         headers.append((b"x-better-ccflare-request-id", self.id.encode()))
+        capture = None
+        if self.deps.settings.store_payloads:
+            capture = PayloadCapture(request_headers=self.headers, request_body=self.body)
+            capture.response_started(response.status, upstream_headers)
         terminal = StreamTerminalState.COMPLETED
         error: str | None = None
         try:
@@ -388,7 +395,7 @@ class _Exchange:
                 {"type": "http.response.start", "status": response.status, "headers": headers}
             )
             chunks = _prefetched(prefetched) if prefetched is not None else response.aiter_raw()
-            await watcher.race(self._pump(chunks, transformer, parser))
+            await watcher.race(self._pump(chunks, transformer, parser, capture))
         except _ClientGoneError:
             terminal = StreamTerminalState.CLIENT_DISCONNECTED
         except UpstreamTimeoutError as exc:
@@ -404,7 +411,15 @@ class _Exchange:
         if result.error_type is not None and terminal is StreamTerminalState.COMPLETED:
             terminal = StreamTerminalState.UPSTREAM_ERROR
             error = result.error_type
-        self._record(account, response.status, terminal, result, error, request=request)
+        record = self._record(account, response.status, terminal, result, error, request=request)
+        if capture is not None:
+            payload = capture.finish(
+                account_id=account.id,
+                timestamp_ms=record.timestamp_ms,
+                success=record.success,
+                streaming=streaming,
+            )
+            self.deps.store.requests.record_payload(record.id, payload)
         self.deps.pool.record_use(account.id, self.deps.clock.now_ms())
 
     async def _pump(
@@ -412,6 +427,7 @@ class _Exchange:
         chunks: AsyncIterator[bytes],
         transformer: ResponseTransformer | None,
         parser: UsageParser,
+        capture: PayloadCapture | None,
     ) -> None:
         """Write each upstream chunk to the client as it arrives; usage is read on the side."""
         send = self.send
@@ -419,10 +435,14 @@ class _Exchange:
             out = transformer.feed(chunk) if transformer is not None else chunk
             if out:
                 parser.feed(out)
+                if capture is not None:
+                    capture.feed(out)
                 await send({"type": "http.response.body", "body": out, "more_body": True})
         tail = transformer.close() if transformer is not None else b""
         if tail:
             parser.feed(tail)
+            if capture is not None:
+                capture.feed(tail)
         await send({"type": "http.response.body", "body": tail, "more_body": False})
 
     async def _end_body_quietly(self) -> None:
@@ -450,7 +470,8 @@ class _Exchange:
         error: str | None,
         *,
         request: UpstreamRequest | None = None,
-    ) -> None:
+    ) -> RequestRecord:
+        """Queue the request's record for the writer (never waits) and return it."""
         elapsed_ms = int((time.perf_counter() - self.started) * 1000)
         usage = result.usage if result is not None else TokenUsage()
         model = (result.model if result is not None else None) or self.routing.model
@@ -480,6 +501,7 @@ class _Exchange:
             applied_model=request.upstream_model if request is not None else None,
         )
         self.deps.store.requests.record(record)
+        return record
 
 
 class _DisconnectWatcher:
