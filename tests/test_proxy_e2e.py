@@ -523,7 +523,9 @@ async def test_payloads_are_stored_capped_and_without_credentials(tmp_path: Path
             assert "sk-ant-api03" not in stored
             payload = decode_payload(stored)
             assert "x-api-key" not in payload.request.headers
-            assert b"keep me" in payload.request.body_bytes
+            request_body = payload.request.body_bytes
+            assert request_body is not None
+            assert b"keep me" in request_body
             assert payload.response is not None
             assert payload.response.body_bytes == b"".join(stream_events(["stored"]))
             assert payload.meta.is_stream
