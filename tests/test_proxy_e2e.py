@@ -287,7 +287,8 @@ async def test_exhausted_pool_answers_429_with_the_reset_clients_understand(
                 payload: dict[str, object] = {"model": MODEL, "max_tokens": 8, "messages": []}
                 first = await client.post(f"{url}/v1/messages", json=payload)
                 second = await client.post(f"{url}/v1/messages", json=payload)
-            assert first.status_code == 502
+            assert first.status_code == 429
+            assert first.headers["anthropic-ratelimit-unified-reset"] == str(reset_s)
             assert second.status_code == 429
             assert second.headers["anthropic-ratelimit-unified-reset"] == str(reset_s)
             assert 1790 <= int(second.headers["retry-after"]) <= 1800
@@ -541,3 +542,18 @@ async def test_payloads_are_not_stored_when_turned_off(tmp_path: Path) -> None:
             await service.store.flush()
             [row] = await service.store.requests.list_recent(5)
             assert await service.store.requests.get_payload(row.id) is None
+
+
+async def test_an_ordinary_error_is_passed_through_whole_without_failover(tmp_path: Path) -> None:
+    big = {"type": "error", "error": {"type": "invalid_request_error", "message": "x" * 1_500_000}}
+    async with FakeUpstream() as upstream, FakeUpstream() as other:
+        upstream.set_default(Reply.json(big, status=400))
+        other.set_default(Reply.json(message_json()))
+        accounts = (console_account("a", upstream, 0), console_account("b", other, 1))
+        async with running_proxy(tmp_path, *accounts) as (_, url):
+            async with httpx2.AsyncClient() as client:
+                payload: dict[str, object] = {"model": MODEL, "max_tokens": 8, "messages": []}
+                reply = await client.post(f"{url}/v1/messages", json=payload)
+            assert reply.status_code == 400
+            assert reply.json() == big
+            assert other.requests == []

@@ -35,7 +35,7 @@ from better_ccflare.core import (
     TokenUsage,
 )
 from better_ccflare.database import Store
-from better_ccflare.load_balancer import AccountUsage, SelectionRequest, Strategy
+from better_ccflare.load_balancer import AccountUsage, SelectionRequest, Strategy, is_eligible
 from better_ccflare.providers import (
     AccountConfigError,
     Provider,
@@ -78,7 +78,9 @@ Send = Callable[[Any], Awaitable[None]]
 LOCAL_ANSWER_PATHS = frozenset({"/api/event_logging/batch", "/api/system/package-manager"})
 """Claude Code's own side calls to its base URL; answered here so they never hit an account."""
 
-_ERROR_BODY_LIMIT = 64 * 1024
+_ERROR_BODY_LIMIT = 1024 * 1024
+"""Error bodies are read before deciding (a 429's body can say which limit); real ones are a few
+hundred bytes, and anything beyond this is forwarded from the stream unread."""
 
 
 class ProxySettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -270,16 +272,15 @@ class _Exchange:
             )
         if response is None:
             return False
+        body = _Body(response)
         error_body = None
         if response.status >= 400:
-            error_body = await watcher.race(_read_limited(response, _ERROR_BODY_LIMIT))
+            error_body = await watcher.race(body.read_prefix(_ERROR_BODY_LIMIT))
         if response.status == 401 or self._rate_limited(provider, account, response, error_body):
             await response.aclose()
             failures.append(f"{account.name}: upstream answered {response.status}")
             return False
-        await self._forward(
-            provider, account, request, response, prefetched=error_body, watcher=watcher
-        )
+        await self._forward(provider, account, request, response, body=body, watcher=watcher)
         return True
 
     async def _prepare(
@@ -369,7 +370,7 @@ class _Exchange:
         request: UpstreamRequest,
         response: UpstreamResponse,
         *,
-        prefetched: bytes | None,
+        body: _Body,
         watcher: _DisconnectWatcher,
     ) -> None:
         """Stream the chosen response to the client, then record the request."""
@@ -394,8 +395,7 @@ class _Exchange:
             await self.send(
                 {"type": "http.response.start", "status": response.status, "headers": headers}
             )
-            chunks = _prefetched(prefetched) if prefetched is not None else response.aiter_raw()
-            await watcher.race(self._pump(chunks, transformer, parser, capture))
+            await watcher.race(self._pump(body.chunks(), transformer, parser, capture))
         except _ClientGoneError:
             terminal = StreamTerminalState.CLIENT_DISCONNECTED
         except UpstreamTimeoutError as exc:
@@ -457,6 +457,14 @@ class _Exchange:
         self._record(None, reply.status, None, None, "no account available")
 
     async def _all_failed(self, failures: list[str]) -> None:
+        deps = self.deps
+        now = deps.clock.now_ms()
+        usage = deps.usage()
+        if not any(is_eligible(a, usage.get(a.id), now) for a in deps.pool.accounts()):
+            # Every account is now benched (the attempts themselves set the cooldowns): say so
+            # the way an exhausted pool does, with the real reset, not as a gateway error.
+            await self._unavailable(usage, now)
+            return
         message = "Every account failed: " + "; ".join(failures)
         await _error(self.send, 502, "api_error", message)
         self._record(None, 502, None, None, message)
@@ -545,10 +553,6 @@ def _refreshable(provider: Provider) -> bool:
     return provider.needs_refresh(Credentials(), 0)
 
 
-async def _prefetched(body: bytes) -> AsyncIterator[bytes]:
-    yield body
-
-
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
     parts: list[bytes] = []
     size = 0
@@ -565,15 +569,31 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
             return b"".join(parts)
 
 
-async def _read_limited(response: UpstreamResponse, limit: int) -> bytes:
-    parts: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_raw():
-        parts.append(chunk)
-        size += len(chunk)
-        if size >= limit:
-            break
-    return b"".join(parts)
+class _Body:
+    """An upstream body that may be peeked at (an error's first bytes, to classify it) and
+    then forwarded whole: the prefix first, then the rest from the same iterator."""
+
+    __slots__ = ("_iterator", "_prefix")
+
+    def __init__(self, response: UpstreamResponse) -> None:
+        self._iterator = response.aiter_raw()
+        self._prefix: list[bytes] = []
+
+    async def read_prefix(self, limit: int) -> bytes:
+        """Read until at least ``limit`` bytes (or the end); they are replayed by :meth:`chunks`."""
+        size = 0
+        async for chunk in self._iterator:
+            self._prefix.append(chunk)
+            size += len(chunk)
+            if size >= limit:
+                break
+        return b"".join(self._prefix)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        for chunk in self._prefix:
+            yield chunk
+        async for chunk in self._iterator:
+            yield chunk
 
 
 async def _reply(send: Send, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
