@@ -183,7 +183,8 @@ async def test_non_streaming_message_is_identical_to_a_direct_call(tmp_path: Pat
             assert row.usage.input_tokens == 12
             assert row.usage.output_tokens == 5
             assert row.usage.cache_read_input_tokens == 100
-            assert row.cost_usd > 0
+            # claude-sonnet-5: $3 in, $15 out, $0.30 cache read per million tokens.
+            assert row.cost_usd == pytest.approx((12 * 3 + 5 * 15 + 100 * 0.3) / 1e6)
 
 
 async def test_streamed_events_arrive_one_by_one_with_their_spacing(tmp_path: Path) -> None:
@@ -557,3 +558,44 @@ async def test_an_ordinary_error_is_passed_through_whole_without_failover(tmp_pa
             assert reply.status_code == 400
             assert reply.json() == big
             assert other.requests == []
+
+
+async def test_tool_use_round_trips_and_the_agent_is_recorded(tmp_path: Path) -> None:
+    tool_reply = {
+        **message_json(),
+        "content": [
+            {"type": "text", "text": "Checking."},
+            {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Oslo"}},
+        ],
+        "stop_reason": "tool_use",
+    }
+    async with FakeUpstream() as upstream:
+        upstream.set_default(Reply.json(tool_reply))
+        async with running_proxy(tmp_path, console_account("a", upstream)) as (service, url):
+            async with sdk(url) as client:
+                reply = await client.messages.create(
+                    model=MODEL,
+                    max_tokens=64,
+                    tools=[
+                        {
+                            "name": "get_weather",
+                            "description": "Weather for a city",
+                            "input_schema": {
+                                "type": "object",
+                                "properties": {"city": {"type": "string"}},
+                            },
+                        }
+                    ],
+                    messages=[{"role": "user", "content": "Weather in Oslo?"}],
+                    extra_headers={"x-better-ccflare-agent-id": "planner"},
+                )
+            assert reply.stop_reason == "tool_use"
+            block = reply.content[1]
+            assert isinstance(block, anthropic.types.ToolUseBlock)
+            assert (block.name, block.input) == ("get_weather", {"city": "Oslo"})
+            sent = upstream.requests[0]
+            assert sent.json()["tools"][0]["name"] == "get_weather"
+            assert "x-better-ccflare-agent-id" not in sent.headers
+            await service.store.flush()
+            [row] = await service.store.requests.list_recent(5)
+            assert row.agent_used == "planner"

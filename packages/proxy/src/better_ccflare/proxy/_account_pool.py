@@ -18,6 +18,8 @@ from better_ccflare.core import Account, Clock, RateLimitState, SessionState
 from better_ccflare.database import Store
 from better_ccflare.load_balancer import Selection
 
+from ._cooldowns import QUOTA_REASONS
+
 __all__ = ["AccountPool"]
 
 _log = logging.getLogger("better_ccflare.proxy")
@@ -79,6 +81,22 @@ class AccountPool:
             state.consecutive,
         ):
             self._persist(self._store.accounts.update_rate_limit(account_id, state), "rate limit")
+
+    def window_reset(self, account_id: str) -> None:
+        """The usage poller saw the account's window start over: a quota cooldown is moot.
+
+        Cooldowns end by themselves at the announced reset; this ends one early when the
+        upstream's usage endpoint shows the window already rolled over (for example a cooldown
+        set from a guessed reset). Overload cooldowns are left alone.
+        """
+        current = self._by_id.get(account_id)
+        if current is None or current.rate_limit.limited_until_ms is None:
+            return
+        if current.rate_limit.reason not in QUOTA_REASONS:
+            return
+        self.set_rate_limit(
+            account_id, msgspec.structs.replace(current.rate_limit, limited_until_ms=None)
+        )
 
     def record_use(self, account_id: str, now_ms: int) -> None:
         """Count a served request against the account and its session."""

@@ -23,7 +23,19 @@ import msgspec
 from better_ccflare.core import RateLimitReason, RateLimitState
 from better_ccflare.providers import RateLimitInfo, RateLimitKind
 
-__all__ = ["CooldownPolicy", "apply_rate_limit"]
+__all__ = ["QUOTA_REASONS", "CooldownPolicy", "apply_rate_limit"]
+
+
+QUOTA_REASONS = frozenset(
+    {
+        RateLimitReason.UPSTREAM_429_WITH_RESET,
+        RateLimitReason.UPSTREAM_429_NO_RESET_DEFAULT_5H,
+        RateLimitReason.UPSTREAM_429_NO_RESET_PROBE_COOLDOWN,
+        RateLimitReason.MODEL_FALLBACK_429,
+        RateLimitReason.ALL_MODELS_EXHAUSTED_429,
+    }
+)
+"""Cooldowns that protect a used-up usage window (as opposed to an overloaded upstream)."""
 
 
 class CooldownPolicy(msgspec.Struct, frozen=True, kw_only=True):

@@ -502,6 +502,7 @@ class _Exchange:
             if usage.output_tokens and seconds > 0
             else None,
             client_session_id=self._session_id(),
+            agent_used=self.headers.get("x-better-ccflare-agent-id") or None,
             api_key_id=self.api_key.id if self.api_key is not None else None,
             api_key_name=self.api_key.name if self.api_key is not None else None,
             stream_terminal_state=terminal,

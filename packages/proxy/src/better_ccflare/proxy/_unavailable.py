@@ -16,21 +16,13 @@ from enum import StrEnum
 
 import msgspec
 
-from better_ccflare.core import Account, RateLimitReason
+from better_ccflare.core import Account
 from better_ccflare.load_balancer import AccountUsage, is_usage_exhausted
+
+from ._cooldowns import QUOTA_REASONS
 
 __all__ = ["UnavailableReason", "UnavailableReply", "unavailable_reply"]
 
-_QUOTA_REASONS = frozenset(
-    {
-        None,
-        RateLimitReason.UPSTREAM_429_WITH_RESET,
-        RateLimitReason.UPSTREAM_429_NO_RESET_DEFAULT_5H,
-        RateLimitReason.UPSTREAM_429_NO_RESET_PROBE_COOLDOWN,
-        RateLimitReason.MODEL_FALLBACK_429,
-        RateLimitReason.ALL_MODELS_EXHAUSTED_429,
-    }
-)
 _RETRY_AFTER_UNKNOWN_S = 60
 _RETRY_AFTER_MAX_S = 3600
 
@@ -124,7 +116,7 @@ def _status_of(
     if limit.cooling_down(now_ms):
         reason = (
             UnavailableReason.RATE_LIMITED
-            if limit.reason in _QUOTA_REASONS
+            if limit.reason is None or limit.reason in QUOTA_REASONS
             else UnavailableReason.OVERLOADED
         )
         return account.name, reason, limit.limited_until_ms

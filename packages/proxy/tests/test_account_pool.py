@@ -1,0 +1,107 @@
+"""The in-memory account pool: changes apply at once and reach the store behind."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from better_ccflare.core import Account, FakeClock, RateLimitReason, RateLimitState
+from better_ccflare.database import SecretKey, Store
+from better_ccflare.load_balancer import Selection
+from better_ccflare.proxy import AccountPool
+
+HOUR = 3_600_000
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncGenerator[Store]:
+    async with await Store.open(tmp_path / "db.sqlite", key=SecretKey.generate()) as opened:
+        yield opened
+
+
+def account(account_id: str, **changes: object) -> Account:
+    base = Account(id=account_id, name=account_id, provider="anthropic", created_at_ms=0)
+    return msgspec.structs.replace(base, **changes)
+
+
+async def pool_with(store: Store, clock: FakeClock, *accounts: Account) -> AccountPool:
+    for item in accounts:
+        await store.accounts.add(item)
+    pool = AccountPool(store, clock, session_duration_ms=5 * HOUR)
+    await pool.reload()
+    return pool
+
+
+async def test_selection_changes_apply_in_memory_and_persist(store: Store) -> None:
+    clock = FakeClock()
+    pool = await pool_with(store, clock, account("a", paused=True), account("b"))
+    selection = Selection(order=(), start_session=frozenset({"b"}), unpause=frozenset({"a"}))
+    pool.apply_selection(selection, clock.now_ms())
+    a, b = pool.get("a"), pool.get("b")
+    assert a is not None
+    assert not a.paused
+    assert b is not None
+    assert b.session.started_at_ms == clock.now_ms()
+    await pool.drain()
+    stored = await store.accounts.get("b")
+    assert stored is not None
+    assert stored.session.started_at_ms == clock.now_ms()
+    stored_a = await store.accounts.get("a")
+    assert stored_a is not None
+    assert not stored_a.paused
+
+
+async def test_use_counts_and_sessions_roll_after_their_duration(store: Store) -> None:
+    clock = FakeClock()
+    pool = await pool_with(store, clock, account("a"))
+    pool.record_use("a", clock.now_ms())
+    pool.record_use("a", clock.now_ms())
+    first = pool.get("a")
+    assert first is not None
+    assert (first.request_count, first.session.request_count) == (2, 2)
+    clock.advance(5 * HOUR)
+    pool.record_use("a", clock.now_ms())
+    rolled = pool.get("a")
+    assert rolled is not None
+    assert rolled.session == msgspec.structs.replace(rolled.session, request_count=1)
+    assert rolled.session.started_at_ms == clock.now_ms()
+
+
+async def test_a_window_reset_ends_a_quota_cooldown_but_not_an_overload(store: Store) -> None:
+    clock = FakeClock()
+    now = clock.now_ms()
+    quota = RateLimitState(
+        limited_until_ms=now + HOUR, reason=RateLimitReason.UPSTREAM_429_WITH_RESET
+    )
+    busy = RateLimitState(
+        limited_until_ms=now + 10_000, reason=RateLimitReason.UPSTREAM_529_OVERLOADED_NO_RESET
+    )
+    pool = await pool_with(
+        store, clock, account("q", rate_limit=quota), account("o", rate_limit=busy)
+    )
+    pool.window_reset("q")
+    pool.window_reset("o")
+    q, o = pool.get("q"), pool.get("o")
+    assert q is not None
+    assert not q.rate_limit.cooling_down(now)
+    assert o is not None
+    assert o.rate_limit.cooling_down(now)
+    await pool.drain()
+    stored = await store.accounts.get("q")
+    assert stored is not None
+    assert stored.rate_limit.limited_until_ms is None
+
+
+async def test_remaining_alone_is_not_written_through(store: Store) -> None:
+    clock = FakeClock()
+    pool = await pool_with(store, clock, account("a", rate_limit=RateLimitState(status="allowed")))
+    pool.set_rate_limit("a", RateLimitState(status="allowed", remaining=5))
+    await pool.drain()
+    memory, stored = pool.get("a"), await store.accounts.get("a")
+    assert memory is not None
+    assert memory.rate_limit.remaining == 5
+    assert stored is not None
+    assert stored.rate_limit.remaining is None
