@@ -26,6 +26,7 @@ from better_ccflare.providers import ProviderRegistry, builtin_providers
 from better_ccflare.proxy import (
     AccountPool,
     ApiKeyAuthenticator,
+    AutoRefreshScheduler,
     BackgroundJobs,
     Httpx2Transport,
     ProxyApp,
@@ -77,6 +78,14 @@ class Service:
                 interval_ms=config.usage_poll_interval_ms,
             ),
         )
+        self.auto_refresh = AutoRefreshScheduler(
+            pool=self.pool,
+            providers=self.registry,
+            transport=self.transport,
+            credentials=self.tokens,
+            store=store,
+            clock=clock,
+        )
         proxy = ProxyApp(
             ProxyDeps(
                 pool=self.pool,
@@ -125,8 +134,10 @@ class Service:
             await service.auth.refresh()
             if jobs:
                 await service.jobs.start()
+                service.auto_refresh.start()
             yield service
         finally:
+            await service.auto_refresh.stop()
             await service.jobs.stop()
             await service.tokens.aclose()
             await service.transport.aclose()

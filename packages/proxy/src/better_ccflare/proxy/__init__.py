@@ -7,6 +7,7 @@ from . import (
     _account_pool,
     _api_key_auth,
     _api_key_hashing,
+    _auto_refresh,
     _cooldowns,
     _jobs,
     _payloads,
@@ -19,6 +20,7 @@ from . import (
 from ._account_pool import *  # noqa: F403
 from ._api_key_auth import *  # noqa: F403
 from ._api_key_hashing import *  # noqa: F403
+from ._auto_refresh import *  # noqa: F403
 from ._cooldowns import *  # noqa: F403
 from ._jobs import *  # noqa: F403
 from ._payloads import *  # noqa: F403
@@ -33,6 +35,7 @@ __version__ = "0.1.0"
 __all__: list[str] = []
 __all__ += _account_pool.__all__
 __all__ += _api_key_auth.__all__
+__all__ += _auto_refresh.__all__
 __all__ += _api_key_hashing.__all__
 __all__ += _cooldowns.__all__
 __all__ += _jobs.__all__
