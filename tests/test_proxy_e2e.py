@@ -599,3 +599,39 @@ async def test_tool_use_round_trips_and_the_agent_is_recorded(tmp_path: Path) ->
             await service.store.flush()
             [row] = await service.store.requests.list_recent(5)
             assert row.agent_used == "planner"
+
+
+async def test_a_401_on_an_api_key_account_fails_over(tmp_path: Path) -> None:
+    async with FakeUpstream() as revoked, FakeUpstream() as healthy:
+        revoked.set_default(
+            Reply.json(
+                {"type": "error", "error": {"type": "authentication_error", "message": "bad"}},
+                status=401,
+            )
+        )
+        healthy.set_default(Reply.json(message_json("from b")))
+        accounts = (console_account("a", revoked, 0), console_account("b", healthy, 1))
+        async with running_proxy(tmp_path, *accounts) as (_, url):
+            assert text_of(await ask(url)) == "from b"
+            assert len(revoked.requests) == 1
+
+
+async def test_streamed_bytes_are_identical_to_a_direct_call(tmp_path: Path) -> None:
+    events = stream_events(["Same ", "bytes ", "both ", "ways."])
+    async with FakeUpstream() as upstream:
+        upstream.set_default(Reply.stream(events, spacing_s=0.01))
+        async with running_proxy(tmp_path, console_account("a", upstream)) as (_, url):
+            payload: dict[str, object] = {
+                "model": MODEL,
+                "max_tokens": 8,
+                "messages": [{"role": "user", "content": "Hi"}],
+                "stream": True,
+            }
+            bodies: list[bytes] = []
+            async with httpx2.AsyncClient() as client:
+                for base in (url, upstream.url):
+                    async with client.stream("POST", f"{base}/v1/messages", json=payload) as r:
+                        assert r.status_code == 200
+                        assert r.headers["content-type"] == "text/event-stream"
+                        bodies.append(b"".join([chunk async for chunk in r.aiter_raw()]))
+            assert bodies[0] == bodies[1] == b"".join(events)

@@ -1,0 +1,200 @@
+"""``better-ccflare serve`` as a real process: listening, TLS, and a clean, draining stop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import ssl
+import stat
+import sys
+from datetime import UTC, datetime, timedelta
+from ipaddress import ip_address
+from pathlib import Path
+
+import httpx2
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from better_ccflare.core import Account, Credentials, ProviderKind, load_config
+from better_ccflare.database import Store
+
+from .support.fake_upstream import FakeUpstream, Reply
+
+COMMAND = [sys.executable, "-c", "from better_ccflare.cli import main; main()"]
+
+
+def env_for(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
+        "HOME": str(tmp_path),
+        "LOG_FORMAT": "json",
+        **extra,
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def wait_for_health(port: int, process: asyncio.subprocess.Process) -> httpx2.Response:
+    async with httpx2.AsyncClient() as client:
+        for _ in range(300):
+            assert process.returncode is None, await process.communicate()
+            try:
+                return await client.get(f"http://127.0.0.1:{port}/health", timeout=1)
+            except httpx2.TransportError:
+                await asyncio.sleep(0.1)
+    raise AssertionError("the server did not answer /health within 30 s")
+
+
+async def test_serve_listens_answers_health_and_stops_cleanly_on_sigterm(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        *COMMAND,
+        "serve",
+        "--port",
+        str(port),
+        env=env_for(tmp_path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        health = await wait_for_health(port, process)
+        assert health.status_code == 503
+        assert health.json()["status"] == "degraded"
+        assert health.json()["pool"]["configured"] == 0
+        process.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(process.communicate(), timeout=30)
+    finally:
+        if process.returncode is None:
+            process.kill()
+    stderr = err.decode()
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    assert f"listening on http://127.0.0.1:{port}" in stderr
+    assert "every queued write is flushed" in stderr
+    config_dir = tmp_path / "xdg" / "better-ccflare"
+    assert (config_dir / "better-ccflare.db").is_file()
+    assert stat.S_IMODE((config_dir / "secret.key").stat().st_mode) == 0o600
+    assert (config_dir / "logs" / "app.log").is_file()
+
+
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A throwaway key and certificate for 127.0.0.1."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ip_address("127.0.0.1"))]), False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    key_path, cert_path = tmp_path / "key.pem", tmp_path / "cert.pem"
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return key_path, cert_path
+
+
+async def start_serving(tmp_path: Path, *args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        *COMMAND,
+        "serve",
+        *args,
+        env=env_for(tmp_path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def stop(process: asyncio.subprocess.Process) -> str:
+    process.send_signal(signal.SIGTERM)
+    _, err = await asyncio.wait_for(process.communicate(), timeout=40)
+    return err.decode()
+
+
+async def test_serve_speaks_tls_when_given_a_key_and_certificate(tmp_path: Path) -> None:
+    key_path, cert_path = self_signed(tmp_path)
+    port = free_port()
+    process = await start_serving(
+        tmp_path, "--port", str(port), "--ssl-key", str(key_path), "--ssl-cert", str(cert_path)
+    )
+    try:
+        trusted = ssl.create_default_context(cafile=str(cert_path))
+        async with httpx2.AsyncClient(verify=trusted) as client:
+            for _ in range(300):
+                assert process.returncode is None, await process.communicate()
+                try:
+                    health = await client.get(f"https://127.0.0.1:{port}/health", timeout=1)
+                    break
+                except httpx2.TransportError:
+                    await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("no TLS answer within 30 s")
+        assert health.json()["status"] == "degraded"
+        stderr = await stop(process)
+    finally:
+        if process.returncode is None:
+            process.kill()
+    assert process.returncode == 0, stderr
+    assert f"listening on https://127.0.0.1:{port}" in stderr
+
+
+async def test_shutdown_lets_an_in_flight_stream_finish(tmp_path: Path) -> None:
+    events = [f'event: ping\ndata: {{"n": {i}}}\n\n'.encode() for i in range(15)]
+    async with FakeUpstream() as upstream:
+        upstream.set_default(Reply.stream(events, spacing_s=0.1))
+        config = load_config(env_for(tmp_path), cwd=tmp_path)
+        async with await Store.from_config(config) as store:
+            await store.accounts.add(
+                Account(
+                    id="a",
+                    name="a",
+                    provider=ProviderKind.CONSOLE.value,
+                    created_at_ms=0,
+                    custom_endpoint=upstream.url,
+                    credentials=Credentials(api_key="sk-ant-api03-x"),
+                )
+            )
+        port = free_port()
+        process = await start_serving(tmp_path, "--port", str(port))
+        try:
+            await wait_for_health(port, process)
+            received = b""
+            async with httpx2.AsyncClient() as client:
+                payload = {"model": "claude-sonnet-5", "max_tokens": 8, "stream": True}
+                async with client.stream(
+                    "POST", f"http://127.0.0.1:{port}/v1/messages", json=payload, timeout=30
+                ) as response:
+                    async for chunk in response.aiter_raw():
+                        if not received:
+                            process.send_signal(signal.SIGTERM)
+                        received += chunk
+            _, err = await asyncio.wait_for(process.communicate(), timeout=40)
+        finally:
+            if process.returncode is None:
+                process.kill()
+    assert received == b"".join(events)
+    assert process.returncode == 0, err.decode()
