@@ -27,6 +27,7 @@ from better_ccflare.core import (
     RateLimitReason,
     load_config,
 )
+from better_ccflare.providers import ConsoleProvider
 from better_ccflare.proxy import decode_payload, generate_api_key, hash_api_key
 from better_ccflare.server import Service
 
@@ -635,3 +636,24 @@ async def test_streamed_bytes_are_identical_to_a_direct_call(tmp_path: Path) -> 
                         assert r.headers["content-type"] == "text/event-stream"
                         bodies.append(b"".join([chunk async for chunk in r.aiter_raw()]))
             assert bodies[0] == bodies[1] == b"".join(events)
+
+
+async def test_an_unexpected_failure_is_an_anthropic_shaped_500(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: object, **__: object) -> object:
+        raise RuntimeError("simulated bug")
+
+    async with (
+        FakeUpstream() as upstream,
+        running_proxy(tmp_path, console_account("a", upstream)) as (_, url),
+    ):
+        monkeypatch.setattr(ConsoleProvider, "build_request", broken)
+        async with httpx2.AsyncClient() as client:
+            payload: dict[str, object] = {"model": MODEL, "max_tokens": 8, "messages": []}
+            reply = await client.post(f"{url}/v1/messages", json=payload)
+        assert reply.status_code == 500
+        assert reply.json()["type"] == "error"
+        assert reply.json()["error"]["type"] == "api_error"
+        assert "simulated bug" not in reply.text
+        assert upstream.requests == []

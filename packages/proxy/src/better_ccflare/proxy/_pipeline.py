@@ -158,15 +158,29 @@ class ProxyApp:
         if body is None:
             await _error(send, 413, "request_too_large", "The request body is too large.")
             return
-        await _Exchange(
-            self._deps,
-            scope,
-            headers=headers,
-            api_key=auth.key,
-            receive=receive,
-            send=send,
-            body=body,
-        ).run()
+        started = False
+
+        async def tracked(message: Any) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await _Exchange(
+                self._deps,
+                scope,
+                headers=headers,
+                api_key=auth.key,
+                receive=receive,
+                send=tracked,
+                body=body,
+            ).run()
+        except Exception:
+            # A bug must not reach the client as a bare server error: log it, answer in the
+            # Anthropic error shape if the response has not started yet.
+            _log.exception("Proxying %s %s failed unexpectedly", scope["method"], path)
+            if not started:
+                await _error(send, 500, "api_error", "The proxy failed unexpectedly; see its log.")
 
 
 class _Exchange:
