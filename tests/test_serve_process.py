@@ -8,6 +8,7 @@ import signal
 import socket
 import ssl
 import stat
+import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_address
@@ -198,3 +199,19 @@ async def test_shutdown_lets_an_in_flight_stream_finish(tmp_path: Path) -> None:
                 process.kill()
     assert received == b"".join(events)
     assert process.returncode == 0, err.decode()
+
+
+def test_invalid_setting_is_one_line_with_exit_status_2(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [*COMMAND, "serve"],
+        env=env_for(tmp_path, LB_STRATEGY="round-robin"),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 2
+    assert "Traceback" not in completed.stderr
+    lines = completed.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "LB_STRATEGY='round-robin'" in lines[0]
+    assert "session-drain-soonest" in lines[0]

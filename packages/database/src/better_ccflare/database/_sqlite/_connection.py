@@ -64,7 +64,7 @@ def open_reader(path: Path) -> Database:
 def _connect(path: Path) -> Database:
     # ``timeout`` is SQLite's busy timeout (PRAGMA busy_timeout): wait for another process's
     # lock instead of failing with "database is locked".
-    conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S)  # noqa: TID251
+    conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S)  # noqa: TID251 (this package owns SQLite)
     conn.row_factory = sqlite3.Row
     return Database(conn, execute_plugins=False)
 
