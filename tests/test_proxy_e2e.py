@@ -25,6 +25,7 @@ from better_ccflare.core import (
     FakeClock,
     ProviderKind,
     RateLimitReason,
+    RequestRecord,
     load_config,
 )
 from better_ccflare.providers import ConsoleProvider
@@ -162,10 +163,20 @@ def text_of(message: anthropic.types.Message) -> str:
     return block.text
 
 
-async def recorded(service: Service, count: int) -> list[object]:
-    await service.store.flush()
-    rows = await service.store.requests.list_recent(count)
-    return list(rows)
+async def recorded(service: Service, count: int = 1) -> list[RequestRecord]:
+    """The request history once ``count`` rows are in it.
+
+    A request is recorded just after its response ends, so the client can be a moment ahead
+    of the record; wait (bounded) instead of racing it.
+    """
+    rows: list[RequestRecord] = []
+    for _ in range(200):
+        await service.store.flush()
+        rows = await service.store.requests.list_recent(max(count, 5))
+        if len(rows) >= count:
+            return rows
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"expected {count} recorded request(s), found {len(rows)}")
 
 
 async def test_non_streaming_message_is_identical_to_a_direct_call(tmp_path: Path) -> None:
@@ -178,7 +189,7 @@ async def test_non_streaming_message_is_identical_to_a_direct_call(tmp_path: Pat
             seen = upstream.requests[0]
             assert seen.headers["x-api-key"] == "sk-ant-api03-a"
             assert "client-key" not in str(seen.headers)
-            [row] = await service.store.requests.list_recent(5)
+            [row] = await recorded(service)
             assert row.account_id == "a"
             assert row.status_code == 200
             assert row.usage.input_tokens == 12
@@ -208,8 +219,7 @@ async def test_streamed_events_arrive_one_by_one_with_their_spacing(tmp_path: Pa
             assert len(deltas) == 4
             gaps = [b - a for a, b in itertools.pairwise(deltas)]
             assert all(gap > 0.05 for gap in gaps), gaps
-            await service.store.flush()
-            [row] = await service.store.requests.list_recent(5)
+            [row] = await recorded(service)
             assert row.usage.input_tokens == 20
             assert row.usage.output_tokens == 4
             assert row.stream_terminal_state == "completed"
@@ -266,8 +276,7 @@ async def test_overloaded_and_dead_accounts_fail_over(tmp_path: Path) -> None:
         async with running_proxy(tmp_path, *accounts) as (service, url):
             reply = await ask(url)
             assert text_of(reply) == "served"
-            await service.store.flush()
-            [row] = await service.store.requests.list_recent(5)
+            [row] = await recorded(service)
             assert row.account_id == "ok"
             assert row.failover_attempts == 2
 
@@ -318,8 +327,7 @@ async def test_client_disconnect_mid_stream_closes_the_upstream(tmp_path: Path) 
                 await asyncio.sleep(0.01)
             assert upstream.disconnects
             assert upstream.disconnects[0].chunks_sent < 40
-            await service.store.flush()
-            [row] = await service.store.requests.list_recent(5)
+            [row] = await recorded(service)
             assert row.stream_terminal_state == "client_disconnected"
 
 
@@ -435,8 +443,7 @@ async def test_a_401_forces_one_refresh_and_a_retry_on_the_same_account(
                 "Bearer at-new",
             ]
             assert len(tokens.requests) == 1
-            await service.store.flush()
-            [row] = await service.store.requests.list_recent(5)
+            [row] = await recorded(service)
             assert row.account_id == "sub"
             assert row.failover_attempts == 0
 
@@ -502,8 +509,7 @@ async def test_with_proxy_keys_every_request_needs_one(tmp_path: Path) -> None:
             assert text_of(reply) == "allowed"
             assert len(upstream.requests) == 1
             assert upstream.requests[0].headers["x-api-key"] == "sk-ant-api03-a"
-            await service.store.flush()
-            rows = await service.store.requests.list_recent(5)
+            rows = await recorded(service)
             assert [r.api_key_name for r in rows] == ["laptop"]
 
 
@@ -518,8 +524,7 @@ async def test_payloads_are_stored_capped_and_without_credentials(tmp_path: Path
                 ) as stream,
             ):
                 await stream.get_final_message()
-            await service.store.flush()
-            [row] = await service.store.requests.list_recent(5)
+            [row] = await recorded(service)
             stored = await service.store.requests.get_payload(row.id)
             assert stored is not None
             assert "client-key" not in stored
@@ -541,8 +546,7 @@ async def test_payloads_are_not_stored_when_turned_off(tmp_path: Path) -> None:
             tmp_path, console_account("a", upstream), STORE_PAYLOADS="false"
         ) as (service, url):
             await ask(url)
-            await service.store.flush()
-            [row] = await service.store.requests.list_recent(5)
+            [row] = await recorded(service)
             assert await service.store.requests.get_payload(row.id) is None
 
 
@@ -597,8 +601,7 @@ async def test_tool_use_round_trips_and_the_agent_is_recorded(tmp_path: Path) ->
             sent = upstream.requests[0]
             assert sent.json()["tools"][0]["name"] == "get_weather"
             assert "x-better-ccflare-agent-id" not in sent.headers
-            await service.store.flush()
-            [row] = await service.store.requests.list_recent(5)
+            [row] = await recorded(service)
             assert row.agent_used == "planner"
 
 
@@ -657,3 +660,19 @@ async def test_an_unexpected_failure_is_an_anthropic_shaped_500(
         assert reply.json()["error"]["type"] == "api_error"
         assert "simulated bug" not in reply.text
         assert upstream.requests == []
+
+
+async def test_an_error_body_cut_off_by_the_upstream_fails_over(tmp_path: Path) -> None:
+    async with FakeUpstream() as dying, FakeUpstream() as healthy:
+        dying.set_default(
+            Reply(
+                status=500,
+                headers={"content-type": "application/json"},
+                chunks=((0.0, b'{"type": "error", '), (0.0, b'"error": {}}')),
+                die_after=1,
+            )
+        )
+        healthy.set_default(Reply.json(message_json("recovered")))
+        accounts = (console_account("a", dying, 0), console_account("b", healthy, 1))
+        async with running_proxy(tmp_path, *accounts) as (_, url):
+            assert text_of(await ask(url)) == "recovered"

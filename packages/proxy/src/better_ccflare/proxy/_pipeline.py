@@ -289,7 +289,15 @@ class _Exchange:
         body = _Body(response)
         error_body = None
         if response.status >= 400:
-            error_body = await watcher.race(body.read_prefix(_ERROR_BODY_LIMIT))
+            try:
+                error_body = await watcher.race(body.read_prefix(_ERROR_BODY_LIMIT))
+            except (UpstreamConnectError, UpstreamTimeoutError) as exc:
+                await response.aclose()
+                failures.append(f"{account.name}: error body cut off ({exc})")
+                return False
+            except _ClientGoneError:
+                await response.aclose()
+                raise
         if response.status == 401 or self._rate_limited(provider, account, response, error_body):
             await response.aclose()
             failures.append(f"{account.name}: upstream answered {response.status}")
