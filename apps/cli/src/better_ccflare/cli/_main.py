@@ -18,13 +18,10 @@ import msgspec
 from better_ccflare.core import BetterCcflareError, Config, SettingSource, SourceKind, load_config
 from better_ccflare.server import serve as serve_forever
 
+from ._accounts import account
+from ._errors import UserError
+
 __all__ = ["main"]
-
-
-class UsageError(click.ClickException):
-    """A problem the user can fix; click prints ``Error: <message>`` and exits with 2."""
-
-    exit_code = 2
 
 
 @click.group(invoke_without_command=True)
@@ -39,6 +36,9 @@ def main(ctx: click.Context) -> None:
         ctx.invoke(serve)
 
 
+main.add_command(account)
+
+
 @main.command()
 @click.option("--host", help="Address to listen on (default 127.0.0.1; BETTER_CCFLARE_HOST).")
 @click.option("--port", type=click.IntRange(1, 65535), help="Port (default 8080; PORT).")
@@ -50,7 +50,7 @@ def serve(host: str | None, port: int | None, ssl_key: Path | None, ssl_cert: Pa
         _load(), host=host, port=port, ssl_key_path=ssl_key, ssl_cert_path=ssl_cert
     )
     if (config.ssl_key_path is None) != (config.ssl_cert_path is None):
-        raise UsageError(
+        raise UserError(
             "TLS needs both --ssl-key and --ssl-cert (or SSL_KEY_PATH and SSL_CERT_PATH)."
         )
     _run(serve_forever(config))
@@ -60,7 +60,7 @@ def _load() -> Config:
     try:
         return load_config()
     except BetterCcflareError as exc:
-        raise UsageError(str(exc)) from exc
+        raise UserError(str(exc)) from exc
 
 
 def _with_flags(config: Config, **flags: object) -> Config:
@@ -87,6 +87,6 @@ def _run(work: Coroutine[Any, Any, None]) -> None:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             runner.run(work)
     except BetterCcflareError as exc:
-        raise UsageError(str(exc)) from exc
+        raise UserError(str(exc)) from exc
     except KeyboardInterrupt:
         sys.exit(130)
