@@ -215,3 +215,48 @@ def test_invalid_setting_is_one_line_with_exit_status_2(tmp_path: Path) -> None:
     assert len(lines) == 1
     assert "LB_STRATEGY='round-robin'" in lines[0]
     assert "session-drain-soonest" in lines[0]
+
+
+async def test_an_account_added_by_the_cli_reaches_the_running_server(tmp_path: Path) -> None:
+    async with FakeUpstream() as upstream:
+        upstream.set_default(Reply.json({"type": "message", "content": []}))
+        port = free_port()
+        process = await start_serving(tmp_path, "--port", str(port))
+        try:
+            assert (await wait_for_health(port, process)).status_code == 503
+            added = await asyncio.create_subprocess_exec(
+                *COMMAND,
+                "account",
+                "add",
+                "live",
+                "--mode",
+                "console",
+                "--api-key",
+                "sk-ant-api03-live",
+                "--endpoint",
+                upstream.url,
+                env=env_for(tmp_path),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            _, err = await added.communicate()
+            assert added.returncode == 0, err.decode()
+            async with httpx2.AsyncClient() as client:
+                health = await client.get(f"http://127.0.0.1:{port}/health")
+                for _ in range(100):
+                    if health.status_code == 200:
+                        break
+                    await asyncio.sleep(0.1)
+                    health = await client.get(f"http://127.0.0.1:{port}/health")
+                assert health.json()["pool"]["configured"] == 1
+                reply = await client.post(
+                    f"http://127.0.0.1:{port}/v1/messages",
+                    json={"model": "claude-sonnet-5", "max_tokens": 8, "messages": []},
+                )
+            assert reply.status_code == 200
+            assert upstream.requests[0].headers["x-api-key"] == "sk-ant-api03-live"
+            stderr = await stop(process)
+        finally:
+            if process.returncode is None:
+                process.kill()
+    assert process.returncode == 0, stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 from pathlib import Path
 
@@ -105,3 +106,27 @@ async def test_remaining_alone_is_not_written_through(store: Store) -> None:
     assert memory.rate_limit.remaining == 5
     assert stored is not None
     assert stored.rate_limit.remaining is None
+
+
+async def test_reload_adopts_accounts_added_elsewhere(store: Store) -> None:
+    clock = FakeClock()
+    pool = await pool_with(store, clock, account("a"))
+    await store.accounts.add(account("b"))
+    await store.accounts.delete("a")
+    await pool.reload()
+    assert [a.id for a in pool.accounts()] == ["b"]
+
+
+async def test_reload_never_undoes_a_change_made_while_it_was_reading(store: Store) -> None:
+    clock = FakeClock()
+    pool = await pool_with(store, clock, account("a"))
+    cooldown = RateLimitState(
+        limited_until_ms=clock.now_ms() + HOUR, reason=RateLimitReason.UPSTREAM_429_WITH_RESET
+    )
+    reloading = asyncio.create_task(pool.reload())
+    await asyncio.sleep(0)  # the reload has started reading the store
+    pool.set_rate_limit("a", cooldown)
+    await reloading
+    current = pool.get("a")
+    assert current is not None
+    assert current.rate_limit == cooldown

@@ -29,6 +29,7 @@ from better_ccflare.proxy import (
     AutoRefreshScheduler,
     BackgroundJobs,
     Httpx2Transport,
+    PeriodicJob,
     ProxyApp,
     ProxyDeps,
     ProxySettings,
@@ -41,6 +42,8 @@ from better_ccflare.proxy import (
 __all__ = ["Service", "serve", "uvicorn_config"]
 
 _log = logging.getLogger("better_ccflare.server")
+
+ACCOUNT_RELOAD_INTERVAL_MS = 2_000
 
 
 class Service:
@@ -77,6 +80,10 @@ class Service:
                 clock=clock,
                 interval_ms=config.usage_poll_interval_ms,
             ),
+        )
+        # Accounts added or edited by the CLI or another process reach the proxy within seconds.
+        self.jobs.jobs["account-reload"] = PeriodicJob(
+            "account-reload", ACCOUNT_RELOAD_INTERVAL_MS, self.pool.reload
         )
         self.auto_refresh = AutoRefreshScheduler(
             pool=self.pool,

@@ -35,10 +35,27 @@ class AccountPool:
         self._by_id: dict[str, Account] = {}
         self._snapshot: tuple[Account, ...] = ()
         self._writes: set[asyncio.Task[None]] = set()
+        self._changes = 0
+        """Counts local changes; ``_changed_at[id]`` is the count at an account's last one."""
+        self._changed_at: dict[str, int] = {}
 
     async def reload(self) -> None:
-        """Replace the copy with what the store holds now."""
-        self._set_all(await self._store.accounts.list_all())
+        """Adopt what the store holds now: accounts added, removed or edited elsewhere.
+
+        The CLI and the management API write to the store; the running proxy sees their changes
+        through this (the server calls it every few seconds). An account the proxy itself
+        changed while the store was being read keeps its in-memory version, so a cooldown just
+        applied is never undone by a read that started before it.
+        """
+        started_at = self._changes
+        stored = await self._store.accounts.list_all()
+        merged = [
+            self._by_id[a.id]
+            if a.id in self._by_id and self._changed_at.get(a.id, -1) >= started_at
+            else a
+            for a in stored
+        ]
+        self._set_all(merged)
 
     def accounts(self) -> tuple[Account, ...]:
         """Every account, as an immutable snapshot (cheap: rebuilt only when something changes)."""
@@ -50,8 +67,7 @@ class AccountPool:
     def replace(self, account: Account) -> None:
         """Adopt a newer version of one account (e.g. fresh credentials from the token manager)."""
         if account.id in self._by_id:
-            self._by_id[account.id] = account
-            self._snapshot = tuple(self._by_id.values())
+            self._put(account)
 
     def apply_selection(self, selection: Selection, now_ms: int) -> None:
         """Persist what a strategy decided: sessions started and pauses lifted."""
@@ -134,8 +150,14 @@ class AccountPool:
     def _update(self, account_id: str, **changes: object) -> None:
         current = self._by_id.get(account_id)
         if current is not None:
-            self._by_id[account_id] = msgspec.structs.replace(current, **changes)
-            self._snapshot = tuple(self._by_id.values())
+            self._put(msgspec.structs.replace(current, **changes))
+
+    def _put(self, account: Account) -> None:
+        """Store a locally changed account and remember when (see :meth:`reload`)."""
+        self._by_id[account.id] = account
+        self._snapshot = tuple(self._by_id.values())
+        self._changed_at[account.id] = self._changes
+        self._changes += 1
 
     def _persist(self, write: Awaitable[None], what: str) -> None:
         async def run() -> None:
