@@ -6,30 +6,17 @@ read from a flag or, when the flag is missing, from a hidden prompt; they are ne
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
 import click
 import msgspec
 
-from better_ccflare.core import (
-    Account,
-    BetterCcflareError,
-    Config,
-    Credentials,
-    ProviderKind,
-    SystemClock,
-    load_config,
-)
-from better_ccflare.database import Store
+from better_ccflare.core import Account, Credentials, ProviderKind, SystemClock
 
+from ._context import load, with_store
 from ._errors import UserError
 
 __all__ = ["account"]
-
-_T = TypeVar("_T")
 
 API_KEY_MODES: dict[str, ProviderKind] = {
     "console": ProviderKind.CONSOLE,
@@ -56,24 +43,6 @@ class _AccountRow(msgspec.Struct, frozen=True):
     custom_endpoint: str | None
     request_count: int
     rate_limited_until_ms: int | None
-
-
-def _run(config: Config, work: Callable[[Store], Awaitable[_T]]) -> _T:
-    async def main() -> _T:
-        async with await Store.from_config(config) as store:
-            return await work(store)
-
-    try:
-        return asyncio.run(main())
-    except BetterCcflareError as exc:
-        raise UserError(str(exc)) from exc
-
-
-def _config() -> Config:
-    try:
-        return load_config()
-    except BetterCcflareError as exc:
-        raise UserError(str(exc)) from exc
 
 
 @click.group()
@@ -117,7 +86,7 @@ def add(name: str, mode: str, api_key: str | None, endpoint: str | None, priorit
         custom_endpoint=endpoint,
         credentials=Credentials(api_key=key.strip()),
     )
-    _run(_config(), lambda store: store.accounts.add(new))
+    with_store(load(), lambda store: store.accounts.add(new))
     click.echo(f"Added {mode} account {name!r} (priority {priority}).")
 
 
@@ -125,7 +94,7 @@ def add(name: str, mode: str, api_key: str | None, endpoint: str | None, priorit
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def list_accounts(as_json: bool) -> None:
     """List the accounts (never their credentials)."""
-    accounts = _run(_config(), lambda store: store.accounts.list_all())
+    accounts = with_store(load(), lambda store: store.accounts.list_all())
     rows = [
         _AccountRow(
             id=a.id,
@@ -157,11 +126,11 @@ def list_accounts(as_json: bool) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def remove(name: str, yes: bool) -> None:
     """Remove an account (its request history stays)."""
-    config = _config()
-    found = _run(config, lambda store: store.accounts.get_by_name(name))
+    config = load()
+    found = with_store(config, lambda store: store.accounts.get_by_name(name))
     if found is None:
         raise UserError(f"No account named {name!r}; see `better-ccflare account list`.")
     if not yes:
         click.confirm(f"Remove account {name!r} ({found.provider})?", abort=True)
-    _run(config, lambda store: store.accounts.delete(found.id))
+    with_store(config, lambda store: store.accounts.delete(found.id))
     click.echo(f"Removed account {name!r}.")

@@ -15,10 +15,13 @@ from typing import Any
 import click
 import msgspec
 
-from better_ccflare.core import BetterCcflareError, Config, SettingSource, SourceKind, load_config
+from better_ccflare.core import BetterCcflareError, Config, SettingSource, SourceKind
 from better_ccflare.server import serve as serve_forever
 
 from ._accounts import account
+from ._api_keys import api_key
+from ._config_show import config
+from ._context import load
 from ._errors import UserError
 
 __all__ = ["main"]
@@ -37,6 +40,8 @@ def main(ctx: click.Context) -> None:
 
 
 main.add_command(account)
+main.add_command(api_key)
+main.add_command(config)
 
 
 @main.command()
@@ -46,21 +51,12 @@ main.add_command(account)
 @click.option("--ssl-cert", type=click.Path(dir_okay=False, path_type=Path), help="TLS cert file.")
 def serve(host: str | None, port: int | None, ssl_key: Path | None, ssl_cert: Path | None) -> None:
     """Start the proxy server; Ctrl-C (or SIGTERM) stops it cleanly."""
-    config = _with_flags(
-        _load(), host=host, port=port, ssl_key_path=ssl_key, ssl_cert_path=ssl_cert
-    )
+    config = _with_flags(load(), host=host, port=port, ssl_key_path=ssl_key, ssl_cert_path=ssl_cert)
     if (config.ssl_key_path is None) != (config.ssl_cert_path is None):
         raise UserError(
             "TLS needs both --ssl-key and --ssl-cert (or SSL_KEY_PATH and SSL_CERT_PATH)."
         )
     _run(serve_forever(config))
-
-
-def _load() -> Config:
-    try:
-        return load_config()
-    except BetterCcflareError as exc:
-        raise UserError(str(exc)) from exc
 
 
 def _with_flags(config: Config, **flags: object) -> Config:

@@ -1,0 +1,34 @@
+"""``better-ccflare config show``: every setting, its value, and where it came from."""
+
+from __future__ import annotations
+
+import click
+import msgspec
+
+from ._context import load
+
+__all__ = ["config"]
+
+
+@click.group()
+def config() -> None:
+    """Inspect the configuration."""
+
+
+@config.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def show(as_json: bool) -> None:
+    """Print every setting with its source (default, file, .env, environment)."""
+    rows = [
+        (name, "<set>" if name == "secret_key" and value else value, source)
+        for name, value, source in load().rows()
+    ]
+    if as_json:
+        payload = {
+            name: {"value": str(v) if v is not None else None, "source": str(src)}
+            for name, v, src in rows
+        }
+        click.echo(msgspec.json.encode(payload).decode())
+        return
+    for name, value, source in rows:
+        click.echo(f"{name:24} {value!s:48} {source}")
