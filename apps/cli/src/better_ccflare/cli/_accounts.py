@@ -12,9 +12,11 @@ import click
 import msgspec
 
 from better_ccflare.core import Account, Credentials, ProviderKind, SystemClock
+from better_ccflare.database import Store
 
 from ._context import load, with_store
 from ._errors import UserError
+from ._oauth_login import exchange_login, login_claude_subscription
 
 __all__ = ["account"]
 
@@ -29,6 +31,7 @@ API_KEY_MODES: dict[str, ProviderKind] = {
 """Account types added with an API key. OAuth and Vertex AI logins come with their own flows."""
 
 _NEEDS_ENDPOINT = frozenset({"anthropic-compatible"})
+CLAUDE_OAUTH_MODE = "claude-oauth"
 
 
 class _AccountRow(msgspec.Struct, frozen=True):
@@ -54,9 +57,9 @@ def account() -> None:
 @click.argument("name")
 @click.option(
     "--mode",
-    type=click.Choice(sorted(API_KEY_MODES)),
+    type=click.Choice(sorted([*API_KEY_MODES, CLAUDE_OAUTH_MODE])),
     required=True,
-    help="The account type.",
+    help="The account type; claude-oauth logs in to a Claude subscription.",
 )
 @click.option("--api-key", help="The account's API key (prompted for, hidden, when omitted).")
 @click.option("--endpoint", help="Base URL of the upstream (required for anthropic-compatible).")
@@ -74,6 +77,9 @@ def add(name: str, mode: str, api_key: str | None, endpoint: str | None, priorit
     """
     if mode in _NEEDS_ENDPOINT and not endpoint:
         raise click.UsageError(f"--endpoint is required for --mode {mode}.")
+    if mode == CLAUDE_OAUTH_MODE:
+        _add_subscription(name, priority=priority, endpoint=endpoint)
+        return
     key = api_key or click.prompt(f"API key for {name}", hide_input=True)
     if not key.strip():
         raise click.UsageError("The API key is empty.")
@@ -88,6 +94,29 @@ def add(name: str, mode: str, api_key: str | None, endpoint: str | None, priorit
     )
     with_store(load(), lambda store: store.accounts.add(new))
     click.echo(f"Added {mode} account {name!r} (priority {priority}).")
+
+
+def _add_subscription(name: str, *, priority: int, endpoint: str | None) -> None:
+    """Log in to a Claude subscription and store the account with its tokens."""
+    config = load()
+    code, state, verifier = login_claude_subscription(config)
+
+    async def add_logged_in(store: Store) -> None:
+        credentials = await exchange_login(config, code, state, verifier)
+        await store.accounts.add(
+            Account(
+                id=str(uuid.uuid4()),
+                name=name,
+                provider=ProviderKind.CLAUDE_OAUTH.value,
+                created_at_ms=SystemClock().now_ms(),
+                priority=priority,
+                custom_endpoint=endpoint,
+                credentials=credentials,
+            )
+        )
+
+    with_store(config, add_logged_in)
+    click.echo(f"Logged in; added Claude subscription account {name!r} (priority {priority}).")
 
 
 @account.command("list")
