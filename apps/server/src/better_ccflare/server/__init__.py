@@ -1,7 +1,7 @@
 """Composes the running better-ccflare service from the packages below it."""
 
 from . import _service
-from ._service import *  # noqa: F403
+from ._service import *
 
 __version__ = "0.1.0"
 

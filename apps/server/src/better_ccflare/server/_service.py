@@ -11,13 +11,13 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncGenerator, Generator, Sequence
+from collections.abc import AsyncGenerator, Generator
 from contextlib import asynccontextmanager
 
 import uvicorn
 from litestar import Litestar
 
-from better_ccflare.core import Account, Clock, Config, SystemClock
+from better_ccflare.core import Clock, Config, SystemClock
 from better_ccflare.database import Store
 from better_ccflare.http_api import Dispatcher, health_handler
 from better_ccflare.load_balancer import Strategy, create_strategy
@@ -151,9 +151,6 @@ class Service:
             await service.pool.drain()
             await store.close()
 
-    def accounts(self) -> Sequence[Account]:
-        return self.pool.accounts()
-
 
 def uvicorn_config(config: Config, app: Dispatcher) -> uvicorn.Config:
     """uvicorn settings for the service: our logging, TLS when configured, bounded shutdown."""
@@ -218,7 +215,7 @@ async def serve(config: Config) -> None:
             scheme,
             config.host,
             config.port,
-            len(service.accounts()),
+            len(service.pool.accounts()),
             service.strategy.name,
             config.db_path,
             status.version,

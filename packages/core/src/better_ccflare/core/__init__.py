@@ -6,15 +6,15 @@ else builds on these types. The public surface is exactly the union of the priva
 """
 
 from . import _accounts, _api_keys, _clock, _config, _dotenv, _errors, _oauth, _requests, _strategy
-from ._accounts import *  # noqa: F403
-from ._api_keys import *  # noqa: F403
-from ._clock import *  # noqa: F403
-from ._config import *  # noqa: F403
-from ._dotenv import *  # noqa: F403
-from ._errors import *  # noqa: F403
-from ._oauth import *  # noqa: F403
-from ._requests import *  # noqa: F403
-from ._strategy import *  # noqa: F403
+from ._accounts import *
+from ._api_keys import *
+from ._clock import *
+from ._config import *
+from ._dotenv import *
+from ._errors import *
+from ._oauth import *
+from ._requests import *
+from ._strategy import *
 
 __version__ = "0.1.0"
 

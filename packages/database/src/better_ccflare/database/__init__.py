@@ -8,11 +8,11 @@ union of the private modules' ``__all__`` lists.
 """
 
 from . import _crypto, _errors, _maintenance, _repositories, _store
-from ._crypto import *  # noqa: F403
-from ._errors import *  # noqa: F403
-from ._maintenance import *  # noqa: F403
-from ._repositories import *  # noqa: F403
-from ._store import *  # noqa: F403
+from ._crypto import *
+from ._errors import *
+from ._maintenance import *
+from ._repositories import *
+from ._store import *
 
 __version__ = "0.1.0"
 

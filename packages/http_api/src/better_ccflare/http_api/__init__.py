@@ -4,8 +4,8 @@ The public surface is exactly the union of the private modules' ``__all__`` list
 """
 
 from . import _dispatch, _health
-from ._dispatch import *  # noqa: F403
-from ._health import *  # noqa: F403
+from ._dispatch import *
+from ._health import *
 
 __version__ = "0.1.0"
 

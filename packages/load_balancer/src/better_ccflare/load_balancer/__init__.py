@@ -15,14 +15,14 @@ from . import (
     _session_affinity,
     _strategy,
 )
-from ._drain_soonest import *  # noqa: F403
-from ._eligibility import *  # noqa: F403
-from ._factory import *  # noqa: F403
-from ._least_used import *  # noqa: F403
-from ._selection import *  # noqa: F403
-from ._session import *  # noqa: F403
-from ._session_affinity import *  # noqa: F403
-from ._strategy import *  # noqa: F403
+from ._drain_soonest import *
+from ._eligibility import *
+from ._factory import *
+from ._least_used import *
+from ._selection import *
+from ._session import *
+from ._session_affinity import *
+from ._strategy import *
 
 __version__ = "0.1.0"
 

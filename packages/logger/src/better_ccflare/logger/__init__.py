@@ -7,12 +7,12 @@ The public surface is exactly the union of the private modules' ``__all__`` list
 """
 
 from . import _bus, _event, _formats, _redaction, _setup, _tail
-from ._bus import *  # noqa: F403
-from ._event import *  # noqa: F403
-from ._formats import *  # noqa: F403
-from ._redaction import *  # noqa: F403
-from ._setup import *  # noqa: F403
-from ._tail import *  # noqa: F403
+from ._bus import *
+from ._event import *
+from ._formats import *
+from ._redaction import *
+from ._setup import *
+from ._tail import *
 
 __version__ = "0.1.0"
 

@@ -10,6 +10,7 @@ from . import (
     _auto_refresh,
     _cooldowns,
     _jobs,
+    _local_answers,
     _payloads,
     _pipeline,
     _token_manager,
@@ -17,18 +18,19 @@ from . import (
     _unavailable,
     _usage_cache,
 )
-from ._account_pool import *  # noqa: F403
-from ._api_key_auth import *  # noqa: F403
-from ._api_key_hashing import *  # noqa: F403
-from ._auto_refresh import *  # noqa: F403
-from ._cooldowns import *  # noqa: F403
-from ._jobs import *  # noqa: F403
-from ._payloads import *  # noqa: F403
-from ._pipeline import *  # noqa: F403
-from ._token_manager import *  # noqa: F403
-from ._transport import *  # noqa: F403
-from ._unavailable import *  # noqa: F403
-from ._usage_cache import *  # noqa: F403
+from ._account_pool import *
+from ._api_key_auth import *
+from ._api_key_hashing import *
+from ._auto_refresh import *
+from ._cooldowns import *
+from ._jobs import *
+from ._local_answers import *
+from ._payloads import *
+from ._pipeline import *
+from ._token_manager import *
+from ._transport import *
+from ._unavailable import *
+from ._usage_cache import *
 
 __version__ = "0.1.0"
 
@@ -39,6 +41,7 @@ __all__ += _auto_refresh.__all__
 __all__ += _api_key_hashing.__all__
 __all__ += _cooldowns.__all__
 __all__ += _jobs.__all__
+__all__ += _local_answers.__all__
 __all__ += _payloads.__all__
 __all__ += _pipeline.__all__
 __all__ += _token_manager.__all__

@@ -35,16 +35,13 @@ from better_ccflare.core import ApiKey, ApiKeyRole, Clock
 from better_ccflare.database import Store
 
 from ._api_key_hashing import looks_like_api_key, verify_api_key
+from ._local_answers import LOCAL_ANSWER_PATHS
 
 __all__ = ["ApiKeyAuthenticator", "AuthResult"]
 
 _log = logging.getLogger("better_ccflare.proxy")
 
-# Mirrors ``_pipeline.LOCAL_ANSWER_PATHS`` (imported from there would be a cycle once the
-# pipeline uses this module); a test keeps the two equal. Claude Code calls these on its base URL
-# and they are answered locally, so they must work whatever key the client holds.
-_TELEMETRY_PATHS = frozenset({"/api/event_logging/batch", "/api/system/package-manager"})
-_EXEMPT_PATHS = frozenset({"/health", "/api/version/check"}) | _TELEMETRY_PATHS
+_EXEMPT_PATHS = frozenset({"/health", "/api/version/check"}) | LOCAL_ANSWER_PATHS
 _EXEMPT_PREFIXES = ("/api/oauth",)  # the login flow for upstream accounts, as in the reference
 _PROTECTED_ROOTS = ("/api", "/v1", "/messages")
 _API_ONLY_ROOTS = ("/v1", "/messages")

@@ -54,6 +54,7 @@ from better_ccflare.providers import (
 from ._account_pool import AccountPool
 from ._api_key_auth import ApiKeyAuthenticator
 from ._cooldowns import CooldownPolicy, apply_rate_limit
+from ._local_answers import LOCAL_ANSWER_PATHS
 from ._payloads import PayloadCapture
 from ._transport import (
     Timeouts,
@@ -64,7 +65,7 @@ from ._transport import (
 )
 from ._unavailable import unavailable_reply
 
-__all__ = ["LOCAL_ANSWER_PATHS", "CredentialSource", "ProxyApp", "ProxyDeps", "ProxySettings"]
+__all__ = ["CredentialSource", "ProxyApp", "ProxyDeps", "ProxySettings"]
 
 _log = logging.getLogger("better_ccflare.proxy")
 _T = TypeVar("_T")
@@ -74,9 +75,6 @@ _T = TypeVar("_T")
 Scope = Mapping[str, Any]
 Receive = Callable[[], Awaitable[Any]]
 Send = Callable[[Any], Awaitable[None]]
-
-LOCAL_ANSWER_PATHS = frozenset({"/api/event_logging/batch", "/api/system/package-manager"})
-"""Claude Code's own side calls to its base URL; answered here so they never hit an account."""
 
 _ERROR_BODY_LIMIT = 1024 * 1024
 """Error bodies are read before deciding (a 429's body can say which limit); real ones are a few
@@ -298,11 +296,22 @@ class _Exchange:
             except _ClientGoneError:
                 await response.aclose()
                 raise
-        if response.status == 401 or self._rate_limited(provider, account, response, error_body):
+        upstream_headers = dict(response.headers)
+        if response.status == 401 or self._rate_limited(
+            provider, account, response.status, upstream_headers, error_body
+        ):
             await response.aclose()
             failures.append(f"{account.name}: upstream answered {response.status}")
             return False
-        await self._forward(provider, account, request, response, body=body, watcher=watcher)
+        await self._forward(
+            provider,
+            account,
+            request,
+            response,
+            upstream_headers=upstream_headers,
+            body=body,
+            watcher=watcher,
+        )
         return True
 
     async def _prepare(
@@ -341,14 +350,15 @@ class _Exchange:
         self,
         provider: Provider,
         account: Account,
-        response: UpstreamResponse,
+        status: int,
+        headers: Mapping[str, str],
         error_body: bytes | None,
     ) -> bool:
         """Classify the response, update the account's cooldown, and say whether to fail over."""
         deps = self.deps
         now = deps.clock.now_ms()
         info = provider.classify_rate_limit(
-            status=response.status, headers=dict(response.headers), body=error_body, now_ms=now
+            status=status, headers=headers, body=error_body, now_ms=now
         )
         current = deps.pool.get(account.id) or account
         state = apply_rate_limit(current.rate_limit, info, now, deps.settings.cooldowns)
@@ -392,11 +402,11 @@ class _Exchange:
         request: UpstreamRequest,
         response: UpstreamResponse,
         *,
+        upstream_headers: dict[str, str],
         body: _Body,
         watcher: _DisconnectWatcher,
     ) -> None:
         """Stream the chosen response to the client, then record the request."""
-        upstream_headers = dict(response.headers)
         transformer = provider.response_transformer(
             path=self.path, status=response.status, headers=upstream_headers, request=request
         )
