@@ -6,7 +6,13 @@ which input, and what to do about it.
 
 from __future__ import annotations
 
-__all__ = ["BetterCcflareError", "ConfigError", "ConflictError", "NotFoundError"]
+__all__ = [
+    "BetterCcflareError",
+    "ConfigError",
+    "ConflictError",
+    "InvalidInputError",
+    "NotFoundError",
+]
 
 
 class BetterCcflareError(Exception):
@@ -42,3 +48,19 @@ class NotFoundError(BetterCcflareError):
 
 class ConflictError(BetterCcflareError):
     """A write would break a uniqueness rule (for example a duplicate account name)."""
+
+
+class InvalidInputError(BetterCcflareError):
+    """A value a person typed (a CLI argument, an API body field) is not acceptable.
+
+    The HTTP API turns it into a 400 naming ``field``; the CLI into a one-line error.
+
+    Args:
+        field: The input's name as the person wrote it (``name``, ``apiKey``, ``--endpoint``).
+        message: What is wrong and what would be accepted.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
