@@ -40,7 +40,9 @@ __all__ = [
     "SourceKind",
     "default_config_dir",
     "load_config",
+    "reload_file_settings",
     "update_config_file",
+    "write_file_settings",
 ]
 
 APP_DIR_NAME = "better-ccflare"
@@ -436,3 +438,64 @@ def update_config_file(path: Path, updates: Mapping[str, object]) -> None:
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+
+
+_OVERRIDING = frozenset({SourceKind.ENVIRONMENT, SourceKind.DOTENV, SourceKind.COMMAND_LINE})
+
+
+def reload_file_settings(config: Config) -> Config:
+    """``config`` with every setting the file decides re-read from ``config.config_path``.
+
+    Settings taken from the environment, ``.env`` or the command line stay as they are; the
+    others take the file's current value, or their default when the file no longer has them.
+    A running server calls this when the file changes, so ``better-ccflare strategy set`` (or an
+    edit by hand) applies without a restart. Blocking file I/O: call it off the event loop.
+
+    Raises:
+        ConfigError: The file is unreadable, or one of its values is invalid.
+    """
+    file_values = _read_config_file(config.config_path)
+    values: dict[str, object] = {}
+    sources = dict(config.sources)
+    for setting in _SETTINGS:
+        if setting.file_key is None or sources[setting.name].kind in _OVERRIDING:
+            continue
+        if setting.file_key in file_values:
+            raw = file_values[setting.file_key]
+            values[setting.name] = _parse(setting, setting.file_key, raw, str(config.config_path))
+            sources[setting.name] = SettingSource(SourceKind.FILE, str(config.config_path))
+        else:
+            values[setting.name] = setting.default(config.config_dir)
+            sources[setting.name] = SettingSource(SourceKind.DEFAULT)
+    return msgspec.structs.replace(config, **values, sources=sources)
+
+
+def write_file_settings(config: Config, changes: Mapping[str, object]) -> Config:
+    """Validate ``changes`` (setting names to values), write them to the config file, and
+    return the configuration with them applied.
+
+    Blocking file I/O: call it off the event loop.
+
+    Raises:
+        ConfigError: A name is not a file setting, a value is invalid, or the environment (or
+            ``.env``, or a command-line flag) sets the value, so the file's would be ignored.
+    """
+    by_name = {s.name: s for s in _SETTINGS}
+    updates: dict[str, object] = {}
+    for name, raw in changes.items():
+        setting = by_name.get(name)
+        if setting is None or setting.file_key is None:
+            settable = ", ".join(sorted(s.name for s in _SETTINGS if s.file_key is not None))
+            raise ConfigError(name, raw, f"one of the config-file settings: {settable}", "request")
+        source = config.source_of(name)
+        if source.kind in _OVERRIDING:
+            raise ConfigError(
+                name,
+                raw,
+                f"no change here while {source} sets it; change or unset it there",
+                str(source),
+            )
+        value = _parse(setting, setting.file_key, raw, "request")
+        updates[setting.file_key] = value.value if isinstance(value, StrEnum) else value
+    update_config_file(config.config_path, updates)
+    return reload_file_settings(config)
