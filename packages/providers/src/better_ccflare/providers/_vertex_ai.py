@@ -338,7 +338,7 @@ class VertexAIProvider(Provider):
                 f'{{"projectId": "my-project", "region": "us-east5"}} ({exc})',
                 "Set the account's Vertex AI project and region.",
             ) from None
-        if not _PROJECT.match(location.project_id) or not _REGION.match(location.region):
+        if not _PROJECT.fullmatch(location.project_id) or not _REGION.fullmatch(location.region):
             raise AccountConfigError(
                 account,
                 f"projectId {location.project_id!r} or region {location.region!r} is not a "
