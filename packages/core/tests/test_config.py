@@ -15,7 +15,9 @@ from better_ccflare.core import (
     SourceKind,
     StrategyName,
     load_config,
+    reload_file_settings,
     update_config_file,
+    write_file_settings,
 )
 
 
@@ -242,3 +244,37 @@ def test_update_config_file_creates_missing_file(tmp_path: Path) -> None:
     update_config_file(path, {"port": 8090})
     assert json.loads(path.read_text()) == {"port": 8090}
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_write_file_settings_persists_validates_and_applies(home: Path) -> None:
+    config = load(home)
+    changed = write_file_settings(config, {"lb_strategy": "least-used", "data_retention_days": 7})
+    assert changed.lb_strategy is StrategyName.LEAST_USED
+    assert changed.data_retention_days == 7
+    assert changed.source_of("lb_strategy").kind is SourceKind.FILE
+    saved = json.loads(config.config_path.read_text())
+    assert saved == {"data_retention_days": 7, "lb_strategy": "least-used"}
+    assert load(home) == changed
+    with pytest.raises(ConfigError, match="data_retention_days"):
+        write_file_settings(changed, {"data_retention_days": 0})
+    with pytest.raises(ConfigError, match="config-file settings"):
+        write_file_settings(changed, {"secret_key": "x"})
+    assert json.loads(config.config_path.read_text()) == saved  # nothing written on refusal
+
+
+def test_write_file_settings_refuses_what_the_environment_overrides(home: Path) -> None:
+    config = load(home, LB_STRATEGY="session")
+    with pytest.raises(ConfigError, match="LB_STRATEGY"):
+        write_file_settings(config, {"lb_strategy": "least-used"})
+    assert not config.config_path.exists()
+
+
+def test_reload_file_settings_follows_the_file_and_keeps_the_environment(home: Path) -> None:
+    config = load(home, PORT="9100")
+    write_config_file(home, {"port": 9000, "lb_strategy": "session-affinity"})
+    reloaded = reload_file_settings(config)
+    assert reloaded.lb_strategy is StrategyName.SESSION_AFFINITY
+    assert reloaded.port == 9100  # the environment still wins
+    write_config_file(home, {})
+    assert reload_file_settings(reloaded).lb_strategy is StrategyName.SESSION  # back to default
+    assert reload_file_settings(reloaded).source_of("lb_strategy").kind is SourceKind.DEFAULT
