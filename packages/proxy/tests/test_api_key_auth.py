@@ -160,8 +160,6 @@ async def test_exempt_paths_need_no_key(store: Store, auth: ApiKeyAuthenticator)
     await add_key(store)
     exempt = (
         "/health",
-        "/api/oauth/init",
-        "/api/oauth/callback",
         "/api/version/check",
         "/api/event_logging/batch",
         "/api/system/package-manager",
@@ -173,11 +171,21 @@ async def test_exempt_paths_need_no_key(store: Store, auth: ApiKeyAuthenticator)
         assert (await auth.authenticate({}, path)).allowed, path
 
 
+async def test_oauth_login_routes_need_an_admin_key(
+    store: Store, auth: ApiKeyAuthenticator
+) -> None:
+    """Unlike the reference: an OAuth login adds an upstream account, an admin's job."""
+    key, _ = await add_key(store, ApiKeyRole.API_ONLY)
+    for path in ("/api/oauth/init", "/api/oauth/callback"):
+        assert (await auth.authenticate({}, path)).status == 401, path
+        assert (await auth.authenticate({"x-api-key": key}, path)).status == 403, path
+
+
 async def test_dot_segments_do_not_borrow_an_exemption(
     store: Store, auth: ApiKeyAuthenticator
 ) -> None:
     key, _ = await add_key(store, ApiKeyRole.API_ONLY)
-    for path in ("/api/oauth/../accounts", "/assets/../api/accounts", "//api/accounts"):
+    for path in ("/health/../api/accounts", "/assets/../api/accounts", "//api/accounts"):
         assert (await auth.authenticate({}, path)).status == 401, path
     assert (await auth.authenticate({"x-api-key": key}, "/v1/../api/accounts")).status == 403
 

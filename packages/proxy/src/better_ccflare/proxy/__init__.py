@@ -5,6 +5,8 @@ The public surface is exactly the union of the private modules' ``__all__`` list
 
 from . import (
     _account_pool,
+    _account_setup,
+    _api_key_admin,
     _api_key_auth,
     _api_key_hashing,
     _auto_refresh,
@@ -13,12 +15,15 @@ from . import (
     _local_answers,
     _payloads,
     _pipeline,
+    _request_events,
     _token_manager,
     _transport,
     _unavailable,
     _usage_cache,
 )
 from ._account_pool import *
+from ._account_setup import *
+from ._api_key_admin import *
 from ._api_key_auth import *
 from ._api_key_hashing import *
 from ._auto_refresh import *
@@ -27,6 +32,7 @@ from ._jobs import *
 from ._local_answers import *
 from ._payloads import *
 from ._pipeline import *
+from ._request_events import *
 from ._token_manager import *
 from ._transport import *
 from ._unavailable import *
@@ -36,6 +42,8 @@ __version__ = "0.1.0"
 
 __all__: list[str] = []
 __all__ += _account_pool.__all__
+__all__ += _account_setup.__all__
+__all__ += _api_key_admin.__all__
 __all__ += _api_key_auth.__all__
 __all__ += _auto_refresh.__all__
 __all__ += _api_key_hashing.__all__
@@ -44,6 +52,7 @@ __all__ += _jobs.__all__
 __all__ += _local_answers.__all__
 __all__ += _payloads.__all__
 __all__ += _pipeline.__all__
+__all__ += _request_events.__all__
 __all__ += _token_manager.__all__
 __all__ += _transport.__all__
 __all__ += _unavailable.__all__

@@ -42,7 +42,8 @@ __all__ = ["ApiKeyAuthenticator", "AuthResult"]
 _log = logging.getLogger("better_ccflare.proxy")
 
 _EXEMPT_PATHS = frozenset({"/health", "/api/version/check"}) | LOCAL_ANSWER_PATHS
-_EXEMPT_PREFIXES = ("/api/oauth",)  # the login flow for upstream accounts, as in the reference
+# The reference also exempted /api/oauth/*, which let anyone add an upstream account to a
+# protected proxy; the dashboard sends the admin key on those calls like on every other.
 _PROTECTED_ROOTS = ("/api", "/v1", "/messages")
 _API_ONLY_ROOTS = ("/v1", "/messages")
 
@@ -95,7 +96,7 @@ def _has_odd_segments(path: str) -> bool:
 def _is_exempt(path: str) -> bool:
     if _has_odd_segments(path):
         return False
-    if path in _EXEMPT_PATHS or any(_under(path, p) for p in _EXEMPT_PREFIXES):
+    if path in _EXEMPT_PATHS:
         return True
     # Dashboard pages and assets.
     return not any(_under(path, root) for root in _PROTECTED_ROOTS)

@@ -147,6 +147,12 @@ class UsagePoller:
         """When ``account_id`` is next polled; ``None`` when it is not scheduled."""
         return self._due_ms.get(account_id)
 
+    def poll_soon(self, account_id: str) -> None:
+        """Fetch ``account_id``'s usage at the next pass (within the idle period), e.g. after an
+        operator cleared its cooldown, instead of waiting for its scheduled poll."""
+        self._due_ms[account_id] = self._clock.now_ms()
+        self._failures.pop(account_id, None)
+
     def failures(self, account_id: str) -> int:
         """Consecutive failed polls of ``account_id``."""
         return self._failures.get(account_id, 0)
@@ -544,6 +550,11 @@ class BackgroundJobs:
                 ),
             )
         }
+
+    def use_config(self, config: Config) -> None:
+        """Take retention settings from ``config`` from the next run on (a live settings
+        change)."""
+        self._config = config
 
     async def start(self) -> None:
         """Start every job and the poller; runs scheduled "at start" begin in the background."""
