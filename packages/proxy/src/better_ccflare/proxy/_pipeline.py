@@ -15,6 +15,7 @@ because it is the hot path: every microsecond here is overhead on every request.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 import uuid
@@ -56,6 +57,7 @@ from ._api_key_auth import ApiKeyAuthenticator
 from ._cooldowns import CooldownPolicy, apply_rate_limit
 from ._local_answers import LOCAL_ANSWER_PATHS
 from ._payloads import PayloadCapture
+from ._request_events import RequestEvents
 from ._transport import (
     Timeouts,
     UpstreamConnectError,
@@ -129,6 +131,8 @@ class ProxyDeps:
     settings: ProxySettings
     auth: ApiKeyAuthenticator
     """Checks proxy API keys once any active key exists."""
+    events: RequestEvents | None = None
+    """Where dashboards watch requests live; each recorded request is published to it."""
 
 
 class ProxyApp:
@@ -138,6 +142,11 @@ class ProxyApp:
 
     def __init__(self, deps: ProxyDeps) -> None:
         self._deps = deps
+
+    def reconfigure(self, settings: ProxySettings) -> None:
+        """Apply new settings (payload storage, timeouts) from the next request on; requests
+        already in flight finish with the settings they started with."""
+        self._deps = dataclasses.replace(self._deps, settings=settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -542,6 +551,8 @@ class _Exchange:
             applied_model=request.upstream_model if request is not None else None,
         )
         self.deps.store.requests.record(record)
+        if self.deps.events is not None:
+            self.deps.events.publish(record)
         return record
 
 
