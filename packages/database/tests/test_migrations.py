@@ -7,11 +7,23 @@ import stat
 from pathlib import Path
 
 from better_ccflare.database import SecretKey, Store
-from better_ccflare.database._sqlite._schema import INDEXES, TABLES, UNIQUE_ACCOUNT_INDEX
+from better_ccflare.database._sqlite._schema import (
+    ANALYTICS_INDEXES,
+    INDEXES,
+    TABLES,
+    UNIQUE_ACCOUNT_INDEX,
+)
 
 from . import rawdb
 
-MIGRATIONS = ("0001_reference_schema", "0002_encrypt_credentials", "0003_purge_plaintext_remnants")
+MIGRATIONS = (
+    "0001_reference_schema",
+    "0002_encrypt_credentials",
+    "0003_purge_plaintext_remnants",
+    "0004_analytics_indexes",
+)
+SCHEMA_SQL = "SELECT type, name, sql FROM sqlite_master ORDER BY name"
+FORGET_MIGRATION_4 = "DELETE FROM _sqlite_migrations WHERE name = '0004_analytics_indexes';"
 
 
 async def test_an_empty_file_gets_every_table_column_and_index(
@@ -23,7 +35,8 @@ async def test_an_empty_file_gets_every_table_column_and_index(
         columns = await asyncio.to_thread(rawdb.columns, db_path, table.name)
         assert columns == [name for name, _ in table.columns]
     indexes = await asyncio.to_thread(rawdb.index_names, db_path)
-    assert {index.name for index in (*INDEXES, UNIQUE_ACCOUNT_INDEX)} <= indexes
+    expected = (*INDEXES, UNIQUE_ACCOUNT_INDEX, *ANALYTICS_INDEXES)
+    assert {index.name for index in expected} <= indexes
 
 
 async def test_migrations_are_recorded_and_none_is_pending(store: Store) -> None:
@@ -31,25 +44,52 @@ async def test_migrations_are_recorded_and_none_is_pending(store: Store) -> None
 
     assert status.applied == MIGRATIONS
     assert status.pending == ()
-    assert status.version == 3
+    assert status.version == 4
     assert status.backend.startswith("SQLite 3.")
 
 
 async def test_reopening_applies_nothing_and_keeps_the_schema(
     db_path: Path, key: SecretKey
 ) -> None:
-    schema_sql = "SELECT type, name, sql FROM sqlite_master ORDER BY name"
     await (await Store.open(db_path, key=key)).close()
-    schema = await asyncio.to_thread(rawdb.query, db_path, schema_sql)
+    schema = await asyncio.to_thread(rawdb.query, db_path, SCHEMA_SQL)
     recorded = await asyncio.to_thread(rawdb.query, db_path, "SELECT * FROM _sqlite_migrations")
 
     async with await Store.open(db_path, key=key) as store:
         assert (await store.schema_status()).applied == MIGRATIONS
 
-    assert await asyncio.to_thread(rawdb.query, db_path, schema_sql) == schema
+    assert await asyncio.to_thread(rawdb.query, db_path, SCHEMA_SQL) == schema
     assert await asyncio.to_thread(rawdb.query, db_path, "SELECT * FROM _sqlite_migrations") == (
         recorded
     )
+
+
+async def test_a_database_from_before_the_analytics_indexes_gets_them(
+    db_path: Path, key: SecretKey
+) -> None:
+    await (await Store.open(db_path, key=key)).close()
+    drops = "".join(f"DROP INDEX {index.name};" for index in ANALYTICS_INDEXES)
+    await asyncio.to_thread(rawdb.execute, db_path, drops + FORGET_MIGRATION_4)
+
+    async with await Store.open(db_path, key=key) as store:
+        assert (await store.schema_status()).applied == MIGRATIONS
+
+    indexes = await asyncio.to_thread(rawdb.index_names, db_path)
+    assert {index.name for index in ANALYTICS_INDEXES} <= indexes
+
+
+async def test_the_analytics_migration_runs_again_over_existing_indexes_unchanged(
+    db_path: Path, key: SecretKey
+) -> None:
+    # A reference database can already hold an index of the same name; it is kept as it is.
+    await (await Store.open(db_path, key=key)).close()
+    schema = await asyncio.to_thread(rawdb.query, db_path, SCHEMA_SQL)
+    await asyncio.to_thread(rawdb.execute, db_path, FORGET_MIGRATION_4)
+
+    async with await Store.open(db_path, key=key) as store:
+        assert (await store.schema_status()).applied == MIGRATIONS
+
+    assert await asyncio.to_thread(rawdb.query, db_path, SCHEMA_SQL) == schema
 
 
 async def test_the_file_uses_wal_and_is_private(db_path: Path, key: SecretKey) -> None:

@@ -7,7 +7,8 @@ rest under a :class:`SecretKey` kept outside the database. The public surface is
 union of the private modules' ``__all__`` lists.
 """
 
-from . import _crypto, _errors, _maintenance, _repositories, _store
+from . import _analytics, _crypto, _errors, _maintenance, _repositories, _store
+from ._analytics import *
 from ._crypto import *
 from ._errors import *
 from ._maintenance import *
@@ -17,6 +18,7 @@ from ._store import *
 __version__ = "0.1.0"
 
 __all__: list[str] = []
+__all__ += _analytics.__all__
 __all__ += _crypto.__all__
 __all__ += _errors.__all__
 __all__ += _maintenance.__all__

@@ -71,6 +71,10 @@ class StoreMaintenance(Protocol):
 
     async def schema_status(self) -> SchemaStatus: ...
 
+    async def check_integrity(self) -> tuple[str, ...]:
+        """The problems the backend finds in the stored data; empty when it is sound."""
+        ...
+
     async def compact(self) -> None:
         """Give free space back to the file system (checkpoint and vacuum for SQLite)."""
         ...

@@ -12,6 +12,7 @@ from types import TracebackType
 
 from better_ccflare.core import Clock, Config, SystemClock
 
+from ._analytics import AnalyticsRepository
 from ._crypto import SecretKey, load_or_create_key
 from ._maintenance import RetentionResult, SchemaStatus, StoreMaintenance, StoreStats
 from ._repositories import (
@@ -46,6 +47,7 @@ class Store:
         "_maintenance",
         "accounts",
         "agent_preferences",
+        "analytics",
         "api_keys",
         "oauth_sessions",
         "requests",
@@ -63,6 +65,7 @@ class Store:
         agent_preferences: AgentPreferenceRepository,
         strategies: StrategyRepository,
         usage: UsageRepository,
+        analytics: AnalyticsRepository,
         maintenance: StoreMaintenance,
         clock: Clock,
     ) -> None:
@@ -73,6 +76,7 @@ class Store:
         self.agent_preferences = agent_preferences
         self.strategies = strategies
         self.usage = usage
+        self.analytics = analytics
         self._maintenance = maintenance
         self._clock = clock
 
@@ -111,6 +115,7 @@ class Store:
             agent_preferences=backend.agent_preferences,
             strategies=backend.strategies,
             usage=backend.usage,
+            analytics=backend.analytics,
             maintenance=backend,
             clock=clock,
         )
@@ -153,6 +158,14 @@ class Store:
     async def schema_status(self) -> SchemaStatus:
         """Applied and pending migrations, for ``doctor``-style diagnostics."""
         return await self._maintenance.schema_status()
+
+    async def check_integrity(self) -> tuple[str, ...]:
+        """What a full integrity check finds wrong with the stored data; empty when sound.
+
+        Reads the whole file (on the reader thread), so it takes a while on a big database;
+        for ``doctor``-style diagnostics, not for health checks.
+        """
+        return await self._maintenance.check_integrity()
 
     async def compact(self) -> None:
         """Return free space to the file system. Writes wait while it runs."""

@@ -19,6 +19,7 @@ from better_ccflare.database._maintenance import RetentionResult, SchemaStatus, 
 
 from ._accounts import SqliteAccounts
 from ._agent_preferences import SqliteAgentPreferences
+from ._analytics import SqliteAnalytics
 from ._api_keys import SqliteApiKeys
 from ._connection import ConnectionThread, open_reader, open_writer
 from ._migrations import apply_migrations, schema_status, verify_key
@@ -43,6 +44,7 @@ class SqliteBackend:
         "_writer_thread",
         "accounts",
         "agent_preferences",
+        "analytics",
         "api_keys",
         "oauth_sessions",
         "requests",
@@ -71,6 +73,7 @@ class SqliteBackend:
         self.agent_preferences = SqliteAgentPreferences(reader, writer)
         self.strategies = SqliteStrategies(reader, writer)
         self.usage = SqliteUsage(reader, writer)
+        self.analytics = SqliteAnalytics(reader)
 
     @classmethod
     async def open(
@@ -117,6 +120,16 @@ class SqliteBackend:
 
     async def schema_status(self) -> SchemaStatus:
         return await self._reader.run(lambda db: schema_status(db, self._key))
+
+    async def check_integrity(self) -> tuple[str, ...]:
+        def check(db: Database) -> tuple[str, ...]:
+            try:
+                rows = db.conn.execute("PRAGMA integrity_check").fetchall()
+            except sqlite3.DatabaseError as exc:  # damage bad enough that the check cannot run
+                return (str(exc),)
+            return tuple(str(row[0]) for row in rows if row[0] != "ok")
+
+        return await self._reader.run(check)
 
     async def compact(self) -> None:
         def vacuum(db: Database) -> None:

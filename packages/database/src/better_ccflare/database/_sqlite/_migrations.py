@@ -7,7 +7,8 @@ use, such as ``combos`` or ``alerts``, are left exactly as they are). The applie
 recorded in ``_sqlite_migrations`` under the set name ``better_ccflare``.
 
 Migrations 2 and 3 encrypt the reference's plaintext credentials and then rebuild the file, so
-no plaintext copy survives in freed pages.
+no plaintext copy survives in freed pages. Migration 4 adds the indexes the analytics queries use
+(``IF NOT EXISTS``: a reference database may already have one of the same name).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from better_ccflare.database._crypto import SecretKey, is_encrypted
 from better_ccflare.database._errors import SchemaError
 from better_ccflare.database._maintenance import SchemaStatus
 
-from ._schema import INDEXES, TABLES, UNIQUE_ACCOUNT_INDEX, Table
+from ._schema import ANALYTICS_INDEXES, INDEXES, TABLES, UNIQUE_ACCOUNT_INDEX, Table
 
 __all__ = ["apply_migrations", "schema_status", "verify_key"]
 
@@ -50,6 +51,13 @@ def _migrations(key: SecretKey) -> Migrations:
         # Freed pages can still hold the old plaintext; VACUUM rewrites the file without them.
         _log.info("Rewriting the database file once (VACUUM); large files take a while.")
         db.vacuum()
+
+    @migrations(name="0004_analytics_indexes")
+    def analytics_indexes(db: Database) -> None:
+        if db.conn.execute("SELECT EXISTS (SELECT 1 FROM requests)").fetchone()[0]:
+            _log.info("Indexing the request history for analytics; large histories take a while.")
+        for index in ANALYTICS_INDEXES:
+            db.conn.execute(index.create_sql())
 
     return migrations
 

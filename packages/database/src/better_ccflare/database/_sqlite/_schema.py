@@ -14,7 +14,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["INDEXES", "TABLES", "UNIQUE_ACCOUNT_INDEX", "Index", "Table"]
+__all__ = [
+    "ANALYTICS_INDEXES",
+    "FAILED",
+    "FAILED_REQUESTS_INDEX",
+    "INDEXES",
+    "TABLES",
+    "UNIQUE_ACCOUNT_INDEX",
+    "Index",
+    "Table",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,10 +44,16 @@ class Index:
     table: str
     expression: str
     unique: bool = False
+    where: str | None = None
+    """Makes it a partial index: only rows matching this condition are indexed."""
 
     def create_sql(self) -> str:
         unique = "UNIQUE " if self.unique else ""
-        return f"CREATE {unique}INDEX IF NOT EXISTS {self.name} ON {self.table}({self.expression})"
+        where = f" WHERE {self.where}" if self.where else ""
+        return (
+            f"CREATE {unique}INDEX IF NOT EXISTS {self.name} ON {self.table}({self.expression})"
+            f"{where}"
+        )
 
 
 ACCOUNTS = Table(
@@ -221,3 +236,38 @@ INDEXES = (
     Index("idx_usage_snapshots_acct_time", "usage_snapshots", "account_id, timestamp"),
     Index("idx_usage_snapshots_ts", "usage_snapshots", "timestamp"),
 )
+
+FAILED = "COALESCE(success, 0) = 0"
+"""A failed request. Queries spell it exactly so, or SQLite cannot use the partial index below."""
+
+FAILED_REQUESTS_INDEX = Index(
+    "idx_requests_failed",
+    "requests",
+    "timestamp, account_used, model, api_key_id, status_code, error_message, success",
+    where=FAILED,
+)
+"""Failed requests only (a few percent of rows), holding every column error grouping and the
+analytics filters read, so grouping errors reads neither successes nor the table."""
+
+ANALYTICS_INDEXES = (
+    # Filtered analytics and history pages: each filter's rows in time order, so a range is one
+    # index search and "newest first" needs no sort. Partial, because the column is often NULL
+    # (no proxy keys, clients without sessions); the model one has the reference's definition.
+    Index(
+        "idx_requests_model_timestamp", "requests", "model, timestamp", where="model IS NOT NULL"
+    ),
+    Index(
+        "idx_requests_api_key_timestamp",
+        "requests",
+        "api_key_id, timestamp",
+        where="api_key_id IS NOT NULL",
+    ),
+    Index(
+        "idx_requests_client_session",
+        "requests",
+        "client_session_id, timestamp",
+        where="client_session_id IS NOT NULL",
+    ),
+    FAILED_REQUESTS_INDEX,
+)
+"""Added by migration 0004 (and so present in every migrated database)."""
