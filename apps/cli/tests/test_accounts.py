@@ -1,113 +1,249 @@
-"""``better-ccflare account add|list|remove`` against a real database."""
+"""``better-ccflare account ...`` against a real database."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from pathlib import Path
 
-from click.testing import CliRunner
+import pytest
 
-from better_ccflare.cli import main
-from better_ccflare.core import Account, load_config
-from better_ccflare.database import Store
+from better_ccflare.core import RateLimitReason, RateLimitState, SystemClock
+
+from .cli_support import Cli
 
 KEY = "sk-ant-api03-secret-value-123"
 
 
-def env_for(tmp_path: Path) -> dict[str, str]:
-    return {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "HOME": str(tmp_path)}
+def add_key_account(cli: Cli, name: str, *extra: str, mode: str = "console") -> None:
+    cli.ok("account", "add", name, "--mode", mode, "--api-key", KEY, *extra)
 
 
-def stored_accounts(tmp_path: Path) -> list[Account]:
-    async def read() -> list[Account]:
-        config = load_config(env_for(tmp_path), cwd=tmp_path)
-        async with await Store.from_config(config) as store:
-            return await store.accounts.list_all()
-
-    return asyncio.run(read())
+# --------------------------------------------------------------------------- add
 
 
-def test_add_stores_the_account_with_its_key(tmp_path: Path) -> None:
-    result = CliRunner().invoke(
-        main,
-        ["account", "add", "work", "--mode", "console", "--api-key", KEY, "--priority", "2"],
-        env=env_for(tmp_path),
+def test_add_stores_the_account_with_its_key(cli: Cli) -> None:
+    result = cli.ok(
+        "account", "add", "work", "--mode", "console", "--api-key", KEY, "--priority", "2"
     )
-    assert result.exit_code == 0, result.output
     assert KEY not in result.output
-    [account] = stored_accounts(tmp_path)
-    assert (account.name, account.provider, account.priority) == ("work", "claude-console-api", 2)
+    account = cli.account("work")
+    assert (account.provider, account.priority) == ("claude-console-api", 2)
     assert account.credentials.api_key == KEY
 
 
-def test_add_prompts_for_a_hidden_key_when_the_flag_is_missing(tmp_path: Path) -> None:
-    result = CliRunner().invoke(
-        main, ["account", "add", "glm", "--mode", "zai"], env=env_for(tmp_path), input=f"{KEY}\n"
-    )
-    assert result.exit_code == 0, result.output
+def test_a_missing_key_is_prompted_for_without_echo(cli: Cli) -> None:
+    result = cli.ok("account", "add", "glm", "--mode", "zai", input=f"{KEY}\n")
+    assert "API key for glm" in result.output
     assert KEY not in result.output
-    [account] = stored_accounts(tmp_path)
-    assert account.credentials.api_key == KEY
+    assert cli.account("glm").credentials.api_key == KEY
 
 
-def test_anthropic_compatible_needs_an_endpoint(tmp_path: Path) -> None:
-    result = CliRunner().invoke(
-        main,
-        ["account", "add", "gw", "--mode", "anthropic-compatible", "--api-key", KEY],
-        env=env_for(tmp_path),
+def test_a_missing_mode_is_prompted_for(cli: Cli) -> None:
+    cli.ok("account", "add", "mm", input=f"minimax\n{KEY}\n")
+    assert cli.account("mm").provider == "minimax"
+
+
+def test_anthropic_compatible_asks_for_its_endpoint_and_checks_it(cli: Cli) -> None:
+    args = ("account", "add", "gw", "--mode", "anthropic-compatible", "--api-key", KEY)
+    cli.ok(*args, input="https://gateway.example/\n")
+    assert cli.account("gw").custom_endpoint == "https://gateway.example"
+    refused = cli(*args, "--endpoint", "gateway.example")
+    assert refused.exit_code == 2
+    assert "--endpoint" in refused.output
+    assert "http(s) URL" in refused.output
+
+
+def test_fixed_address_providers_refuse_an_endpoint(cli: Cli) -> None:
+    result = cli(
+        "account", "add", "glm", "--mode", "zai", "--api-key", KEY, "--endpoint", "https://x"
     )
     assert result.exit_code == 2
-    assert "--endpoint" in result.output
-    assert stored_accounts(tmp_path) == []
+    assert "--endpoint: is not accepted for zai accounts" in result.output
+    assert cli.accounts() == []
 
 
-def test_a_duplicate_name_is_refused_in_one_line(tmp_path: Path) -> None:
-    runner = CliRunner()
-    args = ["account", "add", "work", "--mode", "console", "--api-key", KEY]
-    assert runner.invoke(main, args, env=env_for(tmp_path)).exit_code == 0
-    again = runner.invoke(main, args, env=env_for(tmp_path))
+def test_model_maps_are_stored_in_order(cli: Cli) -> None:
+    add_key_account(
+        cli,
+        "local",
+        "--model-map",
+        "sonnet=qwen3-coder, qwen2.5",
+        "--model-map",
+        "claude-opus-4-1=llama",
+        mode="openai-compatible",
+    )
+    assert cli.account("local").model_mappings == {
+        "sonnet": ("qwen3-coder", "qwen2.5"),
+        "claude-opus-4-1": ("llama",),
+    }
+
+
+@pytest.mark.parametrize("bad", ["sonnet", "=x", "sonnet=", "sonnet=a,,b"])
+def test_a_malformed_model_map_is_a_usage_error(cli: Cli, bad: str) -> None:
+    result = cli("account", "add", "a", "--mode", "zai", "--api-key", KEY, "--model-map", bad)
+    assert result.exit_code == 2
+    assert "--model-map" in result.output
+    assert cli.accounts() == []
+
+
+def test_vertex_takes_project_and_region_from_flags_or_prompts(cli: Cli) -> None:
+    cli.ok(
+        "account",
+        "add",
+        "gcp",
+        "--mode",
+        "vertex-ai",
+        "--project-id",
+        "proj-1",
+        "--region",
+        "us-east5",
+    )
+    assert json.loads(cli.account("gcp").custom_endpoint or "") == {
+        "projectId": "proj-1",
+        "region": "us-east5",
+    }
+    cli.ok("account", "add", "gcp2", "--mode", "vertex-ai", input="proj-2\nglobal\n")
+    assert json.loads(cli.account("gcp2").custom_endpoint or "")["region"] == "global"
+    bad = cli(
+        "account", "add", "gcp3", "--mode", "vertex-ai", "--project-id", "p", "--region", "US East"
+    )
+    assert bad.exit_code == 2
+    assert "--region" in bad.output
+
+
+def test_a_bad_name_is_refused_before_anything_is_asked(cli: Cli) -> None:
+    result = cli("account", "add", "a/b", "--mode", "zai")
+    assert result.exit_code == 2
+    assert "NAME: contains '/'" in result.output
+    assert "API key" not in result.output
+
+
+def test_login_only_applies_to_console_without_a_key(cli: Cli) -> None:
+    for args in (("--mode", "zai", "--login"), ("--mode", "console", "--login", "--api-key", KEY)):
+        result = cli("account", "add", "a", *args)
+        assert result.exit_code == 2
+        assert "--login" in result.output
+    assert cli.accounts() == []
+
+
+def test_a_duplicate_name_is_refused_in_one_line(cli: Cli) -> None:
+    add_key_account(cli, "work")
+    again = cli("account", "add", "work", "--mode", "console", "--api-key", KEY)
     assert again.exit_code == 2
     assert "Traceback" not in again.output
-    assert "work" in again.output
+    assert "Account name 'work' is already taken" in again.output
 
 
-def test_list_prints_json_without_credentials(tmp_path: Path) -> None:
-    runner = CliRunner()
-    for name, priority in (("b", "1"), ("a", "0")):
-        runner.invoke(
-            main,
-            ["account", "add", name, "--mode", "minimax", "--api-key", KEY, "--priority", priority],
-            env=env_for(tmp_path),
-        )
-    result = runner.invoke(main, ["account", "list", "--json"], env=env_for(tmp_path))
-    assert result.exit_code == 0, result.output
-    assert KEY not in result.output
-    rows = json.loads(result.output)
+# --------------------------------------------------------------------------- reading
+
+
+def test_list_prints_json_and_a_table_without_credentials(cli: Cli) -> None:
+    add_key_account(cli, "b", "--priority", "1", mode="minimax")
+    add_key_account(cli, "a", mode="minimax")
+    rows = cli.json("account", "list")
     assert [(r["name"], r["priority"], r["provider"]) for r in rows] == [
         ("a", 0, "minimax"),
         ("b", 1, "minimax"),
     ]
-    table = runner.invoke(main, ["account", "list"], env=env_for(tmp_path))
-    assert "active" in table.output
-    assert KEY not in table.output
+    table = cli.ok("account", "list").output
+    assert "active" in table
+    assert KEY not in table + json.dumps(rows)
 
 
-def test_remove_asks_first_and_refuses_unknown_names(tmp_path: Path) -> None:
-    runner = CliRunner()
-    runner.invoke(
-        main,
-        ["account", "add", "work", "--mode", "console", "--api-key", KEY],
-        env=env_for(tmp_path),
+def test_list_without_accounts_says_how_to_add_one(cli: Cli) -> None:
+    assert "account add" in cli.ok("account", "list").output
+    assert cli.json("account", "list") == []
+
+
+def test_show_describes_an_account_without_its_secrets(cli: Cli) -> None:
+    add_key_account(cli, "gw", "--endpoint", "https://gw.example", mode="anthropic-compatible")
+    shown = cli.json("account", "show", "gw")
+    assert shown["name"] == "gw"
+    assert shown["credential"] == "api-key"
+    assert shown["custom_endpoint"] == "https://gw.example"
+    assert shown["state"] == "active"
+    by_id = cli.json("account", "show", shown["id"])
+    assert by_id == shown
+    table = cli.ok("account", "show", "gw").output
+    assert "https://gw.example" in table
+    assert KEY not in table + json.dumps(shown)
+
+
+def test_commands_on_an_unknown_account_fail_in_one_line(cli: Cli) -> None:
+    for args in (
+        ("show", "ghost"),
+        ("pause", "ghost"),
+        ("resume", "ghost"),
+        ("rename", "ghost", "spirit"),
+        ("set-priority", "ghost", "1"),
+        ("reset-rate-limit", "ghost"),
+        ("reauth", "ghost"),
+        ("remove", "ghost", "--yes"),
+    ):
+        result = cli("account", *args)
+        assert result.exit_code == 2, args
+        assert "No account named 'ghost'" in result.output
+        assert "account list" in result.output
+
+
+# --------------------------------------------------------------------------- changing
+
+
+def test_pause_and_resume(cli: Cli) -> None:
+    add_key_account(cli, "work")
+    assert "Paused 'work'" in cli.ok("account", "pause", "work").output
+    account = cli.account("work")
+    assert account.paused
+    assert account.pause_reason == "manual"
+    assert "paused (manual)" in cli.ok("account", "list").output
+    cli.ok("account", "resume", "work")
+    assert not cli.account("work").paused
+
+
+def test_rename_keeps_the_account_and_checks_the_new_name(cli: Cli) -> None:
+    add_key_account(cli, "old")
+    before = cli.account("old")
+    cli.ok("account", "rename", "old", "new name")
+    after = cli.account("new name")
+    assert (after.id, after.credentials) == (before.id, before.credentials)
+    refused = cli("account", "rename", "new name", "bad;name")
+    assert refused.exit_code == 2
+    assert "NAME" in refused.output
+
+
+def test_set_priority_accepts_0_to_100(cli: Cli) -> None:
+    add_key_account(cli, "work")
+    cli.ok("account", "set-priority", "work", "42")
+    assert cli.account("work").priority == 42
+    refused = cli("account", "set-priority", "work", "101")
+    assert refused.exit_code == 2
+    assert cli.account("work").priority == 42
+
+
+def test_reset_rate_limit_makes_a_benched_account_routable(cli: Cli) -> None:
+    add_key_account(cli, "work")
+    account_id = cli.account("work").id
+    until = SystemClock().now_ms() + 3_600_000
+    benched = RateLimitState(
+        limited_until_ms=until, reason=RateLimitReason.UPSTREAM_429_WITH_RESET, consecutive=2
     )
-    declined = runner.invoke(
-        main, ["account", "remove", "work"], env=env_for(tmp_path), input="n\n"
-    )
+    cli.with_store(lambda store: store.accounts.update_rate_limit(account_id, benched))
+    assert "rate-limited until" in cli.ok("account", "list").output
+    cli.ok("account", "reset-rate-limit", "work")
+    assert cli.account("work").rate_limit == RateLimitState()
+    assert cli.json("account", "show", "work")["state"] == "active"
+
+
+def test_reauth_refuses_api_key_accounts(cli: Cli) -> None:
+    add_key_account(cli, "glm", mode="zai")
+    result = cli("account", "reauth", "glm")
+    assert result.exit_code == 2
+    assert "uses an API key" in result.output
+
+
+def test_remove_asks_first(cli: Cli) -> None:
+    add_key_account(cli, "work")
+    declined = cli("account", "remove", "work", input="n\n")
     assert declined.exit_code == 1
-    assert len(stored_accounts(tmp_path)) == 1
-    removed = runner.invoke(main, ["account", "remove", "work", "--yes"], env=env_for(tmp_path))
-    assert removed.exit_code == 0, removed.output
-    assert stored_accounts(tmp_path) == []
-    unknown = runner.invoke(main, ["account", "remove", "ghost", "--yes"], env=env_for(tmp_path))
-    assert unknown.exit_code == 2
-    assert "account list" in unknown.output
+    assert len(cli.accounts()) == 1
+    cli.ok("account", "remove", "work", input="y\n")
+    assert cli.accounts() == []

@@ -7,17 +7,16 @@ lock themselves out of the management API.
 
 from __future__ import annotations
 
-import uuid
-
 import click
 import msgspec
 
-from better_ccflare.core import ApiKey, ApiKeyRole, SystemClock
+from better_ccflare.core import ApiKey, ApiKeyRole, NotFoundError, SystemClock
 from better_ccflare.database import Store
-from better_ccflare.proxy import generate_api_key, hash_api_key
+from better_ccflare.proxy import change_api_key, create_api_key
 
 from ._context import load, with_store
 from ._errors import UserError
+from ._output import print_json, print_table
 
 __all__ = ["api_key"]
 
@@ -45,31 +44,13 @@ def api_key() -> None:
 )
 def generate(name: str, role: str | None) -> None:
     """Create a key and print it once."""
-    key = generate_api_key()
-    hashed = hash_api_key(key)  # slow by design; computed before the store's event loop runs
 
-    async def create(store: Store) -> ApiKeyRole:
-        first = await store.api_keys.count_active(ApiKeyRole.ADMIN) == 0
-        if first and role == ApiKeyRole.API_ONLY.value:
-            raise UserError(
-                "The first key must be an admin key (otherwise nobody could manage the proxy); "
-                "generate an admin key first."
-            )
-        chosen = ApiKeyRole(role) if role else (ApiKeyRole.ADMIN if first else ApiKeyRole.API_ONLY)
-        await store.api_keys.add(
-            ApiKey(
-                id=str(uuid.uuid4()),
-                name=name,
-                hashed_key=hashed,
-                prefix_last_8=key[-8:],
-                created_at_ms=SystemClock().now_ms(),
-                role=chosen,
-            )
-        )
-        return chosen
+    async def create(store: Store) -> tuple[ApiKey, str]:
+        chosen = ApiKeyRole(role) if role else None
+        return await create_api_key(store, name, chosen, now_ms=SystemClock().now_ms())
 
-    chosen = with_store(load(), create)
-    click.echo(f"Created {chosen.value} key {name!r}. It is shown only this once:")
+    created, key = with_store(load(), create)
+    click.echo(f"Created {created.role.value} key {created.name!r}. It is shown only this once:")
     click.echo(key)
 
 
@@ -83,31 +64,36 @@ def list_keys(as_json: bool) -> None:
         for k in sorted(keys, key=lambda k: k.name)
     ]
     if as_json:
-        click.echo(msgspec.json.encode(rows).decode())
+        print_json(rows)
         return
     if not rows:
         click.echo("No API keys: the proxy accepts every client. Add one with `api-key generate`.")
         return
-    click.echo(f"{'NAME':24} {'ROLE':9} {'STATE':9} ENDS WITH")
-    for row in rows:
-        state = "active" if row.active else "disabled"
-        click.echo(f"{row.name:24} {row.role:9} {state:9} …{row.prefix_last_8}")
+    print_table(
+        ["NAME", "ROLE", "STATE", "ENDS WITH", "USES"],
+        [
+            [
+                r.name,
+                r.role,
+                "active" if r.active else "disabled",
+                f"…{r.prefix_last_8}",
+                r.usage_count,
+            ]
+            for r in rows
+        ],
+    )
 
 
 def _change(name: str, *, active: bool | None, delete: bool) -> None:
+    """Apply one change through the rules the management API shares (last admin protected)."""
+
     async def apply(store: Store) -> None:
-        found = await store.api_keys.get(name)
-        if found is None:
-            raise UserError(f"No API key named {name!r}; see `better-ccflare api-key list`.")
-        losing_admin = found.is_active and found.role is ApiKeyRole.ADMIN and (delete or not active)
-        if losing_admin and await store.api_keys.count_active(ApiKeyRole.ADMIN) == 1:
+        try:
+            await change_api_key(store, name, active=active, delete=delete)
+        except NotFoundError:
             raise UserError(
-                f"{name!r} is the last active admin key; generate another admin key first."
-            )
-        if delete:
-            await store.api_keys.delete(found.id)
-        elif active is not None:
-            await store.api_keys.set_active(found.id, active)
+                f"No API key named {name!r}; see `better-ccflare api-key list`."
+            ) from None
 
     with_store(load(), apply)
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import click
-import msgspec
 
 from ._context import load
+from ._output import print_json, print_table
 
 __all__ = ["config"]
 
@@ -28,7 +28,6 @@ def show(as_json: bool) -> None:
             name: {"value": str(v) if v is not None else None, "source": str(src)}
             for name, v, src in rows
         }
-        click.echo(msgspec.json.encode(payload).decode())
+        print_json(payload)
         return
-    for name, value, source in rows:
-        click.echo(f"{name:24} {value!s:48} {source}")
+    print_table(["SETTING", "VALUE", "SOURCE"], rows)

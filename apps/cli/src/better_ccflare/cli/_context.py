@@ -9,9 +9,10 @@ from typing import TypeVar
 from better_ccflare.core import BetterCcflareError, Config, load_config
 from better_ccflare.database import Store
 
-from ._errors import UserError
+from ._errors import as_click_error
+from ._output import spinner
 
-__all__ = ["load", "with_store"]
+__all__ = ["load", "run_async", "with_store"]
 
 _T = TypeVar("_T")
 
@@ -21,17 +22,37 @@ def load() -> Config:
     try:
         return load_config()
     except BetterCcflareError as exc:
-        raise UserError(str(exc)) from exc
+        raise as_click_error(exc) from exc
 
 
-def with_store(config: Config, work: Callable[[Store], Awaitable[_T]]) -> _T:
-    """Open the store, run ``work``, close it (flushing every write); errors become one line."""
+def with_store(
+    config: Config,
+    work: Callable[[Store], Awaitable[_T]],
+    *,
+    activity: str = "Opening the database",
+) -> _T:
+    """Open the store, run ``work``, close it (flushing every write); errors become one line.
+
+    A spinner naming ``activity`` runs on stderr meanwhile: opening may migrate (and, for an
+    adopted reference database, encrypt and vacuum), which can take a while on a big file.
+    ``work`` must not prompt; ask before calling this.
+    """
 
     async def main() -> _T:
         async with await Store.from_config(config) as store:
             return await work(store)
 
+    with spinner(f"{activity}…"):
+        return run_async(main())
+
+
+def run_async(work: Awaitable[_T]) -> _T:
+    """Run ``work`` to completion; errors better-ccflare raises become one-line errors."""
+
+    async def main() -> _T:
+        return await work
+
     try:
         return asyncio.run(main())
     except BetterCcflareError as exc:
-        raise UserError(str(exc)) from exc
+        raise as_click_error(exc) from exc

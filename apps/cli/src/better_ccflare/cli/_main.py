@@ -1,7 +1,8 @@
 """Entry point of the ``better-ccflare`` command.
 
 Errors a user can fix (a bad setting, an unreadable key, a broken database) are printed as one
-line on stderr with exit status 2; no traceback reaches the terminal.
+line on stderr with exit status 2, failures outside the input with exit status 1 (see
+``_errors``); no traceback reaches the terminal, not even for a bug.
 """
 
 from __future__ import annotations
@@ -19,29 +20,63 @@ from better_ccflare.core import BetterCcflareError, Config, SettingSource, Sourc
 from better_ccflare.server import serve as serve_forever
 
 from ._accounts import account
+from ._analytics import requests, stats
 from ._api_keys import api_key
 from ._config_show import config
 from ._context import load
-from ._errors import UserError
+from ._doctor import doctor
+from ._errors import RuntimeFailure, UserError
+from ._maintenance import clear_history, compact, reset_stats, token_health_command
+from ._strategy import strategy
 
 __all__ = ["main"]
 
 
-@click.group(invoke_without_command=True)
+class _Cli(click.Group):
+    """The command group, turning an unexpected exception into one line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            raise RuntimeFailure(
+                f"unexpected {type(exc).__name__}: {exc}. This is a bug in better-ccflare; "
+                "please report it with the command you ran."
+            ) from exc
+
+
+@click.group(
+    cls=_Cli, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.version_option(package_name="better-ccflare", prog_name="better-ccflare")
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """A self-hosted load-balancing proxy for Claude accounts.
 
-    Without a command, starts the server (the same as ``better-ccflare serve``).
+    Without a command, starts the server (the same as `better-ccflare serve`). Every read
+    command takes --json for scripts. Exit status: 0 done, 1 failed (network, server,
+    database), 2 bad input. Full documentation: docs/cli.md.
     """
     if ctx.invoked_subcommand is None:
         ctx.invoke(serve)
 
 
-main.add_command(account)
-main.add_command(api_key)
-main.add_command(config)
+for _command in (
+    account,
+    api_key,
+    strategy,
+    config,
+    stats,
+    requests,
+    token_health_command,
+    doctor,
+    reset_stats,
+    clear_history,
+    compact,
+):
+    main.add_command(_command)
 
 
 @main.command()
@@ -50,7 +85,11 @@ main.add_command(config)
 @click.option("--ssl-key", type=click.Path(dir_okay=False, path_type=Path), help="TLS key file.")
 @click.option("--ssl-cert", type=click.Path(dir_okay=False, path_type=Path), help="TLS cert file.")
 def serve(host: str | None, port: int | None, ssl_key: Path | None, ssl_cert: Path | None) -> None:
-    """Start the proxy server; Ctrl-C (or SIGTERM) stops it cleanly."""
+    """Start the proxy server (the default command).
+
+    Ctrl-C or SIGTERM stops it cleanly: streams in flight get time to finish and every queued
+    database write is flushed.
+    """
     config = _with_flags(load(), host=host, port=port, ssl_key_path=ssl_key, ssl_cert_path=ssl_cert)
     if (config.ssl_key_path is None) != (config.ssl_cert_path is None):
         raise UserError(

@@ -1,0 +1,244 @@
+"""``better-ccflare stats`` and ``requests``: what the proxy has done, from request history.
+
+Both read ``store.analytics``, the same queries the dashboard uses, so the numbers agree with
+it. Accounts are shown by name; requests no account could serve show as ``-``.
+"""
+
+from __future__ import annotations
+
+import click
+import msgspec
+
+from better_ccflare.core import RequestRecord, SystemClock
+from better_ccflare.database import ErrorGroup, GroupStats, Metrics, RequestFilter, Store
+
+from ._accounts import find_account
+from ._context import load, with_store
+from ._output import format_ms, format_time, print_json, print_table
+
+__all__ = ["requests", "stats"]
+
+_DAY_MS = 86_400_000
+_TOP_GROUPS = 10
+_RECENT_ERRORS = 5
+
+
+class _MetricsOut(msgspec.Struct, frozen=True, kw_only=True):
+    requests: int
+    successful: int
+    success_rate: float
+    """Percent, 0 to 100."""
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    total_tokens: int
+    cost_usd: float
+    avg_response_time_ms: float | None
+    avg_output_tokens_per_second: float | None
+
+
+class _GroupOut(msgspec.Struct, frozen=True, kw_only=True):
+    key: str | None
+    """The account name (or id, for a removed account) or the model."""
+    metrics: _MetricsOut
+
+
+class _ErrorOut(msgspec.Struct, frozen=True, kw_only=True):
+    error_message: str | None
+    account: str | None
+    status_code: int | None
+    count: int
+    last_seen_ms: int
+
+
+class _StatsOut(msgspec.Struct, frozen=True, kw_only=True):
+    since_ms: int | None
+    totals: _MetricsOut
+    active_accounts: int
+    by_account: tuple[_GroupOut, ...]
+    by_model: tuple[_GroupOut, ...]
+    recent_errors: tuple[_ErrorOut, ...]
+
+
+class _RequestOut(msgspec.Struct, frozen=True, kw_only=True):
+    account_name: str | None
+    request: RequestRecord
+
+
+@click.command()
+@click.option(
+    "--since-days",
+    type=click.IntRange(1, 3650),
+    help="Only requests of the last N days (default: all history).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def stats(since_days: int | None, as_json: bool) -> None:
+    """Totals, busiest accounts and models, recent errors."""
+    since_ms = SystemClock().now_ms() - since_days * _DAY_MS if since_days else None
+    where = RequestFilter(since_ms=since_ms)
+
+    async def gather(store: Store) -> _StatsOut:
+        names = {a.id: a.name for a in await store.accounts.list_all()}
+        totals = await store.analytics.totals(where)
+        by_account = await store.analytics.group_by(where, "account", limit=_TOP_GROUPS)
+        by_model = await store.analytics.group_by(where, "model", limit=_TOP_GROUPS)
+        errors = await store.analytics.recent_errors(where, _RECENT_ERRORS)
+        return _StatsOut(
+            since_ms=since_ms,
+            totals=_metrics(totals.metrics),
+            active_accounts=totals.active_accounts,
+            by_account=tuple(_group(g, names) for g in by_account),
+            by_model=tuple(_group(g, {}) for g in by_model),
+            recent_errors=tuple(_error(e, names) for e in errors),
+        )
+
+    out = with_store(load(), gather, activity="Reading request history")
+    if as_json:
+        print_json(out)
+        return
+    _print_stats(out, since_days)
+
+
+@click.command()
+@click.option(
+    "--limit", type=click.IntRange(1, 10_000), default=20, show_default=True, help="How many."
+)
+@click.option("--account", "account_name", metavar="NAME", help="Only this account's requests.")
+@click.option("--model", help="Only requests for this model.")
+@click.option(
+    "--status",
+    type=click.Choice(["all", "success", "error"]),
+    default="all",
+    show_default=True,
+    help="Only successful or only failed requests.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def requests(
+    *, limit: int, account_name: str | None, model: str | None, status: str, as_json: bool
+) -> None:
+    """The most recent requests, newest first."""
+
+    async def gather(store: Store) -> list[_RequestOut]:
+        names = {a.id: a.name for a in await store.accounts.list_all()}
+        account_ids: tuple[str | None, ...] = ()
+        if account_name is not None:
+            account_ids = ((await find_account(store, account_name)).id,)
+        where = RequestFilter(
+            account_ids=account_ids,
+            models=(model,) if model else (),
+            status="success" if status == "success" else "error" if status == "error" else "all",
+        )
+        records = await store.analytics.requests(where, limit)
+        return [_RequestOut(account_name=_name(r.account_id, names), request=r) for r in records]
+
+    rows = with_store(load(), gather, activity="Reading request history")
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        click.echo("No requests match.")
+        return
+    print_table(
+        ["TIME (UTC)", "ACCOUNT", "MODEL", "STATUS", "IN/OUT TOKENS", "COST $", "TIME", "ERROR"],
+        [_request_row(row) for row in rows],
+    )
+
+
+# --------------------------------------------------------------------------- shaping
+
+
+def _metrics(m: Metrics) -> _MetricsOut:
+    return _MetricsOut(
+        requests=m.requests,
+        successful=m.successful,
+        success_rate=round(m.success_rate, 2),
+        input_tokens=m.input_tokens,
+        output_tokens=m.output_tokens,
+        cache_read_tokens=m.cache_read_tokens,
+        cache_write_tokens=m.cache_write_tokens,
+        total_tokens=m.total_tokens,
+        cost_usd=m.cost_usd,
+        avg_response_time_ms=m.avg_response_time_ms,
+        avg_output_tokens_per_second=m.avg_output_tokens_per_second,
+    )
+
+
+def _name(account_id: str | None, names: dict[str, str]) -> str | None:
+    return None if account_id is None else names.get(account_id, account_id)
+
+
+def _group(group: GroupStats, names: dict[str, str]) -> _GroupOut:
+    key = _name(group.key, names) if names else group.key
+    return _GroupOut(key=key, metrics=_metrics(group.metrics))
+
+
+def _error(group: ErrorGroup, names: dict[str, str]) -> _ErrorOut:
+    return _ErrorOut(
+        error_message=group.error_message,
+        account=_name(group.account_id, names),
+        status_code=group.status_code,
+        count=group.count,
+        last_seen_ms=group.last_seen_ms,
+    )
+
+
+def _print_stats(out: _StatsOut, since_days: int | None) -> None:
+    t = out.totals
+    period = f"the last {since_days} days" if since_days else "all history"
+    click.echo(
+        f"{t.requests} requests in {period}: {t.success_rate:.1f}% successful, "
+        f"{t.total_tokens:,} tokens, ${t.cost_usd:.2f}, {out.active_accounts} accounts used, "
+        f"average response {format_ms(t.avg_response_time_ms)}."
+    )
+    if not t.requests:
+        return
+    columns = ["REQUESTS", "SUCCESS %", "TOKENS", "COST $", "AVG TIME"]
+    for title, groups, label in (
+        ("By account", out.by_account, "ACCOUNT"),
+        ("By model", out.by_model, "MODEL"),
+    ):
+        print_table(
+            [label, *columns],
+            [
+                [
+                    g.key or "-",
+                    g.metrics.requests,
+                    f"{g.metrics.success_rate:.1f}",
+                    f"{g.metrics.total_tokens:,}",
+                    f"{g.metrics.cost_usd:.4f}",
+                    format_ms(g.metrics.avg_response_time_ms),
+                ]
+                for g in groups
+            ],
+            title=title,
+        )
+    if out.recent_errors:
+        print_table(
+            ["LAST SEEN (UTC)", "COUNT", "ACCOUNT", "STATUS", "ERROR"],
+            [
+                [
+                    format_time(e.last_seen_ms),
+                    e.count,
+                    e.account or "-",
+                    e.status_code or "-",
+                    e.error_message or "-",
+                ]
+                for e in out.recent_errors
+            ],
+            title="Recent errors",
+        )
+
+
+def _request_row(row: _RequestOut) -> list[object]:
+    r = row.request
+    return [
+        format_time(r.timestamp_ms),
+        row.account_name or "-",
+        r.model or "-",
+        r.status_code if r.status_code is not None else "-",
+        f"{r.usage.prompt_tokens:,}/{r.usage.output_tokens:,}",
+        f"{r.cost_usd:.4f}",
+        format_ms(r.response_time_ms),
+        r.error_message or "",
+    ]
