@@ -6,143 +6,31 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncGenerator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import anthropic
 import httpx2
 import msgspec
 import pytest
-import uvicorn
 
 from better_ccflare.core import (
     Account,
     ApiKey,
     ApiKeyRole,
-    Clock,
     Credentials,
     FakeClock,
     ProviderKind,
     RateLimitReason,
     RequestRecord,
-    load_config,
 )
 from better_ccflare.providers import ConsoleProvider
 from better_ccflare.proxy import decode_payload, generate_api_key, hash_api_key
 from better_ccflare.server import Service
 
-from .support.fake_upstream import FakeUpstream, RecordedRequest, Reply, sse
-
-MODEL = "claude-sonnet-5"
-
-
-def message_json(text: str = "Hello!") -> dict[str, object]:
-    return {
-        "id": "msg_01",
-        "type": "message",
-        "role": "assistant",
-        "model": MODEL,
-        "content": [{"type": "text", "text": text}],
-        "stop_reason": "end_turn",
-        "stop_sequence": None,
-        "usage": {
-            "input_tokens": 12,
-            "output_tokens": 5,
-            "cache_read_input_tokens": 100,
-            "cache_creation_input_tokens": 0,
-        },
-    }
-
-
-def stream_events(words: list[str]) -> list[bytes]:
-    events = [
-        sse(
-            "message_start",
-            {
-                "type": "message_start",
-                "message": {
-                    "id": "msg_02",
-                    "type": "message",
-                    "role": "assistant",
-                    "model": MODEL,
-                    "content": [],
-                    "stop_reason": None,
-                    "stop_sequence": None,
-                    "usage": {"input_tokens": 20, "output_tokens": 1},
-                },
-            },
-        ),
-        sse(
-            "content_block_start",
-            {
-                "type": "content_block_start",
-                "index": 0,
-                "content_block": {"type": "text", "text": ""},
-            },
-        ),
-    ]
-    events += [
-        sse(
-            "content_block_delta",
-            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": w}},
-        )
-        for w in words
-    ]
-    events += [
-        sse("content_block_stop", {"type": "content_block_stop", "index": 0}),
-        sse(
-            "message_delta",
-            {
-                "type": "message_delta",
-                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                "usage": {"output_tokens": len(words)},
-            },
-        ),
-        sse("message_stop", {"type": "message_stop"}),
-    ]
-    return events
-
-
-def console_account(name: str, upstream: FakeUpstream, priority: int = 0) -> Account:
-    return Account(
-        id=name,
-        name=name,
-        provider=ProviderKind.CONSOLE.value,
-        created_at_ms=0,
-        priority=priority,
-        custom_endpoint=upstream.url,
-        credentials=Credentials(api_key=f"sk-ant-api03-{name}"),
-    )
-
-
-@asynccontextmanager
-async def running_proxy(
-    tmp_path: Path, *accounts: Account, clock: Clock | None = None, **env: str
-) -> AsyncGenerator[tuple[Service, str]]:
-    config = load_config(
-        {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "LB_STRATEGY": "session", **env},
-        cwd=tmp_path,
-    )
-    async with Service.running(config, clock=clock, jobs=False) as service:
-        for account in accounts:
-            await service.store.accounts.add(account)
-        await service.pool.reload()
-        server = uvicorn.Server(
-            uvicorn.Config(service.app, host="127.0.0.1", port=0, log_config=None, lifespan="off")
-        )
-        task = asyncio.create_task(server.serve())
-        for _ in range(500):
-            if server.started:
-                break
-            await asyncio.sleep(0.01)
-        assert server.started, "uvicorn did not start within 5 s"
-        port = server.servers[0].sockets[0].getsockname()[1]
-        try:
-            yield service, f"http://127.0.0.1:{port}"
-        finally:
-            server.should_exit = True
-            await task
+from .support.fake_upstream import FakeUpstream, RecordedRequest, Reply
+from .support.messages import MODEL, message_json, stream_events
+from .support.service import console_account, running_proxy
 
 
 def sdk(url: str) -> anthropic.AsyncAnthropic:

@@ -15,13 +15,16 @@ from collections.abc import AsyncGenerator, Generator
 from contextlib import asynccontextmanager
 
 import uvicorn
-from litestar import Litestar
 
 from better_ccflare.core import Clock, Config, SystemClock
 from better_ccflare.database import Store
-from better_ccflare.http_api import Dispatcher, health_handler
+from better_ccflare.http_api import (
+    Dispatcher,
+    ManagementContext,
+    management_app,
+)
 from better_ccflare.load_balancer import Strategy, create_strategy
-from better_ccflare.logger import configure_logging
+from better_ccflare.logger import LogBus, configure_logging
 from better_ccflare.providers import ProviderRegistry, builtin_providers
 from better_ccflare.proxy import (
     AccountPool,
@@ -33,23 +36,29 @@ from better_ccflare.proxy import (
     ProxyApp,
     ProxyDeps,
     ProxySettings,
+    RequestEvents,
     Timeouts,
     TokenManager,
     UsageCache,
     UsagePoller,
 )
 
+from ._live_settings import LiveConfig
+
 __all__ = ["Service", "serve", "uvicorn_config"]
 
 _log = logging.getLogger("better_ccflare.server")
 
 ACCOUNT_RELOAD_INTERVAL_MS = 2_000
+CONFIG_RELOAD_INTERVAL_MS = 2_000
 
 
 class Service:
     """All components of one running instance. Create with :meth:`running`."""
 
-    def __init__(self, *, config: Config, store: Store, clock: Clock) -> None:
+    def __init__(
+        self, *, config: Config, store: Store, clock: Clock, log_bus: LogBus | None = None
+    ) -> None:
         self.config = config
         self.store = store
         self.clock = clock
@@ -81,10 +90,16 @@ class Service:
                 interval_ms=config.usage_poll_interval_ms,
             ),
         )
-        # Accounts added or edited by the CLI or another process reach the proxy within seconds.
+        self.settings = LiveConfig(config, self._apply_settings)
+        # Accounts added or edited by the CLI or another process reach the proxy within seconds,
+        # and so do settings changed in the config file (`better-ccflare strategy set`).
         self.jobs.jobs["account-reload"] = PeriodicJob(
             "account-reload", ACCOUNT_RELOAD_INTERVAL_MS, self.pool.reload
         )
+        self.jobs.jobs["config-reload"] = PeriodicJob(
+            "config-reload", CONFIG_RELOAD_INTERVAL_MS, self.settings.reload_if_changed
+        )
+        self.request_events = RequestEvents()
         self.auto_refresh = AutoRefreshScheduler(
             pool=self.pool,
             providers=self.registry,
@@ -93,7 +108,7 @@ class Service:
             store=store,
             clock=clock,
         )
-        proxy = ProxyApp(
+        self.proxy = ProxyApp(
             ProxyDeps(
                 pool=self.pool,
                 registry=self.registry,
@@ -104,38 +119,54 @@ class Service:
                 store=store,
                 clock=clock,
                 auth=self.auth,
-                settings=ProxySettings(
-                    session_duration_ms=config.session_duration_ms,
-                    store_payloads=config.store_payloads,
-                    timeouts=Timeouts(
-                        connect_s=config.connect_timeout_ms / 1000,
-                        first_byte_s=config.first_byte_timeout_ms / 1000,
-                        idle_s=config.idle_timeout_ms / 1000,
-                    ),
-                ),
+                events=self.request_events,
+                settings=_proxy_settings(config),
             )
         )
-        api = Litestar(
-            route_handlers=[
-                health_handler(self.pool.accounts, lambda: self.strategy.name, clock),
-            ],
-            openapi_config=None,
-            # Litestar's default logging config attaches a handler to the root logger, which
-            # makes every library log at INFO (httpx2 would log each upstream request: about
-            # 0.5 ms of CPU per request). Logging is configured by better_ccflare.logger alone.
-            logging_config=None,
+        self.management = ManagementContext(
+            store=store,
+            pool=self.pool,
+            clock=clock,
+            settings=self.settings,
+            registry=self.registry,
+            usage=self.usage,
+            auth=self.auth,
+            requests=self.request_events,
+            oauth_client=self.transport.client,
+            run_retention=self.jobs.run_retention,
+            poll_usage=self.jobs.poller.poll_soon if self.jobs.poller else lambda _: None,
+            strategy_name=lambda: self.strategy.name,
+            log_bus=log_bus,
+            log_dir=config.log_dir,
+            port=config.port,
         )
-        self.app = Dispatcher(proxy=proxy, app=api)
+        api = management_app(self.management)
+        self.app = Dispatcher(proxy=self.proxy, app=api)
+
+    def _apply_settings(self, old: Config, new: Config) -> None:
+        """Put a changed configuration into effect where it can change without a restart:
+        the strategy, payload storage, upstream timeouts and retention."""
+        self.config = new
+        if new.lb_strategy != old.lb_strategy:
+            self.strategy = create_strategy(new.lb_strategy)
+            _log.info("Load-balancing strategy is now %s", new.lb_strategy.value)
+        self.proxy.reconfigure(_proxy_settings(new))
+        self.jobs.use_config(new)
 
     @classmethod
     @asynccontextmanager
     async def running(
-        cls, config: Config, *, clock: Clock | None = None, jobs: bool = True
+        cls,
+        config: Config,
+        *,
+        clock: Clock | None = None,
+        jobs: bool = True,
+        log_bus: LogBus | None = None,
     ) -> AsyncGenerator[Service]:
         """Open the store, load the accounts, start background jobs; undo it all on exit."""
         clock = clock or SystemClock()
         store = await Store.from_config(config, clock=clock)
-        service = cls(config=config, store=store, clock=clock)
+        service = cls(config=config, store=store, clock=clock, log_bus=log_bus)
         try:
             await service.pool.reload()
             await service.auth.refresh()
@@ -150,6 +181,18 @@ class Service:
             await service.transport.aclose()
             await service.pool.drain()
             await store.close()
+
+
+def _proxy_settings(config: Config) -> ProxySettings:
+    return ProxySettings(
+        session_duration_ms=config.session_duration_ms,
+        store_payloads=config.store_payloads,
+        timeouts=Timeouts(
+            connect_s=config.connect_timeout_ms / 1000,
+            first_byte_s=config.first_byte_timeout_ms / 1000,
+            idle_s=config.idle_timeout_ms / 1000,
+        ),
+    )
 
 
 def uvicorn_config(config: Config, app: Dispatcher) -> uvicorn.Config:
@@ -203,8 +246,8 @@ async def serve(config: Config) -> None:
     Raises:
         BetterCcflareError: The configuration, the key or the database is unusable.
     """
-    configure_logging(level=config.log_level, fmt=config.log_format, log_dir=config.log_dir)
-    async with Service.running(config) as service:
+    bus = configure_logging(level=config.log_level, fmt=config.log_format, log_dir=config.log_dir)
+    async with Service.running(config, log_bus=bus) as service:
         status = await service.store.schema_status()
         server = _Server(uvicorn_config(config, service.app))
         _stop_on_signals(server)

@@ -1,0 +1,109 @@
+"""One error shape for the whole management API: ``{"error": message}`` with the status.
+
+The reference's scripts read ``error``; we keep that and add ``field`` when one input is to
+blame. Our own errors map by kind (bad input 400, missing 404, conflict 409); Litestar's body
+validation failures become a 400 naming the offending field; anything unexpected becomes a 500
+whose details go to the log only.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import Any, cast
+
+import msgspec
+from litestar import Request, Response
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
+
+from better_ccflare.core import (
+    BetterCcflareError,
+    ConfigError,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+)
+
+__all__ = ["ERROR_RESPONSES", "ErrorBody", "api_error", "exception_handlers"]
+
+_log = logging.getLogger("better_ccflare.http_api")
+
+_Request = Request[Any, Any, State]
+
+
+class ErrorBody(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    error: str
+    field: str | None = None
+
+
+def _spec(description: str) -> ResponseSpec:
+    return ResponseSpec(data_container=ErrorBody, description=description)
+
+
+ERROR_RESPONSES: dict[int, ResponseSpec] = {
+    400: _spec("Bad input; `field` names the offending one"),
+    401: _spec("An API key is required (once any is active) or the one sent is unknown"),
+    403: _spec("The API key's role may not use the management API"),
+    404: _spec("The named account, key, request or session does not exist"),
+    409: _spec("The change conflicts with existing state (a taken name, the last admin key)"),
+}
+"""Documented on every management route, so clients (and schemathesis) know the error shape."""
+
+
+def api_error(status: int, message: str, field: str | None = None) -> Response[ErrorBody]:
+    return Response(ErrorBody(error=message, field=field), status_code=status)
+
+
+def _ours(_: _Request, exc: BetterCcflareError) -> Response[ErrorBody]:
+    if isinstance(exc, InvalidInputError):
+        return api_error(400, str(exc), exc.field)
+    if isinstance(exc, ConfigError):
+        return api_error(400, str(exc), exc.setting)
+    if isinstance(exc, NotFoundError):
+        return api_error(404, str(exc))
+    if isinstance(exc, ConflictError):
+        return api_error(409, str(exc))
+    return api_error(400, str(exc))
+
+
+_BODY_FIELD = re.compile(r"missing required field `([\w.]+)`")
+"""Litestar reports a wrong body field under its own key, but a missing one only under
+``data``, with msgspec's "Object missing required field `apiKey`" as the message."""
+
+
+def _validation(_: _Request, exc: ValidationException) -> Response[ErrorBody]:
+    """Name the field: a query parameter by its key, a body field from msgspec's message."""
+    extra: object = exc.extra
+    if not isinstance(extra, list) or not extra:
+        return api_error(400, exc.detail)
+    first: object = extra[0]  # pyright: ignore[reportUnknownVariableType]
+    if not isinstance(first, dict):
+        return api_error(400, exc.detail)
+    details = cast("dict[str, object]", first)
+    message = str(details.get("message") or exc.detail)
+    field = str(details.get("key") or "") or None
+    if field == "data":  # the body as a whole: a missing field
+        found = _BODY_FIELD.search(message)
+        field = found.group(1) if found else None
+    return api_error(400, f"{field}: {message}" if field else message, field)
+
+
+def _http(_: _Request, exc: HTTPException) -> Response[ErrorBody]:
+    return api_error(exc.status_code, exc.detail)
+
+
+def _unexpected(request: _Request, exc: Exception) -> Response[ErrorBody]:
+    _log.exception("Unexpected error in %s %s", request.method, request.url.path, exc_info=exc)
+    return api_error(500, "Internal error; the server log has the details.")
+
+
+exception_handlers: dict[int | type[Exception], Callable[[_Request, Any], Response[Any]]] = {
+    BetterCcflareError: _ours,
+    ValidationException: _validation,
+    HTTPException: _http,
+    Exception: _unexpected,
+}
+"""Litestar picks the most specific class, so each kind above gets its own handler."""

@@ -1,0 +1,93 @@
+"""``/api/logs``: the live log as Server-Sent Events, and the recent history from ``app.log``.
+
+Events are already redacted by the logger before they reach the bus or the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+from typing import Annotated
+
+import msgspec
+from litestar import get
+from litestar.params import QueryParameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+
+from better_ccflare.logger import LogEvent, read_log_tail
+
+from ._api_context import Ctx, ManagementContext
+from ._api_errors import ERROR_RESPONSES
+from ._api_requests import KEEPALIVE_S
+
+__all__ = ["LOG_HANDLERS"]
+
+
+class LogLine(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One log event in the reference's stream shape."""
+
+    ts: int
+    level: str
+    logger: str
+    msg: str
+    data: dict[str, object] | None = None
+    exc: str | None = None
+
+
+def _line(event: LogEvent) -> LogLine:
+    return LogLine(
+        ts=event.ts_ms,
+        level=event.level,
+        logger=event.logger,
+        msg=event.msg,
+        data=event.data,
+        exc=event.exc,
+    )
+
+
+_encoder = msgspec.json.Encoder()
+
+
+async def _log_events(ctx: ManagementContext) -> AsyncGenerator[ServerSentEventMessage]:
+    yield ServerSentEventMessage(data='{"connected":true}')
+    if ctx.log_bus is None:
+        return
+    subscription = ctx.log_bus.subscribe()
+    async with subscription:
+        iterator = aiter(subscription)
+        while True:
+            try:
+                event = await asyncio.wait_for(anext(iterator), KEEPALIVE_S)
+            except TimeoutError:
+                yield ServerSentEventMessage(comment="keepalive")
+                continue
+            except StopAsyncIteration:
+                return
+            yield ServerSentEventMessage(data=_encoder.encode(_line(event)).decode())
+
+
+@get(
+    "/api/logs/stream",
+    responses=ERROR_RESPONSES,
+    summary="Server-Sent Events: every log event as it happens",
+)
+async def log_stream(ctx: Ctx) -> ServerSentEvent:
+    return ServerSentEvent(_log_events(ctx))
+
+
+@get(
+    "/api/logs/history",
+    responses=ERROR_RESPONSES,
+    summary="The newest lines of app.log, oldest first",
+)
+async def log_history(
+    ctx: Ctx, *, limit: Annotated[int, QueryParameter(ge=1, le=10_000)] = 1000
+) -> list[LogLine]:
+    events = await asyncio.to_thread(read_log_tail, ctx.log_dir, limit) if ctx.log_dir else []
+    if not events and ctx.log_bus is not None:
+        # No file yet (or logging to the console only): the bus keeps the recent events too.
+        events = ctx.log_bus.recent()[-limit:]
+    return [_line(e) for e in events]
+
+
+LOG_HANDLERS = [log_stream, log_history]

@@ -1,0 +1,223 @@
+"""``/api/requests``: request history, stored payloads, and the live stream of new requests.
+
+The live stream is Server-Sent Events fed by :class:`~better_ccflare.proxy.RequestEvents`:
+``event: connected`` first, then one ``{"type": "summary", "payload": <row>}`` per request the
+proxy records, as in the reference. A comment line every 15 s keeps proxies from closing an idle
+stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, Mapping
+from typing import Annotated, Literal
+
+import msgspec
+from litestar import get
+from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+
+from better_ccflare.core import NotFoundError, RequestRecord
+from better_ccflare.database import RequestFilter
+from better_ccflare.proxy import Payload, PayloadFormatError, decode_payload
+
+from ._api_accounts import iso_ms
+from ._api_context import Ctx, ManagementContext
+from ._api_errors import ERROR_RESPONSES
+
+__all__ = ["KEEPALIVE_S", "REQUEST_HANDLERS", "RequestRow", "request_row"]
+
+_log = logging.getLogger("better_ccflare.http_api")
+
+KEEPALIVE_S = 15.0
+
+
+class RequestRow(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """One request as the history list and the live stream show it."""
+
+    id: str
+    timestamp: str | None
+    timestamp_ms: int
+    method: str
+    path: str
+    account_id: str | None
+    account_used: str | None
+    status_code: int | None
+    success: bool
+    error_message: str | None
+    response_time_ms: int | None
+    failover_attempts: int
+    model: str | None
+    input_tokens: int
+    output_tokens: int
+    cache_read_input_tokens: int
+    cache_creation_input_tokens: int
+    total_tokens: int
+    cost_usd: float
+    agent_used: str | None
+    tokens_per_second: float | None
+    api_key_id: str | None
+    api_key_name: str | None
+    billing_type: str | None
+    original_model: str | None
+    applied_model: str | None
+    project: str | None
+    stream_terminal_state: str | None
+    client_session_id: str | None
+    rate_limited: bool
+
+
+def request_row(record: RequestRecord, names: Mapping[str, str]) -> RequestRow:
+    usage = record.usage
+    return RequestRow(
+        id=record.id,
+        timestamp=iso_ms(record.timestamp_ms),
+        timestamp_ms=record.timestamp_ms,
+        method=record.method,
+        path=record.path,
+        account_id=record.account_id,
+        account_used=names.get(record.account_id) if record.account_id else None,
+        status_code=record.status_code,
+        success=record.success,
+        error_message=record.error_message,
+        response_time_ms=record.response_time_ms,
+        failover_attempts=record.failover_attempts,
+        model=record.model,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_read_input_tokens=usage.cache_read_input_tokens,
+        cache_creation_input_tokens=usage.cache_creation_input_tokens,
+        total_tokens=usage.input_tokens
+        + usage.output_tokens
+        + usage.cache_read_input_tokens
+        + usage.cache_creation_input_tokens,
+        cost_usd=record.cost_usd,
+        agent_used=record.agent_used,
+        tokens_per_second=record.output_tokens_per_second,
+        api_key_id=record.api_key_id,
+        api_key_name=record.api_key_name,
+        billing_type=record.billing_type.value if record.billing_type else None,
+        original_model=record.original_model,
+        applied_model=record.applied_model,
+        project=record.project,
+        stream_terminal_state=(
+            record.stream_terminal_state.value if record.stream_terminal_state else None
+        ),
+        client_session_id=record.client_session_id,
+        rate_limited=record.status_code == 429,
+    )
+
+
+def _names(ctx: ManagementContext) -> dict[str, str]:
+    return {a.id: a.name for a in ctx.pool.accounts()}
+
+
+@get(
+    "/api/requests",
+    responses=ERROR_RESPONSES,
+    summary="Recent requests, newest first, with optional filters",
+)
+async def list_requests(
+    ctx: Ctx,
+    *,
+    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50,
+    account: Annotated[str | None, QueryParameter(description="Account name")] = None,
+    model: FromQuery[str | None] = None,
+    status: FromQuery[Literal["all", "success", "error"]] = "all",
+    before: Annotated[
+        int | None, QueryParameter(ge=0, description="Epoch ms; older rows only")
+    ] = None,
+) -> list[RequestRow]:
+    account_ids: tuple[str | None, ...] = ()
+    if account is not None:
+        found = await ctx.store.accounts.get_by_name(account)
+        if found is None:
+            raise NotFoundError("account", account)
+        account_ids = (found.id,)
+    where = RequestFilter(account_ids=account_ids, models=(model,) if model else (), status=status)
+    records = await ctx.store.analytics.requests(where, limit, before_ms=before)
+    names = _names(ctx)
+    return [request_row(r, names) for r in records]
+
+
+class PayloadDetail(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    id: str
+    account_name: str | None
+    payload: Payload
+
+
+async def _payload(ctx: ManagementContext, request_id: str) -> Payload | None:
+    stored = await ctx.store.requests.get_payload(request_id)
+    if stored is None:
+        return None
+    try:
+        return decode_payload(stored)
+    except PayloadFormatError:
+        _log.warning("Stored payload of request %s cannot be read", request_id)
+        return None
+
+
+@get(
+    "/api/requests/payload/{request_id:str}",
+    responses=ERROR_RESPONSES,
+    summary="The stored request and response",
+)
+async def request_payload(ctx: Ctx, request_id: FromPath[str]) -> Payload:
+    payload = await _payload(ctx, request_id)
+    if payload is None:
+        raise NotFoundError("stored payload for request", request_id)
+    return payload
+
+
+@get(
+    "/api/requests/detail",
+    responses=ERROR_RESPONSES,
+    summary="Recent requests with their stored payloads",
+)
+async def request_details(
+    ctx: Ctx, *, limit: Annotated[int, QueryParameter(ge=1, le=50)] = 50
+) -> list[PayloadDetail]:
+    records = await ctx.store.analytics.requests(RequestFilter(), limit)
+    names = _names(ctx)
+    details: list[PayloadDetail] = []
+    for record in records:
+        payload = await _payload(ctx, record.id)
+        if payload is not None:
+            name = names.get(record.account_id) if record.account_id else None
+            details.append(PayloadDetail(id=record.id, account_name=name, payload=payload))
+    return details
+
+
+_encoder = msgspec.json.Encoder()
+
+
+class _Summary(msgspec.Struct, frozen=True):
+    type: str
+    payload: RequestRow
+
+
+async def _request_events(ctx: ManagementContext) -> AsyncGenerator[ServerSentEventMessage]:
+    yield ServerSentEventMessage(event="connected", data="ok")
+    async with ctx.requests.subscribe() as queue:
+        while True:
+            try:
+                record = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+            except TimeoutError:
+                yield ServerSentEventMessage(comment="keepalive")
+                continue
+            row = request_row(record, _names(ctx))
+            data = _encoder.encode(_Summary(type="summary", payload=row)).decode()
+            yield ServerSentEventMessage(data=data)
+
+
+@get(
+    "/api/requests/stream",
+    responses=ERROR_RESPONSES,
+    summary="Server-Sent Events: one message per recorded request",
+)
+async def request_stream(ctx: Ctx) -> ServerSentEvent:
+    return ServerSentEvent(_request_events(ctx))
+
+
+REQUEST_HANDLERS = [list_requests, request_details, request_payload, request_stream]

@@ -1,0 +1,86 @@
+"""The management API assembled: every ``/api`` route, its auth, errors and OpenAPI schema.
+
+:func:`management_app` builds the Litestar application the dispatcher sends every non-proxy
+path to. The OpenAPI schema is served at ``/schema`` (``/schema/openapi.json`` for tools) and
+covers every management route; the proxy route is not Litestar's, so it is not in the schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from litestar import Litestar
+from litestar.connection import ASGIConnection
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.handlers import BaseRouteHandler
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.types import ControllerRouterHandler
+
+from ._api_accounts import ACCOUNT_HANDLERS
+from ._api_config import CONFIG_HANDLERS
+from ._api_context import ManagementContext
+from ._api_errors import exception_handlers
+from ._api_insight import INSIGHT_HANDLERS
+from ._api_keys import API_KEY_HANDLERS
+from ._api_logs import LOG_HANDLERS
+from ._api_oauth import OAUTH_HANDLERS
+from ._api_requests import REQUEST_HANDLERS
+from ._api_stats import STATS_HANDLERS
+from ._health import health_handler
+
+__all__ = ["MANAGEMENT_HANDLERS", "management_app"]
+
+MANAGEMENT_HANDLERS: tuple[ControllerRouterHandler, ...] = (
+    *ACCOUNT_HANDLERS,
+    *OAUTH_HANDLERS,
+    *STATS_HANDLERS,
+    *REQUEST_HANDLERS,
+    *LOG_HANDLERS,
+    *API_KEY_HANDLERS,
+    *CONFIG_HANDLERS,
+    *INSIGHT_HANDLERS,
+)
+
+
+def _api_key_guard(ctx: ManagementContext):
+    """Once any proxy API key is active, ``/api`` needs an admin key (dashboard pages do not)."""
+
+    async def guard(connection: ASGIConnection[Any, Any, Any, State], _: BaseRouteHandler) -> None:
+        result = await ctx.auth.authenticate(connection.headers, connection.scope["path"])
+        if result.allowed:
+            return
+        if result.status == 403:
+            raise PermissionDeniedException(result.message)
+        raise NotAuthorizedException(result.message)
+
+    return guard
+
+
+def management_app(
+    ctx: ManagementContext, *, extra: Sequence[ControllerRouterHandler] = ()
+) -> Litestar:
+    """The Litestar app: health, the management API, and ``extra`` handlers (the dashboard)."""
+    return Litestar(
+        route_handlers=[
+            health_handler(ctx.pool.accounts, ctx.strategy_name, ctx.clock),
+            *MANAGEMENT_HANDLERS,
+            *extra,
+        ],
+        dependencies={"ctx": Provide(lambda: ctx, use_cache=True, sync_to_thread=False)},
+        guards=[_api_key_guard(ctx)],
+        exception_handlers=exception_handlers,
+        openapi_config=OpenAPIConfig(
+            title="better-ccflare management API",
+            version=ctx.version,
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin()],
+        ),
+        # Litestar's default logging config attaches a handler to the root logger, which makes
+        # every library log at INFO (httpx2 would log each upstream request). Logging is
+        # configured by better_ccflare.logger alone.
+        logging_config=None,
+    )

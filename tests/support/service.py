@@ -1,0 +1,68 @@
+"""The real service under uvicorn on 127.0.0.1, for end-to-end tests of every kind.
+
+``running_proxy`` starts :class:`~better_ccflare.server.Service` exactly as ``serve`` composes
+it, on an ephemeral port, with its data in a temporary directory; the tests talk to it over real
+HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import uvicorn
+
+from better_ccflare.core import Account, Clock, Credentials, ProviderKind, load_config
+from better_ccflare.logger import LogBus
+from better_ccflare.server import Service
+
+from .fake_upstream import FakeUpstream
+
+__all__ = ["console_account", "running_proxy"]
+
+
+def console_account(name: str, upstream: FakeUpstream, priority: int = 0) -> Account:
+    return Account(
+        id=name,
+        name=name,
+        provider=ProviderKind.CONSOLE.value,
+        created_at_ms=0,
+        priority=priority,
+        custom_endpoint=upstream.url,
+        credentials=Credentials(api_key=f"sk-ant-api03-{name}"),
+    )
+
+
+@asynccontextmanager
+async def running_proxy(
+    tmp_path: Path,
+    *accounts: Account,
+    clock: Clock | None = None,
+    log_bus: LogBus | None = None,
+    **env: str,
+) -> AsyncGenerator[tuple[Service, str]]:
+    config = load_config(
+        {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "LB_STRATEGY": "session", **env},
+        cwd=tmp_path,
+    )
+    async with Service.running(config, clock=clock, jobs=False, log_bus=log_bus) as service:
+        for account in accounts:
+            await service.store.accounts.add(account)
+        await service.pool.reload()
+        server = uvicorn.Server(
+            uvicorn.Config(service.app, host="127.0.0.1", port=0, log_config=None, lifespan="off")
+        )
+        task = asyncio.create_task(server.serve())
+        for _ in range(500):
+            if server.started:
+                break
+            await asyncio.sleep(0.01)
+        assert server.started, "uvicorn did not start within 5 s"
+        port = server.servers[0].sockets[0].getsockname()[1]
+        try:
+            yield service, f"http://127.0.0.1:{port}"
+        finally:
+            server.should_exit = True
+            await task
