@@ -21,6 +21,7 @@ from better_ccflare.database import Store
 from better_ccflare.http_api import (
     Dispatcher,
     ManagementContext,
+    dashboard_handlers,
     management_app,
 )
 from better_ccflare.load_balancer import Strategy, create_strategy
@@ -140,7 +141,7 @@ class Service:
             log_dir=config.log_dir,
             port=config.port,
         )
-        api = management_app(self.management)
+        api = management_app(self.management, extra=dashboard_handlers())
         self.app = Dispatcher(proxy=self.proxy, app=api)
 
     def _apply_settings(self, old: Config, new: Config) -> None:

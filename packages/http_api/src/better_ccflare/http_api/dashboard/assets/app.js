@@ -1,0 +1,36 @@
+// Entry point of every page: shared chrome (API key button, dialogs), then the page's module.
+
+import { ApiError, askForKey, forgetKey, storedKey } from "./api.js";
+import { toast, wireDialogs } from "./dom.js";
+
+const keyButton = document.getElementById("api-key-button");
+const keyDialog = document.getElementById("api-key-dialog");
+
+function showKeyState() {
+  keyButton.textContent = storedKey() ? "API key ✓" : "API key";
+  keyButton.title = storedKey() ? "An API key is stored in this browser" : "No API key stored";
+}
+
+keyButton.addEventListener("click", () => {
+  askForKey(null).then(() => location.reload(), () => {});
+});
+keyDialog.querySelector("[data-action=forget-key]").addEventListener("click", () => {
+  forgetKey();
+  showKeyState();
+  keyDialog.close();
+  toast("The stored API key was removed from this browser.");
+});
+keyDialog.querySelector("[data-action=close]").addEventListener("click", () => keyDialog.close());
+showKeyState();
+wireDialogs(document.getElementById("main"));
+
+const page = document.body.dataset.page;
+try {
+  const module = await import(`./pages/${page}.js`);
+  await module.start();
+} catch (error) {
+  toast(error.message ?? String(error), "error");
+  // API errors are shown above; anything else is a bug worth a console entry.
+  if (!(error instanceof ApiError)) throw error;
+}
+showKeyState();

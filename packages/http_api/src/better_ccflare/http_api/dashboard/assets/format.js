@@ -1,0 +1,97 @@
+// Readable numbers: one place decides how counts, money, durations and times look.
+
+const integer = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
+const compact = new Intl.NumberFormat(undefined, { notation: "compact", maximumFractionDigits: 1 });
+const oneDecimal = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
+
+const missing = (v) => v === null || v === undefined || Number.isNaN(v);
+
+export function fmtInt(v) {
+  return missing(v) ? "–" : integer.format(v);
+}
+
+/** 1234 → "1,234"; 1234567 → "1.2M". */
+export function fmtCount(v) {
+  if (missing(v)) return "–";
+  return Math.abs(v) < 10000 ? integer.format(v) : compact.format(v);
+}
+
+export function fmtUsd(v) {
+  if (missing(v)) return "–";
+  if (v === 0) return "$0.00";
+  if (Math.abs(v) < 0.01) {
+    // Two significant digits keep small amounts (and chart ticks) apart: $0.00005, $0.00015.
+    return `$${v.toLocaleString(undefined, { maximumSignificantDigits: 2 })}`;
+  }
+  const digits = Math.abs(v) >= 1 ? 2 : 3;
+  return `$${v.toLocaleString(undefined, { minimumFractionDigits: digits, maximumFractionDigits: digits })}`;
+}
+
+export function fmtPct(v) {
+  return missing(v) ? "–" : `${oneDecimal.format(v)}%`;
+}
+
+/** Milliseconds: "850 ms", "1.24 s", "2 min 5 s". */
+export function fmtMs(v) {
+  if (missing(v)) return "–";
+  if (v < 1000) return `${integer.format(v)} ms`;
+  if (v < 60000) return `${(v / 1000).toFixed(v < 10000 ? 2 : 1)} s`;
+  const minutes = Math.floor(v / 60000);
+  return `${minutes} min ${Math.round((v % 60000) / 1000)} s`;
+}
+
+/** A rate such as tokens per second: "45.3", "69,000". */
+export function fmtRate(v) {
+  return missing(v) || v === 0 ? "–" : oneDecimal.format(v);
+}
+
+const asDate = (t) => (t instanceof Date ? t : new Date(typeof t === "string" ? t : Number(t)));
+
+export function fmtTime(t) {
+  if (missing(t) || t === "") return "–";
+  return asDate(t).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+}
+
+export function fmtDateTime(t) {
+  if (missing(t) || t === "") return "–";
+  return asDate(t).toLocaleString(undefined, {
+    month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
+  });
+}
+
+/** "in 2 h 5 min", "3 min ago", "just now". */
+export function fmtRelative(t, now = Date.now()) {
+  if (missing(t) || t === "") return "never";
+  const diff = asDate(t).getTime() - now;
+  const abs = Math.abs(diff);
+  if (abs < 45000) return diff > 0 ? "in a moment" : "just now";
+  let text;
+  if (abs < 3600000) text = `${Math.round(abs / 60000)} min`;
+  else if (abs < 86400000) {
+    const total = Math.round(abs / 60000);
+    const hours = Math.floor(total / 60);
+    const minutes = total % 60;
+    text = minutes ? `${hours} h ${minutes} min` : `${hours} h`;
+  } else text = `${Math.round(abs / 86400000)} d`;
+  return diff > 0 ? `in ${text}` : `${text} ago`;
+}
+
+/** Usage window keys as people say them: five_hour → "5-hour". */
+export function windowLabel(key) {
+  const known = {
+    five_hour: "5-hour", seven_day: "7-day", seven_day_opus: "7-day Opus", seven_day_sonnet: "7-day Sonnet",
+    time_limit: "Time limit", tokens_limit: "Token limit", daily: "Daily", monthly: "Monthly",
+  };
+  return known[key] ?? key.replaceAll("_", " ");
+}
+
+export const PROVIDER_LABELS = {
+  anthropic: "Claude subscription",
+  "claude-console-api": "Anthropic Console",
+  zai: "Z.ai",
+  minimax: "MiniMax",
+  nanogpt: "NanoGPT",
+  "vertex-ai": "Vertex AI",
+  "openai-compatible": "OpenAI-compatible",
+  "anthropic-compatible": "Anthropic-compatible",
+};

@@ -1,0 +1,365 @@
+// Accounts: the pool with live state, every per-account action, and adding accounts of each
+// type, including the Anthropic browser login (open the URL, paste code#state back).
+
+import { api, post } from "../api.js";
+import { $, $$, busy, fill, formError, h, toast } from "../dom.js";
+import { PROVIDER_LABELS, fmtDateTime, fmtInt, fmtRelative, windowLabel } from "../format.js";
+
+const REFRESH_MS = 10000;
+let accounts = [];
+
+// Which inputs each account type needs, and where it is sent.
+const TYPES = {
+  "claude-oauth": { fields: ["customEndpoint"], oauth: "claude-oauth" },
+  "console-oauth": { fields: [], oauth: "console" },
+  console: { fields: ["apiKey", "customEndpoint"] },
+  zai: { fields: ["apiKey", "modelMappings"] },
+  minimax: { fields: ["apiKey", "modelMappings"] },
+  nanogpt: { fields: ["apiKey", "customEndpoint", "modelMappings"] },
+  "anthropic-compatible": { fields: ["apiKey", "customEndpoint", "modelMappings"] },
+  "openai-compatible": { fields: ["apiKey", "customEndpoint", "modelMappings"] },
+  "vertex-ai": { fields: ["vertex", "modelMappings"] },
+};
+
+/** "opus = a, b" lines or a JSON object → {family: [models]}; null when empty. */
+export function parseMappings(text) {
+  const trimmed = text.trim();
+  if (!trimmed) return null;
+  let entries;
+  if (trimmed.startsWith("{")) {
+    let parsed;
+    try {
+      parsed = JSON.parse(trimmed);
+    } catch (error) {
+      throw new Error(`Model mappings are not valid JSON: ${error.message}`);
+    }
+    entries = Object.entries(parsed).map(([k, v]) => [k, Array.isArray(v) ? v : [v]]);
+  } else {
+    entries = trimmed.split("\n").filter((l) => l.trim()).map((line) => {
+      const [from, to] = line.split(/=|:|→/, 2);
+      if (to === undefined) throw new Error(`Model mapping line “${line.trim()}” needs the form “requested = upstream”.`);
+      return [from.trim(), to.split(",").map((m) => m.trim()).filter(Boolean)];
+    });
+  }
+  return Object.fromEntries(entries);
+}
+
+function mappingsText(mappings) {
+  return Object.entries(mappings ?? {}).map(([k, v]) => `${k} = ${[].concat(v).join(", ")}`).join("\n");
+}
+
+// ------------------------------------------------------------------ rendering
+
+function needsLogin(a) {
+  return a.requiresReauth || (a.tokenStatus === "expired" && !a.hasRefreshToken);
+}
+
+function statusBadges(a) {
+  const now = Date.now();
+  const badges = [];
+  if (needsLogin(a)) badges.push(h("span", { class: "badge bad" }, "Needs re-login"));
+  if (a.paused) badges.push(h("span", { class: "badge", title: a.pauseReason ?? "" }, a.pauseReason && a.pauseReason !== "manual" ? `Paused · ${a.pauseReason.replaceAll("_", " ")}` : "Paused"));
+  if (a.rateLimitedUntil && a.rateLimitedUntil > now) {
+    badges.push(h("span", { class: "badge warn", title: a.rateLimitedReason ?? "" }, `Rate limited · resets ${fmtRelative(a.rateLimitedUntil)}`));
+  }
+  if (!badges.length) badges.push(a.isAvailable ? h("span", { class: "badge ok" }, "Ready") : h("span", { class: "badge" }, "Unavailable"));
+  return badges;
+}
+
+function tokenText(a) {
+  switch (a.tokenStatus) {
+    case "api-key": return "API key";
+    case "missing": return "No credentials";
+    case "expired": return a.hasRefreshToken ? "Expired (refreshes on use)" : "Expired";
+    default: return a.tokenExpiresAt ? `Valid, expires ${fmtRelative(a.tokenExpiresAt)}` : "Valid";
+  }
+}
+
+function usageBars(a) {
+  if (!a.usageData?.length) {
+    return h("p", { class: "muted small" }, a.provider === "anthropic" || a.provider === "zai" || a.provider === "nanogpt" || a.provider === "minimax"
+      ? "No usage reading yet." : "This provider reports no usage windows.");
+  }
+  return h("div", { class: "usage" }, a.usageData.map((w) => {
+    const pct = Math.max(0, Math.min(100, w.utilization));
+    const level = w.utilization >= 90 ? "bad" : w.utilization >= 70 ? "warn" : "";
+    const bar = h("span");
+    bar.style.width = `${pct}%`;
+    return h("div", { class: "usage-row", dataset: { window: w.key } },
+      h("span", { class: "usage-label" }, windowLabel(w.key)),
+      h("div", { class: `bar ${level}`, role: "meter", "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": Math.round(w.utilization), "aria-label": `${windowLabel(w.key)} usage` }, bar),
+      h("span", { class: "usage-value" }, h("strong", {}, `${Math.round(w.utilization)}%`), w.resetsAt ? ` · resets ${fmtRelative(w.resetsAt)}` : ""));
+  }), a.usageFetchedAt ? h("p", { class: "muted small" }, `Read ${fmtRelative(a.usageFetchedAt)}`) : null);
+}
+
+function toggle(a, label, field, path, help) {
+  return h("label", { class: "check", title: help },
+    h("input", { type: "checkbox", checked: a[field], onchange: async (event) => {
+      const enabled = event.target.checked;
+      try {
+        await post(`/api/accounts/${encodeURIComponent(a.id)}/${path}`, { enabled });
+        toast(`${label} ${enabled ? "on" : "off"} for ${a.name}.`);
+      } catch (error) {
+        event.target.checked = !enabled;
+        toast(error.message, "error");
+      }
+      await load();
+    } }),
+    label);
+}
+
+function action(label, handler, cls = "button small") {
+  return h("button", { type: "button", class: cls, onclick: async (event) => {
+    const button = event.currentTarget;
+    button.disabled = true;
+    try {
+      await handler();
+    } catch (error) {
+      toast(error.message, "error");
+    } finally {
+      button.disabled = false;
+    }
+  } }, label);
+}
+
+function accountCard(a) {
+  const id = encodeURIComponent(a.id);
+  const isOAuth = a.provider === "anthropic";
+  const mappings = Object.keys(a.modelMappings ?? {}).length;
+  return h("article", { class: `panel account${needsLogin(a) ? " needs-login" : ""}`, dataset: { accountId: a.id, accountName: a.name } },
+    h("div", { class: "account-head" },
+      h("h2", {}, a.name),
+      h("span", { class: "badge accent" }, PROVIDER_LABELS[a.provider] ?? a.provider),
+      statusBadges(a),
+      h("span", { class: "spacer" }),
+      h("span", { class: "muted small" }, `Priority ${a.priority}`)),
+    needsLogin(a) ? h("div", { class: "reauth-banner", role: "alert" },
+      h("span", {}, "Needs re-login: the refresh token no longer works, so this account is not used."),
+      isOAuth ? action("Log in again", () => startReauth(a), "button small primary") : null) : null,
+    h("div", { class: "account-meta" },
+      h("div", {}, h("span", {}, "Requests"), h("span", {}, `${fmtInt(a.totalRequests)} total · ${fmtInt(a.sessionInfo?.requestCount ?? 0)} this session`)),
+      h("div", {}, h("span", {}, "Last used"), h("span", { title: a.lastUsed ?? "" }, fmtRelative(a.lastUsed))),
+      h("div", {}, h("span", {}, "Credentials"), h("span", {}, tokenText(a))),
+      a.customEndpoint ? h("div", {}, h("span", {}, "Endpoint"), h("span", { class: "mono small" }, a.customEndpoint)) : null,
+      mappings ? h("div", {}, h("span", {}, "Model mappings"), h("span", { title: mappingsText(a.modelMappings) }, `${mappings} rule${mappings > 1 ? "s" : ""}`)) : null,
+      h("div", {}, h("span", {}, "Added"), h("span", {}, fmtDateTime(a.created)))),
+    h("div", { class: "account-body" },
+      usageBars(a),
+      h("div", { class: "toggles" },
+        toggle(a, "Auto-fallback", "autoFallbackEnabled", "auto-fallback", "Switch back to this account as soon as its usage window resets"),
+        toggle(a, "Auto-refresh", "autoRefreshEnabled", "auto-refresh", "Start a new usage window automatically when the old one resets"))),
+    h("div", { class: "account-actions" },
+      a.paused
+        ? action("Resume", async () => { await post(`/api/accounts/${id}/resume`); toast(`${a.name} resumed.`); await load(); })
+        : action("Pause", async () => { await post(`/api/accounts/${id}/pause`); toast(`${a.name} paused.`); await load(); }),
+      isOAuth && !needsLogin(a) ? action("Re-login", () => startReauth(a)) : null,
+      action("Rename", () => edit({
+        title: `Rename ${a.name}`,
+        fields: [{ name: "name", label: "New name", value: a.name, required: true }],
+        submit: (v) => post(`/api/accounts/${id}/rename`, { name: v.name.trim() }),
+        done: "Account renamed.",
+      })),
+      action("Priority", () => edit({
+        title: `Priority of ${a.name}`,
+        help: "0–100; accounts with lower numbers are tried first.",
+        fields: [{ name: "priority", label: "Priority", type: "number", min: 0, max: 100, value: a.priority, required: true }],
+        submit: (v) => post(`/api/accounts/${id}/priority`, { priority: Number(v.priority) }),
+        done: "Priority saved.",
+      })),
+      action("Endpoint", () => edit({
+        title: `Endpoint of ${a.name}`,
+        help: "Leave empty to use the provider's default endpoint.",
+        fields: [{ name: "customEndpoint", label: "Endpoint URL", type: "url", value: a.customEndpoint ?? "" }],
+        submit: (v) => post(`/api/accounts/${id}/custom-endpoint`, { customEndpoint: v.customEndpoint.trim() || null }),
+        done: "Endpoint saved.",
+      })),
+      action("Model mappings", () => edit({
+        title: `Model mappings of ${a.name}`,
+        help: "One “requested = upstream” per line; a family (opus, sonnet, haiku) or an exact model on the left, one or more models (comma-separated) on the right. Empty removes every mapping.",
+        fields: [{ name: "modelMappings", label: "Mappings", type: "textarea", value: mappingsText(a.modelMappings) }],
+        submit: (v) => post(`/api/accounts/${id}/model-mappings`, { modelMappings: parseMappings(v.modelMappings) ?? {} }),
+        done: "Model mappings saved.",
+      })),
+      action("Reset rate limit", async () => {
+        await post(`/api/accounts/${id}/force-reset-rate-limit`);
+        toast(`Rate-limit state of ${a.name} cleared; its usage is being read again.`);
+        await load();
+      }),
+      action("Delete…", () => edit({
+        title: `Delete ${a.name}`,
+        help: "The account and its credentials are removed; its past requests stay in the statistics. Type the account's name to confirm.",
+        fields: [{ name: "confirm", label: "Account name", value: "", required: true, placeholder: a.name }],
+        submit: async (v) => {
+          if (v.confirm !== a.name) throw new Error(`Type “${a.name}” exactly to delete this account.`);
+          await api(`/api/accounts/${id}`, { method: "DELETE", body: { confirm: v.confirm } });
+        },
+        done: `${a.name} deleted.`,
+        danger: true,
+      }), "button small danger")));
+}
+
+function render() {
+  const list = $("#accounts-list");
+  if (!accounts.length) {
+    fill(list, h("div", { class: "panel empty-state" },
+      h("h2", {}, "No accounts yet"),
+      h("p", {}, "Add a Claude subscription, an Anthropic Console key or another provider, and the proxy starts routing to it."),
+      h("button", { type: "button", class: "button primary", onclick: openAdd }, "Add account")));
+    return;
+  }
+  // Keep the user's place: an open <details> or focus survives only if nothing moved much.
+  fill(list, [...accounts].sort((x, y) => x.priority - y.priority || x.name.localeCompare(y.name)).map(accountCard));
+}
+
+async function load() {
+  accounts = await api("/api/accounts");
+  render();
+}
+
+// ------------------------------------------------------------------ generic edit dialog
+
+function edit({ title, help, fields, submit, done, danger = false }) {
+  const dialog = $("#edit-dialog");
+  const form = $("#edit-form");
+  $("#edit-title").textContent = title;
+  $("[data-role=help]", form).textContent = help ?? "";
+  formError(form, null);
+  fill($("[data-role=fields]", form), fields.map((f) => h("label", {}, f.label,
+    f.type === "textarea"
+      ? h("textarea", { name: f.name, class: "input mono", rows: 5, value: f.value })
+      : h("input", { name: f.name, class: "input", type: f.type ?? "text", value: f.value, min: f.min, max: f.max, required: f.required, placeholder: f.placeholder, autocomplete: "off" }))));
+  const submitButton = $("[data-role=submit]", form);
+  submitButton.textContent = danger ? "Delete" : "Save";
+  submitButton.className = danger ? "button danger" : "button primary";
+  form.onsubmit = async (event) => {
+    event.preventDefault();
+    const values = Object.fromEntries(new FormData(form));
+    const ok = await busy(form, async () => {
+      await submit(values);
+      return true;
+    });
+    if (ok) {
+      dialog.close();
+      toast(done);
+      await load();
+    }
+  };
+  dialog.showModal();
+  form.querySelector("input, textarea")?.focus();
+}
+
+// ------------------------------------------------------------------ adding accounts
+
+function showFieldsFor(type) {
+  const form = $("#add-account-form");
+  const wanted = new Set(TYPES[type].fields);
+  for (const group of $$("[data-for]", form)) group.hidden = !wanted.has(group.dataset.for);
+  form.elements.apiKey.required = wanted.has("apiKey");
+  form.elements.projectId.required = wanted.has("vertex");
+  form.elements.region.required = wanted.has("vertex");
+  $("[data-role=submit]", form).textContent = TYPES[type].oauth ? "Continue to login" : "Add account";
+}
+
+function openAdd() {
+  const form = $("#add-account-form");
+  form.reset();
+  formError(form, null);
+  showFieldsFor(form.elements.type.value);
+  $("#add-account-dialog").showModal();
+  form.elements.name.focus();
+}
+
+function addBody(form, type) {
+  const f = form.elements;
+  const name = f.name.value.trim();
+  if (!name) throw new Error("Give the account a name.");
+  if (!/^[A-Za-z0-9 ._-]{1,100}$/.test(name)) throw new Error("The name may use letters, digits, spaces, “-”, “_” and “.” (at most 100).");
+  const priority = Number(f.priority.value);
+  if (!Number.isInteger(priority) || priority < 0 || priority > 100) throw new Error("Priority is a whole number from 0 to 100.");
+  const wanted = new Set(TYPES[type].fields);
+  const body = { name, priority };
+  if (wanted.has("apiKey")) {
+    if (!f.apiKey.value.trim()) throw new Error("Paste the account's API key.");
+    body.apiKey = f.apiKey.value.trim();
+  }
+  if (wanted.has("customEndpoint") && f.customEndpoint.value.trim()) body.customEndpoint = f.customEndpoint.value.trim();
+  if (wanted.has("modelMappings")) {
+    const mappings = parseMappings(f.modelMappings.value);
+    if (mappings) body.modelMappings = mappings;
+  }
+  if (wanted.has("vertex")) {
+    if (!f.projectId.value.trim() || !f.region.value.trim()) throw new Error("Vertex AI needs the Google Cloud project ID and region.");
+    body.projectId = f.projectId.value.trim();
+    body.region = f.region.value.trim();
+  }
+  return body;
+}
+
+async function submitAdd(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const type = form.elements.type.value;
+  await busy(form, async () => {
+    const body = addBody(form, type);
+    const oauthMode = TYPES[type].oauth;
+    if (oauthMode) {
+      const init = await post("/api/oauth/init", { name: body.name, mode: oauthMode, priority: body.priority, ...(body.customEndpoint ? { customEndpoint: body.customEndpoint } : {}) });
+      $("#add-account-dialog").close();
+      openOAuth(init, "/api/oauth/callback", `Log in: ${body.name}`);
+      return;
+    }
+    const added = await post(`/api/accounts/${type}`, body);
+    $("#add-account-dialog").close();
+    toast(`${added.name} added.`);
+    await load();
+  });
+}
+
+// ------------------------------------------------------------------ OAuth login and re-login
+
+function openOAuth(init, callbackPath, title) {
+  const dialog = $("#oauth-dialog");
+  const form = $("#oauth-form");
+  form.reset();
+  formError(form, null);
+  $("#oauth-title").textContent = title;
+  $("#oauth-link").href = init.authUrl;
+  $("#oauth-url").textContent = init.authUrl;
+  form.onsubmit = async (event) => {
+    event.preventDefault();
+    const code = form.elements.code.value.trim();
+    if (!code) {
+      formError(form, "Paste the code Anthropic showed you (code#state).");
+      return;
+    }
+    const result = await busy(form, () => post(callbackPath, { sessionId: init.sessionId, code }));
+    if (result) {
+      dialog.close();
+      toast(`${result.account?.name ?? "Account"} is logged in.`);
+      await load();
+    }
+  };
+  dialog.showModal();
+}
+
+async function startReauth(a) {
+  const init = await post("/api/oauth/anthropic/reauth/init", { accountId: a.id });
+  openOAuth(init, "/api/oauth/anthropic/reauth/callback", `Log in again: ${a.name}`);
+}
+
+export async function start() {
+  const form = $("#add-account-form");
+  form.elements.type.addEventListener("change", () => {
+    showFieldsFor(form.elements.type.value);
+    formError(form, null);
+  });
+  form.addEventListener("submit", submitAdd);
+  $("#add-account-button").addEventListener("click", openAdd);
+  await load();
+  document.body.dataset.ready = "true";
+  setInterval(() => {
+    // Don't redraw under an open dialog or while a form field has focus.
+    if (document.visibilityState !== "visible" || document.querySelector("dialog[open]")) return;
+    load().catch(() => {});
+  }, REFRESH_MS);
+}

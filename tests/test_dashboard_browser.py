@@ -1,0 +1,485 @@
+"""The dashboard in a real browser: Debian's headless Chromium, driven by Playwright, against the
+real service under uvicorn with a fake Anthropic upstream, all on loopback.
+
+Screenshots of every page, light and dark, go to ``tests/.artifacts/screenshots`` (gitignored)
+for a person to look at.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
+
+import httpx2
+import pytest
+from playwright.async_api import ConsoleMessage, Error, Page, async_playwright, expect
+
+from better_ccflare.core import (
+    Account,
+    ApiKey,
+    ApiKeyRole,
+    Credentials,
+    ProviderKind,
+    UsageWindow,
+)
+from better_ccflare.logger import LogBus, LogBusHandler
+from better_ccflare.proxy import generate_api_key, hash_api_key
+from better_ccflare.server import Service
+
+from .support.chromium import CHROMIUM_ARGS, ensure_chromium
+from .support.fake_upstream import FakeUpstream, RecordedRequest, Reply
+from .support.messages import MODEL, message_json
+from .support.service import console_account, running_proxy
+
+SCREENSHOTS = Path(__file__).parent / ".artifacts" / "screenshots"
+PAGES = ("overview", "requests", "accounts", "analytics", "api-keys", "logs", "settings")
+
+Scheme = Literal["light", "dark"]
+
+
+@dataclass
+class Dashboard:
+    url: str
+    service: Service
+    upstream: FakeUpstream
+    page: Page
+    console_errors: list[str] = field(default_factory=list[str])
+
+    def path(self, name: str) -> str:
+        return f"{self.url}/" if name == "overview" else f"{self.url}/{name}"
+
+    async def open(self, name: str) -> None:
+        """Load a page and wait until its module has drawn the data."""
+        await self.page.goto(self.path(name))
+        await self.page.wait_for_selector("body[data-ready=true]", timeout=10_000)
+
+    async def scheme(self) -> str:
+        """The colour scheme the page sees: ``light`` or ``dark``."""
+        return await self.page.evaluate(
+            "matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light'"
+        )
+
+    async def screenshot(self, name: str) -> None:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        await self.page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+
+    async def proxy_message(self, text: str = "Hi", *, status: int = 200) -> httpx2.Response:
+        """Send one Messages API request through the proxy, answered by the fake upstream."""
+        reply = (
+            Reply.json(message_json(f"Answer to: {text}"))
+            if status == 200
+            else Reply.json(
+                {"type": "error", "error": {"type": "invalid_request_error", "message": "bad"}},
+                status=status,
+            )
+        )
+        self.upstream.enqueue(reply)
+        async with httpx2.AsyncClient() as client:
+            return await client.post(
+                f"{self.url}/v1/messages",
+                json={
+                    "model": MODEL,
+                    "max_tokens": 100,
+                    "system": "You are terse.",
+                    "messages": [{"role": "user", "content": text}],
+                },
+                headers={"anthropic-version": "2023-06-01", "x-api-key": "client-key"},
+                timeout=10,
+            )
+
+    async def api(self, path: str, **headers: str) -> Any:
+        async with httpx2.AsyncClient() as client:
+            response = await client.get(f"{self.url}{path}", headers=headers, timeout=10)
+            response.raise_for_status()
+            return response.json()
+
+
+async def _wait_for_requests(service: Service, count: int) -> None:
+    """The proxy writes request rows in the background; wait until ``count`` are stored."""
+    for _ in range(200):
+        if len(await service.store.requests.list_recent(count)) >= count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{count} request rows were not stored within 10 s")
+
+
+@pytest.fixture
+async def dashboard(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncGenerator[Dashboard]:
+    scheme: Scheme = getattr(request, "param", "light")
+    chromium = ensure_chromium()
+    bus = LogBus()
+    handler = LogBusHandler(bus)
+    app_logger = logging.getLogger("better_ccflare")
+    level = app_logger.level
+    app_logger.addHandler(handler)
+    app_logger.setLevel(logging.INFO)
+    async with (
+        FakeUpstream() as upstream,
+        running_proxy(tmp_path, console_account("primary", upstream), log_bus=bus) as (
+            service,
+            url,
+        ),
+        async_playwright() as playwright,
+    ):
+        browser = await playwright.chromium.launch(
+            executable_path=str(chromium), args=list(CHROMIUM_ARGS)
+        )
+        try:
+            context = await browser.new_context(
+                color_scheme=scheme, viewport={"width": 1360, "height": 900}
+            )
+            page = await context.new_page()
+            board = Dashboard(url=url, service=service, upstream=upstream, page=page)
+
+            def on_console(message: ConsoleMessage) -> None:
+                if message.type == "error":
+                    board.console_errors.append(f"{message.text} ({message.location})")
+
+            page.on("console", on_console)
+            page.on("pageerror", lambda exc: board.console_errors.append(f"uncaught: {exc}"))
+            yield board
+            await context.close()
+        finally:
+            await browser.close()
+            app_logger.removeHandler(handler)
+            app_logger.setLevel(level)
+
+
+@pytest.mark.parametrize("dashboard", ["light", "dark"], indirect=True)
+async def test_every_page_loads_without_console_errors(dashboard: Dashboard) -> None:
+    await dashboard.proxy_message("What is 2+2?")
+    await dashboard.proxy_message("Break", status=400)
+    await _wait_for_requests(dashboard.service, 2)
+    scheme = await dashboard.scheme()
+    for name in PAGES:
+        await dashboard.open(name)
+        await expect(dashboard.page.locator("nav a[aria-current=page]")).to_have_count(1)
+        await dashboard.screenshot(f"{scheme}-{name}")
+    assert dashboard.console_errors == []
+
+
+async def test_dashboard_pages_carry_the_security_headers(dashboard: Dashboard) -> None:
+    response = await dashboard.page.goto(dashboard.path("accounts"))
+    assert response is not None
+    headers = await response.all_headers()
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert "script-src 'self'" in headers["content-security-policy"]
+    assert headers["x-frame-options"] == "DENY"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["referrer-policy"] == "no-referrer"
+
+
+async def test_an_account_is_added_through_the_form(dashboard: Dashboard) -> None:
+    page = dashboard.page
+    await dashboard.open("accounts")
+    await page.click("#add-account-button")
+    form = page.locator("#add-account-form")
+    await form.locator("select[name=type]").select_option("console")
+    await expect(form.locator("input[name=apiKey]")).to_be_visible()
+    await expect(form.locator("input[name=projectId]")).to_be_hidden()
+    await form.locator("input[name=name]").fill("backup key")
+    await form.locator("input[name=priority]").fill("5")
+    await form.locator("input[name=apiKey]").fill("sk-ant-api03-browser-test")
+    await form.locator("input[name=customEndpoint]").fill(dashboard.upstream.url)
+    await dashboard.screenshot("accounts-add-form")
+    await form.locator("button[type=submit]").click()
+
+    card = page.locator("article.account[data-account-name='backup key']")
+    await expect(card).to_be_visible()
+    await expect(card).to_contain_text("Anthropic Console")
+    await expect(card).to_contain_text("Priority 5")
+    listed = {a["name"]: a for a in await dashboard.api("/api/accounts")}
+    assert listed["backup key"]["provider"] == "claude-console-api"
+    assert listed["backup key"]["customEndpoint"] == dashboard.upstream.url
+    assert listed["backup key"]["priority"] == 5
+    assert "sk-ant-api03-browser-test" not in await page.content()
+    await dashboard.screenshot("accounts-added")
+    assert dashboard.console_errors == []
+
+
+async def test_a_rejected_account_shows_the_servers_reason_in_the_form(
+    dashboard: Dashboard,
+) -> None:
+    page = dashboard.page
+    await dashboard.open("accounts")
+    await page.click("#add-account-button")
+    form = page.locator("#add-account-form")
+    await form.locator("select[name=type]").select_option("console")
+    await form.locator("input[name=name]").fill("primary")
+    await form.locator("input[name=apiKey]").fill("sk-ant-api03-again")
+    await form.locator("input[name=customEndpoint]").fill(dashboard.upstream.url)
+    await form.locator("button[type=submit]").click()
+    error = form.locator("[data-role=error]")
+    await expect(error).to_be_visible()
+    await expect(error).to_contain_text("primary")
+    await expect(page.locator("#add-account-dialog")).to_have_attribute("open", "")
+
+
+async def test_a_proxied_request_appears_live_on_the_requests_page(dashboard: Dashboard) -> None:
+    page = dashboard.page
+    await dashboard.open("requests")
+    await page.wait_for_selector("body[data-live=live]", timeout=10_000)
+    await expect(page.locator("#requests-table tbody tr.empty")).to_be_visible()
+
+    response = await dashboard.proxy_message("Tell me a joke")
+    assert response.status_code == 200
+
+    row = page.locator("#requests-table tbody tr[data-id]")
+    await expect(row).to_have_count(1, timeout=10_000)
+    await expect(row).to_contain_text(MODEL)
+    await expect(row).to_contain_text("primary")
+    await expect(row).to_contain_text("200")
+    await dashboard.screenshot("requests-live")
+
+    # The payload is written in the background, just after the row is announced.
+    request_id = await row.get_attribute("data-id")
+    for _ in range(100):
+        try:
+            await dashboard.api(f"/api/requests/payload/{request_id}")
+            break
+        except httpx2.HTTPStatusError:
+            await asyncio.sleep(0.05)
+    await row.click()
+    dialog = page.locator("#request-dialog")
+    conversation = dialog.locator("[data-panel=conversation]")
+    await expect(conversation).to_contain_text("Tell me a joke")
+    await expect(conversation).to_contain_text("Answer to: Tell me a joke")
+    await expect(conversation).to_contain_text("You are terse.")
+    await dashboard.screenshot("requests-detail")
+    await dialog.locator("[data-tab=request]").click()
+    await expect(dialog.locator("[data-panel=request]")).to_contain_text('"max_tokens": 100')
+    await dialog.locator("[data-tab=response]").click()
+    await expect(dialog.locator("[data-panel=response]")).to_contain_text("end_turn")
+    assert dashboard.console_errors == []
+
+
+async def test_the_overview_numbers_match_the_stats_api(dashboard: Dashboard) -> None:
+    for text in ("one", "two", "three"):
+        await dashboard.proxy_message(text)
+    await dashboard.proxy_message("broken", status=400)
+    await _wait_for_requests(dashboard.service, 4)
+    await dashboard.open("overview")
+    stats = await dashboard.api("/api/stats")
+    assert stats["totalRequests"] == 4
+    cards = dashboard.page.locator("[data-stat]")
+    assert await cards.count() == 6
+    for i in range(await cards.count()):
+        card = cards.nth(i)
+        name = await card.get_attribute("data-stat")
+        assert name is not None
+        assert await card.get_attribute("data-value") == _js_number(stats[name])
+        shown = await dashboard.page.evaluate(
+            "([name, value]) => import('/dashboard/assets/pages/overview.js')"
+            ".then((m) => m.formatStat(name, value))",
+            [name, stats[name]],
+        )
+        await expect(card).to_have_text(shown)
+    await expect(dashboard.page.locator("[data-stat=totalRequests]")).to_have_text("4")
+    await expect(dashboard.page.locator("[data-stat=successRate]")).to_have_text("75%")
+    await expect(dashboard.page.locator("[data-pool=configured]")).to_have_text("1")
+    await expect(dashboard.page.locator("[data-pool=routable]")).to_have_text("1")
+    await expect(dashboard.page.locator("#recent-errors tbody")).to_contain_text("400")
+    assert dashboard.console_errors == []
+
+
+def _js_number(value: float) -> str:
+    """How JavaScript's String() writes a JSON number (1.0 → "1")."""
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+async def test_with_api_keys_the_dashboard_asks_for_an_admin_key(dashboard: Dashboard) -> None:
+    key = generate_api_key()
+    await dashboard.service.store.api_keys.add(
+        ApiKey(
+            id="k1",
+            name="ops",
+            hashed_key=hash_api_key(key),
+            prefix_last_8=key[-8:],
+            created_at_ms=0,
+            role=ApiKeyRole.ADMIN,
+        )
+    )
+    await dashboard.service.auth.refresh()
+    page = dashboard.page
+    await page.goto(dashboard.path("settings"))
+    dialog = page.locator("#api-key-dialog")
+    await expect(dialog).to_have_attribute("open", "")
+    await dashboard.screenshot("api-key-prompt")
+    await dialog.locator("input[name=apiKey]").fill(key)
+    await dialog.locator("button[type=submit]").click()
+    await page.wait_for_selector("body[data-ready=true]", timeout=10_000)
+    await expect(page.locator("#strategy-options input:checked")).to_have_value("session")
+    # The stored key is sent from then on: other pages load without asking again.
+    await dashboard.open("accounts")
+    await expect(dialog).not_to_have_attribute("open", re.compile(".*"))
+    assert await page.evaluate("localStorage.getItem('better-ccflare.apiKey')") == key
+
+
+async def test_a_new_proxy_key_is_shown_once(dashboard: Dashboard) -> None:
+    page = dashboard.page
+    await dashboard.open("api-keys")
+    await page.locator("#new-key-form input[name=name]").fill("laptop")
+    await page.locator("#new-key-form select[name=role]").select_option("admin")
+    await page.locator("#new-key-form button[type=submit]").click()
+    secret = page.locator("#new-key-value")
+    await expect(secret).to_have_text(re.compile(r"^btr-[A-Za-z0-9]{32}$"))
+    key = await secret.text_content()
+    assert key is not None
+    await expect(page.locator("#keys-table tbody tr[data-key-name=laptop]")).to_contain_text(
+        key[-8:]
+    )
+    await dashboard.screenshot("api-keys-new")
+    await page.click("#dismiss-new-key")
+    await expect(secret).to_have_text("")
+    await page.reload()
+    await page.wait_for_selector("body[data-ready=true]")
+    assert key not in await page.content()
+
+
+async def test_the_browser_refuses_to_frame_the_dashboard(dashboard: Dashboard) -> None:
+    page = dashboard.page
+    await dashboard.open("overview")
+    blocked: list[str] = []
+    page.on("console", lambda m: blocked.append(m.text))
+    await page.set_content(f'<iframe src="{dashboard.url}/"></iframe>')
+    frame_ok = True
+    try:
+        await page.frames[1].wait_for_selector("body[data-ready=true]", timeout=2_000)
+    except (Error, IndexError):
+        frame_ok = False
+    assert not frame_ok
+    dashboard.console_errors.clear()
+
+
+def oauth_account(name: str, *, requires_reauth: bool = False) -> Account:
+    return Account(
+        id=name,
+        name=name,
+        provider=ProviderKind.CLAUDE_OAUTH.value,
+        created_at_ms=0,
+        priority=1,
+        requires_reauth=requires_reauth,
+        credentials=Credentials(
+            access_token="at-old", refresh_token="rt-old", expires_at_ms=int(time.time() * 1000)
+        ),
+    )
+
+
+def token_server(request: RecordedRequest) -> Reply:
+    """Anthropic's OAuth token endpoint, accepting only the code ``the-code``."""
+    if request.json()["code"] != "the-code":
+        return Reply.json({"error": "invalid_grant", "error_description": "bad code"}, status=400)
+    return Reply.json({"access_token": "at-new", "refresh_token": "rt-new", "expires_in": 28800})
+
+
+async def paste_code(dashboard: Dashboard, code: str) -> None:
+    """Read the state from the authorize link, as the person's browser would carry it."""
+    link = await dashboard.page.locator("#oauth-link").get_attribute("href")
+    assert link is not None
+    assert link.startswith("https://claude.ai/oauth/authorize?")
+    state = parse_qs(urlsplit(link).query)["state"][0]
+    await dashboard.page.locator("#oauth-code").fill(f"{code}#{state}")
+    await dashboard.page.locator("#oauth-form button[type=submit]").click()
+
+
+@pytest.mark.parametrize("dashboard", ["light", "dark"], indirect=True)
+async def test_accounts_show_usage_bars_and_a_clear_relogin_state(
+    dashboard: Dashboard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = dashboard.service
+    await service.store.accounts.add(oauth_account("max-ok"))
+    await service.store.accounts.add(oauth_account("max-expired", requires_reauth=True))
+    await service.pool.reload()
+    now = int(time.time() * 1000)
+    service.usage.update(
+        "max-ok",
+        [
+            UsageWindow(key="five_hour", utilization=42, resets_at_ms=now + 2 * 3_600_000),
+            UsageWindow(key="seven_day", utilization=93, resets_at_ms=now + 3 * 86_400_000),
+        ],
+    )
+    async with FakeUpstream() as tokens:
+        tokens.set_default(token_server)
+        monkeypatch.setenv("BETTER_CCFLARE_OAUTH_TOKEN_URL", f"{tokens.url}/v1/oauth/token")
+        page = dashboard.page
+        await dashboard.open("accounts")
+        healthy = page.locator("article.account[data-account-name=max-ok]")
+        await expect(healthy.locator("[data-window=five_hour] [role=meter]")).to_have_attribute(
+            "aria-valuenow", "42"
+        )
+        await expect(healthy.locator("[data-window=seven_day]")).to_contain_text("93%")
+        expired = page.locator("article.account[data-account-name=max-expired]")
+        await expect(expired.locator("[role=alert]")).to_contain_text("Needs re-login")
+        scheme = await dashboard.scheme()
+        await dashboard.screenshot(f"{scheme}-accounts-usage-and-relogin")
+
+        await expired.get_by_role("button", name="Log in again").click()
+        await expect(page.locator("#oauth-dialog")).to_have_attribute("open", "")
+        await dashboard.screenshot(f"{scheme}-accounts-oauth-dialog")
+        await paste_code(dashboard, "the-code")
+        await expect(expired.locator("[role=alert]")).to_have_count(0)
+        await expect(expired).to_contain_text("Ready")
+    refreshed = await service.store.accounts.get("max-expired")
+    assert refreshed is not None
+    assert not refreshed.requires_reauth
+    assert refreshed.credentials.refresh_token == "rt-new"
+    assert dashboard.console_errors == []
+
+
+async def test_a_claude_subscription_is_added_with_the_browser_login(
+    dashboard: Dashboard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with FakeUpstream() as tokens:
+        tokens.set_default(token_server)
+        monkeypatch.setenv("BETTER_CCFLARE_OAUTH_TOKEN_URL", f"{tokens.url}/v1/oauth/token")
+        page = dashboard.page
+        await dashboard.open("accounts")
+        await page.click("#add-account-button")
+        form = page.locator("#add-account-form")
+        await form.locator("select[name=type]").select_option("claude-oauth")
+        await expect(form.locator("input[name=apiKey]")).to_be_hidden()
+        await form.locator("input[name=name]").fill("max-1")
+        await form.locator("button[type=submit]").click()
+        await expect(page.locator("#oauth-dialog")).to_have_attribute("open", "")
+
+        await paste_code(dashboard, "wrong-code")
+        error = page.locator("#oauth-form [data-role=error]")
+        await expect(error).to_contain_text("bad code")
+
+        await form.page.click("#oauth-dialog [data-action=close]")
+        await page.click("#add-account-button")
+        await form.locator("select[name=type]").select_option("claude-oauth")
+        await form.locator("input[name=name]").fill("max-1")
+        await form.locator("button[type=submit]").click()
+        await expect(page.locator("#oauth-dialog")).to_have_attribute("open", "")
+        await paste_code(dashboard, "the-code")
+        card = page.locator("article.account[data-account-name=max-1]")
+        await expect(card).to_contain_text("Claude subscription")
+    [added] = [a for a in await dashboard.service.store.accounts.list_all() if a.name == "max-1"]
+    assert added.provider == ProviderKind.CLAUDE_OAUTH.value
+    assert added.credentials.refresh_token == "rt-new"
+
+
+async def test_log_lines_stream_into_the_logs_page(dashboard: Dashboard) -> None:
+    log = logging.getLogger("better_ccflare.browser_test")
+    await dashboard.open("logs")
+    view = dashboard.page.locator("#log-view")
+    await dashboard.page.wait_for_selector("#live-status[data-state=live]")
+    # The server subscribes to the log just after it answers, so a line written in that instant
+    # is not streamed; write until one arrives.
+    for attempt in range(50):
+        log.warning("written while watching (%d)", attempt)
+        if await view.get_by_text("written while watching").count():
+            break
+        await asyncio.sleep(0.1)
+    await expect(view.locator(".log-level.WARN").first).to_be_visible()
+    await expect(view).to_contain_text("better_ccflare.browser_test")
+    await dashboard.screenshot("logs-live")
+    assert dashboard.console_errors == []
