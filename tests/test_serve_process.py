@@ -260,3 +260,37 @@ async def test_an_account_added_by_the_cli_reaches_the_running_server(tmp_path: 
             if process.returncode is None:
                 process.kill()
     assert process.returncode == 0, stderr
+
+
+async def test_a_strategy_set_by_the_cli_applies_to_the_running_server(tmp_path: Path) -> None:
+    port = free_port()
+    process = await start_serving(tmp_path, "--port", str(port))
+    try:
+        assert (await wait_for_health(port, process)).json()["strategy"] == "session"
+        changed = await asyncio.create_subprocess_exec(
+            *COMMAND,
+            "strategy",
+            "set",
+            "least-used",
+            env=env_for(tmp_path),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await changed.communicate()
+        assert changed.returncode == 0, err.decode()
+        async with httpx2.AsyncClient() as client:
+            strategy = ""
+            for _ in range(100):  # the server re-reads the config file every 2 s
+                health = await client.get(f"http://127.0.0.1:{port}/health")
+                strategy = health.json()["strategy"]
+                if strategy == "least-used":
+                    break
+                await asyncio.sleep(0.1)
+            assert strategy == "least-used"
+            config = await client.get(f"http://127.0.0.1:{port}/api/config/strategy")
+            assert config.json()["strategySource"].startswith("file")
+        stderr = await stop(process)
+    finally:
+        if process.returncode is None:
+            process.kill()
+    assert process.returncode == 0, stderr
