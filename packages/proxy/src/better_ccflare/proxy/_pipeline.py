@@ -560,32 +560,48 @@ class _DisconnectWatcher:
     """Notices the client hanging up at any point after its body was read.
 
     One task waits on ``receive()``. Each phase that can take long (credentials, waiting for
-    upstream headers, pumping the body) runs through :meth:`race`, which abandons and cancels
-    it (closing the upstream connection) the moment the client is gone.
+    upstream headers, pumping the body) runs through :meth:`race`. When the client leaves
+    during a race, the watcher cancels the request's own task, so the phase stops where it is
+    waiting (closing the upstream connection) and :meth:`race` turns that cancellation into
+    :class:`_ClientGoneError`. Running the phase in the request's task, instead of a task of
+    its own raced with ``asyncio.wait``, saves a task and a wait on every phase of every
+    request: this is the hot path.
     """
 
-    __slots__ = ("_task",)
+    __slots__ = ("_gone", "_owner", "_racing", "_task")
 
     def __init__(self, receive: Receive) -> None:
+        owner = asyncio.current_task()
+        if owner is None:
+            raise RuntimeError("_DisconnectWatcher must be created inside a task")
+        self._owner = owner
+        self._gone = False
+        self._racing = False
         self._task = asyncio.get_running_loop().create_task(self._watch(receive))
 
-    @staticmethod
-    async def _watch(receive: Receive) -> None:
+    async def _watch(self, receive: Receive) -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
+        self._gone = True
+        if self._racing:
+            self._owner.cancel()
 
     async def race(self, work: Coroutine[Any, Any, _T]) -> _T:
         """Run ``work`` unless the client leaves first; then raise :class:`_ClientGoneError`."""
-        if self._task.done():
+        if self._gone:
             work.close()
             raise _ClientGoneError
-        job = asyncio.ensure_future(work)
-        done, _ = await asyncio.wait((job, self._task), return_when=asyncio.FIRST_COMPLETED)
-        if job in done:
-            return job.result()
-        job.cancel()
-        await asyncio.gather(job, return_exceptions=True)
-        raise _ClientGoneError
+        self._racing = True
+        try:
+            return await work
+        except asyncio.CancelledError:
+            if not self._gone:
+                raise  # cancelled from outside (shutdown): not ours to absorb
+            # Ours: undo the cancellation request so the task runs on normally.
+            self._owner.uncancel()
+            raise _ClientGoneError from None
+        finally:
+            self._racing = False
 
     def stop(self) -> None:
         self._task.cancel()

@@ -130,6 +130,20 @@ class Httpx2Transport(UpstreamTransport):
             keepalive_expiry=30.0,
         )
         self._client = client or httpx2.AsyncClient(limits=limits, follow_redirects=False)
+        self._timeout_for: Timeouts | None = None
+        self._timeout = httpx2.Timeout(None)
+
+    def _client_timeout(self, timeouts: Timeouts) -> httpx2.Timeout:
+        """httpx2's view of ``timeouts``, built once per settings rather than per request."""
+        if self._timeout_for is not timeouts:
+            self._timeout = httpx2.Timeout(
+                connect=timeouts.connect_s,
+                read=None,
+                write=timeouts.connect_s,
+                pool=timeouts.connect_s,
+            )
+            self._timeout_for = timeouts
+        return self._timeout
 
     @property
     def client(self) -> httpx2.AsyncClient:
@@ -142,12 +156,7 @@ class Httpx2Transport(UpstreamTransport):
             request.url,
             headers=request.headers,
             content=request.body,
-            timeout=httpx2.Timeout(
-                connect=timeouts.connect_s,
-                read=None,
-                write=timeouts.connect_s,
-                pool=timeouts.connect_s,
-            ),
+            timeout=self._client_timeout(timeouts),
         )
         try:
             async with asyncio.timeout(timeouts.first_byte_s):

@@ -1,0 +1,95 @@
+"""The proxy under test: the real ``Service`` under uvicorn, as ``better-ccflare serve`` runs it.
+
+One console account whose ``custom_endpoint`` is the fake upstream; payload storage off (the
+default), logging at ERROR, background jobs off so that nothing but requests uses the CPU.
+Every request is recorded to SQLite in ``DATA_DIR`` unless ``--no-recording`` is given, which
+swaps the request repository for one that drops records: the baseline for what recording costs.
+
+Usage: python scripts/bench/proxy_server.py PORT UPSTREAM_URL DATA_DIR [--no-recording]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+from pathlib import Path
+
+import uvicorn
+import uvloop
+
+from better_ccflare.core import Account, Credentials, ProviderKind, RequestRecord, load_config
+from better_ccflare.database import RequestRepository
+from better_ccflare.server import Service, uvicorn_config
+
+
+def upstream_key(*, recording: bool) -> str:
+    """The account's key. The fake upstream counts requests per key, so each proxy gets its own
+    and the runner can tell how many requests this one sent upstream."""
+    return "sk-ant-api03-bench-proxy" + ("" if recording else "-norec")
+
+
+class _Dropping:
+    """A request repository that records nothing and reads through to the real one."""
+
+    def __init__(self, real: RequestRepository) -> None:
+        self._real = real
+        self.get = real.get
+        self.list_recent = real.list_recent
+        self.get_payload = real.get_payload
+        self.count = real.count
+        self.delete_all = real.delete_all
+
+    def record(self, record: RequestRecord) -> None:
+        pass
+
+    def record_payload(self, request_id: str, payload_json: bytes | str) -> bool:
+        return False
+
+
+def bench_config(data_dir: Path, port: int) -> dict[str, str]:
+    """The environment the proxy is configured from (also used to open its database)."""
+    return {
+        "XDG_CONFIG_HOME": str(data_dir / "xdg"),
+        "PORT": str(port),
+        "STORE_PAYLOADS": "false",
+        "LOG_LEVEL": "ERROR",
+    }
+
+
+async def _serve(port: int, upstream_url: str, data_dir: Path, recording: bool) -> None:
+    config = load_config(bench_config(data_dir, port), cwd=data_dir)
+    async with Service.running(config, jobs=False) as service:
+        await service.store.accounts.add(
+            Account(
+                id="bench",
+                name="bench",
+                provider=ProviderKind.CONSOLE.value,
+                created_at_ms=0,
+                custom_endpoint=upstream_url,
+                credentials=Credentials(api_key=upstream_key(recording=recording)),
+            )
+        )
+        await service.pool.reload()
+        if not recording:
+            service.store.requests = _Dropping(service.store.requests)
+        await uvicorn.Server(uvicorn_config(config, service.app)).serve()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("port", type=int)
+    parser.add_argument("upstream_url")
+    parser.add_argument("data_dir", type=Path)
+    parser.add_argument("--no-recording", action="store_true")
+    args = parser.parse_args()
+    # The event loop `better-ccflare serve` runs on (see the CLI's _run).
+    with (
+        contextlib.suppress(KeyboardInterrupt),
+        asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
+    ):
+        runner.run(_serve(args.port, args.upstream_url, args.data_dir, not args.no_recording))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,907 @@
+"""Proxy benchmark: direct to a fake Anthropic upstream versus through proxies, in one run.
+
+Processes, all on loopback:
+
+- the fake upstream (``fake_upstream.py``) and the load generator (``wrk`` with
+  ``wrk_messages.lua``) on CPU 1;
+- each proxy under test on CPU 0, alone: ``proxy`` (better-ccflare as ``serve`` runs it,
+  recording every request), ``proxy-norec`` (the same with recording dropped, the baseline for
+  what recording costs) and ``litellm`` (LiteLLM's proxy from its own venv, when installed).
+
+Phases (see README.md): a correctness check of every target; the interleaved matrix (JSON and
+20-event SSE at concurrency 1, 16 and 64; each cell alternates the targets in rounds):
+requests/s, p50/p99 latency, proxy CPU ms per request from ``/proc/<pid>/stat``; 20 ms-spaced
+streams (time to first byte, to the first text delta, inter-event skew); a soak of realistic
+streams through the proxy (RSS before, after the first 200, at the end and 30 s later); and a
+check that the proxy recorded every request that it sent upstream. Full runs end with the
+issue-7 bar, line by line; ``--quick`` (CI smoke) runs everything briefly and judges nothing.
+
+Usage: uv run python scripts/bench/run.py [--quick] [--seconds S] [--rounds N] [--soak N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import fake_upstream
+import httpx2
+import proxy_server
+
+from better_ccflare.core import load_config
+from better_ccflare.database import Store
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+LITELLM_VENV = ROOT / ".bench" / "litellm-venv"
+PROXY_CPU, LOAD_CPU = "0", "1"
+STARTUP_TIMEOUT_S = 90.0
+PACE_MS = 20.0
+PACED_CONCURRENCY = 8
+SOAK_CONCURRENCY = 16
+SOAK_CHECKPOINT = 200
+FIRST_DELTA_EVENT = 2
+"""Index of the first text delta in the 20-event stream (after message_start and
+content_block_start)."""
+
+HEADERS = {"content-type": "application/json", "anthropic-version": "2023-06-01"}
+
+
+# --------------------------------------------------------------------------- request bodies
+
+
+def request_body(*, stream: bool) -> bytes:
+    """The small Messages request of the matrix."""
+    body: dict[str, object] = {
+        "model": fake_upstream.MODEL,
+        "max_tokens": 256,
+        "messages": [{"role": "user", "content": "Say hello in a few words."}],
+    }
+    if stream:
+        body["stream"] = True
+    return json.dumps(body).encode()
+
+
+def realistic_body() -> bytes:
+    """A Claude Code turn: system prompt, 20 tools, 30 messages of history; about 50 KB."""
+    prose = "Read the file, explain what the function does, then propose a minimal fix. " * 8
+    tools = [
+        {
+            "name": f"tool_{i}",
+            "description": "Performs one editor or shell action in the workspace. " * 6,
+            "input_schema": {
+                "type": "object",
+                "properties": {
+                    f"arg_{j}": {"type": "string", "description": "An argument. " * 4}
+                    for j in range(6)
+                },
+                "required": ["arg_0"],
+            },
+        }
+        for i in range(20)
+    ]
+    messages = [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": f"Turn {i}: {prose}"}
+        for i in range(30)
+    ]
+    body = {
+        "model": fake_upstream.MODEL,
+        "max_tokens": 32_000,
+        "stream": True,
+        "system": [{"type": "text", "text": "You are Claude Code. " + prose * 20}],
+        "tools": tools,
+        "messages": messages,
+        "metadata": {"user_id": "user_bench_session_0123456789abcdef"},
+    }
+    return json.dumps(body).encode()
+
+
+# --------------------------------------------------------------------------- processes and /proc
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (LiteLLM may start workers)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = (entry / "stat").read_text()
+            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [pid], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of the process tree (all threads)."""
+    ticks = 0
+    for p in _tree(pid):
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{p}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of the process tree."""
+    total = 0
+    for p in _tree(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total / 1024
+
+
+@dataclass
+class Target:
+    """Something the load generator sends Messages requests to."""
+
+    name: str
+    port: int
+    client_key: str
+    """The ``x-api-key`` clients send to it."""
+    upstream_key: str
+    """The key its requests reach the fake upstream with (the upstream counts per key)."""
+    proc: subprocess.Popen[bytes]
+    """The process whose CPU and memory are measured (for ``direct``: the upstream)."""
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1/messages"
+
+    @property
+    def is_proxy(self) -> bool:
+        return self.name != "direct"
+
+
+@contextlib.contextmanager
+def _spawn(
+    argv: list[str], *, cpu: str, log: Path, env: dict[str, str] | None = None, cwd: Path = HERE
+) -> Generator[subprocess.Popen[bytes]]:
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            ["taskset", "-c", cpu, *argv],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+        )
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def _litellm_config(path: Path, upstream_port: int, upstream_key: str) -> None:
+    path.write_text(
+        "model_list:\n"
+        f"  - model_name: {fake_upstream.MODEL}\n"
+        "    litellm_params:\n"
+        f"      model: anthropic/{fake_upstream.MODEL}\n"
+        f"      api_base: http://127.0.0.1:{upstream_port}\n"
+        f"      api_key: {upstream_key}\n"
+        "litellm_settings:\n"
+        "  telemetry: false\n"
+    )
+
+
+async def _wait_ready(client: httpx2.AsyncClient, target: Target) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    last = ""
+    while time.monotonic() < deadline:
+        if target.proc.poll() is not None:
+            raise RuntimeError(
+                f"{target.name} exited with {target.proc.returncode}: {_tail(target)}"
+            )
+        try:
+            response = await client.post(
+                target.url,
+                content=request_body(stream=False),
+                headers={**HEADERS, "x-api-key": target.client_key},
+            )
+            if response.status_code == 200:
+                return
+            last = f"status {response.status_code}: {response.text[:200]}"
+        except httpx2.HTTPError as exc:
+            last = repr(exc)
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"{target.name} not ready within {STARTUP_TIMEOUT_S:g} s: {last}")
+
+
+def _tail(target: Target, lines: int = 5) -> str:
+    text = target.log.read_text(errors="replace").strip().splitlines()
+    return " | ".join(text[-lines:])
+
+
+# --------------------------------------------------------------------------- correctness
+
+
+async def verify(client: httpx2.AsyncClient, target: Target) -> list[str]:
+    """Problems with one JSON and one SSE answer through ``target`` (empty: all is well)."""
+    problems: list[str] = []
+    headers = {**HEADERS, "x-api-key": target.client_key}
+    for stream in (False, True):
+        response = await client.post(
+            target.url, content=request_body(stream=stream), headers=headers
+        )
+        label = "SSE" if stream else "JSON"
+        if response.status_code != 200:
+            problems.append(f"{label}: status {response.status_code}: {response.text[:200]}")
+            continue
+        if stream:
+            events = response.text.count("event: ")
+            if events != fake_upstream.SSE_EVENTS or "event: message_stop" not in response.text:
+                problems.append(f"SSE: {events} events, expected {fake_upstream.SSE_EVENTS}")
+        elif b'"type":"message"' not in response.content.replace(b" ", b""):
+            problems.append(f"JSON: unexpected body {response.content[:200]!r}")
+    return problems
+
+
+async def forwards_rate_limit_headers(client: httpx2.AsyncClient, target: Target) -> bool:
+    response = await client.post(
+        target.url,
+        content=request_body(stream=False),
+        headers={**HEADERS, "x-api-key": target.client_key},
+    )
+    return "anthropic-ratelimit-requests-limit" in response.headers
+
+
+# --------------------------------------------------------------------------- the matrix (wrk)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    stream: bool
+    concurrency: int
+
+    @property
+    def label(self) -> str:
+        return "SSE" if self.stream else "JSON"
+
+
+@dataclass
+class Cell:
+    """One target in one scenario, summed over its slices."""
+
+    requests: int = 0
+    seconds: float = 0.0
+    errors: int = 0
+    cpu_s: float = 0.0
+    p50_ms: list[float] = field(default_factory=list[float])
+    p99_ms: list[float] = field(default_factory=list[float])
+
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def cpu_ms_per_request(self) -> float:
+        return self.cpu_s * 1000 / self.requests if self.requests else float("nan")
+
+    def p50(self) -> float:
+        return statistics.median(self.p50_ms) if self.p50_ms else float("nan")
+
+    def p99(self) -> float:
+        return statistics.median(self.p99_ms) if self.p99_ms else float("nan")
+
+
+async def run_wrk(
+    target: Target, body_file: Path, concurrency: int, seconds: int, cell: Cell | None
+) -> None:
+    """One slice of load; adds to ``cell`` (None: warm-up) with the target's CPU time."""
+    cpu_before = cpu_seconds(target.proc.pid)
+    proc = await asyncio.create_subprocess_exec(
+        "taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s",
+        "--timeout", "10s", "-s", str(HERE / "wrk_messages.lua"), target.url,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "BENCH_BODY_FILE": str(body_file), "BENCH_API_KEY": target.client_key},
+    )  # fmt: skip
+    out, _ = await proc.communicate()
+    cpu = cpu_seconds(target.proc.pid) - cpu_before
+    lines = [line for line in out.decode(errors="replace").splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"wrk failed on {target.name}: {out.decode(errors='replace')[-500:]}")
+    result = json.loads(lines[-1])
+    if cell is None:
+        return
+    cell.requests += result["requests"]
+    cell.seconds += result["duration_us"] / 1e6
+    cell.errors += sum(
+        result[k]
+        for k in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts")
+    )
+    cell.cpu_s += cpu
+    cell.p50_ms.append(result["p50_us"] / 1000)
+    cell.p99_ms.append(result["p99_us"] / 1000)
+
+
+async def run_matrix(
+    targets: list[Target], scenarios: list[Scenario], bodies: dict[bool, Path], args: Settings
+) -> dict[tuple[Scenario, str], Cell]:
+    cells: dict[tuple[Scenario, str], Cell] = {}
+    for scenario in scenarios:
+        for target in targets:
+            cells[scenario, target.name] = Cell()
+            if args.warmup:
+                await run_wrk(target, bodies[scenario.stream], scenario.concurrency, 1, None)
+        for r in range(args.rounds):
+            shift = r % len(targets)
+            for target in targets[shift:] + targets[:shift]:
+                await run_wrk(
+                    target,
+                    bodies[scenario.stream],
+                    scenario.concurrency,
+                    args.seconds,
+                    cells[scenario, target.name],
+                )
+        summary = ", ".join(f"{t.name} {cells[scenario, t.name].rps():,.0f}" for t in targets)
+        _progress(f"{scenario.label} c={scenario.concurrency}: {summary} req/s")
+    return cells
+
+
+# --------------------------------------------------------------------------- paced streams
+
+
+@dataclass
+class Paced:
+    """Timings of 20 ms-spaced streams through one target, in milliseconds."""
+
+    ttfb: list[float] = field(default_factory=list[float])
+    first_delta: list[float] = field(default_factory=list[float])
+    skew: list[float] = field(default_factory=list[float])
+    errors: int = 0
+
+
+def _http_request(target: Target, body: bytes, extra: dict[str, str]) -> bytes:
+    headers = {
+        **HEADERS,
+        "x-api-key": target.client_key,
+        "host": f"127.0.0.1:{target.port}",
+        "content-length": str(len(body)),
+        **extra,
+    }
+    head = "POST /v1/messages HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    return (head + "\r\n").encode() + body
+
+
+async def _read_stream(
+    reader: asyncio.StreamReader, started: float, timeout_s: float
+) -> tuple[float, list[float]]:
+    """Read one chunked SSE response; the first byte's time and each event's arrival time.
+
+    Events end with a blank line, which HTTP framing never produces (it uses CRLF), so the
+    number of ``\\n\\n`` in the bytes read so far is the number of complete events.
+    """
+    buffer = bytearray()
+    first_byte = 0.0
+    arrivals: list[float] = []
+    async with asyncio.timeout(timeout_s):
+        while not buffer.endswith(b"\r\n0\r\n\r\n"):
+            data = await reader.read(65536)
+            now = time.perf_counter()
+            if not data:
+                raise ConnectionError("connection closed mid-stream")
+            if not buffer:
+                first_byte = now - started
+            buffer += data
+            arrivals += [now] * (buffer.count(b"\n\n") - len(arrivals))
+    return first_byte, arrivals
+
+
+async def run_paced(target: Target, streams: int) -> Paced:
+    """``streams`` 20-event streams, ``PACE_MS`` apart, from 8 keep-alive connections."""
+    result = Paced()
+    request = _http_request(target, request_body(stream=True), {"x-bench-pace-ms": f"{PACE_MS:g}"})
+    per_worker = max(1, streams // PACED_CONCURRENCY)
+
+    async def worker() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", target.port)
+        try:
+            for _ in range(per_worker):
+                started = time.perf_counter()
+                writer.write(request)
+                try:
+                    ttfb, arrivals = await _read_stream(reader, started, 10.0)
+                except (TimeoutError, ConnectionError):
+                    result.errors += 1
+                    return
+                if len(arrivals) != fake_upstream.SSE_EVENTS:
+                    result.errors += 1
+                    continue
+                result.ttfb.append(ttfb * 1000)
+                result.first_delta.append((arrivals[FIRST_DELTA_EVENT] - started) * 1000)
+                result.skew += [
+                    abs((b - a) * 1000 - PACE_MS)
+                    for a, b in zip(
+                        arrivals[FIRST_DELTA_EVENT:],
+                        arrivals[FIRST_DELTA_EVENT + 1 :],
+                        strict=False,
+                    )
+                ]
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(worker() for _ in range(PACED_CONCURRENCY)))
+    return result
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# --------------------------------------------------------------------------- soak and records
+
+
+@dataclass
+class Soak:
+    streams: int
+    rss_before: float = 0.0
+    rss_checkpoint: float = 0.0
+    rss_after: float = 0.0
+    rss_later: float | None = None
+    errors: int = 0
+    seconds: float = 0.0
+    first_error: str = ""
+
+
+async def run_soak(
+    client: httpx2.AsyncClient, target: Target, streams: int, settle_s: float
+) -> Soak:
+    """``streams`` realistic streams through ``target`` at concurrency 16, RSS along the way."""
+    soak = Soak(streams, rss_before=rss_mib(target.proc.pid))
+    body = realistic_body()
+    headers = {
+        **HEADERS,
+        "x-api-key": target.client_key,
+        "x-bench-reply": "realistic",
+        "x-bench-pace-ms": "2",
+        "x-bench-burst": "10",
+    }
+    queue = iter(range(streams))
+    done = 0
+    began = time.perf_counter()
+
+    async def worker() -> None:
+        nonlocal done
+        for _ in queue:
+            try:
+                response = await client.post(target.url, content=body, headers=headers)
+                ok = response.status_code == 200 and response.content.endswith(
+                    b'data: {"type":"message_stop"}\n\n'
+                )
+                problem = "" if ok else f"status {response.status_code}: {response.text[-200:]}"
+            except httpx2.HTTPError as exc:
+                problem = repr(exc)
+            if problem:
+                soak.errors += 1
+                soak.first_error = soak.first_error or problem
+            done += 1
+            if done == SOAK_CHECKPOINT:
+                soak.rss_checkpoint = rss_mib(target.proc.pid)
+
+    await asyncio.gather(*(worker() for _ in range(SOAK_CONCURRENCY)))
+    soak.seconds = time.perf_counter() - began
+    soak.rss_after = rss_mib(target.proc.pid)
+    if settle_s > 0:
+        await asyncio.sleep(settle_s)
+        soak.rss_later = rss_mib(target.proc.pid)
+    return soak
+
+
+async def upstream_counts(client: httpx2.AsyncClient, upstream_port: int) -> dict[str, int]:
+    response = await client.get(f"http://127.0.0.1:{upstream_port}/stats")
+    counts: dict[str, int] = response.json()
+    return counts
+
+
+async def recorded_requests(store: Store, expected: int, timeout_s: float = 15.0) -> int:
+    """The proxy's row count once it reaches ``expected`` (the writer batches) or time is up."""
+    deadline = time.monotonic() + timeout_s
+    count = await store.requests.count()
+    while count < expected and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        count = await store.requests.count()
+    return count
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass
+class Settings:
+    quick: bool
+    seconds: int
+    rounds: int
+    warmup: bool
+    soak: int
+    settle_s: float
+    paced_streams: int
+    litellm: bool
+    proxy_python: str
+    proxy_script: Path
+
+
+@dataclass
+class Results:
+    targets: list[str]
+    scenarios: list[Scenario]
+    cells: dict[tuple[Scenario, str], Cell]
+    paced: dict[str, Paced]
+    soak: Soak
+    idle_rss: dict[str, float]
+    end_rss: dict[str, float]
+    ratelimit_headers: dict[str, bool]
+    sent_upstream: int
+    recorded: int
+    client_left: int
+    """Rows for requests whose client left before the response ended (wrk stopping a slice)."""
+    soak_recorded: int
+    notes: list[str]
+
+
+def _progress(message: str) -> None:
+    print(f"  {message}", file=sys.stderr, flush=True)
+
+
+async def measure(settings: Settings, tmp: Path) -> Results:
+    up_port = _free_port()
+    upstream_url = f"http://127.0.0.1:{up_port}"
+    bodies = {False: tmp / "json.json", True: tmp / "sse.json"}
+    for stream, path in bodies.items():
+        path.write_bytes(request_body(stream=stream))
+    notes: list[str] = []
+    python = sys.executable
+    with contextlib.ExitStack() as stack:
+        upstream = stack.enter_context(
+            _spawn([python, "fake_upstream.py", str(up_port)], cpu=LOAD_CPU, log=tmp / "up.log")
+        )
+        targets = [Target("direct", up_port, "client-key", "client-key", upstream, tmp / "up.log")]
+        for name, extra in (("proxy", []), ("proxy-norec", ["--no-recording"])):
+            if settings.quick and extra:
+                continue
+            port, data = _free_port(), tmp / name
+            data.mkdir()
+            log = tmp / f"{name}.log"
+            argv = [settings.proxy_python, str(settings.proxy_script), str(port), upstream_url]
+            argv += [str(data), *extra]
+            proc = stack.enter_context(_spawn(argv, cpu=PROXY_CPU, log=log))
+            key = proxy_server.upstream_key(recording=not extra)
+            targets.append(Target(name, port, "client-key", key, proc, log))
+        if settings.litellm:
+            litellm = LITELLM_VENV / "bin" / "litellm"
+            if litellm.exists():
+                port, master = _free_port(), "sk-bench-" + secrets.token_hex(16)
+                key = "sk-ant-api03-bench-litellm"
+                config = tmp / "litellm.yaml"
+                _litellm_config(config, up_port, key)
+                env = {
+                    "LITELLM_MASTER_KEY": master,
+                    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+                    "LITELLM_TELEMETRY": "False",
+                    "LITELLM_LOG": "ERROR",
+                    "NO_DOCS": "True",
+                    "NO_PROXY": "*",
+                }
+                argv = [str(litellm), "--config", str(config), "--host", "127.0.0.1"]
+                argv += ["--port", str(port), "--num_workers", "1"]
+                log = tmp / "litellm.log"
+                proc = stack.enter_context(_spawn(argv, cpu=PROXY_CPU, log=log, env=env, cwd=tmp))
+                targets.append(Target("litellm", port, master, key, proc, log))
+            else:
+                notes.append(f"LiteLLM not measured: {litellm} missing (see README.md).")
+
+        limits = httpx2.Limits(max_connections=64, max_keepalive_connections=64)
+        async with httpx2.AsyncClient(limits=limits, timeout=httpx2.Timeout(30.0)) as client:
+            for target in targets:
+                await _wait_ready(client, target)
+                problems = await verify(client, target)
+                if problems:
+                    raise RuntimeError(f"{target.name} answers wrongly: {'; '.join(problems)}")
+            _progress("every target answers JSON and SSE correctly")
+            ratelimit = {t.name: await forwards_rate_limit_headers(client, t) for t in targets}
+            await asyncio.sleep(1.0)
+            idle_rss = {t.name: rss_mib(t.proc.pid) for t in targets}
+
+            scenarios = [
+                Scenario(stream, c)
+                for stream in (False, True)
+                for c in ((16,) if settings.quick else (1, 16, 64))
+            ]
+            cells = await run_matrix(targets, scenarios, bodies, settings)
+
+            paced: dict[str, Paced] = {}
+            for target in targets:
+                paced[target.name] = await run_paced(target, settings.paced_streams)
+            _progress("paced streams done")
+
+            proxy = next(t for t in targets if t.name == "proxy")
+            store = await Store.from_config(
+                load_config(proxy_server.bench_config(tmp / "proxy", proxy.port), cwd=tmp)
+            )
+            try:
+                before_soak = await recorded_requests(
+                    store, (await upstream_counts(client, up_port))[proxy.upstream_key]
+                )
+                soak = await run_soak(client, proxy, settings.soak, settings.settle_s)
+                _progress(f"soak: {settings.soak} streams in {soak.seconds:.1f} s")
+                sent = (await upstream_counts(client, up_port))[proxy.upstream_key]
+                recorded = await recorded_requests(store, sent)
+                rows = await store.requests.list_recent(recorded)
+                client_left = sum(1 for row in rows if row.status_code == 499)
+            finally:
+                await store.close()
+            end_rss = {t.name: rss_mib(t.proc.pid) for t in targets}
+        for target in targets:
+            if target.proc.poll() is not None:
+                raise RuntimeError(f"{target.name} died during the run: {_tail(target)}")
+    return Results(
+        targets=[t.name for t in targets],
+        scenarios=scenarios,
+        cells=cells,
+        paced=paced,
+        soak=soak,
+        idle_rss=idle_rss,
+        end_rss=end_rss,
+        ratelimit_headers=ratelimit,
+        sent_upstream=sent,
+        recorded=recorded,
+        client_left=client_left,
+        soak_recorded=recorded - before_soak,
+        notes=notes,
+    )
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _machine() -> str:
+    cpu = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
+    wrk_version = (wrk.stdout or wrk.stderr).split(" [")[0].strip()
+    return (
+        f"{os.cpu_count()} cores ({cpu}), Linux {platform.release()}, "
+        f"Python {platform.python_version()}, {wrk_version}"
+    )
+
+
+def _fmt(value: float, digits: int = 2) -> str:
+    return "n/a" if value != value else f"{value:,.{digits}f}"  # NaN check
+
+
+def _table_head(*columns: str) -> None:
+    """A Markdown table's header; the first column is left-aligned, the others right."""
+    print("| " + " | ".join(columns) + " |")
+    print(
+        "|"
+        + "|".join(("-" if i == 0 else "-:").rjust(len(c) + 2, "-") for i, c in enumerate(columns))
+        + "|"
+    )
+
+
+def report(results: Results, settings: Settings) -> list[tuple[str, bool]]:
+    """Print the tables; return the bar's lines and verdicts (none for ``--quick``)."""
+    cells = results.cells
+    print()
+    print(f"Machine: {_machine()}")
+    print(
+        f"Matrix: {settings.seconds} s per slice, {settings.rounds} round(s) per cell,"
+        f" targets alternated each round; proxies on CPU {PROXY_CPU}, upstream + wrk on CPU"
+        f" {LOAD_CPU}."
+    )
+    print()
+    _table_head("body", "conc", "target", "req/s", "vs direct", "p50 ms", "p99 ms", "+p50 ms",
+                "CPU ms/req", "errors")  # fmt: skip
+    for scenario in results.scenarios:
+        direct = cells[scenario, "direct"]
+        for name in results.targets:
+            cell = cells[scenario, name]
+            proxy = name != "direct"
+            ratio = cell.rps() / direct.rps() if direct.rps() else float("nan")
+            print(
+                f"| {scenario.label} | {scenario.concurrency} | {name} | {cell.rps():,.0f}"
+                f" | {ratio:.3f} | {_fmt(cell.p50())} | {_fmt(cell.p99())}"
+                f" | {_fmt(cell.p50() - direct.p50()) if proxy else ''}"
+                f" | {_fmt(cell.cpu_ms_per_request(), 3) if proxy else ''} | {cell.errors} |"
+            )
+    print()
+    print(
+        f"Streams with events {PACE_MS:g} ms apart ({PACED_CONCURRENCY} concurrent,"
+        f" {settings.paced_streams} streams per target), ms:"
+    )
+    print()
+    _table_head("target", "TTFB p50", "TTFB p99", "first delta p50", "first delta p99",
+                "+first delta p99", "skew p50", "skew p99", "errors")  # fmt: skip
+    direct_paced = results.paced["direct"]
+    for name in results.targets:
+        p = results.paced[name]
+        added = _pct(p.first_delta, 0.99) - _pct(direct_paced.first_delta, 0.99)
+        print(
+            f"| {name} | {_fmt(_pct(p.ttfb, 0.5))} | {_fmt(_pct(p.ttfb, 0.99))}"
+            f" | {_fmt(_pct(p.first_delta, 0.5))} | {_fmt(_pct(p.first_delta, 0.99))}"
+            f" | {_fmt(added) if name != 'direct' else ''}"
+            f" | {_fmt(_pct(p.skew, 0.5))} | {_fmt(_pct(p.skew, 0.99))} | {p.errors} |"
+        )
+    print()
+    _table_head("target", "RSS idle MiB", "RSS at the end MiB", "anthropic-ratelimit-* forwarded")
+    for name in results.targets:
+        if name == "direct":
+            continue
+        print(
+            f"| {name} | {results.idle_rss[name]:.1f} | {results.end_rss[name]:.1f}"
+            f" | {'yes' if results.ratelimit_headers[name] else 'no'} |"
+        )
+    soak = results.soak
+    later = f"{soak.rss_later:.1f}" if soak.rss_later is not None else "not waited (--quick)"
+    checkpoint = f"{soak.rss_checkpoint:.1f}" if soak.streams >= SOAK_CHECKPOINT else "n/a"
+    print()
+    print(
+        f"Soak (proxy): {soak.streams} realistic streams (~{len(realistic_body()) // 1024} KB"
+        f" request, ~{len(b''.join(fake_upstream.realistic_events())) // 1024} KB / "
+        f"{len(fake_upstream.realistic_events())}-event stream in bursts 2 ms apart),"
+        f" {SOAK_CONCURRENCY} concurrent, {soak.seconds:.1f} s, {soak.errors} errors."
+        f" RSS MiB: before {soak.rss_before:.1f}, after {SOAK_CHECKPOINT} streams"
+        f" {checkpoint}, after all {soak.rss_after:.1f}, 30 s later {later}."
+    )
+    if soak.first_error:
+        print(f"First soak error: {soak.first_error}")
+    print(
+        f"Recording (proxy): {results.recorded} rows for {results.sent_upstream} requests it sent"
+        f" upstream ({results.client_left} rows are requests whose client left first: wrk"
+        f" abandons those in flight when a slice ends, some before they reached the upstream);"
+        f" the soak's {soak.streams} streams added {results.soak_recorded} rows."
+    )
+    for note in results.notes:
+        print(note)
+    if settings.quick:
+        return []
+    return _bar(results)
+
+
+def _all_recorded(results: Results) -> bool:
+    """The soak's streams (an exact count) each added a row, and no request that reached the
+    upstream is missing (rows may exceed it: abandoned requests are recorded too)."""
+    return (
+        results.soak_recorded == results.soak.streams and results.recorded >= results.sent_upstream
+    )
+
+
+def _bar(results: Results) -> list[tuple[str, bool]]:
+    cells = results.cells
+    sse16 = Scenario(True, 16)
+    proxy16, direct16 = cells[sse16, "proxy"], cells[sse16, "direct"]
+    checks: list[tuple[str, bool]] = []
+
+    def check(label: str, value: float, ok: Callable[[float], bool]) -> None:
+        checks.append((f"{label}: {_fmt(value, 3)}", ok(value)))
+
+    check("SSE c=16 proxy CPU ms/request <= 0.6", proxy16.cpu_ms_per_request(), lambda v: v <= 0.6)
+    check(
+        "SSE c=16 throughput vs direct >= 0.16", proxy16.rps() / direct16.rps(), lambda v: v >= 0.16
+    )
+    for stream in (False, True):
+        s = Scenario(stream, 1)
+        added = cells[s, "proxy"].p50() - cells[s, "direct"].p50()
+        check(f"{s.label} c=1 added p50 ms <= 1", added, lambda v: v <= 1.0)
+    paced = results.paced
+    added_delta = _pct(paced["proxy"].first_delta, 0.99) - _pct(paced["direct"].first_delta, 0.99)
+    check("paced streams: added first-delta p99 ms <= 2", added_delta, lambda v: v <= 2.0)
+    check("RSS idle MiB <= 120", results.idle_rss["proxy"], lambda v: v <= 120)
+    soak = results.soak
+    growth = soak.rss_after / soak.rss_checkpoint - 1 if soak.rss_checkpoint else float("nan")
+    check(
+        f"soak: RSS growth after {SOAK_CHECKPOINT} streams <= 10 %", growth * 100, lambda v: v <= 10
+    )
+    checks.append(
+        (
+            f"every request recorded: soak {results.soak_recorded} of {soak.streams},"
+            f" all {results.recorded} rows >= {results.sent_upstream} sent upstream",
+            _all_recorded(results),
+        )
+    )
+    if "proxy-norec" in results.targets:
+        cost = 1 - proxy16.rps() / cells[sse16, "proxy-norec"].rps()
+        check("recording's throughput cost at SSE c=16, % <= 5", cost * 100, lambda v: v <= 5)
+    print()
+    print("The bar (issue 7):")
+    for label, ok in checks:
+        print(f"- {'PASS' if ok else 'FAIL'}  {label}")
+    return checks
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    sys.exit(128 + signum)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--quick", action="store_true", help="CI smoke: seconds, no bar, no LiteLLM"
+    )
+    parser.add_argument("--seconds", type=int, default=3, help="seconds per wrk slice")
+    parser.add_argument("--rounds", type=int, default=2, help="slices per target and cell")
+    parser.add_argument("--soak", type=int, default=2000, help="realistic streams in the soak")
+    parser.add_argument("--paced-streams", type=int, default=80, help="20 ms-spaced streams")
+    parser.add_argument("--no-litellm", action="store_true", help="skip LiteLLM even if installed")
+    parser.add_argument(
+        "--proxy-python",
+        type=os.path.abspath,  # not resolve(): a venv's python is a symlink that must stay one
+        default=sys.executable,
+        help="interpreter for the proxy (a venv with a variant, e.g. another transport)",
+    )
+    parser.add_argument(
+        "--proxy-script",
+        type=lambda p: Path(p).absolute(),
+        default=HERE / "proxy_server.py",
+        help="script that starts the proxy, with proxy_server.py's arguments",
+    )
+    args = parser.parse_args()
+    if shutil.which("wrk") is None or shutil.which("taskset") is None:
+        parser.error("needs wrk and taskset: apt-get install -y wrk util-linux")
+    if not 1 <= args.seconds <= 600 or args.rounds < 1 or args.soak < 1:
+        parser.error("--seconds must be in [1, 600]; --rounds and --soak at least 1")
+    if args.quick:
+        settings = Settings(
+            True, 1, 1, False, 50, 0.0, 8, False, args.proxy_python, args.proxy_script
+        )
+    else:
+        settings = Settings(
+            False, args.seconds, args.rounds, True, args.soak, 30.0, args.paced_streams,
+            not args.no_litellm, args.proxy_python, args.proxy_script,
+        )  # fmt: skip
+    # SIGTERM unwinds like Ctrl-C, so the child processes are stopped too.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    with tempfile.TemporaryDirectory(prefix="bench-run-") as tmp:
+        results = asyncio.run(measure(settings, Path(tmp)))
+    report(results, settings)
+    errors = sum(c.errors for c in results.cells.values())
+    errors += sum(p.errors for p in results.paced.values()) + results.soak.errors
+    if errors or not _all_recorded(results):
+        print(f"\nFAILED: {errors} errors, or requests missing from the database (see above)")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
