@@ -30,13 +30,18 @@ def execute(path: Path, script: str) -> None:
 
 
 def dump(path: Path) -> dict[str, list[dict[str, Any]]]:
-    """Every user table's rows, in rowid order (the migrations bookkeeping table excluded)."""
-    db = Database(path)
-    try:
-        names = [name for name in db.table_names() if not name.startswith(("_", "sqlite_"))]
-    finally:
-        db.close()
-    return {name: query(path, f"SELECT * FROM {name} ORDER BY rowid") for name in names}
+    """Every user table's rows, in rowid order, or primary key order for a table without rowids
+    (the migrations bookkeeping table excluded)."""
+    tables = query(path, "SELECT name, sql FROM sqlite_master WHERE type = 'table'")
+    return {
+        table["name"]: query(
+            path,
+            f"SELECT * FROM {table['name']}"
+            + ("" if table["sql"].endswith("WITHOUT ROWID") else " ORDER BY rowid"),
+        )
+        for table in tables
+        if not table["name"].startswith(("_", "sqlite_"))
+    }
 
 
 def columns(path: Path, table: str) -> list[str]:

@@ -1,8 +1,11 @@
 """Request analytics: every query agrees with a plain-Python reading of the same records.
 
 The property tests write random histories through the store and compare each analytics method
-with an oracle computed from the records themselves. The examples after them spell out the rules
-the oracle encodes, and the plan tests check that the queries search an index.
+with an oracle computed from the records themselves. The histories are written in two phases
+with rollup refreshes at random times between and after them, and some records are first written
+in another version (another hour, outcome, cost) and rewritten later, so answers combine rolled
+hours and days, stale hours and raw rows. The examples after them spell out the rules the oracle
+encodes, and the plan tests check that the queries search an index.
 """
 
 from __future__ import annotations
@@ -35,15 +38,16 @@ from better_ccflare.database import (
 from better_ccflare.database._sqlite._analytics import (
     Query,
     errors_query,
-    group_query,
+    group_queries,
     requests_query,
-    series_query,
+    series_queries,
     session_query,
-    totals_query,
+    totals_queries,
 )
+from better_ccflare.database._sqlite._rollups import NO_ROLLUPS, Coverage
 
 from . import rawdb
-from .builders import T0, request
+from .builders import DAY_MS, T0, request
 
 _T = TypeVar("_T")
 
@@ -114,6 +118,41 @@ filters = st.builds(
     status=st.sampled_from(("all", "all", "success", "error")),
 )
 limits = st.integers(min_value=1, max_value=8)
+
+
+class Writes(msgspec.Struct, frozen=True):
+    """How a history is written: in two phases, with rollup refreshes after each."""
+
+    first_phase: float
+    """The share of the records written in the first phase."""
+    first_refresh_ms: int | None
+    second_refresh_ms: int | None
+    rewritten: frozenset[int]
+    """Records first written in another version, then rewritten as drawn."""
+    shift_ms: int
+    """How far the other version's timestamp is from the final one."""
+
+
+refresh_times = st.one_of(st.none(), times, st.integers(T0 - 2 * DAY_MS, T0 + 2 * DAY_MS))
+writes = st.builds(
+    Writes,
+    first_phase=st.floats(min_value=0, max_value=1),
+    first_refresh_ms=refresh_times,
+    second_refresh_ms=refresh_times,
+    rewritten=st.frozensets(st.integers(min_value=0, max_value=39), max_size=8),
+    shift_ms=st.sampled_from((0, 1, -1, HOUR_MS, -HOUR_MS, -3 * HOUR_MS, DAY_MS)),
+)
+
+
+def earlier_version(record: RequestRecord, shift_ms: int) -> RequestRecord:
+    """Another version, differing only in columns a rewrite overwrites (not NULL-kept ones)."""
+    return msgspec.structs.replace(
+        record,
+        timestamp_ms=record.timestamp_ms + shift_ms,
+        success=not record.success,
+        cost_usd=record.cost_usd + 1.0,
+        usage=TokenUsage(input_tokens=7, output_tokens=3),
+    )
 
 
 # The oracle: what each query means, over the records as the proxy recorded them.
@@ -292,11 +331,26 @@ class History:
         self.runner = runner
         self.store = store
 
-    def load(self, records: list[RequestRecord]) -> None:
+    def load(self, records: list[RequestRecord], how: Writes) -> None:
+        """Write ``records`` (replacing any history) as ``how`` says; the last write of each
+        record is the one drawn."""
+
         async def replace() -> None:
             await self.store.requests.delete_all()
-            for record in records:
+            split = round(how.first_phase * len(records))
+            for index, record in enumerate(records[:split]):
+                if index in how.rewritten:
+                    record = earlier_version(record, how.shift_ms)  # noqa: PLW2901
                 self.store.requests.record(record)
+            if how.first_refresh_ms is not None:
+                await self.store.analytics.refresh_rollups(how.first_refresh_ms)
+            for index, record in enumerate(records):
+                if index >= split and index in how.rewritten:
+                    self.store.requests.record(earlier_version(record, how.shift_ms))
+                if index >= split or index in how.rewritten:
+                    self.store.requests.record(record)
+            if how.second_refresh_ms is not None:
+                await self.store.analytics.refresh_rollups(how.second_refresh_ms)
             await self.store.flush()
 
         self.runner.run(replace())
@@ -323,9 +377,9 @@ def history(tmp_path: Path, key: SecretKey) -> Iterator[History]:
 
 def test_totals_match_the_oracle(history: History) -> None:
     @EXAMPLES
-    @given(histories, filters)
-    def check(records: list[RequestRecord], where: RequestFilter) -> None:
-        history.load(records)
+    @given(histories, writes, filters)
+    def check(records: list[RequestRecord], how: Writes, where: RequestFilter) -> None:
+        history.load(records, how)
         actual = history.run(history.store.analytics.totals(where))
         assert_close(actual, oracle_totals(records, where))
 
@@ -336,14 +390,19 @@ def test_time_series_match_the_oracle(history: History) -> None:
     @EXAMPLES
     @given(
         histories,
+        writes,
         filters,
-        st.sampled_from((1, 7_000, 60_000, 300_000, HOUR_MS, 24 * HOUR_MS)),
+        st.sampled_from((1, 7_000, 60_000, 300_000, HOUR_MS, 3 * HOUR_MS, DAY_MS, 2 * DAY_MS)),
         st.booleans(),
     )
     def check(
-        records: list[RequestRecord], where: RequestFilter, bucket_ms: int, by_model: bool
+        records: list[RequestRecord],
+        how: Writes,
+        where: RequestFilter,
+        bucket_ms: int,
+        by_model: bool,
     ) -> None:
-        history.load(records)
+        history.load(records, how)
         actual = history.run(
             history.store.analytics.time_series(where, bucket_ms, by_model=by_model)
         )
@@ -354,14 +413,15 @@ def test_time_series_match_the_oracle(history: History) -> None:
 
 def test_groups_match_the_oracle(history: History) -> None:
     @EXAMPLES
-    @given(histories, filters, st.sampled_from(DIMENSIONS), st.none() | limits)
+    @given(histories, writes, filters, st.sampled_from(DIMENSIONS), st.none() | limits)
     def check(
         records: list[RequestRecord],
+        how: Writes,
         where: RequestFilter,
         dimension: Dimension,
         limit: int | None,
     ) -> None:
-        history.load(records)
+        history.load(records, how)
         actual = history.run(history.store.analytics.group_by(where, dimension, limit=limit))
         assert_close(actual, oracle_group_by(records, where, dimension, limit))
 
@@ -370,9 +430,9 @@ def test_groups_match_the_oracle(history: History) -> None:
 
 def test_recent_errors_match_the_oracle(history: History) -> None:
     @EXAMPLES
-    @given(histories, filters, limits)
-    def check(records: list[RequestRecord], where: RequestFilter, limit: int) -> None:
-        history.load(records)
+    @given(histories, writes, filters, limits)
+    def check(records: list[RequestRecord], how: Writes, where: RequestFilter, limit: int) -> None:
+        history.load(records, how)
         actual = history.run(history.store.analytics.recent_errors(where, limit))
         assert actual == oracle_recent_errors(records, where, limit)
 
@@ -381,11 +441,15 @@ def test_recent_errors_match_the_oracle(history: History) -> None:
 
 def test_request_listings_match_the_oracle(history: History) -> None:
     @EXAMPLES
-    @given(histories, filters, limits, st.one_of(st.none(), st.none(), times))
+    @given(histories, writes, filters, limits, st.one_of(st.none(), st.none(), times))
     def check(
-        records: list[RequestRecord], where: RequestFilter, limit: int, before_ms: int | None
+        records: list[RequestRecord],
+        how: Writes,
+        where: RequestFilter,
+        limit: int,
+        before_ms: int | None,
     ) -> None:
-        history.load(records)
+        history.load(records, how)
         actual = history.run(history.store.analytics.requests(where, limit, before_ms=before_ms))
         assert actual == oracle_requests(records, where, limit, before_ms)
 
@@ -394,9 +458,9 @@ def test_request_listings_match_the_oracle(history: History) -> None:
 
 def test_latest_account_for_session_matches_the_oracle(history: History) -> None:
     @EXAMPLES
-    @given(histories, st.sampled_from((*SESSIONS, "session-unknown")))
-    def check(records: list[RequestRecord], session: str) -> None:
-        history.load(records)
+    @given(histories, writes, st.sampled_from((*SESSIONS, "session-unknown")))
+    def check(records: list[RequestRecord], how: Writes, session: str) -> None:
+        history.load(records, how)
         actual = history.run(history.store.analytics.latest_account_for_session(session))
         assert actual == oracle_latest_account(records, session)
 
@@ -605,37 +669,70 @@ async def test_invalid_bucket_sizes_and_limits_are_refused(store: Store) -> None
 # Plans: each query searches an index instead of reading the whole table.
 
 LAST_DAY = RequestFilter(since_ms=T0 - 24 * HOUR_MS, until_ms=T0)
+ROLLED = Coverage(rolled_until_ms=T0 - HOUR_MS)
+"""Rolled up to the last hour of ``LAST_DAY``; a day of rollups holds the rest."""
+LAST_WEEK = RequestFilter(since_ms=T0 - 7 * DAY_MS + 1, until_ms=T0 + 1)
+"""Partial hours at both ends, hours, days, stale hours: a piece of each kind."""
+STALE = Coverage(rolled_until_ms=T0, stale_hours=(T0 - 3 * DAY_MS,))
+
+
+def raw(queries: list[Query]) -> Query:
+    (query,) = queries
+    return query
+
+
 PLANS: list[tuple[str, Query, str]] = [
-    ("totals over a range", totals_query(LAST_DAY), "idx_requests_timestamp"),
+    ("totals over a range", raw(totals_queries(LAST_DAY, NO_ROLLUPS)), "idx_requests_timestamp"),
     (
         "totals for an account",
-        totals_query(msgspec.structs.replace(LAST_DAY, account_ids=("acc-a",))),
+        raw(totals_queries(msgspec.structs.replace(LAST_DAY, account_ids=("acc-a",)), NO_ROLLUPS)),
         "idx_requests_account_timestamp",
     ),
     (
         "totals for unattributed requests",
-        totals_query(RequestFilter(account_ids=(None,))),
+        raw(totals_queries(RequestFilter(account_ids=(None,)), NO_ROLLUPS)),
         "idx_requests_account_timestamp",
     ),
     (
         "totals for a model",
-        totals_query(msgspec.structs.replace(LAST_DAY, models=("opus",))),
+        raw(totals_queries(msgspec.structs.replace(LAST_DAY, models=("opus",)), NO_ROLLUPS)),
         "idx_requests_model_timestamp",
     ),
     (
         "totals for API keys",
-        totals_query(msgspec.structs.replace(LAST_DAY, api_key_ids=("key-1", "key-2"))),
+        raw(
+            totals_queries(
+                msgspec.structs.replace(LAST_DAY, api_key_ids=("key-1", "key-2")), NO_ROLLUPS
+            )
+        ),
         "idx_requests_api_key_timestamp",
     ),
     (
         "series over a range",
-        series_query(LAST_DAY, HOUR_MS, by_model=True),
+        raw(series_queries(LAST_DAY, HOUR_MS, NO_ROLLUPS, by_model=True)),
         "idx_requests_timestamp",
     ),
     (
         "groups over a range",
-        group_query(LAST_DAY, "account_model", limit=None),
+        raw(group_queries(LAST_DAY, "account_model", NO_ROLLUPS)),
         "idx_requests_timestamp",
+    ),
+    *(
+        (f"rolled totals, piece {number}", query, index)
+        for queries in [totals_queries(LAST_WEEK, STALE)]
+        for number, (query, index) in enumerate(
+            zip(queries, [*["idx_requests_timestamp"] * 3, *["PRIMARY KEY"] * 4], strict=True)
+        )
+    ),
+    (
+        "rolled hours of an account",
+        series_queries(
+            msgspec.structs.replace(LAST_DAY, account_ids=("acc-a",)),
+            HOUR_MS,
+            ROLLED,
+            by_model=True,
+        )[1],
+        "request_rollups USING PRIMARY KEY (period_ms=? AND start_ms>? AND start_ms<?)",
     ),
     (
         "errors for an account",
@@ -691,3 +788,16 @@ async def test_listing_several_accounts_sorts_no_search_whole(store: Store, db_p
     searches = [group for group in steps.values() if any("requests" in d for d in group)]
     assert len(searches) == 3
     assert all(SORTS_A_SEARCH not in group for group in searches), plan
+
+
+async def test_an_hourly_series_reads_rolled_hours_in_order_without_sorting(
+    store: Store, db_path: Path
+) -> None:
+    _, hours = series_queries(LAST_DAY, HOUR_MS, ROLLED, by_model=False)
+    sql, params = hours
+
+    plan = await asyncio.to_thread(rawdb.query, db_path, f"EXPLAIN QUERY PLAN {sql}", tuple(params))
+
+    details = [step["detail"] for step in plan]
+    assert any("request_rollups USING PRIMARY KEY" in detail for detail in details), details
+    assert not any("TEMP B-TREE" in detail for detail in details), details

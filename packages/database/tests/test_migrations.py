@@ -21,6 +21,7 @@ MIGRATIONS = (
     "0002_encrypt_credentials",
     "0003_purge_plaintext_remnants",
     "0004_analytics_indexes",
+    "0005_request_rollups",
 )
 SCHEMA_SQL = "SELECT type, name, sql FROM sqlite_master ORDER BY name"
 FORGET_MIGRATION_4 = "DELETE FROM _sqlite_migrations WHERE name = '0004_analytics_indexes';"
@@ -44,7 +45,7 @@ async def test_migrations_are_recorded_and_none_is_pending(store: Store) -> None
 
     assert status.applied == MIGRATIONS
     assert status.pending == ()
-    assert status.version == 4
+    assert status.version == 5
     assert status.backend.startswith("SQLite 3.")
 
 
@@ -56,7 +57,7 @@ async def test_reopening_applies_nothing_and_keeps_the_schema(
     recorded = await asyncio.to_thread(rawdb.query, db_path, "SELECT * FROM _sqlite_migrations")
 
     async with await Store.open(db_path, key=key) as store:
-        assert (await store.schema_status()).applied == MIGRATIONS
+        assert sorted((await store.schema_status()).applied) == list(MIGRATIONS)
 
     assert await asyncio.to_thread(rawdb.query, db_path, SCHEMA_SQL) == schema
     assert await asyncio.to_thread(rawdb.query, db_path, "SELECT * FROM _sqlite_migrations") == (
@@ -72,7 +73,7 @@ async def test_a_database_from_before_the_analytics_indexes_gets_them(
     await asyncio.to_thread(rawdb.execute, db_path, drops + FORGET_MIGRATION_4)
 
     async with await Store.open(db_path, key=key) as store:
-        assert (await store.schema_status()).applied == MIGRATIONS
+        assert sorted((await store.schema_status()).applied) == list(MIGRATIONS)
 
     indexes = await asyncio.to_thread(rawdb.index_names, db_path)
     assert {index.name for index in ANALYTICS_INDEXES} <= indexes
@@ -87,7 +88,7 @@ async def test_the_analytics_migration_runs_again_over_existing_indexes_unchange
     await asyncio.to_thread(rawdb.execute, db_path, FORGET_MIGRATION_4)
 
     async with await Store.open(db_path, key=key) as store:
-        assert (await store.schema_status()).applied == MIGRATIONS
+        assert sorted((await store.schema_status()).applied) == list(MIGRATIONS)
 
     assert await asyncio.to_thread(rawdb.query, db_path, SCHEMA_SQL) == schema
 

@@ -111,7 +111,13 @@ async def test_sql_runs_only_on_the_writer_and_reader_threads(
     await store.requests.list_recent(10)
 
     thread_names = {name.rsplit("_", 1)[0] for name, _ in sql_trace.statements}
-    assert thread_names == {"better-ccflare-db-writer", "better-ccflare-db-reader"}
+    assert thread_names <= {
+        "better-ccflare-db-writer",
+        "better-ccflare-db-reader-0",
+        "better-ccflare-db-reader-1",
+    }
+    assert "better-ccflare-db-writer" in thread_names
+    assert len(thread_names) == 2  # and one of the readers
 
 
 # The writer on its own, with operations the repositories never produce.

@@ -1,10 +1,10 @@
 """better-ccflare's persistent state: SQLite behind typed, backend-neutral repositories.
 
 Open a :class:`Store`, use its repositories (``store.accounts``, ``store.requests``, ...), close
-it on shutdown. Every write goes through one batching writer thread and every read through a
-reader thread, so the event loop never waits on SQLite. Upstream credentials are encrypted at
-rest under a :class:`SecretKey` kept outside the database. The public surface is exactly the
-union of the private modules' ``__all__`` lists.
+it on shutdown. Every write goes through one batching writer thread and every read through one
+of two reader threads, so the event loop never waits on SQLite. Upstream credentials are
+encrypted at rest under a :class:`SecretKey` kept outside the database. The public surface is
+exactly the union of the private modules' ``__all__`` lists.
 """
 
 from . import _analytics, _crypto, _errors, _maintenance, _repositories, _store

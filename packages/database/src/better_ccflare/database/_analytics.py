@@ -5,6 +5,10 @@ are built on :class:`AnalyticsRepository` (``store.analytics``). Every method ta
 :class:`RequestFilter`, so a page's range and filters mean the same rows in each of its panels.
 Results are plain value types; rates and averages are derived from sums so that callers can add
 them up across buckets or groups themselves.
+
+Long ranges are answered from hourly and daily rollups of the history; a background job keeps
+them current with :meth:`AnalyticsRepository.refresh_rollups`. Answers do not depend on it:
+hours not rolled up yet are read from the requests themselves, only more slowly.
 """
 
 from __future__ import annotations
@@ -124,7 +128,8 @@ class ErrorGroup(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class AnalyticsRepository(Protocol):
-    """Read-only queries over request history; each runs off the event loop.
+    """Queries over request history, and the upkeep of their rollups; each runs off the event
+    loop.
 
     A negative ``limit`` raises :class:`ValueError` rather than meaning "no limit".
     """
@@ -167,5 +172,19 @@ class AnalyticsRepository(Protocol):
 
         Requests of the session that no account served are skipped; ``None`` when no request of
         the session was served by an account.
+        """
+        ...
+
+    async def refresh_rollups(self, now_ms: int) -> int:
+        """Bring the rollups up to the start of the hour holding ``now_ms``: roll up the hours
+        completed since the last refresh, and recompute those whose requests changed since they
+        were rolled up (late completions, retention, records with old timestamps).
+
+        Meant for a background job, every minute or so; until it runs, totals, series and
+        breakdowns read the hours it would roll up from the requests (same answers, slower).
+        A long catch-up is split into transactions of a day each.
+
+        Returns:
+            How many hours were rolled up or recomputed.
         """
         ...

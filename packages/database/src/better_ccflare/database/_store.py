@@ -36,7 +36,7 @@ class Store:
 
     Open it with :meth:`open` (or :meth:`from_config`) inside the event loop and close it on
     shutdown; closing writes everything still queued. It is also an async context manager.
-    Nothing here blocks the event loop: SQLite runs on a writer thread and a reader thread.
+    Nothing here blocks the event loop: SQLite runs on a writer thread and two reader threads.
 
     The constructor takes any implementations of the repository protocols, so another backend
     (or a test double) can stand behind the same object.
@@ -162,7 +162,7 @@ class Store:
     async def check_integrity(self) -> tuple[str, ...]:
         """What a full integrity check finds wrong with the stored data; empty when sound.
 
-        Reads the whole file (on the reader thread), so it takes a while on a big database;
+        Reads the whole file (on a reader thread), so it takes a while on a big database;
         for ``doctor``-style diagnostics, not for health checks.
         """
         return await self._maintenance.check_integrity()

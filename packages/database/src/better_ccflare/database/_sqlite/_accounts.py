@@ -27,7 +27,7 @@ from better_ccflare.core import (
 )
 from better_ccflare.database._crypto import SecretKey
 
-from ._connection import ConnectionThread
+from ._connection import Runner
 from ._values import (
     enum_or_none,
     mappings_from_json,
@@ -203,7 +203,7 @@ class SqliteAccounts:
 
     __slots__ = ("_key", "_reader", "_writer")
 
-    def __init__(self, reader: ConnectionThread, writer: Writer, key: SecretKey) -> None:
+    def __init__(self, reader: Runner, writer: Writer, key: SecretKey) -> None:
         self._reader = reader
         self._writer = writer
         self._key = key

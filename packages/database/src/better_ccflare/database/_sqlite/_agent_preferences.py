@@ -8,7 +8,7 @@ from sqlite_utils import Database
 
 from better_ccflare.core import AgentPreference, NotFoundError
 
-from ._connection import ConnectionThread
+from ._connection import Runner
 from ._writer import Writer
 
 __all__ = ["SqliteAgentPreferences"]
@@ -25,7 +25,7 @@ class SqliteAgentPreferences:
 
     __slots__ = ("_reader", "_writer")
 
-    def __init__(self, reader: ConnectionThread, writer: Writer) -> None:
+    def __init__(self, reader: Runner, writer: Writer) -> None:
         self._reader = reader
         self._writer = writer
 

@@ -7,16 +7,25 @@ sums read the columns the way :func:`~._requests.request_from_row` does (old row
 token breakdown fall back to the reference's totals), so a total equals the sum over the rows
 :meth:`SqliteAnalytics.requests` lists.
 
+Totals, series and breakdowns read whole hours and days from the rollups (see :mod:`._rollups`)
+and only the rest of a range (its partial first and last hours, hours not rolled up yet, stale
+hours) from ``requests``: each piece is one query returning sums per group, and the pieces are
+added up here, so averages come from sums and counts and stay exact. Every piece of one call is
+read in one read transaction, so a refresh or write committing meanwhile cannot be counted twice
+or missed. The request list, error groups and session lookup read ``requests`` only.
+
 Plans (checked with ``EXPLAIN QUERY PLAN`` on a million rows, see docs/performance.md): a time
 range or a single filter value is one search of the matching ``(column, timestamp)`` index from
-migrations 1 and 4. SQLite has no hash aggregation, so grouping sorts the rows in range; that,
-not reading them, is most of a breakdown's cost.
+migrations 1 and 4, and a rollup range one search of its primary key.
 """
 
 from __future__ import annotations
 
 import itertools
 import sqlite3
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import cast
 
 import msgspec
 from sqlite_utils import Database
@@ -32,39 +41,51 @@ from better_ccflare.database._analytics import (
     Totals,
 )
 
-from ._connection import ConnectionThread
+from ._connection import Runner
 from ._requests import request_from_row
-from ._schema import FAILED, FAILED_REQUESTS_INDEX
+from ._rollups import (
+    RAW_SUMS,
+    ROLLUP_SUMS,
+    Coverage,
+    read_coverage,
+    refresh_step,
+    split_range,
+)
+from ._schema import DAY_MS, FAILED, FAILED_REQUESTS_INDEX, HOUR_MS, SUCCEEDED
+from ._writer import Writer
 
 __all__ = [
     "Query",
     "SqliteAnalytics",
     "errors_query",
-    "group_query",
+    "group_queries",
     "requests_query",
-    "series_query",
+    "series_queries",
     "session_query",
-    "totals_query",
+    "totals_queries",
 ]
 
 Query = tuple[str, list[object]]
 """SQL and the values for its ``?`` placeholders, in order."""
 
-_SUCCEEDED = "COALESCE(success, 0) <> 0"
-_METRICS = f"""
-    COUNT(*) AS requests,
-    SUM({_SUCCEEDED}) AS successful,
-    SUM(COALESCE(input_tokens, prompt_tokens, 0)) AS input_tokens,
-    SUM(COALESCE(output_tokens, completion_tokens, 0)) AS output_tokens,
-    SUM(COALESCE(cache_read_input_tokens, 0)) AS cache_read_tokens,
-    SUM(COALESCE(cache_creation_input_tokens, 0)) AS cache_write_tokens,
-    TOTAL(cost_usd) AS cost_usd,
-    TOTAL(CASE WHEN billing_type = 'plan' THEN cost_usd END) AS plan_cost_usd,
-    TOTAL(CASE WHEN billing_type = 'plan' THEN NULL ELSE cost_usd END) AS api_cost_usd,
-    AVG(response_time_ms) AS avg_response_time_ms,
-    AVG(output_tokens_per_second) AS avg_output_tokens_per_second"""
-# floor(timestamp / bucket) * bucket, also for negative timestamps (SQLite's % truncates).
-_BUCKET = "timestamp - ((timestamp % ?) + ?) % ?"
+_RAW_PARTIALS = ", ".join(
+    [
+        *(f"{sql} AS {name}" for name, sql in RAW_SUMS.items()),
+        f"SUM({SUCCEEDED}) AS successful",
+        "TOTAL(CASE WHEN billing_type = 'plan' THEN cost_usd END) AS plan_cost_usd",
+        "TOTAL(CASE WHEN billing_type = 'plan' THEN NULL ELSE cost_usd END) AS api_cost_usd",
+    ]
+)
+_ROLLUP_PARTIALS = ", ".join(
+    [
+        *(f"{sql} AS {name}" for name, sql in ROLLUP_SUMS.items()),
+        "SUM(CASE WHEN success THEN requests ELSE 0 END) AS successful",
+        "TOTAL(CASE WHEN plan THEN cost_usd END) AS plan_cost_usd",
+        "TOTAL(CASE WHEN plan THEN NULL ELSE cost_usd END) AS api_cost_usd",
+    ]
+)
+_PARTIALS = (*RAW_SUMS, "successful", "plan_cost_usd", "api_cost_usd")
+"""What each piece of a query returns per group, besides the group's keys ``k0`` and ``k1``."""
 _GROUP_KEYS: dict[Dimension, tuple[str, str]] = {
     "model": ("model", "NULL"),
     "account": ("account_used", "NULL"),
@@ -72,19 +93,23 @@ _GROUP_KEYS: dict[Dimension, tuple[str, str]] = {
     "account_model": ("account_used", "model"),
 }
 """The columns that become ``GroupStats.key`` and ``second_key``, per dimension."""
+_BOTH_PERIODS = (HOUR_MS, DAY_MS)
 _NEWEST_FIRST = "ORDER BY timestamp DESC, id LIMIT ?"
 _MAX_BRANCHES = 64
 
 
-def filter_sql(where: RequestFilter) -> Query:
-    """The ``WHERE`` conditions for ``where`` (``1`` when it filters nothing), and their values."""
+def filter_sql(where: RequestFilter, time_column: str = "timestamp") -> Query:
+    """The ``WHERE`` conditions for ``where`` (``1`` when it filters nothing), and their values.
+
+    They hold for rollup rows too, with ``time_column="start_ms"``.
+    """
     conditions: list[str] = []
     params: list[object] = []
     if where.since_ms is not None:
-        conditions.append("timestamp >= ?")
+        conditions.append(f"{time_column} >= ?")
         params.append(where.since_ms)
     if where.until_ms is not None:
-        conditions.append("timestamp < ?")
+        conditions.append(f"{time_column} < ?")
         params.append(where.until_ms)
     if where.account_ids:
         named = [account for account in where.account_ids if account is not None]
@@ -98,44 +123,77 @@ def filter_sql(where: RequestFilter) -> Query:
             conditions.append(f"{column} IN ({_placeholders(values)})")
             params.extend(values)
     if where.status == "success":
-        conditions.append(_SUCCEEDED)
+        conditions.append(SUCCEEDED)
     elif where.status == "error":
         conditions.append(FAILED)
     return " AND ".join(conditions) or "1", params
 
 
-def totals_query(where: RequestFilter) -> Query:
-    conditions, params = filter_sql(where)
-    sql = (
-        f"SELECT {_METRICS}, COUNT(DISTINCT account_used) AS active_accounts "  # noqa: S608 (fixed fragments)
-        f"FROM requests WHERE {conditions}"
+Keys = Callable[[str, int | None], tuple[str, str, list[object]]]
+"""The two group keys (``k0``, ``k1``) as expressions over a time column, and their values;
+given the time column and the rollup period (``None`` for ``requests``)."""
+
+
+def totals_queries(where: RequestFilter, coverage: Coverage) -> list[Query]:
+    """Sums per account: the totals add them up, and count the accounts."""
+    return _pieces(
+        where, coverage, _BOTH_PERIODS, lambda _time, _period: ("account_used", "NULL", [])
     )
-    return sql, params
 
 
-def series_query(where: RequestFilter, bucket_ms: int, *, by_model: bool) -> Query:
+def series_queries(
+    where: RequestFilter, bucket_ms: int, coverage: Coverage, *, by_model: bool
+) -> list[Query]:
     if bucket_ms <= 0:
         raise ValueError(f"bucket_ms must be positive, not {bucket_ms}")
-    conditions, params = filter_sql(where)
     model = "model" if by_model else "NULL"
-    sql = (
-        f"SELECT {_BUCKET} AS bucket_start_ms, {model} AS series_model, {_METRICS} "  # noqa: S608 (fixed fragments)
-        f"FROM requests WHERE {conditions} "
-        "GROUP BY bucket_start_ms, series_model ORDER BY bucket_start_ms, series_model"
-    )
-    return sql, [bucket_ms, bucket_ms, bucket_ms, *params]
+
+    def keys(time: str, period_ms: int | None) -> tuple[str, str, list[object]]:
+        if period_ms == bucket_ms:  # the rollup's own order: grouping needs no sort
+            return time, model, []
+        # floor(time / bucket) * bucket, also for negative times (SQLite's % truncates).
+        return f"{time} - (({time} % ?) + ?) % ?", model, [bucket_ms] * 3
+
+    periods = tuple(period for period in _BOTH_PERIODS if bucket_ms % period == 0)
+    return _pieces(where, coverage, periods, keys)
 
 
-def group_query(where: RequestFilter, dimension: Dimension, *, limit: int | None) -> Query:
-    _check_limit(limit)
-    conditions, params = filter_sql(where)
+def group_queries(where: RequestFilter, dimension: Dimension, coverage: Coverage) -> list[Query]:
     key, second_key = _GROUP_KEYS[dimension]
-    sql = (
-        f"SELECT {key} AS group_key, {second_key} AS second_key, {_METRICS} "  # noqa: S608 (fixed fragments)
-        f"FROM requests WHERE {conditions} GROUP BY group_key, second_key "
-        "ORDER BY requests DESC, group_key, second_key LIMIT ?"
-    )
-    return sql, [*params, -1 if limit is None else limit]
+    return _pieces(where, coverage, _BOTH_PERIODS, lambda _time, _period: (key, second_key, []))
+
+
+def _pieces(
+    where: RequestFilter, coverage: Coverage, periods: tuple[int, ...], keys: Keys
+) -> list[Query]:
+    """One query per piece of the range: sums per group, from ``requests`` or the rollups."""
+    split = split_range(where.since_ms, where.until_ms, coverage, periods)
+    pieces = [
+        *((None, bounds) for bounds in split.raw),
+        *((HOUR_MS, bounds) for bounds in split.hours),
+        *((DAY_MS, bounds) for bounds in split.days),
+    ]
+    queries: list[Query] = []
+    for period_ms, (since_ms, until_ms) in pieces:
+        piece = msgspec.structs.replace(where, since_ms=since_ms, until_ms=until_ms)
+        rolled = period_ms is not None
+        table, time = ("request_rollups", "start_ms") if rolled else ("requests", "timestamp")
+        first, second, key_params = keys(time, period_ms)
+        conditions, params = filter_sql(piece, time)
+        if rolled:
+            conditions, params = f"period_ms = ? AND {conditions}", [period_ms, *params]
+        sql = (
+            f"SELECT {first} AS k0, {second} AS k1, "  # noqa: S608 (fixed fragments)
+            f"{_ROLLUP_PARTIALS if rolled else _RAW_PARTIALS} FROM {table} "
+            f"WHERE {conditions} GROUP BY {_group_by(second)}"
+        )
+        queries.append((sql, [*key_params, *params]))
+    return queries
+
+
+def _group_by(second_key: str) -> str:
+    # Grouping on a constant too would make SQLite sort rows that come in order already.
+    return "k0" if second_key == "NULL" else "k0, k1"
 
 
 def errors_query(where: RequestFilter, limit: int) -> Query:
@@ -200,54 +258,100 @@ def _check_limit(limit: int | None) -> None:
         raise ValueError(f"limit must be 0 or more, not {limit}")
 
 
-def _metrics(row: sqlite3.Row) -> Metrics:
+Sums = dict[tuple[object, object], list[float]]
+"""Per group (``k0``, ``k1``), the :data:`_PARTIALS` added up over every piece."""
+
+
+def add_up(rows: list[sqlite3.Row]) -> Sums:
+    sums: Sums = {}
+    for row in rows:
+        values = [row[name] or 0 for name in _PARTIALS]  # SUM of no response times is NULL
+        total = sums.setdefault((row["k0"], row["k1"]), [0] * len(_PARTIALS))
+        for index, value in enumerate(values):
+            total[index] += value
+    return sums
+
+
+def metrics_from(values: Sequence[float]) -> Metrics:
+    fields = dict(zip(_PARTIALS, values, strict=True))
+    response_times = fields["response_time_ms_count"]
+    rates = fields["output_tokens_per_second_count"]
     return Metrics(
-        requests=row["requests"],
-        successful=row["successful"] or 0,
-        input_tokens=row["input_tokens"] or 0,
-        output_tokens=row["output_tokens"] or 0,
-        cache_read_tokens=row["cache_read_tokens"] or 0,
-        cache_write_tokens=row["cache_write_tokens"] or 0,
-        cost_usd=row["cost_usd"],
-        plan_cost_usd=row["plan_cost_usd"],
-        api_cost_usd=row["api_cost_usd"],
-        avg_response_time_ms=row["avg_response_time_ms"],
-        avg_output_tokens_per_second=row["avg_output_tokens_per_second"],
+        requests=int(fields["requests"]),
+        successful=int(fields["successful"]),
+        input_tokens=int(fields["input_tokens"]),
+        output_tokens=int(fields["output_tokens"]),
+        cache_read_tokens=int(fields["cache_read_tokens"]),
+        cache_write_tokens=int(fields["cache_write_tokens"]),
+        cost_usd=float(fields["cost_usd"]),
+        plan_cost_usd=float(fields["plan_cost_usd"]),
+        api_cost_usd=float(fields["api_cost_usd"]),
+        avg_response_time_ms=(
+            fields["response_time_ms_sum"] / response_times if response_times else None
+        ),
+        avg_output_tokens_per_second=(
+            fields["output_tokens_per_second_sum"] / rates if rates else None
+        ),
     )
 
 
+def _none_first(value: object) -> tuple[bool, object]:
+    """SQLite's ascending order of a key: NULL first."""
+    return (value is not None, value if value is not None else 0)
+
+
+HOURS_PER_REFRESH = 24
+"""Hours rolled up per write transaction, so catching up on a long history lets writes in."""
+
+
 class SqliteAnalytics:
-    """:class:`~better_ccflare.database.AnalyticsRepository` on SQLite, on the reader thread."""
+    """:class:`~better_ccflare.database.AnalyticsRepository` on SQLite, on the reader threads."""
 
-    __slots__ = ("_reader",)
+    __slots__ = ("_reader", "_writer")
 
-    def __init__(self, reader: ConnectionThread) -> None:
+    def __init__(self, reader: Runner, writer: Writer) -> None:
         self._reader = reader
+        self._writer = writer
 
     async def totals(self, where: RequestFilter) -> Totals:
-        row = (await self._rows(totals_query(where)))[0]
-        return Totals(metrics=_metrics(row), active_accounts=row["active_accounts"])
+        sums = await self._add_up(partial(totals_queries, where))
+        accounts = {account for account, _ in sums if account is not None}
+        values = [sum(column) for column in zip(*sums.values(), strict=True)] or [0] * len(
+            _PARTIALS
+        )
+        return Totals(metrics=metrics_from(values), active_accounts=len(accounts))
 
     async def time_series(
         self, where: RequestFilter, bucket_ms: int, *, by_model: bool = False
     ) -> list[SeriesPoint]:
-        rows = await self._rows(series_query(where, bucket_ms, by_model=by_model))
+        sums = await self._add_up(
+            lambda coverage: series_queries(where, bucket_ms, coverage, by_model=by_model)
+        )
         return [
             SeriesPoint(
-                bucket_start_ms=row["bucket_start_ms"],
-                model=row["series_model"],
-                metrics=_metrics(row),
+                bucket_start_ms=cast("int", bucket),
+                model=cast("str | None", model),
+                metrics=metrics_from(sums[bucket, model]),
             )
-            for row in rows
+            for bucket, model in sorted(sums, key=lambda keys: (keys[0], _none_first(keys[1])))
         ]
 
     async def group_by(
         self, where: RequestFilter, dimension: Dimension, *, limit: int | None = None
     ) -> list[GroupStats]:
-        rows = await self._rows(group_query(where, dimension, limit=limit))
+        _check_limit(limit)
+        sums = await self._add_up(lambda coverage: group_queries(where, dimension, coverage))
+        ordered = sorted(
+            sums.items(),
+            key=lambda item: (-item[1][0], _none_first(item[0][0]), _none_first(item[0][1])),
+        )
         return [
-            GroupStats(key=row["group_key"], second_key=row["second_key"], metrics=_metrics(row))
-            for row in rows
+            GroupStats(
+                key=cast("str | None", key),
+                second_key=cast("str | None", second_key),
+                metrics=metrics_from(values),
+            )
+            for (key, second_key), values in ordered[:limit]
         ]
 
     async def recent_errors(self, where: RequestFilter, limit: int) -> list[ErrorGroup]:
@@ -273,6 +377,17 @@ class SqliteAnalytics:
         rows = await self._rows(session_query(client_session_id))
         return rows[0]["account_used"] if rows else None
 
+    async def refresh_rollups(self, now_ms: int) -> int:
+        hours = 0
+        while True:
+            recomputed, done = await self._writer.submit(
+                partial(refresh_step, now_ms=now_ms, max_hours=HOURS_PER_REFRESH),
+                label="analytics.refresh_rollups",
+            )
+            hours += recomputed
+            if done:
+                return hours
+
     async def _rows(self, query: Query) -> list[sqlite3.Row]:
         sql, params = query
 
@@ -280,3 +395,18 @@ class SqliteAnalytics:
             return db.conn.execute(sql, params).fetchall()
 
         return await self._reader.run(select)
+
+    async def _add_up(self, queries: Callable[[Coverage], list[Query]]) -> Sums:
+        """Run the pieces ``queries`` makes of the current coverage, in one read transaction."""
+
+        def select(db: Database) -> list[sqlite3.Row]:
+            db.conn.execute("BEGIN")
+            try:
+                rows: list[sqlite3.Row] = []
+                for sql, params in queries(read_coverage(db)):
+                    rows += db.conn.execute(sql, params).fetchall()
+                return rows
+            finally:
+                db.conn.execute("COMMIT")
+
+        return add_up(await self._reader.run(select))

@@ -8,7 +8,7 @@ from sqlite_utils import Database
 
 from better_ccflare.core import ApiKey, ApiKeyRole, ConflictError, NotFoundError
 
-from ._connection import ConnectionThread
+from ._connection import Runner
 from ._values import enum_or_none
 from ._writer import Writer
 
@@ -40,7 +40,7 @@ class SqliteApiKeys:
 
     __slots__ = ("_reader", "_writer")
 
-    def __init__(self, reader: ConnectionThread, writer: Writer) -> None:
+    def __init__(self, reader: Runner, writer: Writer) -> None:
         self._reader = reader
         self._writer = writer
 

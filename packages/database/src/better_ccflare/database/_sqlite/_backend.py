@@ -1,7 +1,8 @@
-"""Wiring of the SQLite backend: two connection threads, the writer, and the repositories.
+"""Wiring of the SQLite backend: the writer's connection thread, a pool of reader threads, the
+writer, and the repositories.
 
 Opening runs on the writer thread, before any other write: create the file, set the pragmas,
-check that the key decrypts what is stored, then migrate. Only then does the reader open.
+check that the key decrypts what is stored, then migrate. Only then do the readers open.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ._accounts import SqliteAccounts
 from ._agent_preferences import SqliteAgentPreferences
 from ._analytics import SqliteAnalytics
 from ._api_keys import SqliteApiKeys
-from ._connection import ConnectionThread, open_reader, open_writer
+from ._connection import ConnectionPool, ConnectionThread, open_reader, open_writer
 from ._migrations import apply_migrations, schema_status, verify_key
 from ._oauth_sessions import SqliteOAuthSessions
 from ._requests import SqliteRequests
@@ -31,6 +32,9 @@ from ._usage import SqliteUsage
 from ._writer import Writer
 
 __all__ = ["SqliteBackend"]
+
+READER_THREADS = 2
+"""Reads run two at a time, so a slow one (a long analytics range) does not stall the rest."""
 
 
 class SqliteBackend:
@@ -58,7 +62,7 @@ class SqliteBackend:
         key: SecretKey,
         clock: Clock,
         writer_thread: ConnectionThread,
-        reader: ConnectionThread,
+        reader: ConnectionPool,
         writer: Writer,
     ) -> None:
         self._key = key
@@ -73,7 +77,7 @@ class SqliteBackend:
         self.agent_preferences = SqliteAgentPreferences(reader, writer)
         self.strategies = SqliteStrategies(reader, writer)
         self.usage = SqliteUsage(reader, writer)
-        self.analytics = SqliteAnalytics(reader)
+        self.analytics = SqliteAnalytics(reader, writer)
 
     @classmethod
     async def open(
@@ -102,7 +106,9 @@ class SqliteBackend:
         except BaseException:
             await writer_thread.close()
             raise
-        reader = ConnectionThread("better-ccflare-db-reader", lambda: open_reader(path))
+        reader = ConnectionPool(
+            "better-ccflare-db-reader", lambda: open_reader(path), size=READER_THREADS
+        )
         writer = Writer(writer_thread, payload_budget_bytes=payload_budget_bytes)
         writer.start()
         return cls(key=key, clock=clock, writer_thread=writer_thread, reader=reader, writer=writer)

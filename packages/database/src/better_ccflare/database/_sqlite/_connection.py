@@ -16,13 +16,20 @@ import sqlite3
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from sqlite_utils import Database
 
 from better_ccflare.database._errors import StoreClosedError
 
-__all__ = ["ConnectionThread", "immediate_transaction", "open_reader", "open_writer"]
+__all__ = [
+    "ConnectionPool",
+    "ConnectionThread",
+    "Runner",
+    "immediate_transaction",
+    "open_reader",
+    "open_writer",
+]
 
 _T = TypeVar("_T")
 _BUSY_TIMEOUT_S = 10.0
@@ -87,6 +94,12 @@ def immediate_transaction(db: Database) -> Generator[None]:
         raise
 
 
+class Runner(Protocol):
+    """Where repositories run their reads: a :class:`ConnectionThread` or a pool of them."""
+
+    async def run(self, fn: Callable[[Database], _T]) -> _T: ...
+
+
 class ConnectionThread:
     """One worker thread that owns one connection; :meth:`run` executes work there.
 
@@ -125,3 +138,31 @@ class ConnectionThread:
         if self._db is not None:
             self._db.close()
             self._db = None
+
+
+class ConnectionPool:
+    """Several :class:`ConnectionThread` s on the same file; each :meth:`run` goes to the one
+    with the least work waiting.
+
+    For readers: in WAL mode they read at the same time, so one long query (a month of
+    analytics, an integrity check) does not hold up every other read.
+    """
+
+    __slots__ = ("_threads", "_waiting")
+
+    def __init__(self, name: str, connect: Callable[[], Database], *, size: int) -> None:
+        self._threads = [ConnectionThread(f"{name}-{n}", connect) for n in range(size)]
+        self._waiting = [0] * size
+        """Calls given to each thread and not finished; only touched on the event loop."""
+
+    async def run(self, fn: Callable[[Database], _T]) -> _T:
+        index = min(range(len(self._threads)), key=self._waiting.__getitem__)
+        self._waiting[index] += 1
+        try:
+            return await self._threads[index].run(fn)
+        finally:
+            self._waiting[index] -= 1
+
+    async def close(self) -> None:
+        for thread in self._threads:
+            await thread.close()

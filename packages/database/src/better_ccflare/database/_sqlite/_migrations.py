@@ -8,7 +8,10 @@ recorded in ``_sqlite_migrations`` under the set name ``better_ccflare``.
 
 Migrations 2 and 3 encrypt the reference's plaintext credentials and then rebuild the file, so
 no plaintext copy survives in freed pages. Migration 4 adds the indexes the analytics queries use
-(``IF NOT EXISTS``: a reference database may already have one of the same name).
+(``IF NOT EXISTS``: a reference database may already have one of the same name). Migration 5
+adds the hourly and daily rollups of request history and fills them from the rows already there
+(see ``_rollups``); the reference ignores those tables, and its writes keep them exact through
+the triggers.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from better_ccflare.database._crypto import SecretKey, is_encrypted
 from better_ccflare.database._errors import SchemaError
 from better_ccflare.database._maintenance import SchemaStatus
 
+from ._rollups import create_rollups
 from ._schema import ANALYTICS_INDEXES, INDEXES, TABLES, UNIQUE_ACCOUNT_INDEX, Table
 
 __all__ = ["apply_migrations", "schema_status", "verify_key"]
@@ -58,6 +62,10 @@ def _migrations(key: SecretKey) -> Migrations:
             _log.info("Indexing the request history for analytics; large histories take a while.")
         for index in ANALYTICS_INDEXES:
             db.conn.execute(index.create_sql())
+
+    @migrations(name="0005_request_rollups")
+    def request_rollups(db: Database) -> None:
+        create_rollups(db)
 
     return migrations
 

@@ -14,7 +14,7 @@ from sqlite_utils import Database
 from better_ccflare.core import ConflictError, OAuthMode, OAuthSession
 from better_ccflare.database._crypto import SecretKey
 
-from ._connection import ConnectionThread
+from ._connection import Runner
 from ._values import enum_or_none, open_secret
 from ._writer import Writer
 
@@ -52,7 +52,7 @@ class SqliteOAuthSessions:
 
     __slots__ = ("_key", "_reader", "_writer")
 
-    def __init__(self, reader: ConnectionThread, writer: Writer, key: SecretKey) -> None:
+    def __init__(self, reader: Runner, writer: Writer, key: SecretKey) -> None:
         self._reader = reader
         self._writer = writer
         self._key = key

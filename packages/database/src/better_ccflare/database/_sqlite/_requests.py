@@ -20,7 +20,8 @@ from better_ccflare.core import (
     TokenUsage,
 )
 
-from ._connection import ConnectionThread
+from ._connection import Runner
+from ._rollups import reset_rollups
 from ._values import enum_or_none
 from ._writer import Writer
 
@@ -175,7 +176,7 @@ class SqliteRequests:
 
     __slots__ = ("_clock", "_reader", "_writer")
 
-    def __init__(self, reader: ConnectionThread, writer: Writer, clock: Clock) -> None:
+    def __init__(self, reader: Runner, writer: Writer, clock: Clock) -> None:
         self._reader = reader
         self._writer = writer
         self._clock = clock
@@ -234,6 +235,7 @@ class SqliteRequests:
 
     async def delete_all(self) -> int:
         def delete(db: Database) -> int:
+            reset_rollups(db)
             db.conn.execute("DELETE FROM request_payloads")
             deleted = db.conn.execute("DELETE FROM requests").rowcount
             db.conn.execute("UPDATE accounts SET request_count = 0, session_request_count = 0")

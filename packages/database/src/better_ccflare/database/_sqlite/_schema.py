@@ -16,13 +16,19 @@ from dataclasses import dataclass
 
 __all__ = [
     "ANALYTICS_INDEXES",
+    "DAY_MS",
     "FAILED",
     "FAILED_REQUESTS_INDEX",
+    "HOUR_MS",
     "INDEXES",
+    "ROLLUP_TABLES",
+    "ROLLUP_TRIGGERS",
+    "SUCCEEDED",
     "TABLES",
     "UNIQUE_ACCOUNT_INDEX",
     "Index",
     "Table",
+    "floor_sql",
 ]
 
 
@@ -32,10 +38,15 @@ class Table:
     columns: tuple[tuple[str, str], ...]
     """(name, declaration) pairs, in order."""
     constraints: tuple[str, ...] = ()
+    without_rowid: bool = False
+    """Store rows in primary-key order (a clustered table) instead of by rowid."""
 
     def create_sql(self) -> str:
         parts = [f"{name} {decl}" for name, decl in self.columns] + list(self.constraints)
-        return f"CREATE TABLE IF NOT EXISTS {self.name} (\n  " + ",\n  ".join(parts) + "\n)"
+        suffix = " WITHOUT ROWID" if self.without_rowid else ""
+        return (
+            f"CREATE TABLE IF NOT EXISTS {self.name} (\n  " + ",\n  ".join(parts) + f"\n){suffix}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +250,8 @@ INDEXES = (
 
 FAILED = "COALESCE(success, 0) = 0"
 """A failed request. Queries spell it exactly so, or SQLite cannot use the partial index below."""
+SUCCEEDED = "COALESCE(success, 0) <> 0"
+"""A successful request (``success`` holds 0/1, but reference rows may hold anything)."""
 
 FAILED_REQUESTS_INDEX = Index(
     "idx_requests_failed",
@@ -271,3 +284,83 @@ ANALYTICS_INDEXES = (
     FAILED_REQUESTS_INDEX,
 )
 """Added by migration 0004 (and so present in every migrated database)."""
+
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+
+
+def floor_sql(column: str, period_ms: int) -> str:
+    """``floor(column / period) * period`` in SQL, also for negative values (``%`` truncates)."""
+    return f"({column} - (({column} % {period_ms}) + {period_ms}) % {period_ms})"
+
+
+# Ours, from migration 0005: request history pre-aggregated per hour and per day (see _rollups).
+REQUEST_ROLLUPS = Table(
+    "request_rollups",
+    (
+        ("period_ms", "INTEGER NOT NULL"),  # HOUR_MS or DAY_MS
+        ("start_ms", "INTEGER NOT NULL"),
+        # WITHOUT ROWID needs a non-NULL primary key, and the grouped columns can be NULL; so a
+        # period's rows are numbered instead.
+        ("seq", "INTEGER NOT NULL"),
+        ("account_used", "TEXT"),
+        ("model", "TEXT"),
+        ("api_key_id", "TEXT"),
+        ("success", "INTEGER NOT NULL"),
+        ("plan", "INTEGER NOT NULL"),
+        ("requests", "INTEGER NOT NULL"),
+        ("input_tokens", "INTEGER NOT NULL"),
+        ("output_tokens", "INTEGER NOT NULL"),
+        ("cache_read_tokens", "INTEGER NOT NULL"),
+        ("cache_write_tokens", "INTEGER NOT NULL"),
+        ("cost_usd", "REAL NOT NULL"),
+        ("response_time_ms_sum", "INTEGER"),
+        ("response_time_ms_count", "INTEGER NOT NULL"),
+        ("output_tokens_per_second_sum", "REAL NOT NULL"),
+        ("output_tokens_per_second_count", "INTEGER NOT NULL"),
+    ),
+    ("PRIMARY KEY (period_ms, start_ms, seq)",),
+    without_rowid=True,
+)
+
+REQUEST_ROLLUP_STATE = Table(
+    "request_rollup_state",
+    (
+        ("id", "INTEGER PRIMARY KEY CHECK (id = 1)"),
+        # Every hour before this one is rolled up, except the stale ones; NULL: none is.
+        ("rolled_until_ms", "INTEGER"),
+    ),
+)
+
+REQUEST_ROLLUP_STALE = Table(
+    "request_rollup_stale",
+    (("hour_start_ms", "INTEGER PRIMARY KEY"),),
+)
+"""Rolled-up hours whose requests changed since; read raw until the next refresh."""
+
+ROLLUP_TABLES = (REQUEST_ROLLUPS, REQUEST_ROLLUP_STATE, REQUEST_ROLLUP_STALE)
+
+_ROLLED_UNTIL = "(SELECT rolled_until_ms FROM request_rollup_state)"
+
+
+def _mark_stale(row: str) -> str:
+    # Not INSERT OR IGNORE: inside a trigger, the outer statement's conflict policy (the
+    # upsert's) would replace the IGNORE.
+    hour = floor_sql(f"{row}.timestamp", HOUR_MS)
+    return (
+        f"INSERT INTO request_rollup_stale SELECT {hour} WHERE {row}.timestamp < {_ROLLED_UNTIL} "  # noqa: S608 (fixed fragments)
+        f"AND NOT EXISTS (SELECT 1 FROM request_rollup_stale WHERE hour_start_ms = {hour});"
+    )
+
+
+ROLLUP_TRIGGERS = (
+    "CREATE TRIGGER IF NOT EXISTS request_rollups_insert AFTER INSERT ON requests "
+    f"WHEN NEW.timestamp < {_ROLLED_UNTIL} BEGIN {_mark_stale('NEW')} END",
+    "CREATE TRIGGER IF NOT EXISTS request_rollups_update AFTER UPDATE ON requests "
+    f"WHEN MIN(OLD.timestamp, NEW.timestamp) < {_ROLLED_UNTIL} "
+    f"BEGIN {_mark_stale('OLD')} {_mark_stale('NEW')} END",
+    "CREATE TRIGGER IF NOT EXISTS request_rollups_delete AFTER DELETE ON requests "
+    f"WHEN OLD.timestamp < {_ROLLED_UNTIL} BEGIN {_mark_stale('OLD')} END",
+)
+"""Any change to a request in a rolled-up hour marks that hour stale, whoever makes it (the
+proxy's late completions, retention, another process), so queries stay exact between refreshes."""

@@ -6,7 +6,7 @@ from sqlite_utils import Database
 
 from better_ccflare.core import StrategySettings
 
-from ._connection import ConnectionThread
+from ._connection import Runner
 from ._values import decode_json_object, encode_json
 from ._writer import Writer
 
@@ -18,7 +18,7 @@ class SqliteStrategies:
 
     __slots__ = ("_reader", "_writer")
 
-    def __init__(self, reader: ConnectionThread, writer: Writer) -> None:
+    def __init__(self, reader: Runner, writer: Writer) -> None:
         self._reader = reader
         self._writer = writer
 

@@ -14,7 +14,7 @@ from sqlite_utils import Database
 
 from better_ccflare.core import UsageSnapshot, UsageWindow
 
-from ._connection import ConnectionThread
+from ._connection import Runner
 from ._writer import Writer
 
 __all__ = ["SqliteUsage"]
@@ -45,7 +45,7 @@ class SqliteUsage:
 
     __slots__ = ("_reader", "_writer")
 
-    def __init__(self, reader: ConnectionThread, writer: Writer) -> None:
+    def __init__(self, reader: Runner, writer: Writer) -> None:
         self._reader = reader
         self._writer = writer
 
