@@ -96,6 +96,7 @@ _GROUP_KEYS: dict[Dimension, tuple[str, str]] = {
 _BOTH_PERIODS = (HOUR_MS, DAY_MS)
 _NEWEST_FIRST = "ORDER BY timestamp DESC, id LIMIT ?"
 _MAX_BRANCHES = 64
+_END_OF_TIME_MS = 2**62
 
 
 def filter_sql(where: RequestFilter, time_column: str = "timestamp") -> Query:
@@ -111,6 +112,12 @@ def filter_sql(where: RequestFilter, time_column: str = "timestamp") -> Query:
     if where.until_ms is not None:
         conditions.append(f"{time_column} < ?")
         params.append(where.until_ms)
+    elif where.since_ms is not None:
+        # A range open at the top looks unselective to SQLite's planner, which then walks a
+        # whole GROUP BY index (all history) to skip a sort: 90 ms on a million rows for the
+        # last hour. A closed range makes it search the time index instead.
+        conditions.append(f"{time_column} < ?")
+        params.append(_END_OF_TIME_MS)
     if where.account_ids:
         named = [account for account in where.account_ids if account is not None]
         either = [f"account_used IN ({_placeholders(named)})"] if named else []
