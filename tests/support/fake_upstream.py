@@ -92,6 +92,8 @@ class FakeUpstream:
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
         self.disconnects: list[Disconnect] = []
+        self.connections = 0
+        """TCP connections accepted so far (a pooling client reuses one)."""
         self._queue: deque[Reply | Handler] = deque()
         self._default: Reply | Handler = Reply.json({"ok": True})
         self._server: asyncio.Server | None = None
@@ -123,6 +125,7 @@ class FakeUpstream:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        self.connections += 1
         try:
             while await self._one_exchange(reader, writer):
                 pass

@@ -6,6 +6,7 @@ The public surface is exactly the union of the private modules' ``__all__`` list
 from . import (
     _account_pool,
     _account_setup,
+    _aiohttp_transport,
     _api_key_admin,
     _api_key_auth,
     _api_key_hashing,
@@ -23,6 +24,7 @@ from . import (
 )
 from ._account_pool import *
 from ._account_setup import *
+from ._aiohttp_transport import *
 from ._api_key_admin import *
 from ._api_key_auth import *
 from ._api_key_hashing import *
@@ -41,6 +43,7 @@ from ._usage_cache import *
 __version__ = "0.1.0"
 
 __all__: list[str] = []
+__all__ += _aiohttp_transport.__all__
 __all__ += _account_pool.__all__
 __all__ += _account_setup.__all__
 __all__ += _api_key_admin.__all__
