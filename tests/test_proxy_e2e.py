@@ -4,7 +4,9 @@ on loopback, and the official ``anthropic`` SDK as the client."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import itertools
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -564,3 +566,18 @@ async def test_an_error_body_cut_off_by_the_upstream_fails_over(tmp_path: Path) 
         accounts = (console_account("a", dying, 0), console_account("b", healthy, 1))
         async with running_proxy(tmp_path, *accounts) as (_, url):
             assert text_of(await ask(url)) == "recovered"
+
+
+async def test_a_compressed_upstream_reply_reaches_the_client_readable(tmp_path: Path) -> None:
+    """An upstream that compresses although asked for identity: bytes and header pass through."""
+    async with FakeUpstream() as upstream:
+        upstream.set_default(
+            Reply(
+                headers={"content-type": "application/json", "content-encoding": "gzip"},
+                body=gzip.compress(json.dumps(message_json("zipped")).encode()),
+            )
+        )
+        async with running_proxy(tmp_path, console_account("a", upstream)) as (_, url):
+            message = await ask(url)
+    assert text_of(message) == "zipped"
+    assert upstream.requests[0].headers["accept-encoding"] == "identity"

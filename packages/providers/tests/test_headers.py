@@ -94,7 +94,7 @@ def test_upstream_is_asked_for_an_identity_encoded_body() -> None:
     assert forwardable_request_headers({})["accept-encoding"] == "identity"
 
 
-def test_response_headers_lose_framing_and_encoding_but_keep_rate_limits() -> None:
+def test_response_headers_lose_framing_but_keep_encoding_and_rate_limits() -> None:
     forwarded = forwardable_response_headers(
         {
             "Content-Type": "text/event-stream; charset=utf-8",
@@ -110,6 +110,7 @@ def test_response_headers_lose_framing_and_encoding_but_keep_rate_limits() -> No
     )
     assert forwarded == {
         "content-type": "text/event-stream; charset=utf-8",
+        "content-encoding": "gzip",  # the bytes pass through undecoded
         "request-id": "req_011CUx",
         "anthropic-ratelimit-unified-status": "allowed",
         "anthropic-ratelimit-unified-reset": "1767243600",

@@ -8,10 +8,11 @@ reverse-proxy hints that would tell the upstream who the client is (``forwarded`
 ``x-forwarded-*``, ``x-real-ip``). ``accept-encoding`` is replaced by ``identity`` so the usage
 parser reads plain bytes instead of having to decompress a copy of every stream.
 
-Responses: hop-by-hop headers, ``content-length`` and ``content-encoding`` are dropped. The proxy
-always hands the client the decoded body (it asks for identity, and if an upstream compresses
-anyway the HTTP client decodes it), and a response transformer may change the length, so
-neither header would be true of the bytes the client receives.
+Responses: hop-by-hop headers and ``content-length`` are dropped (the proxy re-frames the body,
+and a response transformer may change its length). ``content-encoding`` is kept: the proxy asks
+for identity, but an upstream that compresses anyway has its bytes passed through exactly as
+sent, so the client needs the header to decode them. (The reference dropped it, assuming its
+HTTP client decoded the body; ours do not, and the client would get gzip it cannot read.)
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ _REQUEST_DROPPED = _HOP_BY_HOP | {
     "forwarded",
     "x-real-ip",
 }
-_RESPONSE_DROPPED = _HOP_BY_HOP | {"content-length", "content-encoding"}
+_RESPONSE_DROPPED = _HOP_BY_HOP | {"content-length"}
 _REQUEST_DROPPED_PREFIXES = ("proxy-", CONTROL_HEADER_PREFIX, "x-forwarded-")
 
 
@@ -85,8 +86,8 @@ def forwardable_response_headers(headers: Mapping[str, str]) -> dict[str, str]:
         headers: The upstream's response headers (any case).
 
     Returns:
-        A new dict without hop-by-hop headers, ``content-length`` and ``content-encoding``
-        (the client receives the decoded, possibly transformed body; see the module docstring).
+        A new dict without hop-by-hop headers and ``content-length`` (see the module
+        docstring for why ``content-encoding`` stays).
     """
     listed = _connection_tokens(headers)
     return {
