@@ -222,6 +222,53 @@ async def test_a_rejected_account_shows_the_servers_reason_in_the_form(
     await expect(page.locator("#add-account-dialog")).to_have_attribute("open", "")
 
 
+async def test_account_actions_from_the_cards_change_the_pool(dashboard: Dashboard) -> None:
+    """Pause, resume, rename, priority, mappings and delete, each through its button."""
+    page, service = dashboard.page, dashboard.service
+    await dashboard.open("accounts")
+    card = page.locator("article.account[data-account-name='primary']")
+
+    await card.get_by_role("button", name="Pause", exact=True).click()
+    await expect(card.get_by_role("button", name="Resume", exact=True)).to_be_visible()
+    paused = service.pool.get("primary")
+    assert paused is not None
+    assert paused.paused
+    await card.get_by_role("button", name="Resume", exact=True).click()
+    await expect(card.get_by_role("button", name="Pause", exact=True)).to_be_visible()
+
+    dialog = page.locator("#edit-dialog")
+    await card.get_by_role("button", name="Priority", exact=True).click()
+    await dialog.locator("input[name=priority]").fill("7")
+    await dialog.locator("[data-role=submit]").click()
+    await expect(card).to_contain_text("Priority 7")
+
+    await card.get_by_role("button", name="Model mappings", exact=True).click()
+    await dialog.locator("textarea[name=modelMappings]").fill("opus = claude-opus-5")
+    await dialog.locator("[data-role=submit]").click()
+    await expect(dialog).not_to_have_attribute("open", "")
+
+    await card.get_by_role("button", name="Rename", exact=True).click()
+    await dialog.locator("input[name=name]").fill("main")
+    await dialog.locator("[data-role=submit]").click()
+    renamed = page.locator("article.account[data-account-name='main']")
+    await expect(renamed).to_be_visible()
+    stored = await service.store.accounts.get("primary")
+    assert stored is not None
+    assert (stored.name, stored.priority) == ("main", 7)
+    assert stored.model_mappings == {"opus": ("claude-opus-5",)}
+
+    await renamed.get_by_role("button", name="Delete…", exact=True).click()
+    await dialog.locator("input[name=confirm]").fill("mian")
+    await dialog.locator("[data-role=submit]").click()
+    await expect(dialog.locator("[data-role=error]")).to_be_visible()
+    assert await service.store.accounts.get("primary") is not None
+    await dialog.locator("input[name=confirm]").fill("main")
+    await dialog.locator("[data-role=submit]").click()
+    await expect(renamed).to_have_count(0)
+    assert await service.store.accounts.get("primary") is None
+    assert dashboard.console_errors == []
+
+
 async def test_a_proxied_request_appears_live_on_the_requests_page(dashboard: Dashboard) -> None:
     page = dashboard.page
     await dashboard.open("requests")
