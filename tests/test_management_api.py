@@ -302,6 +302,7 @@ async def test_api_needs_an_admin_key_once_keys_exist(
     assert "error" in forbidden.json()
     assert (await client.get("/api/accounts", headers=as_admin)).status_code == 200
     assert (await client.get("/health")).status_code == 200  # health stays open
+    assert (await client.head("/health")).status_code == 200  # monitors often probe with HEAD
 
     listed = (await client.get("/api/api-keys", headers=as_admin)).json()
     assert listed["count"] == 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import msgspec
-from litestar import Response, get
+from litestar import HttpMethod, Response, route
 from litestar.handlers import HTTPRouteHandler
 
 from better_ccflare.core import Account, Clock
@@ -33,7 +33,13 @@ def health_handler(
 ) -> HTTPRouteHandler:
     """A route handler reporting the pool; 200 when it can serve, 503 when it cannot."""
 
-    @get("/health", sync_to_thread=False, summary="Service and pool status")
+    # HEAD too: uptime monitors and load balancers often probe with it.
+    @route(
+        "/health",
+        http_method=[HttpMethod.GET, HttpMethod.HEAD],
+        sync_to_thread=False,
+        summary="Service and pool status",
+    )
     def health() -> Response[Health]:
         now = clock.now_ms()
         pool = accounts()
