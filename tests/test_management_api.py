@@ -528,3 +528,14 @@ async def test_openapi_schema_covers_every_management_route(
     ):
         assert path in paths, path
     assert not any(p.startswith("/v1") for p in paths)
+
+
+async def test_config_names_the_source_of_every_value_it_shows(
+    api: tuple[Service, httpx2.AsyncClient],
+) -> None:
+    _, client = api
+    config = (await client.get("/api/config")).json()
+    shown = set(config) - {"sources", "tls_enabled"}
+    assert shown == set(config["sources"])
+    assert config["sources"]["lb_strategy"] == "environment (LB_STRATEGY)"
+    assert config["sources"]["sessionDurationMs"] == "default"

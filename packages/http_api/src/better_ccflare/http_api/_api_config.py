@@ -35,7 +35,7 @@ class ConfigResponse(msgspec.Struct, frozen=True, kw_only=True):
     first_byte_timeout_ms: int
     idle_timeout_ms: int
     sources: dict[str, str]
-    """Where each value came from: default, file, .env or environment."""
+    """Where each value above came from (default, file, .env or environment), by its key."""
 
 
 _SHOWN = (
@@ -72,7 +72,13 @@ async def get_config(ctx: Ctx) -> ConfigResponse:
         connect_timeout_ms=config.connect_timeout_ms,
         first_byte_timeout_ms=config.first_byte_timeout_ms,
         idle_timeout_ms=config.idle_timeout_ms,
-        sources={name: str(config.source_of(name)) for name in _SHOWN},
+        sources={
+            # Keyed like the fields above, so the one camelCase key finds its source too.
+            ("sessionDurationMs" if name == "session_duration_ms" else name): str(
+                config.source_of(name)
+            )
+            for name in _SHOWN
+        },
     )
 
 
