@@ -14,7 +14,7 @@ from sqlite_utils import Database
 
 from better_ccflare.database import SecretKey, Store, StoreClosedError
 from better_ccflare.database._sqlite._connection import ConnectionThread, open_reader, open_writer
-from better_ccflare.database._sqlite._writer import Writer
+from better_ccflare.database._sqlite._writer import LINGER_S, Writer
 
 from .builders import request
 from .tracing import SqlTrace
@@ -40,6 +40,35 @@ async def test_a_write_to_an_idle_writer_waits_for_nothing(store: Store) -> None
         await store.flush()
 
     assert store.stats().transactions - before == 3
+
+
+async def test_queued_records_linger_to_share_one_transaction(store: Store) -> None:
+    before = store.stats().transactions
+
+    for i in range(5):
+        store.requests.record(request(f"r{i}"))
+        await asyncio.sleep(0)  # requests finish one by one, the loop runs in between
+    assert store.stats().queued_ops == 5  # nothing started a transaction yet
+
+    await asyncio.sleep(LINGER_S * 4)
+
+    assert store.stats().queued_ops == 0
+    assert store.stats().transactions - before == 1
+    assert await store.requests.count() == 5
+
+
+async def test_a_write_somebody_waits_for_takes_lingering_records_along_at_once(
+    writer: Writer,
+) -> None:
+    for x in range(3):
+        writer.enqueue(lambda db, x=x: db.conn.execute("INSERT INTO t VALUES (?)", (x,)), label="q")
+    before = writer.stats().transactions
+
+    async with asyncio.timeout(LINGER_S / 2):
+        await writer.flush()
+
+    assert writer.stats().transactions - before == 1
+    assert writer.stats().queued_ops == 0
 
 
 async def test_closing_writes_everything_still_queued(db_path: Path, key: SecretKey) -> None:

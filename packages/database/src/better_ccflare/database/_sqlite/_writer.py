@@ -1,12 +1,19 @@
 """The single writer: every write from async code goes through one queue onto one thread.
 
 SQLite allows one writer at a time and every transaction has a fixed cost (taking the lock,
-appending the commit to the WAL), so writes are grouped: the writer task takes whatever is queued
-when it becomes free (up to ``MAX_BATCH_OPS`` operations and ``MAX_BATCH_PAYLOAD_BYTES`` of
-payloads) and runs it as ONE transaction on the writer thread.
-Under load, batches grow by themselves; when idle, a write waits for nothing. If a batch's
-transaction fails, its operations are retried one by one so that one bad write does not take the
-others down with it.
+writing every page it touched to the WAL, a hand-off to the writer thread and back), so writes
+are grouped: the writer task takes whatever is queued (up to ``MAX_BATCH_OPS`` operations and
+``MAX_BATCH_PAYLOAD_BYTES`` of payloads) and runs it as ONE transaction on the writer thread.
+
+Fire-and-forget writes (:meth:`Writer.enqueue`, one per proxied request) linger up to
+``LINGER_S`` before their batch starts, so that a busy proxy writes a few large transactions a
+second instead of one or two rows per transaction (with time-ordered request ids, recording
+cost the benchmark's proxy 24 to 47 µs of CPU per request instead of 52 to 58; see the
+proxy-overhead section of ``docs/performance.md``). A write somebody waits for
+(:meth:`Writer.submit`, :meth:`Writer.flush`) and closing start the batch at once, taking the
+lingering writes along, so nothing waits for the timer but the proxy's records.
+If a batch's transaction fails, its operations are retried one by one so that one bad write does
+not take the others down with it.
 
 There are two ways in. :meth:`Writer.submit` returns the operation's result once committed (a
 token compare-and-swap needs to know whether it won). :meth:`Writer.enqueue` never blocks or
@@ -22,9 +29,8 @@ import logging
 import sqlite3
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 from sqlite_utils import Database
 
@@ -42,10 +48,16 @@ _LOCKED_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 
 MAX_BATCH_OPS = 500
 MAX_BATCH_PAYLOAD_BYTES = 16 * 1024 * 1024
+LINGER_S = 0.05
+"""How long a fire-and-forget write may wait for others to share its transaction: long enough
+for a busy proxy's records to form batches of dozens, short enough that the dashboard's
+request list looks live."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Op:
+class _Op(NamedTuple):
+    """One queued write. A named tuple, not a dataclass: one is built per proxied request on the
+    event loop, and a tuple is the cheapest object to build."""
+
     fn: Callable[[Database], object]
     label: str
     """What the write does, for the log line if it fails; never holds secrets."""
@@ -54,8 +66,7 @@ class _Op:
     transactional: bool
 
 
-@dataclass(frozen=True, slots=True)
-class _Outcome:
+class _Outcome(NamedTuple):
     value: object = None
     error: Exception | None = None
 
@@ -66,7 +77,9 @@ class Writer:
     __slots__ = (
         "_closing",
         "_dropping",
+        "_due",
         "_in_flight",
+        "_linger",
         "_ops_committed",
         "_ops_failed",
         "_payload_budget_bytes",
@@ -85,6 +98,9 @@ class Writer:
         self._pending: deque[_Op] = deque()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._due = False
+        """The queue is to be written now rather than after the linger."""
+        self._linger: asyncio.TimerHandle | None = None
         self._closing = False
         self._dropping = False
         self._in_flight: Sequence[_Op] = ()
@@ -130,7 +146,7 @@ class Writer:
         """
         self._check_open()
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._push(_Op(fn, label, future, 0, transactional))
+        self._push(_Op(fn, label, future, 0, transactional), urgent=True)
         return cast("_T", await future)
 
     def enqueue(
@@ -154,7 +170,7 @@ class Writer:
                 return False
             self._dropping = False
             self._queued_payload_bytes += payload_bytes
-        self._push(_Op(fn, label, None, payload_bytes, True))
+        self._push(_Op(fn, label, None, payload_bytes, True), urgent=False)
         return True
 
     async def flush(self) -> None:
@@ -164,7 +180,7 @@ class Writer:
     async def close(self) -> None:
         """Refuse new writes, write everything already queued, and stop the task."""
         self._closing = True
-        self._wakeup.set()
+        self._write_now()
         if self._task is not None:
             # wait() does not re-raise a crash; _on_task_done has reported it already.
             await asyncio.wait([self._task])
@@ -183,17 +199,31 @@ class Writer:
         if self._closing:
             raise StoreClosedError
 
-    def _push(self, op: _Op) -> None:
-        self._pending.append(op)
+    def _push(self, op: _Op, *, urgent: bool) -> None:
+        pending = self._pending
+        pending.append(op)
+        if urgent or len(pending) >= MAX_BATCH_OPS:
+            self._write_now()
+        elif self._linger is None and not self._due:
+            self._linger = asyncio.get_running_loop().call_later(LINGER_S, self._write_now)
+
+    def _write_now(self) -> None:
+        self._due = True
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
         self._wakeup.set()
 
     async def _run(self) -> None:
         while self._pending or not self._closing:
-            if not self._pending:
+            if not self._pending or not (self._due or self._closing):
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
             batch = self._take_batch()
+            if not self._pending:
+                # Writes queued while this batch runs start a new linger.
+                self._due = False
             self._in_flight = batch
             try:
                 outcomes, commits = await self._thread.run(partial(_execute, batch=batch))
