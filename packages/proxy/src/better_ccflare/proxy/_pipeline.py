@@ -17,8 +17,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -230,9 +230,9 @@ class _Exchange:
         self.method: str = scope["method"]
         self.path: str = scope["path"]
         self.query: str = scope.get("query_string", b"").decode("latin-1")
-        self.id = uuid.uuid4().hex
         self.started = time.perf_counter()
         self.started_ms = deps.clock.now_ms()
+        self.id = _time_ordered_id(self.started_ms)
         self.attempts = 0
         try:
             self.routing = _routing_decoder.decode(body) if body else _Routing()
@@ -605,6 +605,25 @@ class _DisconnectWatcher:
 
     def stop(self) -> None:
         self._task.cancel()
+
+
+def _time_ordered_id(now_ms: int) -> str:
+    """A UUIDv7 (RFC 9562) as 32 hex digits: 48 bits of milliseconds, then 74 random bits.
+
+    Request ids are the ``requests`` table's primary key. Random ids (UUIDv4) land all over its
+    index, so every recorded batch dirties a page per row; ids that grow with time are appended
+    at the index's end: 15 to 30 % less writer-thread CPU per recorded row (the proxy-overhead
+    section of ``docs/performance.md``).
+    """
+    rand = int.from_bytes(os.urandom(10))  # 80 bits: 12 for rand_a, 62 for rand_b
+    value = (
+        (now_ms & 0xFFFF_FFFF_FFFF) << 80
+        | 0x7 << 76
+        | (rand >> 68) << 64
+        | 0b10 << 62
+        | rand & 0x3FFF_FFFF_FFFF_FFFF
+    )
+    return f"{value:032x}"
 
 
 def _refreshable(provider: Provider) -> bool:
