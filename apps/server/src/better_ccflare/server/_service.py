@@ -62,7 +62,6 @@ class Service:
     def __init__(
         self, *, config: Config, store: Store, clock: Clock, log_bus: LogBus | None = None
     ) -> None:
-        self.config = config
         self.store = store
         self.clock = clock
         # The proxy's upstream leg runs on aiohttp (under half the CPU per request, see
@@ -157,10 +156,14 @@ class Service:
         api = management_app(self.management, extra=dashboard_handlers())
         self.app = Dispatcher(proxy=self.proxy, app=api)
 
+    @property
+    def config(self) -> Config:
+        """The configuration in force, including changes made while running."""
+        return self.settings.current()
+
     def _apply_settings(self, old: Config, new: Config) -> None:
         """Put a changed configuration into effect where it can change without a restart:
         the strategy, payload storage, upstream timeouts and retention."""
-        self.config = new
         if new.lb_strategy != old.lb_strategy:
             self.strategy = create_strategy(new.lb_strategy)
             _log.info("Load-balancing strategy is now %s", new.lb_strategy.value)

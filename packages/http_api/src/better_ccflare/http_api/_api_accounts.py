@@ -7,6 +7,8 @@ routes by the new state on the very next request.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Generator
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -40,8 +42,11 @@ __all__ = [
     "AccountResponse",
     "Endpoint",
     "Priority",
+    "account_names",
     "account_response",
     "add_checked",
+    "api_field_names",
+    "find_account",
     "iso_ms",
 ]
 
@@ -79,14 +84,26 @@ _API_FIELDS = {
 """add_account() names fields as Python does; the API's bodies name them in camelCase."""
 
 
-async def add_checked(ctx: ManagementContext, new: NewAccount) -> Account:
-    """:func:`add_account`, with errors naming the body's fields and the pool reloaded."""
+@contextlib.contextmanager
+def api_field_names() -> Generator[None]:
+    """Re-raise the shared account rules' :class:`InvalidInputError` under the body's name."""
     try:
-        added = await add_account(ctx.store, new, now_ms=ctx.clock.now_ms())
+        yield
     except InvalidInputError as exc:
         raise InvalidInputError(_API_FIELDS.get(exc.field, exc.field), exc.message) from exc
+
+
+async def add_checked(ctx: ManagementContext, new: NewAccount) -> Account:
+    """:func:`add_account`, with errors naming the body's fields and the pool reloaded."""
+    with api_field_names():
+        added = await add_account(ctx.store, new, now_ms=ctx.clock.now_ms())
     await ctx.pool.reload()
     return added
+
+
+def account_names(ctx: ManagementContext) -> dict[str, str]:
+    """Account id to name, from the pool the proxy routes by (no database read)."""
+    return {a.id: a.name for a in ctx.pool.accounts()}
 
 
 def _mappings(given: MappingsInput | None) -> ModelMappings | None:
@@ -207,7 +224,8 @@ def account_response(ctx: ManagementContext, account: Account) -> AccountRespons
     )
 
 
-async def _account(ctx: ManagementContext, account_id: str) -> Account:
+async def find_account(ctx: ManagementContext, account_id: str) -> Account:
+    """The stored account (also one another process added a moment ago), or a 404."""
     found = await ctx.store.accounts.get(account_id)
     if found is None:
         raise NotFoundError("account", account_id)
@@ -217,7 +235,10 @@ async def _account(ctx: ManagementContext, account_id: str) -> Account:
 async def _changed(ctx: ManagementContext, account_id: str) -> AccountResponse:
     """Reload the pool after a write, so the proxy routes by it at once; the account as now."""
     await ctx.pool.reload()
-    return account_response(ctx, await _account(ctx, account_id))
+    account = ctx.pool.get(account_id)
+    if account is None:  # deleted by someone else in the meantime
+        raise NotFoundError("account", account_id)
+    return account_response(ctx, account)
 
 
 # --------------------------------------------------------------------------- reads
@@ -239,7 +260,7 @@ async def list_accounts(ctx: Ctx) -> list[AccountResponse]:
     summary="One account with its live state",
 )
 async def get_account(ctx: Ctx, account_id: FromPath[str]) -> AccountResponse:
-    return account_response(ctx, await _account(ctx, account_id))
+    return account_response(ctx, await find_account(ctx, account_id))
 
 
 # --------------------------------------------------------------------------- adding
@@ -362,7 +383,7 @@ class ResetResponse(msgspec.Struct, frozen=True, rename="camel"):
     summary="Stop routing to the account",
 )
 async def pause_account(ctx: Ctx, account_id: FromPath[str]) -> AccountResponse:
-    await _account(ctx, account_id)
+    await find_account(ctx, account_id)
     await ctx.store.accounts.pause(account_id, PauseReason.MANUAL)
     return await _changed(ctx, account_id)
 
@@ -373,7 +394,7 @@ async def pause_account(ctx: Ctx, account_id: FromPath[str]) -> AccountResponse:
     summary="Route to the account again",
 )
 async def resume_account(ctx: Ctx, account_id: FromPath[str]) -> AccountResponse:
-    await _account(ctx, account_id)
+    await find_account(ctx, account_id)
     await ctx.store.accounts.resume(account_id)
     return await _changed(ctx, account_id)
 
@@ -384,7 +405,7 @@ async def resume_account(ctx: Ctx, account_id: FromPath[str]) -> AccountResponse
 async def rename_account(
     ctx: Ctx, account_id: FromPath[str], data: JSONBody[RenameBody]
 ) -> AccountResponse:
-    await _account(ctx, account_id)
+    await find_account(ctx, account_id)
     await ctx.store.accounts.rename(account_id, validate_account_name(data.name))
     return await _changed(ctx, account_id)
 
@@ -397,7 +418,7 @@ async def rename_account(
 async def set_priority(
     ctx: Ctx, account_id: FromPath[str], data: JSONBody[PriorityBody]
 ) -> AccountResponse:
-    await _account(ctx, account_id)
+    await find_account(ctx, account_id)
     await ctx.store.accounts.set_priority(account_id, data.priority)
     return await _changed(ctx, account_id)
 
@@ -418,7 +439,7 @@ def _toggle(slug: str, flag: _Flag, summary: str) -> HTTPRouteHandler:
     async def set_flag(
         ctx: Ctx, account_id: FromPath[str], data: JSONBody[EnabledBody]
     ) -> AccountResponse:
-        await _account(ctx, account_id)
+        await find_account(ctx, account_id)
         await ctx.store.accounts.set_flags(account_id, **{flag: data.enabled})
         return await _changed(ctx, account_id)
 
@@ -445,11 +466,9 @@ _TOGGLES = [
 async def set_custom_endpoint(
     ctx: Ctx, account_id: FromPath[str], data: JSONBody[EndpointBody]
 ) -> AccountResponse:
-    await _account(ctx, account_id)
-    try:
+    await find_account(ctx, account_id)
+    with api_field_names():
         endpoint = validate_endpoint(data.custom_endpoint) if data.custom_endpoint else None
-    except InvalidInputError as exc:
-        raise InvalidInputError("customEndpoint", exc.message) from exc
     await ctx.store.accounts.set_custom_endpoint(account_id, endpoint)
     return await _changed(ctx, account_id)
 
@@ -462,7 +481,7 @@ async def set_custom_endpoint(
 async def set_model_mappings(
     ctx: Ctx, account_id: FromPath[str], data: JSONBody[MappingsBody]
 ) -> AccountResponse:
-    await _account(ctx, account_id)
+    await find_account(ctx, account_id)
     mappings = {k.strip(): tuple(t.strip() for t in v) for k, v in data.model_mappings.items()}
     await ctx.store.accounts.set_model_mappings(account_id, mappings)
     return await _changed(ctx, account_id)
@@ -474,7 +493,7 @@ async def set_model_mappings(
     summary="Clear the account's cooldown and poll its usage again",
 )
 async def force_reset_rate_limit(ctx: Ctx, account_id: FromPath[str]) -> ResetResponse:
-    await _account(ctx, account_id)
+    await find_account(ctx, account_id)
     await reset_rate_limit(ctx.store, account_id)
     await ctx.pool.reload()
     ctx.poll_usage(account_id)
@@ -487,7 +506,7 @@ async def force_reset_rate_limit(ctx: Ctx, account_id: FromPath[str]) -> ResetRe
     summary="Poll the usage windows soon",
 )
 async def refresh_usage(ctx: Ctx, account_id: FromPath[str]) -> ResetResponse:
-    await _account(ctx, account_id)
+    await find_account(ctx, account_id)
     ctx.poll_usage(account_id)
     return ResetResponse(success=True, usage_poll_triggered=True)
 
@@ -503,7 +522,7 @@ async def delete_account(
     account_id: FromPath[str],
     data: JSONBody[DeleteBody],
 ) -> Response[dict[str, bool]]:
-    found = await _account(ctx, account_id)
+    found = await find_account(ctx, account_id)
     if data.confirm != found.name:
         raise InvalidInputError("confirm", f"type the account's name, {found.name!r}, to delete it")
     await ctx.store.accounts.delete(account_id)

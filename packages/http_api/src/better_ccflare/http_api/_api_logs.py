@@ -18,7 +18,7 @@ from better_ccflare.logger import LogEvent, read_log_tail
 
 from ._api_context import Ctx, ManagementContext
 from ._api_errors import ERROR_RESPONSES
-from ._api_requests import KEEPALIVE_S
+from ._api_requests import with_keepalive
 
 __all__ = ["LOG_HANDLERS"]
 
@@ -52,18 +52,11 @@ async def _log_events(ctx: ManagementContext) -> AsyncGenerator[ServerSentEventM
     yield ServerSentEventMessage(data='{"connected":true}')
     if ctx.log_bus is None:
         return
-    subscription = ctx.log_bus.subscribe()
-    async with subscription:
-        iterator = aiter(subscription)
-        while True:
-            try:
-                event = await asyncio.wait_for(anext(iterator), KEEPALIVE_S)
-            except TimeoutError:
-                yield ServerSentEventMessage(comment="keepalive")
-                continue
-            except StopAsyncIteration:
-                return
-            yield ServerSentEventMessage(data=_encoder.encode(_line(event)).decode())
+    async with ctx.log_bus.subscribe() as subscription:
+        async for message in with_keepalive(
+            subscription.__anext__, lambda event: _encoder.encode(_line(event)).decode()
+        ):
+            yield message
 
 
 @get(

@@ -22,7 +22,6 @@ from better_ccflare.core import (
     Account,
     Credentials,
     InvalidInputError,
-    NotFoundError,
     OAuthMode,
     OAuthSession,
     ProviderKind,
@@ -45,6 +44,8 @@ from ._api_accounts import (
     Priority,
     account_response,
     add_checked,
+    api_field_names,
+    find_account,
 )
 from ._api_context import Ctx, ManagementContext
 from ._api_errors import ERROR_RESPONSES
@@ -152,7 +153,7 @@ async def _finish(
 async def oauth_init(ctx: Ctx, data: JSONBody[InitBody]) -> InitResponse:
     mode = OAuthMode.CONSOLE if data.mode == "console" else OAuthMode.CLAUDE_OAUTH
     # Check everything but the login's own result now, not after the person has logged in.
-    try:
+    with api_field_names():
         check_new_account(
             NewAccount(
                 name=data.name,
@@ -162,9 +163,6 @@ async def oauth_init(ctx: Ctx, data: JSONBody[InitBody]) -> InitResponse:
             ),
             login_pending=True,
         )
-    except InvalidInputError as exc:
-        field = "customEndpoint" if exc.field == "endpoint" else exc.field
-        raise InvalidInputError(field, exc.message) from exc
     return await _start(
         ctx,
         name=data.name.strip(),
@@ -211,9 +209,7 @@ async def oauth_callback(ctx: Ctx, data: JSONBody[CallbackBody]) -> CallbackResp
 
 
 async def _subscription_account(ctx: ManagementContext, account_id: str) -> Account:
-    account = await ctx.store.accounts.get(account_id)
-    if account is None:
-        raise NotFoundError("account", account_id)
+    account = await find_account(ctx, account_id)
     if account.provider != ProviderKind.CLAUDE_OAUTH.value:
         raise InvalidInputError(
             "accountId", f"{account.name!r} is a {account.provider} account; it has no login"

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Mapping
-from typing import Annotated, Literal
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from typing import Annotated, Literal, TypeVar
 
 import msgspec
 from litestar import get
@@ -22,15 +22,34 @@ from better_ccflare.core import NotFoundError, RequestRecord
 from better_ccflare.database import RequestFilter
 from better_ccflare.proxy import Payload, PayloadFormatError, decode_payload
 
-from ._api_accounts import iso_ms
+from ._api_accounts import account_names, iso_ms
 from ._api_context import Ctx, ManagementContext
 from ._api_errors import ERROR_RESPONSES
 
-__all__ = ["KEEPALIVE_S", "REQUEST_HANDLERS", "RequestRow", "request_row"]
+__all__ = ["KEEPALIVE_S", "REQUEST_HANDLERS", "RequestRow", "request_row", "with_keepalive"]
 
 _log = logging.getLogger("better_ccflare.http_api")
 
 KEEPALIVE_S = 15.0
+
+_T = TypeVar("_T")
+
+
+async def with_keepalive(
+    next_item: Callable[[], Awaitable[_T]], encode: Callable[[_T], str]
+) -> AsyncGenerator[ServerSentEventMessage]:
+    """An SSE message per item, and a comment whenever ``KEEPALIVE_S`` pass without one (so
+    proxies in between do not close an idle stream); ends when ``next_item`` raises
+    ``StopAsyncIteration``. ``next_item`` must survive being cancelled on a timeout."""
+    while True:
+        try:
+            item = await asyncio.wait_for(next_item(), KEEPALIVE_S)
+        except TimeoutError:
+            yield ServerSentEventMessage(comment="keepalive")
+            continue
+        except StopAsyncIteration:
+            return
+        yield ServerSentEventMessage(data=encode(item))
 
 
 class RequestRow(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -109,10 +128,6 @@ def request_row(record: RequestRecord, names: Mapping[str, str]) -> RequestRow:
     )
 
 
-def _names(ctx: ManagementContext) -> dict[str, str]:
-    return {a.id: a.name for a in ctx.pool.accounts()}
-
-
 @get(
     "/api/requests",
     responses=ERROR_RESPONSES,
@@ -137,7 +152,7 @@ async def list_requests(
         account_ids = (found.id,)
     where = RequestFilter(account_ids=account_ids, models=(model,) if model else (), status=status)
     records = await ctx.store.analytics.requests(where, limit, before_ms=before)
-    names = _names(ctx)
+    names = account_names(ctx)
     return [request_row(r, names) for r in records]
 
 
@@ -179,7 +194,7 @@ async def request_details(
     ctx: Ctx, *, limit: Annotated[int, QueryParameter(ge=1, le=50)] = 50
 ) -> list[PayloadDetail]:
     records = await ctx.store.analytics.requests(RequestFilter(), limit)
-    names = _names(ctx)
+    names = account_names(ctx)
     details: list[PayloadDetail] = []
     for record in records:
         payload = await _payload(ctx, record.id)
@@ -198,17 +213,14 @@ class _Summary(msgspec.Struct, frozen=True):
 
 
 async def _request_events(ctx: ManagementContext) -> AsyncGenerator[ServerSentEventMessage]:
+    def encode(record: RequestRecord) -> str:
+        row = request_row(record, account_names(ctx))
+        return _encoder.encode(_Summary(type="summary", payload=row)).decode()
+
     yield ServerSentEventMessage(event="connected", data="ok")
     async with ctx.requests.subscribe() as queue:
-        while True:
-            try:
-                record = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
-            except TimeoutError:
-                yield ServerSentEventMessage(comment="keepalive")
-                continue
-            row = request_row(record, _names(ctx))
-            data = _encoder.encode(_Summary(type="summary", payload=row)).decode()
-            yield ServerSentEventMessage(data=data)
+        async for message in with_keepalive(queue.get, encode):
+            yield message
 
 
 @get(

@@ -16,7 +16,7 @@ from litestar.params import FromQuery, QueryParameter
 from better_ccflare.core import InvalidInputError
 from better_ccflare.database import GroupStats, Metrics, RequestFilter, SeriesPoint
 
-from ._api_accounts import iso_ms
+from ._api_accounts import account_names, iso_ms
 from ._api_context import Ctx, ManagementContext
 from ._api_errors import ERROR_RESPONSES
 
@@ -81,9 +81,9 @@ class StatsResponse(msgspec.Struct, frozen=True, rename="camel"):
     recent_errors: list[RecentError]
 
 
-async def _account_names(ctx: ManagementContext) -> dict[str | None, str]:
-    accounts = await ctx.store.accounts.list_all()
-    return {a.id: a.name for a in accounts}
+def _display_name(names: dict[str, str], account_id: str | None) -> str:
+    """The account's name; its id once it is deleted; ``no_account`` for unattributed rows."""
+    return NO_ACCOUNT if account_id is None else names.get(account_id, account_id)
 
 
 @get(
@@ -109,7 +109,7 @@ async def stats(
     errors = await ctx.store.analytics.recent_errors(
         RequestFilter(since_ms=now - errors_since_hours * _HOUR), 10
     )
-    names = await _account_names(ctx)
+    names = account_names(ctx)
     accounts = {a.id: a for a in ctx.pool.accounts()}
     m = totals.metrics
     return StatsResponse(
@@ -131,7 +131,7 @@ async def stats(
         ],
         accounts=[
             AccountStats(
-                name=names.get(g.key, g.key or NO_ACCOUNT),
+                name=_display_name(names, g.key),
                 request_count=g.metrics.requests,
                 success_rate=round(g.metrics.success_rate),
                 total_requests=accounts[g.key].total_requests if g.key in accounts else 0,
@@ -141,7 +141,7 @@ async def stats(
         recent_errors=[
             RecentError(
                 message=e.error_message or f"HTTP {e.status_code}",
-                account_name=names.get(e.account_id),
+                account_name=names.get(e.account_id) if e.account_id else None,
                 status_code=e.status_code,
                 count=e.count,
                 last_seen=iso_ms(e.last_seen_ms),
@@ -266,7 +266,7 @@ class AnalyticsResponse(msgspec.Struct, frozen=True, rename="camel"):
     account_model_usage: list[AccountModelUsage]
 
 
-def _names(csv: str | None) -> tuple[str, ...]:
+def _csv(csv: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in (csv or "").split(",") if part.strip())
 
 
@@ -285,7 +285,7 @@ async def _analytics_filter(
     """
     account_ids: list[str | None] = []
     if accounts:
-        by_name = {a.name: a.id for a in await ctx.store.accounts.list_all()}
+        by_name = {name: account_id for account_id, name in account_names(ctx).items()}
         for name in accounts:
             if name == NO_ACCOUNT:
                 account_ids.append(None)
@@ -346,8 +346,8 @@ def _cumulative(points: list[SeriesPoint]) -> list[SeriesEntry]:
     return out
 
 
-def _named(groups: list[GroupStats], names: dict[str | None, str]) -> list[tuple[str, Metrics]]:
-    return [(names.get(g.key, g.key or NO_ACCOUNT), g.metrics) for g in groups]
+def _named(groups: list[GroupStats], names: dict[str, str]) -> list[tuple[str, Metrics]]:
+    return [(_display_name(names, g.key), g.metrics) for g in groups]
 
 
 @get(
@@ -373,9 +373,9 @@ async def analytics(
     where = await _analytics_filter(
         ctx,
         since_ms=now - span,
-        accounts=_names(accounts),
-        models=_names(models),
-        api_keys=_names(api_keys),
+        accounts=_csv(accounts),
+        models=_csv(models),
+        api_keys=_csv(api_keys),
         status=status,
     )
     repo = ctx.store.analytics
@@ -385,7 +385,7 @@ async def analytics(
     by_account = await repo.group_by(where, "account")
     by_key = await repo.group_by(where, "api_key")
     by_account_model = await repo.group_by(where, "account_model", limit=100)
-    account_names = await _account_names(ctx)
+    names = account_names(ctx)
     key_names = {k.id: k.name for k in await ctx.store.api_keys.list_all()}
     m = totals.metrics
     series = (
@@ -424,7 +424,7 @@ async def analytics(
                 total_tokens=gm.total_tokens,
                 cost_usd=round(gm.cost_usd, 6),
             )
-            for name, gm in _named(by_account, account_names)
+            for name, gm in _named(by_account, names)
         ],
         api_key_performance=[
             ApiKeyPerformance(
@@ -459,7 +459,7 @@ async def analytics(
         ],
         account_model_usage=[
             AccountModelUsage(
-                account=account_names.get(g.key, g.key or NO_ACCOUNT),
+                account=_display_name(names, g.key),
                 model=g.second_key or "unknown",
                 requests=g.metrics.requests,
                 total_tokens=g.metrics.total_tokens,
