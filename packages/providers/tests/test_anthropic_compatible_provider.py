@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from better_ccflare.core import Account, Credentials
+from better_ccflare.providers import AccountConfigError, RateLimitKind, UpstreamRequest
 from better_ccflare.providers._anthropic_compatible import (
     AnthropicCompatibleProvider,
     CustomEndpoint,
     parse_custom_endpoint,
 )
-from better_ccflare.providers._contract import AccountConfigError, RateLimitKind, UpstreamRequest
 
 NOW_MS = 1_767_225_600_000
 BODY = b'{"model":"claude-sonnet-4-5","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}'

@@ -8,8 +8,8 @@ import httpx2
 import pytest
 
 from better_ccflare.core import Account, Credentials, UsageWindow
+from better_ccflare.providers import AccountConfigError, RateLimitKind, UpstreamRequest
 from better_ccflare.providers._claude_oauth import ClaudeOAuthProvider
-from better_ccflare.providers._contract import AccountConfigError, RateLimitKind, UpstreamRequest
 from better_ccflare.providers._oauth import ReauthRequiredError
 
 NOW_MS = 1_767_225_600_000

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from better_ccflare.core import Account, Credentials
+from better_ccflare.providers import AccountConfigError, RateLimitKind, UpstreamRequest
 from better_ccflare.providers._console import ConsoleProvider
-from better_ccflare.providers._contract import AccountConfigError, RateLimitKind, UpstreamRequest
 
 NOW_MS = 1_767_225_600_000
 BODY = json.dumps(

@@ -7,7 +7,7 @@ import json
 import httpx2
 
 from better_ccflare.core import Account, Credentials
-from better_ccflare.providers._contract import RateLimitKind, UpstreamRequest
+from better_ccflare.providers import RateLimitKind, UpstreamRequest
 from better_ccflare.providers._nanogpt import NanoGptProvider
 from better_ccflare.providers._usage import parse_nanogpt_usage
 

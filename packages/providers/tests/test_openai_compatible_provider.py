@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from better_ccflare.core import Account, Credentials
-from better_ccflare.providers._contract import (
+from better_ccflare.providers import (
     AccountConfigError,
     RateLimitInfo,
     RateLimitKind,

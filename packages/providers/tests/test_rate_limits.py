@@ -9,7 +9,7 @@ from email.utils import format_datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from better_ccflare.providers._contract import RateLimitInfo, RateLimitKind
+from better_ccflare.providers import RateLimitInfo, RateLimitKind
 from better_ccflare.providers._rate_limits import (
     classify_anthropic_rate_limit,
     classify_zai_rate_limit,

@@ -13,7 +13,7 @@ from typing import ClassVar
 import pytest
 
 from better_ccflare.core import Account, ProviderKind
-from better_ccflare.providers._contract import Provider
+from better_ccflare.providers import Provider
 from better_ccflare.providers._registry import (
     ENTRY_POINT_GROUP,
     ProviderOrigin,

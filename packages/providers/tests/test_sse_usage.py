@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from better_ccflare.core import TokenUsage
-from better_ccflare.providers._contract import UsageResult
+from better_ccflare.providers import UsageResult
 from better_ccflare.providers._sse_usage import AnthropicUsageParser
 
 

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from google.auth.exceptions import DefaultCredentialsError, RefreshError
 
 from better_ccflare.core import Account, Credentials
-from better_ccflare.providers._contract import (
+from better_ccflare.providers import (
     AccountConfigError,
     RateLimitKind,
     UnsupportedRequestError,

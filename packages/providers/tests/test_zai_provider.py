@@ -8,7 +8,7 @@ import httpx2
 import pytest
 
 from better_ccflare.core import Account, Credentials
-from better_ccflare.providers._contract import RateLimitKind, UpstreamRequest
+from better_ccflare.providers import RateLimitKind, UpstreamRequest
 from better_ccflare.providers._usage import parse_zai_usage
 from better_ccflare.providers._zai import ZaiProvider
 

@@ -24,6 +24,7 @@ from ._output import format_time, print_json, print_table, spinner
 __all__ = ["doctor"]
 
 _HEALTH_TIMEOUT_S = 1.5
+# A server bound to every interface is probed on loopback; nothing here binds anything.
 _WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104
 
 

@@ -22,13 +22,9 @@ from ._contract import (
     API_VERSION,
     AccountConfigError,
     Provider,
-    RateLimitInfo,
-    RateLimitKind,
     ResponseTransformer,
     UnsupportedRequestError,
     UpstreamRequest,
-    UsageParser,
-    UsageResult,
     require_api_key,
 )
 from ._endpoints import ENDPOINTS, OAUTH_REDIRECT_URI, Endpoint
@@ -58,6 +54,7 @@ from ._openai_response import (
 from ._openai_stream import OpenAIStreamTransformer
 from ._pkce import PkcePair, generate_pkce, generate_state
 from ._pricing import PRICES_AS_OF, ModelPrice, cost_usd, price_for
+from ._readings import RateLimitInfo, RateLimitKind, UsageParser, UsageResult
 from ._registry import (
     ENTRY_POINT_GROUP,
     PLUGIN_ALLOW_LIST_ENV,

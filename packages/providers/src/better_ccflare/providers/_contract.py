@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from enum import StrEnum
 from typing import ClassVar
 
 import httpx2
@@ -24,24 +23,22 @@ from better_ccflare.core import (
     Account,
     BetterCcflareError,
     Credentials,
-    TokenUsage,
     UsageWindow,
 )
 
 from ._headers import forwardable_request_headers
 from ._model_mapping import apply_model_mapping
+from ._rate_limits import classify_anthropic_rate_limit
+from ._readings import RateLimitInfo, UsageParser
+from ._sse_usage import AnthropicUsageParser
 
 __all__ = [
     "API_VERSION",
     "AccountConfigError",
     "Provider",
-    "RateLimitInfo",
-    "RateLimitKind",
     "ResponseTransformer",
     "UnsupportedRequestError",
     "UpstreamRequest",
-    "UsageParser",
-    "UsageResult",
     "require_api_key",
 ]
 
@@ -92,64 +89,6 @@ class UpstreamRequest(msgspec.Struct, frozen=True, kw_only=True):
     """The model the client asked for, when the provider read it (it does when it may map it)."""
     upstream_model: str | None = None
     """The model requested upstream, when the provider read the client's; may equal it."""
-
-
-class RateLimitKind(StrEnum):
-    """What a response says about the account's capacity, which decides what the proxy does."""
-
-    NONE = "none"
-    """Not limited: serve the response."""
-    ACCOUNT_QUOTA = "account_quota"
-    """The account's window is used up: cool it down until ``reset_at_ms``, try another account."""
-    REQUEST_SCOPED = "request_scoped"
-    """A 429 about this request, not the account (no window, no reset): try another, no bench."""
-    OUT_OF_CREDITS = "out_of_credits"
-    """Overage credits are gone: try another account; do not bench for hours."""
-    OVERLOADED = "overloaded"
-    """529: the upstream is busy. A short cooldown, then try another account."""
-
-
-class RateLimitInfo(msgspec.Struct, frozen=True, kw_only=True):
-    """A provider's reading of one response's rate-limit signals."""
-
-    kind: RateLimitKind = RateLimitKind.NONE
-    status: str | None = None
-    """The upstream's own status word (``anthropic-ratelimit-unified-status``), if any."""
-    reset_at_ms: int | None = None
-    """When the limiting window resets, if the upstream said."""
-    remaining: int | None = None
-    window: str | None = None
-    """The representative window (``five_hour``, ``seven_day``, ...), if the upstream said."""
-
-    @property
-    def limited(self) -> bool:
-        return self.kind is not RateLimitKind.NONE
-
-
-class UsageResult(msgspec.Struct, frozen=True, kw_only=True):
-    """What a response body said about itself: model, tokens, and any in-band error."""
-
-    model: str | None = None
-    usage: TokenUsage = msgspec.field(default_factory=TokenUsage)
-    error_type: str | None = None
-    """``error.type`` of an in-band error (``overloaded_error``, ``rate_limit_error``, ...)."""
-    stop_reason: str | None = None
-
-
-class UsageParser(ABC):
-    """Reads usage off response bytes incrementally, without holding the body.
-
-    ``feed`` is called with every chunk exactly as it was sent to the client, split anywhere;
-    ``result`` may be called at any time and reflects everything fed so far.
-    """
-
-    __slots__ = ()
-
-    @abstractmethod
-    def feed(self, chunk: bytes) -> None: ...
-
-    @abstractmethod
-    def result(self) -> UsageResult: ...
 
 
 class ResponseTransformer(ABC):
@@ -255,9 +194,6 @@ class Provider(ABC):
 
         The default reads Anthropic's headers; the table is in :mod:`._rate_limits`.
         """
-        # Imported here because these modules build on the types defined above.
-        from ._rate_limits import classify_anthropic_rate_limit  # noqa: PLC0415
-
         return classify_anthropic_rate_limit(
             status=status, headers=headers, body=body, now_ms=now_ms
         )
@@ -267,8 +203,6 @@ class Provider(ABC):
 
         The default reads the Anthropic Messages format.
         """
-        from ._sse_usage import AnthropicUsageParser  # noqa: PLC0415
-
         return AnthropicUsageParser(streaming=streaming)
 
     def needs_refresh(self, credentials: Credentials, now_ms: int) -> bool:

@@ -42,8 +42,6 @@ from better_ccflare.core import Account, Credentials, ProviderKind
 
 from ._anthropic_compatible import EndpointProvider
 from ._contract import (
-    RateLimitInfo,
-    RateLimitKind,
     ResponseTransformer,
     UnsupportedRequestError,
     UpstreamRequest,
@@ -56,6 +54,7 @@ from ._openai_request import anthropic_to_openai_request, as_str
 from ._openai_response import IdFactory, OpenAIJsonTransformer, random_id
 from ._openai_stream import OpenAIStreamTransformer
 from ._rate_limits import MAX_RESET_AHEAD_MS, classify_anthropic_rate_limit
+from ._readings import RateLimitInfo, RateLimitKind
 
 __all__ = ["OpenAICompatibleProvider", "classify_openai_rate_limit"]
 

@@ -53,7 +53,7 @@ from email.utils import parsedate_to_datetime
 
 import msgspec
 
-from ._contract import RateLimitInfo, RateLimitKind
+from ._readings import RateLimitInfo, RateLimitKind
 
 __all__ = [
     "HARD_STATUSES",

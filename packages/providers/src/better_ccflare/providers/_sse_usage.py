@@ -21,7 +21,7 @@ import msgspec
 
 from better_ccflare.core import TokenUsage
 
-from ._contract import UsageParser, UsageResult
+from ._readings import UsageParser, UsageResult
 
 __all__ = ["MAX_JSON_BODY_BYTES", "MAX_SSE_LINE_BYTES", "AnthropicUsageParser"]
 

@@ -15,9 +15,10 @@ import httpx2
 from better_ccflare.core import Account, ProviderKind, UsageWindow
 
 from ._anthropic_compatible import EndpointProvider
-from ._contract import RateLimitInfo, require_api_key
+from ._contract import require_api_key
 from ._endpoints import ZAI_API, Endpoint
 from ._rate_limits import classify_zai_rate_limit
+from ._readings import RateLimitInfo
 from ._usage import fetch_zai_usage
 
 __all__ = ["ZaiProvider"]
