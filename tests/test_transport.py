@@ -17,6 +17,7 @@ import pytest
 from better_ccflare.providers import UpstreamRequest
 from better_ccflare.proxy import (
     AiohttpTransport,
+    H1Transport,
     Httpx2Transport,
     Timeouts,
     UpstreamConnectError,
@@ -29,7 +30,14 @@ from .support.fake_upstream import FakeUpstream, Reply, sse
 MakeTransport = Callable[..., UpstreamTransport]
 
 
-@pytest.fixture(params=[Httpx2Transport, AiohttpTransport], ids=["httpx2", "aiohttp"])
+def h1_transport(**options: int) -> H1Transport:
+    """The server's proxy leg: plain HTTP/1.1, aiohttp for environment proxies."""
+    return H1Transport(proxied=AiohttpTransport(), **options)
+
+
+@pytest.fixture(
+    params=[Httpx2Transport, AiohttpTransport, h1_transport], ids=["httpx2", "aiohttp", "h1"]
+)
 def make_transport(request: pytest.FixtureRequest) -> MakeTransport:
     factory: MakeTransport = request.param
     return factory

@@ -34,6 +34,7 @@ from better_ccflare.proxy import (
     ApiKeyAuthenticator,
     AutoRefreshScheduler,
     BackgroundJobs,
+    H1Transport,
     PeriodicJob,
     ProxyApp,
     ProxyDeps,
@@ -64,9 +65,10 @@ class Service:
     ) -> None:
         self.store = store
         self.clock = clock
-        # The proxy's upstream leg runs on aiohttp (under half the CPU per request, see
-        # docs/performance.md); token refresh, usage polls and OAuth use the providers' httpx2.
-        self.transport = AiohttpTransport()
+        # The proxy's upstream leg runs on plain HTTP/1.1 protocols (a third of aiohttp's CPU
+        # per request, docs/performance.md), with aiohttp for requests an environment proxy
+        # must carry; token refresh, usage polls and OAuth use the providers' httpx2.
+        self.transport = H1Transport(proxied=AiohttpTransport())
         self.http = httpx2.AsyncClient(follow_redirects=False)
         self.registry = ProviderRegistry(builtins=builtin_providers(client_id=config.client_id))
         self.pool = AccountPool(store, clock, session_duration_ms=config.session_duration_ms)

@@ -12,6 +12,7 @@ from . import (
     _api_key_hashing,
     _auto_refresh,
     _cooldowns,
+    _h1_transport,
     _jobs,
     _local_answers,
     _payloads,
@@ -30,6 +31,7 @@ from ._api_key_auth import *
 from ._api_key_hashing import *
 from ._auto_refresh import *
 from ._cooldowns import *
+from ._h1_transport import *
 from ._jobs import *
 from ._local_answers import *
 from ._payloads import *
@@ -51,6 +53,7 @@ __all__ += _api_key_auth.__all__
 __all__ += _auto_refresh.__all__
 __all__ += _api_key_hashing.__all__
 __all__ += _cooldowns.__all__
+__all__ += _h1_transport.__all__
 __all__ += _jobs.__all__
 __all__ += _local_answers.__all__
 __all__ += _payloads.__all__

@@ -17,14 +17,13 @@ and no ``User-Agent`` of its own (a client that sent none reaches the upstream w
 from __future__ import annotations
 
 import asyncio
-import urllib.request
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit
 
 import aiohttp
 
 from better_ccflare.providers import UpstreamRequest
 
+from ._env_proxies import EnvironmentProxies
 from ._transport import (
     Timeouts,
     UpstreamConnectError,
@@ -37,21 +36,6 @@ __all__ = ["AiohttpTransport"]
 
 _SKIPPED_AUTO_HEADERS = ("User-Agent", "Content-Type", "Accept-Encoding")
 """aiohttp would otherwise invent these (``Accept-Encoding`` is always set by the providers)."""
-
-
-def _environment_proxies() -> tuple[dict[str, str], tuple[str, ...]]:
-    """``scheme -> proxy URL`` and the ``NO_PROXY`` names from the environment; no proxies at
-    all when none is configured, so the common case costs nothing per request."""
-    found = urllib.request.getproxies_environment()
-    proxies = {
-        scheme: url if "://" in url else f"http://{url}"
-        for scheme, url in found.items()
-        if scheme in ("http", "https", "all") and url
-    }
-    bypass = tuple(
-        name.strip().lower().lstrip(".") for name in found.get("no", "").split(",") if name.strip()
-    )
-    return ({}, ()) if "*" in bypass else (proxies, bypass)
 
 
 class _AiohttpResponse(UpstreamResponse):
@@ -96,9 +80,8 @@ class AiohttpTransport(UpstreamTransport):
 
     __slots__ = (
         "_closed",
-        "_env_proxies",
         "_max_connections",
-        "_no_proxy",
+        "_proxies",
         "_session",
         "_timeout",
         "_timeout_for",
@@ -110,7 +93,7 @@ class AiohttpTransport(UpstreamTransport):
         self._closed = False
         self._timeout_for: Timeouts | None = None
         self._timeout = aiohttp.ClientTimeout()
-        self._env_proxies, self._no_proxy = _environment_proxies()
+        self._proxies = EnvironmentProxies()
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -138,17 +121,6 @@ class AiohttpTransport(UpstreamTransport):
             self._timeout_for = timeouts
         return self._timeout
 
-    def _proxy_for(self, url: str) -> str | None:
-        """The proxy from the environment for ``url``: ``NO_PROXY`` names match themselves and
-        their subdomains, as in httpx2 and curl."""
-        if not self._env_proxies:
-            return None
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
-        if any(host == name or host.endswith("." + name) for name in self._no_proxy):
-            return None
-        return self._env_proxies.get(parts.scheme) or self._env_proxies.get("all")
-
     async def send(self, request: UpstreamRequest, timeouts: Timeouts) -> UpstreamResponse:
         session = self._get_session()
         try:
@@ -160,7 +132,7 @@ class AiohttpTransport(UpstreamTransport):
                     data=request.body or None,  # no content-length on an empty GET
                     allow_redirects=False,
                     timeout=self._client_timeout(timeouts),
-                    proxy=self._proxy_for(request.url),
+                    proxy=self._proxies.for_url(request.url),
                 )
         except aiohttp.ServerTimeoutError:
             # Raised by aiohttp's own connect deadline; it subclasses TimeoutError, so it must
