@@ -237,6 +237,9 @@ class _H1Response(UpstreamResponse):
     async def aread(self) -> bytes:
         return b"".join([chunk async for chunk in self.aiter_raw()])
 
+    def complete(self) -> bool:
+        return self._done and not self._chunks
+
     async def aclose(self) -> None:
         conn = self._conn
         if conn is not None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import os
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
@@ -436,7 +436,7 @@ class _Exchange:
             await self.send(
                 {"type": "http.response.start", "status": response.status, "headers": headers}
             )
-            await watcher.race(self._pump(body.chunks(), transformer, parser, capture))
+            await watcher.race(self._pump(body, transformer, parser, capture))
         except _ClientGoneError:
             terminal = StreamTerminalState.CLIENT_DISCONNECTED
         except UpstreamTimeoutError as exc:
@@ -465,20 +465,25 @@ class _Exchange:
 
     async def _pump(
         self,
-        chunks: AsyncIterator[bytes],
+        body: _Body,
         transformer: ResponseTransformer | None,
         parser: UsageParser,
         capture: PayloadCapture | None,
     ) -> None:
         """Write each upstream chunk to the client as it arrives; usage is read on the side."""
         send = self.send
-        async for chunk in chunks:
+        ended = False
+        async for chunk in body.chunks():
             out = transformer.feed(chunk) if transformer is not None else chunk
             if out:
                 parser.feed(out)
                 if capture is not None:
                     capture.feed(out)
-                await send({"type": "http.response.body", "body": out, "more_body": True})
+                # The last piece ends the response itself: one write fewer per request.
+                ended = transformer is None and body.complete()
+                await send({"type": "http.response.body", "body": out, "more_body": not ended})
+        if ended:
+            return
         tail = transformer.close() if transformer is not None else b""
         if tail:
             parser.feed(tail)
@@ -607,6 +612,9 @@ class _DisconnectWatcher:
         self._task.cancel()
 
 
+_random_bits = random.Random().getrandbits  # noqa: S311 (a key, not a secret: see below)
+
+
 def _time_ordered_id(now_ms: int) -> str:
     """A UUIDv7 (RFC 9562) as 32 hex digits: 48 bits of milliseconds, then 74 random bits.
 
@@ -614,16 +622,15 @@ def _time_ordered_id(now_ms: int) -> str:
     index, so every recorded batch dirties a page per row; ids that grow with time are appended
     at the index's end: 15 to 30 % less writer-thread CPU per recorded row (the proxy-overhead
     section of ``docs/performance.md``).
+
+    The random bits come from ``random`` (seeded from the OS at start-up), not ``os.urandom``:
+    an id is a key, not a secret, and ``os.urandom`` lets go of the GIL for its system call,
+    which on a busy proxy hands the interpreter to the database writer in the middle of a
+    request.
     """
-    rand = int.from_bytes(os.urandom(10))  # 80 bits: 12 for rand_a, 62 for rand_b
-    value = (
-        (now_ms & 0xFFFF_FFFF_FFFF) << 80
-        | 0x7 << 76
-        | (rand >> 68) << 64
-        | 0b10 << 62
-        | rand & 0x3FFF_FFFF_FFFF_FFFF
-    )
-    return f"{value:032x}"
+    rand = _random_bits(74)
+    value = (now_ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0b10 << 62
+    return f"{value | rand & 0x3FFF_FFFF_FFFF_FFFF:032x}"
 
 
 def _refreshable(provider: Provider) -> bool:
@@ -652,11 +659,13 @@ class _Body:
     """An upstream body that may be peeked at (an error's first bytes, to classify it) and
     then forwarded whole: the prefix first, then the rest from the same iterator."""
 
-    __slots__ = ("_iterator", "_prefix")
+    __slots__ = ("_iterator", "_live", "_prefix", "_response")
 
     def __init__(self, response: UpstreamResponse) -> None:
+        self._response = response
         self._iterator = response.aiter_raw()
         self._prefix: list[bytes] = []
+        self._live = False
 
     async def read_prefix(self, limit: int) -> bytes:
         """Read until at least ``limit`` bytes (or the end); they are replayed by :meth:`chunks`."""
@@ -671,8 +680,14 @@ class _Body:
     async def chunks(self) -> AsyncIterator[bytes]:
         for chunk in self._prefix:
             yield chunk
+        self._live = True
         async for chunk in self._iterator:
             yield chunk
+
+    def complete(self) -> bool:
+        """Whether the chunk just yielded was the body's last (never said while replaying the
+        prefix, which only error bodies have)."""
+        return self._live and self._response.complete()
 
 
 async def _reply(send: Send, status: int, headers: list[tuple[str, str]], body: bytes) -> None:

@@ -70,6 +70,12 @@ class UpstreamResponse(ABC):
     async def aclose(self) -> None:
         """Release the connection. Safe to call more than once."""
 
+    def complete(self) -> bool:
+        """Whether the body has ended and every byte of it was handed out, so the piece just
+        read is the last: the proxy then ends its response with that piece instead of a
+        separate empty write. Transports that cannot tell cheaply say False."""
+        return False
+
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (lower-case), or ``None``."""
         for key, value in self.headers:
