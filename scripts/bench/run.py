@@ -6,7 +6,8 @@ Processes, all on loopback:
   ``wrk_messages.lua``) on CPU 1;
 - each proxy under test on CPU 0, alone: ``proxy`` (better-ccflare as ``serve`` runs it,
   recording every request), ``proxy-norec`` (the same with recording dropped, the baseline for
-  what recording costs) and ``litellm`` (LiteLLM's proxy from its own venv, when installed).
+  what recording costs), ``litellm`` (LiteLLM's proxy from its own venv, when installed) and
+  ``better-ccflare-ts`` (the TypeScript original from npm, installed on first use).
 
 Phases (see README.md): a correctness check of every target; the interleaved matrix (JSON and
 20-event SSE at concurrency 1, 16 and 64; each cell alternates the targets in rounds):
@@ -36,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,13 +50,26 @@ from better_ccflare.database import Store
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-LITELLM_VENV = ROOT / ".bench" / "litellm-venv"
+BENCH_DIR = ROOT / ".bench"
+"""Third-party proxies' installs (gitignored; never project dependencies)."""
+LITELLM_VENV = BENCH_DIR / "litellm-venv"
+CCFLARE_TS_DIR = BENCH_DIR / "better-ccflare-ts"
+CCFLARE_TS_PACKAGE = "better-ccflare@3.5.4"
+"""Pinned so that runs stay comparable. The package is one ``bun build --compile`` binary with
+Bun inside, so the ``bun`` package is not needed."""
+CCFLARE_TS_BIN = CCFLARE_TS_DIR / "node_modules" / "better-ccflare" / "dist" / "better-ccflare"
+INSTALL_TIMEOUT_S = 600.0
 PROXY_CPU, LOAD_CPU = "0", "1"
 STARTUP_TIMEOUT_S = 90.0
 PACE_MS = 20.0
 PACED_CONCURRENCY = 8
 SOAK_CONCURRENCY = 16
 SOAK_CHECKPOINT = 200
+SETTLE_WINDOW_S = 0.2
+SETTLE_TIMEOUT_S = 15.0
+QUIET_SHARE = 0.05
+"""A target is idle again after a ``SETTLE_WINDOW_S`` in which it used at most this share of a
+core (one clock tick)."""
 FIRST_DELTA_EVENT = 2
 """Index of the first text delta in the 20-event stream (after message_start and
 content_block_start)."""
@@ -162,6 +176,29 @@ def rss_mib(pid: int) -> float:
     return total / 1024
 
 
+async def settle(target: Target) -> float:
+    """Wait until ``target`` is idle again; the CPU seconds it used meanwhile.
+
+    Work that a slice of load leaves behind belongs to that slice's requests, and must not run
+    on the proxies' CPU during the next target's slice: better-ccflare-ts's usage worker keeps
+    a core busy for seconds after a slice while it catches up.
+    """
+    used = 0.0
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        before = cpu_seconds(target.proc.pid)
+        await asyncio.sleep(SETTLE_WINDOW_S)
+        window = cpu_seconds(target.proc.pid) - before
+        used += window
+        if window <= QUIET_SHARE * SETTLE_WINDOW_S:
+            break
+    return used
+
+
+Prepare = Callable[[httpx2.AsyncClient, "Target"], Awaitable[None]]
+"""Setup of a started target before it is measured (see ``Target.prepare``)."""
+
+
 @dataclass
 class Target:
     """Something the load generator sends Messages requests to."""
@@ -175,6 +212,8 @@ class Target:
     proc: subprocess.Popen[bytes]
     """The process whose CPU and memory are measured (for ``direct``: the upstream)."""
     log: Path
+    prepare: Prepare | None = None
+    """Setup once it is up and before any Messages request (better-ccflare-ts: its account)."""
 
     @property
     def url(self) -> str:
@@ -208,20 +247,13 @@ def _spawn(
             proc.wait(timeout=5)
 
 
-def _litellm_config(path: Path, upstream_port: int, upstream_key: str) -> None:
-    path.write_text(
-        "model_list:\n"
-        f"  - model_name: {fake_upstream.MODEL}\n"
-        "    litellm_params:\n"
-        f"      model: anthropic/{fake_upstream.MODEL}\n"
-        f"      api_base: http://127.0.0.1:{upstream_port}\n"
-        f"      api_key: {upstream_key}\n"
-        "litellm_settings:\n"
-        "  telemetry: false\n"
-    )
-
-
-async def _wait_ready(client: httpx2.AsyncClient, target: Target) -> None:
+async def _wait_until(
+    target: Target,
+    probe: Callable[[], Awaitable[httpx2.Response]],
+    ready: Callable[[httpx2.Response], bool],
+) -> None:
+    """Retry ``probe`` until ``ready`` accepts its answer: servers take seconds to start, and
+    one that exits meanwhile fails at once with its log's tail."""
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     last = ""
     while time.monotonic() < deadline:
@@ -230,12 +262,8 @@ async def _wait_ready(client: httpx2.AsyncClient, target: Target) -> None:
                 f"{target.name} exited with {target.proc.returncode}: {_tail(target)}"
             )
         try:
-            response = await client.post(
-                target.url,
-                content=request_body(stream=False),
-                headers={**HEADERS, "x-api-key": target.client_key},
-            )
-            if response.status_code == 200:
+            response = await probe()
+            if ready(response):
                 return
             last = f"status {response.status_code}: {response.text[:200]}"
         except httpx2.HTTPError as exc:
@@ -244,9 +272,190 @@ async def _wait_ready(client: httpx2.AsyncClient, target: Target) -> None:
     raise RuntimeError(f"{target.name} not ready within {STARTUP_TIMEOUT_S:g} s: {last}")
 
 
+async def _wait_ready(client: httpx2.AsyncClient, target: Target) -> None:
+    """Until ``target`` answers a Messages request with 200."""
+    await _wait_until(
+        target,
+        lambda: client.post(
+            target.url,
+            content=request_body(stream=False),
+            headers={**HEADERS, "x-api-key": target.client_key},
+        ),
+        lambda response: response.status_code == 200,
+    )
+
+
 def _tail(target: Target, lines: int = 5) -> str:
     text = target.log.read_text(errors="replace").strip().splitlines()
     return " | ".join(text[-lines:])
+
+
+# --------------------------------------------------------------------------- third-party proxies
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How to start a third-party proxy: what ``External.launch`` returns."""
+
+    argv: list[str]
+    env: dict[str, str]
+    client_key: str
+    upstream_key: str
+    cwd: Path
+    prepare: Prepare | None = None
+
+
+@dataclass(frozen=True)
+class External:
+    """A proxy from another project, measured on the same terms as ours. It runs from its own
+    install under ``.bench/``, so it never becomes a project dependency."""
+
+    name: str
+    program: Path
+    """What it runs; exists once it is installed."""
+    install: list[str] | None
+    """The command that installs it on first use; None: installed by hand (see README.md)."""
+    launch: Callable[[int, str, Path], Launch]
+    """(its port, the upstream's URL, a scratch directory of its own) -> how to start it."""
+    version: Callable[[], str]
+    """What is installed, for the report."""
+
+
+def ensure_installed(external: External) -> str | None:
+    """Install ``external`` if it is missing; None when it is ready, otherwise why not.
+
+    A missing tool or a failed install only drops the target (with a note in the report):
+    the other targets' numbers are still worth the run.
+    """
+    if external.program.exists():
+        return None
+    if external.install is None:
+        return f"{external.name} not measured: {external.program} missing (see README.md)."
+    if shutil.which(external.install[0]) is None:
+        return f"{external.name} not measured: {external.install[0]} not found to install it."
+    _progress(f"installing {external.name}: {' '.join(external.install)}")
+    try:
+        subprocess.run(external.install, capture_output=True, check=True, timeout=INSTALL_TIMEOUT_S)
+    except subprocess.CalledProcessError as exc:
+        tail = " | ".join(exc.stderr.decode(errors="replace").strip().splitlines()[-3:])
+        return f"{external.name} not measured: install failed ({exc.returncode}): {tail}"
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{external.name} not measured: install failed: {exc}"
+    if not external.program.exists():
+        return f"{external.name} not measured: installed, but {external.program} is missing."
+    return None
+
+
+def _litellm_launch(port: int, upstream_url: str, data: Path) -> Launch:
+    """LiteLLM's proxy: random master key, loopback only, one worker, telemetry off and the
+    local cost map, so that it never reaches the network."""
+    master, key = "sk-bench-" + secrets.token_hex(16), "sk-ant-api03-bench-litellm"
+    config = data / "litellm.yaml"
+    config.write_text(
+        "model_list:\n"
+        f"  - model_name: {fake_upstream.MODEL}\n"
+        "    litellm_params:\n"
+        f"      model: anthropic/{fake_upstream.MODEL}\n"
+        f"      api_base: {upstream_url}\n"
+        f"      api_key: {key}\n"
+        "litellm_settings:\n"
+        "  telemetry: false\n"
+    )
+    env = {
+        "LITELLM_MASTER_KEY": master,
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "LITELLM_TELEMETRY": "False",
+        "LITELLM_LOG": "ERROR",
+        "NO_DOCS": "True",
+        "NO_PROXY": "*",
+    }
+    argv = [str(LITELLM_VENV / "bin" / "litellm"), "--config", str(config)]
+    argv += ["--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"]
+    return Launch(argv, env, master, key, cwd=data)
+
+
+def _litellm_version() -> str:
+    """The installed distribution's version, from its dist-info directory's name."""
+    found = sorted(LITELLM_VENV.glob("lib/python*/site-packages/litellm-*.dist-info"))
+    return f"litellm {found[-1].name.split('-')[1]}" if found else "litellm (version unknown)"
+
+
+def _ccflare_ts_launch(port: int, upstream_url: str, data: Path) -> Launch:
+    """better-ccflare's server with all of its files in ``data`` and nothing reaching the network.
+
+    HOME, XDG_CONFIG_HOME and the working directory are in ``data`` because it reads
+    ``~/.claude/agents``, copies a legacy ``~/.config/ccflare`` database and loads ``.env`` from
+    its working directory and two levels up; TMPDIR because it caches prices there. Prices are
+    bundled (``CF_PRICING_OFFLINE``), but the NanoGPT price list has no switch and is fetched
+    whenever a request's cost is computed: every HTTPS request goes to a closed loopback port
+    (``HTTPS_PROXY``) and fails at once. Logging at ERROR and request bodies not stored, as our
+    proxy runs here.
+    """
+    home = data / "home"
+    home.mkdir()
+    closed = f"http://127.0.0.1:{_free_port()}"
+    env = {
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "TMPDIR": str(data),
+        "BETTER_CCFLARE_CONFIG_PATH": str(data / "better-ccflare.json"),
+        "BETTER_CCFLARE_DB_PATH": str(data / "better-ccflare.db"),
+        "BETTER_CCFLARE_LOG_DIR": str(data / "logs"),
+        "BETTER_CCFLARE_HOST": "127.0.0.1",
+        "LOG_LEVEL": "ERROR",
+        "STORE_PAYLOADS": "false",
+        "CF_PRICING_OFFLINE": "1",
+        "CACHE_KEEPALIVE_TTL_MINUTES": "0",
+        "DO_NOT_TRACK": "1",
+        "HTTPS_PROXY": closed,
+        "https_proxy": closed,
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+    }
+    key = "sk-ant-api03-bench-ccflare-ts"
+
+    async def add_account(client: httpx2.AsyncClient, target: Target) -> None:
+        """Its one account, on the fake upstream, through its HTTP API. This must come before
+        any Messages request: without an account it forwards them to api.anthropic.com."""
+        base = f"http://127.0.0.1:{target.port}"
+        await _wait_until(target, lambda: client.get(f"{base}/health"), lambda _: True)
+        account = {"name": "bench", "apiKey": key, "priority": 0, "customEndpoint": upstream_url}
+        response = await client.post(f"{base}/api/accounts/anthropic-compatible", json=account)
+        if response.status_code != 200:
+            raise RuntimeError(
+                f"{target.name}: adding the account answered {response.status_code}:"
+                f" {response.text[:200]}"
+            )
+
+    argv = [str(CCFLARE_TS_BIN), "--serve", "--port", str(port)]
+    return Launch(argv, env, "client-key", key, cwd=home, prepare=add_account)
+
+
+def _ccflare_ts_version() -> str:
+    """The npm package's version and the Bun compiled into its binary."""
+    package = CCFLARE_TS_BIN.parents[1] / "package.json"
+    version = json.loads(package.read_text()).get("version", "?")
+    bun = subprocess.run(
+        [str(CCFLARE_TS_BIN), "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "BUN_BE_BUN": "1"},  # the binary answers as the Bun inside it
+    )
+    return f"better-ccflare {version} from npm, Bun {bun.stdout.strip() or '?'} inside"
+
+
+LITELLM = External(
+    "litellm", LITELLM_VENV / "bin" / "litellm", None, _litellm_launch, _litellm_version
+)
+CCFLARE_TS = External(
+    "better-ccflare-ts",
+    CCFLARE_TS_BIN,
+    ["npm", "install", "--prefix", str(CCFLARE_TS_DIR), "--save-exact", "--ignore-scripts",
+     "--no-audit", "--no-fund", CCFLARE_TS_PACKAGE],
+    _ccflare_ts_launch,
+    _ccflare_ts_version,
+)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- correctness
@@ -322,7 +531,8 @@ class Cell:
 async def run_wrk(
     target: Target, body_file: Path, concurrency: int, seconds: int, cell: Cell | None
 ) -> None:
-    """One slice of load; adds to ``cell`` (None: warm-up) with the target's CPU time."""
+    """One slice of load; adds to ``cell`` (None: warm-up) with the target's CPU time, until it
+    is idle again."""
     cpu_before = cpu_seconds(target.proc.pid)
     proc = await asyncio.create_subprocess_exec(
         "taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s",
@@ -332,7 +542,7 @@ async def run_wrk(
         env={**os.environ, "BENCH_BODY_FILE": str(body_file), "BENCH_API_KEY": target.client_key},
     )  # fmt: skip
     out, _ = await proc.communicate()
-    cpu = cpu_seconds(target.proc.pid) - cpu_before
+    cpu = cpu_seconds(target.proc.pid) - cpu_before + await settle(target)
     lines = [line for line in out.decode(errors="replace").splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"wrk failed on {target.name}: {out.decode(errors='replace')[-500:]}")
@@ -554,7 +764,8 @@ class Settings:
     soak: int
     settle_s: float
     paced_streams: int
-    litellm: bool
+    externals: tuple[External, ...]
+    """Third-party proxies to measure too (none for ``--quick``)."""
     proxy_python: str
     proxy_script: Path
 
@@ -581,6 +792,25 @@ def _progress(message: str) -> None:
     print(f"  {message}", file=sys.stderr, flush=True)
 
 
+def start_external(
+    stack: contextlib.ExitStack, external: External, tmp: Path, upstream_url: str
+) -> Target | str:
+    """Install ``external`` if needed and start it on the proxies' CPU; why not, if it can't."""
+    problem = ensure_installed(external)
+    if problem is not None:
+        return problem
+    port, data = _free_port(), tmp / external.name
+    data.mkdir()
+    launch = external.launch(port, upstream_url, data)
+    log = tmp / f"{external.name}.log"
+    proc = stack.enter_context(
+        _spawn(launch.argv, cpu=PROXY_CPU, log=log, env=launch.env, cwd=launch.cwd)
+    )
+    return Target(
+        external.name, port, launch.client_key, launch.upstream_key, proc, log, launch.prepare
+    )
+
+
 async def measure(settings: Settings, tmp: Path) -> Results:
     up_port = _free_port()
     upstream_url = f"http://127.0.0.1:{up_port}"
@@ -605,32 +835,20 @@ async def measure(settings: Settings, tmp: Path) -> Results:
             proc = stack.enter_context(_spawn(argv, cpu=PROXY_CPU, log=log))
             key = proxy_server.upstream_key(recording=not extra)
             targets.append(Target(name, port, "client-key", key, proc, log))
-        if settings.litellm:
-            litellm = LITELLM_VENV / "bin" / "litellm"
-            if litellm.exists():
-                port, master = _free_port(), "sk-bench-" + secrets.token_hex(16)
-                key = "sk-ant-api03-bench-litellm"
-                config = tmp / "litellm.yaml"
-                _litellm_config(config, up_port, key)
-                env = {
-                    "LITELLM_MASTER_KEY": master,
-                    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-                    "LITELLM_TELEMETRY": "False",
-                    "LITELLM_LOG": "ERROR",
-                    "NO_DOCS": "True",
-                    "NO_PROXY": "*",
-                }
-                argv = [str(litellm), "--config", str(config), "--host", "127.0.0.1"]
-                argv += ["--port", str(port), "--num_workers", "1"]
-                log = tmp / "litellm.log"
-                proc = stack.enter_context(_spawn(argv, cpu=PROXY_CPU, log=log, env=env, cwd=tmp))
-                targets.append(Target("litellm", port, master, key, proc, log))
+        for external in settings.externals:
+            target = start_external(stack, external, tmp, upstream_url)
+            if isinstance(target, str):
+                notes.append(target)
+                _progress(target)
             else:
-                notes.append(f"LiteLLM not measured: {litellm} missing (see README.md).")
+                targets.append(target)
+                notes.append(f"{external.name}: {external.version()}.")
 
         limits = httpx2.Limits(max_connections=64, max_keepalive_connections=64)
         async with httpx2.AsyncClient(limits=limits, timeout=httpx2.Timeout(30.0)) as client:
             for target in targets:
+                if target.prepare is not None:
+                    await target.prepare(client, target)
                 await _wait_ready(client, target)
                 problems = await verify(client, target)
                 if problems:
@@ -650,6 +868,7 @@ async def measure(settings: Settings, tmp: Path) -> Results:
             paced: dict[str, Paced] = {}
             for target in targets:
                 paced[target.name] = await run_paced(target, settings.paced_streams)
+                await settle(target)
             _progress("paced streams done")
 
             proxy = next(t for t in targets if t.name == "proxy")
@@ -858,13 +1077,20 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
-        "--quick", action="store_true", help="CI smoke: seconds, no bar, no LiteLLM"
+        "--quick",
+        action="store_true",
+        help="CI smoke: seconds, no bar, no third-party proxy (nothing installed)",
     )
     parser.add_argument("--seconds", type=int, default=3, help="seconds per wrk slice")
     parser.add_argument("--rounds", type=int, default=2, help="slices per target and cell")
     parser.add_argument("--soak", type=int, default=2000, help="realistic streams in the soak")
     parser.add_argument("--paced-streams", type=int, default=80, help="20 ms-spaced streams")
     parser.add_argument("--no-litellm", action="store_true", help="skip LiteLLM even if installed")
+    parser.add_argument(
+        "--no-ccflare-ts",
+        action="store_true",
+        help="skip the TypeScript better-ccflare (otherwise installed with npm on first use)",
+    )
     parser.add_argument(
         "--proxy-python",
         type=os.path.abspath,  # not resolve(): a venv's python is a symlink that must stay one
@@ -883,13 +1109,13 @@ def main() -> None:
     if not 1 <= args.seconds <= 600 or args.rounds < 1 or args.soak < 1:
         parser.error("--seconds must be in [1, 600]; --rounds and --soak at least 1")
     if args.quick:
-        settings = Settings(
-            True, 1, 1, False, 50, 0.0, 8, False, args.proxy_python, args.proxy_script
-        )
+        settings = Settings(True, 1, 1, False, 50, 0.0, 8, (), args.proxy_python, args.proxy_script)
     else:
+        skipped = {LITELLM.name: args.no_litellm, CCFLARE_TS.name: args.no_ccflare_ts}
+        externals = tuple(e for e in (LITELLM, CCFLARE_TS) if not skipped[e.name])
         settings = Settings(
             False, args.seconds, args.rounds, True, args.soak, 30.0, args.paced_streams,
-            not args.no_litellm, args.proxy_python, args.proxy_script,
+            externals, args.proxy_python, args.proxy_script,
         )  # fmt: skip
     # SIGTERM unwinds like Ctrl-C, so the child processes are stopped too.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
