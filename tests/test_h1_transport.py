@@ -281,3 +281,14 @@ async def test_a_slow_reader_pauses_the_upstream_instead_of_buffering_everything
         rest = b"".join([chunk async for chunk in chunks])
         await response.aclose()
         assert len(first) + len(rest) == len(block) * total
+
+
+async def test_a_connection_paused_for_a_slow_reader_is_reusable_once_its_body_is_read() -> None:
+    body = b"y" * (1024 * 1024 + 1)  # the read that ends it also crosses the pause threshold
+    wire = [b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % len(body), body]
+    async with raw_server(lambda _: wire) as server, h1() as transport:
+        for _ in range(2):
+            response = await transport.send(post(server.url), Timeouts(first_byte_s=5.0))
+            await asyncio.sleep(0.2)
+            assert await body_of(response) == body
+        assert server.connections == 1

@@ -329,6 +329,7 @@ class _Connection(asyncio.Protocol):
         self.response = None
         response.end()
         if self._parser.should_keep_alive():
+            self.resume()  # the read that ended the body may also have paused reading
             self._owner.release(self)
         else:
             self.close()
