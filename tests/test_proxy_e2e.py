@@ -28,7 +28,7 @@ from better_ccflare.core import (
     RequestRecord,
 )
 from better_ccflare.providers import ConsoleProvider
-from better_ccflare.proxy import decode_payload, generate_api_key, hash_api_key
+from better_ccflare.proxy import H1Transport, decode_payload, generate_api_key, hash_api_key
 from better_ccflare.server import Service
 
 from .support.fake_upstream import FakeUpstream, RecordedRequest, Reply
@@ -618,3 +618,25 @@ async def test_a_body_that_has_fully_arrived_ends_the_response_with_its_last_pie
     assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
     assert sent[1]["more_body"] is False
     assert sent[1]["body"] == json.dumps(message_json()).encode()
+
+
+async def test_an_unexpected_failure_before_the_response_is_a_500_in_the_anthropic_shape(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken_send(*_: object) -> None:
+        raise RuntimeError("a bug in the proxy leg")
+
+    monkeypatch.setattr(H1Transport, "send", broken_send)
+    async with (
+        FakeUpstream() as upstream,
+        running_proxy(tmp_path, console_account("a", upstream)) as (_, url),
+        httpx2.AsyncClient() as client,
+    ):
+        response = await client.post(
+            f"{url}/v1/messages", json={"model": MODEL, "max_tokens": 8, "messages": []}
+        )
+    assert response.status_code == 500
+    assert response.json() == {
+        "type": "error",
+        "error": {"type": "api_error", "message": "The proxy failed unexpectedly; see its log."},
+    }

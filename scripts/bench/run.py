@@ -376,7 +376,8 @@ def _litellm_launch(port: int, upstream_url: str, data: Path) -> Launch:
 def _litellm_version() -> str:
     """The installed distribution's version, from its dist-info directory's name."""
     found = sorted(LITELLM_VENV.glob("lib/python*/site-packages/litellm-*.dist-info"))
-    return f"litellm {found[-1].name.split('-')[1]}" if found else "litellm (version unknown)"
+    version = found[-1].name.removesuffix(".dist-info").split("-")[1] if found else "?"
+    return f"litellm {version}"
 
 
 def _ccflare_ts_launch(port: int, upstream_url: str, data: Path) -> Launch:

@@ -165,28 +165,23 @@ class ProxyApp:
         if body is None:
             await _error(send, 413, "request_too_large", "The request body is too large.")
             return
-        started = False
-
-        async def tracked(message: Any) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        exchange: _Exchange | None = None
         try:
-            await _Exchange(
+            exchange = _Exchange(
                 self._deps,
                 scope,
                 headers=headers,
                 api_key=auth.key,
                 receive=receive,
-                send=tracked,
+                send=send,
                 body=body,
-            ).run()
+            )
+            await exchange.run()
         except Exception:
             # A bug must not reach the client as a bare server error: log it, answer in the
             # Anthropic error shape if the response has not started yet.
             _log.exception("Proxying %s %s failed unexpectedly", scope["method"], path)
-            if not started:
+            if exchange is None or not exchange.responded:
                 await _error(send, 500, "api_error", "The proxy failed unexpectedly; see its log.")
 
 
@@ -204,6 +199,7 @@ class _Exchange:
         "path",
         "query",
         "receive",
+        "responded",
         "routing",
         "send",
         "started",
@@ -234,6 +230,8 @@ class _Exchange:
         self.started_ms = deps.clock.now_ms()
         self.id = _time_ordered_id(self.started_ms)
         self.attempts = 0
+        self.responded = False
+        """Whether the response has started (set just before it does, by whoever starts it)."""
         try:
             self.routing = _routing_decoder.decode(body) if body else _Routing()
         except msgspec.DecodeError:
@@ -433,6 +431,7 @@ class _Exchange:
         terminal = StreamTerminalState.COMPLETED
         error: str | None = None
         try:
+            self.responded = True
             await self.send(
                 {"type": "http.response.start", "status": response.status, "headers": headers}
             )
@@ -499,6 +498,7 @@ class _Exchange:
 
     async def _unavailable(self, usage: Mapping[str, AccountUsage], now: int) -> None:
         reply = unavailable_reply(self.deps.pool.accounts(), usage, now)
+        self.responded = True
         await _reply(self.send, reply.status, list(reply.headers), reply.body)
         self._record(None, reply.status, None, None, "no account available")
 
@@ -512,6 +512,7 @@ class _Exchange:
             await self._unavailable(usage, now)
             return
         message = "Every account failed: " + "; ".join(failures)
+        self.responded = True
         await _error(self.send, 502, "api_error", message)
         self._record(None, 502, None, None, message)
 
