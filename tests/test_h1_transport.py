@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import ssl
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -27,6 +29,8 @@ from better_ccflare.proxy import (
     UpstreamConnectError,
     UpstreamResponse,
 )
+
+from .support.tls import self_signed
 
 Script = Callable[[int], list[bytes]]
 """Request number (from 0 on each connection) -> the segments to write back."""
@@ -80,10 +84,14 @@ class RawServer:
 
 @contextlib.asynccontextmanager
 async def raw_server(
-    script: Script, *, close_after: int | None = None, hang_up_after: int | None = None
+    script: Script,
+    *,
+    close_after: int | None = None,
+    hang_up_after: int | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> AsyncGenerator[RawServer]:
     server = RawServer(script, close_after, hang_up_after)
-    listener = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+    listener = await asyncio.start_server(server.handle, "127.0.0.1", 0, ssl=tls)
     server.port = listener.sockets[0].getsockname()[1]
     try:
         yield server
@@ -292,3 +300,46 @@ async def test_a_connection_paused_for_a_slow_reader_is_reusable_once_its_body_i
             await asyncio.sleep(0.2)
             assert await body_of(response) == body
         assert server.connections == 1
+
+
+@contextlib.asynccontextmanager
+async def tls_server(tmp_path: Path) -> AsyncGenerator[tuple[RawServer, Path]]:
+    """A raw server speaking HTTPS with a self-signed certificate for 127.0.0.1."""
+    key, cert = self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    wire = [b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nsecret"]
+    async with raw_server(lambda _: wire, tls=context) as server:
+        yield server, cert
+
+
+async def test_https_with_a_certificate_from_ssl_cert_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with tls_server(tmp_path) as (server, cert):
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        async with h1() as transport:
+            url = server.url.replace("http://", "https://")
+            response = await transport.send(post(url), Timeouts())
+            assert await body_of(response) == b"secret"
+
+
+async def test_https_refuses_a_certificate_nobody_vouches_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    async with tls_server(tmp_path) as (server, _), h1() as transport:
+        url = server.url.replace("http://", "https://")
+        with pytest.raises(UpstreamConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            await transport.send(post(url), Timeouts())
+        assert server.heads == []
+
+
+async def test_a_missing_ssl_cert_file_is_a_connect_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
+    async with tls_server(tmp_path) as (server, _), h1() as transport:
+        with pytest.raises(UpstreamConnectError):
+            await transport.send(post(server.url.replace("http://", "https://")), Timeouts())

@@ -18,7 +18,8 @@ What it does:
   pauses while more than 1 MiB waits for a slow client;
 - a connection that was reused and closed before answering a single byte (the upstream closed
   it while idle) is retried once on a fresh one, as httpx2 and aiohttp do;
-- TLS with certifi's roots and SNI; ``HTTP(S)_PROXY``/``NO_PROXY`` requests go through the
+- TLS with SNI, checked against certifi's roots or ``SSL_CERT_FILE``/``SSL_CERT_DIR``;
+  ``HTTP(S)_PROXY``/``NO_PROXY`` requests go through the
   ``proxied`` transport instead (aiohttp, which speaks CONNECT), read once at construction.
 
 Deadlines are plain loop timers, one per wait: connecting (and waiting for a free connection),
@@ -30,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import functools
+import os
 import ssl
 from collections.abc import AsyncIterator
 from typing import NamedTuple, cast
@@ -436,8 +438,13 @@ class H1Transport(UpstreamTransport):
     # -- sending ----------------------------------------------------------------------------
 
     def _ssl_context(self) -> ssl.SSLContext:
+        """Certificates are checked against ``SSL_CERT_FILE``/``SSL_CERT_DIR`` when set (a
+        company's inspecting proxy, say), else certifi's roots, as httpx2 does."""
         if self._ssl is None:
-            context = ssl.create_default_context(cafile=certifi.where())
+            cafile = os.environ.get("SSL_CERT_FILE") or certifi.where()
+            context = ssl.create_default_context(
+                cafile=cafile, capath=os.environ.get("SSL_CERT_DIR") or None
+            )
             context.set_alpn_protocols(["http/1.1"])
             self._ssl = context
         return self._ssl
@@ -465,9 +472,9 @@ class H1Transport(UpstreamTransport):
 
     async def _connect(self, origin: _Origin, deadline: float) -> _Connection:
         loop = asyncio.get_running_loop()
-        tls = self._ssl_context() if origin.scheme == "https" else None
         self._connecting += 1
         try:
+            tls = self._ssl_context() if origin.scheme == "https" else None
             async with asyncio.timeout_at(deadline):
                 _, conn = await loop.create_connection(
                     lambda: _Connection(self, origin),
