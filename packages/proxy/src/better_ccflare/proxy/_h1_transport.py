@@ -55,7 +55,6 @@ __all__ = ["H1Transport"]
 
 _HIGH_WATER = 1 << 20
 """Bytes waiting for the client before the upstream socket stops being read."""
-_LOW_WATER = 1 << 18
 _KEEPALIVE_S = 30.0
 _MAX_IDLE_PER_ORIGIN = 64
 _NOT_FORWARDED = frozenset(("host", "content-length", "transfer-encoding", "connection"))
