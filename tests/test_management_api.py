@@ -137,7 +137,9 @@ async def test_account_actions_change_routing_and_state(
     service, client = api
     paused = await client.post("/api/accounts/alpha/pause")
     assert paused.json()["paused"] is True
-    assert not service.pool.get("alpha").is_available(service.clock.now_ms())  # type: ignore[union-attr]
+    alpha = service.pool.get("alpha")
+    assert alpha is not None
+    assert not alpha.is_available(service.clock.now_ms())
     assert (await proxied(str(client.base_url))).status_code in (429, 503)
     resumed = await client.post("/api/accounts/alpha/resume")
     assert resumed.json()["paused"] is False

@@ -21,13 +21,14 @@ from typing import Any
 
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
 from better_ccflare.core import Account, ApiKeyRole, Credentials, ProviderKind, load_config
 from better_ccflare.proxy import create_api_key
 from better_ccflare.server import Service
+
+from .support.service import serving
 
 STREAMS = ("/api/requests/stream", "/api/logs/stream")
 
@@ -40,7 +41,7 @@ class _LiveService:
         self.ready = threading.Event()
         self.url = ""
         self.admin_key = ""
-        self.server: uvicorn.Server | None = None
+        self._stop = threading.Event()
         self.thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
 
     async def _main(self) -> None:
@@ -59,18 +60,9 @@ class _LiveService:
                 service.store, "schema", ApiKeyRole.ADMIN, now_ms=0
             )
             await service.pool.reload()
-            self.server = uvicorn.Server(
-                uvicorn.Config(
-                    service.app, host="127.0.0.1", port=0, log_config=None, lifespan="off"
-                )
-            )
-            task = asyncio.create_task(self.server.serve())
-            while not self.server.started:  # noqa: ASYNC110 (uvicorn has no "started" event)
-                await asyncio.sleep(0.01)
-            port = self.server.servers[0].sockets[0].getsockname()[1]
-            self.url = f"http://127.0.0.1:{port}"
-            self.ready.set()
-            await task
+            async with serving(service.app) as self.url:
+                self.ready.set()
+                await asyncio.to_thread(self._stop.wait)
 
     def __enter__(self) -> _LiveService:
         self.thread.start()
@@ -78,8 +70,7 @@ class _LiveService:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        assert self.server is not None
-        self.server.should_exit = True
+        self._stop.set()
         self.thread.join(30)
 
 

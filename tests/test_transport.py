@@ -1,7 +1,7 @@
-"""Both upstream transports against a real server: streaming, deadlines, failures, exact bytes.
+"""Every upstream transport against a real server: streaming, deadlines, failures, exact bytes.
 
 Every behaviour the pipeline relies on is proven for each implementation of the seam, so the
-server can use either one for its proxy leg.
+server can use any of them for its proxy leg.
 """
 
 from __future__ import annotations

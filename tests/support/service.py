@@ -2,15 +2,16 @@
 
 ``running_proxy`` starts :class:`~better_ccflare.server.Service` exactly as ``serve`` composes
 it, on an ephemeral port, with its data in a temporary directory; the tests talk to it over real
-HTTP.
+HTTP. ``serving`` is the uvicorn part alone, for tests that compose the service themselves.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -20,7 +21,7 @@ from better_ccflare.server import Service
 
 from .fake_upstream import FakeUpstream
 
-__all__ = ["console_account", "running_proxy"]
+__all__ = ["console_account", "running_proxy", "serving"]
 
 
 def console_account(name: str, upstream: FakeUpstream, priority: int = 0) -> Account:
@@ -51,18 +52,25 @@ async def running_proxy(
         for account in accounts:
             await service.store.accounts.add(account)
         await service.pool.reload()
-        server = uvicorn.Server(
-            uvicorn.Config(service.app, host="127.0.0.1", port=0, log_config=None, lifespan="off")
-        )
-        task = asyncio.create_task(server.serve())
-        for _ in range(500):
-            if server.started:
-                break
-            await asyncio.sleep(0.01)
-        assert server.started, "uvicorn did not start within 5 s"
-        port = server.servers[0].sockets[0].getsockname()[1]
-        try:
-            yield service, f"http://127.0.0.1:{port}"
-        finally:
-            server.should_exit = True
-            await task
+        async with serving(service.app) as url:
+            yield service, url
+
+
+@asynccontextmanager
+async def serving(app: Callable[..., Any]) -> AsyncGenerator[str]:
+    """``app`` under uvicorn on a free loopback port, until the block ends; yields its URL."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="off")
+    )
+    task = asyncio.create_task(server.serve())
+    for _ in range(500):  # uvicorn offers a flag to watch, not an event to await
+        if server.started:
+            break
+        await asyncio.sleep(0.01)
+    assert server.started, "uvicorn did not start within 5 s"
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task

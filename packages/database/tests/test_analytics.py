@@ -339,9 +339,10 @@ class History:
             await self.store.requests.delete_all()
             split = round(how.first_phase * len(records))
             for index, record in enumerate(records[:split]):
-                if index in how.rewritten:
-                    record = earlier_version(record, how.shift_ms)  # noqa: PLW2901
-                self.store.requests.record(record)
+                rewritten = index in how.rewritten
+                self.store.requests.record(
+                    earlier_version(record, how.shift_ms) if rewritten else record
+                )
             if how.first_refresh_ms is not None:
                 await self.store.analytics.refresh_rollups(how.first_refresh_ms)
             for index, record in enumerate(records):

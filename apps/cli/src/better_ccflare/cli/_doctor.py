@@ -25,7 +25,7 @@ __all__ = ["doctor"]
 
 _HEALTH_TIMEOUT_S = 1.5
 # A server bound to every interface is probed on loopback; nothing here binds anything.
-_WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104
+_WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104 (see above)
 
 
 class Check(msgspec.Struct, frozen=True, kw_only=True):

@@ -1,9 +1,9 @@
-"""The proxy's upstream leg on aiohttp: the same seam as httpx2, at about half the CPU.
+"""The upstream leg on aiohttp: the same seam as httpx2, at about half the CPU.
 
-Measured behind the proxy (``scripts/bench``), aiohttp's C HTTP parser and lighter request path
-cost well under a millisecond of proxy CPU per streamed request where httpx2 costs one to two,
-so the server uses this transport for proxied traffic. Token refreshes, usage polls and OAuth
-stay on httpx2, which the provider library is written against.
+The server's proxy leg is :class:`~better_ccflare.proxy.H1Transport` (cheaper still); this
+transport carries the requests an environment ``HTTP(S)_PROXY`` must take, since aiohttp speaks
+CONNECT. Token refreshes, usage polls and OAuth stay on httpx2, which the provider library is
+written against.
 
 It behaves like :class:`Httpx2Transport` where that matters to a proxy: bytes pass through
 exactly as the upstream sent them (no decompression, ``content-encoding`` kept in the headers),

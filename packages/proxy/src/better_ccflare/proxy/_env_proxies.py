@@ -36,9 +36,6 @@ class EnvironmentProxies:
             }
         )
 
-    def __bool__(self) -> bool:
-        return bool(self._proxies)
-
     def for_url(self, url: str) -> str | None:
         """The proxy for ``url``, or ``None`` to connect directly. ``NO_PROXY`` names match
         themselves and their subdomains."""

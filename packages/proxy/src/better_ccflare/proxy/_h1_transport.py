@@ -493,7 +493,7 @@ class H1Transport(UpstreamTransport):
     async def send(self, request: UpstreamRequest, timeouts: Timeouts) -> UpstreamResponse:
         if self._closed:
             raise RuntimeError("H1Transport is closed")
-        if self._proxies and self._proxies.for_url(request.url) is not None:
+        if self._proxies.for_url(request.url) is not None:
             return await self._proxied.send(request, timeouts)
         target = _target(request.url)
         head = _encode_request(request, target)

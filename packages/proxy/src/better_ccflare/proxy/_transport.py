@@ -125,7 +125,7 @@ class _Httpx2Response(UpstreamResponse):
 
 
 class Httpx2Transport(UpstreamTransport):
-    """The default transport: one pooled ``httpx2.AsyncClient`` for every upstream."""
+    """One pooled ``httpx2.AsyncClient`` for every upstream (the provider library's client)."""
 
     def __init__(
         self, *, max_connections: int = 200, client: httpx2.AsyncClient | None = None
