@@ -300,6 +300,30 @@ async def test_record_use_nowait_is_written_by_the_next_flush(store: Store) -> N
     assert used.request_count == 2
 
 
+async def test_a_rate_limit_reading_leaves_the_cooldown_as_stored(store: Store) -> None:
+    cooling = RateLimitState(
+        status="rate_limited",
+        limited_until_ms=T0 + HOUR_MS,
+        reason=RateLimitReason.UPSTREAM_429_WITH_RESET,
+        limited_at_ms=T0,
+        consecutive=2,
+    )
+    await store.accounts.add(account("a1", rate_limit=cooling))
+
+    # The reading's own cooldown fields are stale: only status, reset and remaining are taken.
+    stale = RateLimitState(status="allowed", reset_at_ms=T0 + 5, remaining=7)
+    store.accounts.record_rate_limit_reading_nowait("a1", stale)
+    store.accounts.record_rate_limit_reading_nowait("ghost", stale)
+    await store.flush()
+
+    stored = await store.accounts.get("a1")
+    assert stored is not None
+    assert stored.rate_limit == msgspec.structs.replace(
+        cooling, status="allowed", reset_at_ms=T0 + 5, remaining=7
+    )
+    assert store.stats().ops_failed == 0
+
+
 async def test_reset_session(store: Store) -> None:
     await store.accounts.add(account("a1"))
     await store.accounts.record_use("a1", T0, FIVE_HOURS_MS)

@@ -13,6 +13,7 @@ from better_ccflare.core import Account, FakeClock, RateLimitReason, RateLimitSt
 from better_ccflare.database import SecretKey, Store
 from better_ccflare.load_balancer import Selection
 from better_ccflare.proxy import AccountPool
+from better_ccflare.proxy._account_pool import READING_WRITE_DELAY_S
 
 HOUR = 3_600_000
 
@@ -96,16 +97,86 @@ async def test_a_window_reset_ends_a_quota_cooldown_but_not_an_overload(store: S
     assert stored.rate_limit.limited_until_ms is None
 
 
-async def test_remaining_alone_is_not_written_through(store: Store) -> None:
+async def test_readings_are_written_behind_once_not_per_response(store: Store) -> None:
     clock = FakeClock()
+    now = clock.now_ms()
     pool = await pool_with(store, clock, account("a", rate_limit=RateLimitState(status="allowed")))
-    pool.set_rate_limit("a", RateLimitState(status="allowed", remaining=5))
-    await pool.drain()
-    memory, stored = pool.get("a"), await store.accounts.get("a")
+    # An API key's reset header names when its allowance refills: new on every response.
+    for step in range(50):
+        pool.set_rate_limit(
+            "a", RateLimitState(status="allowed", reset_at_ms=now + step, remaining=50 - step)
+        )
+    memory = pool.get("a")
     assert memory is not None
-    assert memory.rate_limit.remaining == 5
+    assert memory.rate_limit.remaining == 1
+    await store.flush()
+    stored = await store.accounts.get("a")
     assert stored is not None
-    assert stored.rate_limit.remaining is None
+    assert stored.rate_limit == RateLimitState(status="allowed")
+    before = store.stats().ops_committed
+
+    await pool.drain()
+
+    stored = await store.accounts.get("a")
+    assert stored is not None
+    assert stored.rate_limit == memory.rate_limit
+    # One write for fifty readings, plus drain's own flush.
+    assert store.stats().ops_committed - before == 2
+
+
+async def test_a_reading_is_written_by_itself_after_a_moment(store: Store) -> None:
+    clock = FakeClock()
+    pool = await pool_with(store, clock, account("a"))
+    pool.set_rate_limit("a", RateLimitState(status="allowed_warning", remaining=3))
+    stored = await store.accounts.get("a")
+    assert stored is not None
+    assert stored.rate_limit.status is None
+    await asyncio.sleep(READING_WRITE_DELAY_S + 0.1)
+    await store.flush()
+    stored = await store.accounts.get("a")
+    assert stored is not None
+    assert (stored.rate_limit.status, stored.rate_limit.remaining) == ("allowed_warning", 3)
+
+
+async def test_a_cooldown_is_written_through_at_once(store: Store) -> None:
+    clock = FakeClock()
+    now = clock.now_ms()
+    pool = await pool_with(store, clock, account("a"))
+    cooling = RateLimitState(
+        status="rate_limited",
+        limited_until_ms=now + HOUR,
+        reason=RateLimitReason.UPSTREAM_429_WITH_RESET,
+        limited_at_ms=now,
+        consecutive=1,
+    )
+    pool.set_rate_limit("a", cooling)
+    # Not drain(), which also writes pending readings: one turn of the loop lets the write
+    # start, and the flush queued behind it returns once it committed.
+    await asyncio.sleep(0)
+    await store.flush()
+    stored = await store.accounts.get("a")
+    assert stored is not None
+    assert stored.rate_limit == cooling
+
+
+async def test_reload_keeps_a_pending_reading_but_takes_the_stored_cooldown(store: Store) -> None:
+    clock = FakeClock()
+    now = clock.now_ms()
+    cooling = RateLimitState(
+        limited_until_ms=now + HOUR, reason=RateLimitReason.UPSTREAM_429_WITH_RESET
+    )
+    pool = await pool_with(store, clock, account("a", rate_limit=cooling))
+    pool.set_rate_limit("a", msgspec.structs.replace(cooling, status="allowed", remaining=9))
+    # Elsewhere (the CLI), the cooldown is cleared; the pending reading must not bring it back.
+    await store.accounts.update_rate_limit("a", RateLimitState())
+    await pool.reload()
+    reloaded = pool.get("a")
+    assert reloaded is not None
+    assert reloaded.rate_limit == RateLimitState(status="allowed", remaining=9)
+    await pool.drain()
+    stored = await store.accounts.get("a")
+    assert stored is not None
+    assert stored.rate_limit == RateLimitState(status="allowed", remaining=9)
 
 
 async def test_reload_adopts_accounts_added_elsewhere(store: Store) -> None:

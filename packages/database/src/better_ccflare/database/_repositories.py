@@ -104,6 +104,14 @@ class AccountRepository(Protocol):
         """Replace the account's rate-limit state as a whole."""
         ...
 
+    def record_rate_limit_reading_nowait(self, account_id: str, state: RateLimitState) -> None:
+        """Store ``state``'s reading (``status``, ``reset_at_ms``, ``remaining``), fire-and-forget.
+
+        The cooldown fields are left as stored, so a reading written late never undoes a
+        cooldown changed meanwhile; an account that no longer exists is skipped.
+        """
+        ...
+
     async def record_use(self, account_id: str, now_ms: int, session_duration_ms: int) -> None:
         """Count a request on the account and roll its session.
 

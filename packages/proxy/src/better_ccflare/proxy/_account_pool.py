@@ -24,6 +24,10 @@ __all__ = ["AccountPool"]
 
 _log = logging.getLogger("better_ccflare.proxy")
 
+READING_WRITE_DELAY_S = 1.0
+"""How long a rate-limit reading that does not change routing may wait to be written: the
+dashboard and the CLI read accounts from the store, and a second's lag is invisible there."""
+
 
 class AccountPool:
     """In-memory accounts backed by the store."""
@@ -38,6 +42,8 @@ class AccountPool:
         self._changes = 0
         """Counts local changes; ``_changed_at[id]`` is the count at an account's last one."""
         self._changed_at: dict[str, int] = {}
+        self._readings_due: dict[str, asyncio.TimerHandle] = {}
+        """Accounts whose latest rate-limit reading waits to be written behind, and the timer."""
 
     async def reload(self) -> None:
         """Adopt what the store holds now: accounts added, removed or edited elsewhere.
@@ -52,10 +58,26 @@ class AccountPool:
         merged = [
             self._by_id[a.id]
             if a.id in self._by_id and self._changed_at.get(a.id, -1) >= started_at
-            else a
+            else self._with_pending_reading(a)
             for a in stored
         ]
         self._set_all(merged)
+
+    def _with_pending_reading(self, stored: Account) -> Account:
+        """``stored``, keeping the newer rate-limit reading that waits to be written behind."""
+        current = self._by_id.get(stored.id)
+        if current is None or stored.id not in self._readings_due:
+            return stored
+        reading = current.rate_limit
+        return msgspec.structs.replace(
+            stored,
+            rate_limit=msgspec.structs.replace(
+                stored.rate_limit,
+                status=reading.status,
+                reset_at_ms=reading.reset_at_ms,
+                remaining=reading.remaining,
+            ),
+        )
 
     def accounts(self) -> tuple[Account, ...]:
         """Every account, as an immutable snapshot (cheap: rebuilt only when something changes)."""
@@ -79,24 +101,38 @@ class AccountPool:
             self._persist(self._store.accounts.reset_session(account_id, now_ms), "reset session")
 
     def set_rate_limit(self, account_id: str, state: RateLimitState) -> None:
-        """Record a response's rate-limit reading; written through only when it matters.
+        """Record a response's rate-limit reading: a change to routing is written at once, a
+        mere reading behind.
 
-        ``remaining`` changes on nearly every response; persisting it each time would cost a
-        write per request, so it rides along with the next change that affects routing.
+        A cooldown starting, ending or counting up changes which account serves the next
+        request, so it is written through. The rest (``status``, ``reset_at_ms``,
+        ``remaining``) changes on nearly every response: an API key's reset header names the
+        moment its request allowance refills, a moving target. Writing each one cost a database
+        transaction per request; instead the latest reading is written once per
+        :data:`READING_WRITE_DELAY_S` per account.
         """
         current = self._by_id.get(account_id)
         if current is None or current.rate_limit == state:
             return
         self._update(account_id, rate_limit=state)
         old = current.rate_limit
-        if (old.limited_until_ms, old.reason, old.status, old.reset_at_ms, old.consecutive) != (
+        if (old.limited_until_ms, old.reason, old.consecutive) != (
             state.limited_until_ms,
             state.reason,
-            state.status,
-            state.reset_at_ms,
             state.consecutive,
         ):
             self._persist(self._store.accounts.update_rate_limit(account_id, state), "rate limit")
+        elif account_id not in self._readings_due:
+            self._readings_due[account_id] = asyncio.get_running_loop().call_later(
+                READING_WRITE_DELAY_S, self._write_reading, account_id
+            )
+
+    def _write_reading(self, account_id: str) -> None:
+        """Queue the account's latest rate-limit reading (due, or flushed by :meth:`drain`)."""
+        self._readings_due.pop(account_id).cancel()
+        current = self._by_id.get(account_id)
+        if current is not None:
+            self._store.accounts.record_rate_limit_reading_nowait(account_id, current.rate_limit)
 
     def window_reset(self, account_id: str) -> None:
         """The usage poller saw the account's window start over: a quota cooldown is moot.
@@ -139,9 +175,12 @@ class AccountPool:
         self._store.accounts.record_use_nowait(account_id, now_ms, self._session_duration_ms)
 
     async def drain(self) -> None:
-        """Wait for every background write started so far."""
+        """Write what waits to be written behind, and wait for every background write."""
+        for account_id in list(self._readings_due):
+            self._write_reading(account_id)
         while self._writes:
             await asyncio.gather(*list(self._writes), return_exceptions=True)
+        await self._store.flush()
 
     def _set_all(self, accounts: Iterable[Account]) -> None:
         self._by_id = {account.id: account for account in accounts}

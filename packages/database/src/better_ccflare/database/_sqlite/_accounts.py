@@ -94,6 +94,10 @@ UPDATE accounts SET
     ELSE session_start END
 WHERE id = :id
 """
+_RATE_LIMIT_READING_SQL = (
+    "UPDATE accounts SET rate_limit_status = ?, rate_limit_reset = ?, rate_limit_remaining = ? "
+    "WHERE id = ?"
+)
 # Lowest priority number first, then oldest: the order the strategies and the dashboard expect.
 _ORDER = "ORDER BY priority, created_at, id"
 
@@ -302,6 +306,13 @@ class SqliteAccounts:
                 state.limited_at_ms,
                 state.consecutive,
             ),
+        )
+
+    def record_rate_limit_reading_nowait(self, account_id: str, state: RateLimitState) -> None:
+        params = (state.status, state.reset_at_ms, state.remaining, account_id)
+        self._writer.enqueue(
+            lambda db: db.conn.execute(_RATE_LIMIT_READING_SQL, params),
+            label=f"accounts.record_rate_limit_reading({account_id})",
         )
 
     async def record_use(self, account_id: str, now_ms: int, session_duration_ms: int) -> None:
