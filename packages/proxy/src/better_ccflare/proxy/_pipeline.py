@@ -586,8 +586,16 @@ class _DisconnectWatcher:
         self._task = asyncio.get_running_loop().create_task(self._watch(receive))
 
     async def _watch(self, receive: Receive) -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
+        try:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+        except asyncio.CancelledError:
+            # stop(): end quietly. A task that ends cancelled keeps its CancelledError, whose
+            # traceback holds this frame, which holds the watcher, which holds the task: a
+            # reference cycle per request (and the server's request state hanging off it) that
+            # only the garbage collector could free. Left to it, collections cost about 8 % of
+            # the proxy's CPU under load.
+            return
         self._gone = True
         if self._racing:
             self._owner.cancel()
