@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import socket
@@ -16,6 +17,7 @@ import httpx2
 
 from better_ccflare.core import Account, Credentials, ProviderKind, load_config
 from better_ccflare.database import Store
+from better_ccflare.server import freeze_startup_heap
 
 from .support.fake_upstream import FakeUpstream, Reply
 from .support.tls import self_signed
@@ -259,3 +261,14 @@ async def test_a_strategy_set_by_the_cli_applies_to_the_running_server(tmp_path:
         if process.returncode is None:
             process.kill()
     assert process.returncode == 0, stderr
+
+
+def test_what_lives_at_start_up_is_frozen_out_of_full_collections() -> None:
+    before = gc.get_freeze_count()
+    freeze_startup_heap()
+    try:
+        assert gc.get_freeze_count() > before
+        # A full collection no longer walks what was frozen: only what is made afterwards.
+        assert gc.get_freeze_count() > len(gc.get_objects())
+    finally:
+        gc.unfreeze()

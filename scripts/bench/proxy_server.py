@@ -20,7 +20,7 @@ import uvloop
 
 from better_ccflare.core import Account, Credentials, ProviderKind, RequestRecord, load_config
 from better_ccflare.database import RequestRepository
-from better_ccflare.server import Service, uvicorn_config
+from better_ccflare.server import Service, freeze_startup_heap, uvicorn_config
 
 
 def upstream_key(*, recording: bool) -> str:
@@ -73,6 +73,7 @@ async def _serve(port: int, upstream_url: str, data_dir: Path, recording: bool) 
         await service.pool.reload()
         if not recording:
             service.store.requests = _Dropping(service.store.requests)
+        freeze_startup_heap()
         await uvicorn.Server(uvicorn_config(config, service.app)).serve()
 
 
