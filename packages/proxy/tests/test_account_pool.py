@@ -201,3 +201,12 @@ async def test_reload_never_undoes_a_change_made_while_it_was_reading(store: Sto
     current = pool.get("a")
     assert current is not None
     assert current.rate_limit == cooldown
+
+
+async def test_a_reading_due_after_the_store_closed_is_dropped_quietly(tmp_path: Path) -> None:
+    clock = FakeClock()
+    store = await Store.open(tmp_path / "closing.sqlite", key=SecretKey.generate())
+    pool = await pool_with(store, clock, account("a"))
+    pool.set_rate_limit("a", RateLimitState(status="allowed", remaining=1))
+    await store.close()
+    await pool.drain()  # would raise StoreClosedError from the pending reading

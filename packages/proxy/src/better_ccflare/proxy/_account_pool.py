@@ -9,13 +9,14 @@ management API, another process) reach the copy through :meth:`AccountPool.reloa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Iterable
 
 import msgspec
 
 from better_ccflare.core import Account, Clock, RateLimitState, SessionState
-from better_ccflare.database import Store
+from better_ccflare.database import Store, StoreClosedError
 from better_ccflare.load_balancer import Selection
 
 from ._cooldowns import QUOTA_REASONS
@@ -131,8 +132,14 @@ class AccountPool:
         """Queue the account's latest rate-limit reading (due, or flushed by :meth:`drain`)."""
         self._readings_due.pop(account_id).cancel()
         current = self._by_id.get(account_id)
-        if current is not None:
+        if current is None:
+            return
+        try:
             self._store.accounts.record_rate_limit_reading_nowait(account_id, current.rate_limit)
+        except StoreClosedError:
+            # A reading that came in while the service shut down: the next response's
+            # reading replaces it anyway.
+            _log.debug("store closed; rate-limit reading of %s not written", account_id)
 
     def window_reset(self, account_id: str) -> None:
         """The usage poller saw the account's window start over: a quota cooldown is moot.
@@ -180,7 +187,8 @@ class AccountPool:
             self._write_reading(account_id)
         while self._writes:
             await asyncio.gather(*list(self._writes), return_exceptions=True)
-        await self._store.flush()
+        with contextlib.suppress(StoreClosedError):  # closing wrote whatever was queued
+            await self._store.flush()
 
     def _set_all(self, accounts: Iterable[Account]) -> None:
         self._by_id = {account.id: account for account in accounts}
