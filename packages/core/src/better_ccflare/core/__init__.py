@@ -1,30 +1,92 @@
 """Domain types, configuration, errors and the clock shared by every better-ccflare package.
 
 This package has no I/O of its own beyond reading the config and ``.env`` files; everything
-else builds on these types. The public surface is exactly the union of the private modules'
-``__all__`` lists.
+else builds on these types.
 """
 
-from . import _accounts, _api_keys, _clock, _config, _dotenv, _errors, _oauth, _requests, _strategy
-from ._accounts import *
-from ._api_keys import *
-from ._clock import *
-from ._config import *
-from ._dotenv import *
-from ._errors import *
-from ._oauth import *
-from ._requests import *
-from ._strategy import *
+from ._accounts import (
+    Account,
+    BillingType,
+    Credentials,
+    ModelMappings,
+    PauseReason,
+    ProviderKind,
+    RateLimitReason,
+    RateLimitState,
+    SessionState,
+    UsageSnapshot,
+    UsageWindow,
+)
+from ._api_keys import ApiKey, ApiKeyRole
+from ._clock import Clock, FakeClock, SystemClock
+from ._config import (
+    DEFAULT_CLIENT_ID,
+    Config,
+    LogFormat,
+    LogLevel,
+    SettingSource,
+    SourceKind,
+    default_config_dir,
+    load_config,
+    reload_file_settings,
+    update_config_file,
+    write_file_settings,
+)
+from ._dotenv import parse_dotenv, read_dotenv
+from ._errors import (
+    BetterCcflareError,
+    ConfigError,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+)
+from ._oauth import OAuthMode, OAuthSession
+from ._requests import RequestRecord, StreamTerminalState, TokenUsage
+from ._strategy import AgentPreference, StrategyName, StrategySettings
 
 __version__ = "0.1.0"
 
-__all__: list[str] = []
-__all__ += _accounts.__all__
-__all__ += _api_keys.__all__
-__all__ += _clock.__all__
-__all__ += _config.__all__
-__all__ += _dotenv.__all__
-__all__ += _errors.__all__
-__all__ += _oauth.__all__
-__all__ += _requests.__all__
-__all__ += _strategy.__all__
+__all__ = [
+    "DEFAULT_CLIENT_ID",
+    "Account",
+    "AgentPreference",
+    "ApiKey",
+    "ApiKeyRole",
+    "BetterCcflareError",
+    "BillingType",
+    "Clock",
+    "Config",
+    "ConfigError",
+    "ConflictError",
+    "Credentials",
+    "FakeClock",
+    "InvalidInputError",
+    "LogFormat",
+    "LogLevel",
+    "ModelMappings",
+    "NotFoundError",
+    "OAuthMode",
+    "OAuthSession",
+    "PauseReason",
+    "ProviderKind",
+    "RateLimitReason",
+    "RateLimitState",
+    "RequestRecord",
+    "SessionState",
+    "SettingSource",
+    "SourceKind",
+    "StrategyName",
+    "StrategySettings",
+    "StreamTerminalState",
+    "SystemClock",
+    "TokenUsage",
+    "UsageSnapshot",
+    "UsageWindow",
+    "default_config_dir",
+    "load_config",
+    "parse_dotenv",
+    "read_dotenv",
+    "reload_file_settings",
+    "update_config_file",
+    "write_file_settings",
+]

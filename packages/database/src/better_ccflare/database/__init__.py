@@ -7,20 +7,60 @@ encrypted at rest under a :class:`SecretKey` kept outside the database. The publ
 exactly the union of the private modules' ``__all__`` lists.
 """
 
-from . import _analytics, _crypto, _errors, _maintenance, _repositories, _store
-from ._analytics import *
-from ._crypto import *
-from ._errors import *
-from ._maintenance import *
-from ._repositories import *
-from ._store import *
+from ._analytics import (
+    AnalyticsRepository,
+    Dimension,
+    ErrorGroup,
+    GroupStats,
+    Metrics,
+    RequestFilter,
+    SeriesPoint,
+    Totals,
+)
+from ._backend import Backend
+from ._crypto import KEY_FILE_NAME, SecretKey, load_or_create_key
+from ._errors import CredentialKeyError, SchemaError, StoreClosedError, StoreOpenError
+from ._maintenance import RetentionResult, SchemaStatus, StoreMaintenance, StoreStats
+from ._repositories import (
+    AccountRepository,
+    AgentPreferenceRepository,
+    ApiKeyRepository,
+    OAuthSessionRepository,
+    RequestRepository,
+    StrategyRepository,
+    UsageRepository,
+)
+from ._store import Store
 
 __version__ = "0.1.0"
 
-__all__: list[str] = []
-__all__ += _analytics.__all__
-__all__ += _crypto.__all__
-__all__ += _errors.__all__
-__all__ += _maintenance.__all__
-__all__ += _repositories.__all__
-__all__ += _store.__all__
+__all__ = [
+    "KEY_FILE_NAME",
+    "AccountRepository",
+    "AgentPreferenceRepository",
+    "AnalyticsRepository",
+    "ApiKeyRepository",
+    "Backend",
+    "CredentialKeyError",
+    "Dimension",
+    "ErrorGroup",
+    "GroupStats",
+    "Metrics",
+    "OAuthSessionRepository",
+    "RequestFilter",
+    "RequestRepository",
+    "RetentionResult",
+    "SchemaError",
+    "SchemaStatus",
+    "SecretKey",
+    "SeriesPoint",
+    "Store",
+    "StoreClosedError",
+    "StoreMaintenance",
+    "StoreOpenError",
+    "StoreStats",
+    "StrategyRepository",
+    "Totals",
+    "UsageRepository",
+    "load_or_create_key",
+]

@@ -12,18 +12,9 @@ from types import TracebackType
 
 from better_ccflare.core import Clock, Config, SystemClock
 
-from ._analytics import AnalyticsRepository
+from ._backend import Backend
 from ._crypto import SecretKey, load_or_create_key
 from ._maintenance import RetentionResult, SchemaStatus, StoreMaintenance, StoreStats
-from ._repositories import (
-    AccountRepository,
-    AgentPreferenceRepository,
-    ApiKeyRepository,
-    OAuthSessionRepository,
-    RequestRepository,
-    StrategyRepository,
-    UsageRepository,
-)
 from ._sqlite import SqliteBackend
 
 __all__ = ["Store"]
@@ -38,8 +29,9 @@ class Store:
     shutdown; closing writes everything still queued. It is also an async context manager.
     Nothing here blocks the event loop: SQLite runs on a writer thread and two reader threads.
 
-    The constructor takes any implementations of the repository protocols, so another backend
-    (or a test double) can stand behind the same object.
+    The constructor takes any :class:`Backend`, so another backend (or a test double) can stand
+    behind the same object; the repositories are its own, bound once so that reaching one costs
+    an attribute read.
     """
 
     __slots__ = (
@@ -55,29 +47,16 @@ class Store:
         "usage",
     )
 
-    def __init__(
-        self,
-        *,
-        accounts: AccountRepository,
-        requests: RequestRepository,
-        api_keys: ApiKeyRepository,
-        oauth_sessions: OAuthSessionRepository,
-        agent_preferences: AgentPreferenceRepository,
-        strategies: StrategyRepository,
-        usage: UsageRepository,
-        analytics: AnalyticsRepository,
-        maintenance: StoreMaintenance,
-        clock: Clock,
-    ) -> None:
-        self.accounts = accounts
-        self.requests = requests
-        self.api_keys = api_keys
-        self.oauth_sessions = oauth_sessions
-        self.agent_preferences = agent_preferences
-        self.strategies = strategies
-        self.usage = usage
-        self.analytics = analytics
-        self._maintenance = maintenance
+    def __init__(self, backend: Backend, *, clock: Clock) -> None:
+        self.accounts = backend.accounts
+        self.requests = backend.requests
+        self.api_keys = backend.api_keys
+        self.oauth_sessions = backend.oauth_sessions
+        self.agent_preferences = backend.agent_preferences
+        self.strategies = backend.strategies
+        self.usage = backend.usage
+        self.analytics = backend.analytics
+        self._maintenance: StoreMaintenance = backend
         self._clock = clock
 
     @classmethod
@@ -107,18 +86,7 @@ class Store:
         backend = await SqliteBackend.open(
             db_path, key=key, clock=clock, payload_budget_bytes=payload_budget_bytes
         )
-        return cls(
-            accounts=backend.accounts,
-            requests=backend.requests,
-            api_keys=backend.api_keys,
-            oauth_sessions=backend.oauth_sessions,
-            agent_preferences=backend.agent_preferences,
-            strategies=backend.strategies,
-            usage=backend.usage,
-            analytics=backend.analytics,
-            maintenance=backend,
-            clock=clock,
-        )
+        return cls(backend, clock=clock)
 
     @classmethod
     async def from_config(cls, config: Config, *, clock: Clock | None = None) -> Store:

@@ -3,23 +3,40 @@
 Built on the standard ``logging`` module: packages log with
 ``logging.getLogger("better_ccflare.<package>")`` and pass structured data as
 ``extra={"data": {...}}``; the application calls :func:`configure_logging` once at start-up.
-The public surface is exactly the union of the private modules' ``__all__`` lists.
 """
 
-from . import _bus, _event, _formats, _redaction, _setup, _tail
-from ._bus import *
-from ._event import *
-from ._formats import *
-from ._redaction import *
-from ._setup import *
-from ._tail import *
+from ._bus import LogBus, LogBusHandler, LogSubscription
+from ._event import LogEvent
+from ._formats import JsonFormatter, PrettyFormatter
+from ._redaction import REDACTED, RedactionFilter, redact, redact_data
+from ._setup import (
+    DEFAULT_BACKUP_COUNT,
+    DEFAULT_MAX_BYTES,
+    LOG_FILE_NAME,
+    LOGGER_NAME,
+    configure_logging,
+    reset_logging,
+)
+from ._tail import read_log_tail
 
 __version__ = "0.1.0"
 
-__all__: list[str] = []
-__all__ += _bus.__all__
-__all__ += _event.__all__
-__all__ += _formats.__all__
-__all__ += _redaction.__all__
-__all__ += _setup.__all__
-__all__ += _tail.__all__
+__all__ = [
+    "DEFAULT_BACKUP_COUNT",
+    "DEFAULT_MAX_BYTES",
+    "LOGGER_NAME",
+    "LOG_FILE_NAME",
+    "REDACTED",
+    "JsonFormatter",
+    "LogBus",
+    "LogBusHandler",
+    "LogEvent",
+    "LogSubscription",
+    "PrettyFormatter",
+    "RedactionFilter",
+    "configure_logging",
+    "read_log_tail",
+    "redact",
+    "redact_data",
+    "reset_logging",
+]
