@@ -1,8 +1,8 @@
 """The workspace's shape: what each distribution may depend on, and what each one ships.
 
 The dependency direction is an architectural rule (core <- logger, database, providers,
-load_balancer <- proxy <- http_api <- apps); these tests make breaking it a test failure rather
-than a review comment.
+load_balancer <- proxy <- http_api <- server <- cli); each layer may depend on any layer below
+it. These tests make breaking it a test failure rather than a review comment.
 """
 
 from __future__ import annotations
@@ -20,23 +20,29 @@ MEMBERS = sorted(p.parent for p in ROOT.glob("packages/*/pyproject.toml")) + sor
     p.parent for p in ROOT.glob("apps/*/pyproject.toml")
 )
 
+LAYERS: tuple[frozenset[str], ...] = (
+    frozenset({"better-ccflare-core"}),
+    frozenset(
+        {
+            "better-ccflare-logger",
+            "better-ccflare-database",
+            "better-ccflare-providers",
+            "better-ccflare-load-balancer",
+        }
+    ),
+    frozenset({"better-ccflare-proxy"}),
+    frozenset({"better-ccflare-http-api"}),
+    frozenset({"better-ccflare-server"}),
+    frozenset({"better-ccflare"}),
+)
+"""The distributions bottom up; members of one layer never depend on each other."""
+
 ALLOWED_SIBLINGS: dict[str, set[str]] = {
-    "better-ccflare-core": set(),
-    "better-ccflare-logger": {"better-ccflare-core"},
-    "better-ccflare-database": {"better-ccflare-core"},
-    "better-ccflare-providers": {"better-ccflare-core"},
-    "better-ccflare-load-balancer": {"better-ccflare-core"},
-    "better-ccflare-proxy": {
-        "better-ccflare-core",
-        "better-ccflare-logger",
-        "better-ccflare-database",
-        "better-ccflare-providers",
-        "better-ccflare-load-balancer",
-    },
-    "better-ccflare-http-api": {"better-ccflare-proxy"},
-    "better-ccflare-server": {"better-ccflare-http-api", "better-ccflare-logger"},
-    "better-ccflare": {"better-ccflare-server"},
+    name: set[str]().union(*LAYERS[:height])
+    for height, layer in enumerate(LAYERS)
+    for name in layer
 }
+"""What each distribution may depend on: any distribution in a layer below its own."""
 
 
 class Project(msgspec.Struct):
