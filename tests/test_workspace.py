@@ -2,14 +2,19 @@
 
 The dependency direction is an architectural rule (core <- logger, database, providers,
 load_balancer <- proxy <- http_api <- server <- cli); each layer may depend on any layer below
-it. These tests make breaking it a test failure rather than a review comment.
+it. These tests make breaking it a test failure rather than a review comment. It is checked
+twice: on the dependencies each ``pyproject.toml`` declares, and on the imports the code really
+makes (an AST scan of every member's src tree, which also refuses another package's private
+modules).
 """
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import msgspec
@@ -102,3 +107,146 @@ def test_provider_library_imports_without_server_dependencies() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+# --------------------------------------------------------------------------- imports
+
+
+def own_package(member: Path) -> str:
+    """The one package a member ships under the namespace, e.g. ``http_api``."""
+    (package,) = (p.name for p in (member / "src" / "better_ccflare").iterdir() if p.is_dir())
+    return package
+
+
+DISTRIBUTION_OF: dict[str, str] = {own_package(m): project(m).name for m in MEMBERS}
+"""Package under ``better_ccflare`` to the distribution that ships it (``cli`` is the app's)."""
+
+
+def _module_name(path: Path, src: Path) -> tuple[str, ...]:
+    parts = path.relative_to(src).with_suffix("").parts
+    return parts[:-1] if parts[-1] == "__init__" else parts
+
+
+def imported_modules(path: Path, src: Path) -> Iterator[tuple[int, str, str]]:
+    """Every import in one file as (line, statement, dotted target), relative ones resolved.
+
+    All statements count: module level, inside functions, under ``if TYPE_CHECKING:``. For
+    ``from X import a`` the target is ``X.a``, since ``a`` may be a module or a private name.
+    """
+    module = _module_name(path, src)
+    package = module if path.name == "__init__.py" else module[:-1]
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, ast.unparse(node), alias.name
+        elif isinstance(node, ast.ImportFrom):
+            anchor = package[: len(package) - node.level + 1] if node.level else ()
+            base = ".".join([*anchor, *([node.module] if node.module else [])])
+            for alias in node.names:
+                target = base if alias.name == "*" else f"{base}.{alias.name}"
+                yield node.lineno, ast.unparse(node), target
+
+
+def _private(parts: Iterable[str]) -> str | None:
+    return next((p for p in parts if p.startswith("_") and not p.startswith("__")), None)
+
+
+def layering_violations(member: Path) -> list[str]:
+    """What a member's src tree imports against the layering, one line each (empty: none).
+
+    A module may import its own package and, of the others, only the public surface of those its
+    distribution declares in ``pyproject.toml``; declaring one in a layer above is refused too.
+    """
+    meta = project(member)
+    package = own_package(member)
+    declared = {requirement_name(r) for r in meta.dependencies}
+    src = member / "src"
+    found: list[str] = []
+    for path in sorted(src.rglob("*.py")):
+        shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+        for line, statement, target in imported_modules(path, src):
+            parts = target.split(".")
+            if parts[0] != "better_ccflare" or len(parts) < 2 or parts[1] == package:
+                continue
+            where = f"{shown}:{line}: `{statement}`"
+            dependency = DISTRIBUTION_OF.get(parts[1], f"better_ccflare.{parts[1]}")
+            if dependency not in ALLOWED_SIBLINGS.get(meta.name, set()):
+                found.append(
+                    f"{where}: {meta.name} may not depend on {dependency} (not in a layer below)"
+                )
+            elif dependency not in declared:
+                found.append(f"{where}: {dependency} is not declared in {meta.name}'s dependencies")
+            private = _private(parts[2:])
+            if private is not None:
+                found.append(
+                    f"{where}: {private} is private to better_ccflare.{parts[1]}; "
+                    "import from its public surface"
+                )
+    return list(dict.fromkeys(found))  # `from x import a, b` breaks a rule once, not twice
+
+
+@pytest.mark.parametrize("member", MEMBERS, ids=lambda m: m.name)
+def test_imports_follow_the_declared_layering(member: Path) -> None:
+    violations = layering_violations(member)
+    assert not violations, "\n".join(violations)
+
+
+def _tiny_member(root: Path, package: str, depends_on: Iterable[str], code: str) -> Path:
+    """A member shipping ``better_ccflare.<package>`` whose ``_code.py`` holds ``code``."""
+    member = root / package
+    tree = member / "src" / "better_ccflare" / package
+    tree.mkdir(parents=True)
+    requirements = ", ".join(f'"{d}>=0.1.0,<0.2"' for d in depends_on)
+    (member / "pyproject.toml").write_text(
+        f'[project]\nname = "{DISTRIBUTION_OF[package]}"\ndependencies = [{requirements}]\n'
+    )
+    (tree / "__init__.py").write_text("from ._code import *\n")
+    (tree / "_code.py").write_text(code)
+    return member
+
+
+def test_layering_check_reports_a_lower_layer_importing_a_higher_one(tmp_path: Path) -> None:
+    code = (
+        "from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n    import better_ccflare.proxy\n"
+    )
+    member = _tiny_member(tmp_path, "core", [], code)
+    (violation,) = layering_violations(member)
+    assert "core/src/better_ccflare/core/_code.py:4: `import better_ccflare.proxy`" in violation
+    assert "better-ccflare-core may not depend on better-ccflare-proxy" in violation
+
+
+def test_layering_check_reports_a_private_module_of_another_package(tmp_path: Path) -> None:
+    code = "def later() -> None:\n    from better_ccflare.providers._usage import HARD_WINDOWS\n"
+    member = _tiny_member(tmp_path, "proxy", ["better-ccflare-providers"], code)
+    (violation,) = layering_violations(member)
+    assert "_code.py:2: `from better_ccflare.providers._usage import HARD_WINDOWS`" in violation
+    assert "_usage is private to better_ccflare.providers" in violation
+
+
+def test_layering_check_resolves_relative_imports(tmp_path: Path) -> None:
+    code = "from ..proxy import _pipeline\n"
+    member = _tiny_member(tmp_path, "http_api", ["better-ccflare-proxy"], code)
+    (violation,) = layering_violations(member)
+    assert "`from ..proxy import _pipeline`" in violation
+    assert "_pipeline is private to better_ccflare.proxy" in violation
+
+
+def test_layering_check_reports_an_undeclared_dependency(tmp_path: Path) -> None:
+    code = (
+        "from better_ccflare.proxy import AccountPool\nfrom better_ccflare.database import Store\n"
+    )
+    member = _tiny_member(tmp_path, "http_api", ["better-ccflare-proxy"], code)
+    (violation,) = layering_violations(member)
+    assert "_code.py:2: `from better_ccflare.database import Store`" in violation
+    assert "better-ccflare-database is not declared in better-ccflare-http-api's" in violation
+
+
+def test_layering_check_passes_a_tree_that_keeps_the_rules(tmp_path: Path) -> None:
+    code = (
+        "import msgspec\n"
+        "from better_ccflare.core import Account\n"
+        "from better_ccflare.http_api._times import iso_ms\n"
+        "from . import _code\n"
+    )
+    member = _tiny_member(tmp_path, "http_api", ["better-ccflare-core"], code)
+    assert layering_violations(member) == []
