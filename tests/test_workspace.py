@@ -191,8 +191,8 @@ def test_imports_follow_the_declared_layering(member: Path) -> None:
     assert not violations, "\n".join(violations)
 
 
-def _tiny_member(root: Path, package: str, depends_on: Iterable[str], code: str) -> Path:
-    """A member shipping ``better_ccflare.<package>`` whose ``_code.py`` holds ``code``."""
+def _scan_tiny_member(root: Path, package: str, depends_on: Iterable[str], code: str) -> list[str]:
+    """Scan a member shipping ``better_ccflare.<package>`` whose only module holds ``code``."""
     member = root / package
     tree = member / "src" / "better_ccflare" / package
     tree.mkdir(parents=True)
@@ -202,43 +202,44 @@ def _tiny_member(root: Path, package: str, depends_on: Iterable[str], code: str)
     )
     (tree / "__init__.py").write_text("from ._code import *\n")
     (tree / "_code.py").write_text(code)
-    return member
+    return layering_violations(member)
 
 
 def test_layering_check_reports_a_lower_layer_importing_a_higher_one(tmp_path: Path) -> None:
-    code = (
-        "from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n    import better_ccflare.proxy\n"
-    )
-    member = _tiny_member(tmp_path, "core", [], code)
-    (violation,) = layering_violations(member)
-    assert "core/src/better_ccflare/core/_code.py:4: `import better_ccflare.proxy`" in violation
-    assert "better-ccflare-core may not depend on better-ccflare-proxy" in violation
+    code = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import better_ccflare.proxy\n"
+    assert _scan_tiny_member(tmp_path, "core", [], code) == [
+        f"{tmp_path}/core/src/better_ccflare/core/_code.py:3: `import better_ccflare.proxy`: "
+        "better-ccflare-core may not depend on better-ccflare-proxy (not in a layer below)"
+    ]
 
 
 def test_layering_check_reports_a_private_module_of_another_package(tmp_path: Path) -> None:
     code = "def later() -> None:\n    from better_ccflare.providers._usage import HARD_WINDOWS\n"
-    member = _tiny_member(tmp_path, "proxy", ["better-ccflare-providers"], code)
-    (violation,) = layering_violations(member)
-    assert "_code.py:2: `from better_ccflare.providers._usage import HARD_WINDOWS`" in violation
-    assert "_usage is private to better_ccflare.providers" in violation
+    assert _scan_tiny_member(tmp_path, "proxy", ["better-ccflare-providers"], code) == [
+        f"{tmp_path}/proxy/src/better_ccflare/proxy/_code.py:2: "
+        "`from better_ccflare.providers._usage import HARD_WINDOWS`: "
+        "_usage is private to better_ccflare.providers; import from its public surface"
+    ]
 
 
 def test_layering_check_resolves_relative_imports(tmp_path: Path) -> None:
-    code = "from ..proxy import _pipeline\n"
-    member = _tiny_member(tmp_path, "http_api", ["better-ccflare-proxy"], code)
-    (violation,) = layering_violations(member)
-    assert "`from ..proxy import _pipeline`" in violation
-    assert "_pipeline is private to better_ccflare.proxy" in violation
+    """``..proxy`` seen from ``better_ccflare.http_api`` is ``better_ccflare.proxy``."""
+    assert _scan_tiny_member(tmp_path, "http_api", [], "from ..proxy import Dispatcher\n") == [
+        f"{tmp_path}/http_api/src/better_ccflare/http_api/_code.py:1: "
+        "`from ..proxy import Dispatcher`: "
+        "better-ccflare-proxy is not declared in better-ccflare-http-api's dependencies"
+    ]
 
 
 def test_layering_check_reports_an_undeclared_dependency(tmp_path: Path) -> None:
     code = (
         "from better_ccflare.proxy import AccountPool\nfrom better_ccflare.database import Store\n"
     )
-    member = _tiny_member(tmp_path, "http_api", ["better-ccflare-proxy"], code)
-    (violation,) = layering_violations(member)
-    assert "_code.py:2: `from better_ccflare.database import Store`" in violation
-    assert "better-ccflare-database is not declared in better-ccflare-http-api's" in violation
+    assert _scan_tiny_member(tmp_path, "http_api", ["better-ccflare-proxy"], code) == [
+        f"{tmp_path}/http_api/src/better_ccflare/http_api/_code.py:2: "
+        "`from better_ccflare.database import Store`: "
+        "better-ccflare-database is not declared in better-ccflare-http-api's dependencies"
+    ]
 
 
 def test_layering_check_passes_a_tree_that_keeps_the_rules(tmp_path: Path) -> None:
@@ -248,5 +249,4 @@ def test_layering_check_passes_a_tree_that_keeps_the_rules(tmp_path: Path) -> No
         "from better_ccflare.http_api._times import iso_ms\n"
         "from . import _code\n"
     )
-    member = _tiny_member(tmp_path, "http_api", ["better-ccflare-core"], code)
-    assert layering_violations(member) == []
+    assert _scan_tiny_member(tmp_path, "http_api", ["better-ccflare-core"], code) == []
