@@ -34,12 +34,13 @@ from better_ccflare.proxy import (
     validate_account_name,
 )
 
+from ._account_lookup import find_account
 from ._context import load, with_store
 from ._errors import UserError, as_click_error
 from ._oauth_login import log_in
 from ._output import format_time, print_json, print_table
 
-__all__ = ["account", "find_account"]
+__all__ = ["account"]
 
 _LOGIN_MODES: dict[str, OAuthMode] = {
     ProviderKind.CLAUDE_OAUTH.value: OAuthMode.CLAUDE_OAUTH,
@@ -355,14 +356,6 @@ def reauth(name: str) -> None:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-async def find_account(store: Store, name_or_id: str) -> Account:
-    """The account with this id or, failing that, this name; else a one-line error."""
-    found = await store.accounts.get(name_or_id) or await store.accounts.get_by_name(name_or_id)
-    if found is None:
-        raise UserError(f"No account named {name_or_id!r}; see `better-ccflare account list`.")
-    return found
 
 
 def _change(name: str, apply: _Apply) -> Account:

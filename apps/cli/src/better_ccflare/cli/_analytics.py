@@ -12,7 +12,7 @@ import msgspec
 from better_ccflare.core import RequestRecord, SystemClock
 from better_ccflare.database import ErrorGroup, GroupStats, Metrics, RequestFilter, Store
 
-from ._accounts import find_account
+from ._account_lookup import find_account
 from ._context import load, with_store
 from ._output import format_ms, format_time, print_json, print_table
 

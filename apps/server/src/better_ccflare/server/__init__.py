@@ -1,9 +1,7 @@
 """Composes the running better-ccflare service from the packages below it."""
 
-from . import _service
-from ._service import *
+from ._service import Service, freeze_startup_heap, serve, uvicorn_config
 
 __version__ = "0.1.0"
 
-__all__: list[str] = []
-__all__ += _service.__all__
+__all__ = ["Service", "freeze_startup_heap", "serve", "uvicorn_config"]

@@ -1,21 +1,35 @@
 """The HTTP face of better-ccflare: the proxy dispatcher, health, the management API and the
 dashboard.
 
-The public surface is exactly the union of the private modules' ``__all__`` lists.
+The route modules (``_api_*.py``) are leaves; what several of them share lives in its own
+module. The names below are the whole public surface.
 """
 
-from . import _api_context, _dashboard, _dispatch, _health, _management
-from ._api_context import *
-from ._dashboard import *
-from ._dispatch import *
-from ._health import *
-from ._management import *
+from ._api_context import Ctx, LiveSettings, ManagementContext
+from ._dashboard import (
+    DASHBOARD_PAGES,
+    DASHBOARD_SECURITY_HEADERS,
+    DashboardPage,
+    dashboard_handlers,
+)
+from ._dispatch import Dispatcher
+from ._health import Health, PoolStatus, health_handler
+from ._management import MANAGEMENT_HANDLERS, management_app
 
 __version__ = "0.1.0"
 
-__all__: list[str] = []
-__all__ += _api_context.__all__
-__all__ += _dashboard.__all__
-__all__ += _dispatch.__all__
-__all__ += _health.__all__
-__all__ += _management.__all__
+__all__ = [
+    "DASHBOARD_PAGES",
+    "DASHBOARD_SECURITY_HEADERS",
+    "MANAGEMENT_HANDLERS",
+    "Ctx",
+    "DashboardPage",
+    "Dispatcher",
+    "Health",
+    "LiveSettings",
+    "ManagementContext",
+    "PoolStatus",
+    "dashboard_handlers",
+    "health_handler",
+    "management_app",
+]

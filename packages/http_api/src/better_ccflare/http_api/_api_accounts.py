@@ -7,9 +7,6 @@ routes by the new state on the very next request.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Generator
-from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 import msgspec
@@ -17,219 +14,34 @@ from litestar import Response, delete, get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody
 
-from better_ccflare.core import (
-    Account,
-    InvalidInputError,
-    ModelMappings,
-    NotFoundError,
-    PauseReason,
-)
+from better_ccflare.core import InvalidInputError, ModelMappings, NotFoundError, PauseReason
 from better_ccflare.proxy import (
     AccountMode,
     NewAccount,
-    add_account,
     reset_rate_limit,
     validate_account_name,
     validate_endpoint,
 )
 
+from ._account_input import (
+    AccountName,
+    Endpoint,
+    MappingsInput,
+    Priority,
+    Secret,
+    add_checked,
+    api_field_names,
+)
+from ._account_lookup import find_account
+from ._account_response import AccountResponse, account_response
 from ._api_context import Ctx, ManagementContext
 from ._api_errors import ERROR_RESPONSES
 
-__all__ = [
-    "ACCOUNT_HANDLERS",
-    "AccountName",
-    "AccountResponse",
-    "Endpoint",
-    "Priority",
-    "account_names",
-    "account_response",
-    "add_checked",
-    "api_field_names",
-    "find_account",
-    "iso_ms",
-]
-
-# What the schema promises about inputs, so clients (and schemathesis) know what is accepted.
-# add_account() checks the same rules again, with messages naming the field.
-AccountName = Annotated[
-    str,
-    msgspec.Meta(
-        min_length=1,
-        max_length=100,
-        pattern=r"^[\w .-]*[\w.-][\w .-]*$",
-        description="Letters, digits, spaces, '-', '_' and '.'",
-    ),
-]
-Priority = Annotated[int, msgspec.Meta(ge=0, le=100, description="0 is preferred")]
-Secret = Annotated[str, msgspec.Meta(min_length=1, pattern=r"\S")]
-Endpoint = Annotated[
-    str,
-    msgspec.Meta(
-        pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?$",
-        description="Base URL of the upstream",
-    ),
-]
-ModelName = Annotated[str, msgspec.Meta(min_length=1, pattern=r"\S")]
-MappingsInput = dict[ModelName, Annotated[list[ModelName], msgspec.Meta(min_length=1)]]
-"""Model or family to the models to use instead, first choice first."""
-
-_API_FIELDS = {
-    "api_key": "apiKey",
-    "endpoint": "customEndpoint",
-    "model_mappings": "modelMappings",
-    "vertex_project_id": "projectId",
-    "vertex_region": "region",
-}
-"""add_account() names fields as Python does; the API's bodies name them in camelCase."""
-
-
-@contextlib.contextmanager
-def api_field_names() -> Generator[None]:
-    """Re-raise the shared account rules' :class:`InvalidInputError` under the body's name."""
-    try:
-        yield
-    except InvalidInputError as exc:
-        raise InvalidInputError(_API_FIELDS.get(exc.field, exc.field), exc.message) from exc
-
-
-async def add_checked(ctx: ManagementContext, new: NewAccount) -> Account:
-    """:func:`add_account`, with errors naming the body's fields and the pool reloaded."""
-    with api_field_names():
-        added = await add_account(ctx.store, new, now_ms=ctx.clock.now_ms())
-    await ctx.pool.reload()
-    return added
-
-
-def account_names(ctx: ManagementContext) -> dict[str, str]:
-    """Account id to name, from the pool the proxy routes by (no database read)."""
-    return {a.id: a.name for a in ctx.pool.accounts()}
+__all__ = ["ACCOUNT_HANDLERS"]
 
 
 def _mappings(given: MappingsInput | None) -> ModelMappings | None:
     return {k: tuple(v) for k, v in given.items()} if given is not None else None
-
-
-def iso_ms(ms: int | None) -> str | None:
-    """Epoch milliseconds as an ISO-8601 UTC string (the reference's timestamp format)."""
-    if ms is None:
-        return None
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
-
-
-class UsageWindowResponse(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    key: str
-    utilization: float
-    resets_at: int | None
-
-
-class SessionInfo(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    started_at: int | None
-    request_count: int
-
-
-class AccountResponse(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    """One account without any secret: what ``GET /api/accounts`` lists."""
-
-    id: str
-    name: str
-    provider: str
-    request_count: int
-    total_requests: int
-    last_used: str | None
-    created: str | None
-    paused: bool
-    pause_reason: str | None
-    requires_reauth: bool
-    token_status: Literal["valid", "expired", "api-key", "missing"]
-    token_expires_at: int | None
-    has_refresh_token: bool
-    rate_limit_status: str | None
-    rate_limit_reset: int | None
-    rate_limit_remaining: int | None
-    rate_limited_until: int | None
-    rate_limited_reason: str | None
-    rate_limited_at: int | None
-    session_info: SessionInfo
-    priority: int
-    auto_fallback_enabled: bool
-    auto_refresh_enabled: bool
-    auto_pause_on_overage_enabled: bool
-    peak_hours_pause_enabled: bool
-    custom_endpoint: str | None
-    model_mappings: ModelMappings
-    billing_type: str | None
-    usage_utilization: float | None
-    """The representative window's percent used, from the last usage poll."""
-    usage_window: str | None
-    usage_data: list[UsageWindowResponse]
-    usage_fetched_at: int | None
-    is_available: bool
-    """Whether the proxy would route to the account right now."""
-
-
-def account_response(ctx: ManagementContext, account: Account) -> AccountResponse:
-    now = ctx.clock.now_ms()
-    creds = account.credentials
-    if creds.access_token is not None:
-        expired = creds.expires_at_ms is not None and creds.expires_at_ms <= now
-        token_status: Literal["valid", "expired", "api-key", "missing"] = (
-            "expired" if expired else "valid"
-        )
-    else:
-        token_status = "api-key" if creds.api_key is not None else "missing"
-    entry = ctx.usage.entry(account.id)
-    windows = entry.windows if entry is not None else ()
-    top = max(windows, key=lambda w: w.utilization, default=None)
-    limit = account.rate_limit
-    return AccountResponse(
-        id=account.id,
-        name=account.name,
-        provider=account.provider,
-        request_count=account.request_count,
-        total_requests=account.total_requests,
-        last_used=iso_ms(account.last_used_ms),
-        created=iso_ms(account.created_at_ms),
-        paused=account.paused,
-        pause_reason=account.pause_reason.value if account.pause_reason else None,
-        requires_reauth=account.requires_reauth,
-        token_status=token_status,
-        token_expires_at=creds.expires_at_ms,
-        has_refresh_token=creds.refresh_token is not None,
-        rate_limit_status=limit.status,
-        rate_limit_reset=limit.reset_at_ms,
-        rate_limit_remaining=limit.remaining,
-        rate_limited_until=limit.limited_until_ms if limit.cooling_down(now) else None,
-        rate_limited_reason=limit.reason.value if limit.reason else None,
-        rate_limited_at=limit.limited_at_ms,
-        session_info=SessionInfo(
-            started_at=account.session.started_at_ms, request_count=account.session.request_count
-        ),
-        priority=account.priority,
-        auto_fallback_enabled=account.auto_fallback_enabled,
-        auto_refresh_enabled=account.auto_refresh_enabled,
-        auto_pause_on_overage_enabled=account.auto_pause_on_overage_enabled,
-        peak_hours_pause_enabled=account.peak_hours_pause_enabled,
-        custom_endpoint=account.custom_endpoint,
-        model_mappings=account.model_mappings,
-        billing_type=account.billing_type.value if account.billing_type else None,
-        usage_utilization=top.utilization if top is not None else None,
-        usage_window=top.key if top is not None else None,
-        usage_data=[
-            UsageWindowResponse(key=w.key, utilization=w.utilization, resets_at=w.resets_at_ms)
-            for w in windows
-        ],
-        usage_fetched_at=entry.fetched_at_ms if entry is not None else None,
-        is_available=account.is_available(now),
-    )
-
-
-async def find_account(ctx: ManagementContext, account_id: str) -> Account:
-    """The stored account (also one another process added a moment ago), or a 404."""
-    found = await ctx.store.accounts.get(account_id)
-    if found is None:
-        raise NotFoundError("account", account_id)
-    return found
 
 
 async def _changed(ctx: ManagementContext, account_id: str) -> AccountResponse:

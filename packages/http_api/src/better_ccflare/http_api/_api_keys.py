@@ -15,9 +15,9 @@ from litestar.params import FromPath, JSONBody
 from better_ccflare.core import ApiKey, ApiKeyRole
 from better_ccflare.proxy import change_api_key, create_api_key
 
-from ._api_accounts import iso_ms
 from ._api_context import Ctx, ManagementContext
 from ._api_errors import ERROR_RESPONSES
+from ._times import iso_ms
 
 __all__ = ["API_KEY_HANDLERS"]
 

@@ -18,7 +18,7 @@ from better_ccflare.logger import LogEvent, read_log_tail
 
 from ._api_context import Ctx, ManagementContext
 from ._api_errors import ERROR_RESPONSES
-from ._api_requests import with_keepalive
+from ._sse_keepalive import with_keepalive
 
 __all__ = ["LOG_HANDLERS"]
 

@@ -37,16 +37,9 @@ from better_ccflare.providers import (
 )
 from better_ccflare.proxy import AccountMode, NewAccount, check_new_account
 
-from ._api_accounts import (
-    AccountName,
-    AccountResponse,
-    Endpoint,
-    Priority,
-    account_response,
-    add_checked,
-    api_field_names,
-    find_account,
-)
+from ._account_input import AccountName, Endpoint, Priority, add_checked, api_field_names
+from ._account_lookup import find_account
+from ._account_response import AccountResponse, account_response
 from ._api_context import Ctx, ManagementContext
 from ._api_errors import ERROR_RESPONSES
 

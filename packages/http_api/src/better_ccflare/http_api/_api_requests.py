@@ -8,10 +8,9 @@ stream.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
-from typing import Annotated, Literal, TypeVar
+from collections.abc import AsyncGenerator, Mapping
+from typing import Annotated, Literal
 
 import msgspec
 from litestar import get
@@ -22,34 +21,15 @@ from better_ccflare.core import NotFoundError, RequestRecord
 from better_ccflare.database import RequestFilter
 from better_ccflare.proxy import Payload, PayloadFormatError, decode_payload
 
-from ._api_accounts import account_names, iso_ms
+from ._account_lookup import account_names
 from ._api_context import Ctx, ManagementContext
 from ._api_errors import ERROR_RESPONSES
+from ._sse_keepalive import with_keepalive
+from ._times import iso_ms
 
-__all__ = ["KEEPALIVE_S", "REQUEST_HANDLERS", "RequestRow", "request_row", "with_keepalive"]
+__all__ = ["REQUEST_HANDLERS"]
 
 _log = logging.getLogger("better_ccflare.http_api")
-
-KEEPALIVE_S = 15.0
-
-_T = TypeVar("_T")
-
-
-async def with_keepalive(
-    next_item: Callable[[], Awaitable[_T]], encode: Callable[[_T], str]
-) -> AsyncGenerator[ServerSentEventMessage]:
-    """An SSE message per item, and a comment whenever ``KEEPALIVE_S`` pass without one (so
-    proxies in between do not close an idle stream); ends when ``next_item`` raises
-    ``StopAsyncIteration``. ``next_item`` must survive being cancelled on a timeout."""
-    while True:
-        try:
-            item = await asyncio.wait_for(next_item(), KEEPALIVE_S)
-        except TimeoutError:
-            yield ServerSentEventMessage(comment="keepalive")
-            continue
-        except StopAsyncIteration:
-            return
-        yield ServerSentEventMessage(data=encode(item))
 
 
 class RequestRow(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):

@@ -16,9 +16,10 @@ from litestar.params import FromQuery, QueryParameter
 from better_ccflare.core import InvalidInputError
 from better_ccflare.database import GroupStats, Metrics, RequestFilter, SeriesPoint
 
-from ._api_accounts import account_names, iso_ms
+from ._account_lookup import account_names
 from ._api_context import Ctx, ManagementContext
 from ._api_errors import ERROR_RESPONSES
+from ._times import iso_ms
 
 __all__ = ["STATS_HANDLERS"]
 
