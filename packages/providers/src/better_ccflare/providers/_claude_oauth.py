@@ -47,6 +47,7 @@ class ClaudeOAuthProvider(EndpointProvider):
     id: ClassVar[str] = ProviderKind.CLAUDE_OAUTH.value
     display_name: ClassVar[str] = "Claude subscription (OAuth)"
     default_endpoint: ClassVar[Endpoint] = ANTHROPIC_API
+    refreshes_tokens: ClassVar[bool] = True
 
     def __init__(self, *, client_id: str = DEFAULT_CLIENT_ID) -> None:
         self.client_id = client_id

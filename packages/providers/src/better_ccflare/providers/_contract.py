@@ -122,6 +122,12 @@ class Provider(ABC):
     id: ClassVar[str]
     """The provider id stored in ``accounts.provider``."""
     display_name: ClassVar[str]
+    refreshes_tokens: ClassVar[bool] = False
+    """Whether accounts hold expiring tokens that :meth:`refresh_credentials` renews.
+
+    Set it to ``True`` exactly when :meth:`needs_refresh` can ever return true. The proxy reads
+    it to decide whether an upstream 401 is worth one forced refresh and a retry.
+    """
 
     @abstractmethod
     def base_url(self, account: Account) -> str:
@@ -209,7 +215,8 @@ class Provider(ABC):
         """Whether :meth:`refresh_credentials` must run before ``credentials`` are used.
 
         The token manager asks this instead of knowing which providers hold expiring tokens.
-        The default, for API keys that do not expire, is never.
+        The default, for API keys that do not expire, is never; a provider that overrides it
+        sets :attr:`refreshes_tokens`.
         """
         return False
 

@@ -211,6 +211,7 @@ class VertexAIProvider(Provider):
 
     id: ClassVar[str] = ProviderKind.VERTEX_AI.value
     display_name: ClassVar[str] = "Google Vertex AI"
+    refreshes_tokens: ClassVar[bool] = True
 
     def __init__(self, *, credentials_factory: CredentialsFactory | None = None) -> None:
         self._credentials_factory = credentials_factory or google_credentials

@@ -643,9 +643,9 @@ def _time_ordered_id(now_ms: int) -> str:
 
 
 def _refreshable(provider: Provider) -> bool:
-    """Whether the provider's credentials can be renewed: a provider that would need a refresh
-    for empty credentials holds expiring tokens (OAuth, Google), unlike a fixed API key."""
-    return provider.needs_refresh(Credentials(), 0)
+    """Whether the provider's credentials can be renewed: it holds expiring tokens (OAuth,
+    Google), unlike a fixed API key, and says so in ``refreshes_tokens``."""
+    return provider.refreshes_tokens
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
