@@ -21,6 +21,7 @@ from ._console import ConsoleProvider
 from ._contract import (
     API_VERSION,
     AccountConfigError,
+    ClientRequest,
     Provider,
     ResponseTransformer,
     UnsupportedRequestError,
@@ -99,6 +100,7 @@ __all__ = [
     "AnthropicUsageParser",
     "ClaudeOAuthProvider",
     "ClaudeUsage",
+    "ClientRequest",
     "ConsoleProvider",
     "CustomEndpoint",
     "Endpoint",

@@ -39,6 +39,7 @@ from better_ccflare.database import Store
 from better_ccflare.load_balancer import AccountUsage, SelectionRequest, Strategy, is_eligible
 from better_ccflare.providers import (
     AccountConfigError,
+    ClientRequest,
     Provider,
     ProviderRegistry,
     RateLimitKind,
@@ -376,13 +377,15 @@ class _Exchange:
         self, provider: Provider, account: Account, credentials: Credentials
     ) -> UpstreamRequest:
         return provider.build_request(
-            method=self.method,
-            path=self.path,
-            query=self.query,
-            headers=self.headers,
-            body=self.body,
-            account=account,
-            credentials=credentials,
+            ClientRequest(
+                method=self.method,
+                path=self.path,
+                query=self.query,
+                headers=self.headers,
+                body=self.body,
+            ),
+            account,
+            credentials,
         )
 
     async def _send(
