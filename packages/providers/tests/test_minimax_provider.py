@@ -8,8 +8,7 @@ import httpx2
 
 from better_ccflare.core import Account, Credentials
 from better_ccflare.providers import ClientRequest, RateLimitKind, UpstreamRequest
-from better_ccflare.providers._minimax import MinimaxProvider
-from better_ccflare.providers._usage import parse_minimax_usage
+from better_ccflare.providers._minimax import MinimaxProvider, parse_minimax_usage
 
 NOW_MS = 1_767_225_600_000
 BODY = b'{"model":"MiniMax-M2","max_tokens":4096,"messages":[{"role":"user","content":"hi"}]}'

@@ -8,8 +8,7 @@ import httpx2
 
 from better_ccflare.core import Account, Credentials
 from better_ccflare.providers import ClientRequest, RateLimitKind, UpstreamRequest
-from better_ccflare.providers._nanogpt import NanoGptProvider
-from better_ccflare.providers._usage import parse_nanogpt_usage
+from better_ccflare.providers._nanogpt import NanoGptProvider, parse_nanogpt_usage
 
 NOW_MS = 1_767_225_600_000
 BODY = b'{"model":"moonshotai/kimi-k2-thinking","max_tokens":2048,"stream":true,"messages":[]}'

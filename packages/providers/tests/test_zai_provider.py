@@ -9,8 +9,7 @@ import pytest
 
 from better_ccflare.core import Account, Credentials
 from better_ccflare.providers import ClientRequest, RateLimitKind, UpstreamRequest
-from better_ccflare.providers._usage import parse_zai_usage
-from better_ccflare.providers._zai import ZaiProvider
+from better_ccflare.providers._zai import ZaiProvider, parse_zai_usage
 
 NOW_MS = 1_767_225_600_000
 BODY = json.dumps(

@@ -16,7 +16,16 @@ from ._anthropic_compatible import (
     EndpointProvider,
     parse_custom_endpoint,
 )
-from ._claude_oauth import OAUTH_BETA, ClaudeOAuthProvider
+from ._claude_oauth import (
+    OAUTH_BETA,
+    ClaudeOAuthProvider,
+    ClaudeUsage,
+    ExtraUsage,
+    Money,
+    Spend,
+    fetch_claude_usage,
+    parse_claude_usage,
+)
 from ._console import ConsoleProvider
 from ._contract import (
     API_VERSION,
@@ -28,12 +37,13 @@ from ._contract import (
     UpstreamRequest,
     require_api_key,
 )
-from ._endpoints import ENDPOINTS, OAUTH_REDIRECT_URI, Endpoint
+from ._endpoint import Endpoint
 from ._headers import forwardable_request_headers, forwardable_response_headers
-from ._minimax import MinimaxProvider
+from ._minimax import MinimaxProvider, fetch_minimax_usage, parse_minimax_usage
 from ._model_mapping import map_model, model_family, parse_model_mappings
-from ._nanogpt import NanoGptProvider
+from ._nanogpt import NanoGptProvider, fetch_nanogpt_usage, parse_nanogpt_usage
 from ._oauth import (
+    OAUTH_REDIRECT_URI,
     OAuthError,
     OAuthStateMismatchError,
     OAuthTransientError,
@@ -57,6 +67,7 @@ from ._pkce import PkcePair, generate_pkce, generate_state
 from ._pricing import PRICES_AS_OF, ModelPrice, cost_usd, price_for
 from ._readings import RateLimitInfo, RateLimitKind, UsageParser, UsageResult
 from ._registry import (
+    ENDPOINTS,
     ENTRY_POINT_GROUP,
     PLUGIN_ALLOW_LIST_ENV,
     PluginFailure,
@@ -67,23 +78,10 @@ from ._registry import (
     default_registry,
 )
 from ._sse_usage import AnthropicUsageParser
-from ._usage import (
-    ClaudeUsage,
-    ExtraUsage,
-    Money,
-    Spend,
-    UsageFetchError,
-    fetch_claude_usage,
-    fetch_minimax_usage,
-    fetch_nanogpt_usage,
-    fetch_zai_usage,
-    parse_claude_usage,
-    parse_minimax_usage,
-    parse_nanogpt_usage,
-    parse_zai_usage,
-)
+from ._usage_fetch import UsageFetchError
+from ._usage_windows import HARD_WINDOWS
 from ._vertex_ai import VertexAIProvider, VertexCredentialsError, VertexExtraMissingError
-from ._zai import ZaiProvider
+from ._zai import ZaiProvider, fetch_zai_usage, parse_zai_usage
 
 __version__ = "0.1.0"
 
@@ -91,6 +89,7 @@ __all__ = [
     "API_VERSION",
     "ENDPOINTS",
     "ENTRY_POINT_GROUP",
+    "HARD_WINDOWS",
     "OAUTH_BETA",
     "OAUTH_REDIRECT_URI",
     "PLUGIN_ALLOW_LIST_ENV",

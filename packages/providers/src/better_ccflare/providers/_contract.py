@@ -26,9 +26,9 @@ from better_ccflare.core import (
     UsageWindow,
 )
 
+from ._anthropic_api import classify_anthropic_rate_limit
 from ._headers import forwardable_request_headers
 from ._model_mapping import apply_model_mapping
-from ._rate_limits import classify_anthropic_rate_limit
 from ._readings import RateLimitInfo, UsageParser
 from ._sse_usage import AnthropicUsageParser
 
@@ -248,7 +248,7 @@ class Provider(ABC):
     ) -> RateLimitInfo:
         """Read the rate-limit signals of a response (headers lower-case; body may be a prefix).
 
-        The default reads Anthropic's headers; the table is in :mod:`._rate_limits`.
+        The default reads Anthropic's headers; the table is in :mod:`._anthropic_api`.
         """
         return classify_anthropic_rate_limit(
             status=status, headers=headers, body=body, now_ms=now_ms

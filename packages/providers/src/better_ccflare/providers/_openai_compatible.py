@@ -7,7 +7,7 @@ includes ``/v1/messages/count_tokens``, which OpenAI servers do not have: the pr
 it without this provider (the reference answers it locally) rather than route it here.
 
 The upstream is the account's ``custom_endpoint`` (a URL, or the reference's JSON
-``{"endpoint": url}``), else :data:`~._endpoints.OPENAI_COMPATIBLE`. A base ending in ``/v1``
+``{"endpoint": url}``), else :data:`OPENAI_COMPATIBLE`. A base ending in ``/v1``
 does not get a second ``/v1``. The key goes in ``Authorization: Bearer``; the client's
 ``anthropic-*`` headers mean nothing to an OpenAI server and are not forwarded.
 
@@ -40,6 +40,7 @@ import msgspec
 
 from better_ccflare.core import Account, Credentials, ProviderKind
 
+from ._anthropic_api import MAX_RESET_AHEAD_MS, classify_anthropic_rate_limit
 from ._anthropic_compatible import EndpointProvider
 from ._contract import (
     ClientRequest,
@@ -48,15 +49,20 @@ from ._contract import (
     UpstreamRequest,
     require_api_key,
 )
-from ._endpoints import OPENAI_COMPATIBLE, Endpoint
+from ._endpoint import Endpoint
 from ._model_mapping import decode_json_object, map_model
 from ._openai_request import anthropic_to_openai_request, as_str
 from ._openai_response import IdFactory, OpenAIJsonTransformer, random_id
 from ._openai_stream import OpenAIStreamTransformer
-from ._rate_limits import MAX_RESET_AHEAD_MS, classify_anthropic_rate_limit
 from ._readings import RateLimitInfo, RateLimitKind
 
-__all__ = ["OpenAICompatibleProvider", "classify_openai_rate_limit"]
+__all__ = ["OPENAI_COMPATIBLE", "OpenAICompatibleProvider", "classify_openai_rate_limit"]
+
+OPENAI_COMPATIBLE = Endpoint(
+    ("BETTER_CCFLARE_OPENAI_COMPATIBLE_BASE_URL",),
+    "https://api.openai.com",
+    "Default upstream for openai-compatible accounts without a custom endpoint.",
+)
 
 _COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
 _MESSAGES_PATH = "/v1/messages"

@@ -45,10 +45,11 @@ from ._contract import (
     UnsupportedRequestError,
     UpstreamRequest,
 )
-from ._endpoints import VERTEX_AI
+from ._endpoint import Endpoint
 from ._model_mapping import decode_json_object, map_model
 
 __all__ = [
+    "VERTEX_AI",
     "VERTEX_ANTHROPIC_VERSION",
     "VERTEX_EXTRA_HINT",
     "VERTEX_SCOPE",
@@ -60,6 +61,11 @@ __all__ = [
     "google_credentials",
 ]
 
+VERTEX_AI = Endpoint(
+    ("BETTER_CCFLARE_VERTEX_AI_BASE_URL",),
+    "https://{region}-aiplatform.googleapis.com",
+    "Vertex AI; {region} is filled in (the global region has no prefix).",
+)
 VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
 VERTEX_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 VERTEX_EXTRA_HINT = "pip install 'better-ccflare-providers[vertex]'"
