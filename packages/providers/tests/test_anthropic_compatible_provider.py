@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from better_ccflare.core import Account, Credentials
-from better_ccflare.providers import AccountConfigError, RateLimitKind, UpstreamRequest
+from better_ccflare.providers import (
+    AccountConfigError,
+    ClientRequest,
+    RateLimitKind,
+    UpstreamRequest,
+)
 from better_ccflare.providers._anthropic_compatible import (
     AnthropicCompatibleProvider,
     CustomEndpoint,
@@ -29,13 +34,15 @@ def compatible_account(custom_endpoint: str | None, *, api_key: str | None = "gw
 
 def build(account: Account) -> UpstreamRequest:
     return AnthropicCompatibleProvider().build_request(
-        method="POST",
-        path="/v1/messages",
-        query="",
-        headers={"authorization": "Bearer proxy", "anthropic-version": "2023-06-01"},
-        body=BODY,
-        account=account,
-        credentials=account.credentials,
+        ClientRequest(
+            method="POST",
+            path="/v1/messages",
+            query="",
+            headers={"authorization": "Bearer proxy", "anthropic-version": "2023-06-01"},
+            body=BODY,
+        ),
+        account,
+        account.credentials,
     )
 
 

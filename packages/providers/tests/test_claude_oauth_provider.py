@@ -8,7 +8,12 @@ import httpx2
 import pytest
 
 from better_ccflare.core import Account, Credentials, UsageWindow
-from better_ccflare.providers import AccountConfigError, RateLimitKind, UpstreamRequest
+from better_ccflare.providers import (
+    AccountConfigError,
+    ClientRequest,
+    RateLimitKind,
+    UpstreamRequest,
+)
 from better_ccflare.providers._claude_oauth import ClaudeOAuthProvider
 from better_ccflare.providers._oauth import ReauthRequiredError
 
@@ -55,13 +60,15 @@ def build(
     account: Account, *, headers: dict[str, str] | None = None, query: str = "beta=true"
 ) -> UpstreamRequest:
     return ClaudeOAuthProvider().build_request(
-        method="POST",
-        path="/v1/messages",
-        query=query,
-        headers=CLIENT_HEADERS if headers is None else headers,
-        body=BODY,
-        account=account,
-        credentials=account.credentials,
+        ClientRequest(
+            method="POST",
+            path="/v1/messages",
+            query=query,
+            headers=CLIENT_HEADERS if headers is None else headers,
+            body=BODY,
+        ),
+        account,
+        account.credentials,
     )
 
 

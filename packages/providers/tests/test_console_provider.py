@@ -7,7 +7,12 @@ import json
 import pytest
 
 from better_ccflare.core import Account, Credentials
-from better_ccflare.providers import AccountConfigError, RateLimitKind, UpstreamRequest
+from better_ccflare.providers import (
+    AccountConfigError,
+    ClientRequest,
+    RateLimitKind,
+    UpstreamRequest,
+)
 from better_ccflare.providers._console import ConsoleProvider
 
 NOW_MS = 1_767_225_600_000
@@ -39,18 +44,20 @@ def console_account(
 
 def build(account: Account, path: str = "/v1/messages", query: str = "") -> UpstreamRequest:
     return ConsoleProvider().build_request(
-        method="POST",
-        path=path,
-        query=query,
-        headers={
-            "x-api-key": "client-proxy-key",
-            "anthropic-version": "2023-06-01",
-            "anthropic-beta": "prompt-caching-2024-07-31",
-            "content-type": "application/json",
-        },
-        body=BODY,
-        account=account,
-        credentials=account.credentials,
+        ClientRequest(
+            method="POST",
+            path=path,
+            query=query,
+            headers={
+                "x-api-key": "client-proxy-key",
+                "anthropic-version": "2023-06-01",
+                "anthropic-beta": "prompt-caching-2024-07-31",
+                "content-type": "application/json",
+            },
+            body=BODY,
+        ),
+        account,
+        account.credentials,
     )
 
 

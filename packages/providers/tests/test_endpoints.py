@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from better_ccflare.providers import ENDPOINTS, Endpoint
+from better_ccflare.providers import Endpoint
+from better_ccflare.providers._registry import ENDPOINTS
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

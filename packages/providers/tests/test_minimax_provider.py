@@ -7,9 +7,8 @@ import json
 import httpx2
 
 from better_ccflare.core import Account, Credentials
-from better_ccflare.providers import RateLimitKind, UpstreamRequest
-from better_ccflare.providers._minimax import MinimaxProvider
-from better_ccflare.providers._usage import parse_minimax_usage
+from better_ccflare.providers import ClientRequest, RateLimitKind, UpstreamRequest
+from better_ccflare.providers._minimax import MinimaxProvider, parse_minimax_usage
 
 NOW_MS = 1_767_225_600_000
 BODY = b'{"model":"MiniMax-M2","max_tokens":4096,"messages":[{"role":"user","content":"hi"}]}'
@@ -28,13 +27,15 @@ def minimax_account(*, model_mappings: dict[str, tuple[str, ...]] | None = None)
 
 def build(account: Account, body: bytes = BODY) -> UpstreamRequest:
     return MinimaxProvider().build_request(
-        method="POST",
-        path="/v1/messages",
-        query="",
-        headers={"x-api-key": "proxy", "anthropic-version": "2023-06-01"},
-        body=body,
-        account=account,
-        credentials=account.credentials,
+        ClientRequest(
+            method="POST",
+            path="/v1/messages",
+            query="",
+            headers={"x-api-key": "proxy", "anthropic-version": "2023-06-01"},
+            body=body,
+        ),
+        account,
+        account.credentials,
     )
 
 

@@ -7,9 +7,8 @@ import json
 import httpx2
 
 from better_ccflare.core import Account, Credentials
-from better_ccflare.providers import RateLimitKind, UpstreamRequest
-from better_ccflare.providers._nanogpt import NanoGptProvider
-from better_ccflare.providers._usage import parse_nanogpt_usage
+from better_ccflare.providers import ClientRequest, RateLimitKind, UpstreamRequest
+from better_ccflare.providers._nanogpt import NanoGptProvider, parse_nanogpt_usage
 
 NOW_MS = 1_767_225_600_000
 BODY = b'{"model":"moonshotai/kimi-k2-thinking","max_tokens":2048,"stream":true,"messages":[]}'
@@ -40,13 +39,15 @@ def nanogpt_account(*, custom_endpoint: str | None = None) -> Account:
 
 def build(account: Account) -> UpstreamRequest:
     return NanoGptProvider().build_request(
-        method="POST",
-        path="/v1/messages",
-        query="",
-        headers={"anthropic-version": "2023-06-01", "cookie": "a=b"},
-        body=BODY,
-        account=account,
-        credentials=account.credentials,
+        ClientRequest(
+            method="POST",
+            path="/v1/messages",
+            query="",
+            headers={"anthropic-version": "2023-06-01", "cookie": "a=b"},
+            body=BODY,
+        ),
+        account,
+        account.credentials,
     )
 
 

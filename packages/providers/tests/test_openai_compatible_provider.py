@@ -12,6 +12,7 @@ import pytest
 from better_ccflare.core import Account, Credentials
 from better_ccflare.providers import (
     AccountConfigError,
+    ClientRequest,
     RateLimitInfo,
     RateLimitKind,
     UnsupportedRequestError,
@@ -51,13 +52,15 @@ def build(
     credentials: Credentials = KEY,
 ) -> UpstreamRequest:
     return OpenAICompatibleProvider().build_request(
-        method="POST",
-        path=path,
-        query=query,
-        headers=headers or {},
-        body=body,
-        account=account_ or account(),
-        credentials=credentials,
+        ClientRequest(
+            method="POST",
+            path=path,
+            query=query,
+            headers=headers or {},
+            body=body,
+        ),
+        account_ or account(),
+        credentials,
     )
 
 

@@ -10,10 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from better_ccflare.providers import RateLimitInfo, RateLimitKind
-from better_ccflare.providers._rate_limits import (
-    classify_anthropic_rate_limit,
-    classify_zai_rate_limit,
-)
+from better_ccflare.providers._anthropic_api import classify_anthropic_rate_limit
+from better_ccflare.providers._zai import classify_zai_rate_limit
 
 NOW_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 NOW_S = NOW_MS // 1000

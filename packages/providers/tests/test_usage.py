@@ -10,18 +10,15 @@ import httpx2
 import pytest
 
 from better_ccflare.core import UsageWindow
-from better_ccflare.providers._usage import (
+from better_ccflare.providers import UsageFetchError
+from better_ccflare.providers._claude_oauth import (
     ClaudeUsage,
-    UsageFetchError,
     fetch_claude_usage,
-    fetch_minimax_usage,
-    fetch_nanogpt_usage,
-    fetch_zai_usage,
     parse_claude_usage,
-    parse_minimax_usage,
-    parse_nanogpt_usage,
-    parse_zai_usage,
 )
+from better_ccflare.providers._minimax import fetch_minimax_usage, parse_minimax_usage
+from better_ccflare.providers._nanogpt import fetch_nanogpt_usage, parse_nanogpt_usage
+from better_ccflare.providers._zai import fetch_zai_usage, parse_zai_usage
 
 NOW_MS = 1_767_225_600_000
 RESET_5H = "2026-08-10T14:00:00.172479+00:00"

@@ -23,6 +23,7 @@ from google.auth.exceptions import DefaultCredentialsError, RefreshError
 from better_ccflare.core import Account, Credentials
 from better_ccflare.providers import (
     AccountConfigError,
+    ClientRequest,
     RateLimitKind,
     UnsupportedRequestError,
     UpstreamRequest,
@@ -71,18 +72,20 @@ def build(
 ) -> UpstreamRequest:
     account = account or vertex_account()
     return VertexAIProvider().build_request(
-        method=method,
-        path=path,
-        query="beta=true",
-        headers={
-            "x-api-key": "proxy",
-            "anthropic-version": "2023-06-01",
-            "anthropic-beta": "claude-code-20250219",
-            "content-type": "application/json",
-        },
-        body=body if isinstance(body, bytes) else json.dumps(body).encode(),
-        account=account,
-        credentials=account.credentials,
+        ClientRequest(
+            method=method,
+            path=path,
+            query="beta=true",
+            headers={
+                "x-api-key": "proxy",
+                "anthropic-version": "2023-06-01",
+                "anthropic-beta": "claude-code-20250219",
+                "content-type": "application/json",
+            },
+            body=body if isinstance(body, bytes) else json.dumps(body).encode(),
+        ),
+        account,
+        account.credentials,
     )
 
 

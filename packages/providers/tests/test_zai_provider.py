@@ -8,9 +8,8 @@ import httpx2
 import pytest
 
 from better_ccflare.core import Account, Credentials
-from better_ccflare.providers import RateLimitKind, UpstreamRequest
-from better_ccflare.providers._usage import parse_zai_usage
-from better_ccflare.providers._zai import ZaiProvider
+from better_ccflare.providers import ClientRequest, RateLimitKind, UpstreamRequest
+from better_ccflare.providers._zai import ZaiProvider, parse_zai_usage
 
 NOW_MS = 1_767_225_600_000
 BODY = json.dumps(
@@ -37,17 +36,19 @@ def zai_account(*, model_mappings: dict[str, tuple[str, ...]] | None = None) -> 
 
 def build(account: Account) -> UpstreamRequest:
     return ZaiProvider().build_request(
-        method="POST",
-        path="/v1/messages",
-        query="beta=true",
-        headers={
-            "authorization": "Bearer proxy",
-            "anthropic-version": "2023-06-01",
-            "accept-encoding": "gzip",
-        },
-        body=BODY,
-        account=account,
-        credentials=account.credentials,
+        ClientRequest(
+            method="POST",
+            path="/v1/messages",
+            query="beta=true",
+            headers={
+                "authorization": "Bearer proxy",
+                "anthropic-version": "2023-06-01",
+                "accept-encoding": "gzip",
+            },
+            body=BODY,
+        ),
+        account,
+        account.credentials,
     )
 
 

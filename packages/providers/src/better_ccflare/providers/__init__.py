@@ -8,29 +8,30 @@ Anthropic-compatible endpoints; third-party packages add more through the
 
 The library needs only ``better-ccflare-core`` and ``httpx2`` (Vertex AI adds the ``vertex``
 extra); it never imports the server stack.
+
+The names below are what a library user needs: the provider contract and its types (for plugin
+authors), the built-in providers and the registry, the OAuth login, Anthropic/OpenAI
+translation, pricing, and the usage-window vocabulary the proxy schedules on. Each provider's
+own usage parsers and rate-limit readers stay in its module.
 """
 
-from ._anthropic_compatible import (
-    AnthropicCompatibleProvider,
-    CustomEndpoint,
-    EndpointProvider,
-    parse_custom_endpoint,
-)
-from ._claude_oauth import OAUTH_BETA, ClaudeOAuthProvider
+from ._anthropic_compatible import AnthropicCompatibleProvider, EndpointProvider
+from ._claude_oauth import ClaudeOAuthProvider
 from ._console import ConsoleProvider
 from ._contract import (
     API_VERSION,
     AccountConfigError,
+    ClientRequest,
     Provider,
     ResponseTransformer,
     UnsupportedRequestError,
     UpstreamRequest,
     require_api_key,
 )
-from ._endpoints import ENDPOINTS, OAUTH_REDIRECT_URI, Endpoint
+from ._endpoint import Endpoint
 from ._headers import forwardable_request_headers, forwardable_response_headers
 from ._minimax import MinimaxProvider
-from ._model_mapping import map_model, model_family, parse_model_mappings
+from ._model_mapping import map_model, parse_model_mappings
 from ._nanogpt import NanoGptProvider
 from ._oauth import (
     OAuthError,
@@ -65,22 +66,8 @@ from ._registry import (
     builtin_providers,
     default_registry,
 )
-from ._sse_usage import AnthropicUsageParser
-from ._usage import (
-    ClaudeUsage,
-    ExtraUsage,
-    Money,
-    Spend,
-    UsageFetchError,
-    fetch_claude_usage,
-    fetch_minimax_usage,
-    fetch_nanogpt_usage,
-    fetch_zai_usage,
-    parse_claude_usage,
-    parse_minimax_usage,
-    parse_nanogpt_usage,
-    parse_zai_usage,
-)
+from ._usage_fetch import UsageFetchError
+from ._usage_windows import HARD_WINDOWS
 from ._vertex_ai import VertexAIProvider, VertexCredentialsError, VertexExtraMissingError
 from ._zai import ZaiProvider
 
@@ -88,25 +75,19 @@ __version__ = "0.1.0"
 
 __all__ = [
     "API_VERSION",
-    "ENDPOINTS",
     "ENTRY_POINT_GROUP",
-    "OAUTH_BETA",
-    "OAUTH_REDIRECT_URI",
+    "HARD_WINDOWS",
     "PLUGIN_ALLOW_LIST_ENV",
     "PRICES_AS_OF",
     "AccountConfigError",
     "AnthropicCompatibleProvider",
-    "AnthropicUsageParser",
     "ClaudeOAuthProvider",
-    "ClaudeUsage",
+    "ClientRequest",
     "ConsoleProvider",
-    "CustomEndpoint",
     "Endpoint",
     "EndpointProvider",
-    "ExtraUsage",
     "MinimaxProvider",
     "ModelPrice",
-    "Money",
     "NanoGptProvider",
     "OAuthError",
     "OAuthStateMismatchError",
@@ -123,7 +104,6 @@ __all__ = [
     "RateLimitKind",
     "ReauthRequiredError",
     "ResponseTransformer",
-    "Spend",
     "TranslationError",
     "UnknownProviderError",
     "UnsupportedRequestError",
@@ -144,24 +124,14 @@ __all__ = [
     "create_console_api_key",
     "default_registry",
     "exchange_code",
-    "fetch_claude_usage",
-    "fetch_minimax_usage",
-    "fetch_nanogpt_usage",
-    "fetch_zai_usage",
     "forwardable_request_headers",
     "forwardable_response_headers",
     "generate_pkce",
     "generate_state",
     "map_model",
-    "model_family",
     "openai_to_anthropic_request",
-    "parse_claude_usage",
     "parse_code_paste",
-    "parse_custom_endpoint",
-    "parse_minimax_usage",
     "parse_model_mappings",
-    "parse_nanogpt_usage",
-    "parse_zai_usage",
     "price_for",
     "refresh_access_token",
     "require_api_key",

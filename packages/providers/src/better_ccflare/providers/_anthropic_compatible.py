@@ -2,7 +2,7 @@
 
 :class:`EndpointProvider` is the base of that family (Claude OAuth, console keys, z.ai,
 Minimax, NanoGPT, and plugins): the base URL is the account's ``custom_endpoint`` when the
-provider allows one, else the provider's default :class:`~._endpoints.Endpoint`. Everything else
+provider allows one, else the provider's default :class:`~._endpoint.Endpoint`. Everything else
 comes from the :class:`~._contract.Provider` defaults.
 
 :class:`AnthropicCompatibleProvider` serves any such endpoint an operator points it at. Its
@@ -23,14 +23,21 @@ import msgspec
 from better_ccflare.core import Account, Credentials, ProviderKind
 
 from ._contract import AccountConfigError, Provider, require_api_key
-from ._endpoints import ANTHROPIC_COMPATIBLE, Endpoint
+from ._endpoint import Endpoint
 
 __all__ = [
+    "ANTHROPIC_COMPATIBLE",
     "AnthropicCompatibleProvider",
     "CustomEndpoint",
     "EndpointProvider",
     "parse_custom_endpoint",
 ]
+
+ANTHROPIC_COMPATIBLE = Endpoint(
+    ("BETTER_CCFLARE_ANTHROPIC_COMPATIBLE_BASE_URL", "ANTHROPIC_COMPATIBLE_BASE_URL"),
+    "https://api.anthropic.com",
+    "Default upstream for anthropic-compatible accounts without a custom endpoint.",
+)
 
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 """An HTTP field name (RFC 9110 token)."""
@@ -94,7 +101,7 @@ def _checked_url(account: Account, url: str) -> str:
 
 
 class EndpointProvider(Provider):
-    """A provider at a default :class:`~._endpoints.Endpoint`, optionally per-account overridden.
+    """A provider at a default :class:`~._endpoint.Endpoint`, optionally per-account overridden.
 
     Subclasses set :attr:`default_endpoint` and, for upstreams with one fixed address,
     :attr:`honours_custom_endpoint` to ``False``.

@@ -3,7 +3,8 @@
 The key goes in ``x-api-key``, as the Anthropic API expects for keys. The reference sent it as
 ``Authorization: Bearer`` with the OAuth beta, as if it were an OAuth token; that works only by
 accident of the API's leniency, so this provider does not. An enterprise gateway can be set as
-the account's ``custom_endpoint``.
+the account's ``custom_endpoint``. Rate limits are Anthropic's headers, read by the contract's
+default (:mod:`._anthropic_api`); console keys have no usage endpoint.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from typing import ClassVar
 
 from better_ccflare.core import ProviderKind
 
+from ._anthropic_api import ANTHROPIC_API
 from ._anthropic_compatible import EndpointProvider
-from ._endpoints import ANTHROPIC_API, Endpoint
+from ._endpoint import Endpoint
 
 __all__ = ["ConsoleProvider"]
 

@@ -26,15 +26,16 @@ from better_ccflare.core import (
     UsageWindow,
 )
 
+from ._anthropic_api import classify_anthropic_rate_limit
 from ._headers import forwardable_request_headers
 from ._model_mapping import apply_model_mapping
-from ._rate_limits import classify_anthropic_rate_limit
 from ._readings import RateLimitInfo, UsageParser
 from ._sse_usage import AnthropicUsageParser
 
 __all__ = [
     "API_VERSION",
     "AccountConfigError",
+    "ClientRequest",
     "Provider",
     "ResponseTransformer",
     "UnsupportedRequestError",
@@ -75,6 +76,20 @@ def require_api_key(account: Account, credentials: Credentials) -> str:
 
 class UnsupportedRequestError(BetterCcflareError):
     """The provider cannot serve this kind of request (a path or body it has no upstream for)."""
+
+
+class ClientRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """The client's request as the proxy received it, before any provider has touched it."""
+
+    method: str
+    path: str
+    """The client's path, e.g. ``/v1/messages``."""
+    query: str = ""
+    """The raw query string without ``?`` (may be empty)."""
+    headers: Mapping[str, str]
+    """The client's headers, lower-case names."""
+    body: bytes
+    """The client's body, unchanged."""
 
 
 class UpstreamRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -122,30 +137,28 @@ class Provider(ABC):
     id: ClassVar[str]
     """The provider id stored in ``accounts.provider``."""
     display_name: ClassVar[str]
+    refreshes_tokens: ClassVar[bool] = False
+    """Whether accounts hold expiring tokens that :meth:`refresh_credentials` renews.
+
+    Set it to ``True`` exactly when :meth:`needs_refresh` can ever return true. The proxy reads
+    it to decide whether an upstream 401 is worth one forced refresh and a retry.
+    """
 
     @abstractmethod
     def base_url(self, account: Account) -> str:
         """The upstream origin (and path prefix) for this account, without a trailing slash."""
 
     def build_request(
-        self,
-        *,
-        method: str,
-        path: str,
-        query: str,
-        headers: Mapping[str, str],
-        body: bytes,
-        account: Account,
-        credentials: Credentials,
+        self, request: ClientRequest, account: Account, credentials: Credentials
     ) -> UpstreamRequest:
         """Turn the client's request into the upstream request for ``account``.
 
+        The default forwards ``request`` to the same path and query under :meth:`base_url`,
+        with the account's model mapping applied to the body and headers from
+        :meth:`upstream_request`.
+
         Args:
-            method: HTTP method.
-            path: The client's path, e.g. ``/v1/messages``.
-            query: The raw query string without ``?`` (may be empty).
-            headers: The client's headers, lower-case names.
-            body: The client's body, unchanged.
+            request: The client's request.
             account: The chosen account.
             credentials: Fresh credentials for the account (the token manager refreshed them).
 
@@ -153,19 +166,62 @@ class Provider(ABC):
             AccountConfigError: The account lacks a credential or has an invalid setting.
             UnsupportedRequestError: The provider has no upstream for this request.
         """
-        mapped = apply_model_mapping(body, account.model_mappings)
-        upstream_headers = forwardable_request_headers(headers)
-        self.prepare_headers(upstream_headers, account, credentials)
-        url = self.base_url(account) + path
-        if query:
-            url = f"{url}?{query}"
-        return UpstreamRequest(
-            method=method,
+        mapped = apply_model_mapping(request.body, account.model_mappings)
+        url = self.base_url(account) + request.path
+        if request.query:
+            url = f"{url}?{request.query}"
+        return self.upstream_request(
+            request,
+            account,
+            credentials,
             url=url,
-            headers=upstream_headers,
             body=mapped.body,
             client_model=mapped.client_model,
             upstream_model=mapped.upstream_model,
+        )
+
+    def upstream_request(
+        self,
+        request: ClientRequest,
+        account: Account,
+        credentials: Credentials,
+        *,
+        url: str,
+        body: bytes,
+        client_model: str | None = None,
+        upstream_model: str | None = None,
+        content_type: str | None = None,
+    ) -> UpstreamRequest:
+        """The request to send: ``request``'s method and forwardable headers, authenticated.
+
+        Every :meth:`build_request` ends here, so the headers that cross the proxy and the auth
+        :meth:`prepare_headers` adds are the same whatever the provider did to the URL and body.
+
+        Args:
+            request: The client's request; its method and headers are used.
+            account: The chosen account, passed to :meth:`prepare_headers`.
+            credentials: Its credentials, passed to :meth:`prepare_headers`.
+            url: The full upstream URL.
+            body: The upstream body.
+            client_model: The model the client asked for, when the provider read it.
+            upstream_model: The model requested upstream, when the provider read the client's.
+            content_type: The body's media type when the provider rewrote it into another
+                format; it replaces the client's ``content-type``.
+
+        Raises:
+            AccountConfigError: The credentials lack what the upstream needs.
+        """
+        headers = forwardable_request_headers(request.headers)
+        self.prepare_headers(headers, account, credentials)
+        if content_type is not None:
+            headers["content-type"] = content_type
+        return UpstreamRequest(
+            method=request.method,
+            url=url,
+            headers=headers,
+            body=body,
+            client_model=client_model,
+            upstream_model=upstream_model,
         )
 
     def prepare_headers(
@@ -192,7 +248,7 @@ class Provider(ABC):
     ) -> RateLimitInfo:
         """Read the rate-limit signals of a response (headers lower-case; body may be a prefix).
 
-        The default reads Anthropic's headers; the table is in :mod:`._rate_limits`.
+        The default reads Anthropic's headers; the table is in :mod:`._anthropic_api`.
         """
         return classify_anthropic_rate_limit(
             status=status, headers=headers, body=body, now_ms=now_ms
@@ -209,7 +265,8 @@ class Provider(ABC):
         """Whether :meth:`refresh_credentials` must run before ``credentials`` are used.
 
         The token manager asks this instead of knowing which providers hold expiring tokens.
-        The default, for API keys that do not expire, is never.
+        The default, for API keys that do not expire, is never; a provider that overrides it
+        sets :attr:`refreshes_tokens`.
         """
         return False
 

@@ -24,17 +24,16 @@ import msgspec
 
 from better_ccflare.core import BetterCcflareError, Credentials, OAuthMode
 
-from ._endpoints import (
-    ANTHROPIC_API,
-    OAUTH_AUTHORIZE_CLAUDE,
-    OAUTH_AUTHORIZE_CONSOLE,
-    OAUTH_REDIRECT_URI,
-    OAUTH_TOKEN,
-)
+from ._anthropic_api import ANTHROPIC_API
+from ._endpoint import Endpoint
 from ._pkce import PkcePair
 
 __all__ = [
+    "OAUTH_AUTHORIZE_CLAUDE",
+    "OAUTH_AUTHORIZE_CONSOLE",
+    "OAUTH_REDIRECT_URI",
     "OAUTH_SCOPES",
+    "OAUTH_TOKEN",
     "OAuthError",
     "OAuthStateMismatchError",
     "OAuthTransientError",
@@ -46,6 +45,24 @@ __all__ = [
     "parse_retry_after_ms",
     "refresh_access_token",
 ]
+
+OAUTH_TOKEN = Endpoint(
+    ("BETTER_CCFLARE_OAUTH_TOKEN_URL",),
+    "https://platform.claude.com/v1/oauth/token",
+    "Anthropic OAuth token endpoint (code exchange and refresh).",
+)
+OAUTH_AUTHORIZE_CLAUDE = Endpoint(
+    ("BETTER_CCFLARE_OAUTH_AUTHORIZE_URL",),
+    "https://claude.ai/oauth/authorize",
+    "Authorize page for Claude subscription logins.",
+)
+OAUTH_AUTHORIZE_CONSOLE = Endpoint(
+    ("BETTER_CCFLARE_OAUTH_CONSOLE_AUTHORIZE_URL", "BETTER_CCFLARE_OAUTH_AUTHORIZE_URL"),
+    "https://console.anthropic.com/oauth/authorize",
+    "Authorize page for console logins (falls back to BETTER_CCFLARE_OAUTH_AUTHORIZE_URL).",
+)
+OAUTH_REDIRECT_URI = "https://platform.claude.com/oauth/code/callback"
+"""Registered for the public client id; it shows the ``code#state`` string to paste back."""
 
 OAUTH_SCOPES = (
     "org:create_api_key user:profile user:inference user:sessions:claude_code "

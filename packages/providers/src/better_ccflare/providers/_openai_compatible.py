@@ -7,7 +7,7 @@ includes ``/v1/messages/count_tokens``, which OpenAI servers do not have: the pr
 it without this provider (the reference answers it locally) rather than route it here.
 
 The upstream is the account's ``custom_endpoint`` (a URL, or the reference's JSON
-``{"endpoint": url}``), else :data:`~._endpoints.OPENAI_COMPATIBLE`. A base ending in ``/v1``
+``{"endpoint": url}``), else :data:`OPENAI_COMPATIBLE`. A base ending in ``/v1``
 does not get a second ``/v1``. The key goes in ``Authorization: Bearer``; the client's
 ``anthropic-*`` headers mean nothing to an OpenAI server and are not forwarded.
 
@@ -40,23 +40,29 @@ import msgspec
 
 from better_ccflare.core import Account, Credentials, ProviderKind
 
+from ._anthropic_api import MAX_RESET_AHEAD_MS, classify_anthropic_rate_limit
 from ._anthropic_compatible import EndpointProvider
 from ._contract import (
+    ClientRequest,
     ResponseTransformer,
     UnsupportedRequestError,
     UpstreamRequest,
     require_api_key,
 )
-from ._endpoints import OPENAI_COMPATIBLE, Endpoint
-from ._headers import forwardable_request_headers
+from ._endpoint import Endpoint
 from ._model_mapping import decode_json_object, map_model
 from ._openai_request import anthropic_to_openai_request, as_str
 from ._openai_response import IdFactory, OpenAIJsonTransformer, random_id
 from ._openai_stream import OpenAIStreamTransformer
-from ._rate_limits import MAX_RESET_AHEAD_MS, classify_anthropic_rate_limit
 from ._readings import RateLimitInfo, RateLimitKind
 
-__all__ = ["OpenAICompatibleProvider", "classify_openai_rate_limit"]
+__all__ = ["OPENAI_COMPATIBLE", "OpenAICompatibleProvider", "classify_openai_rate_limit"]
+
+OPENAI_COMPATIBLE = Endpoint(
+    ("BETTER_CCFLARE_OPENAI_COMPATIBLE_BASE_URL",),
+    "https://api.openai.com",
+    "Default upstream for openai-compatible accounts without a custom endpoint.",
+)
 
 _COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
 _MESSAGES_PATH = "/v1/messages"
@@ -94,15 +100,7 @@ class OpenAICompatibleProvider(EndpointProvider):
         self._new_id = new_id
 
     def build_request(
-        self,
-        *,
-        method: str,
-        path: str,
-        query: str,
-        headers: Mapping[str, str],
-        body: bytes,
-        account: Account,
-        credentials: Credentials,
+        self, request: ClientRequest, account: Account, credentials: Credentials
     ) -> UpstreamRequest:
         """The upstream request; a ``/v1/messages`` body is translated and its model mapped.
 
@@ -116,25 +114,19 @@ class OpenAICompatibleProvider(EndpointProvider):
                 proxy then tries another account instead of making a call bound to fail).
         """
         base = self.base_url(account)
+        path = request.path
         if path == _COUNT_TOKENS_PATH:
             raise UnsupportedRequestError(
                 f"{self.display_name} upstreams have no {_COUNT_TOKENS_PATH} endpoint."
             )
         if path != _MESSAGES_PATH:
-            return super().build_request(
-                method=method,
-                path=_path_under(base, path),
-                query=query,
-                headers=headers,
-                body=body,
-                account=account,
-                credentials=credentials,
-            )
-        fields = decode_json_object(body)
+            forwarded = msgspec.structs.replace(request, path=_path_under(base, path))
+            return super().build_request(forwarded, account, credentials)
+        fields = decode_json_object(request.body)
         if fields is None:
             raise UnsupportedRequestError(
-                f"The {_MESSAGES_PATH} request body is not a JSON object ({len(body)} bytes); "
-                "send an Anthropic Messages request."
+                f"The {_MESSAGES_PATH} request body is not a JSON object "
+                f"({len(request.body)} bytes); send an Anthropic Messages request."
             )
         translated = anthropic_to_openai_request(fields)
         client_model = as_str(fields.get("model"))
@@ -142,16 +134,15 @@ class OpenAICompatibleProvider(EndpointProvider):
         if client_model:
             upstream_model = map_model(client_model, account.model_mappings)[0]
             translated["model"] = upstream_model
-        upstream_headers = forwardable_request_headers(headers)
-        self.prepare_headers(upstream_headers, account, credentials)
-        upstream_headers["content-type"] = "application/json"
-        return UpstreamRequest(
-            method=method,
+        return self.upstream_request(
+            request,
+            account,
+            credentials,
             url=base + _path_under(base, _CHAT_COMPLETIONS_PATH),
-            headers=upstream_headers,
             body=msgspec.json.encode(translated),
             client_model=client_model,
             upstream_model=upstream_model,
+            content_type="application/json",
         )
 
     def prepare_headers(

@@ -1,7 +1,7 @@
 """What a provider reads off an upstream response: its rate-limit signals and its usage.
 
 These types sit apart from :mod:`._contract` because the default readers
-(:mod:`._rate_limits`, :mod:`._sse_usage`) produce them and the contract calls those readers.
+(:mod:`._anthropic_api`, :mod:`._sse_usage`) produce them and the contract calls those readers.
 """
 
 from __future__ import annotations

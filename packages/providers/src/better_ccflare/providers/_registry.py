@@ -1,9 +1,10 @@
 """Which providers exist: the built-ins, plus plugins published as entry points.
 
 Built-in providers are registered explicitly, so the proxy works even when package metadata is
-odd. Third-party providers are discovered through the ``better_ccflare.providers`` entry-point
-group; each entry point names a :class:`~._contract.Provider` subclass or a zero-argument
-factory returning a provider instance. Its name should be the provider id.
+odd; :data:`ENDPOINTS` lists their overridable URLs. Third-party providers are discovered
+through the ``better_ccflare.providers`` entry-point group; each entry point names a
+:class:`~._contract.Provider` subclass or a zero-argument factory returning a provider
+instance. Its name should be the provider id.
 
 ``BETTER_CCFLARE_PROVIDERS`` limits which plugins load: unset loads them all, an empty value
 loads none, and a comma-separated list loads only the entry points whose name or distribution
@@ -28,17 +29,21 @@ import msgspec
 
 from better_ccflare.core import DEFAULT_CLIENT_ID, BetterCcflareError
 
-from ._anthropic_compatible import AnthropicCompatibleProvider
+from ._anthropic_api import ANTHROPIC_API
+from ._anthropic_compatible import ANTHROPIC_COMPATIBLE, AnthropicCompatibleProvider
 from ._claude_oauth import ClaudeOAuthProvider
 from ._console import ConsoleProvider
 from ._contract import API_VERSION, Provider
-from ._minimax import MinimaxProvider
-from ._nanogpt import NanoGptProvider
-from ._openai_compatible import OpenAICompatibleProvider
-from ._vertex_ai import VertexAIProvider
-from ._zai import ZaiProvider
+from ._endpoint import Endpoint
+from ._minimax import MINIMAX_API, MINIMAX_USAGE, MinimaxProvider
+from ._nanogpt import NANOGPT_API, NanoGptProvider
+from ._oauth import OAUTH_AUTHORIZE_CLAUDE, OAUTH_AUTHORIZE_CONSOLE, OAUTH_TOKEN
+from ._openai_compatible import OPENAI_COMPATIBLE, OpenAICompatibleProvider
+from ._vertex_ai import VERTEX_AI, VertexAIProvider
+from ._zai import ZAI_API, ZAI_USAGE, ZaiProvider
 
 __all__ = [
+    "ENDPOINTS",
     "ENTRY_POINT_GROUP",
     "PLUGIN_ALLOW_LIST_ENV",
     "PluginFailure",
@@ -107,6 +112,24 @@ def builtin_providers(*, client_id: str = DEFAULT_CLIENT_ID) -> tuple[Provider, 
         OpenAICompatibleProvider(),
         AnthropicCompatibleProvider(),
     )
+
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    ANTHROPIC_API,
+    OAUTH_TOKEN,
+    OAUTH_AUTHORIZE_CLAUDE,
+    OAUTH_AUTHORIZE_CONSOLE,
+    ZAI_API,
+    ZAI_USAGE,
+    MINIMAX_API,
+    MINIMAX_USAGE,
+    NANOGPT_API,
+    OPENAI_COMPATIBLE,
+    ANTHROPIC_COMPATIBLE,
+    VERTEX_AI,
+)
+"""Every overridable URL of the built-ins (each declared in its provider's module), for the
+documentation: the README's table is checked against it."""
 
 
 class ProviderRegistry:

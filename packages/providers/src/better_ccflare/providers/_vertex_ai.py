@@ -39,16 +39,17 @@ from better_ccflare.core import Account, BetterCcflareError, Credentials, Provid
 
 from ._contract import (
     AccountConfigError,
+    ClientRequest,
     Provider,
     ResponseTransformer,
     UnsupportedRequestError,
     UpstreamRequest,
 )
-from ._endpoints import VERTEX_AI
-from ._headers import forwardable_request_headers
+from ._endpoint import Endpoint
 from ._model_mapping import decode_json_object, map_model
 
 __all__ = [
+    "VERTEX_AI",
     "VERTEX_ANTHROPIC_VERSION",
     "VERTEX_EXTRA_HINT",
     "VERTEX_SCOPE",
@@ -60,6 +61,11 @@ __all__ = [
     "google_credentials",
 ]
 
+VERTEX_AI = Endpoint(
+    ("BETTER_CCFLARE_VERTEX_AI_BASE_URL",),
+    "https://{region}-aiplatform.googleapis.com",
+    "Vertex AI; {region} is filled in (the global region has no prefix).",
+)
 VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
 VERTEX_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 VERTEX_EXTRA_HINT = "pip install 'better-ccflare-providers[vertex]'"
@@ -211,6 +217,7 @@ class VertexAIProvider(Provider):
 
     id: ClassVar[str] = ProviderKind.VERTEX_AI.value
     display_name: ClassVar[str] = "Google Vertex AI"
+    refreshes_tokens: ClassVar[bool] = True
 
     def __init__(self, *, credentials_factory: CredentialsFactory | None = None) -> None:
         self._credentials_factory = credentials_factory or google_credentials
@@ -219,23 +226,16 @@ class VertexAIProvider(Provider):
         return _origin(self._location(account).region)
 
     def build_request(
-        self,
-        *,
-        method: str,
-        path: str,
-        query: str,
-        headers: Mapping[str, str],
-        body: bytes,
-        account: Account,
-        credentials: Credentials,
+        self, request: ClientRequest, account: Account, credentials: Credentials
     ) -> UpstreamRequest:
+        method, path = request.method, request.path
         counting = path == _COUNT_TOKENS_PATH
         if method != "POST" or path not in (_MESSAGES_PATH, _COUNT_TOKENS_PATH):
             raise UnsupportedRequestError(
                 f"Vertex AI accounts serve only POST {_MESSAGES_PATH} and {_COUNT_TOKENS_PATH}, "
                 f"not {method} {path}."
             )
-        fields = decode_json_object(body)
+        fields = decode_json_object(request.body)
         client_model = fields.get("model") if fields is not None else None
         if fields is None or not isinstance(client_model, str) or not client_model:
             raise UnsupportedRequestError(
@@ -256,12 +256,11 @@ class VertexAIProvider(Provider):
             f"{_origin(location.region)}/v1/projects/{location.project_id}"
             f"/locations/{location.region}/publishers/anthropic/models/{target}"
         )
-        upstream_headers = forwardable_request_headers(headers)
-        self.prepare_headers(upstream_headers, account, credentials)
-        return UpstreamRequest(
-            method=method,
+        return self.upstream_request(
+            request,
+            account,
+            credentials,
             url=url,
-            headers=upstream_headers,
             body=msgspec.json.encode(fields),
             client_model=client_model,
             upstream_model=upstream_model,

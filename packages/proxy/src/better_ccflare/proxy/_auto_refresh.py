@@ -41,6 +41,7 @@ import msgspec
 from better_ccflare.core import Account, Clock, Credentials, PauseReason, ProviderKind
 from better_ccflare.database import Store
 from better_ccflare.providers import (
+    ClientRequest,
     Provider,
     ProviderRegistry,
     RateLimitInfo,
@@ -318,13 +319,11 @@ class AutoRefreshScheduler:
             }
         ).encode()
         return provider.build_request(
-            method="POST",
-            path="/v1/messages",
-            query="",
-            headers=self._claude_code_headers(),
-            body=body,
-            account=account,
-            credentials=credentials,
+            ClientRequest(
+                method="POST", path="/v1/messages", headers=self._claude_code_headers(), body=body
+            ),
+            account,
+            credentials,
         )
 
     def _claude_code_headers(self) -> dict[str, str]:

@@ -39,6 +39,7 @@ from better_ccflare.database import Store
 from better_ccflare.load_balancer import AccountUsage, SelectionRequest, Strategy, is_eligible
 from better_ccflare.providers import (
     AccountConfigError,
+    ClientRequest,
     Provider,
     ProviderRegistry,
     RateLimitKind,
@@ -376,13 +377,15 @@ class _Exchange:
         self, provider: Provider, account: Account, credentials: Credentials
     ) -> UpstreamRequest:
         return provider.build_request(
-            method=self.method,
-            path=self.path,
-            query=self.query,
-            headers=self.headers,
-            body=self.body,
-            account=account,
-            credentials=credentials,
+            ClientRequest(
+                method=self.method,
+                path=self.path,
+                query=self.query,
+                headers=self.headers,
+                body=self.body,
+            ),
+            account,
+            credentials,
         )
 
     async def _send(
@@ -643,9 +646,9 @@ def _time_ordered_id(now_ms: int) -> str:
 
 
 def _refreshable(provider: Provider) -> bool:
-    """Whether the provider's credentials can be renewed: a provider that would need a refresh
-    for empty credentials holds expiring tokens (OAuth, Google), unlike a fixed API key."""
-    return provider.needs_refresh(Credentials(), 0)
+    """Whether the provider's credentials can be renewed: it holds expiring tokens (OAuth,
+    Google), unlike a fixed API key, and says so in ``refreshes_tokens``."""
+    return provider.refreshes_tokens
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:

@@ -20,7 +20,7 @@ import msgspec
 
 from better_ccflare.core import Clock, UsageWindow
 from better_ccflare.load_balancer import AccountUsage
-from better_ccflare.providers._usage import HARD_WINDOWS
+from better_ccflare.providers import HARD_WINDOWS
 
 __all__ = [
     "DEFAULT_ROLLOVER_TOLERANCE_MS",

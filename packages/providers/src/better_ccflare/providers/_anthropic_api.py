@@ -1,9 +1,15 @@
-"""What a response says about the account's capacity: pure functions of status, headers and body.
+"""The Anthropic API as an upstream: its address, and what its responses say about capacity.
 
-The proxy acts on the :class:`~._contract.RateLimitKind`: it benches an account only for an
-account-wide quota, and fails over without benching for everything else. Benching on a
-request-scoped 429 once drained whole pools in the reference, so a 429 counts as a quota only
-when the upstream says something account-wide about it.
+Claude OAuth and console accounts both talk to :data:`ANTHROPIC_API`, and every Anthropic-shaped
+upstream (z.ai, Minimax, NanoGPT, Anthropic-compatible gateways, plugins) reports rate limits in
+Anthropic's ``anthropic-ratelimit-*`` headers, so :func:`classify_anthropic_rate_limit` is the
+:class:`~._contract.Provider` default and the fallback of the providers that read more.
+
+The reading is a pure function of status, headers and body. The proxy acts on the
+:class:`~._readings.RateLimitKind`: it benches an account only for an account-wide quota, and
+fails over without benching for everything else. Benching on a request-scoped 429 once drained
+whole pools in the reference, so a 429 counts as a quota only when the upstream says something
+account-wide about it.
 
 Anthropic table (the first matching row wins; "signals" are defined below):
 
@@ -37,31 +43,32 @@ carries a reset, since by definition it had none.
 Resets are sanity-clamped: one at or before now is ignored (the next source is tried), one more
 than :data:`MAX_RESET_AHEAD_MS` away is pulled in to that, and for OVERLOADED to
 :data:`MAX_OVERLOAD_RESET_AHEAD_MS`. No header value, however malformed, raises.
-
-z.ai variant: a 429 whose JSON body has ``error.code`` (or ``error.type``) ``"1308"`` and a
-message ending in ``reset at YYYY-MM-DD HH:MM:SS`` is ACCOUNT_QUOTA with that reset, read as
-UTC+8 (z.ai's local time); anything else follows the Anthropic table.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-import msgspec
-
+from ._endpoint import Endpoint
 from ._readings import RateLimitInfo, RateLimitKind
 
 __all__ = [
+    "ANTHROPIC_API",
     "HARD_STATUSES",
     "MAX_OVERLOAD_RESET_AHEAD_MS",
     "MAX_RESET_AHEAD_MS",
+    "clamp_reset_ms",
     "classify_anthropic_rate_limit",
-    "classify_zai_rate_limit",
 ]
+
+ANTHROPIC_API = Endpoint(
+    ("BETTER_CCFLARE_ANTHROPIC_API_URL",),
+    "https://api.anthropic.com",
+    "Anthropic API for Claude OAuth and console accounts, and the OAuth usage endpoint.",
+)
 
 _UNIFIED = "anthropic-ratelimit-unified-"
 HARD_STATUSES = frozenset(
@@ -80,9 +87,6 @@ _STANDARD_RESETS = tuple(
 _EPOCH_S_THRESHOLD = 1_000_000_000
 _EPOCH_MS_THRESHOLD = 1_000_000_000_000
 _NUMBER_LIMIT = 1e15
-_ZAI_QUOTA_CODE = "1308"
-_ZAI_RESET = re.compile(r"reset at (\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})")
-_ZAI_TZ = timezone(timedelta(hours=8))
 
 
 def classify_anthropic_rate_limit(
@@ -127,57 +131,6 @@ def classify_anthropic_rate_limit(
     )
 
 
-class _ZaiError(msgspec.Struct):
-    code: str | int | None = None
-    type: str | None = None
-    message: str | None = None
-
-
-class _ZaiBody(msgspec.Struct):
-    error: _ZaiError | None = None
-
-
-_ZAI_DECODER = msgspec.json.Decoder(_ZaiBody)
-
-
-def classify_zai_rate_limit(
-    *, status: int, headers: Mapping[str, str], body: bytes | None = None, now_ms: int
-) -> RateLimitInfo:
-    """Classify a z.ai response: its quota 429 names the reset in the body, else as Anthropic.
-
-    Args:
-        status: HTTP status code.
-        headers: Response headers with lower-case names.
-        body: The body or a prefix of it (a truncated body is simply not recognised).
-        now_ms: The current time.
-    """
-    if status == 429 and body:
-        reset_at_ms = _zai_quota_reset_ms(body)
-        if reset_at_ms is not None:
-            return RateLimitInfo(
-                kind=RateLimitKind.ACCOUNT_QUOTA,
-                reset_at_ms=_clamp(reset_at_ms, now_ms, MAX_RESET_AHEAD_MS),
-            )
-    return classify_anthropic_rate_limit(status=status, headers=headers, now_ms=now_ms)
-
-
-def _zai_quota_reset_ms(body: bytes) -> int | None:
-    try:
-        error = _ZAI_DECODER.decode(body).error
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return None
-    if error is None or _ZAI_QUOTA_CODE not in (str(error.code), error.type):
-        return None
-    match = _ZAI_RESET.search(error.message or "")
-    if match is None:
-        return None
-    try:
-        local = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S")
-    except ValueError:
-        return None
-    return int(local.replace(tzinfo=_ZAI_TZ).timestamp() * 1000)
-
-
 def _has_account_signal(headers: Mapping[str, str]) -> bool:
     return any(
         name.startswith(_UNIFIED)
@@ -196,13 +149,14 @@ def _reset_at_ms(headers: Mapping[str, str], now_ms: int, limit_ms: int) -> int 
         _latest_rfc3339_ms(headers.get(name) for name in _STANDARD_RESETS),
     )
     for candidate in candidates:
-        clamped = _clamp(candidate, now_ms, limit_ms)
+        clamped = clamp_reset_ms(candidate, now_ms, limit_ms)
         if clamped is not None:
             return clamped
     return None
 
 
-def _clamp(reset_at_ms: int | None, now_ms: int, limit_ms: int) -> int | None:
+def clamp_reset_ms(reset_at_ms: int | None, now_ms: int, limit_ms: int) -> int | None:
+    """``reset_at_ms`` if it is after now, pulled in to ``now_ms + limit_ms``; else ``None``."""
     if reset_at_ms is None or reset_at_ms <= now_ms:
         return None
     return min(reset_at_ms, now_ms + limit_ms)
