@@ -13,7 +13,7 @@ from typing import ClassVar
 import pytest
 
 from better_ccflare.core import Account, ProviderKind
-from better_ccflare.providers import Provider
+from better_ccflare.providers import API_VERSION, Provider
 from better_ccflare.providers._registry import (
     ENTRY_POINT_GROUP,
     ProviderOrigin,
@@ -142,7 +142,7 @@ def test_plugin_factory_entry_point_is_registered() -> None:
         (ep("wrong-type", "not_a_provider"), "returned object, not a Provider"),
         (ep("constant", "CONSTANT"), "neither a Provider subclass nor a factory"),
         (ep("other-class", "Account"), "not a Provider subclass"),
-        (ep("future", "FutureProvider"), "provider API version 99.*implements version 1"),
+        (ep("future", "FutureProvider"), f"provider API version 99.*implements version {API_VERSION}"),
         (ep("anthropic", "ImpostorProvider"), "'anthropic' is already taken by a built-in"),
         (ep("no-id", "NoIdProvider"), "has no id"),
         (ep("nameless", "NamelessProvider"), "has no display name"),

@@ -43,7 +43,7 @@ __all__ = [
     "require_api_key",
 ]
 
-API_VERSION = 1
+API_VERSION = 2
 """Bumped when the contract changes incompatibly."""
 
 
