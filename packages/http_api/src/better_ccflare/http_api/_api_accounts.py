@@ -24,7 +24,7 @@ from better_ccflare.core import (
     NotFoundError,
     PauseReason,
 )
-from better_ccflare.proxy import (
+from better_ccflare.proxy.admin import (
     AccountMode,
     NewAccount,
     add_account,

@@ -10,8 +10,8 @@ reports.
 Outcomes of a probe:
 
 * **2xx**: the rate-limit headers go through the provider's classifier and
-  :func:`~._cooldowns.apply_rate_limit` into the pool; a ``failure_threshold`` pause is lifted
-  and the failure counters start over.
+  :func:`~better_ccflare.proxy._cooldowns.apply_rate_limit` into the pool; a
+  ``failure_threshold`` pause is lifted and the failure counters start over.
 * **401**: auto-refresh is switched off for the account and the log says how to log in again.
 * **529**, no response (connection error, timeout) or credentials that could not be refreshed
   for now: an *uncounted* failure. The account is left alone for a growing while (1 m, 5 m,
@@ -48,17 +48,17 @@ from better_ccflare.providers import (
     UnknownProviderError,
     UpstreamRequest,
 )
-
-from ._account_pool import AccountPool
-from ._cooldowns import CooldownPolicy, apply_rate_limit
-from ._jobs import PeriodicJob, Sleep
-from ._token_manager import CredentialsUnavailableError
-from ._transport import (
+from better_ccflare.proxy._account_pool import AccountPool
+from better_ccflare.proxy._cooldowns import CooldownPolicy, apply_rate_limit
+from better_ccflare.proxy._token_manager import CredentialsUnavailableError
+from better_ccflare.proxy._transport import (
     Timeouts,
     UpstreamConnectError,
     UpstreamTimeoutError,
     UpstreamTransport,
 )
+
+from ._periodic_job import PeriodicJob, Sleep
 
 __all__ = [
     "AUTO_REFRESH_PROVIDERS",
@@ -129,7 +129,7 @@ _CLAUDE_CODE_VERSION = "2.0.0"
 
 
 class CredentialsSource(Protocol):
-    """Fresh credentials for an account: the :class:`~._token_manager.TokenManager`."""
+    """Fresh credentials for an account: the :class:`~better_ccflare.proxy.TokenManager`."""
 
     async def credentials_for(self, account: Account) -> Credentials: ...
 
@@ -175,7 +175,7 @@ class AutoRefreshScheduler:
         prompts: The prompts to draw from.
         client_version: The Claude Code version the ``user-agent`` claims.
         timeout_s: Deadline for connecting and for the response headers.
-        policy: Cooldown tunables for :func:`~._cooldowns.apply_rate_limit`.
+        policy: Cooldown tunables for :func:`~better_ccflare.proxy._cooldowns.apply_rate_limit`.
     """
 
     __slots__ = (
