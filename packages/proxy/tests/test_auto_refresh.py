@@ -109,6 +109,9 @@ class FakeCredentials:
             return Credentials(api_key=f"key-{account.id}")
         return Credentials(access_token=f"fresh-{account.id}", refresh_token="r")
 
+    async def force_refresh(self, account: Account, rejected: Credentials) -> Credentials:
+        return await self.credentials_for(account)
+
 
 class FakeSleep:
     def __init__(self, clock: FakeClock) -> None:

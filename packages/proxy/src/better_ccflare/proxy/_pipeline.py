@@ -21,7 +21,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -55,6 +55,7 @@ from better_ccflare.providers import (
 from ._account_pool import AccountPool
 from ._api_key_auth import ApiKeyAuthenticator
 from ._cooldowns import CooldownPolicy, apply_rate_limit
+from ._credential_source import CredentialSource
 from ._local_answers import LOCAL_ANSWER_PATHS
 from ._payloads import PayloadCapture
 from ._request_events import RequestEvents
@@ -67,7 +68,7 @@ from ._transport import (
 )
 from ._unavailable import unavailable_reply
 
-__all__ = ["CredentialSource", "ProxyApp", "ProxyDeps", "ProxySettings"]
+__all__ = ["ProxyApp", "ProxyDeps", "ProxySettings"]
 
 _log = logging.getLogger("better_ccflare.proxy")
 _T = TypeVar("_T")
@@ -90,14 +91,6 @@ class ProxySettings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: int = 64 * 1024 * 1024
     store_payloads: bool = False
     """Keep request and response bodies (capped, credentials stripped) for the dashboard."""
-
-
-class CredentialSource(Protocol):
-    """Fresh credentials for an account (the token manager)."""
-
-    async def credentials_for(self, account: Account) -> Credentials: ...
-
-    async def force_refresh(self, account: Account, rejected: Credentials) -> Credentials: ...
 
 
 class _Routing(msgspec.Struct):

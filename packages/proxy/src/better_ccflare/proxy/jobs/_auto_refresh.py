@@ -34,7 +34,6 @@ import logging
 import random
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Protocol
 
 import msgspec
 
@@ -50,6 +49,7 @@ from better_ccflare.providers import (
 )
 from better_ccflare.proxy._account_pool import AccountPool
 from better_ccflare.proxy._cooldowns import CooldownPolicy, apply_rate_limit
+from better_ccflare.proxy._credential_source import CredentialSource
 from better_ccflare.proxy._token_manager import CredentialsUnavailableError
 from better_ccflare.proxy._transport import (
     Timeouts,
@@ -67,7 +67,6 @@ __all__ = [
     "PROBE_PROMPTS",
     "UNCOUNTED_BACKOFF_MS",
     "AutoRefreshScheduler",
-    "CredentialsSource",
     "ProbeOutcome",
 ]
 
@@ -126,12 +125,6 @@ _PAUSED_PROBE_INTERVAL_MS = 10 * _MINUTE_MS
 """Accounts paused for repeated failures are probed at most this often."""
 _PROBE_TIMEOUT_S = 30.0
 _CLAUDE_CODE_VERSION = "2.0.0"
-
-
-class CredentialsSource(Protocol):
-    """Fresh credentials for an account: the :class:`~better_ccflare.proxy.TokenManager`."""
-
-    async def credentials_for(self, account: Account) -> Credentials: ...
 
 
 class ProbeOutcome(StrEnum):
@@ -202,7 +195,7 @@ class AutoRefreshScheduler:
         pool: AccountPool,
         providers: ProviderRegistry,
         transport: UpstreamTransport,
-        credentials: CredentialsSource,
+        credentials: CredentialSource,
         store: Store,
         clock: Clock,
         interval_ms: int = _MINUTE_MS,
