@@ -18,8 +18,9 @@ import msgspec
 from better_ccflare.core import Account, Clock, RateLimitState, SessionState
 from better_ccflare.database import Store, StoreClosedError
 from better_ccflare.load_balancer import Selection
+from better_ccflare.providers import RateLimitInfo
 
-from ._cooldowns import QUOTA_REASONS
+from ._cooldowns import QUOTA_REASONS, CooldownPolicy, apply_rate_limit
 
 __all__ = ["AccountPool"]
 
@@ -100,6 +101,17 @@ class AccountPool:
         for account_id in selection.start_session:
             self._update(account_id, session=SessionState(started_at_ms=now_ms, request_count=0))
             self._persist(self._store.accounts.reset_session(account_id, now_ms), "reset session")
+
+    def apply_rate_limit(
+        self, account_id: str, info: RateLimitInfo, now_ms: int, policy: CooldownPolicy | None
+    ) -> None:
+        """Update the account's cooldown after a response classified as ``info``: the one place
+        the request path and the auto-refresh probes turn an upstream's answer into routing."""
+        current = self._by_id.get(account_id)
+        if current is not None:
+            self.set_rate_limit(
+                account_id, apply_rate_limit(current.rate_limit, info, now_ms, policy)
+            )
 
     def set_rate_limit(self, account_id: str, state: RateLimitState) -> None:
         """Record a response's rate-limit reading: a change to routing is written at once, a

@@ -10,7 +10,7 @@ reports.
 Outcomes of a probe:
 
 * **2xx**: the rate-limit headers go through the provider's classifier and
-  :func:`~better_ccflare.proxy._cooldowns.apply_rate_limit` into the pool; a
+  :meth:`~better_ccflare.proxy.AccountPool.apply_rate_limit` into the pool; a
   ``failure_threshold`` pause is lifted and the failure counters start over.
 * **401**: auto-refresh is switched off for the account and the log says how to log in again.
 * **529**, no response (connection error, timeout) or credentials that could not be refreshed
@@ -48,7 +48,7 @@ from better_ccflare.providers import (
     UpstreamRequest,
 )
 from better_ccflare.proxy._account_pool import AccountPool
-from better_ccflare.proxy._cooldowns import CooldownPolicy, apply_rate_limit
+from better_ccflare.proxy._cooldowns import CooldownPolicy
 from better_ccflare.proxy._credential_source import CredentialSource
 from better_ccflare.proxy._token_manager import CredentialsUnavailableError
 from better_ccflare.proxy._transport import (
@@ -369,7 +369,7 @@ class AutoRefreshScheduler:
                 and info.reset_at_ms is not None
                 and info.reset_at_ms > now
             ):
-                self._apply(account.id, info, now)
+                self._pool.apply_rate_limit(account.id, info, now, self._policy)
                 tracking.refreshed_at_ms = now
                 tracking.uncounted = 0
                 tracking.backoff_until_ms = None
@@ -380,17 +380,10 @@ class AutoRefreshScheduler:
             return await self._counted(account, tracking, f"HTTP {status}")
         raise AssertionError("unreachable: the last model never continues")  # pragma: no cover
 
-    def _apply(self, account_id: str, info: RateLimitInfo, now_ms: int) -> None:
-        current = self._pool.get(account_id)
-        if current is not None:
-            self._pool.set_rate_limit(
-                account_id, apply_rate_limit(current.rate_limit, info, now_ms, self._policy)
-            )
-
     async def _refreshed(
         self, account: Account, info: RateLimitInfo, now: int, tracking: _Tracking
     ) -> None:
-        self._apply(account.id, info, now)
+        self._pool.apply_rate_limit(account.id, info, now, self._policy)
         tracking.refreshed_at_ms = now
         tracking.failures = 0
         tracking.uncounted = 0
