@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Iterable
 
 import msgspec
 
-from better_ccflare.core import Account, Clock, RateLimitState, SessionState
+from better_ccflare.core import Account, Clock, RateLimitState, SessionState, Timer
 from better_ccflare.database import Store, StoreClosedError
 from better_ccflare.load_balancer import Selection
 from better_ccflare.providers import RateLimitInfo
@@ -44,7 +44,7 @@ class AccountPool:
         self._changes = 0
         """Counts local changes; ``_changed_at[id]`` is the count at an account's last one."""
         self._changed_at: dict[str, int] = {}
-        self._readings_due: dict[str, asyncio.TimerHandle] = {}
+        self._readings_due: dict[str, Timer] = {}
         """Accounts whose latest rate-limit reading waits to be written behind, and the timer."""
 
     async def reload(self) -> None:
@@ -136,8 +136,8 @@ class AccountPool:
         ):
             self._persist(self._store.accounts.update_rate_limit(account_id, state), "rate limit")
         elif account_id not in self._readings_due:
-            self._readings_due[account_id] = asyncio.get_running_loop().call_later(
-                READING_WRITE_DELAY_S, self._write_reading, account_id
+            self._readings_due[account_id] = self._clock.call_later(
+                READING_WRITE_DELAY_S, lambda: self._write_reading(account_id)
             )
 
     def _write_reading(self, account_id: str) -> None:
