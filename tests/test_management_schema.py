@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
 from better_ccflare.core import Account, ApiKeyRole, Credentials, ProviderKind, load_config
-from better_ccflare.proxy import create_api_key
+from better_ccflare.proxy.admin import create_api_key
 from better_ccflare.server import Service
 
 from .support.service import serving

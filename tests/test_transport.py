@@ -18,7 +18,6 @@ from better_ccflare.providers import UpstreamRequest
 from better_ccflare.proxy import (
     AiohttpTransport,
     H1Transport,
-    Httpx2Transport,
     Timeouts,
     UpstreamConnectError,
     UpstreamTimeoutError,
@@ -26,6 +25,7 @@ from better_ccflare.proxy import (
 )
 
 from .support.fake_upstream import FakeUpstream, Reply, sse
+from .support.httpx2_transport import Httpx2Transport
 
 MakeTransport = Callable[..., UpstreamTransport]
 

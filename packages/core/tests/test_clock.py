@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -29,3 +30,23 @@ def test_fake_clock_refuses_to_go_back() -> None:
     clock = FakeClock(now_ms=1_000)
     with pytest.raises(ValueError, match="backwards"):
         clock.set(999)
+
+
+def test_fake_clock_runs_scheduled_calls_in_order_once_time_passes_them() -> None:
+    clock = FakeClock(now_ms=1_000)
+    calls: list[str] = []
+    clock.call_later(0.5, lambda: calls.append("late"))
+    clock.call_later(0.2, lambda: calls.append("early"))
+    clock.call_later(0.3, lambda: calls.append("cancelled")).cancel()
+    clock.advance(199)
+    assert calls == []
+    clock.advance(1)
+    assert calls == ["early"]
+    clock.set(2_000)
+    assert calls == ["early", "late"]
+
+
+async def test_system_clock_schedules_on_the_running_loop() -> None:
+    fired = asyncio.Event()
+    SystemClock().call_later(0.01, fired.set)
+    await asyncio.wait_for(fired.wait(), timeout=5)

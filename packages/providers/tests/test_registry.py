@@ -142,7 +142,10 @@ def test_plugin_factory_entry_point_is_registered() -> None:
         (ep("wrong-type", "not_a_provider"), "returned object, not a Provider"),
         (ep("constant", "CONSTANT"), "neither a Provider subclass nor a factory"),
         (ep("other-class", "Account"), "not a Provider subclass"),
-        (ep("future", "FutureProvider"), f"provider API version 99.*implements version {API_VERSION}"),
+        (
+            ep("future", "FutureProvider"),
+            f"provider API version 99.*implements version {API_VERSION}",
+        ),
         (ep("anthropic", "ImpostorProvider"), "'anthropic' is already taken by a built-in"),
         (ep("no-id", "NoIdProvider"), "has no id"),
         (ep("nameless", "NamelessProvider"), "has no display name"),

@@ -131,7 +131,7 @@ async def test_a_reading_is_written_by_itself_after_a_moment(store: Store) -> No
     stored = await store.accounts.get("a")
     assert stored is not None
     assert stored.rate_limit.status is None
-    await asyncio.sleep(READING_WRITE_DELAY_S + 0.1)
+    clock.advance(round(READING_WRITE_DELAY_S * 1000))
     await store.flush()
     stored = await store.accounts.get("a")
     assert stored is not None

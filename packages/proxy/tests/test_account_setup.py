@@ -21,7 +21,7 @@ from better_ccflare.core import (
 )
 from better_ccflare.database import SecretKey, Store
 from better_ccflare.providers import VertexAIProvider
-from better_ccflare.proxy import (
+from better_ccflare.proxy.admin import (
     AccountMode,
     NewAccount,
     add_account,

@@ -23,13 +23,6 @@ from better_ccflare.core import (
 from better_ccflare.database import SecretKey, Store
 from better_ccflare.providers import ProviderRegistry, UpstreamRequest
 from better_ccflare.proxy._account_pool import AccountPool
-from better_ccflare.proxy._auto_refresh import (
-    FAILURE_THRESHOLD,
-    PROBE_MODELS,
-    PROBE_PROMPTS,
-    UNCOUNTED_BACKOFF_MS,
-    AutoRefreshScheduler,
-)
 from better_ccflare.proxy._token_manager import CredentialsUnavailableError
 from better_ccflare.proxy._transport import (
     Timeouts,
@@ -37,6 +30,13 @@ from better_ccflare.proxy._transport import (
     UpstreamResponse,
     UpstreamTimeoutError,
     UpstreamTransport,
+)
+from better_ccflare.proxy.jobs._auto_refresh import (
+    FAILURE_THRESHOLD,
+    PROBE_MODELS,
+    PROBE_PROMPTS,
+    UNCOUNTED_BACKOFF_MS,
+    AutoRefreshScheduler,
 )
 
 NOW = 1_800_000_000_000
@@ -108,6 +108,9 @@ class FakeCredentials:
         if account.provider == ProviderKind.ZAI.value:
             return Credentials(api_key=f"key-{account.id}")
         return Credentials(access_token=f"fresh-{account.id}", refresh_token="r")
+
+    async def force_refresh(self, account: Account, rejected: Credentials) -> Credentials:
+        return await self.credentials_for(account)
 
 
 class FakeSleep:

@@ -24,15 +24,13 @@ from better_ccflare.core import (
 )
 from better_ccflare.database import SecretKey, Store
 from better_ccflare.providers import Provider, ProviderRegistry, UsageFetchError
-from better_ccflare.proxy._jobs import (
-    BackgroundJobs,
-    PeriodicJob,
+from better_ccflare.proxy._usage_cache import UsageCache
+from better_ccflare.proxy.admin._token_health import (
     TokenHealthStatus,
-    UsagePoller,
     check_token_health,
     token_health,
 )
-from better_ccflare.proxy._usage_cache import UsageCache
+from better_ccflare.proxy.jobs import BackgroundJobs, PeriodicJob, UsagePoller
 
 NOW = 1_800_000_000_000
 HOUR = 3_600_000

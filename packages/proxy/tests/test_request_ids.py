@@ -7,14 +7,14 @@ import uuid
 from hypothesis import given
 from hypothesis import strategies as st
 
-from better_ccflare.proxy._pipeline import _time_ordered_id  # pyright: ignore[reportPrivateUsage]
+from better_ccflare.proxy._request_record import time_ordered_id
 
 _MS = st.integers(min_value=0, max_value=2**48 - 1)
 
 
 @given(_MS)
 def test_a_request_id_is_a_uuid7_carrying_its_millisecond(now_ms: int) -> None:
-    request_id = _time_ordered_id(now_ms)
+    request_id = time_ordered_id(now_ms)
 
     parsed = uuid.UUID(hex=request_id)
     assert len(request_id) == 32
@@ -27,8 +27,8 @@ def test_a_request_id_is_a_uuid7_carrying_its_millisecond(now_ms: int) -> None:
 def test_ids_of_later_milliseconds_sort_later(a_ms: int, b_ms: int) -> None:
     earlier, later = sorted((a_ms, b_ms))
     if earlier < later:
-        assert _time_ordered_id(earlier) < _time_ordered_id(later)
+        assert time_ordered_id(earlier) < time_ordered_id(later)
 
 
 def test_ids_of_the_same_millisecond_differ() -> None:
-    assert len({_time_ordered_id(1_767_225_600_000) for _ in range(1000)}) == 1000
+    assert len({time_ordered_id(1_767_225_600_000) for _ in range(1000)}) == 1000

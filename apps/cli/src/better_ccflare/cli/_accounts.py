@@ -2,7 +2,7 @@
 
 Every command opens the store, does one thing, and closes it (flushing the write); a running
 server adopts the change within seconds. Adding goes through the account setup the management
-API uses too (:func:`better_ccflare.proxy.add_account`), so both accept exactly the same
+API uses too (:func:`better_ccflare.proxy.admin.add_account`), so both accept exactly the same
 accounts. Secrets are read from a flag or, when the flag is missing, from a hidden prompt; they
 are never echoed, and no output (``--json`` included) ever contains one.
 """
@@ -25,7 +25,7 @@ from better_ccflare.core import (
     SystemClock,
 )
 from better_ccflare.database import Store
-from better_ccflare.proxy import (
+from better_ccflare.proxy.admin import (
     AccountMode,
     NewAccount,
     add_account,

@@ -12,7 +12,7 @@ import msgspec
 
 from better_ccflare.core import ApiKey, ApiKeyRole, NotFoundError, SystemClock
 from better_ccflare.database import Store
-from better_ccflare.proxy import change_api_key, create_api_key
+from better_ccflare.proxy.admin import change_api_key, create_api_key
 
 from ._context import load, with_store
 from ._errors import UserError

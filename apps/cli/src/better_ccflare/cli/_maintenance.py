@@ -14,7 +14,7 @@ import msgspec
 
 from better_ccflare.core import SystemClock
 from better_ccflare.database import RetentionResult, Store
-from better_ccflare.proxy import TokenHealthReport, TokenHealthStatus, token_health
+from better_ccflare.proxy.admin import TokenHealthReport, TokenHealthStatus, token_health
 
 from ._context import load, with_store
 from ._output import format_ms, format_time, print_json, print_table

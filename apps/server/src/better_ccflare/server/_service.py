@@ -33,10 +33,7 @@ from better_ccflare.proxy import (
     AccountPool,
     AiohttpTransport,
     ApiKeyAuthenticator,
-    AutoRefreshScheduler,
-    BackgroundJobs,
     H1Transport,
-    PeriodicJob,
     ProxyApp,
     ProxyDeps,
     ProxySettings,
@@ -44,8 +41,8 @@ from better_ccflare.proxy import (
     Timeouts,
     TokenManager,
     UsageCache,
-    UsagePoller,
 )
+from better_ccflare.proxy.jobs import AutoRefreshScheduler, BackgroundJobs, PeriodicJob, UsagePoller
 
 from ._live_settings import LiveConfig
 

@@ -18,7 +18,7 @@ from ._accounts import (
     UsageWindow,
 )
 from ._api_keys import ApiKey, ApiKeyRole
-from ._clock import Clock, FakeClock, SystemClock
+from ._clock import Clock, FakeClock, SystemClock, Timer
 from ._config import (
     DEFAULT_CLIENT_ID,
     Config,
@@ -79,6 +79,7 @@ __all__ = [
     "StrategySettings",
     "StreamTerminalState",
     "SystemClock",
+    "Timer",
     "TokenUsage",
     "UsageSnapshot",
     "UsageWindow",

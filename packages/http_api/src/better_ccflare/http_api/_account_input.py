@@ -14,7 +14,7 @@ from typing import Annotated
 import msgspec
 
 from better_ccflare.core import Account, InvalidInputError
-from better_ccflare.proxy import NewAccount, add_account
+from better_ccflare.proxy.admin import NewAccount, add_account
 
 from ._api_context import ManagementContext
 

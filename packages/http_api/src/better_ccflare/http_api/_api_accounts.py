@@ -15,7 +15,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody
 
 from better_ccflare.core import InvalidInputError, ModelMappings, NotFoundError, PauseReason
-from better_ccflare.proxy import (
+from better_ccflare.proxy.admin import (
     AccountMode,
     NewAccount,
     reset_rate_limit,

@@ -13,7 +13,7 @@ from litestar import delete, get, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from better_ccflare.core import AgentPreference, InvalidInputError, NotFoundError
-from better_ccflare.proxy import TokenHealthReport, TokenHealthStatus, token_health
+from better_ccflare.proxy.admin import TokenHealthReport, TokenHealthStatus, token_health
 
 from ._api_context import Ctx, ManagementContext
 from ._api_errors import ERROR_RESPONSES

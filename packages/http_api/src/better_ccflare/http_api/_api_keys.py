@@ -3,7 +3,7 @@
 A new key is returned once, in the creation response, and never again. Every change calls
 :meth:`~better_ccflare.proxy.ApiKeyAuthenticator.invalidate`, so it applies to the very next
 request. The rules (first key admin, last active admin protected) live in
-:mod:`better_ccflare.proxy` so that the CLI enforces exactly the same ones.
+:mod:`better_ccflare.proxy.admin` so that the CLI enforces exactly the same ones.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from litestar import delete, get, patch, post
 from litestar.params import FromPath, JSONBody
 
 from better_ccflare.core import ApiKey, ApiKeyRole
-from better_ccflare.proxy import change_api_key, create_api_key
+from better_ccflare.proxy.admin import change_api_key, create_api_key
 
 from ._api_context import Ctx, ManagementContext
 from ._api_errors import ERROR_RESPONSES

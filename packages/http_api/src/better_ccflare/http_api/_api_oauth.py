@@ -35,7 +35,7 @@ from better_ccflare.providers import (
     generate_state,
     parse_code_paste,
 )
-from better_ccflare.proxy import AccountMode, NewAccount, check_new_account
+from better_ccflare.proxy.admin import AccountMode, NewAccount, check_new_account
 
 from ._account_input import AccountName, Endpoint, Priority, add_checked, api_field_names
 from ._account_lookup import find_account

@@ -1,65 +1,55 @@
 """The better-ccflare request pipeline and the state it keeps about accounts.
 
-The public surface is exactly the union of the private modules' ``__all__`` lists.
+This package's top level is the hot path: :class:`ProxyApp` and what it works with (the account
+pool, the upstream transports, proxy API key checks, payload capture, live request events, the
+usage cache and the token manager). The operator services the CLI and the management API call
+are in :mod:`better_ccflare.proxy.admin`; the background jobs the server schedules are in
+:mod:`better_ccflare.proxy.jobs`.
 """
 
-from . import (
-    _account_pool,
-    _account_setup,
-    _aiohttp_transport,
-    _api_key_admin,
-    _api_key_auth,
-    _api_key_hashing,
-    _auto_refresh,
-    _cooldowns,
-    _h1_transport,
-    _jobs,
-    _local_answers,
-    _payloads,
-    _pipeline,
-    _request_events,
-    _token_manager,
-    _transport,
-    _unavailable,
-    _usage_cache,
+from ._account_pool import AccountPool
+from ._aiohttp_transport import AiohttpTransport
+from ._api_key_auth import ApiKeyAuthenticator
+from ._api_key_hashing import generate_api_key, hash_api_key, looks_like_api_key, verify_api_key
+from ._h1_transport import H1Transport
+from ._local_answers import LOCAL_ANSWER_PATHS
+from ._payloads import Payload, PayloadFormatError, decode_payload
+from ._pipeline import ProxyApp, ProxyDeps, ProxySettings
+from ._request_events import RequestEvents
+from ._token_manager import TokenManager
+from ._transport import (
+    Timeouts,
+    UpstreamConnectError,
+    UpstreamResponse,
+    UpstreamTimeoutError,
+    UpstreamTransport,
 )
-from ._account_pool import *
-from ._account_setup import *
-from ._aiohttp_transport import *
-from ._api_key_admin import *
-from ._api_key_auth import *
-from ._api_key_hashing import *
-from ._auto_refresh import *
-from ._cooldowns import *
-from ._h1_transport import *
-from ._jobs import *
-from ._local_answers import *
-from ._payloads import *
-from ._pipeline import *
-from ._request_events import *
-from ._token_manager import *
-from ._transport import *
-from ._unavailable import *
-from ._usage_cache import *
+from ._usage_cache import UsageCache
 
 __version__ = "0.1.0"
 
-__all__: list[str] = []
-__all__ += _aiohttp_transport.__all__
-__all__ += _account_pool.__all__
-__all__ += _account_setup.__all__
-__all__ += _api_key_admin.__all__
-__all__ += _api_key_auth.__all__
-__all__ += _auto_refresh.__all__
-__all__ += _api_key_hashing.__all__
-__all__ += _cooldowns.__all__
-__all__ += _h1_transport.__all__
-__all__ += _jobs.__all__
-__all__ += _local_answers.__all__
-__all__ += _payloads.__all__
-__all__ += _pipeline.__all__
-__all__ += _request_events.__all__
-__all__ += _token_manager.__all__
-__all__ += _transport.__all__
-__all__ += _unavailable.__all__
-__all__ += _usage_cache.__all__
+__all__ = [
+    "LOCAL_ANSWER_PATHS",
+    "AccountPool",
+    "AiohttpTransport",
+    "ApiKeyAuthenticator",
+    "H1Transport",
+    "Payload",
+    "PayloadFormatError",
+    "ProxyApp",
+    "ProxyDeps",
+    "ProxySettings",
+    "RequestEvents",
+    "Timeouts",
+    "TokenManager",
+    "UpstreamConnectError",
+    "UpstreamResponse",
+    "UpstreamTimeoutError",
+    "UpstreamTransport",
+    "UsageCache",
+    "decode_payload",
+    "generate_api_key",
+    "hash_api_key",
+    "looks_like_api_key",
+    "verify_api_key",
+]

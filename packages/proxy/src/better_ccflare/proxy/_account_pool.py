@@ -15,11 +15,12 @@ from collections.abc import Awaitable, Iterable
 
 import msgspec
 
-from better_ccflare.core import Account, Clock, RateLimitState, SessionState
+from better_ccflare.core import Account, Clock, RateLimitState, SessionState, Timer
 from better_ccflare.database import Store, StoreClosedError
 from better_ccflare.load_balancer import Selection
+from better_ccflare.providers import RateLimitInfo
 
-from ._cooldowns import QUOTA_REASONS
+from ._cooldowns import QUOTA_REASONS, CooldownPolicy, apply_rate_limit
 
 __all__ = ["AccountPool"]
 
@@ -43,7 +44,7 @@ class AccountPool:
         self._changes = 0
         """Counts local changes; ``_changed_at[id]`` is the count at an account's last one."""
         self._changed_at: dict[str, int] = {}
-        self._readings_due: dict[str, asyncio.TimerHandle] = {}
+        self._readings_due: dict[str, Timer] = {}
         """Accounts whose latest rate-limit reading waits to be written behind, and the timer."""
 
     async def reload(self) -> None:
@@ -101,6 +102,17 @@ class AccountPool:
             self._update(account_id, session=SessionState(started_at_ms=now_ms, request_count=0))
             self._persist(self._store.accounts.reset_session(account_id, now_ms), "reset session")
 
+    def apply_rate_limit(
+        self, account_id: str, info: RateLimitInfo, now_ms: int, policy: CooldownPolicy | None
+    ) -> None:
+        """Update the account's cooldown after a response classified as ``info``: the one place
+        the request path and the auto-refresh probes turn an upstream's answer into routing."""
+        current = self._by_id.get(account_id)
+        if current is not None:
+            self.set_rate_limit(
+                account_id, apply_rate_limit(current.rate_limit, info, now_ms, policy)
+            )
+
     def set_rate_limit(self, account_id: str, state: RateLimitState) -> None:
         """Record a response's rate-limit reading: a change to routing is written at once, a
         mere reading behind.
@@ -124,8 +136,8 @@ class AccountPool:
         ):
             self._persist(self._store.accounts.update_rate_limit(account_id, state), "rate limit")
         elif account_id not in self._readings_due:
-            self._readings_due[account_id] = asyncio.get_running_loop().call_later(
-                READING_WRITE_DELAY_S, self._write_reading, account_id
+            self._readings_due[account_id] = self._clock.call_later(
+                READING_WRITE_DELAY_S, lambda: self._write_reading(account_id)
             )
 
     def _write_reading(self, account_id: str) -> None:

@@ -1,11 +1,12 @@
-"""The upstream leg on aiohttp: the same seam as httpx2, at about half the CPU.
+"""The upstream leg on aiohttp: the transport seam, at about half the CPU of httpx2.
 
 The server's proxy leg is :class:`~better_ccflare.proxy.H1Transport` (cheaper still); this
 transport carries the requests an environment ``HTTP(S)_PROXY`` must take, since aiohttp speaks
 CONNECT. Token refreshes, usage polls and OAuth stay on httpx2, which the provider library is
 written against.
 
-It behaves like :class:`Httpx2Transport` where that matters to a proxy: bytes pass through
+It behaves like the other transports of the seam (the httpx2 one the contract tests keep in
+``tests/support`` included) where that matters to a proxy: bytes pass through
 exactly as the upstream sent them (no decompression, ``content-encoding`` kept in the headers),
 repeated response headers stay repeated, nothing is added to the request but ``Host``,
 ``Accept: */*`` and the body's length, and ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY`` with

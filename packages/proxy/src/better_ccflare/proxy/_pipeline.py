@@ -17,11 +17,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -33,7 +32,6 @@ from better_ccflare.core import (
     Credentials,
     RequestRecord,
     StreamTerminalState,
-    TokenUsage,
 )
 from better_ccflare.database import Store
 from better_ccflare.load_balancer import AccountUsage, SelectionRequest, Strategy, is_eligible
@@ -49,16 +47,17 @@ from better_ccflare.providers import (
     UpstreamRequest,
     UsageParser,
     UsageResult,
-    cost_usd,
     forwardable_response_headers,
 )
 
 from ._account_pool import AccountPool
 from ._api_key_auth import ApiKeyAuthenticator
-from ._cooldowns import CooldownPolicy, apply_rate_limit
+from ._cooldowns import CooldownPolicy
+from ._credential_source import CredentialSource
 from ._local_answers import LOCAL_ANSWER_PATHS
 from ._payloads import PayloadCapture
 from ._request_events import RequestEvents
+from ._request_record import request_record, time_ordered_id
 from ._transport import (
     Timeouts,
     UpstreamConnectError,
@@ -68,7 +67,7 @@ from ._transport import (
 )
 from ._unavailable import unavailable_reply
 
-__all__ = ["CredentialSource", "ProxyApp", "ProxyDeps", "ProxySettings"]
+__all__ = ["ProxyApp", "ProxyDeps", "ProxySettings"]
 
 _log = logging.getLogger("better_ccflare.proxy")
 _T = TypeVar("_T")
@@ -91,14 +90,6 @@ class ProxySettings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: int = 64 * 1024 * 1024
     store_payloads: bool = False
     """Keep request and response bodies (capped, credentials stripped) for the dashboard."""
-
-
-class CredentialSource(Protocol):
-    """Fresh credentials for an account (the token manager)."""
-
-    async def credentials_for(self, account: Account) -> Credentials: ...
-
-    async def force_refresh(self, account: Account, rejected: Credentials) -> Credentials: ...
 
 
 class _Routing(msgspec.Struct):
@@ -194,6 +185,7 @@ class _Exchange:
         "attempts",
         "body",
         "deps",
+        "failures",
         "headers",
         "id",
         "method",
@@ -205,7 +197,14 @@ class _Exchange:
         "send",
         "started",
         "started_ms",
+        "watcher",
     )
+
+    # Both set just before the first account is tried.
+    failures: list[str]
+    """Why each account tried so far could not serve, for the final 502's message."""
+    watcher: _DisconnectWatcher
+    """Races each long wait against the client leaving."""
 
     def __init__(
         self,
@@ -229,7 +228,7 @@ class _Exchange:
         self.query: str = scope.get("query_string", b"").decode("latin-1")
         self.started = time.perf_counter()
         self.started_ms = deps.clock.now_ms()
-        self.id = _time_ordered_id(self.started_ms)
+        self.id = time_ordered_id(self.started_ms)
         self.attempts = 0
         self.responded = False
         """Whether the response has started (set just before it does, by whoever starts it)."""
@@ -246,7 +245,7 @@ class _Exchange:
             deps.pool.accounts(),
             SelectionRequest(
                 now_ms=now,
-                session_id=self._session_id(),
+                session_id=self.session_id(),
                 usage=usage,
                 session_duration_ms=deps.settings.session_duration_ms,
             ),
@@ -255,51 +254,48 @@ class _Exchange:
         if not selection.order:
             await self._unavailable(usage, now)
             return
-        failures: list[str] = []
-        watcher = _DisconnectWatcher(self.receive)
+        self.failures = []
+        self.watcher = _DisconnectWatcher(self.receive)
         try:
             for account in selection.order:
-                if await self._try(account, failures, watcher):
+                if await self._try(account):
                     return
                 self.attempts += 1
         except _ClientGoneError:
             self._record(None, 499, StreamTerminalState.CLIENT_DISCONNECTED, None, None)
             return
         finally:
-            watcher.stop()
-        await self._all_failed(failures)
+            self.watcher.stop()
+        await self._all_failed()
 
-    def _session_id(self) -> str | None:
+    def session_id(self) -> str | None:
+        """The client's session: Claude Code's ``metadata.user_id``, else its session header."""
         metadata = self.routing.metadata
         user_id = metadata.get("user_id") if metadata else None
         if isinstance(user_id, str) and user_id:
             return user_id
         return self.headers.get("x-claude-code-session-id")
 
-    async def _try(
-        self, account: Account, failures: list[str], watcher: _DisconnectWatcher
-    ) -> bool:
+    async def _try(self, account: Account) -> bool:
         """One account's attempt; True when the client got a response from it."""
-        prepared = await self._prepare(account, failures, watcher)
+        prepared = await self._prepare(account)
         if prepared is None:
             return False
         provider, request, credentials = prepared
-        response = await self._send(request, account, failures, watcher)
-        if response is not None and response.status == 401 and _refreshable(provider):
+        response = await self._send(request, account)
+        if response is not None and response.status == 401 and provider.refreshes_tokens:
             await response.aclose()
-            response = await self._retry_after_refresh(
-                provider, account, credentials, failures, watcher
-            )
+            response = await self._retry_after_refresh(provider, account, credentials)
         if response is None:
             return False
         body = _Body(response)
         error_body = None
         if response.status >= 400:
             try:
-                error_body = await watcher.race(body.read_prefix(_ERROR_BODY_LIMIT))
+                error_body = await self.watcher.race(body.read_prefix(_ERROR_BODY_LIMIT))
             except (UpstreamConnectError, UpstreamTimeoutError) as exc:
                 await response.aclose()
-                failures.append(f"{account.name}: error body cut off ({exc})")
+                self.failures.append(f"{account.name}: error body cut off ({exc})")
                 return False
             except _ClientGoneError:
                 await response.aclose()
@@ -309,50 +305,39 @@ class _Exchange:
             provider, account, response.status, upstream_headers, error_body
         ):
             await response.aclose()
-            failures.append(f"{account.name}: upstream answered {response.status}")
+            self.failures.append(f"{account.name}: upstream answered {response.status}")
             return False
         await self._forward(
-            provider,
-            account,
-            request,
-            response,
-            upstream_headers=upstream_headers,
-            body=body,
-            watcher=watcher,
+            provider, account, request, response, upstream_headers=upstream_headers, body=body
         )
         return True
 
     async def _prepare(
-        self, account: Account, failures: list[str], watcher: _DisconnectWatcher
+        self, account: Account
     ) -> tuple[Provider, UpstreamRequest, Credentials] | None:
         """The provider, fresh credentials and the upstream request; None to skip the account."""
         try:
             provider = self.deps.registry.get(account.provider)
-            credentials = await watcher.race(self.deps.credentials.credentials_for(account))
+            credentials = await self.watcher.race(self.deps.credentials.credentials_for(account))
             return provider, self._build(provider, account, credentials), credentials
         except UnknownProviderError:
-            failures.append(f"{account.name}: unknown provider {account.provider!r}")
+            self.failures.append(f"{account.name}: unknown provider {account.provider!r}")
         except (AccountConfigError, UnsupportedRequestError) as exc:
-            failures.append(f"{account.name}: {exc}")
+            self.failures.append(f"{account.name}: {exc}")
         except BetterCcflareError as exc:
-            failures.append(f"{account.name}: credentials unavailable ({exc})")
+            self.failures.append(f"{account.name}: credentials unavailable ({exc})")
         return None
 
     async def _retry_after_refresh(
-        self,
-        provider: Provider,
-        account: Account,
-        rejected: Credentials,
-        failures: list[str],
-        watcher: _DisconnectWatcher,
+        self, provider: Provider, account: Account, rejected: Credentials
     ) -> UpstreamResponse | None:
         """After a 401: one forced token refresh, then the same account once more."""
         try:
-            fresh = await watcher.race(self.deps.credentials.force_refresh(account, rejected))
+            fresh = await self.watcher.race(self.deps.credentials.force_refresh(account, rejected))
         except BetterCcflareError as exc:
-            failures.append(f"{account.name}: 401, and the token refresh failed ({exc})")
+            self.failures.append(f"{account.name}: 401, and the token refresh failed ({exc})")
             return None
-        return await self._send(self._build(provider, account, fresh), account, failures, watcher)
+        return await self._send(self._build(provider, account, fresh), account)
 
     def _rate_limited(
         self,
@@ -368,9 +353,7 @@ class _Exchange:
         info = provider.classify_rate_limit(
             status=status, headers=headers, body=error_body, now_ms=now
         )
-        current = deps.pool.get(account.id) or account
-        state = apply_rate_limit(current.rate_limit, info, now, deps.settings.cooldowns)
-        deps.pool.set_rate_limit(account.id, state)
+        deps.pool.apply_rate_limit(account.id, info, now, deps.settings.cooldowns)
         return info.kind is not RateLimitKind.NONE
 
     def _build(
@@ -388,21 +371,15 @@ class _Exchange:
             credentials,
         )
 
-    async def _send(
-        self,
-        request: UpstreamRequest,
-        account: Account,
-        failures: list[str],
-        watcher: _DisconnectWatcher,
-    ) -> UpstreamResponse | None:
+    async def _send(self, request: UpstreamRequest, account: Account) -> UpstreamResponse | None:
         try:
-            return await watcher.race(
+            return await self.watcher.race(
                 self.deps.transport.send(request, self.deps.settings.timeouts)
             )
         except UpstreamTimeoutError as exc:
-            failures.append(f"{account.name}: {exc}")
+            self.failures.append(f"{account.name}: {exc}")
         except UpstreamConnectError as exc:
-            failures.append(f"{account.name}: connection failed ({exc})")
+            self.failures.append(f"{account.name}: connection failed ({exc})")
         return None
 
     async def _forward(
@@ -414,7 +391,6 @@ class _Exchange:
         *,
         upstream_headers: dict[str, str],
         body: _Body,
-        watcher: _DisconnectWatcher,
     ) -> None:
         """Stream the chosen response to the client, then record the request."""
         transformer = provider.response_transformer(
@@ -438,7 +414,7 @@ class _Exchange:
             await self.send(
                 {"type": "http.response.start", "status": response.status, "headers": headers}
             )
-            await watcher.race(self._pump(body, transformer, parser, capture))
+            await self.watcher.race(self._pump(body, transformer, parser, capture))
         except _ClientGoneError:
             terminal = StreamTerminalState.CLIENT_DISCONNECTED
         except UpstreamTimeoutError as exc:
@@ -505,7 +481,7 @@ class _Exchange:
         await _reply(self.send, reply.status, list(reply.headers), reply.body)
         self._record(None, reply.status, None, None, "no account available")
 
-    async def _all_failed(self, failures: list[str]) -> None:
+    async def _all_failed(self) -> None:
         deps = self.deps
         now = deps.clock.now_ms()
         usage = deps.usage()
@@ -514,7 +490,7 @@ class _Exchange:
             # the way an exhausted pool does, with the real reset, not as a gateway error.
             await self._unavailable(usage, now)
             return
-        message = "Every account failed: " + "; ".join(failures)
+        message = "Every account failed: " + "; ".join(self.failures)
         self.responded = True
         await _error(self.send, 502, "api_error", message)
         self._record(None, 502, None, None, message)
@@ -530,34 +506,8 @@ class _Exchange:
         request: UpstreamRequest | None = None,
     ) -> RequestRecord:
         """Queue the request's record for the writer (never waits) and return it."""
-        elapsed_ms = int((time.perf_counter() - self.started) * 1000)
-        usage = result.usage if result is not None else TokenUsage()
-        model = (result.model if result is not None else None) or self.routing.model
-        seconds = elapsed_ms / 1000
-        record = RequestRecord(
-            id=self.id,
-            timestamp_ms=self.started_ms,
-            method=self.method,
-            path=self.path,
-            account_id=account.id if account is not None else None,
-            status_code=status,
-            success=200 <= status < 300 and error is None,
-            error_message=error,
-            response_time_ms=elapsed_ms,
-            failover_attempts=self.attempts,
-            model=model,
-            usage=usage,
-            cost_usd=cost_usd(model, usage),
-            output_tokens_per_second=usage.output_tokens / seconds
-            if usage.output_tokens and seconds > 0
-            else None,
-            client_session_id=self._session_id(),
-            agent_used=self.headers.get("x-better-ccflare-agent-id") or None,
-            api_key_id=self.api_key.id if self.api_key is not None else None,
-            api_key_name=self.api_key.name if self.api_key is not None else None,
-            stream_terminal_state=terminal,
-            original_model=request.client_model if request is not None else None,
-            applied_model=request.upstream_model if request is not None else None,
+        record = request_record(
+            self, account, status, terminal, result, error=error, request=request
         )
         self.deps.store.requests.record(record)
         if self.deps.events is not None:
@@ -622,33 +572,6 @@ class _DisconnectWatcher:
 
     def stop(self) -> None:
         self._task.cancel()
-
-
-_random_bits = random.Random().getrandbits  # noqa: S311 (a key, not a secret: see below)
-
-
-def _time_ordered_id(now_ms: int) -> str:
-    """A UUIDv7 (RFC 9562) as 32 hex digits: 48 bits of milliseconds, then 74 random bits.
-
-    Request ids are the ``requests`` table's primary key. Random ids (UUIDv4) land all over its
-    index, so every recorded batch dirties a page per row; ids that grow with time are appended
-    at the index's end: 15 to 30 % less writer-thread CPU per recorded row (the proxy-overhead
-    section of ``docs/performance.md``).
-
-    The random bits come from ``random`` (seeded from the OS at start-up), not ``os.urandom``:
-    an id is a key, not a secret, and ``os.urandom`` lets go of the GIL for its system call,
-    which on a busy proxy hands the interpreter to the database writer in the middle of a
-    request.
-    """
-    rand = _random_bits(74)
-    value = (now_ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0b10 << 62
-    return f"{value | rand & 0x3FFF_FFFF_FFFF_FFFF:032x}"
-
-
-def _refreshable(provider: Provider) -> bool:
-    """Whether the provider's credentials can be renewed: it holds expiring tokens (OAuth,
-    Google), unlike a fixed API key, and says so in ``refreshes_tokens``."""
-    return provider.refreshes_tokens
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:

@@ -10,8 +10,8 @@ reports.
 Outcomes of a probe:
 
 * **2xx**: the rate-limit headers go through the provider's classifier and
-  :func:`~._cooldowns.apply_rate_limit` into the pool; a ``failure_threshold`` pause is lifted
-  and the failure counters start over.
+  :meth:`~better_ccflare.proxy.AccountPool.apply_rate_limit` into the pool; a
+  ``failure_threshold`` pause is lifted and the failure counters start over.
 * **401**: auto-refresh is switched off for the account and the log says how to log in again.
 * **529**, no response (connection error, timeout) or credentials that could not be refreshed
   for now: an *uncounted* failure. The account is left alone for a growing while (1 m, 5 m,
@@ -34,7 +34,6 @@ import logging
 import random
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Protocol
 
 import msgspec
 
@@ -49,17 +48,18 @@ from better_ccflare.providers import (
     UnknownProviderError,
     UpstreamRequest,
 )
-
-from ._account_pool import AccountPool
-from ._cooldowns import CooldownPolicy, apply_rate_limit
-from ._jobs import PeriodicJob, Sleep
-from ._token_manager import CredentialsUnavailableError
-from ._transport import (
+from better_ccflare.proxy._account_pool import AccountPool
+from better_ccflare.proxy._cooldowns import CooldownPolicy
+from better_ccflare.proxy._credential_source import CredentialSource
+from better_ccflare.proxy._token_manager import CredentialsUnavailableError
+from better_ccflare.proxy._transport import (
     Timeouts,
     UpstreamConnectError,
     UpstreamTimeoutError,
     UpstreamTransport,
 )
+
+from ._periodic_job import PeriodicJob, Sleep
 
 __all__ = [
     "AUTO_REFRESH_PROVIDERS",
@@ -68,7 +68,6 @@ __all__ = [
     "PROBE_PROMPTS",
     "UNCOUNTED_BACKOFF_MS",
     "AutoRefreshScheduler",
-    "CredentialsSource",
     "ProbeOutcome",
 ]
 
@@ -129,12 +128,6 @@ _PROBE_TIMEOUT_S = 30.0
 _CLAUDE_CODE_VERSION = "2.0.0"
 
 
-class CredentialsSource(Protocol):
-    """Fresh credentials for an account: the :class:`~._token_manager.TokenManager`."""
-
-    async def credentials_for(self, account: Account) -> Credentials: ...
-
-
 class ProbeOutcome(StrEnum):
     """What one probe came to."""
 
@@ -176,7 +169,7 @@ class AutoRefreshScheduler:
         prompts: The prompts to draw from.
         client_version: The Claude Code version the ``user-agent`` claims.
         timeout_s: Deadline for connecting and for the response headers.
-        policy: Cooldown tunables for :func:`~._cooldowns.apply_rate_limit`.
+        policy: Cooldown tunables for :func:`~better_ccflare.proxy._cooldowns.apply_rate_limit`.
     """
 
     __slots__ = (
@@ -203,7 +196,7 @@ class AutoRefreshScheduler:
         pool: AccountPool,
         providers: ProviderRegistry,
         transport: UpstreamTransport,
-        credentials: CredentialsSource,
+        credentials: CredentialSource,
         store: Store,
         clock: Clock,
         interval_ms: int = _MINUTE_MS,
@@ -375,7 +368,7 @@ class AutoRefreshScheduler:
                 and info.reset_at_ms is not None
                 and info.reset_at_ms > now
             ):
-                self._apply(account.id, info, now)
+                self._pool.apply_rate_limit(account.id, info, now, self._policy)
                 tracking.refreshed_at_ms = now
                 tracking.uncounted = 0
                 tracking.backoff_until_ms = None
@@ -386,17 +379,10 @@ class AutoRefreshScheduler:
             return await self._counted(account, tracking, f"HTTP {status}")
         raise AssertionError("unreachable: the last model never continues")  # pragma: no cover
 
-    def _apply(self, account_id: str, info: RateLimitInfo, now_ms: int) -> None:
-        current = self._pool.get(account_id)
-        if current is not None:
-            self._pool.set_rate_limit(
-                account_id, apply_rate_limit(current.rate_limit, info, now_ms, self._policy)
-            )
-
     async def _refreshed(
         self, account: Account, info: RateLimitInfo, now: int, tracking: _Tracking
     ) -> None:
-        self._apply(account.id, info, now)
+        self._pool.apply_rate_limit(account.id, info, now, self._policy)
         tracking.refreshed_at_ms = now
         tracking.failures = 0
         tracking.uncounted = 0

@@ -13,8 +13,7 @@ import uuid
 
 from better_ccflare.core import ApiKey, ApiKeyRole, ConflictError, InvalidInputError, NotFoundError
 from better_ccflare.database import Store
-
-from ._api_key_hashing import generate_api_key, hash_api_key
+from better_ccflare.proxy._api_key_hashing import generate_api_key, hash_api_key
 
 __all__ = ["change_api_key", "create_api_key"]
 

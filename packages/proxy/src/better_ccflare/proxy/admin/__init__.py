@@ -1,0 +1,34 @@
+"""Operator services: what the CLI and the management API call to change the proxy's setup.
+
+Adding accounts and resetting their cooldowns, creating and changing proxy API keys, and
+reading how close each account's refresh token is to its end. Both front ends go through these
+functions so the same rules hold whichever way an operator makes a change. None of it runs on
+the request path.
+"""
+
+from ._account_setup import (
+    AccountMode,
+    NewAccount,
+    add_account,
+    check_new_account,
+    reset_rate_limit,
+    validate_account_name,
+    validate_endpoint,
+)
+from ._api_key_admin import change_api_key, create_api_key
+from ._token_health import TokenHealthReport, TokenHealthStatus, token_health
+
+__all__ = [
+    "AccountMode",
+    "NewAccount",
+    "TokenHealthReport",
+    "TokenHealthStatus",
+    "add_account",
+    "change_api_key",
+    "check_new_account",
+    "create_api_key",
+    "reset_rate_limit",
+    "token_health",
+    "validate_account_name",
+    "validate_endpoint",
+]

@@ -1,0 +1,14 @@
+"""Background work the server schedules beside the request path.
+
+The usage poller, the periodic maintenance jobs with the set that starts and stops them
+together, and the auto-refresh scheduler that opens a subscription's next usage window as soon
+as the last one reset. Each reads and writes the same in-memory account pool the request path
+uses, but none of it runs inside a request.
+"""
+
+from ._auto_refresh import AutoRefreshScheduler
+from ._background_jobs import BackgroundJobs
+from ._periodic_job import PeriodicJob
+from ._usage_poller import UsagePoller
+
+__all__ = ["AutoRefreshScheduler", "BackgroundJobs", "PeriodicJob", "UsagePoller"]

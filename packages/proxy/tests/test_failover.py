@@ -1,0 +1,553 @@
+"""The pipeline's failover rules, one per test, with ``ProxyApp`` called as a plain ASGI app.
+
+No server and no sockets: each test scripts what the upstream answers to each attempt, in
+order, through an in-memory :class:`UpstreamTransport`, and reads what the client got, what the
+upstream was sent, the accounts' cooldowns and the recorded request. The same rules are proven
+end to end, under uvicorn and against a real fake upstream, in ``tests/test_proxy_e2e.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from better_ccflare.core import (
+    Account,
+    Credentials,
+    FakeClock,
+    ProviderKind,
+    RateLimitReason,
+    RequestRecord,
+    StrategyName,
+)
+from better_ccflare.database import SecretKey, Store
+from better_ccflare.load_balancer import create_strategy
+from better_ccflare.providers import ProviderRegistry, UpstreamRequest, builtin_providers
+from better_ccflare.proxy import (
+    AccountPool,
+    ApiKeyAuthenticator,
+    ProxyApp,
+    ProxyDeps,
+    ProxySettings,
+    Timeouts,
+    UpstreamConnectError,
+    UpstreamResponse,
+    UpstreamTimeoutError,
+    UpstreamTransport,
+)
+
+NOW = 1_800_000_000_000
+HOUR = 3_600_000
+MODEL = "claude-sonnet-4-5"
+REQUEST = json.dumps(
+    {"model": MODEL, "max_tokens": 8, "messages": [{"role": "user", "content": "Hi"}]}
+).encode()
+
+
+def message(text: str) -> bytes:
+    return json.dumps(
+        {
+            "id": "msg_1",
+            "type": "message",
+            "role": "assistant",
+            "model": MODEL,
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": "end_turn",
+            "usage": {"input_tokens": 3, "output_tokens": 2},
+        }
+    ).encode()
+
+
+def error(status: int, kind: str, headers: Sequence[tuple[str, str]] = ()) -> Canned:
+    body = json.dumps({"type": "error", "error": {"type": kind, "message": "upstream says no"}})
+    return Canned(status, [("content-type", "application/json"), *headers], [body.encode()])
+
+
+def rate_limited(reset_ms: int) -> Canned:
+    return error(
+        429,
+        "rate_limit_error",
+        [
+            ("anthropic-ratelimit-unified-status", "rejected"),
+            ("anthropic-ratelimit-unified-reset", str(reset_ms // 1000)),
+        ],
+    )
+
+
+class Canned(UpstreamResponse):
+    """One scripted upstream response: these chunks, then (optionally) the connection dies."""
+
+    def __init__(
+        self,
+        status: int,
+        headers: Sequence[tuple[str, str]],
+        chunks: Sequence[bytes],
+        *,
+        dies_with: Exception | None = None,
+    ) -> None:
+        self.status = status
+        self.headers = list(headers)
+        self._chunks = chunks
+        self._dies_with = dies_with
+        self.closed = False
+
+    @classmethod
+    def ok(cls, text: str) -> Canned:
+        return cls(200, [("content-type", "application/json")], [message(text)])
+
+    async def aiter_raw(self) -> AsyncIterator[bytes]:
+        for chunk in self._chunks:
+            yield chunk
+        if self._dies_with is not None:
+            raise self._dies_with
+
+    async def aread(self) -> bytes:
+        return b"".join([chunk async for chunk in self.aiter_raw()])
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+class Stall:
+    """An upstream that never sends its headers."""
+
+
+Attempt = Canned | Exception | Stall
+
+
+class ScriptedTransport(UpstreamTransport):
+    """Answers each attempt with the next item of its script, and remembers what was sent."""
+
+    def __init__(self) -> None:
+        self.script: list[Attempt] = []
+        self.sent: list[UpstreamRequest] = []
+        self.stalled = asyncio.Event()
+        """Set when an attempt reaches a :class:`Stall`."""
+
+    def answer(self, *attempts: Attempt) -> None:
+        self.script.extend(attempts)
+
+    def accounts_tried(self) -> list[str]:
+        """The account of each attempt, in order (the host names the account)."""
+        return [(urlsplit(r.url).hostname or "").split(".")[0] for r in self.sent]
+
+    async def send(self, request: UpstreamRequest, timeouts: Timeouts) -> UpstreamResponse:
+        self.sent.append(request)
+        assert self.script, f"unscripted attempt: {request.url}"
+        attempt = self.script.pop(0)
+        if isinstance(attempt, Exception):
+            raise attempt
+        if isinstance(attempt, Stall):
+            self.stalled.set()
+            await asyncio.Event().wait()
+            raise AssertionError("unreachable")
+        return attempt
+
+    async def aclose(self) -> None:
+        pass
+
+
+class ScriptedCredentials:
+    """The account's stored credentials; a forced refresh yields ``refreshed``."""
+
+    def __init__(self) -> None:
+        self.refreshed = Credentials(
+            access_token="at-new", refresh_token="rt-new", expires_at_ms=NOW + 8 * HOUR
+        )
+        self.forced: list[tuple[str, Credentials]] = []
+
+    async def credentials_for(self, account: Account) -> Credentials:
+        return account.credentials
+
+    async def force_refresh(self, account: Account, rejected: Credentials) -> Credentials:
+        self.forced.append((account.id, rejected))
+        return self.refreshed
+
+
+def console(name: str, priority: int) -> Account:
+    return Account(
+        id=name,
+        name=name,
+        provider=ProviderKind.CONSOLE.value,
+        created_at_ms=0,
+        priority=priority,
+        custom_endpoint=f"https://{name}.upstream.test",
+        credentials=Credentials(api_key=f"sk-ant-api03-{name}"),
+    )
+
+
+def subscription(name: str, priority: int) -> Account:
+    return Account(
+        id=name,
+        name=name,
+        provider=ProviderKind.CLAUDE_OAUTH.value,
+        created_at_ms=0,
+        priority=priority,
+        custom_endpoint=f"https://{name}.upstream.test",
+        credentials=Credentials(
+            access_token="at-old", refresh_token="rt-old", expires_at_ms=NOW + 8 * HOUR
+        ),
+    )
+
+
+@dataclass
+class Answer:
+    """What the client received."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    ended: bool
+    """Whether the last body message closed the response (``more_body`` false)."""
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Proxy:
+    app: ProxyApp
+    transport: ScriptedTransport
+    credentials: ScriptedCredentials
+    pool: AccountPool
+    store: Store
+    clock: FakeClock
+
+    async def ask(
+        self, headers: Sequence[tuple[str, str]] = (), *, leaves: asyncio.Event | None = None
+    ) -> Answer:
+        """One ``POST /v1/messages``; the client hangs up once ``leaves`` is set."""
+        pending = [{"type": "http.request", "body": REQUEST, "more_body": False}]
+        gone = leaves or asyncio.Event()
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            if pending:
+                return pending.pop()
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/v1/messages",
+            "query_string": b"",
+            "headers": [
+                (b"content-type", b"application/json"),
+                *((k.encode(), v.encode()) for k, v in headers),
+            ],
+        }
+        await self.app(scope, receive, send)
+        if not sent:
+            return Answer(status=0, headers={}, body=b"", ended=False)
+        start, *body = sent
+        return Answer(
+            status=start["status"],
+            headers={k.decode(): v.decode() for k, v in start["headers"]},
+            body=b"".join(m["body"] for m in body),
+            ended=bool(body) and not body[-1]["more_body"],
+        )
+
+    async def records(self) -> list[RequestRecord]:
+        """Every recorded request, oldest first."""
+        await self.store.flush()
+        return list(reversed(await self.store.requests.list_recent(100)))
+
+    def cooldown(self, account_id: str) -> tuple[int | None, RateLimitReason | None]:
+        account = self.pool.get(account_id)
+        assert account is not None
+        return account.rate_limit.limited_until_ms, account.rate_limit.reason
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncGenerator[Store]:
+    async with await Store.open(tmp_path / "db.sqlite", key=SecretKey.generate()) as opened:
+        yield opened
+
+
+ProxyWith = Callable[..., Awaitable[Proxy]]
+"""Builds the proxy over the given accounts (the fixture below)."""
+
+
+@pytest.fixture
+def proxy_with(store: Store) -> ProxyWith:
+    async def build(*accounts: Account) -> Proxy:
+        clock = FakeClock(now_ms=NOW)
+        for account in accounts:
+            await store.accounts.add(account)
+        pool = AccountPool(store, clock, session_duration_ms=5 * HOUR)
+        await pool.reload()
+        transport = ScriptedTransport()
+        credentials = ScriptedCredentials()
+        strategy = create_strategy(StrategyName.SESSION)
+        app = ProxyApp(
+            ProxyDeps(
+                pool=pool,
+                registry=ProviderRegistry(builtins=builtin_providers(), plugins=()),
+                transport=transport,
+                credentials=credentials,
+                strategy=lambda: strategy,
+                usage=dict,
+                store=store,
+                clock=clock,
+                settings=ProxySettings(),
+                auth=ApiKeyAuthenticator(store, clock),
+            )
+        )
+        return Proxy(app, transport, credentials, pool, store, clock)
+
+    return build
+
+
+async def test_a_429_with_a_reset_fails_over_and_benches_the_account_until_the_reset(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    reset_ms = NOW + HOUR
+    proxy.transport.answer(rate_limited(reset_ms), Canned.ok("from b"), Canned.ok("b again"))
+
+    first = await proxy.ask()
+    second = await proxy.ask()
+
+    assert first.json()["content"][0]["text"] == "from b"
+    assert second.json()["content"][0]["text"] == "b again"
+    assert proxy.transport.accounts_tried() == ["a", "b", "b"]
+    assert proxy.cooldown("a") == (reset_ms, RateLimitReason.UPSTREAM_429_WITH_RESET)
+
+
+async def test_a_benched_account_serves_again_exactly_at_its_reset(proxy_with: ProxyWith) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    reset_ms = NOW + 600_000
+    proxy.transport.answer(rate_limited(reset_ms), Canned.ok("b"), Canned.ok("b"))
+    await proxy.ask()
+    proxy.clock.set(reset_ms - 1)
+    await proxy.ask()
+    proxy.clock.set(reset_ms)
+    proxy.transport.answer(Canned.ok("a"))
+
+    answer = await proxy.ask()
+
+    assert answer.json()["content"][0]["text"] == "a"
+    assert proxy.transport.accounts_tried() == ["a", "b", "b", "a"]
+
+
+async def test_a_529_fails_over(proxy_with: ProxyWith) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    proxy.transport.answer(error(529, "overloaded_error"), Canned.ok("from b"))
+
+    answer = await proxy.ask()
+
+    assert answer.status == 200
+    assert answer.json()["content"][0]["text"] == "from b"
+    assert proxy.transport.accounts_tried() == ["a", "b"]
+
+
+async def test_a_connection_error_fails_over(proxy_with: ProxyWith) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    proxy.transport.answer(UpstreamConnectError("connection refused"), Canned.ok("from b"))
+
+    answer = await proxy.ask()
+
+    assert answer.json()["content"][0]["text"] == "from b"
+    assert proxy.transport.accounts_tried() == ["a", "b"]
+
+
+async def test_a_first_byte_timeout_fails_over(proxy_with: ProxyWith) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    proxy.transport.answer(UpstreamTimeoutError("first_byte"), Canned.ok("from b"))
+
+    answer = await proxy.ask()
+
+    assert answer.json()["content"][0]["text"] == "from b"
+    assert proxy.transport.accounts_tried() == ["a", "b"]
+
+
+async def test_an_error_body_cut_off_by_the_upstream_fails_over(proxy_with: ProxyWith) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    dying = Canned(
+        500,
+        [("content-type", "application/json")],
+        [b'{"type": "error", '],
+        dies_with=UpstreamConnectError("connection reset"),
+    )
+    proxy.transport.answer(dying, Canned.ok("from b"))
+
+    answer = await proxy.ask()
+
+    assert answer.json()["content"][0]["text"] == "from b"
+    assert dying.closed
+
+
+async def test_the_failover_count_and_the_serving_account_are_recorded(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1), console("c", 2))
+    proxy.transport.answer(
+        UpstreamConnectError("refused"), error(529, "overloaded_error"), Canned.ok("from c")
+    )
+
+    await proxy.ask()
+
+    [record] = await proxy.records()
+    assert (record.account_id, record.failover_attempts) == ("c", 2)
+    assert record.success
+
+
+async def test_a_401_forces_one_refresh_and_retries_the_same_account(proxy_with: ProxyWith) -> None:
+    proxy = await proxy_with(subscription("sub", 0), console("b", 1))
+    proxy.transport.answer(error(401, "authentication_error"), Canned.ok("authorized"))
+
+    answer = await proxy.ask()
+
+    assert answer.json()["content"][0]["text"] == "authorized"
+    assert proxy.transport.accounts_tried() == ["sub", "sub"]
+    assert [r.headers["authorization"] for r in proxy.transport.sent] == [
+        "Bearer at-old",
+        "Bearer at-new",
+    ]
+    assert [(account, rejected.access_token) for account, rejected in proxy.credentials.forced] == [
+        ("sub", "at-old")
+    ]
+    [record] = await proxy.records()
+    assert (record.account_id, record.failover_attempts) == ("sub", 0)
+
+
+async def test_a_401_after_the_forced_refresh_fails_over(proxy_with: ProxyWith) -> None:
+    proxy = await proxy_with(subscription("sub", 0), console("b", 1))
+    proxy.transport.answer(
+        error(401, "authentication_error"),
+        error(401, "authentication_error"),
+        Canned.ok("from b"),
+    )
+
+    answer = await proxy.ask()
+
+    assert answer.json()["content"][0]["text"] == "from b"
+    assert proxy.transport.accounts_tried() == ["sub", "sub", "b"]
+    assert len(proxy.credentials.forced) == 1
+
+
+async def test_a_401_on_an_api_key_account_fails_over_without_a_refresh(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    proxy.transport.answer(error(401, "authentication_error"), Canned.ok("from b"))
+
+    answer = await proxy.ask()
+
+    assert answer.json()["content"][0]["text"] == "from b"
+    assert proxy.transport.accounts_tried() == ["a", "b"]
+    assert proxy.credentials.forced == []
+
+
+async def test_an_ordinary_error_is_passed_through_without_failover(proxy_with: ProxyWith) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    invalid = error(400, "invalid_request_error")
+    proxy.transport.answer(invalid)
+
+    answer = await proxy.ask()
+
+    assert answer.status == 400
+    assert answer.json()["error"]["type"] == "invalid_request_error"
+    assert proxy.transport.accounts_tried() == ["a"]
+
+
+async def test_no_failover_once_the_response_has_started(proxy_with: ProxyWith) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    first_half = b'event: message_start\ndata: {"type": "message_start"}\n\n'
+    breaking = Canned(
+        200,
+        [("content-type", "text/event-stream")],
+        [first_half],
+        dies_with=UpstreamConnectError("connection reset"),
+    )
+    proxy.transport.answer(breaking, Canned.ok("never sent"))
+
+    answer = await proxy.ask()
+
+    assert (answer.status, answer.body, answer.ended) == (200, first_half, True)
+    assert proxy.transport.accounts_tried() == ["a"]
+    [record] = await proxy.records()
+    assert record.stream_terminal_state == "upstream_closed"
+    assert not record.success
+
+
+async def test_when_every_account_fails_the_client_gets_a_502_naming_each_failure(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    proxy.transport.answer(UpstreamConnectError("refused"), UpstreamTimeoutError("first_byte"))
+
+    answer = await proxy.ask()
+
+    assert answer.status == 502
+    assert answer.json() == {
+        "type": "error",
+        "error": {
+            "type": "api_error",
+            "message": "Every account failed: a: connection failed (refused); "
+            "b: upstream first_byte timeout",
+        },
+    }
+    [record] = await proxy.records()
+    assert (record.status_code, record.account_id) == (502, None)
+
+
+async def test_when_every_account_is_rate_limited_the_client_gets_the_pools_429(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    proxy.transport.answer(rate_limited(NOW + 2 * HOUR), rate_limited(NOW + HOUR))
+
+    answer = await proxy.ask()
+
+    assert answer.status == 429
+    assert answer.headers["anthropic-ratelimit-unified-reset"] == str((NOW + HOUR) // 1000)
+    assert answer.headers["retry-after"] == "3600"
+    assert [a["reason"] for a in answer.json()["error"]["accounts"]] == [
+        "rate_limited",
+        "rate_limited",
+    ]
+
+
+async def test_the_clients_credentials_are_replaced_by_the_accounts(proxy_with: ProxyWith) -> None:
+    proxy = await proxy_with(console("a", 0))
+    proxy.transport.answer(Canned.ok("hi"))
+
+    await proxy.ask([("x-api-key", "client-key"), ("authorization", "Bearer client-token")])
+
+    [sent] = proxy.transport.sent
+    assert sent.headers["x-api-key"] == "sk-ant-api03-a"
+    assert "client-key" not in str(sent.headers)
+    assert "client-token" not in str(sent.headers)
+
+
+async def test_a_client_leaving_before_the_upstream_answers_ends_the_request(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    proxy.transport.answer(Stall(), Canned.ok("never asked"))
+    leaves = asyncio.Event()
+    request = asyncio.create_task(proxy.ask(leaves=leaves))
+    await proxy.transport.stalled.wait()
+
+    leaves.set()
+    done, _ = await asyncio.wait({request}, timeout=5)
+
+    assert done, "the request went on waiting for the upstream after the client left"
+    answer = request.result()
+
+    assert answer.status == 0  # nothing was sent to a client that is gone
+    assert proxy.transport.accounts_tried() == ["a"]
+    [record] = await proxy.records()
+    assert (record.status_code, record.stream_terminal_state) == (499, "client_disconnected")
