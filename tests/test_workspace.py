@@ -250,3 +250,30 @@ def test_layering_check_passes_a_tree_that_keeps_the_rules(tmp_path: Path) -> No
         "from . import _code\n"
     )
     assert _scan_tiny_member(tmp_path, "http_api", ["better-ccflare-core"], code) == []
+
+
+def _module_files(member: Path) -> set[str]:
+    """The member's modules as its README names them: paths below the package directory."""
+    package_dir = member / "src" / "better_ccflare" / own_package(member)
+    return {
+        path.relative_to(package_dir).as_posix()
+        for path in package_dir.rglob("*.py")
+        if path.name != "__init__.py"
+    }
+
+
+def _readme_table_modules(member: Path) -> set[str]:
+    """Every source ``name.py`` the README's tables name (a cell may name several modules)."""
+    rows = (line for line in (member / "README.md").read_text().splitlines() if line.startswith("|"))
+    names = {name for row in rows for name in re.findall(r"`([\w/]+\.py)`", row)}
+    return {name for name in names if not name.startswith("tests/")}
+
+
+@pytest.mark.parametrize("member", MEMBERS, ids=lambda m: m.name)
+def test_readme_module_table_lists_exactly_the_modules(member: Path) -> None:
+    listed = _readme_table_modules(member)
+    files = _module_files(member)
+    assert listed == files, (
+        f"{member.name}/README.md's module table is out of step with src: "
+        f"missing {sorted(files - listed)}, not a module {sorted(listed - files)}"
+    )
