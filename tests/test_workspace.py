@@ -264,7 +264,8 @@ def _module_files(member: Path) -> set[str]:
 
 def _readme_table_modules(member: Path) -> set[str]:
     """Every source ``name.py`` the README's tables name (a cell may name several modules)."""
-    rows = (line for line in (member / "README.md").read_text().splitlines() if line.startswith("|"))
+    lines = (member / "README.md").read_text().splitlines()
+    rows = (line for line in lines if line.startswith("|"))
     names = {name for row in rows for name in re.findall(r"`([\w/]+\.py)`", row)}
     return {name for name in names if not name.startswith("tests/")}
 
