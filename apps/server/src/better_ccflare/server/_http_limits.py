@@ -9,8 +9,9 @@ connection that sends nothing is kept forever, and uvicorn's ``limit_concurrency
 subclassed here, as little as possible, and passed to uvicorn as ``http=``.
 
 The checks cost the hot path a few attribute updates per request: bytes are counted per read,
-a deadline timer exists only while a head or a body is incomplete across reads, and the exact
-head size is summed only when the reads' total already exceeds the limit.
+one watchdog timer per connection serves both deadlines (armed only while a head or a body is
+incomplete across reads, and not re-created per request), and the exact head size is summed
+only when the reads' total already exceeds the limit.
 """
 
 from __future__ import annotations
@@ -59,10 +60,16 @@ class _LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._refused = False
         self._head_bytes = 0
         """Bytes read since the last head was complete (while no body is being read)."""
-        self._head_timer: asyncio.TimerHandle | None = None
+        self._head_started_at: float | None = None
+        """When the head being awaited began (its first byte, or the connection); None when
+        no head is awaited."""
         self._in_body = False
         self._body_read_at = 0.0
-        self._body_timer: asyncio.TimerHandle | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._watch_at = 0.0
+        """One timer per connection checks both deadlines. It is not cancelled when a head or
+        body completes, only left to find nothing due, so a busy keep-alive connection costs a
+        timer per deadline period instead of one per request."""
 
     # --- the connection -----------------------------------------------------------------------
 
@@ -73,10 +80,11 @@ class _LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._refuse(503, "The server has too many open connections; try again shortly.")
             return
         # A connection that never sends a byte is closed at the head deadline too.
-        self._head_timer = self.loop.call_later(self._limits.header_timeout_s, self._head_deadline)
+        self._head_started_at = self.loop.time()
+        self._watch_until(self._head_started_at + self._limits.header_timeout_s)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_timers()
+        self._stop_watching()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -84,29 +92,27 @@ class _LimitedHttpToolsProtocol(HttpToolsProtocol):
             return
         if not self._in_body:
             self._head_bytes += len(data)
+            if self._head_started_at is None:
+                self._head_started_at = self.loop.time()
         super().data_received(data)
         if self._refused:
             return
         if self._in_body:
             self._body_read_at = self.loop.time()
-            if self._body_timer is None:
-                self._body_timer = self.loop.call_later(
-                    self._limits.body_timeout_s, self._body_deadline
-                )
-        elif self._head_bytes:  # a head begun and not complete
-            if self._head_bytes > self._limits.max_header_bytes:
-                self._refuse(431, "The request's headers are too large.")
-            elif self._head_timer is None:
-                self._head_timer = self.loop.call_later(
-                    self._limits.header_timeout_s, self._head_deadline
-                )
+            due = self._body_read_at + self._limits.body_timeout_s
+        elif self._head_started_at is None:
+            return  # nothing awaited: the request is whole
+        elif self._head_bytes > self._limits.max_header_bytes:
+            self._refuse(431, "The request's headers are too large.")
+            return
+        else:
+            due = self._head_started_at + self._limits.header_timeout_s
+        if self._watchdog is None or due < self._watch_at:
+            self._watch_until(due)
 
     # --- parser callbacks ---------------------------------------------------------------------
 
     def on_headers_complete(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
         limits = self._limits
         # The reads' total includes whatever body came with the head; only when it exceeds the
         # limit is the head itself measured.
@@ -115,6 +121,7 @@ class _LimitedHttpToolsProtocol(HttpToolsProtocol):
             > limits.max_header_bytes
         )
         self._head_bytes = 0
+        self._head_started_at = None
         if too_large or len(self.headers) > limits.max_headers:
             self._refuse(431, "The request has too many or too large headers.")
             return
@@ -126,51 +133,47 @@ class _LimitedHttpToolsProtocol(HttpToolsProtocol):
             super().on_body(body)
 
     def on_message_complete(self) -> None:
-        if self._refused:
-            return
-        self._in_body = False
-        if self._body_timer is not None:
-            self._body_timer.cancel()
-            self._body_timer = None
-        super().on_message_complete()
+        if not self._refused:
+            self._in_body = False
+            super().on_message_complete()
 
     # --- deadlines and refusals ---------------------------------------------------------------
 
-    def _head_deadline(self) -> None:
-        self._head_timer = None
-        if self._in_body or self._refused:
-            return
-        if self.flow.read_paused or _answering(self._cycle()):
-            # Reading is held back by the server (an earlier pipelined request is still being
-            # answered), not by the client: wait again.
-            self._head_timer = self.loop.call_later(
-                self._limits.header_timeout_s, self._head_deadline
-            )
-            return
-        if self._head_bytes:
-            self._refuse(408, "The request's headers took too long to arrive.")
-        else:
-            self._refused = True
-            self.transport.close()
-
-    def _body_deadline(self) -> None:
-        self._body_timer = None
-        if not self._in_body or self._refused:
+    def _watch(self) -> None:
+        """Refuse the client whose head or body is overdue; otherwise look again when the
+        next one could be."""
+        self._watchdog = None
+        if self._refused:
             return
         now = self.loop.time()
         cycle = self._cycle()
-        if self.flow.read_paused or (cycle is not None and cycle.waiting_for_100_continue):
-            self._body_read_at = now  # the server is not reading yet; the client is not late
-        remaining = self._limits.body_timeout_s - (now - self._body_read_at)
-        if remaining > 0:
-            self._body_timer = self.loop.call_later(remaining, self._body_deadline)
-            return
-        self._refuse(408, "The request body stopped arriving.")
+        # A deadline counts only the time the server was waiting for the client: not while it
+        # held reading back (flow control, an earlier request still being answered) nor before
+        # it asked for a body the client announced with ``Expect: 100-continue``.
+        if self._in_body:
+            if self.flow.read_paused or (cycle is not None and cycle.waiting_for_100_continue):
+                self._body_read_at = now
+            due = self._body_read_at + self._limits.body_timeout_s
+            overdue = (408, "The request body stopped arriving.")
+        elif self._head_started_at is not None:
+            if self.flow.read_paused or (cycle is not None and not cycle.response_complete):
+                self._head_started_at = now
+            due = self._head_started_at + self._limits.header_timeout_s
+            overdue = (408, "The request's headers took too long to arrive.")
+        else:
+            return  # between requests: uvicorn's keep-alive timeout governs
+        if now < due:
+            self._watch_until(due)
+        elif self._in_body or self._head_bytes:
+            self._refuse(*overdue)
+        else:  # connected and never sent a byte: nothing to answer
+            self._refused = True
+            self.transport.close()
 
     def _refuse(self, status: int, message: str) -> None:
         """Answer ``status`` (unless a response is already under way) and close."""
         self._refused = True
-        self._stop_timers()
+        self._stop_watching()
         cycle = self._cycle()
         if cycle is None or cycle.response_complete or not cycle.response_started:
             body = msgspec.json.encode(
@@ -191,12 +194,12 @@ class _LimitedHttpToolsProtocol(HttpToolsProtocol):
         """The current request's cycle: uvicorn types it as always set, but it starts as None."""
         return self.cycle
 
-    def _stop_timers(self) -> None:
-        for timer in (self._head_timer, self._body_timer):
-            if timer is not None:
-                timer.cancel()
-        self._head_timer = self._body_timer = None
+    def _watch_until(self, due: float) -> None:
+        self._stop_watching()
+        self._watch_at = due
+        self._watchdog = self.loop.call_at(due, self._watch)
 
-
-def _answering(cycle: RequestResponseCycle | None) -> bool:
-    return cycle is not None and not cycle.response_complete
+    def _stop_watching(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
