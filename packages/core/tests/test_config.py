@@ -313,5 +313,5 @@ def test_allowed_hosts_may_be_a_json_list_in_the_file(home: Path) -> None:
 
 @pytest.mark.parametrize("value", ["proxy.example:8080", "http://proxy.example", "a b"])
 def test_allowed_hosts_refuse_ports_schemes_and_spaces(home: Path, value: str) -> None:
-    with pytest.raises(ConfigError, match="BETTER_CCFLARE_ALLOWED_HOSTS.*without scheme or port"):
+    with pytest.raises(ConfigError, match=r"BETTER_CCFLARE_ALLOWED_HOSTS.*without scheme or port"):
         load(home, BETTER_CCFLARE_ALLOWED_HOSTS=value)
