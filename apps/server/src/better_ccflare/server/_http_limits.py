@@ -66,10 +66,11 @@ class _LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._in_body = False
         self._body_read_at = 0.0
         self._watchdog: asyncio.TimerHandle | None = None
-        self._watch_at = 0.0
         """One timer per connection checks both deadlines. It is not cancelled when a head or
         body completes, only left to find nothing due, so a busy keep-alive connection costs a
         timer per deadline period instead of one per request."""
+        self._watch_at = 0.0
+        """When the watchdog fires; a nearer deadline re-arms it."""
 
     # --- the connection -----------------------------------------------------------------------
 
