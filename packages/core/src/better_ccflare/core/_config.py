@@ -16,8 +16,10 @@ many more settings in the same file.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -110,6 +112,22 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     """How long to wait for upstream response headers."""
     idle_timeout_ms: int
     """The longest silence allowed between two chunks of an upstream response body."""
+    allowed_hosts: tuple[str, ...]
+    """Host names (lower case, no port) the server answers besides loopback and its bound
+    address; ``("*",)`` answers any, for a reverse proxy that sets ``Host`` itself."""
+    max_connections: int
+    """Open client connections at once; the next one is refused with 503."""
+    max_header_bytes: int
+    """The largest request head (request line and headers) a client may send."""
+    max_headers: int
+    """The most header fields one request may carry."""
+    header_timeout_ms: int
+    """How long a client has to send a request's whole head, from its first byte (or from
+    connecting)."""
+    body_timeout_ms: int
+    """The longest silence allowed between two chunks of a request body."""
+    max_body_bytes: int
+    """The largest request body the proxy accepts (413 beyond it)."""
     secret_key: str | None
     """Base64 key that encrypts stored credentials; ``None`` means use the key file."""
     sources: dict[str, SettingSource]
@@ -226,6 +244,43 @@ def _path() -> tuple[_Parser, str]:
     return parse, expected
 
 
+_HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9._-]*[a-z0-9])?")
+
+
+def _host_list() -> tuple[_Parser, str]:
+    expected = (
+        "host names without scheme or port, separated by commas (or a JSON list), "
+        'or "*" for any host'
+    )
+
+    def one(entry: str) -> str:
+        name = entry.strip().lower().rstrip(".")
+        if name == "*" or _HOST_NAME.fullmatch(name):
+            return name
+        literal = name.removeprefix("[").removesuffix("]")
+        try:
+            return f"[{ipaddress.IPv6Address(literal)}]"
+        except ValueError:
+            raise ValueError(expected) from None
+
+    def parse(raw: object) -> tuple[str, ...]:
+        if isinstance(raw, str):
+            entries: list[object] = list(raw.split(","))
+        elif isinstance(raw, list):
+            entries = list(raw)  # pyright: ignore[reportUnknownArgumentType]
+        else:
+            raise ValueError(expected)
+        names: list[str] = []
+        for entry in entries:
+            if not isinstance(entry, str):
+                raise ValueError(expected)
+            if entry.strip():
+                names.append(one(entry))
+        return tuple(dict.fromkeys(names))
+
+    return parse, expected
+
+
 @dataclass(frozen=True, slots=True)
 class _Setting:
     name: str
@@ -318,6 +373,57 @@ _SETTINGS: tuple[_Setting, ...] = (
         "idle_timeout_ms",
         _int_in(1_000, 3_600_000),
         lambda _: 240_000,
+    ),
+    # The edge: who may talk to the server, and the limits every client meets before its key
+    # is checked (docs/security.md).
+    _Setting(
+        "allowed_hosts",
+        "BETTER_CCFLARE_ALLOWED_HOSTS",
+        "allowed_hosts",
+        _host_list(),
+        lambda _: (),
+    ),
+    _Setting(
+        "max_connections",
+        "BETTER_CCFLARE_MAX_CONNECTIONS",
+        "max_connections",
+        _int_in(1, 1_000_000),
+        lambda _: 1000,
+    ),
+    _Setting(
+        "max_header_bytes",
+        "BETTER_CCFLARE_MAX_HEADER_BYTES",
+        "max_header_bytes",
+        _int_in(1024, 16 * 1024 * 1024),
+        lambda _: 64 * 1024,
+    ),
+    _Setting(
+        "max_headers",
+        "BETTER_CCFLARE_MAX_HEADERS",
+        "max_headers",
+        _int_in(1, 10_000),
+        lambda _: 100,
+    ),
+    _Setting(
+        "header_timeout_ms",
+        "BETTER_CCFLARE_HEADER_TIMEOUT_MS",
+        "header_timeout_ms",
+        _int_in(100, 600_000),
+        lambda _: 10_000,
+    ),
+    _Setting(
+        "body_timeout_ms",
+        "BETTER_CCFLARE_BODY_TIMEOUT_MS",
+        "body_timeout_ms",
+        _int_in(100, 3_600_000),
+        lambda _: 30_000,
+    ),
+    _Setting(
+        "max_body_bytes",
+        "BETTER_CCFLARE_MAX_BODY_BYTES",
+        "max_body_bytes",
+        _int_in(1024, 4 * 1024 * 1024 * 1024),
+        lambda _: 64 * 1024 * 1024,
     ),
     # The encryption key never comes from the config file: it must live apart from the data.
     _Setting("secret_key", "BETTER_CCFLARE_SECRET_KEY", None, _text(), lambda _: None),

@@ -15,6 +15,7 @@ from ._dashboard import (
 from ._dispatch import Dispatcher
 from ._health import Health, PoolStatus, health_handler
 from ._management import MANAGEMENT_HANDLERS, management_app
+from ._trusted_hosts import TrustedHosts
 
 __version__ = "0.1.0"
 
@@ -29,6 +30,7 @@ __all__ = [
     "LiveSettings",
     "ManagementContext",
     "PoolStatus",
+    "TrustedHosts",
     "dashboard_handlers",
     "health_handler",
     "management_app",

@@ -22,6 +22,8 @@ __all__ = [
     "AccountName",
     "Endpoint",
     "MappingsInput",
+    "ModelName",
+    "NonBlank",
     "Priority",
     "Secret",
     "add_checked",
@@ -40,7 +42,9 @@ AccountName = Annotated[
     ),
 ]
 Priority = Annotated[int, msgspec.Meta(ge=0, le=100, description="0 is preferred")]
-Secret = Annotated[str, msgspec.Meta(min_length=1, pattern=r"\S")]
+NonBlank = Annotated[str, msgspec.Meta(min_length=1, pattern=r"\S")]
+"""Text with something in it: an id, a code, a confirmation."""
+Secret = NonBlank
 Endpoint = Annotated[
     str,
     msgspec.Meta(
@@ -48,7 +52,7 @@ Endpoint = Annotated[
         description="Base URL of the upstream",
     ),
 ]
-ModelName = Annotated[str, msgspec.Meta(min_length=1, pattern=r"\S")]
+ModelName = NonBlank
 MappingsInput = dict[ModelName, Annotated[list[ModelName], msgspec.Meta(min_length=1)]]
 """Model or family to the models to use instead, first choice first."""
 

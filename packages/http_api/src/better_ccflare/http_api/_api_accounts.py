@@ -27,6 +27,7 @@ from ._account_input import (
     AccountName,
     Endpoint,
     MappingsInput,
+    NonBlank,
     Priority,
     Secret,
     add_checked,
@@ -180,7 +181,7 @@ class MappingsBody(msgspec.Struct, frozen=True, rename="camel"):
 
 
 class DeleteBody(msgspec.Struct, frozen=True):
-    confirm: str
+    confirm: NonBlank
     """The account's name, typed again: deleting is not undoable."""
 
 

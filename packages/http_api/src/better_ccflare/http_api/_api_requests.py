@@ -120,8 +120,11 @@ async def list_requests(
     account: Annotated[str | None, QueryParameter(description="Account name")] = None,
     model: FromQuery[str | None] = None,
     status: FromQuery[Literal["all", "success", "error"]] = "all",
+    # Litestar leaves an optional parameter's bounds out of the schema; schema_extra puts
+    # the minimum back (it constrains the number, and null is not one).
     before: Annotated[
-        int | None, QueryParameter(ge=0, description="Epoch ms; older rows only")
+        int | None,
+        QueryParameter(ge=0, description="Epoch ms; older rows only", schema_extra={"minimum": 0}),
     ] = None,
 ) -> list[RequestRow]:
     account_ids: tuple[str | None, ...] = ()

@@ -31,6 +31,7 @@ from ._api_oauth import OAUTH_HANDLERS
 from ._api_requests import REQUEST_HANDLERS
 from ._api_stats import STATS_HANDLERS
 from ._health import health_handler
+from ._strict_body import strict_json_body
 
 __all__ = ["MANAGEMENT_HANDLERS", "management_app"]
 
@@ -72,6 +73,7 @@ def management_app(
         ],
         dependencies={"ctx": Provide(lambda: ctx, use_cache=True, sync_to_thread=False)},
         guards=[_api_key_guard(ctx)],
+        before_request=strict_json_body,
         exception_handlers=exception_handlers,
         openapi_config=OpenAPIConfig(
             title="better-ccflare management API",
