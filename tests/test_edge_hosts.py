@@ -233,3 +233,35 @@ async def test_the_dashboard_works_from_a_configured_host_name(tmp_path: Path) -
             await browser.close()
         names = {account.name for account in await service.store.accounts.list_all()}
         assert "from the named host" in names
+
+
+async def test_a_browser_page_from_another_site_cannot_spend_the_pool(tmp_path: Path) -> None:
+    async with (
+        FakeUpstream() as upstream,
+        running_proxy(tmp_path, console_account("a", upstream)) as (_, url),
+        httpx2.AsyncClient(base_url=url) as client,
+    ):
+        upstream.set_default(Reply.json(message_json("hi")))
+        body = b'{"model": "%s", "max_tokens": 5, "messages": []}' % MODEL.encode()
+        # A "simple" cross-site request: no preflight, and this install has no proxy keys.
+        refused = await client.post(
+            "/v1/messages",
+            content=body,
+            headers={"content-type": "text/plain", "origin": "https://evil.example"},
+        )
+        assert refused.status_code == 403
+        assert refused.json()["error"]["type"] == "permission_error"
+        assert "evil.example" in refused.json()["error"]["message"]
+        assert upstream.requests == []
+        # A page this server serves (same origin) and a client without Origin still get through.
+        same_site = await client.post(
+            "/v1/messages",
+            content=body,
+            headers={"origin": url, "content-type": "application/json"},
+        )
+        assert same_site.status_code == 200
+        no_origin = await client.post(
+            "/v1/messages", content=body, headers={"content-type": "application/json"}
+        )
+        assert no_origin.status_code == 200
+        assert len(upstream.requests) == 2

@@ -6,7 +6,8 @@ request and would rewrite the path (mounted apps see it without their prefix), s
 of plain ASGI split the traffic before any framework code runs. Lifespan events go to Litestar,
 which owns start-up and shutdown.
 
-Before the split, every request's ``Host`` must name this server (:class:`TrustedHosts`), and a
+Before the split, every request's ``Host`` must name this server (:class:`TrustedHosts`), a
+browser's proxy call (one with an ``Origin``) must come from a page this server trusts, and a
 state-changing ``/api`` call must come from this server's own pages and carry JSON as JSON: a
 browser sends ``text/plain`` bodies cross-site without asking first, so a body of any other type
 is refused rather than read. ``docs/security.md`` explains the rules to operators.
@@ -48,16 +49,22 @@ class Dispatcher:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path = scope["path"]
-            # Clients send Host first, so this loop usually looks at one header.
             host: bytes | None = None
+            origin: bytes | None = None
             for name, value in scope["headers"]:
                 if name == b"host":
                     host = value
-                    break
+                elif name == b"origin":
+                    origin = value
             if host is not None and not self._hosts.allows_host(host):
                 await _refuse(send, path, 403, _foreign_host_message(host))
                 return
             if path.startswith("/v1/") or path in LOCAL_ANSWER_PATHS:
+                # SDKs and Claude Code send no Origin; a browser does, and a page from another
+                # site must not spend the pool (a keyless install would serve it).
+                if origin is not None and not self._hosts.allows_origin(origin, host):
+                    await _refuse(send, path, 403, _foreign_origin_message(origin))
+                    return
                 await self._proxy(scope, receive, send)
                 return
             if path.startswith("/api/") and scope["method"] in _STATE_CHANGING:
@@ -81,10 +88,7 @@ class Dispatcher:
             elif name == b"transfer-encoding":
                 chunked = True
         if origin is not None and not self._hosts.allows_origin(origin, host):
-            return 403, (
-                f"Calls from the page at {_shown(origin)} may not change this server's state; "
-                "use the dashboard this server serves, the CLI, or a script."
-            )
+            return 403, _foreign_origin_message(origin)
         has_body = chunked or (length is not None and length.strip() != b"0")
         if has_body and (content_type or b"").split(b";")[0].strip().lower() != _JSON:
             shown = _shown(content_type) if content_type else "none"
@@ -96,6 +100,14 @@ def _shown(value: bytes) -> str:
     """A client-sent header value, shortened, for an error message."""
     text = value.decode("latin-1")
     return text if len(text) <= 100 else text[:100] + "..."
+
+
+def _foreign_origin_message(origin: bytes) -> str:
+    return (
+        f"Calls from the page at {_shown(origin)} are not accepted here; use the dashboard this "
+        "server serves, the CLI, an SDK or a script, or list the page's host name in "
+        "BETTER_CCFLARE_ALLOWED_HOSTS; see docs/security.md."
+    )
 
 
 def _foreign_host_message(host: bytes) -> str:
