@@ -128,10 +128,10 @@ class AnthropicCompatibleProvider(EndpointProvider):
     default_endpoint: ClassVar[Endpoint] = ANTHROPIC_COMPATIBLE
     # Without an endpoint this would be a console account under another name.
     account_fields: ClassVar[tuple[AccountField, ...]] = (
+        API_KEY_FIELD,
         msgspec.structs.replace(
             CUSTOM_ENDPOINT_FIELD, required=True, help="Base URL of the upstream."
         ),
-        API_KEY_FIELD,
     )
 
     def prepare_headers(
