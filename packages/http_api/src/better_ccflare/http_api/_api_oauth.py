@@ -155,6 +155,7 @@ async def oauth_init(ctx: Ctx, data: JSONBody[InitBody]) -> InitResponse:
                 endpoint=data.custom_endpoint,
             ),
             login_pending=True,
+            registry=ctx.registry,
         )
     return await _start(
         ctx,
