@@ -37,13 +37,6 @@ def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-async def upstream() -> AsyncGenerator[FakeUpstream]:
-    async with FakeUpstream() as server:
-        server.set_default(Reply.json(message_json()))
-        yield server
-
-
-@pytest.fixture
 async def api(tmp_path: Path) -> AsyncGenerator[tuple[Service, httpx2.AsyncClient]]:
     async with (
         running_proxy(tmp_path) as (service, url),
@@ -64,19 +57,6 @@ def stored(tmp_path: Path) -> list[Account]:
             return await store.accounts.list_all()
 
     return asyncio.run(read())
-
-
-async def proxied(url: str) -> httpx2.Response:
-    async with httpx2.AsyncClient(base_url=url, timeout=10) as client:
-        return await client.post(
-            "/v1/messages",
-            json={
-                "model": MODEL,
-                "max_tokens": 16,
-                "messages": [{"role": "user", "content": "Hi"}],
-            },
-            headers={"x-api-key": "client"},
-        )
 
 
 # --------------------------------------------------------------------------- CLI
@@ -118,7 +98,7 @@ def test_cli_offers_the_plugin_type_and_lists_its_fields(tmp_path: Path) -> None
     assert "claude-oauth" in help_text
     listed = json.loads(cli(tmp_path, "account", "types", "--json").output)
     [gateway] = [t for t in listed if t["type"] == PLUGIN_TYPE]
-    assert gateway["origin"] == f"{PLUGIN_DISTRIBUTION} 0.3.0"
+    assert (gateway["distribution"], gateway["version"]) == (PLUGIN_DISTRIBUTION, "0.3.0")
     assert [f["name"] for f in gateway["fields"]] == ["api_key", "custom_endpoint", "tenant"]
     typo = cli(tmp_path, "account", "add", "gw", "--mode", "test-gatewy")
     assert typo.exit_code == 2
@@ -174,20 +154,26 @@ async def test_api_lists_every_type_with_its_fields_and_the_skipped_plugins(
 
 
 async def test_api_adds_a_plugin_account_and_the_proxy_routes_through_it(
-    api: tuple[Service, httpx2.AsyncClient], upstream: FakeUpstream
+    api: tuple[Service, httpx2.AsyncClient],
 ) -> None:
     _, client = api
-    added = await client.post(
-        f"/api/accounts/{PLUGIN_TYPE}",
-        json={
-            "name": "gw",
-            "apiKey": KEY,
-            "fields": {"custom_endpoint": upstream.url, "tenant": "acme"},
-        },
-    )
-    assert added.status_code == 201, added.text
-    assert added.json()["provider"] == PLUGIN_TYPE
-    reply = await proxied(str(client.base_url))
+    async with FakeUpstream() as upstream:
+        upstream.set_default(Reply.json(message_json()))
+        added = await client.post(
+            f"/api/accounts/{PLUGIN_TYPE}",
+            json={
+                "name": "gw",
+                "apiKey": KEY,
+                "fields": {"custom_endpoint": upstream.url, "tenant": "acme"},
+            },
+        )
+        assert added.status_code == 201, added.text
+        assert added.json()["provider"] == PLUGIN_TYPE
+        reply = await client.post(
+            "/v1/messages",
+            json={"model": MODEL, "max_tokens": 8, "messages": [{"role": "user", "content": "Hi"}]},
+            headers={"x-api-key": "client"},
+        )
     assert reply.status_code == 200, reply.text
     [seen] = upstream.requests
     assert seen.headers["x-gateway-key"] == KEY

@@ -245,17 +245,9 @@ def test_default_registry_is_built_once() -> None:
 
 def test_a_plugin_is_added_by_its_id_and_the_builtins_by_their_older_names() -> None:
     reg = registry(ep("test-echo", "EchoProvider"))
-    assert reg.account_types() == (
-        "claude-oauth",
-        "console",
-        "zai",
-        "minimax",
-        "nanogpt",
-        "vertex-ai",
-        "openai-compatible",
-        "anthropic-compatible",
-        "test-echo",
-    )
+    assert reg.account_types()[:2] == ("claude-oauth", "console")
+    assert reg.account_types()[2:-1] == reg.ids()[2:-1]
+    assert reg.account_types()[-1] == "test-echo"
     assert reg.for_account_type("claude-oauth").id == "anthropic"
     assert reg.for_account_type("console").id == "claude-console-api"
     assert isinstance(reg.for_account_type("test-echo"), EchoProvider)

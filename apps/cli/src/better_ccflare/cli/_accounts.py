@@ -25,9 +25,11 @@ from better_ccflare.core import (
     SystemClock,
 )
 from better_ccflare.database import Store
-from better_ccflare.providers import AccountField, Provider
+from better_ccflare.providers import Provider
 from better_ccflare.proxy.admin import (
+    AccountType,
     NewAccount,
+    account_types,
     add_account,
     check_new_account,
     logs_in_only,
@@ -266,18 +268,6 @@ def parse_model_maps(values: tuple[str, ...]) -> ModelMappings | None:
     return mappings
 
 
-class _AccountType(msgspec.Struct, frozen=True, kw_only=True):
-    """What ``account types --json`` prints for one type."""
-
-    type: str
-    provider: str
-    display_name: str
-    origin: str
-    """``built-in``, or the plugin's distribution and version."""
-    login: OAuthMode | None
-    fields: tuple[AccountField, ...]
-
-
 @account.command("types")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def types(as_json: bool) -> None:
@@ -287,29 +277,21 @@ def types(as_json: bool) -> None:
     custom_endpoint, --project-id, --region); any other with --field NAME=VALUE. Required
     fields the flags leave out are prompted for.
     """
-    providers = registry()
-    rows = [
-        _AccountType(
-            type=name,
-            provider=provider.id,
-            display_name=provider.display_name,
-            origin=str(providers.origin(provider.id)),
-            login=provider.oauth_login,
-            fields=provider.account_fields,
-        )
-        for name in providers.account_types()
-        for provider in (providers.for_account_type(name),)
-    ]
+    rows = account_types(registry())
     if as_json:
         print_json(rows)
         return
     print_table(
         ["TYPE", "NAME", "FROM", "FIELDS"],
-        [[r.type, r.display_name, r.origin, _fields_text(r)] for r in rows],
+        [[r.type, r.display_name, _origin(r), _fields_text(r)] for r in rows],
     )
 
 
-def _fields_text(row: _AccountType) -> str:
+def _origin(row: AccountType) -> str:
+    return "built-in" if row.builtin else f"{row.distribution} {row.version}"
+
+
+def _fields_text(row: AccountType) -> str:
     fields = [f.name + ("" if f.required else " (optional)") for f in row.fields]
     if row.login is not None:
         takes_key = any(f.name == "api_key" for f in row.fields)

@@ -12,7 +12,7 @@ from litestar import get
 
 from better_ccflare.core import OAuthMode
 from better_ccflare.providers import AccountField
-from better_ccflare.proxy.admin import logs_in_only
+from better_ccflare.proxy.admin import account_types
 
 from ._api_context import Ctx
 from ._api_errors import ERROR_RESPONSES
@@ -21,7 +21,8 @@ __all__ = ["PROVIDER_HANDLERS"]
 
 
 class AccountTypeResponse(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    """One account type: ``POST /api/accounts/{type}`` adds one (unless ``loginOnly``)."""
+    """One account type (:class:`~better_ccflare.proxy.admin.AccountType` in camelCase):
+    ``POST /api/accounts/{type}`` adds one, unless ``loginOnly``."""
 
     type: str
     provider: str
@@ -58,23 +59,7 @@ class ProvidersResponse(msgspec.Struct, frozen=True, kw_only=True):
 )
 async def list_providers(ctx: Ctx) -> ProvidersResponse:
     registry = ctx.registry
-    types: list[AccountTypeResponse] = []
-    for account_type in registry.account_types():
-        provider = registry.for_account_type(account_type)
-        origin = registry.origin(provider.id)
-        types.append(
-            AccountTypeResponse(
-                type=account_type,
-                provider=provider.id,
-                display_name=provider.display_name,
-                builtin=origin.builtin,
-                distribution=origin.distribution,
-                version=origin.version,
-                login=provider.oauth_login,
-                login_only=logs_in_only(provider),
-                fields=provider.account_fields,
-            )
-        )
+    types = [AccountTypeResponse(**msgspec.structs.asdict(t)) for t in account_types(registry)]
     skipped = [
         SkippedPlugin(entry_point=f.entry_point, distribution=f.distribution, reason=f.reason)
         for f in registry.failures

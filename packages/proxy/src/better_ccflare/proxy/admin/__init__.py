@@ -8,7 +8,9 @@ the request path.
 
 from ._account_setup import (
     AccountMode,
+    AccountType,
     NewAccount,
+    account_types,
     add_account,
     check_new_account,
     logs_in_only,
@@ -21,9 +23,11 @@ from ._token_health import TokenHealthReport, TokenHealthStatus, token_health
 
 __all__ = [
     "AccountMode",
+    "AccountType",
     "NewAccount",
     "TokenHealthReport",
     "TokenHealthStatus",
+    "account_types",
     "add_account",
     "change_api_key",
     "check_new_account",

@@ -30,6 +30,7 @@ from better_ccflare.core import (
     InvalidInputError,
     ModelMappings,
     NotFoundError,
+    OAuthMode,
     RateLimitState,
 )
 from better_ccflare.database import Store
@@ -45,7 +46,9 @@ from better_ccflare.providers import (
 
 __all__ = [
     "AccountMode",
+    "AccountType",
     "NewAccount",
+    "account_types",
     "add_account",
     "check_new_account",
     "logs_in_only",
@@ -121,6 +124,48 @@ _ATTRIBUTES = {
     "region": "vertex_region",
 }
 """Declared field names that :class:`NewAccount` has an attribute for, and that attribute."""
+
+
+class AccountType(msgspec.Struct, frozen=True, kw_only=True):
+    """One kind of account people can add, as ``account types`` and ``/api/providers`` show it."""
+
+    type: str
+    """What ``--mode`` and ``POST /api/accounts/{type}`` take."""
+    provider: str
+    """The provider id the account stores."""
+    display_name: str
+    builtin: bool
+    distribution: str | None
+    """The plugin's distribution; ``None`` for a built-in."""
+    version: str | None
+    login: OAuthMode | None
+    """The browser login that adds this type, if any."""
+    login_only: bool
+    """Added only by that login (no key to give)."""
+    fields: tuple[AccountField, ...]
+    """What adding one takes, in the order to ask for it."""
+
+
+def account_types(registry: ProviderRegistry) -> tuple[AccountType, ...]:
+    """Every type ``registry`` can add: the built-ins, then the loaded plugins."""
+    described: list[AccountType] = []
+    for name in registry.account_types():
+        provider = registry.for_account_type(name)
+        origin = registry.origin(provider.id)
+        described.append(
+            AccountType(
+                type=name,
+                provider=provider.id,
+                display_name=provider.display_name,
+                builtin=origin.builtin,
+                distribution=origin.distribution,
+                version=origin.version,
+                login=provider.oauth_login,
+                login_only=logs_in_only(provider),
+                fields=provider.account_fields,
+            )
+        )
+    return tuple(described)
 
 
 def logs_in_only(provider: Provider) -> bool:
