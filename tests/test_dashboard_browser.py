@@ -36,6 +36,7 @@ from better_ccflare.server import Service
 from .support.chromium import CHROMIUM_ARGS, ensure_chromium
 from .support.fake_upstream import FakeUpstream, RecordedRequest, Reply
 from .support.messages import MODEL, message_json
+from .support.plugin import PLUGIN_TYPE, install_plugin
 from .support.service import console_account, running_proxy
 
 SCREENSHOTS = Path(__file__).parent / ".artifacts" / "screenshots"
@@ -201,6 +202,41 @@ async def test_an_account_is_added_through_the_form(dashboard: Dashboard) -> Non
     assert listed["backup key"]["priority"] == 5
     assert "sk-ant-api03-browser-test" not in await page.content()
     await dashboard.screenshot("accounts-added")
+    assert dashboard.console_errors == []
+
+
+@pytest.fixture
+def plugin_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    install_plugin(tmp_path, monkeypatch)
+
+
+async def test_a_plugin_account_is_added_through_the_form_it_declares(
+    plugin_installed: None, dashboard: Dashboard
+) -> None:
+    """The form offers the installed plugin's type and asks for exactly its declared fields."""
+    page = dashboard.page
+    await dashboard.open("accounts")
+    await page.click("#add-account-button")
+    form = page.locator("#add-account-form")
+    await expect(form.locator(f"select[name=type] option[value={PLUGIN_TYPE}]")).to_contain_text(
+        "Test gateway · plugin better-ccflare-provider-test-gateway"
+    )
+    await form.locator("select[name=type]").select_option(PLUGIN_TYPE)
+    await expect(form.locator("input[name=tenant]")).to_be_visible()
+    await expect(form.locator("input[name=apiKey]")).to_have_attribute("type", "password")
+    await expect(form.locator("input[name=projectId]")).to_be_hidden()
+    await form.locator("input[name=name]").fill("gateway")
+    await form.locator("input[name=apiKey]").fill("gw-browser-key")
+    await form.locator("input[name=customEndpoint]").fill(dashboard.upstream.url)
+    await form.locator("button[type=submit]").click()
+    await expect(form.locator("[data-role=error]")).to_contain_text("Tenant")
+    await form.locator("input[name=tenant]").fill("acme")
+    await form.locator("button[type=submit]").click()
+
+    await expect(page.locator("article.account[data-account-name=gateway]")).to_be_visible()
+    [added] = [a for a in await dashboard.service.store.accounts.list_all() if a.name == "gateway"]
+    assert added.provider == PLUGIN_TYPE
+    assert added.credentials.api_key == "gw-browser-key"
     assert dashboard.console_errors == []
 
 

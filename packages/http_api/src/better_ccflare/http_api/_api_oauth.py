@@ -162,6 +162,7 @@ async def oauth_init(ctx: Ctx, data: JSONBody[InitBody]) -> InitResponse:
                 endpoint=data.custom_endpoint,
             ),
             login_pending=True,
+            registry=ctx.registry,
         )
     return await _start(
         ctx,

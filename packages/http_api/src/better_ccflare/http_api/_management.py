@@ -28,6 +28,7 @@ from ._api_insight import INSIGHT_HANDLERS
 from ._api_keys import API_KEY_HANDLERS
 from ._api_logs import LOG_HANDLERS
 from ._api_oauth import OAUTH_HANDLERS
+from ._api_providers import PROVIDER_HANDLERS
 from ._api_requests import REQUEST_HANDLERS
 from ._api_stats import STATS_HANDLERS
 from ._health import health_handler
@@ -38,6 +39,7 @@ __all__ = ["MANAGEMENT_HANDLERS", "management_app"]
 MANAGEMENT_HANDLERS: tuple[ControllerRouterHandler, ...] = (
     *ACCOUNT_HANDLERS,
     *OAUTH_HANDLERS,
+    *PROVIDER_HANDLERS,
     *STATS_HANDLERS,
     *REQUEST_HANDLERS,
     *LOG_HANDLERS,

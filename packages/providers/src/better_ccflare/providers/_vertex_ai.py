@@ -35,8 +35,15 @@ from urllib.parse import quote
 import httpx2
 import msgspec
 
-from better_ccflare.core import Account, BetterCcflareError, Credentials, ProviderKind
+from better_ccflare.core import (
+    Account,
+    BetterCcflareError,
+    Credentials,
+    InvalidInputError,
+    ProviderKind,
+)
 
+from ._account_fields import AccountField, FieldKind
 from ._contract import (
     AccountConfigError,
     ClientRequest,
@@ -218,12 +225,48 @@ class VertexAIProvider(Provider):
     id: ClassVar[str] = ProviderKind.VERTEX_AI.value
     display_name: ClassVar[str] = "Google Vertex AI"
     refreshes_tokens: ClassVar[bool] = True
+    account_fields: ClassVar[tuple[AccountField, ...]] = (
+        AccountField(
+            name="project_id",
+            label="Google Cloud project id",
+            help="The project Claude is enabled in, for example my-project-123.",
+        ),
+        AccountField(
+            name="region",
+            label="Vertex AI region",
+            default="us-east5",
+            help="Where the model runs, for example us-east5 or global.",
+        ),
+        AccountField(
+            name="api_key",
+            label="Service-account key file",
+            kind=FieldKind.TEXT,
+            required=False,
+            help="Path of a service-account JSON key on the server; empty uses Application "
+            "Default Credentials.",
+        ),
+    )
 
     def __init__(self, *, credentials_factory: CredentialsFactory | None = None) -> None:
         self._credentials_factory = credentials_factory or google_credentials
 
     def base_url(self, account: Account) -> str:
         return _origin(self._location(account).region)
+
+    def custom_endpoint_for(self, settings: Mapping[str, str]) -> str | None:
+        """Project and region as the JSON :meth:`base_url` reads, each checked as it will be."""
+        project, region = settings.get("project_id", ""), settings.get("region", "")
+        if not _PROJECT.fullmatch(project):
+            raise InvalidInputError(
+                "project_id",
+                f"{project!r} is not a Google Cloud project id (one looks like my-project-123)",
+            )
+        if not _REGION.fullmatch(region):
+            raise InvalidInputError(
+                "region",
+                f"{region!r} is not a Google Cloud region (for example us-east5 or global)",
+            )
+        return msgspec.json.encode(_VertexLocation(project_id=project, region=region)).decode()
 
     def build_request(
         self, request: ClientRequest, account: Account, credentials: Credentials
