@@ -21,7 +21,7 @@ from better_ccflare.server import Service
 
 from .fake_upstream import FakeUpstream
 
-__all__ = ["console_account", "running_proxy", "serving"]
+__all__ = ["console_account", "running_proxy", "serving", "serving_as_configured"]
 
 
 def console_account(name: str, upstream: FakeUpstream, priority: int = 0) -> Account:
@@ -59,9 +59,17 @@ async def running_proxy(
 @asynccontextmanager
 async def serving(app: Callable[..., Any]) -> AsyncGenerator[str]:
     """``app`` under uvicorn on a free loopback port, until the block ends; yields its URL."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="off")
-    )
+    settings = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="off")
+    async with serving_as_configured(settings) as url:
+        yield url
+
+
+@asynccontextmanager
+async def serving_as_configured(settings: uvicorn.Config) -> AsyncGenerator[str]:
+    """uvicorn with ``settings`` (host and port replaced by a free loopback port); yields its
+    URL. For tests of what the server's own settings put on the wire."""
+    settings.host, settings.port = "127.0.0.1", 0
+    server = uvicorn.Server(settings)
     task = asyncio.create_task(server.serve())
     for _ in range(500):  # uvicorn offers a flag to watch, not an event to await
         if server.started:
