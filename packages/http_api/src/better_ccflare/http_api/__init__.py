@@ -13,7 +13,7 @@ from ._dashboard import (
     dashboard_handlers,
 )
 from ._dispatch import Dispatcher
-from ._health import Health, PoolStatus, health_handler
+from ._health import Health, PoolStatus, health_handlers
 from ._management import MANAGEMENT_HANDLERS, management_app
 
 __version__ = "0.1.0"
@@ -30,6 +30,6 @@ __all__ = [
     "ManagementContext",
     "PoolStatus",
     "dashboard_handlers",
-    "health_handler",
+    "health_handlers",
     "management_app",
 ]
