@@ -372,6 +372,32 @@ async def test_the_overview_numbers_match_the_stats_api(dashboard: Dashboard) ->
     assert dashboard.console_errors == []
 
 
+async def test_a_request_without_a_price_shows_unknown_not_zero(dashboard: Dashboard) -> None:
+    dashboard.upstream.enqueue(Reply.json({**message_json(), "model": "house-model"}))
+    async with httpx2.AsyncClient() as client:
+        response = await client.post(
+            f"{dashboard.url}/v1/messages",
+            json={"model": "house-model", "max_tokens": 8, "messages": []},
+            timeout=10,
+        )
+    assert response.status_code == 200
+    await _wait_for_requests(dashboard.service, 1)
+
+    await dashboard.open("requests")
+    row = dashboard.page.locator("#requests-table tbody tr[data-id]")
+    await expect(row).to_contain_text("house-model")
+    await expect(row).to_contain_text("unknown")
+    await dashboard.open("overview")
+    await expect(dashboard.page.locator("[data-stat-sub=unpricedRequests]")).to_have_text(
+        "+ 1 request with unknown price"
+    )
+    await dashboard.open("analytics")
+    await expect(dashboard.page.locator("[data-total-sub=unpricedRequests]")).to_have_text(
+        "+ 1 request with unknown price"
+    )
+    assert dashboard.console_errors == []
+
+
 def _js_number(value: float) -> str:
     """How JavaScript's String() writes a JSON number (1.0 → "1")."""
     return str(int(value)) if float(value).is_integer() else repr(value)

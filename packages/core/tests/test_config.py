@@ -12,6 +12,7 @@ from better_ccflare.core import (
     ConfigError,
     LogFormat,
     LogLevel,
+    ModelPriceConfig,
     SourceKind,
     StrategyName,
     load_config,
@@ -315,3 +316,57 @@ def test_allowed_hosts_may_be_a_json_list_in_the_file(home: Path) -> None:
 def test_allowed_hosts_refuse_ports_schemes_and_spaces(home: Path, value: str) -> None:
     with pytest.raises(ConfigError, match=r"BETTER_CCFLARE_ALLOWED_HOSTS.*without scheme or port"):
         load(home, BETTER_CCFLARE_ALLOWED_HOSTS=value)
+
+
+# --------------------------------------------------------------------------- model prices
+
+
+def test_model_prices_are_read_from_the_file(home: Path) -> None:
+    path = write_config_file(
+        home,
+        {
+            "model_prices": {
+                "glm-9": {"input": 1.5, "output": 6, "cache_read": 0.3, "cache_write": 1.5},
+                "house-model": {"input": 0.2, "output": 0.8},
+            }
+        },
+    )
+    config = load(home)
+    assert config.model_prices == {
+        "glm-9": ModelPriceConfig(input=1.5, output=6, cache_read=0.3, cache_write=1.5),
+        "house-model": ModelPriceConfig(input=0.2, output=0.8),
+    }
+    assert config.source_of("model_prices").detail == str(path)
+
+
+def test_no_model_prices_by_default(home: Path) -> None:
+    assert load(home).model_prices == {}
+
+
+@pytest.mark.parametrize(
+    ("prices", "says"),
+    [
+        ({"glm-9": {"input": 1}}, "output"),
+        ({"glm-9": {"input": -1, "output": 2}}, "input"),
+        ({"glm-9": {"input": 1, "output": 2, "cache_reed": 0.1}}, "cache_reed"),
+        ({"glm-9": {"input": "cheap", "output": 2}}, "input"),
+        ({" ": {"input": 1, "output": 2}}, "empty"),
+        ([1, 2], "object"),
+    ],
+)
+def test_invalid_model_prices_name_what_is_wrong(home: Path, prices: object, says: str) -> None:
+    write_config_file(home, {"model_prices": prices})
+    with pytest.raises(ConfigError) as caught:
+        load(home)
+    assert caught.value.setting == "model_prices"
+    assert says in str(caught.value)
+    assert "USD per million tokens" in str(caught.value)
+
+
+def test_model_prices_follow_the_file_while_running(home: Path) -> None:
+    path = write_config_file(home, {})
+    config = load(home)
+    path.write_text(json.dumps({"model_prices": {"glm-9": {"input": 1, "output": 2}}}))
+    assert reload_file_settings(config).model_prices == {
+        "glm-9": ModelPriceConfig(input=1, output=2)
+    }

@@ -29,7 +29,7 @@ from better_ccflare.http_api import (
 )
 from better_ccflare.load_balancer import Strategy, create_strategy
 from better_ccflare.logger import LogBus, configure_logging
-from better_ccflare.providers import ProviderRegistry, builtin_providers
+from better_ccflare.providers import PriceTable, ProviderRegistry, builtin_providers
 from better_ccflare.proxy import (
     AccountPool,
     AiohttpTransport,
@@ -212,6 +212,7 @@ def _proxy_settings(config: Config) -> ProxySettings:
         session_duration_ms=config.session_duration_ms,
         max_body_bytes=config.max_body_bytes,
         store_payloads=config.store_payloads,
+        prices=PriceTable.from_config(config.model_prices),
         timeouts=Timeouts(
             connect_s=config.connect_timeout_ms / 1000,
             first_byte_s=config.first_byte_timeout_ms / 1000,

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -38,6 +38,7 @@ __all__ = [
     "Config",
     "LogFormat",
     "LogLevel",
+    "ModelPriceConfig",
     "SettingSource",
     "SourceKind",
     "default_config_dir",
@@ -71,6 +72,24 @@ class SourceKind(StrEnum):
     DOTENV = ".env"
     ENVIRONMENT = "environment"
     COMMAND_LINE = "command line"
+
+
+_UsdPerMillion = Annotated[float, msgspec.Meta(ge=0)]
+
+
+class ModelPriceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One model's price from the config file's ``model_prices`` section, in USD per million
+    tokens. It adds a model the bundled table lacks, or overrides the bundled price.
+
+    ``cache_read`` and ``cache_write`` default to ``input``: without a stated discount or
+    surcharge, cached tokens are billed like plain input. ``cache_write`` applies to both cache
+    lifetimes.
+    """
+
+    input: _UsdPerMillion
+    output: _UsdPerMillion
+    cache_read: _UsdPerMillion | None = None
+    cache_write: _UsdPerMillion | None = None
 
 
 class SettingSource(msgspec.Struct, frozen=True):
@@ -130,6 +149,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     """The largest request body the proxy accepts (413 beyond it)."""
     secret_key: str | None
     """Base64 key that encrypts stored credentials; ``None`` means use the key file."""
+    model_prices: dict[str, ModelPriceConfig]
+    """Prices the user added or overrode, by model id (config file only)."""
     sources: dict[str, SettingSource]
 
     def __repr__(self) -> str:
@@ -281,6 +302,25 @@ def _host_list() -> tuple[_Parser, str]:
     return parse, expected
 
 
+def _model_prices() -> tuple[_Parser, str]:
+    expected = (
+        'an object of model ids to prices in USD per million tokens, e.g. {"glm-5": '
+        '{"input": 1.0, "output": 3.2, "cache_read": 0.2, "cache_write": 1.0}}; input and '
+        "output are required, every price is a number of 0 or more"
+    )
+
+    def parse(raw: object) -> dict[str, ModelPriceConfig]:
+        try:
+            prices = msgspec.convert(raw, dict[str, ModelPriceConfig])
+        except msgspec.ValidationError as exc:
+            raise ValueError(f"{expected} ({exc})") from None
+        if any(not model.strip() for model in prices):
+            raise ValueError(f"{expected} (a model id is empty)")
+        return {model.strip(): price for model, price in prices.items()}
+
+    return parse, expected
+
+
 @dataclass(frozen=True, slots=True)
 class _Setting:
     name: str
@@ -427,6 +467,8 @@ _SETTINGS: tuple[_Setting, ...] = (
     ),
     # The encryption key never comes from the config file: it must live apart from the data.
     _Setting("secret_key", "BETTER_CCFLARE_SECRET_KEY", None, _text(), lambda _: None),
+    # A nested object: the config file is its only source.
+    _Setting("model_prices", None, "model_prices", _model_prices(), lambda _: {}),
 )
 
 
@@ -496,8 +538,9 @@ def _parse(setting: _Setting, label: str, raw: object, source: str) -> object:
     parse, expected = setting.parser
     try:
         return parse(raw)
-    except ValueError:
-        raise ConfigError(label, raw, expected, source) from None
+    except ValueError as exc:
+        # A parser may say more precisely what is wrong (which key of a nested value).
+        raise ConfigError(label, raw, str(exc) or expected, source) from None
 
 
 def _read_config_file(path: Path) -> dict[str, object]:

@@ -13,7 +13,7 @@ from ._dashboard import (
     dashboard_handlers,
 )
 from ._dispatch import Dispatcher
-from ._health import Health, PoolStatus, health_handler
+from ._health import Health, PoolStatus, health_handlers
 from ._management import MANAGEMENT_HANDLERS, management_app
 from ._trusted_hosts import TrustedHosts
 
@@ -32,6 +32,6 @@ __all__ = [
     "PoolStatus",
     "TrustedHosts",
     "dashboard_handlers",
-    "health_handler",
+    "health_handlers",
     "management_app",
 ]

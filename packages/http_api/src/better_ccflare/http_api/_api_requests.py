@@ -53,7 +53,8 @@ class RequestRow(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     cache_read_input_tokens: int
     cache_creation_input_tokens: int
     total_tokens: int
-    cost_usd: float
+    cost_usd: float | None
+    """``null`` when no price is known for the model: unknown, not free."""
     agent_used: str | None
     tokens_per_second: float | None
     api_key_id: str | None

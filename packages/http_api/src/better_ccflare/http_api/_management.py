@@ -31,7 +31,7 @@ from ._api_oauth import OAUTH_HANDLERS
 from ._api_providers import PROVIDER_HANDLERS
 from ._api_requests import REQUEST_HANDLERS
 from ._api_stats import STATS_HANDLERS
-from ._health import health_handler
+from ._health import health_handlers
 from ._strict_body import strict_json_body
 
 __all__ = ["MANAGEMENT_HANDLERS", "management_app"]
@@ -69,7 +69,7 @@ def management_app(
     """The Litestar app: health, the management API, and ``extra`` handlers (the dashboard)."""
     return Litestar(
         route_handlers=[
-            health_handler(ctx.pool.accounts, ctx.strategy_name, ctx.clock),
+            *health_handlers(ctx.pool.accounts, ctx.usage.usage_map, ctx.strategy_name, ctx.clock),
             *MANAGEMENT_HANDLERS,
             *extra,
         ],

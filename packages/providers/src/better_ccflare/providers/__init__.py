@@ -60,7 +60,7 @@ from ._openai_response import (
 )
 from ._openai_stream import OpenAIStreamTransformer
 from ._pkce import PkcePair, generate_pkce, generate_state
-from ._pricing import PRICES_AS_OF, ModelPrice, cost_usd, price_for
+from ._pricing import PRICES_AS_OF, ModelPrice, PriceTable, cost_usd, price_for
 from ._readings import RateLimitInfo, RateLimitKind, UsageParser, UsageResult
 from ._registry import (
     ENTRY_POINT_GROUP,
@@ -108,6 +108,7 @@ __all__ = [
     "OpenAIStreamTransformer",
     "PkcePair",
     "PluginFailure",
+    "PriceTable",
     "Provider",
     "ProviderOrigin",
     "ProviderRegistry",

@@ -38,6 +38,7 @@ from ._anthropic_api import classify_anthropic_rate_limit
 from ._headers import forwardable_request_headers
 from ._model_mapping import apply_model_mapping
 from ._readings import RateLimitInfo, UsageParser
+from ._redaction import redacted_headers, redacted_url
 from ._sse_usage import AnthropicUsageParser
 
 __all__ = [
@@ -87,7 +88,11 @@ class UnsupportedRequestError(BetterCcflareError):
 
 
 class ClientRequest(msgspec.Struct, frozen=True, kw_only=True):
-    """The client's request as the proxy received it, before any provider has touched it."""
+    """The client's request as the proxy received it, before any provider has touched it.
+
+    The ``repr`` hides header values that may be credentials (the client's proxy key) and
+    shows only the body's size.
+    """
 
     method: str
     path: str
@@ -99,9 +104,20 @@ class ClientRequest(msgspec.Struct, frozen=True, kw_only=True):
     body: bytes
     """The client's body, unchanged."""
 
+    def __repr__(self) -> str:
+        return (
+            f"ClientRequest(method={self.method!r}, path={self.path!r}, "
+            f"query={'<redacted>' if self.query else ''!r}, "
+            f"headers={redacted_headers(self.headers)!r}, body=<{len(self.body)} bytes>)"
+        )
+
 
 class UpstreamRequest(msgspec.Struct, frozen=True, kw_only=True):
-    """A request ready to send upstream."""
+    """A request ready to send upstream.
+
+    It carries the account's credential, so its ``repr`` hides header values that may be one,
+    the URL's user-info and query, and shows only the body's size.
+    """
 
     method: str
     url: str
@@ -112,6 +128,13 @@ class UpstreamRequest(msgspec.Struct, frozen=True, kw_only=True):
     """The model the client asked for, when the provider read it (it does when it may map it)."""
     upstream_model: str | None = None
     """The model requested upstream, when the provider read the client's; may equal it."""
+
+    def __repr__(self) -> str:
+        return (
+            f"UpstreamRequest(method={self.method!r}, url={redacted_url(self.url)!r}, "
+            f"headers={redacted_headers(self.headers)!r}, body=<{len(self.body)} bytes>, "
+            f"client_model={self.client_model!r}, upstream_model={self.upstream_model!r})"
+        )
 
 
 class ResponseTransformer(ABC):

@@ -54,6 +54,7 @@ from ._contract import (
 )
 from ._endpoint import Endpoint
 from ._model_mapping import decode_json_object, map_model
+from ._redaction import without_secrets
 
 __all__ = [
     "VERTEX_AI",
@@ -347,7 +348,8 @@ class VertexAIProvider(Provider):
             VertexCredentialsError: No credentials could be loaded or refreshed.
         """
         path = account.credentials.api_key
-        token, expiry = await asyncio.to_thread(self._obtain_token, path)
+        held = (account.credentials.access_token, account.credentials.refresh_token)
+        token, expiry = await asyncio.to_thread(self._obtain_token, path, held)
         if expiry is None:
             expires_at_ms = now_ms + _TOKEN_LIFETIME_FALLBACK_MS
         else:
@@ -355,17 +357,24 @@ class VertexAIProvider(Provider):
             expires_at_ms = int(aware.timestamp() * 1000)
         return Credentials(api_key=path, access_token=token, expires_at_ms=expires_at_ms)
 
-    def _obtain_token(self, service_account_path: str | None) -> tuple[str, datetime | None]:
-        """Blocking: build the credentials and refresh them. Runs in a worker thread."""
+    def _obtain_token(
+        self, service_account_path: str | None, held: tuple[str | None, ...]
+    ) -> tuple[str, datetime | None]:
+        """Blocking: build the credentials and refresh them. Runs in a worker thread.
+
+        ``held`` are the account's current tokens, kept out of the error message should
+        Google's answer echo one (the cause is not chained, for the same reason).
+        """
         exceptions: Any = _import_google("google.auth.exceptions")
         credentials = self._credentials_factory(service_account_path)
         with httpx2.Client() as http:
             try:
                 credentials.refresh(_HttpxTransport(http))
             except exceptions.GoogleAuthError as exc:
+                detail = without_secrets(f"{exc}", (*held, credentials.token))
                 raise VertexCredentialsError(
-                    f"Google did not issue an access token: {type(exc).__name__}: {exc}"
-                ) from exc
+                    f"Google did not issue an access token: {type(exc).__name__}: {detail}"
+                ) from None
         if not credentials.token:
             raise VertexCredentialsError("Google credentials refreshed but hold no access token.")
         return credentials.token, credentials.expiry

@@ -43,6 +43,7 @@ from better_ccflare.load_balancer import AccountUsage, SelectionRequest, Strateg
 from better_ccflare.providers import (
     AccountConfigError,
     ClientRequest,
+    PriceTable,
     Provider,
     ProviderRegistry,
     RateLimitKind,
@@ -98,6 +99,7 @@ class ProxySettings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: int = 64 * 1024 * 1024
     store_payloads: bool = False
     """Keep request and response bodies (capped, credentials stripped) for the dashboard."""
+    prices: PriceTable = msgspec.field(default_factory=PriceTable)
 
 
 class _ClientGoneError(Exception):
@@ -550,7 +552,14 @@ class _Exchange:
     ) -> RequestRecord:
         """Queue the request's record for the writer (never waits) and return it."""
         record = request_record(
-            self, account, status, terminal, result, error=error, request=request
+            self,
+            account,
+            status,
+            terminal,
+            result,
+            error=error,
+            request=request,
+            prices=self.deps.settings.prices,
         )
         self.deps.store.requests.record(record)
         if self.deps.events is not None:

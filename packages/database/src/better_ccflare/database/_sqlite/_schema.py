@@ -318,6 +318,9 @@ REQUEST_ROLLUPS = Table(
         ("response_time_ms_count", "INTEGER NOT NULL"),
         ("output_tokens_per_second_sum", "REAL NOT NULL"),
         ("output_tokens_per_second_count", "INTEGER NOT NULL"),
+        # Migration 0006: requests whose cost is unknown (no price for their model); every
+        # request before it had a cost.
+        ("unpriced_requests", "INTEGER NOT NULL DEFAULT 0"),
     ),
     ("PRIMARY KEY (period_ms, start_ms, seq)",),
     without_rowid=True,
