@@ -27,6 +27,7 @@ from ._config_show import config
 from ._context import load
 from ._doctor import doctor
 from ._errors import RuntimeFailure, UserError
+from ._logs import logs
 from ._maintenance import clear_history, compact, reset_stats, token_health_command
 from ._strategy import strategy
 
@@ -84,6 +85,7 @@ for _command in (
     requests,
     token_health_command,
     doctor,
+    logs,
     reset_stats,
     clear_history,
     compact,
