@@ -42,6 +42,24 @@ def test_a_missing_mode_is_prompted_for(cli: Cli) -> None:
     assert cli.account("mm").provider == "minimax"
 
 
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (("account", "add", "work"), "--mode"),
+        (("account", "add", "work", "--mode", "zai"), "--api-key"),
+        (("account", "add", "gcp", "--mode", "vertex-ai"), "--project-id"),
+    ],
+)
+def test_a_missing_flag_without_a_terminal_is_an_error_naming_it(
+    cli: Cli, args: tuple[str, ...], flag: str
+) -> None:
+    result = cli(*args)  # no input: stdin is not a terminal and ends at once
+    assert result.exit_code == 2, result.output
+    assert "Aborted" not in result.output
+    assert result.stderr.strip().splitlines()[-1].startswith(f"Error: missing {flag}: give it")
+    assert cli.accounts() == []
+
+
 def test_anthropic_compatible_asks_for_its_endpoint_and_checks_it(cli: Cli) -> None:
     args = ("account", "add", "gw", "--mode", "anthropic-compatible", "--api-key", KEY)
     cli.ok(*args, input="https://gateway.example/\n")

@@ -15,6 +15,9 @@ from click.shell_completion import CompletionItem
 
 from better_ccflare.providers import AccountField, FieldKind, ProviderRegistry
 
+from ._errors import FIELD_FLAGS
+from ._prompting import ask
+
 __all__ = ["AccountTypeParam", "field_prompt", "registry"]
 
 _REGISTRY_KEY = "better_ccflare.provider_registry"
@@ -60,7 +63,9 @@ def field_prompt(field: AccountField, account_name: str, *, login_instead: bool 
     if login_instead:
         text += " (leave empty to log in with the browser instead)"
     choices: Sequence[str] = field.choices
-    value: str = click.prompt(
+    flag = FIELD_FLAGS.get(field.name, f"--field {field.name}=VALUE")
+    value: str = ask(
+        flag,
         text,
         hide_input=field.kind is FieldKind.SECRET,
         default="" if login_instead else field.default,

@@ -43,6 +43,7 @@ from ._context import load, with_store
 from ._errors import UserError, as_click_error
 from ._oauth_login import log_in
 from ._output import format_time, print_json, print_table
+from ._prompting import ask
 
 __all__ = ["account"]
 
@@ -177,7 +178,9 @@ def add(
     config = load()
     name = _checked_name(name)
     providers = registry()
-    chosen: str = mode or click.prompt("Account type", type=click.Choice(providers.account_types()))
+    chosen: str = mode or ask(
+        "--mode", "Account type", type=click.Choice(providers.account_types())
+    )
     provider = providers.for_account_type(chosen)
     if login:
         key_logins = [

@@ -47,6 +47,7 @@ from better_ccflare.proxy.jobs import AutoRefreshScheduler, BackgroundJobs, Peri
 
 from ._http_limits import HttpLimits, limited_http_protocol
 from ._live_settings import LiveConfig
+from ._preflight import bind_listening_socket, prepare_data_dirs
 
 __all__ = ["Service", "freeze_startup_heap", "serve", "uvicorn_config"]
 
@@ -293,26 +294,46 @@ async def serve(config: Config) -> None:
     the background jobs and flushes every queued database write.
 
     Raises:
-        BetterCcflareError: The configuration, the key or the database is unusable.
+        BetterCcflareError: The configuration, the key or the database is unusable, a data
+            directory cannot be created, or the port cannot be bound.
     """
+    prepare_data_dirs(config)
     bus = configure_logging(level=config.log_level, fmt=config.log_format, log_dir=config.log_dir)
-    async with Service.running(config, log_bus=bus) as service:
-        status = await service.store.schema_status()
-        server = _Server(uvicorn_config(config, service.app))
-        _stop_on_signals(server)
-        scheme = "https" if config.tls_enabled else "http"
-        _log.info(
-            "better-ccflare listening on %s://%s:%d: %d account(s), strategy %s, database %s "
-            "(schema %d, %s)",
-            scheme,
-            config.host,
-            config.port,
-            len(service.pool.accounts()),
-            service.strategy.name,
-            config.db_path,
-            status.version,
-            status.backend,
-        )
-        freeze_startup_heap()
-        await server.serve()
+    with bind_listening_socket(config) as listening:
+        async with Service.running(config, log_bus=bus) as service:
+            status = await service.store.schema_status()
+            server = _Server(uvicorn_config(config, service.app))
+            _stop_on_signals(server)
+            accounts = len(service.pool.accounts())
+            _log.info(
+                "better-ccflare listening on %s://%s:%d: %d account(s), strategy %s, "
+                "database %s (schema %d, %s)",
+                "https" if config.tls_enabled else "http",
+                config.host,
+                config.port,
+                accounts,
+                service.strategy.name,
+                config.db_path,
+                status.version,
+                status.backend,
+            )
+            url = _local_url(config)
+            _log.info("Dashboard: %s  Claude Code: ANTHROPIC_BASE_URL=%s", url, url.rstrip("/"))
+            if accounts == 0:
+                _log.warning(
+                    "No accounts yet: better-ccflare account add NAME --mode claude-oauth "
+                    "(every type: better-ccflare account types)"
+                )
+            freeze_startup_heap()
+            await server.serve(sockets=[listening])
     _log.info("better-ccflare stopped; every queued write is flushed")
+
+
+def _local_url(config: Config) -> str:
+    """The address to open on this machine: a wildcard bind is reached through loopback."""
+    scheme = "https" if config.tls_enabled else "http"
+    wildcards = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104 - binds nothing
+    host = wildcards.get(config.host, config.host)
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{config.port}/"
