@@ -110,6 +110,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     """How long to wait for upstream response headers."""
     idle_timeout_ms: int
     """The longest silence allowed between two chunks of an upstream response body."""
+    shutdown_grace_ms: int
+    """How long a stopping server lets responses in flight finish before it cuts them."""
     secret_key: str | None
     """Base64 key that encrypts stored credentials; ``None`` means use the key file."""
     sources: dict[str, SettingSource]
@@ -318,6 +320,14 @@ _SETTINGS: tuple[_Setting, ...] = (
         "idle_timeout_ms",
         _int_in(1_000, 3_600_000),
         lambda _: 240_000,
+    ),
+    # Shutdown: streams still running when the grace period ends are cut (and recorded).
+    _Setting(
+        "shutdown_grace_ms",
+        "BETTER_CCFLARE_SHUTDOWN_GRACE_MS",
+        "shutdown_grace_ms",
+        _int_in(0, 3_600_000),
+        lambda _: 30_000,
     ),
     # The encryption key never comes from the config file: it must live apart from the data.
     _Setting("secret_key", "BETTER_CCFLARE_SECRET_KEY", None, _text(), lambda _: None),

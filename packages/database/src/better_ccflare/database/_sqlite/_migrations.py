@@ -11,7 +11,8 @@ no plaintext copy survives in freed pages. Migration 4 adds the indexes the anal
 (``IF NOT EXISTS``: a reference database may already have one of the same name). Migration 5
 adds the hourly and daily rollups of request history and fills them from the rows already there
 (see ``_rollups``); the reference ignores those tables, and its writes keep them exact through
-the triggers.
+the triggers. Migration 6 adds ``consecutive_failures``, the circuit breaker's streak, to
+``accounts`` (a column the reference does not have and ignores).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from better_ccflare.database._errors import SchemaError
 from better_ccflare.database._maintenance import SchemaStatus
 
 from ._rollups import create_rollups
-from ._schema import ANALYTICS_INDEXES, INDEXES, TABLES, UNIQUE_ACCOUNT_INDEX, Table
+from ._schema import ACCOUNTS, ANALYTICS_INDEXES, INDEXES, TABLES, UNIQUE_ACCOUNT_INDEX, Table
 
 __all__ = ["apply_migrations", "schema_status", "verify_key"]
 
@@ -66,6 +67,10 @@ def _migrations(key: SecretKey) -> Migrations:
     @migrations(name="0005_request_rollups")
     def request_rollups(db: Database) -> None:
         create_rollups(db)
+
+    @migrations(name="0006_account_failure_streak")
+    def account_failure_streak(db: Database) -> None:
+        _add_missing_columns(db, ACCOUNTS)
 
     return migrations
 
