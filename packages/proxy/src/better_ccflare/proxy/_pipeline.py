@@ -30,6 +30,7 @@ from better_ccflare.core import (
     BetterCcflareError,
     Clock,
     Credentials,
+    RateLimitReason,
     RequestRecord,
     StreamTerminalState,
 )
@@ -52,12 +53,14 @@ from better_ccflare.providers import (
 
 from ._account_pool import AccountPool
 from ._api_key_auth import ApiKeyAuthenticator
-from ._cooldowns import CooldownPolicy
+from ._cooldowns import BREAKER_REASONS, CooldownPolicy
 from ._credential_source import CredentialSource
 from ._local_answers import LOCAL_ANSWER_PATHS
 from ._payloads import PayloadCapture
+from ._pool_events import AllAccountsFailed, Failover, FailoverReason
 from ._request_events import RequestEvents
 from ._request_record import request_record, time_ordered_id
+from ._token_manager import CredentialsUnavailableError
 from ._transport import (
     Timeouts,
     UpstreamConnectError,
@@ -78,6 +81,7 @@ Scope = Mapping[str, Any]
 Receive = Callable[[], Awaitable[Any]]
 Send = Callable[[Any], Awaitable[None]]
 
+_CUT_BY_SHUTDOWN = "cut by server shutdown"
 _ERROR_BODY_LIMIT = 1024 * 1024
 """Error bodies are read before deciding (a 429's body can say which limit); real ones are a few
 hundred bytes, and anything beyond this is forwarded from the stream unread."""
@@ -153,7 +157,12 @@ class ProxyApp:
             kind = "authentication_error" if auth.status == 401 else "permission_error"
             await _error(send, auth.status, kind, auth.message)
             return
-        body = await _read_body(receive, self._deps.settings.max_body_bytes)
+        try:
+            body = await _read_body(receive, self._deps.settings.max_body_bytes)
+        except asyncio.CancelledError:
+            # The server stopped before the client finished sending: nothing had started yet.
+            _log.info("Shutdown cut %s %s while its body was still arriving", scope["method"], path)
+            return
         if body is None:
             await _error(send, 413, "request_too_large", "The request body is too large.")
             return
@@ -185,6 +194,7 @@ class _Exchange:
         "attempts",
         "body",
         "deps",
+        "failed_with",
         "failures",
         "headers",
         "id",
@@ -203,6 +213,8 @@ class _Exchange:
     # Both set just before the first account is tried.
     failures: list[str]
     """Why each account tried so far could not serve, for the final 502's message."""
+    failed_with: tuple[int | None, FailoverReason]
+    """The last failed attempt's upstream status and reason, for the failover event."""
     watcher: _DisconnectWatcher
     """Races each long wait against the client leaving."""
 
@@ -256,16 +268,35 @@ class _Exchange:
             return
         self.failures = []
         self.watcher = _DisconnectWatcher(self.receive)
+        events = deps.pool.events
         try:
             for account in selection.order:
                 if await self._try(account):
                     return
                 self.attempts += 1
+                if self.attempts < len(selection.order):
+                    status, reason = self.failed_with
+                    events.emit(
+                        Failover(
+                            request_id=self.id,
+                            account_id=account.id,
+                            account=account.name,
+                            status=status,
+                            reason=reason,
+                        )
+                    )
         except _ClientGoneError:
             self._record(None, 499, StreamTerminalState.CLIENT_DISCONNECTED, None, None)
             return
+        except asyncio.CancelledError:
+            # Only the server cancels a request (the client leaving is _ClientGoneError): it is
+            # stopping and the grace period ran out before any upstream answered.
+            _absorb_cancellation()
+            await self._cut_by_shutdown()
+            return
         finally:
             self.watcher.stop()
+        events.emit(AllAccountsFailed(request_id=self.id, attempts=self.attempts))
         await self._all_failed()
 
     def session_id(self) -> str | None:
@@ -295,17 +326,22 @@ class _Exchange:
                 error_body = await self.watcher.race(body.read_prefix(_ERROR_BODY_LIMIT))
             except (UpstreamConnectError, UpstreamTimeoutError) as exc:
                 await response.aclose()
-                self.failures.append(f"{account.name}: error body cut off ({exc})")
+                self._failed(
+                    response.status,
+                    FailoverReason.BODY_CUT,
+                    f"{account.name}: error body cut off ({exc})",
+                )
                 return False
             except _ClientGoneError:
                 await response.aclose()
                 raise
         upstream_headers = dict(response.headers)
-        if response.status == 401 or self._rate_limited(
-            provider, account, response.status, upstream_headers, error_body
-        ):
+        reason = self._failure_of(provider, account, response.status, upstream_headers, error_body)
+        if reason is not None:
             await response.aclose()
-            self.failures.append(f"{account.name}: upstream answered {response.status}")
+            self._failed(
+                response.status, reason, f"{account.name}: upstream answered {response.status}"
+            )
             return False
         await self._forward(
             provider, account, request, response, upstream_headers=upstream_headers, body=body
@@ -321,11 +357,19 @@ class _Exchange:
             credentials = await self.watcher.race(self.deps.credentials.credentials_for(account))
             return provider, self._build(provider, account, credentials), credentials
         except UnknownProviderError:
-            self.failures.append(f"{account.name}: unknown provider {account.provider!r}")
+            self._failed(
+                None,
+                FailoverReason.ACCOUNT_UNUSABLE,
+                f"{account.name}: unknown provider {account.provider!r}",
+            )
         except (AccountConfigError, UnsupportedRequestError) as exc:
-            self.failures.append(f"{account.name}: {exc}")
+            self._failed(None, FailoverReason.ACCOUNT_UNUSABLE, f"{account.name}: {exc}")
         except BetterCcflareError as exc:
-            self.failures.append(f"{account.name}: credentials unavailable ({exc})")
+            self._failed(
+                None,
+                FailoverReason.CREDENTIALS_UNAVAILABLE,
+                f"{account.name}: credentials unavailable ({exc})",
+            )
         return None
 
     async def _retry_after_refresh(
@@ -335,26 +379,48 @@ class _Exchange:
         try:
             fresh = await self.watcher.race(self.deps.credentials.force_refresh(account, rejected))
         except BetterCcflareError as exc:
-            self.failures.append(f"{account.name}: 401, and the token refresh failed ({exc})")
+            reason = FailoverReason.CREDENTIALS_UNAVAILABLE
+            if isinstance(exc, CredentialsUnavailableError) and exc.rejected:
+                # Refreshing cannot give anything the upstream has not already refused.
+                self._open_breaker(account, RateLimitReason.CREDENTIALS_REJECTED)
+                reason = FailoverReason.CREDENTIALS_REJECTED
+            self._failed(401, reason, f"{account.name}: 401, and the token refresh failed ({exc})")
             return None
         return await self._send(self._build(provider, account, fresh), account)
 
-    def _rate_limited(
+    def _failure_of(
         self,
         provider: Provider,
         account: Account,
         status: int,
         headers: Mapping[str, str],
         error_body: bytes | None,
-    ) -> bool:
-        """Classify the response, update the account's cooldown, and say whether to fail over."""
+    ) -> FailoverReason | None:
+        """Classify the response, update the account's state, and say why to fail over (None:
+        serve it). Rejected credentials open the breaker; the provider reads rate limits."""
         deps = self.deps
         now = deps.clock.now_ms()
+        if status in (401, 403) and _rejects_credentials(status, error_body):
+            deps.pool.apply_failure(
+                account.id, RateLimitReason.CREDENTIALS_REJECTED, now, deps.settings.cooldowns
+            )
+            return FailoverReason.CREDENTIALS_REJECTED
         info = provider.classify_rate_limit(
             status=status, headers=headers, body=error_body, now_ms=now
         )
         deps.pool.apply_rate_limit(account.id, info, now, deps.settings.cooldowns)
-        return info.kind is not RateLimitKind.NONE
+        if info.kind is RateLimitKind.NONE:
+            return None
+        return FailoverReason(info.kind.value)
+
+    def _failed(self, status: int | None, reason: FailoverReason, message: str) -> None:
+        """Note why the account just tried could not serve the request."""
+        self.failures.append(message)
+        self.failed_with = (status, reason)
+
+    def _open_breaker(self, account: Account, reason: RateLimitReason) -> None:
+        deps = self.deps
+        deps.pool.apply_failure(account.id, reason, deps.clock.now_ms(), deps.settings.cooldowns)
 
     def _build(
         self, provider: Provider, account: Account, credentials: Credentials
@@ -377,9 +443,13 @@ class _Exchange:
                 self.deps.transport.send(request, self.deps.settings.timeouts)
             )
         except UpstreamTimeoutError as exc:
-            self.failures.append(f"{account.name}: {exc}")
+            self._open_breaker(account, RateLimitReason.UPSTREAM_TIMEOUT)
+            self._failed(None, FailoverReason.TIMEOUT, f"{account.name}: {exc}")
         except UpstreamConnectError as exc:
-            self.failures.append(f"{account.name}: connection failed ({exc})")
+            self._open_breaker(account, RateLimitReason.CONNECT_FAILED)
+            self._failed(
+                None, FailoverReason.CONNECT_FAILED, f"{account.name}: connection failed ({exc})"
+            )
         return None
 
     async def _forward(
@@ -421,9 +491,20 @@ class _Exchange:
             terminal, error = StreamTerminalState.TIMEOUT, str(exc)
         except UpstreamConnectError as exc:
             terminal, error = StreamTerminalState.UPSTREAM_CLOSED, str(exc)
+        except asyncio.CancelledError:
+            # The server is stopping and its grace period is over. The body stays unfinished,
+            # so the client sees a cut response; the record keeps what was seen so far.
+            _absorb_cancellation()
+            terminal, error = StreamTerminalState.INTERRUPTED, _CUT_BY_SHUTDOWN
         finally:
             await response.aclose()
-        if error is not None:
+        if terminal is StreamTerminalState.INTERRUPTED:
+            _log.info(
+                "Shutdown cut request %s mid-response",
+                self.id,
+                extra={"data": {"request_id": self.id, "account": account.name}},
+            )
+        elif error is not None:
             # Headers are out, so the client can only see the body end early.
             await self._end_body_quietly()
         result = parser.result()
@@ -481,13 +562,30 @@ class _Exchange:
         await _reply(self.send, reply.status, list(reply.headers), reply.body)
         self._record(None, reply.status, None, None, "no account available")
 
+    async def _cut_by_shutdown(self) -> None:
+        """The server stopped before any upstream answered: a retryable 503, recorded."""
+        _log.info(
+            "Shutdown cut request %s before an upstream answered",
+            self.id,
+            extra={"data": {"request_id": self.id}},
+        )
+        self.responded = True
+        await _error(
+            self.send, 503, "overloaded_error", "The proxy is shutting down; retry the request."
+        )
+        self._record(None, 503, StreamTerminalState.INTERRUPTED, None, _CUT_BY_SHUTDOWN)
+
     async def _all_failed(self) -> None:
         deps = self.deps
         now = deps.clock.now_ms()
         usage = deps.usage()
-        if not any(is_eligible(a, usage.get(a.id), now) for a in deps.pool.accounts()):
+        if not any(
+            is_eligible(a, usage.get(a.id), now) or a.rate_limit.reason in BREAKER_REASONS
+            for a in deps.pool.accounts()
+        ):
             # Every account is now benched (the attempts themselves set the cooldowns): say so
-            # the way an exhausted pool does, with the real reset, not as a gateway error.
+            # the way an exhausted pool does, with the real reset, not as a gateway error. An
+            # account the breaker benched failed rather than ran out: the 502 says how.
             await self._unavailable(usage, now)
             return
         message = "Every account failed: " + "; ".join(self.failures)
@@ -572,6 +670,26 @@ class _DisconnectWatcher:
 
     def stop(self) -> None:
         self._task.cancel()
+
+
+def _absorb_cancellation() -> None:
+    """Take back the server's cancellation of this request's task, which the request handles
+    itself (records, answers); the task then ends normally instead of with a traceback."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
+
+
+_CREDENTIAL_ERRORS = (b'"authentication_error"', b'"permission_error"')
+
+
+def _rejects_credentials(status: int, error_body: bytes | None) -> bool:
+    """A 401, or a 403 whose error type says authentication or permission: the account's
+    credentials are refused (a 403 about billing, or anything else, is not)."""
+    if status == 401:
+        return True
+    body = error_body or b""
+    return any(kind in body for kind in _CREDENTIAL_ERRORS)
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
