@@ -207,7 +207,12 @@ async def test_a_stream_longer_than_the_grace_period_is_cut_recorded_and_logged_
             received = b""
             stopped_at = 0.0
             async with httpx2.AsyncClient() as client:
-                payload = {"model": MODEL, "max_tokens": 8, "stream": True, "messages": []}
+                payload: dict[str, object] = {
+                    "model": MODEL,
+                    "max_tokens": 8,
+                    "stream": True,
+                    "messages": [],
+                }
                 with contextlib.suppress(httpx2.TransportError):
                     async with client.stream(
                         "POST", f"http://127.0.0.1:{port}/v1/messages", json=payload, timeout=30

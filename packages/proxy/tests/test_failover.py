@@ -710,11 +710,7 @@ async def test_a_benched_account_survives_a_restart(proxy_with: ProxyWith, store
 
 
 def events_logged(caplog: pytest.LogCaptureFixture, message_start: str) -> list[dict[str, Any]]:
-    return [
-        r.data  # pyright: ignore[reportAttributeAccessIssue]
-        for r in caplog.records
-        if r.getMessage().startswith(message_start)
-    ]
+    return [vars(r)["data"] for r in caplog.records if r.getMessage().startswith(message_start)]
 
 
 async def test_a_failover_is_logged_once_with_its_request_account_status_and_reason(
@@ -790,7 +786,7 @@ async def test_rejected_credentials_are_a_warning_logged_once(
 
     [rejected] = [r for r in caplog.records if r.getMessage().startswith("Credentials rejected")]
     assert rejected.levelno == logging.WARNING
-    assert rejected.data == {  # pyright: ignore[reportAttributeAccessIssue]
+    assert vars(rejected)["data"] == {
         "type": "credentials_rejected",
         "account_id": "a",
         "account": "a",

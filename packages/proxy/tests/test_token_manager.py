@@ -497,7 +497,7 @@ async def test_a_failed_refresh_is_logged_once_as_a_warning_with_its_fields(
 
     [failed] = [r for r in caplog.records if r.getMessage().startswith("Refresh failed")]
     assert failed.levelname == "WARNING"
-    data = failed.data  # pyright: ignore[reportAttributeAccessIssue]
+    data = vars(failed)["data"]
     assert (data["type"], data["account"], data["reauth_required"], data["retry_in_ms"]) == (
         "refresh_failed",
         "work",
@@ -526,5 +526,5 @@ async def test_a_dead_refresh_token_is_logged_once_as_needing_a_new_login(
                 await manager.credentials_for(account)
 
     [failed] = [r for r in caplog.records if r.getMessage().startswith("Refresh failed")]
-    data = failed.data  # pyright: ignore[reportAttributeAccessIssue]
+    data = vars(failed)["data"]
     assert (data["reauth_required"], data["retry_in_ms"]) == (True, None)

@@ -8,7 +8,7 @@ import msgspec
 from litestar import HttpMethod, Response, route
 from litestar.handlers import HTTPRouteHandler
 
-from better_ccflare.core import Account, Clock
+from better_ccflare.core import Account, AccountState, Clock
 
 __all__ = ["Health", "PoolStatus", "health_handler"]
 
@@ -16,9 +16,14 @@ __all__ = ["Health", "PoolStatus", "health_handler"]
 class PoolStatus(msgspec.Struct, frozen=True, kw_only=True):
     configured: int
     routable: int
+    """Accounts able to serve now: ready, not benched, and nothing awaiting an operator."""
     paused: int
     rate_limited: int
+    """Accounts in a cooldown (of any kind)."""
     requires_reauth: int
+    credentials_rejected: int
+    """Accounts whose credentials the upstream refused; they need new ones."""
+    out_of_credits: int
 
 
 class Health(msgspec.Struct, frozen=True, kw_only=True):
@@ -43,12 +48,15 @@ def health_handler(
     def health() -> Response[Health]:
         now = clock.now_ms()
         pool = accounts()
+        states = [a.state(now) for a in pool]
         status = PoolStatus(
             configured=len(pool),
-            routable=sum(a.is_available(now) for a in pool),
+            routable=states.count(AccountState.READY),
             paused=sum(a.paused for a in pool),
             rate_limited=sum(a.rate_limit.cooling_down(now) for a in pool),
             requires_reauth=sum(a.requires_reauth for a in pool),
+            credentials_rejected=states.count(AccountState.CREDENTIALS_REJECTED),
+            out_of_credits=states.count(AccountState.OUT_OF_CREDITS),
         )
         ok = status.routable > 0
         body = Health(status="ok" if ok else "degraded", strategy=strategy(), pool=status)

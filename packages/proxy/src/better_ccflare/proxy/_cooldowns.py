@@ -59,9 +59,7 @@ QUOTA_REASONS = frozenset(
 )
 """Cooldowns that protect a used-up usage window (as opposed to an overloaded upstream)."""
 
-UNREACHABLE_REASONS = frozenset(
-    {RateLimitReason.CONNECT_FAILED, RateLimitReason.UPSTREAM_TIMEOUT}
-)
+UNREACHABLE_REASONS = frozenset({RateLimitReason.CONNECT_FAILED, RateLimitReason.UPSTREAM_TIMEOUT})
 """Failures without an answer: the short, growing cooldown."""
 
 BREAKER_REASONS = UNREACHABLE_REASONS | {

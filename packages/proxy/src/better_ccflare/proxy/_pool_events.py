@@ -27,8 +27,8 @@ __all__ = [
     "CooldownEnded",
     "CooldownStarted",
     "CredentialsRejected",
-    "FailoverReason",
     "Failover",
+    "FailoverReason",
     "PoolEvent",
     "PoolEvents",
     "PoolListener",
@@ -186,9 +186,7 @@ def _describe(event: PoolEvent) -> tuple[int, str]:
             reason = event.reason.value if event.reason is not None else "unknown"
             # No credit needs someone to top the account up; the other benches pass by themselves.
             level = (
-                logging.WARNING
-                if event.reason is RateLimitReason.OUT_OF_CREDITS
-                else logging.INFO
+                logging.WARNING if event.reason is RateLimitReason.OUT_OF_CREDITS else logging.INFO
             )
             return level, f"Cooldown started: account {event.account} is benched ({reason})"
         case CooldownEnded():
@@ -205,4 +203,3 @@ def _describe(event: PoolEvent) -> tuple[int, str]:
             return logging.WARNING, (
                 f"Refresh failed: account {event.account}: {event.problem} ({fix})"
             )
-
