@@ -100,12 +100,12 @@ async def test_serve_listens_answers_health_and_stops_cleanly_on_sigterm(
     assert (config_dir / "logs" / "app.log").is_file()
 
 
-async def start_serving(tmp_path: Path, *args: str) -> asyncio.subprocess.Process:
+async def start_serving(tmp_path: Path, *args: str, **extra_env: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         *COMMAND,
         "serve",
         *args,
-        env=env_for(tmp_path),
+        env=env_for(tmp_path, **extra_env),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -193,14 +193,8 @@ async def test_a_stream_longer_than_the_grace_period_is_cut_recorded_and_logged_
         async with await Store.from_config(config) as store:
             await store.accounts.add(console_account(upstream.url))
         port = free_port()
-        process = await asyncio.create_subprocess_exec(
-            *COMMAND,
-            "serve",
-            "--port",
-            str(port),
-            env=environ,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+        process = await start_serving(
+            tmp_path, "--port", str(port), BETTER_CCFLARE_SHUTDOWN_GRACE_MS="1000"
         )
         try:
             await wait_for_health(port, process)

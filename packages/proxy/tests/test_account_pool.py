@@ -19,9 +19,8 @@ from better_ccflare.core import (
 )
 from better_ccflare.database import SecretKey, Store
 from better_ccflare.load_balancer import Selection
-from better_ccflare.proxy import AccountPool
+from better_ccflare.proxy import AccountPool, CooldownEnded, CredentialsRejected, PoolEvent
 from better_ccflare.proxy._account_pool import READING_WRITE_DELAY_S
-from better_ccflare.proxy._pool_events import CooldownEnded, CredentialsRejected, PoolEvent
 
 HOUR = 3_600_000
 

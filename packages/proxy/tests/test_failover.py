@@ -40,6 +40,9 @@ from better_ccflare.providers import (
 from better_ccflare.proxy import (
     AccountPool,
     ApiKeyAuthenticator,
+    CredentialsRejected,
+    Failover,
+    PoolEvent,
     ProxyApp,
     ProxyDeps,
     ProxySettings,
@@ -49,7 +52,6 @@ from better_ccflare.proxy import (
     UpstreamTimeoutError,
     UpstreamTransport,
 )
-from better_ccflare.proxy._pool_events import CredentialsRejected, Failover, PoolEvent
 
 NOW = 1_800_000_000_000
 HOUR = 3_600_000
