@@ -81,7 +81,9 @@ async def test_serve_listens_answers_health_and_stops_cleanly_on_sigterm(
     )
     try:
         health = await wait_for_health(port, process)
-        assert health.status_code == 503
+        # Alive without accounts (200), but not ready: /health no longer answers 503 for that.
+        assert health.status_code == 200
+        assert health.json()["ready"] is False
         assert health.json()["status"] == "degraded"
         assert health.json()["pool"]["configured"] == 0
         process.send_signal(signal.SIGTERM)
@@ -256,7 +258,7 @@ async def test_an_account_added_by_the_cli_reaches_the_running_server(tmp_path: 
         port = free_port()
         process = await start_serving(tmp_path, "--port", str(port))
         try:
-            assert (await wait_for_health(port, process)).status_code == 503
+            assert (await wait_for_health(port, process)).json()["ready"] is False
             added = await asyncio.create_subprocess_exec(
                 *COMMAND,
                 "account",
@@ -275,12 +277,12 @@ async def test_an_account_added_by_the_cli_reaches_the_running_server(tmp_path: 
             _, err = await added.communicate()
             assert added.returncode == 0, err.decode()
             async with httpx2.AsyncClient() as client:
-                health = await client.get(f"http://127.0.0.1:{port}/health")
+                health = await client.get(f"http://127.0.0.1:{port}/health/ready")
                 for _ in range(100):
                     if health.status_code == 200:
                         break
                     await asyncio.sleep(0.1)
-                    health = await client.get(f"http://127.0.0.1:{port}/health")
+                    health = await client.get(f"http://127.0.0.1:{port}/health/ready")
                 assert health.json()["pool"]["configured"] == 1
                 reply = await client.post(
                     f"http://127.0.0.1:{port}/v1/messages",

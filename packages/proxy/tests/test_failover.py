@@ -15,13 +15,15 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
 from better_ccflare.core import (
     Account,
     AccountState,
+    ApiKey,
+    ApiKeyRole,
     Credentials,
     FakeClock,
     ProviderKind,
@@ -51,6 +53,8 @@ from better_ccflare.proxy import (
     UpstreamResponse,
     UpstreamTimeoutError,
     UpstreamTransport,
+    generate_api_key,
+    hash_api_key,
 )
 
 NOW = 1_800_000_000_000
@@ -229,12 +233,19 @@ class Proxy:
     pool: AccountPool
     store: Store
     clock: FakeClock
+    auth: ApiKeyAuthenticator
 
     async def ask(
-        self, headers: Sequence[tuple[str, str]] = (), *, leaves: asyncio.Event | None = None
+        self,
+        headers: Sequence[tuple[str, str]] = (),
+        *,
+        leaves: asyncio.Event | None = None,
+        raw_path: bytes = b"/v1/messages",
+        request: bytes = REQUEST,
     ) -> Answer:
-        """One ``POST /v1/messages``; the client hangs up once ``leaves`` is set."""
-        pending = [{"type": "http.request", "body": REQUEST, "more_body": False}]
+        """One ``POST`` (to ``/v1/messages`` unless ``raw_path`` says otherwise, decoded the
+        way uvicorn does); the client hangs up once ``leaves`` is set."""
+        pending = [{"type": "http.request", "body": request, "more_body": False}]
         gone = leaves or asyncio.Event()
         sent: list[dict[str, Any]] = []
 
@@ -250,7 +261,8 @@ class Proxy:
         scope = {
             "type": "http",
             "method": "POST",
-            "path": "/v1/messages",
+            "path": unquote(raw_path.decode("ascii")),
+            "raw_path": raw_path,
             "query_string": b"",
             "headers": [
                 (b"content-type", b"application/json"),
@@ -267,6 +279,22 @@ class Proxy:
             body=b"".join(m["body"] for m in body),
             ended=bool(body) and not body[-1]["more_body"],
         )
+
+    async def admin(self) -> tuple[str, str]:
+        """The header of a new admin key: a client that may see the pool's detail."""
+        key = generate_api_key()
+        await self.store.api_keys.add(
+            ApiKey(
+                id="admin",
+                name="admin",
+                hashed_key=hash_api_key(key),
+                prefix_last_8=key[-8:],
+                created_at_ms=0,
+                role=ApiKeyRole.ADMIN,
+            )
+        )
+        self.auth.invalidate()
+        return ("x-api-key", key)
 
     async def records(self) -> list[RequestRecord]:
         """Every recorded request, oldest first."""
@@ -300,6 +328,7 @@ def proxy_with(store: Store) -> ProxyWith:
         transport = ScriptedTransport()
         credentials = ScriptedCredentials()
         strategy = create_strategy(StrategyName.SESSION)
+        auth = ApiKeyAuthenticator(store, clock)
         app = ProxyApp(
             ProxyDeps(
                 pool=pool,
@@ -311,10 +340,10 @@ def proxy_with(store: Store) -> ProxyWith:
                 store=store,
                 clock=clock,
                 settings=ProxySettings(),
-                auth=ApiKeyAuthenticator(store, clock),
+                auth=auth,
             )
         )
-        return Proxy(app, transport, credentials, pool, store, clock)
+        return Proxy(app, transport, credentials, pool, store, clock, auth)
 
     return build
 
@@ -485,7 +514,9 @@ async def test_no_failover_once_the_response_has_started(proxy_with: ProxyWith) 
 
     answer = await proxy.ask()
 
-    assert (answer.status, answer.body, answer.ended) == (200, first_half, True)
+    # The client sees the stream break: an error event ends it (tests below).
+    assert (answer.status, answer.ended) == (200, True)
+    assert answer.body.startswith(first_half + b"\nevent: error\n")
     assert proxy.transport.accounts_tried() == ["a"]
     [record] = await proxy.records()
     assert record.stream_terminal_state == "upstream_closed"
@@ -498,7 +529,7 @@ async def test_when_every_account_fails_the_client_gets_a_502_naming_each_failur
     proxy = await proxy_with(console("a", 0), console("b", 1))
     proxy.transport.answer(UpstreamConnectError("refused"), UpstreamTimeoutError("first_byte"))
 
-    answer = await proxy.ask()
+    answer = await proxy.ask([await proxy.admin()])
 
     assert answer.status == 502
     assert answer.json() == {
@@ -519,7 +550,7 @@ async def test_when_every_account_is_rate_limited_the_client_gets_the_pools_429(
     proxy = await proxy_with(console("a", 0), console("b", 1))
     proxy.transport.answer(rate_limited(NOW + 2 * HOUR), rate_limited(NOW + HOUR))
 
-    answer = await proxy.ask()
+    answer = await proxy.ask([await proxy.admin()])
 
     assert answer.status == 429
     assert answer.headers["anthropic-ratelimit-unified-reset"] == str((NOW + HOUR) // 1000)
@@ -561,6 +592,232 @@ async def test_a_client_leaving_before_the_upstream_answers_ends_the_request(
     assert proxy.transport.accounts_tried() == ["a"]
     [record] = await proxy.records()
     assert (record.status_code, record.stream_terminal_state) == (499, "client_disconnected")
+
+
+# A response the upstream breaks after the first byte
+
+
+def upstream_error_event(message: str) -> bytes:
+    error = {"type": "error", "error": {"type": "api_error", "message": message}}
+    return b"\nevent: error\ndata: %s\n\n" % json.dumps(error, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize(
+    ("cause", "message"),
+    [
+        (
+            UpstreamConnectError("connection reset"),
+            "The upstream connection closed mid-response; the response is incomplete.",
+        ),
+        (
+            UpstreamTimeoutError("idle"),
+            "The upstream stopped sending (upstream idle timeout); the response is incomplete.",
+        ),
+    ],
+)
+async def test_a_stream_broken_after_the_first_byte_ends_with_an_error_event(
+    proxy_with: ProxyWith, cause: Exception, message: str
+) -> None:
+    proxy = await proxy_with(console("a", 0))
+    # Cut in the middle of an event: the leading newline ends its line, and the error event's
+    # own ``event:`` line makes the whole event an error.
+    partial = b'event: message_start\ndata: {"type": "message_start"}\n\nevent: ping\ndata: {"ty'
+    proxy.transport.answer(
+        Canned(200, [("content-type", "text/event-stream")], [partial], dies_with=cause)
+    )
+
+    answer = await proxy.ask()
+
+    assert (answer.status, answer.ended) == (200, True)
+    assert answer.body == partial + upstream_error_event(message)
+
+
+async def test_a_json_body_broken_after_the_first_byte_is_never_ended(
+    proxy_with: ProxyWith,
+) -> None:
+    """Without the end of the body the server drops the connection, so the client's HTTP
+    library raises instead of handing over truncated JSON."""
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    half = message("cut")[:30]
+    proxy.transport.answer(
+        Canned(
+            200,
+            [("content-type", "application/json")],
+            [half],
+            dies_with=UpstreamConnectError("connection reset"),
+        )
+    )
+
+    answer = await proxy.ask()
+
+    assert (answer.status, answer.body, answer.ended) == (200, half, False)
+    [record] = await proxy.records()
+    assert (record.stream_terminal_state, record.success) == ("upstream_closed", False)
+
+
+# The answer when every attempt failed
+
+
+def windowless_429(text: str) -> Canned:
+    """A request-scoped 429: no window and no reset, so it benches no account."""
+    body = json.dumps({"type": "error", "error": {"type": "rate_limit_error", "message": text}})
+    headers = [
+        ("content-type", "application/json"),
+        ("x-should-retry", "true"),
+        ("anthropic-ratelimit-tokens-remaining", "0"),
+    ]
+    return Canned(429, headers, [body.encode()])
+
+
+async def test_with_no_account_left_the_best_upstream_reply_is_relayed_with_its_hints(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1), console("c", 2))
+    proxy.transport.answer(
+        UpstreamConnectError("refused"),
+        error(529, "overloaded_error", [("retry-after", "3")]),
+        windowless_429("too many requests at once"),
+    )
+
+    answer = await proxy.ask()
+
+    assert answer.status == 429
+    assert answer.json() == {
+        "type": "error",
+        "error": {"type": "rate_limit_error", "message": "too many requests at once"},
+    }
+    assert answer.headers == {
+        "content-type": "application/json",
+        "x-should-retry": "true",
+        "anthropic-ratelimit-tokens-remaining": "0",
+    }
+    [record] = await proxy.records()
+    assert (record.status_code, record.account_id, record.failover_attempts) == (429, None, 3)
+    assert record.error_message == (
+        "Every account failed: a: connection failed (refused); b: upstream answered 529; "
+        "c: upstream answered 429"
+    )
+
+
+async def test_an_overload_is_relayed_over_a_dead_connection(proxy_with: ProxyWith) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    proxy.transport.answer(
+        error(529, "overloaded_error", [("retry-after", "3")]), UpstreamConnectError("refused")
+    )
+    # The 529 benches its account briefly; the other could still serve, so the pool is not
+    # exhausted and the upstream's own answer is the most useful one.
+
+    answer = await proxy.ask()
+
+    assert (answer.status, answer.headers.get("retry-after")) == (529, "3")
+    assert answer.json()["error"]["type"] == "overloaded_error"
+
+
+async def test_an_upstream_reply_not_in_anthropics_shape_is_wrapped_in_it(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0))
+    html = Canned(429, [("content-type", "text/html")], [b"<html>Slow down</html>"])
+    proxy.transport.answer(html)
+
+    answer = await proxy.ask()
+
+    assert answer.status == 429
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.json() == {
+        "type": "error",
+        "error": {
+            "type": "rate_limit_error",
+            "message": "The upstream answered 429: <html>Slow down</html>",
+        },
+    }
+
+
+async def test_a_timeout_as_the_best_failure_is_a_504(proxy_with: ProxyWith) -> None:
+    proxy = await proxy_with(console("a", 0))
+    proxy.transport.answer(UpstreamTimeoutError("first_byte"))
+
+    answer = await proxy.ask()
+
+    assert answer.status == 504
+    assert answer.json() == {
+        "type": "error",
+        "error": {"type": "timeout_error", "message": "Every account failed: upstream timeout."},
+    }
+
+
+async def test_a_plain_client_learns_the_kind_of_each_failure_but_no_account(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0), subscription("sub", 1))
+    proxy.transport.answer(
+        UpstreamConnectError("refused by 10.0.0.7"),
+        error(401, "authentication_error"),
+        error(401, "authentication_error"),
+    )
+
+    answer = await proxy.ask()
+
+    assert answer.status == 502
+    assert answer.json()["error"] == {
+        "type": "api_error",
+        "message": "Every account failed: connection failed; upstream answered 401.",
+    }
+
+
+async def test_a_plain_client_of_an_exhausted_pool_learns_only_the_kind_and_the_reset(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    proxy.transport.answer(rate_limited(NOW + 2 * HOUR), rate_limited(NOW + HOUR))
+
+    answer = await proxy.ask()
+
+    assert answer.status == 429
+    assert answer.headers["retry-after"] == "3600"
+    assert answer.json() == {
+        "type": "error",
+        "error": {
+            "type": "rate_limit_error",
+            "message": "No account can serve this request now (rate limited); "
+            "the first is available again at 2027-01-15T09:00:00Z.",
+            "next_available_at": "2027-01-15T09:00:00Z",
+        },
+    }
+
+
+# Requests refused before any attempt
+
+
+@pytest.mark.parametrize(
+    "raw_path", [b"/v1/../api/oauth/usage", b"/v1/%2e%2e/api", b"/v1/..%2Fapi", b"/v1/x%ff"]
+)
+async def test_a_path_that_could_leave_v1_is_refused_before_any_attempt(
+    proxy_with: ProxyWith, raw_path: bytes
+) -> None:
+    proxy = await proxy_with(console("a", 0))
+
+    answer = await proxy.ask(raw_path=raw_path)
+
+    assert answer.status == 400
+    assert answer.json()["error"]["type"] == "invalid_request_error"
+    assert proxy.transport.sent == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"model": "\xff"}', b'{"x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", b"[1]", b"{"],
+)
+async def test_a_body_the_proxy_cannot_read_is_refused_before_any_attempt(
+    proxy_with: ProxyWith, body: bytes
+) -> None:
+    proxy = await proxy_with(console("a", 0))
+
+    answer = await proxy.ask(request=body)
+
+    assert answer.status == 400
+    assert answer.json()["error"]["type"] == "invalid_request_error"
+    assert proxy.transport.sent == []
 
 
 # --- The circuit breaker: accounts that fail, rather than answer, are benched -------------
@@ -862,7 +1119,9 @@ async def test_a_stream_cut_by_shutdown_is_recorded_as_interrupted_with_what_was
     request.cancel()  # what uvicorn does once the grace period is over
     answer = await request
 
-    assert (answer.status, answer.body, answer.ended) == (200, MESSAGE_START, False)
+    # Like any stream broken after the first byte, it ends with an error event clients raise on.
+    cut = upstream_error_event("The proxy shut down mid-response; the response is incomplete.")
+    assert (answer.status, answer.body, answer.ended) == (200, MESSAGE_START + cut, True)
     assert endless.closed
     [record] = await proxy.records()
     assert (record.status_code, record.stream_terminal_state) == (200, "interrupted")

@@ -23,12 +23,13 @@ from better_ccflare.database import Store
 from better_ccflare.http_api import (
     Dispatcher,
     ManagementContext,
+    TrustedHosts,
     dashboard_handlers,
     management_app,
 )
 from better_ccflare.load_balancer import Strategy, create_strategy
 from better_ccflare.logger import LogBus, configure_logging
-from better_ccflare.providers import ProviderRegistry, builtin_providers
+from better_ccflare.providers import PriceTable, ProviderRegistry, builtin_providers
 from better_ccflare.proxy import (
     AccountPool,
     AiohttpTransport,
@@ -44,6 +45,7 @@ from better_ccflare.proxy import (
 )
 from better_ccflare.proxy.jobs import AutoRefreshScheduler, BackgroundJobs, PeriodicJob, UsagePoller
 
+from ._http_limits import HttpLimits, limited_http_protocol
 from ._live_settings import LiveConfig
 
 __all__ = ["Service", "freeze_startup_heap", "serve", "uvicorn_config"]
@@ -155,7 +157,11 @@ class Service:
             port=config.port,
         )
         api = management_app(self.management, extra=dashboard_handlers())
-        self.app = Dispatcher(proxy=self.proxy, app=api)
+        self.app = Dispatcher(
+            proxy=self.proxy,
+            app=api,
+            hosts=TrustedHosts(bound_host=config.host, allowed=config.allowed_hosts),
+        )
 
     @property
     def config(self) -> Config:
@@ -205,7 +211,9 @@ class Service:
 def _proxy_settings(config: Config) -> ProxySettings:
     return ProxySettings(
         session_duration_ms=config.session_duration_ms,
+        max_body_bytes=config.max_body_bytes,
         store_payloads=config.store_payloads,
+        prices=PriceTable.from_config(config.model_prices),
         timeouts=Timeouts(
             connect_s=config.connect_timeout_ms / 1000,
             first_byte_s=config.first_byte_timeout_ms / 1000,
@@ -215,11 +223,20 @@ def _proxy_settings(config: Config) -> ProxySettings:
 
 
 def uvicorn_config(config: Config, app: Dispatcher) -> uvicorn.Config:
-    """uvicorn settings for the service: our logging, TLS when configured, bounded shutdown."""
+    """uvicorn settings for the service: our logging, TLS when configured, bounded shutdown,
+    and the limits every client meets before its key is checked."""
+    limits = HttpLimits(
+        max_connections=config.max_connections,
+        max_header_bytes=config.max_header_bytes,
+        max_headers=config.max_headers,
+        header_timeout_s=config.header_timeout_ms / 1000,
+        body_timeout_s=config.body_timeout_ms / 1000,
+    )
     return uvicorn.Config(
         app,
         host=config.host,
         port=config.port,
+        http=limited_http_protocol(limits),
         ssl_keyfile=str(config.ssl_key_path) if config.ssl_key_path else None,
         ssl_certfile=str(config.ssl_cert_path) if config.ssl_cert_path else None,
         log_config=None,

@@ -16,14 +16,16 @@ many more settings in the same file.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -36,6 +38,7 @@ __all__ = [
     "Config",
     "LogFormat",
     "LogLevel",
+    "ModelPriceConfig",
     "SettingSource",
     "SourceKind",
     "default_config_dir",
@@ -69,6 +72,24 @@ class SourceKind(StrEnum):
     DOTENV = ".env"
     ENVIRONMENT = "environment"
     COMMAND_LINE = "command line"
+
+
+_UsdPerMillion = Annotated[float, msgspec.Meta(ge=0)]
+
+
+class ModelPriceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One model's price from the config file's ``model_prices`` section, in USD per million
+    tokens. It adds a model the bundled table lacks, or overrides the bundled price.
+
+    ``cache_read`` and ``cache_write`` default to ``input``: without a stated discount or
+    surcharge, cached tokens are billed like plain input. ``cache_write`` applies to both cache
+    lifetimes.
+    """
+
+    input: _UsdPerMillion
+    output: _UsdPerMillion
+    cache_read: _UsdPerMillion | None = None
+    cache_write: _UsdPerMillion | None = None
 
 
 class SettingSource(msgspec.Struct, frozen=True):
@@ -112,8 +133,26 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     """The longest silence allowed between two chunks of an upstream response body."""
     shutdown_grace_ms: int
     """How long a stopping server lets responses in flight finish before it cuts them."""
+    allowed_hosts: tuple[str, ...]
+    """Host names (lower case, no port) the server answers besides loopback and its bound
+    address; ``("*",)`` answers any, for a reverse proxy that sets ``Host`` itself."""
+    max_connections: int
+    """Open client connections at once; the next one is refused with 503."""
+    max_header_bytes: int
+    """The largest request head (request line and headers) a client may send."""
+    max_headers: int
+    """The most header fields one request may carry."""
+    header_timeout_ms: int
+    """How long a client has to send a request's whole head, from its first byte (or from
+    connecting)."""
+    body_timeout_ms: int
+    """The longest silence allowed between two chunks of a request body."""
+    max_body_bytes: int
+    """The largest request body the proxy accepts (413 beyond it)."""
     secret_key: str | None
     """Base64 key that encrypts stored credentials; ``None`` means use the key file."""
+    model_prices: dict[str, ModelPriceConfig]
+    """Prices the user added or overrode, by model id (config file only)."""
     sources: dict[str, SettingSource]
 
     def __repr__(self) -> str:
@@ -228,6 +267,62 @@ def _path() -> tuple[_Parser, str]:
     return parse, expected
 
 
+_HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9._-]*[a-z0-9])?")
+
+
+def _host_list() -> tuple[_Parser, str]:
+    expected = (
+        "host names without scheme or port, separated by commas (or a JSON list), "
+        'or "*" for any host'
+    )
+
+    def one(entry: str) -> str:
+        name = entry.strip().lower().rstrip(".")
+        if name == "*" or _HOST_NAME.fullmatch(name):
+            return name
+        literal = name.removeprefix("[").removesuffix("]")
+        try:
+            return f"[{ipaddress.IPv6Address(literal)}]"
+        except ValueError:
+            raise ValueError(expected) from None
+
+    def parse(raw: object) -> tuple[str, ...]:
+        if isinstance(raw, str):
+            entries: list[object] = list(raw.split(","))
+        elif isinstance(raw, list):
+            entries = list(raw)  # pyright: ignore[reportUnknownArgumentType]
+        else:
+            raise ValueError(expected)
+        names: list[str] = []
+        for entry in entries:
+            if not isinstance(entry, str):
+                raise ValueError(expected)
+            if entry.strip():
+                names.append(one(entry))
+        return tuple(dict.fromkeys(names))
+
+    return parse, expected
+
+
+def _model_prices() -> tuple[_Parser, str]:
+    expected = (
+        'an object of model ids to prices in USD per million tokens, e.g. {"glm-5": '
+        '{"input": 1.0, "output": 3.2, "cache_read": 0.2, "cache_write": 1.0}}; input and '
+        "output are required, every price is a number of 0 or more"
+    )
+
+    def parse(raw: object) -> dict[str, ModelPriceConfig]:
+        try:
+            prices = msgspec.convert(raw, dict[str, ModelPriceConfig])
+        except msgspec.ValidationError as exc:
+            raise ValueError(f"{expected} ({exc})") from None
+        if any(not model.strip() for model in prices):
+            raise ValueError(f"{expected} (a model id is empty)")
+        return {model.strip(): price for model, price in prices.items()}
+
+    return parse, expected
+
+
 @dataclass(frozen=True, slots=True)
 class _Setting:
     name: str
@@ -329,8 +424,61 @@ _SETTINGS: tuple[_Setting, ...] = (
         _int_in(0, 3_600_000),
         lambda _: 30_000,
     ),
+    # The edge: who may talk to the server, and the limits every client meets before its key
+    # is checked (docs/security.md).
+    _Setting(
+        "allowed_hosts",
+        "BETTER_CCFLARE_ALLOWED_HOSTS",
+        "allowed_hosts",
+        _host_list(),
+        lambda _: (),
+    ),
+    _Setting(
+        "max_connections",
+        "BETTER_CCFLARE_MAX_CONNECTIONS",
+        "max_connections",
+        _int_in(1, 1_000_000),
+        lambda _: 1000,
+    ),
+    _Setting(
+        "max_header_bytes",
+        "BETTER_CCFLARE_MAX_HEADER_BYTES",
+        "max_header_bytes",
+        _int_in(1024, 16 * 1024 * 1024),
+        lambda _: 64 * 1024,
+    ),
+    _Setting(
+        "max_headers",
+        "BETTER_CCFLARE_MAX_HEADERS",
+        "max_headers",
+        _int_in(1, 10_000),
+        lambda _: 100,
+    ),
+    _Setting(
+        "header_timeout_ms",
+        "BETTER_CCFLARE_HEADER_TIMEOUT_MS",
+        "header_timeout_ms",
+        _int_in(100, 600_000),
+        lambda _: 10_000,
+    ),
+    _Setting(
+        "body_timeout_ms",
+        "BETTER_CCFLARE_BODY_TIMEOUT_MS",
+        "body_timeout_ms",
+        _int_in(100, 3_600_000),
+        lambda _: 30_000,
+    ),
+    _Setting(
+        "max_body_bytes",
+        "BETTER_CCFLARE_MAX_BODY_BYTES",
+        "max_body_bytes",
+        _int_in(1024, 4 * 1024 * 1024 * 1024),
+        lambda _: 64 * 1024 * 1024,
+    ),
     # The encryption key never comes from the config file: it must live apart from the data.
     _Setting("secret_key", "BETTER_CCFLARE_SECRET_KEY", None, _text(), lambda _: None),
+    # A nested object: the config file is its only source.
+    _Setting("model_prices", None, "model_prices", _model_prices(), lambda _: {}),
 )
 
 
@@ -400,8 +548,9 @@ def _parse(setting: _Setting, label: str, raw: object, source: str) -> object:
     parse, expected = setting.parser
     try:
         return parse(raw)
-    except ValueError:
-        raise ConfigError(label, raw, expected, source) from None
+    except ValueError as exc:
+        # A parser may say more precisely what is wrong (which key of a nested value).
+        raise ConfigError(label, raw, str(exc) or expected, source) from None
 
 
 def _read_config_file(path: Path) -> dict[str, object]:

@@ -119,7 +119,7 @@ request_records = st.builds(
     failover_attempts=st.integers(min_value=0, max_value=50),
     model=_maybe(_text),
     usage=token_usages,
-    cost_usd=_real,
+    cost_usd=_maybe(_real),
     output_tokens_per_second=_maybe(_real),
     agent_used=_maybe(_text),
     api_key_id=_maybe(_text),

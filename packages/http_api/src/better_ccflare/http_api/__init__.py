@@ -13,8 +13,9 @@ from ._dashboard import (
     dashboard_handlers,
 )
 from ._dispatch import Dispatcher
-from ._health import Health, PoolStatus, health_handler
+from ._health import Health, PoolStatus, health_handlers
 from ._management import MANAGEMENT_HANDLERS, management_app
+from ._trusted_hosts import TrustedHosts
 
 __version__ = "0.1.0"
 
@@ -29,7 +30,8 @@ __all__ = [
     "LiveSettings",
     "ManagementContext",
     "PoolStatus",
+    "TrustedHosts",
     "dashboard_handlers",
-    "health_handler",
+    "health_handlers",
     "management_app",
 ]

@@ -291,6 +291,7 @@ def metrics_from(values: Sequence[float]) -> Metrics:
         cache_read_tokens=int(fields["cache_read_tokens"]),
         cache_write_tokens=int(fields["cache_write_tokens"]),
         cost_usd=float(fields["cost_usd"]),
+        unpriced_requests=int(fields["unpriced_requests"]),
         plan_cost_usd=float(fields["plan_cost_usd"]),
         api_cost_usd=float(fields["api_cost_usd"]),
         avg_response_time_ms=(

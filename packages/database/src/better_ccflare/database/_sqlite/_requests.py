@@ -157,7 +157,7 @@ def request_from_row(row: sqlite3.Row) -> RequestRecord:
             cache_write_5m_input_tokens=max(cache_writes - cache_writes_1h, 0),
             cache_write_1h_input_tokens=cache_writes_1h,
         ),
-        cost_usd=row["cost_usd"] or 0.0,
+        cost_usd=row["cost_usd"],  # NULL: no price was known
         output_tokens_per_second=row["output_tokens_per_second"],
         agent_used=row["agent_used"],
         api_key_id=row["api_key_id"],
