@@ -746,6 +746,25 @@ async def test_a_timeout_as_the_best_failure_is_a_504(proxy_with: ProxyWith) -> 
     }
 
 
+async def test_the_pool_the_breaker_benched_is_what_the_next_request_hears_about(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    proxy.transport.answer(UpstreamConnectError("refused"), UpstreamConnectError("refused"))
+
+    first = await proxy.ask()
+    second = await proxy.ask()
+
+    # The request that tried every account hears how they failed; the next finds them benched.
+    assert first.status == 502
+    assert (second.status, second.headers["retry-after"]) == (503, "5")
+    assert second.json()["error"]["message"] == (
+        "No account can serve this request now (unreachable); "
+        "the first is available again at 2027-01-15T08:00:05Z."
+    )
+    assert proxy.transport.accounts_tried() == ["a", "b"]
+
+
 async def test_a_plain_client_learns_the_kind_of_each_failure_but_no_account(
     proxy_with: ProxyWith,
 ) -> None:
