@@ -305,6 +305,23 @@ async def test_account_actions_from_the_cards_change_the_pool(dashboard: Dashboa
     assert dashboard.console_errors == []
 
 
+async def test_an_account_whose_credentials_are_refused_is_flagged_until_reset(
+    dashboard: Dashboard,
+) -> None:
+    page = dashboard.page
+    assert (await dashboard.proxy_message(status=401)).status_code == 502
+    await dashboard.open("accounts")
+    card = page.locator("article.account[data-account-name='primary']")
+
+    await expect(card.locator(".badge.bad")).to_contain_text("Credentials rejected")
+    await expect(card.get_by_role("alert")).to_contain_text("refused this account's credentials")
+    await dashboard.screenshot("accounts-credentials-rejected")
+    await card.get_by_role("button", name="Reset rate limit", exact=True).click()
+
+    await expect(card.locator(".badge.ok")).to_have_text("Ready")
+    assert dashboard.console_errors == []
+
+
 async def test_a_proxied_request_appears_live_on_the_requests_page(dashboard: Dashboard) -> None:
     page = dashboard.page
     await dashboard.open("requests")

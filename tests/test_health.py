@@ -20,6 +20,7 @@ from better_ccflare.core import (
     ApiKey,
     ApiKeyRole,
     FakeClock,
+    RateLimitReason,
     RateLimitState,
     UsageWindow,
 )
@@ -116,6 +117,27 @@ async def test_exhausted_usage_windows_make_the_pool_not_ready(
         assert ready.status_code == 503
         assert ready.headers["retry-after"] == "1800"
         assert ready.json()["pool"]["next_available_at"] == "2026-01-01T00:30:00Z"
+
+
+async def test_accounts_the_breaker_flagged_are_not_ready_even_between_benches(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    def flagged(name: str, reason: RateLimitReason, until_ms: int) -> Account:
+        limit = RateLimitState(limited_until_ms=until_ms, reason=reason, failures=1)
+        return msgspec.structs.replace(console_account(name, upstream), rate_limit=limit)
+
+    # The refused key's bench is over (a probe may pass); the one without credit is benched.
+    rejected = flagged("a", RateLimitReason.CREDENTIALS_REJECTED, NOW_MS - 1)
+    broke = flagged("b", RateLimitReason.OUT_OF_CREDITS, NOW_MS + 600_000)
+    async with server(tmp_path, rejected, broke) as (_, client):
+        live = await client.get("/health")
+        assert live.status_code == 200
+        pool = live.json()["pool"]
+        assert (pool["routable"], pool["credentials_rejected"], pool["out_of_credits"]) == (0, 1, 1)
+        ready = await client.get("/health/ready")
+        assert ready.status_code == 503
+        assert ready.json()["pool"]["next_available_at"] is None
+        assert "retry-after" not in ready.headers  # new credentials or credit: someone must act
 
 
 async def test_the_probes_need_no_api_key(tmp_path: Path, upstream: FakeUpstream) -> None:

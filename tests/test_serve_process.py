@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import signal
@@ -11,16 +12,17 @@ import ssl
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx2
-import pytest
 
 from better_ccflare.core import Account, Credentials, ProviderKind, load_config
 from better_ccflare.database import Store
 from better_ccflare.server import freeze_startup_heap
 
 from .support.fake_upstream import FakeUpstream, Reply
+from .support.messages import MODEL, stream_events
 from .support.tls import self_signed
 
 COMMAND = [sys.executable, "-c", "from better_ccflare.cli import main; main()"]
@@ -40,6 +42,17 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def console_account(url: str) -> Account:
+    return Account(
+        id="a",
+        name="a",
+        provider=ProviderKind.CONSOLE.value,
+        created_at_ms=0,
+        custom_endpoint=url,
+        credentials=Credentials(api_key="sk-ant-api03-x"),
+    )
 
 
 async def wait_for_health(port: int, process: asyncio.subprocess.Process) -> httpx2.Response:
@@ -89,12 +102,12 @@ async def test_serve_listens_answers_health_and_stops_cleanly_on_sigterm(
     assert (config_dir / "logs" / "app.log").is_file()
 
 
-async def start_serving(tmp_path: Path, *args: str) -> asyncio.subprocess.Process:
+async def start_serving(tmp_path: Path, *args: str, **extra_env: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         *COMMAND,
         "serve",
         *args,
-        env=env_for(tmp_path),
+        env=env_for(tmp_path, **extra_env),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -169,6 +182,58 @@ async def test_shutdown_lets_an_in_flight_stream_finish(tmp_path: Path) -> None:
                 process.kill()
     assert received == b"".join(events)
     assert process.returncode == 0, err.decode()
+
+
+async def test_a_stream_longer_than_the_grace_period_is_cut_recorded_and_logged_cleanly(
+    tmp_path: Path,
+) -> None:
+    events = stream_events(["word"] * 40)  # 8 s of stream against a grace period of 1 s
+    environ = env_for(tmp_path, BETTER_CCFLARE_SHUTDOWN_GRACE_MS="1000")
+    async with FakeUpstream() as upstream:
+        upstream.set_default(Reply.stream(events, spacing_s=0.2))
+        config = load_config(environ, cwd=tmp_path)
+        async with await Store.from_config(config) as store:
+            await store.accounts.add(console_account(upstream.url))
+        port = free_port()
+        process = await start_serving(
+            tmp_path, "--port", str(port), BETTER_CCFLARE_SHUTDOWN_GRACE_MS="1000"
+        )
+        try:
+            await wait_for_health(port, process)
+            received = b""
+            stopped_at = 0.0
+            async with httpx2.AsyncClient() as client:
+                payload: dict[str, object] = {
+                    "model": MODEL,
+                    "max_tokens": 8,
+                    "stream": True,
+                    "messages": [],
+                }
+                with contextlib.suppress(httpx2.TransportError):
+                    async with client.stream(
+                        "POST", f"http://127.0.0.1:{port}/v1/messages", json=payload, timeout=30
+                    ) as response:
+                        async for chunk in response.aiter_raw():
+                            if not received:
+                                process.send_signal(signal.SIGTERM)
+                                stopped_at = time.monotonic()
+                            received += chunk
+            cut_after_s = time.monotonic() - stopped_at
+            _, err = await asyncio.wait_for(process.communicate(), timeout=40)
+        finally:
+            if process.returncode is None:
+                process.kill()
+    stderr = err.decode()
+    assert process.returncode == 0, stderr
+    assert 0 < len(received) < len(b"".join(events))
+    assert cut_after_s < 5, "the stream outlived the grace period"
+    assert "CancelledError" not in stderr
+    assert "Traceback" not in stderr
+    async with await Store.from_config(config) as store:
+        [record] = await store.requests.list_recent(10)
+    assert (record.status_code, record.stream_terminal_state) == (200, "interrupted")
+    assert (record.account_id, record.model, record.usage.input_tokens) == ("a", MODEL, 20)
+    assert not record.success
 
 
 def test_invalid_setting_is_one_line_with_exit_status_2(tmp_path: Path) -> None:
@@ -299,11 +364,6 @@ async def test_start_up_says_where_the_dashboard_is_and_how_to_add_a_first_accou
     assert "No accounts yet: better-ccflare account add NAME" in stderr
 
 
-@pytest.mark.xfail(
-    reason="the messages live in packages/database (_migrations.py 0003 logs VACUUM on an empty "
-    "database) and packages/proxy (jobs/_background_jobs.py logs the RetentionResult repr)",
-    strict=True,
-)
 async def test_a_first_start_announces_no_vacuum_and_prints_no_python_reprs(
     tmp_path: Path,
 ) -> None:

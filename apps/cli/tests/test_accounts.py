@@ -251,6 +251,49 @@ def test_reset_rate_limit_makes_a_benched_account_routable(cli: Cli) -> None:
     assert cli.json("account", "show", "work")["state"] == "active"
 
 
+def test_an_account_whose_credentials_were_refused_says_so_until_reset(cli: Cli) -> None:
+    add_key_account(cli, "work")
+    account_id = cli.account("work").id
+    now = SystemClock().now_ms()
+    rejected = RateLimitState(
+        limited_until_ms=now + 600_000,
+        reason=RateLimitReason.CREDENTIALS_REJECTED,
+        limited_at_ms=now,
+        failures=1,
+    )
+    cli.with_store(lambda store: store.accounts.update_rate_limit(account_id, rejected))
+
+    assert "credentials rejected (probed after" in cli.ok("account", "list").output
+    [row] = cli.json("account", "list")
+    assert row["account_state"] == "credentials_rejected"
+    shown = cli.json("account", "show", "work")
+    assert (shown["account_state"], shown["consecutive_failures"]) == ("credentials_rejected", 1)
+    assert shown["state"].startswith("credentials rejected")
+
+    cli.ok("account", "reset-rate-limit", "work")
+    assert cli.json("account", "show", "work")["account_state"] == "ready"
+
+
+@pytest.mark.parametrize(
+    ("reason", "said"),
+    [
+        (RateLimitReason.OUT_OF_CREDITS, "out of credits"),
+        (RateLimitReason.CONNECT_FAILED, "unreachable until"),
+        (RateLimitReason.UPSTREAM_TIMEOUT, "unreachable until"),
+    ],
+)
+def test_the_circuit_breakers_other_benches_are_named_in_the_list(
+    cli: Cli, reason: RateLimitReason, said: str
+) -> None:
+    add_key_account(cli, "work")
+    account_id = cli.account("work").id
+    now = SystemClock().now_ms()
+    benched = RateLimitState(limited_until_ms=now + 60_000, reason=reason, failures=1)
+    cli.with_store(lambda store: store.accounts.update_rate_limit(account_id, benched))
+
+    assert said in cli.ok("account", "list").output
+
+
 def test_reauth_refuses_api_key_accounts(cli: Cli) -> None:
     add_key_account(cli, "glm", mode="zai")
     result = cli("account", "reauth", "glm")

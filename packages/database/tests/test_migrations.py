@@ -6,6 +6,7 @@ import asyncio
 import stat
 from pathlib import Path
 
+from better_ccflare.core import Account
 from better_ccflare.database import RequestFilter, SecretKey, Store
 from better_ccflare.database._sqlite._schema import (
     ANALYTICS_INDEXES,
@@ -24,6 +25,7 @@ MIGRATIONS = (
     "0004_analytics_indexes",
     "0005_request_rollups",
     "0006_unpriced_request_counts",
+    "0007_account_failure_streak",
 )
 SCHEMA_SQL = "SELECT type, name, sql FROM sqlite_master ORDER BY name"
 FORGET_MIGRATION_4 = "DELETE FROM _sqlite_migrations WHERE name = '0004_analytics_indexes';"
@@ -47,7 +49,7 @@ async def test_migrations_are_recorded_and_none_is_pending(store: Store) -> None
 
     assert status.applied == MIGRATIONS
     assert status.pending == ()
-    assert status.version == 6
+    assert status.version == 7
     assert status.backend.startswith("SQLite 3.")
 
 
@@ -115,6 +117,29 @@ async def test_rollups_from_before_unpriced_counts_gain_the_column_and_keep_thei
 
     assert (totals.requests, totals.cost_usd, totals.unpriced_requests) == (1, 1.5, 0)
     assert "unpriced_requests" in await asyncio.to_thread(rawdb.columns, db_path, "request_rollups")
+
+
+async def test_a_database_from_before_the_failure_streak_gets_its_column_and_keeps_its_accounts(
+    db_path: Path, key: SecretKey
+) -> None:
+    async with await Store.open(db_path, key=key) as store:
+        await store.accounts.add(
+            Account(id="a", name="work", provider="anthropic", created_at_ms=1)
+        )
+    await asyncio.to_thread(
+        rawdb.execute,
+        db_path,
+        "ALTER TABLE accounts DROP COLUMN consecutive_failures;"
+        "DELETE FROM _sqlite_migrations WHERE name = '0007_account_failure_streak';",
+    )
+
+    async with await Store.open(db_path, key=key) as store:
+        assert sorted((await store.schema_status()).applied) == list(MIGRATIONS)
+        account = await store.accounts.get("a")
+
+    assert account is not None
+    assert (account.name, account.rate_limit.failures) == ("work", 0)
+    assert "consecutive_failures" in await asyncio.to_thread(rawdb.columns, db_path, "accounts")
 
 
 async def test_the_file_uses_wal_and_is_private(db_path: Path, key: SecretKey) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 
 from better_ccflare.core import (
     Account,
+    AccountState,
     ApiKey,
     ApiKeyRole,
     Credentials,
@@ -31,10 +33,18 @@ from better_ccflare.core import (
 )
 from better_ccflare.database import SecretKey, Store
 from better_ccflare.load_balancer import create_strategy
-from better_ccflare.providers import ProviderRegistry, UpstreamRequest, builtin_providers
+from better_ccflare.providers import (
+    ProviderRegistry,
+    RateLimitInfo,
+    UpstreamRequest,
+    builtin_providers,
+)
 from better_ccflare.proxy import (
     AccountPool,
     ApiKeyAuthenticator,
+    CredentialsRejected,
+    Failover,
+    PoolEvent,
     ProxyApp,
     ProxyDeps,
     ProxySettings,
@@ -736,6 +746,25 @@ async def test_a_timeout_as_the_best_failure_is_a_504(proxy_with: ProxyWith) -> 
     }
 
 
+async def test_the_pool_the_breaker_benched_is_what_the_next_request_hears_about(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    proxy.transport.answer(UpstreamConnectError("refused"), UpstreamConnectError("refused"))
+
+    first = await proxy.ask()
+    second = await proxy.ask()
+
+    # The request that tried every account hears how they failed; the next finds them benched.
+    assert first.status == 502
+    assert (second.status, second.headers["retry-after"]) == (503, "5")
+    assert second.json()["error"]["message"] == (
+        "No account can serve this request now (unreachable); "
+        "the first is available again at 2027-01-15T08:00:05Z."
+    )
+    assert proxy.transport.accounts_tried() == ["a", "b"]
+
+
 async def test_a_plain_client_learns_the_kind_of_each_failure_but_no_account(
     proxy_with: ProxyWith,
 ) -> None:
@@ -808,3 +837,329 @@ async def test_a_body_the_proxy_cannot_read_is_refused_before_any_attempt(
     assert answer.status == 400
     assert answer.json()["error"]["type"] == "invalid_request_error"
     assert proxy.transport.sent == []
+
+
+# --- The circuit breaker: accounts that fail, rather than answer, are benched -------------
+
+
+def state(proxy: Proxy, account_id: str) -> AccountState:
+    account = proxy.pool.get(account_id)
+    assert account is not None
+    return account.state(proxy.clock.now_ms())
+
+
+def no_credit(status: int) -> Canned:
+    body = json.dumps(
+        {
+            "type": "error",
+            "error": {
+                "type": "invalid_request_error",
+                "message": "Your credit balance is too low to access the Anthropic API.",
+            },
+        }
+    )
+    return Canned(status, [("content-type", "application/json")], [body.encode()])
+
+
+async def test_a_401_on_an_api_key_account_benches_it_as_credentials_rejected(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    proxy.transport.answer(error(401, "authentication_error"), Canned.ok("b"), Canned.ok("b"))
+
+    await proxy.ask()
+    await proxy.ask()
+
+    assert proxy.transport.accounts_tried() == ["a", "b", "b"]
+    assert state(proxy, "a") is AccountState.CREDENTIALS_REJECTED
+    assert proxy.cooldown("a") == (NOW + 600_000, RateLimitReason.CREDENTIALS_REJECTED)
+
+
+async def test_a_403_permission_error_is_a_rejection_of_the_credentials(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    proxy.transport.answer(error(403, "permission_error"), Canned.ok("from b"))
+
+    answer = await proxy.ask()
+
+    assert answer.json()["content"][0]["text"] == "from b"
+    assert state(proxy, "a") is AccountState.CREDENTIALS_REJECTED
+
+
+async def test_rejected_credentials_are_probed_later_and_a_success_clears_them(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    proxy.transport.answer(error(401, "authentication_error"), Canned.ok("b"))
+    await proxy.ask()
+    proxy.clock.advance(600_000)
+    assert state(proxy, "a") is AccountState.CREDENTIALS_REJECTED  # until the probe passes
+    proxy.transport.answer(Canned.ok("a is back"))
+
+    answer = await proxy.ask()
+
+    assert answer.json()["content"][0]["text"] == "a is back"
+    assert state(proxy, "a") is AccountState.READY
+
+
+async def test_a_subscription_refused_after_its_forced_refresh_is_credentials_rejected(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(subscription("sub", 0), console("b", 1))
+    proxy.transport.answer(
+        error(401, "authentication_error"), error(401, "authentication_error"), Canned.ok("b")
+    )
+
+    await proxy.ask()
+
+    assert state(proxy, "sub") is AccountState.CREDENTIALS_REJECTED
+
+
+async def test_a_timeout_benches_the_account_so_the_next_request_does_not_wait_for_it(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    proxy.transport.answer(UpstreamTimeoutError("first_byte"), Canned.ok("b"), Canned.ok("b"))
+
+    await proxy.ask()
+    await proxy.ask()
+
+    assert proxy.transport.accounts_tried() == ["a", "b", "b"]
+    assert proxy.cooldown("a") == (NOW + 5_000, RateLimitReason.UPSTREAM_TIMEOUT)
+    assert state(proxy, "a") is AccountState.COOLING_DOWN
+
+
+async def test_failed_connections_bench_for_longer_each_time_until_an_answer_resets_it(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    refused = UpstreamConnectError("connection refused")
+    proxy.transport.answer(refused, Canned.ok("b"))
+    await proxy.ask()
+    proxy.clock.advance(5_000)
+    proxy.transport.answer(refused, Canned.ok("b"))
+    await proxy.ask()
+    assert proxy.cooldown("a") == (NOW + 5_000 + 10_000, RateLimitReason.CONNECT_FAILED)
+    proxy.clock.advance(10_000)
+    proxy.transport.answer(Canned.ok("a"))
+
+    await proxy.ask()
+
+    account = proxy.pool.get("a")
+    assert account is not None
+    assert (account.rate_limit.limited_until_ms, account.rate_limit.failures) == (None, 0)
+
+
+async def test_an_account_without_credit_is_benched_until_a_probe_finds_credit(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    proxy.transport.answer(no_credit(400), Canned.ok("b"), Canned.ok("b"))
+    await proxy.ask()
+    await proxy.ask()
+    assert proxy.transport.accounts_tried() == ["a", "b", "b"]
+    assert state(proxy, "a") is AccountState.OUT_OF_CREDITS
+    proxy.clock.advance(600_000)
+    proxy.transport.answer(Canned.ok("a"))
+
+    answer = await proxy.ask()
+
+    assert answer.json()["content"][0]["text"] == "a"
+    assert state(proxy, "a") is AccountState.READY
+
+
+async def test_a_benched_account_survives_a_restart(proxy_with: ProxyWith, store: Store) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    proxy.transport.answer(error(401, "authentication_error"), Canned.ok("b"))
+    await proxy.ask()
+    await proxy.pool.drain()
+
+    restarted = AccountPool(store, proxy.clock, session_duration_ms=5 * HOUR)
+    await restarted.reload()
+
+    account = restarted.get("a")
+    assert account is not None
+    assert account.state(NOW) is AccountState.CREDENTIALS_REJECTED
+    assert account.rate_limit.failures == 1
+
+
+# --- Pool events: each logged once, with its fields ---------------------------------------
+
+
+def events_logged(caplog: pytest.LogCaptureFixture, message_start: str) -> list[dict[str, Any]]:
+    return [vars(r)["data"] for r in caplog.records if r.getMessage().startswith(message_start)]
+
+
+async def test_a_failover_is_logged_once_with_its_request_account_status_and_reason(
+    proxy_with: ProxyWith, caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    proxy.transport.answer(rate_limited(NOW + HOUR), Canned.ok("b"))
+
+    with caplog.at_level(logging.INFO, logger="better_ccflare.proxy"):
+        answer = await proxy.ask()
+
+    [failover] = events_logged(caplog, "Failover")
+    assert failover == {
+        "type": "failover",
+        "request_id": answer.headers["x-better-ccflare-request-id"],
+        "account_id": "a",
+        "account": "a",
+        "status": 429,
+        "reason": "account_quota",
+    }
+    [started] = events_logged(caplog, "Cooldown started")
+    assert (started["account"], started["reason"], started["until_ms"]) == (
+        "a",
+        "upstream_429_with_reset",
+        NOW + HOUR,
+    )
+
+
+async def test_a_cooldown_ending_by_itself_is_logged_once(
+    proxy_with: ProxyWith, caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    proxy.transport.answer(UpstreamConnectError("refused"), Canned.ok("b"))
+    await proxy.ask()
+
+    with caplog.at_level(logging.INFO, logger="better_ccflare.proxy"):
+        proxy.clock.advance(5_000)
+        proxy.clock.advance(60_000)
+
+    [ended] = events_logged(caplog, "Cooldown ended")
+    assert (ended["account"], ended["reason"], ended["cause"]) == ("a", "connect_failed", "expired")
+
+
+async def test_a_cooldown_ended_by_an_answer_is_logged_once(
+    proxy_with: ProxyWith, caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy = await proxy_with(console("a", 0))
+    proxy.transport.answer(error(529, "overloaded_error"))
+    await proxy.ask()
+    # A request that reaches a benched account anyway (one already on its way) ends it.
+    proxy.transport.answer(Canned.ok("a"))
+    account = proxy.pool.get("a")
+    assert account is not None
+
+    with caplog.at_level(logging.INFO, logger="better_ccflare.proxy"):
+        proxy.clock.advance(5_000)
+        proxy.pool.apply_rate_limit("a", RateLimitInfo(), proxy.clock.now_ms(), None)
+        proxy.clock.advance(60_000)
+
+    [ended] = events_logged(caplog, "Cooldown ended")
+    assert ended["cause"] == "served"
+
+
+async def test_rejected_credentials_are_a_warning_logged_once(
+    proxy_with: ProxyWith, caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    proxy.transport.answer(error(401, "authentication_error"), Canned.ok("b"), Canned.ok("b"))
+
+    with caplog.at_level(logging.INFO, logger="better_ccflare.proxy"):
+        await proxy.ask()
+        await proxy.ask()
+
+    [rejected] = [r for r in caplog.records if r.getMessage().startswith("Credentials rejected")]
+    assert rejected.levelno == logging.WARNING
+    assert vars(rejected)["data"] == {
+        "type": "credentials_rejected",
+        "account_id": "a",
+        "account": "a",
+        "probe_at_ms": NOW + 600_000,
+        "failures": 1,
+    }
+    assert events_logged(caplog, "Cooldown started") == []
+
+
+async def test_every_account_failing_is_logged_once_with_the_attempts(
+    proxy_with: ProxyWith, caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    proxy.transport.answer(UpstreamConnectError("refused"), UpstreamTimeoutError("first_byte"))
+
+    with caplog.at_level(logging.INFO, logger="better_ccflare.proxy"):
+        await proxy.ask()
+
+    [[record]] = [await proxy.records()]
+    [failed] = events_logged(caplog, "Every account failed")
+    assert failed == {"type": "all_accounts_failed", "request_id": record.id, "attempts": 2}
+    assert [f["account"] for f in events_logged(caplog, "Failover")] == ["a"]
+
+
+async def test_a_listener_hears_the_same_events_as_the_log(proxy_with: ProxyWith) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    heard: list[PoolEvent] = []
+    unsubscribe = proxy.pool.events.subscribe(heard.append)
+    proxy.transport.answer(error(401, "authentication_error"), Canned.ok("b"))
+
+    await proxy.ask()
+    unsubscribe()
+    proxy.clock.advance(HOUR)
+
+    assert [type(event) for event in heard] == [CredentialsRejected, Failover]
+
+
+# --- Shutdown: a request the server cuts is still recorded --------------------------------
+
+
+class Endless(Canned):
+    """A stream that sends its first chunks, then nothing more, ever."""
+
+    def __init__(self, chunks: Sequence[bytes]) -> None:
+        super().__init__(200, [("content-type", "text/event-stream")], chunks)
+        self.sent_all = asyncio.Event()
+
+    async def aiter_raw(self) -> AsyncIterator[bytes]:
+        async for chunk in super().aiter_raw():
+            yield chunk
+        self.sent_all.set()
+        await asyncio.Event().wait()
+
+
+MESSAGE_START = (
+    b'event: message_start\ndata: {"type":"message_start","message":{"id":"m","type":"message",'
+    b'"role":"assistant","model":"claude-sonnet-4-5","content":[],"usage":{"input_tokens":20,'
+    b'"output_tokens":1}}}\n\n'
+)
+
+
+async def test_a_stream_cut_by_shutdown_is_recorded_as_interrupted_with_what_was_seen(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0))
+    endless = Endless([MESSAGE_START])
+    proxy.transport.answer(endless)
+    request = asyncio.create_task(proxy.ask())
+    await endless.sent_all.wait()
+
+    request.cancel()  # what uvicorn does once the grace period is over
+    answer = await request
+
+    # Like any stream broken after the first byte, it ends with an error event clients raise on.
+    cut = upstream_error_event("The proxy shut down mid-response; the response is incomplete.")
+    assert (answer.status, answer.body, answer.ended) == (200, MESSAGE_START + cut, True)
+    assert endless.closed
+    [record] = await proxy.records()
+    assert (record.status_code, record.stream_terminal_state) == (200, "interrupted")
+    assert (record.model, record.usage.input_tokens) == (MODEL, 20)
+    assert not record.success
+
+
+async def test_a_request_cut_by_shutdown_before_any_answer_gets_a_503_and_is_recorded(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0))
+    proxy.transport.answer(Stall())
+    request = asyncio.create_task(proxy.ask())
+    await proxy.transport.stalled.wait()
+
+    request.cancel()
+    answer = await request
+
+    assert answer.status == 503
+    assert answer.json()["error"]["type"] == "overloaded_error"
+    [record] = await proxy.records()
+    assert (record.status_code, record.stream_terminal_state) == (503, "interrupted")

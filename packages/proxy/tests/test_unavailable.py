@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import msgspec
+import pytest
 
 from better_ccflare.core import Account, PauseReason, RateLimitReason, RateLimitState
 from better_ccflare.load_balancer import AccountUsage
@@ -105,6 +106,26 @@ def test_an_empty_pool_says_how_to_add_an_account() -> None:
     reply = unavailable_reply([], {}, NOW, detailed=True)
     assert reply.status == 503
     assert "account add" in body_of(reply.body).error.message
+
+
+@pytest.mark.parametrize(
+    ("reason", "said"),
+    [
+        (RateLimitReason.CREDENTIALS_REJECTED, "credentials_rejected"),
+        (RateLimitReason.OUT_OF_CREDITS, "out_of_credits"),
+        (RateLimitReason.CONNECT_FAILED, "unreachable"),
+        (RateLimitReason.UPSTREAM_TIMEOUT, "unreachable"),
+    ],
+)
+def test_a_circuit_breaker_bench_says_what_failed(reason: RateLimitReason, said: str) -> None:
+    broken = account(
+        "a", rate_limit=RateLimitState(limited_until_ms=NOW + 5_000, reason=reason, failures=1)
+    )
+
+    reply = unavailable_reply([broken], {}, NOW, detailed=True)
+
+    assert reply.status == 503
+    assert [entry.reason for entry in body_of(reply.body).error.accounts] == [said]
 
 
 class PlainDetail(msgspec.Struct, forbid_unknown_fields=True):

@@ -17,11 +17,13 @@ import msgspec
 
 from better_ccflare.core import (
     Account,
+    AccountState,
     BetterCcflareError,
     ModelMappings,
     OAuthMode,
     PauseReason,
     ProviderKind,
+    RateLimitReason,
     SystemClock,
 )
 from better_ccflare.database import Store
@@ -67,6 +69,7 @@ class _AccountRow(msgspec.Struct, frozen=True, kw_only=True):
     priority: int
     paused: bool
     requires_reauth: bool
+    account_state: AccountState
     custom_endpoint: str | None
     request_count: int
     rate_limited_until_ms: int | None
@@ -80,9 +83,13 @@ class _AccountDetail(msgspec.Struct, frozen=True, kw_only=True):
     provider: str
     priority: int
     state: str
+    account_state: AccountState
+    """``state`` for scripts: ``ready``, ``cooling_down``, ``paused``, ``requires_reauth``,
+    ``credentials_rejected`` or ``out_of_credits``."""
     paused: bool
     pause_reason: str | None
     requires_reauth: bool
+    consecutive_failures: int
     custom_endpoint: str | None
     model_mappings: ModelMappings
     credential: str
@@ -310,7 +317,7 @@ def list_accounts(as_json: bool) -> None:
     now_ms = SystemClock().now_ms()
     ordered = sorted(accounts, key=lambda a: (a.priority, a.name))
     if as_json:
-        print_json([_row(a) for a in ordered])
+        print_json([_row(a, now_ms) for a in ordered])
         return
     if not ordered:
         click.echo("No accounts yet. Add one with `better-ccflare account add NAME --mode MODE`.")
@@ -394,7 +401,11 @@ def set_priority(name: str, priority: int) -> None:
 @account.command("reset-rate-limit")
 @click.argument("name")
 def reset_rate_limit_command(name: str) -> None:
-    """End an account's rate-limit cooldown now, making it routable again."""
+    """End an account's cooldown now, making it routable again.
+
+    Clears every bench: a rate limit, and the circuit breaker's (rejected credentials, no
+    credit, an unreachable upstream) with its streak.
+    """
     found = _change(name, lambda store, a: reset_rate_limit(store, a.id))
     click.echo(f"Cleared the rate-limit state of {found.name!r}.")
 
@@ -459,20 +470,39 @@ def _shown(field: str, value: object) -> object:
 
 
 def _state(account: Account, now_ms: int) -> str:
-    if account.requires_reauth:
-        return "needs re-login"
-    if account.paused:
+    limit = account.rate_limit
+    state = account.state(now_ms)
+    if state is AccountState.PAUSED:
         return f"paused ({account.pause_reason})" if account.pause_reason else "paused"
+    if state is AccountState.COOLING_DOWN:
+        kind = "unreachable" if limit.reason in _UNREACHABLE else "rate-limited"
+        return f"{kind} until {format_time(limit.limited_until_ms)} UTC"
+    if state in (AccountState.CREDENTIALS_REJECTED, AccountState.OUT_OF_CREDITS):
+        return _WORDS[state] + _probe(account, now_ms)
+    return _WORDS[state]
+
+
+_WORDS = {
+    AccountState.READY: "active",
+    AccountState.REQUIRES_REAUTH: "needs re-login",
+    AccountState.CREDENTIALS_REJECTED: "credentials rejected",
+    AccountState.OUT_OF_CREDITS: "out of credits",
+}
+_UNREACHABLE = (RateLimitReason.CONNECT_FAILED, RateLimitReason.UPSTREAM_TIMEOUT)
+
+
+def _probe(account: Account, now_ms: int) -> str:
+    """When the next request may try the account again, or that it may now."""
     if account.rate_limit.cooling_down(now_ms):
-        return f"rate-limited until {format_time(account.rate_limit.limited_until_ms)} UTC"
-    return "active"
+        return f" (probed after {format_time(account.rate_limit.limited_until_ms)} UTC)"
+    return " (the next request probes it)"
 
 
 def _when(account: Account) -> str:
     return format_time(account.last_used_ms)
 
 
-def _row(a: Account) -> _AccountRow:
+def _row(a: Account, now_ms: int) -> _AccountRow:
     return _AccountRow(
         id=a.id,
         name=a.name,
@@ -480,6 +510,7 @@ def _row(a: Account) -> _AccountRow:
         priority=a.priority,
         paused=a.paused,
         requires_reauth=a.requires_reauth,
+        account_state=a.state(now_ms),
         custom_endpoint=a.custom_endpoint,
         request_count=a.request_count,
         rate_limited_until_ms=a.rate_limit.limited_until_ms,
@@ -497,9 +528,11 @@ def _detail(a: Account, now_ms: int) -> _AccountDetail:
         provider=a.provider,
         priority=a.priority,
         state=_state(a, now_ms),
+        account_state=a.state(now_ms),
         paused=a.paused,
         pause_reason=a.pause_reason,
         requires_reauth=a.requires_reauth,
+        consecutive_failures=a.rate_limit.failures,
         custom_endpoint=a.custom_endpoint,
         model_mappings=a.model_mappings,
         credential=credential,

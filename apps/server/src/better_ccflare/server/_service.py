@@ -80,6 +80,7 @@ class Service:
             client=self.http,
             clock=clock,
             on_update=self.pool.replace,
+            events=self.pool.events,
         )
         self.usage = UsageCache(clock=clock, on_window_reset=self.pool.window_reset)
         self.auth = ApiKeyAuthenticator(store, clock)
@@ -242,7 +243,8 @@ def uvicorn_config(config: Config, app: Dispatcher) -> uvicorn.Config:
         log_config=None,
         access_log=False,
         lifespan="off",
-        timeout_graceful_shutdown=30,
+        # uvicorn counts whole seconds: a grace period is rounded up to the next second.
+        timeout_graceful_shutdown=-(-config.shutdown_grace_ms // 1000),
         server_header=False,
     )
 
@@ -273,6 +275,18 @@ def _stop_on_signals(server: uvicorn.Server) -> None:
             loop.add_signal_handler(sig, stop)
 
 
+_CUT_REQUESTS_WAIT_S = 5.0
+"""How long the requests cut at the end of the grace period get to record themselves."""
+
+
+async def _requests_cut(server: uvicorn.Server) -> None:
+    """Let the requests uvicorn cancelled when the grace period ran out finish their own way
+    (close the upstream, record what was seen) before the store closes under them."""
+    tasks = set(server.server_state.tasks)
+    if tasks:
+        await asyncio.wait(tasks, timeout=_CUT_REQUESTS_WAIT_S)
+
+
 def freeze_startup_heap() -> None:
     """Take everything alive once the service has started out of the cycle collector's sight.
 
@@ -290,8 +304,9 @@ def freeze_startup_heap() -> None:
 async def serve(config: Config) -> None:
     """Run the service until interrupted (Ctrl-C or SIGTERM), then shut down cleanly.
 
-    Shutdown stops accepting connections, gives in-flight streams up to 30 s to finish, stops
-    the background jobs and flushes every queued database write.
+    Shutdown stops accepting connections, gives in-flight streams the grace period
+    (``shutdown_grace_ms``, 30 s by default) to finish, cuts and records those still running,
+    stops the background jobs and flushes every queued database write.
 
     Raises:
         BetterCcflareError: The configuration, the key or the database is unusable, a data
@@ -326,6 +341,7 @@ async def serve(config: Config) -> None:
                 )
             freeze_startup_heap()
             await server.serve(sockets=[listening])
+            await _requests_cut(server)
     _log.info("better-ccflare stopped; every queued write is flushed")
 
 

@@ -6,6 +6,7 @@ else builds on these types.
 
 from ._accounts import (
     Account,
+    AccountState,
     BillingType,
     Credentials,
     ModelMappings,
@@ -50,6 +51,7 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_CLIENT_ID",
     "Account",
+    "AccountState",
     "AgentPreference",
     "ApiKey",
     "ApiKeyRole",

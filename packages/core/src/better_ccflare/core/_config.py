@@ -131,6 +131,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     """How long to wait for upstream response headers."""
     idle_timeout_ms: int
     """The longest silence allowed between two chunks of an upstream response body."""
+    shutdown_grace_ms: int
+    """How long a stopping server lets responses in flight finish before it cuts them."""
     allowed_hosts: tuple[str, ...]
     """Host names (lower case, no port) the server answers besides loopback and its bound
     address; ``("*",)`` answers any, for a reverse proxy that sets ``Host`` itself."""
@@ -413,6 +415,14 @@ _SETTINGS: tuple[_Setting, ...] = (
         "idle_timeout_ms",
         _int_in(1_000, 3_600_000),
         lambda _: 240_000,
+    ),
+    # Shutdown: streams still running when the grace period ends are cut (and recorded).
+    _Setting(
+        "shutdown_grace_ms",
+        "BETTER_CCFLARE_SHUTDOWN_GRACE_MS",
+        "shutdown_grace_ms",
+        _int_in(0, 3_600_000),
+        lambda _: 30_000,
     ),
     # The edge: who may talk to the server, and the limits every client meets before its key
     # is checked (docs/security.md).

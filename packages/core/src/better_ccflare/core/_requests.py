@@ -19,6 +19,8 @@ class StreamTerminalState(StrEnum):
     UPSTREAM_ERROR = "upstream_error"
     UPSTREAM_CLOSED = "upstream_closed"
     TIMEOUT = "timeout"
+    INTERRUPTED = "interrupted"
+    """The server shut down before the response ended (the grace period ran out)."""
 
 
 class TokenUsage(msgspec.Struct, frozen=True, kw_only=True):

@@ -71,6 +71,7 @@ rate_limit_states = st.builds(
     reason=_maybe(st.sampled_from(RateLimitReason)),
     limited_at_ms=_maybe(_ms),
     consecutive=st.integers(min_value=0, max_value=1000),
+    failures=st.integers(min_value=0, max_value=1000),
 )
 accounts = st.builds(
     Account,

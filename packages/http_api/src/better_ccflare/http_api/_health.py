@@ -10,7 +10,9 @@ was restarted for nothing. Now:
   otherwise, with ``retry-after`` (seconds) when the soonest account will serve by itself.
 
 "Can serve" is what the strategies decide, usage included: an account whose cached usage
-window is exhausted cannot serve until the window resets.
+window is exhausted cannot serve until the window resets. An account the circuit breaker
+flagged (rejected credentials, no credit) cannot serve either, even between its benches when
+the proxy lets a probe through: it waits for someone to act, so it gives no time to retry.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import msgspec
 from litestar import HttpMethod, Response, route
 from litestar.handlers import HTTPRouteHandler
 
-from better_ccflare.core import Account, Clock
+from better_ccflare.core import Account, AccountState, Clock
 from better_ccflare.load_balancer import AccountUsage, eligible_at_ms, is_usage_exhausted
 
 from ._times import iso_ms
@@ -32,13 +34,17 @@ __all__ = ["Health", "PoolStatus", "health_handlers"]
 class PoolStatus(msgspec.Struct, frozen=True, kw_only=True):
     configured: int
     routable: int
-    """Accounts a request could be routed to right now."""
+    """Accounts able to serve now: not benched, and nothing awaiting an operator."""
     paused: int
     rate_limited: int
-    """Accounts cooling down after a rate limit (paused ones included)."""
+    """Accounts in a cooldown of any kind, the breaker's included (paused ones too)."""
     usage_exhausted: int
     """Accounts free to serve but for a usage window the cache shows used up."""
     requires_reauth: int
+    credentials_rejected: int
+    """Accounts whose credentials the upstream refused; they need new ones."""
+    out_of_credits: int
+    """Accounts the upstream said have no credit; they need topping up."""
     next_available_at: str | None
     """When no account can serve: the soonest time one will by itself (ISO-8601 UTC); ``None``
     when one can serve now, or when none will without someone acting."""
@@ -53,11 +59,19 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
     pool: PoolStatus
 
 
+_AWAITING_AN_OPERATOR = frozenset({AccountState.CREDENTIALS_REJECTED, AccountState.OUT_OF_CREDITS})
+"""Breaker states that only new credentials, new credit or a probe that is served end."""
+
+
 def _health(
     accounts: tuple[Account, ...], usage: Mapping[str, AccountUsage], strategy: str, now_ms: int
 ) -> tuple[Health, int | None]:
     """The body, and how many seconds until the soonest account serves when none can now."""
-    ready_at = [eligible_at_ms(a, usage.get(a.id), now_ms) for a in accounts]
+    states = [a.state(now_ms) for a in accounts]
+    ready_at = [
+        None if state in _AWAITING_AN_OPERATOR else eligible_at_ms(a, usage.get(a.id), now_ms)
+        for a, state in zip(accounts, states, strict=True)
+    ]
     known = [at for at in ready_at if at is not None]
     routable = sum(at == now_ms for at in known)
     soonest_ms = min(known) if known and not routable else None
@@ -67,9 +81,12 @@ def _health(
         paused=sum(a.paused for a in accounts),
         rate_limited=sum(a.rate_limit.cooling_down(now_ms) for a in accounts),
         usage_exhausted=sum(
-            a.is_available(now_ms) and is_usage_exhausted(usage.get(a.id), now_ms) for a in accounts
+            state is AccountState.READY and is_usage_exhausted(usage.get(a.id), now_ms)
+            for a, state in zip(accounts, states, strict=True)
         ),
         requires_reauth=sum(a.requires_reauth for a in accounts),
+        credentials_rejected=states.count(AccountState.CREDENTIALS_REJECTED),
+        out_of_credits=states.count(AccountState.OUT_OF_CREDITS),
         next_available_at=iso_ms(soonest_ms),
     )
     ready = routable > 0

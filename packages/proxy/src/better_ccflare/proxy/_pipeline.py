@@ -35,6 +35,7 @@ from better_ccflare.core import (
     BetterCcflareError,
     Clock,
     Credentials,
+    RateLimitReason,
     RequestRecord,
     StreamTerminalState,
 )
@@ -60,13 +61,15 @@ from ._account_pool import AccountPool
 from ._anthropic_errors import ErrorReply, error_body, error_event
 from ._api_key_auth import ApiKeyAuthenticator
 from ._attempt_failures import AttemptFailures
-from ._cooldowns import CooldownPolicy
+from ._cooldowns import BREAKER_REASONS, CooldownPolicy
 from ._credential_source import CredentialSource
 from ._local_answers import LOCAL_ANSWER_PATHS
 from ._payloads import PayloadCapture
+from ._pool_events import AllAccountsFailed, Failover, FailoverReason
 from ._request_checks import InvalidRequestError, Routing, forwardable_path, read_routing
 from ._request_events import RequestEvents
 from ._request_record import request_record, time_ordered_id
+from ._token_manager import CredentialsUnavailableError
 from ._transport import (
     Timeouts,
     UpstreamConnectError,
@@ -87,6 +90,7 @@ Scope = Mapping[str, Any]
 Receive = Callable[[], Awaitable[Any]]
 Send = Callable[[Any], Awaitable[None]]
 
+_CUT_BY_SHUTDOWN = "cut by server shutdown"
 _ERROR_BODY_LIMIT = 1024 * 1024
 """Error bodies are read before deciding (a 429's body can say which limit); real ones are a few
 hundred bytes, and anything beyond this is forwarded from the stream unread."""
@@ -157,15 +161,10 @@ class ProxyApp:
             kind = "authentication_error" if auth.status == 401 else "permission_error"
             await _error(send, auth.status, kind, auth.message)
             return
-        body = await _read_body(receive, self._deps.settings.max_body_bytes)
-        if body is None:
-            await _error(send, 413, "request_too_large", "The request body is too large.")
+        read = await self._read_request(scope, receive, send, path, headers)
+        if read is None:
             return
-        try:
-            routing = read_routing(body, headers.get("content-type"))
-        except InvalidRequestError as exc:
-            await _error(send, 400, "invalid_request_error", str(exc))
-            return
+        body, routing = read
         exchange: _Exchange | None = None
         try:
             exchange = _Exchange(
@@ -187,6 +186,26 @@ class ProxyApp:
             if exchange is None or not exchange.responded:
                 await _error(send, 500, "api_error", "The proxy failed unexpectedly; see its log.")
 
+    async def _read_request(
+        self, scope: Scope, receive: Receive, send: Send, path: str, headers: Mapping[str, str]
+    ) -> tuple[bytes, Routing] | None:
+        """The body and what routing reads of it; None when there is nothing to proxy (the
+        client has been answered, or the server stopped while the body was arriving)."""
+        try:
+            body = await _read_body(receive, self._deps.settings.max_body_bytes)
+        except asyncio.CancelledError:
+            # The server stopped before the client finished sending: nothing had started yet.
+            _log.info("Shutdown cut %s %s while its body was still arriving", scope["method"], path)
+            return None
+        if body is None:
+            await _error(send, 413, "request_too_large", "The request body is too large.")
+            return None
+        try:
+            return body, read_routing(body, headers.get("content-type"))
+        except InvalidRequestError as exc:
+            await _error(send, 400, "invalid_request_error", str(exc))
+            return None
+
 
 class _Exchange:
     """One client request, from account selection to the recorded result."""
@@ -196,6 +215,7 @@ class _Exchange:
         "attempts",
         "body",
         "deps",
+        "failed_with",
         "failures",
         "headers",
         "id",
@@ -214,6 +234,8 @@ class _Exchange:
     # Both set just before the first account is tried.
     failures: AttemptFailures
     """Why each account tried so far could not serve, for the answer when none could."""
+    failed_with: tuple[int | None, FailoverReason]
+    """The last failed attempt's upstream status and reason, for the failover event."""
     watcher: _DisconnectWatcher
     """Races each long wait against the client leaving."""
 
@@ -267,16 +289,35 @@ class _Exchange:
             return
         self.failures = AttemptFailures()
         self.watcher = _DisconnectWatcher(self.receive)
+        events = deps.pool.events
         try:
             for account in selection.order:
                 if await self._try(account):
                     return
                 self.attempts += 1
+                if self.attempts < len(selection.order):
+                    status, reason = self.failed_with
+                    events.emit(
+                        Failover(
+                            request_id=self.id,
+                            account_id=account.id,
+                            account=account.name,
+                            status=status,
+                            reason=reason,
+                        )
+                    )
         except _ClientGoneError:
             self._record(None, 499, StreamTerminalState.CLIENT_DISCONNECTED, None, None)
             return
+        except asyncio.CancelledError:
+            # Only the server cancels a request (the client leaving is _ClientGoneError): it is
+            # stopping and the grace period ran out before any upstream answered.
+            _absorb_cancellation()
+            await self._cut_by_shutdown()
+            return
         finally:
             self.watcher.stop()
+        events.emit(AllAccountsFailed(request_id=self.id, attempts=self.attempts))
         await self._all_failed()
 
     def session_id(self) -> str | None:
@@ -307,14 +348,14 @@ class _Exchange:
             except (UpstreamConnectError, UpstreamTimeoutError) as exc:
                 await response.aclose()
                 self.failures.unreachable(f"{account.name}: error body cut off ({exc})", exc)
+                self.failed_with = (response.status, FailoverReason.BODY_CUT)
                 return False
             except _ClientGoneError:
                 await response.aclose()
                 raise
         upstream_headers = dict(response.headers)
-        if response.status == 401 or self._rate_limited(
-            provider, account, response.status, upstream_headers, error_body
-        ):
+        reason = self._failure_of(provider, account, response.status, upstream_headers, error_body)
+        if reason is not None:
             await response.aclose()
             self.failures.answered(
                 f"{account.name}: upstream answered {response.status}",
@@ -322,6 +363,7 @@ class _Exchange:
                 upstream_headers,
                 error_body,
             )
+            self.failed_with = (response.status, reason)
             return False
         await self._forward(
             provider, account, request, response, upstream_headers=upstream_headers, body=body
@@ -339,11 +381,14 @@ class _Exchange:
         except UnknownProviderError:
             detail = f"{account.name}: unknown provider {account.provider!r}"
             self.failures.skipped("unknown provider", detail)
+            self.failed_with = (None, FailoverReason.ACCOUNT_UNUSABLE)
         except (AccountConfigError, UnsupportedRequestError) as exc:
             self.failures.skipped("account cannot serve this request", f"{account.name}: {exc}")
+            self.failed_with = (None, FailoverReason.ACCOUNT_UNUSABLE)
         except BetterCcflareError as exc:
             detail = f"{account.name}: credentials unavailable ({exc})"
             self.failures.skipped("credentials unavailable", detail)
+            self.failed_with = (None, FailoverReason.CREDENTIALS_UNAVAILABLE)
         return None
 
     async def _retry_after_refresh(
@@ -353,27 +398,45 @@ class _Exchange:
         try:
             fresh = await self.watcher.race(self.deps.credentials.force_refresh(account, rejected))
         except BetterCcflareError as exc:
+            reason = FailoverReason.CREDENTIALS_UNAVAILABLE
+            if isinstance(exc, CredentialsUnavailableError) and exc.rejected:
+                # Refreshing cannot give anything the upstream has not already refused.
+                self._open_breaker(account, RateLimitReason.CREDENTIALS_REJECTED)
+                reason = FailoverReason.CREDENTIALS_REJECTED
             detail = f"{account.name}: 401, and the token refresh failed ({exc})"
             self.failures.skipped("token refresh failed", detail)
+            self.failed_with = (401, reason)
             return None
         return await self._send(self._build(provider, account, fresh), account)
 
-    def _rate_limited(
+    def _failure_of(
         self,
         provider: Provider,
         account: Account,
         status: int,
         headers: Mapping[str, str],
         error_body: bytes | None,
-    ) -> bool:
-        """Classify the response, update the account's cooldown, and say whether to fail over."""
+    ) -> FailoverReason | None:
+        """Classify the response, update the account's state, and say why to fail over (None:
+        serve it). Rejected credentials open the breaker; the provider reads rate limits."""
         deps = self.deps
         now = deps.clock.now_ms()
+        if status in (401, 403) and _rejects_credentials(status, error_body):
+            deps.pool.apply_failure(
+                account.id, RateLimitReason.CREDENTIALS_REJECTED, now, deps.settings.cooldowns
+            )
+            return FailoverReason.CREDENTIALS_REJECTED
         info = provider.classify_rate_limit(
             status=status, headers=headers, body=error_body, now_ms=now
         )
         deps.pool.apply_rate_limit(account.id, info, now, deps.settings.cooldowns)
-        return info.kind is not RateLimitKind.NONE
+        if info.kind is RateLimitKind.NONE:
+            return None
+        return FailoverReason(info.kind.value)
+
+    def _open_breaker(self, account: Account, reason: RateLimitReason) -> None:
+        deps = self.deps
+        deps.pool.apply_failure(account.id, reason, deps.clock.now_ms(), deps.settings.cooldowns)
 
     def _build(
         self, provider: Provider, account: Account, credentials: Credentials
@@ -396,9 +459,13 @@ class _Exchange:
                 self.deps.transport.send(request, self.deps.settings.timeouts)
             )
         except UpstreamTimeoutError as exc:
+            self._open_breaker(account, RateLimitReason.UPSTREAM_TIMEOUT)
             self.failures.unreachable(f"{account.name}: {exc}", exc)
+            self.failed_with = (None, FailoverReason.TIMEOUT)
         except UpstreamConnectError as exc:
+            self._open_breaker(account, RateLimitReason.CONNECT_FAILED)
             self.failures.unreachable(f"{account.name}: connection failed ({exc})", exc)
+            self.failed_with = (None, FailoverReason.CONNECT_FAILED)
         return None
 
     async def _forward(
@@ -440,8 +507,19 @@ class _Exchange:
             terminal, error = StreamTerminalState.TIMEOUT, str(exc)
         except UpstreamConnectError as exc:
             terminal, error = StreamTerminalState.UPSTREAM_CLOSED, str(exc)
+        except asyncio.CancelledError:
+            # The server is stopping and its grace period is over. The response is broken like
+            # any other cut one (below); the record keeps what was seen so far.
+            _absorb_cancellation()
+            terminal, error = StreamTerminalState.INTERRUPTED, _CUT_BY_SHUTDOWN
         finally:
             await response.aclose()
+        if terminal is StreamTerminalState.INTERRUPTED:
+            _log.info(
+                "Shutdown cut request %s mid-response",
+                self.id,
+                extra={"data": {"request_id": self.id, "account": account.name}},
+            )
         if error is not None and streaming:
             await self._end_stream_with_error(terminal, error, capture)
         # A broken body that is not a stream is left unended: the server then drops the
@@ -496,6 +574,8 @@ class _Exchange:
         """End a stream the upstream broke with an ``event: error``, on which clients raise."""
         if terminal is StreamTerminalState.TIMEOUT:
             message = f"The upstream stopped sending ({error}); the response is incomplete."
+        elif terminal is StreamTerminalState.INTERRUPTED:
+            message = "The proxy shut down mid-response; the response is incomplete."
         else:
             message = "The upstream connection closed mid-response; the response is incomplete."
         event = error_event("api_error", message)
@@ -521,15 +601,33 @@ class _Exchange:
             _log.info("Request %s: %s", self.id, error)
         await self._answer(reply, error)
 
+    async def _cut_by_shutdown(self) -> None:
+        """The server stopped before any upstream answered: a retryable 503, recorded."""
+        _log.info(
+            "Shutdown cut request %s before an upstream answered",
+            self.id,
+            extra={"data": {"request_id": self.id}},
+        )
+        self.responded = True
+        await _error(
+            self.send, 503, "overloaded_error", "The proxy is shutting down; retry the request."
+        )
+        self._record(None, 503, StreamTerminalState.INTERRUPTED, None, _CUT_BY_SHUTDOWN)
+
     async def _all_failed(self) -> None:
         deps = self.deps
         now = deps.clock.now_ms()
         usage = deps.usage()
+        # The log has this already: the AllAccountsFailed pool event, emitted by run().
         summary = self.failures.summary()
-        _log.info("Request %s: %s", self.id, summary)
-        if not any(is_eligible(a, usage.get(a.id), now) for a in deps.pool.accounts()):
+        if not any(
+            is_eligible(a, usage.get(a.id), now) or a.rate_limit.reason in BREAKER_REASONS
+            for a in deps.pool.accounts()
+        ):
             # Every account is now benched (the attempts themselves set the cooldowns): say so
-            # the way an exhausted pool does, with the real reset, not as a gateway error.
+            # the way an exhausted pool does, with the real reset, not as a gateway error. An
+            # account the breaker benched failed rather than ran out: the attempts' own answer
+            # (the best upstream reply, else a 502 or 504) says how.
             await self._unavailable(usage, now, summary)
             return
         await self._answer(self.failures.reply(detailed=self.detailed), summary)
@@ -624,6 +722,26 @@ class _DisconnectWatcher:
 
     def stop(self) -> None:
         self._task.cancel()
+
+
+def _absorb_cancellation() -> None:
+    """Take back the server's cancellation of this request's task, which the request handles
+    itself (records, answers); the task then ends normally instead of with a traceback."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
+
+
+_CREDENTIAL_ERRORS = (b'"authentication_error"', b'"permission_error"')
+
+
+def _rejects_credentials(status: int, error_body: bytes | None) -> bool:
+    """A 401, or a 403 whose error type says authentication or permission: the account's
+    credentials are refused (a 403 about billing, or anything else, is not)."""
+    if status == 401:
+        return True
+    body = error_body or b""
+    return any(kind in body for kind in _CREDENTIAL_ERRORS)
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:

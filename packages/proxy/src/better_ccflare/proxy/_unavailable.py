@@ -4,7 +4,8 @@ Clients must be able to act on it: the body says why the pool is out and when it
 ``Retry-After`` gives the wait; and the ``anthropic-ratelimit-unified-*`` headers are the ones
 Claude Code reads from Anthropic itself, so it shows the user the real reset time instead of a
 generic error. When every account is out because of a usage window or quota the status is 429,
-as Anthropic would answer; otherwise (paused, awaiting re-login, overloaded) it is 503.
+as Anthropic would answer; otherwise (paused, awaiting re-login, overloaded, refused
+credentials, no credit, unreachable) it is 503.
 
 How much the body says depends on who asks. An operator (a client with an admin key) gets each
 account's name, why it is out and until when. Anyone else gets only the kinds of
@@ -20,11 +21,11 @@ from enum import StrEnum
 
 import msgspec
 
-from better_ccflare.core import Account
+from better_ccflare.core import Account, RateLimitReason
 from better_ccflare.load_balancer import AccountUsage, is_usage_exhausted
 
 from ._anthropic_errors import ErrorReply
-from ._cooldowns import QUOTA_REASONS
+from ._cooldowns import QUOTA_REASONS, UNREACHABLE_REASONS
 
 __all__ = ["UnavailableReason", "describe_unavailable", "unavailable_reply"]
 
@@ -40,6 +41,10 @@ class UnavailableReason(StrEnum):
     USAGE_EXHAUSTED = "usage_exhausted"
     RATE_LIMITED = "rate_limited"
     OVERLOADED = "overloaded"
+    CREDENTIALS_REJECTED = "credentials_rejected"
+    OUT_OF_CREDITS = "out_of_credits"
+    UNREACHABLE = "unreachable"
+    """Failed connections or timeouts: the circuit breaker's short cooldown."""
     UNAVAILABLE = "unavailable"
 
 
@@ -142,13 +147,20 @@ def _status_of(
             usage.resets_at_ms if usage else None,
         )
     if limit.cooling_down(now_ms):
-        reason = (
-            UnavailableReason.RATE_LIMITED
-            if limit.reason is None or limit.reason in QUOTA_REASONS
-            else UnavailableReason.OVERLOADED
-        )
-        return account.name, reason, limit.limited_until_ms
+        return account.name, _cooldown_reason(limit.reason), limit.limited_until_ms
     return account.name, UnavailableReason.UNAVAILABLE, None
+
+
+def _cooldown_reason(reason: RateLimitReason | None) -> UnavailableReason:
+    if reason is None or reason in QUOTA_REASONS:
+        return UnavailableReason.RATE_LIMITED
+    if reason is RateLimitReason.CREDENTIALS_REJECTED:
+        return UnavailableReason.CREDENTIALS_REJECTED
+    if reason is RateLimitReason.OUT_OF_CREDITS:
+        return UnavailableReason.OUT_OF_CREDITS
+    if reason in UNREACHABLE_REASONS:
+        return UnavailableReason.UNREACHABLE
+    return UnavailableReason.OVERLOADED
 
 
 def _message(statuses: Sequence[tuple[str, UnavailableReason, int | None]]) -> str:

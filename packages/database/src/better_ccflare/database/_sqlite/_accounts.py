@@ -64,6 +64,7 @@ _INSERT_COLUMNS = (
     "rate_limited_reason",
     "rate_limited_at",
     "consecutive_rate_limits",
+    "consecutive_failures",
     "session_start",
     "session_request_count",
     "auto_fallback_enabled",
@@ -80,6 +81,13 @@ _INSERT_SQL = (
 )
 _SET_CREDENTIALS = (
     "api_key = ?, access_token = ?, refresh_token = ?, expires_at = ?, refresh_token_issued_at = ?"
+)
+# New credentials answer a rejection of the old ones: the bench ends and the streak starts over.
+_CLEAR_REJECTION = (
+    "rate_limited_until = CASE WHEN rate_limited_reason = 'credentials_rejected' "
+    "THEN NULL ELSE rate_limited_until END, "
+    "consecutive_failures = CASE WHEN rate_limited_reason = 'credentials_rejected' "
+    "THEN 0 ELSE consecutive_failures END"
 )
 _RECORD_USE_SQL = """
 UPDATE accounts SET
@@ -129,6 +137,7 @@ def _account_values(account: Account, key: SecretKey) -> tuple[object, ...]:
         rate_limit.reason,
         rate_limit.limited_at_ms,
         rate_limit.consecutive,
+        rate_limit.failures,
         account.session.started_at_ms,
         account.session.request_count,
         account.auto_fallback_enabled,
@@ -177,6 +186,7 @@ def account_from_row(row: sqlite3.Row, key: SecretKey) -> Account:
             reason=enum_or_none(RateLimitReason, row["rate_limited_reason"]),
             limited_at_ms=row["rate_limited_at"],
             consecutive=row["consecutive_rate_limits"] or 0,
+            failures=row["consecutive_failures"] or 0,
         ),
         session=SessionState(
             started_at_ms=row["session_start"],
@@ -296,7 +306,7 @@ class SqliteAccounts:
             account_id,
             "rate_limit_status = ?, rate_limit_reset = ?, rate_limit_remaining = ?, "
             "rate_limited_until = ?, rate_limited_reason = ?, rate_limited_at = ?, "
-            "consecutive_rate_limits = ?",
+            "consecutive_rate_limits = ?, consecutive_failures = ?",
             (
                 state.status,
                 state.reset_at_ms,
@@ -305,6 +315,7 @@ class SqliteAccounts:
                 state.reason,
                 state.limited_at_ms,
                 state.consecutive,
+                state.failures,
             ),
         )
 
@@ -337,7 +348,7 @@ class SqliteAccounts:
     async def set_credentials(self, account_id: str, credentials: Credentials) -> None:
         await self._update(
             account_id,
-            f"{_SET_CREDENTIALS}, requires_reauth = 0",
+            f"{_SET_CREDENTIALS}, requires_reauth = 0, {_CLEAR_REJECTION}",
             _credential_values(credentials, self._key),
         )
 

@@ -104,6 +104,8 @@ ACCOUNTS = Table(
         ("rate_limited_reason", "TEXT"),
         ("rate_limited_at", "INTEGER"),
         ("consecutive_rate_limits", "INTEGER NOT NULL DEFAULT 0"),
+        # Ours, not the reference's: the circuit breaker's streak (migration 7).
+        ("consecutive_failures", "INTEGER NOT NULL DEFAULT 0"),
     ),
 )
 

@@ -45,13 +45,27 @@ function needsLogin(a) {
   return a.requiresReauth || (a.tokenStatus === "expired" && !a.hasRefreshToken);
 }
 
+// The circuit breaker's states that need someone (the account is probed again meanwhile).
+const ATTENTION = {
+  credentials_rejected: ["Credentials rejected", "The upstream refused this account's credentials: update them (log in again) or reset it."],
+  out_of_credits: ["Out of credits", "The upstream says this account has no credit left: top it up, or wait for a usage reading or a probe to find credit."],
+};
+const UNREACHABLE = new Set(["connect_failed", "upstream_timeout"]);
+
+function probeText(a) {
+  return a.rateLimitedUntil && a.rateLimitedUntil > Date.now() ? `probed ${fmtRelative(a.rateLimitedUntil)}` : "the next request probes it";
+}
+
 function statusBadges(a) {
   const now = Date.now();
   const badges = [];
+  const attention = ATTENTION[a.state];
   if (needsLogin(a)) badges.push(h("span", { class: "badge bad" }, "Needs re-login"));
+  if (attention) badges.push(h("span", { class: "badge bad", title: attention[1] }, `${attention[0]} · ${probeText(a)}`));
   if (a.paused) badges.push(h("span", { class: "badge", title: a.pauseReason ?? "" }, a.pauseReason && a.pauseReason !== "manual" ? `Paused · ${a.pauseReason.replaceAll("_", " ")}` : "Paused"));
-  if (a.rateLimitedUntil && a.rateLimitedUntil > now) {
-    badges.push(h("span", { class: "badge warn", title: a.rateLimitedReason ?? "" }, `Rate limited · resets ${fmtRelative(a.rateLimitedUntil)}`));
+  if (!attention && a.rateLimitedUntil && a.rateLimitedUntil > now) {
+    const label = UNREACHABLE.has(a.rateLimitedReason) ? `Unreachable · retried ${fmtRelative(a.rateLimitedUntil)}` : `Rate limited · resets ${fmtRelative(a.rateLimitedUntil)}`;
+    badges.push(h("span", { class: "badge warn", title: a.rateLimitedReason ?? "" }, label));
   }
   if (!badges.length) badges.push(a.isAvailable ? h("span", { class: "badge ok" }, "Ready") : h("span", { class: "badge" }, "Unavailable"));
   return badges;
@@ -126,6 +140,9 @@ function accountCard(a) {
       h("span", { class: "muted small" }, `Priority ${a.priority}`)),
     needsLogin(a) ? h("div", { class: "reauth-banner", role: "alert" },
       h("span", {}, "Needs re-login: the refresh token no longer works, so this account is not used."),
+      isOAuth ? action("Log in again", () => startReauth(a), "button small primary") : null) : null,
+    ATTENTION[a.state] ? h("div", { class: "reauth-banner", role: "alert" },
+      h("span", {}, `${ATTENTION[a.state][0]}: ${ATTENTION[a.state][1]}`),
       isOAuth ? action("Log in again", () => startReauth(a), "button small primary") : null) : null,
     h("div", { class: "account-meta" },
       h("div", {}, h("span", {}, "Requests"), h("span", {}, `${fmtInt(a.totalRequests)} total · ${fmtInt(a.sessionInfo?.requestCount ?? 0)} this session`)),
