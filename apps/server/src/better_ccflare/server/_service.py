@@ -23,6 +23,7 @@ from better_ccflare.database import Store
 from better_ccflare.http_api import (
     Dispatcher,
     ManagementContext,
+    Metrics,
     TrustedHosts,
     dashboard_handlers,
     management_app,
@@ -115,6 +116,10 @@ class Service:
             run_at_start=True,
         )
         self.request_events = RequestEvents()
+        self.metrics = Metrics(
+            pool=self.pool, usage=self.usage, events=self.request_events, store=store, clock=clock
+        )
+        self.request_events.add_listener(self.metrics.requests.observe_request)
         self.auto_refresh = AutoRefreshScheduler(
             pool=self.pool,
             providers=self.registry,
@@ -154,6 +159,7 @@ class Service:
             log_bus=log_bus,
             log_dir=config.log_dir,
             port=config.port,
+            metrics=self.metrics,
         )
         api = management_app(self.management, extra=dashboard_handlers())
         self.app = Dispatcher(

@@ -15,6 +15,9 @@ from ._dashboard import (
 from ._dispatch import Dispatcher
 from ._health import Health, PoolStatus, health_handler
 from ._management import MANAGEMENT_HANDLERS, management_app
+from ._metric_labels import ModelLabels, account_state
+from ._metrics import Metrics
+from ._request_metrics import RequestMetrics
 from ._trusted_hosts import TrustedHosts
 
 __version__ = "0.1.0"
@@ -29,8 +32,12 @@ __all__ = [
     "Health",
     "LiveSettings",
     "ManagementContext",
+    "Metrics",
+    "ModelLabels",
     "PoolStatus",
+    "RequestMetrics",
     "TrustedHosts",
+    "account_state",
     "dashboard_handlers",
     "health_handler",
     "management_app",

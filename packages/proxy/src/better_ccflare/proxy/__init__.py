@@ -15,7 +15,7 @@ from ._h1_transport import H1Transport
 from ._local_answers import LOCAL_ANSWER_PATHS
 from ._payloads import Payload, PayloadFormatError, decode_payload
 from ._pipeline import ProxyApp, ProxyDeps, ProxySettings
-from ._request_events import RequestEvents
+from ._request_events import RequestEvents, RequestListener, RequestTimings
 from ._token_manager import TokenManager
 from ._transport import (
     Timeouts,
@@ -40,6 +40,8 @@ __all__ = [
     "ProxyDeps",
     "ProxySettings",
     "RequestEvents",
+    "RequestListener",
+    "RequestTimings",
     "Timeouts",
     "TokenManager",
     "UpstreamConnectError",

@@ -64,7 +64,7 @@ from ._credential_source import CredentialSource
 from ._local_answers import LOCAL_ANSWER_PATHS
 from ._payloads import PayloadCapture
 from ._request_checks import InvalidRequestError, Routing, forwardable_path, read_routing
-from ._request_events import RequestEvents
+from ._request_events import RequestEvents, RequestTimings
 from ._request_record import request_record, time_ordered_id
 from ._transport import (
     Timeouts,
@@ -165,6 +165,9 @@ class ProxyApp:
             await _error(send, 400, "invalid_request_error", str(exc))
             return
         exchange: _Exchange | None = None
+        events = self._deps.events
+        if events is not None:
+            events.request_started()
         try:
             exchange = _Exchange(
                 self._deps,
@@ -184,6 +187,9 @@ class ProxyApp:
             _log.exception("Proxying %s %s failed unexpectedly", scope["method"], path)
             if exchange is None or not exchange.responded:
                 await _error(send, 500, "api_error", "The proxy failed unexpectedly; see its log.")
+        finally:
+            if events is not None:
+                events.request_ended()
 
 
 class _Exchange:
@@ -195,6 +201,7 @@ class _Exchange:
         "body",
         "deps",
         "failures",
+        "first_byte",
         "headers",
         "id",
         "method",
@@ -204,8 +211,10 @@ class _Exchange:
         "responded",
         "routing",
         "send",
+        "sent",
         "started",
         "started_ms",
+        "upstream_done",
         "watcher",
     )
 
@@ -243,6 +252,9 @@ class _Exchange:
         self.started_ms = deps.clock.now_ms()
         self.id = time_ordered_id(self.started_ms)
         self.attempts = 0
+        # perf_counter() of the last upstream send, of the forwarded response's headers and of
+        # its end (0.0 until they happen): the upstream's share of the time, for the metrics.
+        self.sent = self.first_byte = self.upstream_done = 0.0
         self.responded = False
         """Whether the response has started (set just before it does, by whoever starts it)."""
 
@@ -389,6 +401,7 @@ class _Exchange:
         )
 
     async def _send(self, request: UpstreamRequest, account: Account) -> UpstreamResponse | None:
+        self.sent = time.perf_counter()
         try:
             return await self.watcher.race(
                 self.deps.transport.send(request, self.deps.settings.timeouts)
@@ -410,6 +423,7 @@ class _Exchange:
         body: _Body,
     ) -> None:
         """Stream the chosen response to the client, then record the request."""
+        self.first_byte = time.perf_counter()
         transformer = provider.response_transformer(
             path=self.path, status=response.status, headers=upstream_headers, request=request
         )
@@ -439,6 +453,7 @@ class _Exchange:
         except UpstreamConnectError as exc:
             terminal, error = StreamTerminalState.UPSTREAM_CLOSED, str(exc)
         finally:
+            self.upstream_done = time.perf_counter()
             await response.aclose()
         if error is not None and streaming:
             await self._end_stream_with_error(terminal, error, capture)
@@ -554,8 +569,18 @@ class _Exchange:
         )
         self.deps.store.requests.record(record)
         if self.deps.events is not None:
-            self.deps.events.publish(record)
+            self.deps.events.publish(record, self._timings())
         return record
+
+    def _timings(self) -> RequestTimings:
+        total = time.perf_counter() - self.started
+        if not self.first_byte:
+            return RequestTimings(total_s=total)
+        return RequestTimings(
+            total_s=total,
+            upstream_first_byte_s=self.first_byte - self.sent,
+            upstream_s=self.upstream_done - self.sent,
+        )
 
 
 class _DisconnectWatcher:
