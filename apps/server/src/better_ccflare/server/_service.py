@@ -23,6 +23,7 @@ from better_ccflare.database import Store
 from better_ccflare.http_api import (
     Dispatcher,
     ManagementContext,
+    Metrics,
     TrustedHosts,
     dashboard_handlers,
     management_app,
@@ -117,6 +118,11 @@ class Service:
             run_at_start=True,
         )
         self.request_events = RequestEvents()
+        self.metrics = Metrics(
+            pool=self.pool, usage=self.usage, events=self.request_events, store=store, clock=clock
+        )
+        self.request_events.add_listener(self.metrics.requests.observe_request)
+        self.pool.events.subscribe(self.metrics.requests.observe_pool_event)
         self.auto_refresh = AutoRefreshScheduler(
             pool=self.pool,
             providers=self.registry,
@@ -156,6 +162,7 @@ class Service:
             log_bus=log_bus,
             log_dir=config.log_dir,
             port=config.port,
+            metrics=self.metrics,
         )
         api = management_app(self.management, extra=dashboard_handlers())
         self.app = Dispatcher(

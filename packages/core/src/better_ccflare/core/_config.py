@@ -153,11 +153,14 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     """Base64 key that encrypts stored credentials; ``None`` means use the key file."""
     model_prices: dict[str, ModelPriceConfig]
     """Prices the user added or overrode, by model id (config file only)."""
+    metrics_token: str | None
+    """A bearer token that may read ``/metrics`` (and nothing else) once proxy keys exist, so a
+    Prometheus server needs no admin key; ``None``: only admin keys may scrape."""
     sources: dict[str, SettingSource]
 
     def __repr__(self) -> str:
         shown = ", ".join(
-            f"{name}={'<redacted>' if name == 'secret_key' and value else value!r}"
+            f"{name}={'<redacted>' if self.is_secret(name) and value else value!r}"
             for name, value, _ in self.rows()
         )
         return f"Config({shown})"
@@ -170,6 +173,11 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
         """Each setting as (name, value, source), in declaration order, for display."""
         for setting in _SETTINGS:
             yield setting.name, getattr(self, setting.name), self.sources[setting.name]
+
+    @staticmethod
+    def is_secret(name: str) -> bool:
+        """Whether setting ``name`` holds a secret, never to be shown."""
+        return name in _SECRET_SETTINGS
 
     @property
     def tls_enabled(self) -> bool:
@@ -479,7 +487,13 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting("secret_key", "BETTER_CCFLARE_SECRET_KEY", None, _text(), lambda _: None),
     # A nested object: the config file is its only source.
     _Setting("model_prices", None, "model_prices", _model_prices(), lambda _: {}),
+    # Metrics: the scrape token, read at each scrape (a change applies without a restart).
+    _Setting(
+        "metrics_token", "BETTER_CCFLARE_METRICS_TOKEN", "metrics_token", _text(), lambda _: None
+    ),
 )
+
+_SECRET_SETTINGS = frozenset({"secret_key", "metrics_token"})
 
 
 def load_config(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Config:

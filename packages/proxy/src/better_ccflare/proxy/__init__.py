@@ -26,7 +26,7 @@ from ._pool_events import (
     PoolEvents,
     RefreshFailed,
 )
-from ._request_events import RequestEvents
+from ._request_events import RequestEvents, RequestListener, RequestTimings
 from ._token_manager import TokenManager
 from ._transport import (
     Timeouts,
@@ -60,6 +60,8 @@ __all__ = [
     "ProxySettings",
     "RefreshFailed",
     "RequestEvents",
+    "RequestListener",
+    "RequestTimings",
     "Timeouts",
     "TokenManager",
     "UpstreamConnectError",

@@ -67,7 +67,7 @@ from ._local_answers import LOCAL_ANSWER_PATHS
 from ._payloads import PayloadCapture
 from ._pool_events import AllAccountsFailed, Failover, FailoverReason
 from ._request_checks import InvalidRequestError, Routing, forwardable_path, read_routing
-from ._request_events import RequestEvents
+from ._request_events import RequestEvents, RequestTimings
 from ._request_record import request_record, time_ordered_id
 from ._token_manager import CredentialsUnavailableError
 from ._transport import (
@@ -166,6 +166,9 @@ class ProxyApp:
             return
         body, routing = read
         exchange: _Exchange | None = None
+        events = self._deps.events
+        if events is not None:
+            events.request_started()
         try:
             exchange = _Exchange(
                 self._deps,
@@ -185,6 +188,9 @@ class ProxyApp:
             _log.exception("Proxying %s %s failed unexpectedly", scope["method"], path)
             if exchange is None or not exchange.responded:
                 await _error(send, 500, "api_error", "The proxy failed unexpectedly; see its log.")
+        finally:
+            if events is not None:
+                events.request_ended()
 
     async def _read_request(
         self, scope: Scope, receive: Receive, send: Send, path: str, headers: Mapping[str, str]
@@ -217,6 +223,7 @@ class _Exchange:
         "deps",
         "failed_with",
         "failures",
+        "first_byte",
         "headers",
         "id",
         "method",
@@ -226,8 +233,10 @@ class _Exchange:
         "responded",
         "routing",
         "send",
+        "sent",
         "started",
         "started_ms",
+        "upstream_done",
         "watcher",
     )
 
@@ -267,6 +276,9 @@ class _Exchange:
         self.started_ms = deps.clock.now_ms()
         self.id = time_ordered_id(self.started_ms)
         self.attempts = 0
+        # perf_counter() of the last upstream send, of the forwarded response's headers and of
+        # its end (0.0 until they happen): the upstream's share of the time, for the metrics.
+        self.sent = self.first_byte = self.upstream_done = 0.0
         self.responded = False
         """Whether the response has started (set just before it does, by whoever starts it)."""
 
@@ -454,6 +466,7 @@ class _Exchange:
         )
 
     async def _send(self, request: UpstreamRequest, account: Account) -> UpstreamResponse | None:
+        self.sent = time.perf_counter()
         try:
             return await self.watcher.race(
                 self.deps.transport.send(request, self.deps.settings.timeouts)
@@ -479,6 +492,7 @@ class _Exchange:
         body: _Body,
     ) -> None:
         """Stream the chosen response to the client, then record the request."""
+        self.first_byte = time.perf_counter()
         transformer = provider.response_transformer(
             path=self.path, status=response.status, headers=upstream_headers, request=request
         )
@@ -513,6 +527,7 @@ class _Exchange:
             _absorb_cancellation()
             terminal, error = StreamTerminalState.INTERRUPTED, _CUT_BY_SHUTDOWN
         finally:
+            self.upstream_done = time.perf_counter()
             await response.aclose()
         if terminal is StreamTerminalState.INTERRUPTED:
             _log.info(
@@ -661,8 +676,18 @@ class _Exchange:
         )
         self.deps.store.requests.record(record)
         if self.deps.events is not None:
-            self.deps.events.publish(record)
+            self.deps.events.publish(record, self._timings())
         return record
+
+    def _timings(self) -> RequestTimings:
+        total = time.perf_counter() - self.started
+        if not self.first_byte:
+            return RequestTimings(total_s=total)
+        return RequestTimings(
+            total_s=total,
+            upstream_first_byte_s=self.first_byte - self.sent,
+            upstream_s=self.upstream_done - self.sent,
+        )
 
 
 class _DisconnectWatcher:

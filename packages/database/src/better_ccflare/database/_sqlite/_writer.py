@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -75,6 +76,7 @@ class Writer:
     """Owns the write connection's thread and the queue in front of it."""
 
     __slots__ = (
+        "_batches",
         "_closing",
         "_dropping",
         "_due",
@@ -90,6 +92,7 @@ class Writer:
         "_thread",
         "_transactions",
         "_wakeup",
+        "_write_seconds",
     )
 
     def __init__(self, thread: ConnectionThread, *, payload_budget_bytes: int) -> None:
@@ -109,6 +112,8 @@ class Writer:
         self._transactions = 0
         self._ops_committed = 0
         self._ops_failed = 0
+        self._batches = 0
+        self._write_seconds = 0.0
 
     def start(self) -> None:
         """Start the writer task on the running event loop."""
@@ -193,6 +198,8 @@ class Writer:
             transactions=self._transactions,
             ops_committed=self._ops_committed,
             ops_failed=self._ops_failed,
+            batches=self._batches,
+            write_seconds=self._write_seconds,
         )
 
     def _check_open(self) -> None:
@@ -225,11 +232,14 @@ class Writer:
                 # Writes queued while this batch runs start a new linger.
                 self._due = False
             self._in_flight = batch
+            started = time.perf_counter()
             try:
                 outcomes, commits = await self._thread.run(partial(_execute, batch=batch))
             except Exception as exc:  # the thread could not run at all (e.g. the disk vanished)
                 outcomes, commits = [_Outcome(error=exc)] * len(batch), 0
             self._in_flight = ()
+            self._batches += 1
+            self._write_seconds += time.perf_counter() - started
             self._transactions += commits
             self._settle(batch, outcomes)
 
