@@ -82,6 +82,27 @@ async def test_streamed_events_arrive_one_by_one_with_their_spacing(tmp_path: Pa
             assert row.stream_terminal_state == "completed"
 
 
+async def test_a_stream_missing_its_message_stop_reaches_the_sdk_whole(tmp_path: Path) -> None:
+    """An upstream that sends the stop reason and then ends the stream: the proxy adds the
+    ``message_stop`` the SDK waits for, and records the stream as recovered."""
+    events = stream_events(["One ", "two"])[:-1]
+    async with FakeUpstream() as upstream:
+        upstream.set_default(Reply.stream(events))
+        async with running_proxy(tmp_path, console_account("a", upstream)) as (service, url):
+            async with (
+                sdk(url) as client,
+                client.messages.stream(
+                    model=MODEL, max_tokens=64, messages=[{"role": "user", "content": "Count"}]
+                ) as stream,
+            ):
+                kinds = [event.type async for event in stream]
+                final = await stream.get_final_message()
+            [row] = await recorded(service)
+    assert kinds[-1] == "message_stop"
+    assert (text_of(final), final.stop_reason) == ("One two", "end_turn")
+    assert (row.stream_terminal_state, row.success) == ("recovered", True)
+
+
 async def test_a_rate_limited_account_fails_over_and_cools_down_until_its_reset(
     tmp_path: Path,
 ) -> None:

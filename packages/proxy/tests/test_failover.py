@@ -1163,3 +1163,75 @@ async def test_a_request_cut_by_shutdown_before_any_answer_gets_a_503_and_is_rec
     assert answer.json()["error"]["type"] == "overloaded_error"
     [record] = await proxy.records()
     assert (record.status_code, record.stream_terminal_state) == (503, "interrupted")
+
+
+def stream(*events: tuple[str, object]) -> list[bytes]:
+    return [f"event: {name}\ndata: {json.dumps(data)}\n\n".encode() for name, data in events]
+
+
+STOPPED_STREAM = stream(
+    ("message_start", {"type": "message_start", "message": {"model": MODEL, "usage": {}}}),
+    ("content_block_delta", {"type": "content_block_delta", "delta": {"text": "Hi"}}),
+    ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}}),
+)
+"""A stream that reached its stop reason; its ``message_stop`` never comes."""
+MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+
+
+async def test_a_stream_ending_after_its_stop_reason_is_completed_with_message_stop(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0))
+    proxy.transport.answer(Canned(200, [("content-type", "text/event-stream")], STOPPED_STREAM))
+
+    answer = await proxy.ask()
+
+    assert (answer.status, answer.ended) == (200, True)
+    assert answer.body == b"".join(STOPPED_STREAM) + MESSAGE_STOP
+    [record] = await proxy.records()
+    assert (record.stream_terminal_state, record.success) == ("recovered", True)
+
+
+async def test_a_stream_cut_after_its_stop_reason_is_completed_too(proxy_with: ProxyWith) -> None:
+    proxy = await proxy_with(console("a", 0))
+    cut = Canned(
+        200,
+        [("content-type", "text/event-stream")],
+        STOPPED_STREAM,
+        dies_with=UpstreamConnectError("connection reset"),
+    )
+    proxy.transport.answer(cut)
+
+    answer = await proxy.ask()
+
+    assert answer.body == b"".join(STOPPED_STREAM) + MESSAGE_STOP
+    [record] = await proxy.records()
+    assert (record.stream_terminal_state, record.success) == ("recovered", True)
+
+
+async def test_a_stream_with_its_message_stop_is_passed_on_untouched(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0))
+    whole = [*STOPPED_STREAM, *stream(("message_stop", {"type": "message_stop"}))]
+    proxy.transport.answer(Canned(200, [("content-type", "text/event-stream")], whole))
+
+    answer = await proxy.ask()
+
+    assert answer.body == b"".join(whole)
+    [record] = await proxy.records()
+    assert record.stream_terminal_state == "completed"
+
+
+async def test_a_stream_ending_before_any_stop_reason_is_not_completed(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0))
+    unfinished = STOPPED_STREAM[:2]
+    proxy.transport.answer(Canned(200, [("content-type", "text/event-stream")], unfinished))
+
+    answer = await proxy.ask()
+
+    assert answer.body == b"".join(unfinished)
+    [record] = await proxy.records()
+    assert record.stream_terminal_state == "completed"

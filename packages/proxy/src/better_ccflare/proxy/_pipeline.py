@@ -500,7 +500,10 @@ class _Exchange:
             await self.send(
                 {"type": "http.response.start", "status": response.status, "headers": headers}
             )
-            await self.watcher.race(self._pump(body, transformer, parser, capture))
+            if await self.watcher.race(
+                self._pump(body, transformer, parser, capture, streaming=streaming)
+            ):
+                terminal = StreamTerminalState.RECOVERED
         except _ClientGoneError:
             terminal = StreamTerminalState.CLIENT_DISCONNECTED
         except UpstreamTimeoutError as exc:
@@ -520,12 +523,18 @@ class _Exchange:
                 self.id,
                 extra={"data": {"request_id": self.id, "account": account.name}},
             )
+        result = parser.result()
         if error is not None and streaming:
-            await self._end_stream_with_error(terminal, error, capture)
+            if terminal is not StreamTerminalState.INTERRUPTED and _lacks_message_stop(result):
+                # The upstream went away after the message's stop reason: only the closing
+                # event is missing, so the message is whole. Complete it rather than break it.
+                terminal, error = StreamTerminalState.RECOVERED, None
+                await self._end_stream(_MESSAGE_STOP, capture)
+            else:
+                await self._end_stream_with_error(terminal, error, capture)
         # A broken body that is not a stream is left unended: the server then drops the
         # connection without the body's end, so the client's HTTP library raises instead of
         # handing truncated JSON over as a whole answer.
-        result = parser.result()
         if result.error_type is not None and terminal is StreamTerminalState.COMPLETED:
             terminal = StreamTerminalState.UPSTREAM_ERROR
             error = result.error_type
@@ -546,8 +555,15 @@ class _Exchange:
         transformer: ResponseTransformer | None,
         parser: UsageParser,
         capture: PayloadCapture | None,
-    ) -> None:
-        """Write each upstream chunk to the client as it arrives; usage is read on the side."""
+        *,
+        streaming: bool,
+    ) -> bool:
+        """Write each upstream chunk to the client as it arrives; usage is read on the side.
+
+        Returns whether a stream that ended after its stop reason but without ``message_stop``
+        was completed with one (the reference's terminal recovery): SDKs otherwise wait for
+        that event and raise or hand over no final message.
+        """
         send = self.send
         ended = False
         async for chunk in body.chunks():
@@ -557,16 +573,24 @@ class _Exchange:
                 if capture is not None:
                     capture.feed(out)
                 # The last piece ends the response itself: one write fewer per request.
-                ended = transformer is None and body.complete()
+                ended = (
+                    transformer is None
+                    and body.complete()
+                    and not (streaming and _lacks_message_stop(parser.result()))
+                )
                 await send({"type": "http.response.body", "body": out, "more_body": not ended})
         if ended:
-            return
+            return False
         tail = transformer.close() if transformer is not None else b""
         if tail:
             parser.feed(tail)
-            if capture is not None:
-                capture.feed(tail)
+        recovered = streaming and _lacks_message_stop(parser.result())
+        if recovered:
+            tail += _MESSAGE_STOP
+        if capture is not None and tail:
+            capture.feed(tail)
         await send({"type": "http.response.body", "body": tail, "more_body": False})
+        return recovered
 
     async def _end_stream_with_error(
         self, terminal: StreamTerminalState, error: str, capture: PayloadCapture | None
@@ -578,7 +602,10 @@ class _Exchange:
             message = "The proxy shut down mid-response; the response is incomplete."
         else:
             message = "The upstream connection closed mid-response; the response is incomplete."
-        event = error_event("api_error", message)
+        await self._end_stream(error_event("api_error", message), capture)
+
+    async def _end_stream(self, event: bytes, capture: PayloadCapture | None) -> None:
+        """Send the last event of a stream whose upstream went away, ending the response."""
         if capture is not None:
             capture.feed(event)
         try:
@@ -730,6 +757,14 @@ def _absorb_cancellation() -> None:
     task = asyncio.current_task()
     if task is not None:
         task.uncancel()
+
+
+_MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+
+
+def _lacks_message_stop(result: UsageResult) -> bool:
+    """A stream that reached its stop reason (and no error) but not its ``message_stop``."""
+    return result.stop_reason is not None and not result.message_stopped and not result.error_type
 
 
 _CREDENTIAL_ERRORS = (b'"authentication_error"', b'"permission_error"')
