@@ -1235,3 +1235,42 @@ async def test_a_stream_ending_before_any_stop_reason_is_not_completed(
     assert answer.body == b"".join(unfinished)
     [record] = await proxy.records()
     assert record.stream_terminal_state == "completed"
+
+
+@pytest.mark.parametrize(
+    ("kind", "until", "reason"),
+    [
+        ("rate_limit_error", NOW + 30_000, RateLimitReason.UPSTREAM_429_NO_RESET_PROBE_COOLDOWN),
+        ("overloaded_error", NOW + 10_000, RateLimitReason.UPSTREAM_529_OVERLOADED_NO_RESET),
+    ],
+)
+async def test_a_rate_limit_error_mid_stream_benches_the_account_like_a_429_or_529(
+    proxy_with: ProxyWith, kind: str, until: int, reason: RateLimitReason
+) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    limited = [
+        *STOPPED_STREAM[:2],
+        *stream(("error", {"type": "error", "error": {"type": kind, "message": "slow down"}})),
+    ]
+    proxy.transport.answer(Canned(200, [("content-type", "text/event-stream")], limited))
+
+    answer = await proxy.ask()
+
+    assert answer.body == b"".join(limited)
+    assert proxy.transport.accounts_tried() == ["a"]
+    assert proxy.cooldown("a") == (until, reason)
+    [record] = await proxy.records()
+    assert (record.stream_terminal_state, record.error_message) == ("upstream_error", kind)
+
+
+async def test_another_error_mid_stream_leaves_the_account_ready(proxy_with: ProxyWith) -> None:
+    proxy = await proxy_with(console("a", 0))
+    failed = [
+        *STOPPED_STREAM[:2],
+        *stream(("error", {"type": "error", "error": {"type": "api_error", "message": "oops"}})),
+    ]
+    proxy.transport.answer(Canned(200, [("content-type", "text/event-stream")], failed))
+
+    await proxy.ask()
+
+    assert proxy.cooldown("a") == (None, None)

@@ -47,6 +47,7 @@ from better_ccflare.providers import (
     PriceTable,
     Provider,
     ProviderRegistry,
+    RateLimitInfo,
     RateLimitKind,
     ResponseTransformer,
     UnknownProviderError,
@@ -538,6 +539,13 @@ class _Exchange:
         if result.error_type is not None and terminal is StreamTerminalState.COMPLETED:
             terminal = StreamTerminalState.UPSTREAM_ERROR
             error = result.error_type
+            limit = _IN_BAND_LIMITS.get(error) if streaming else None
+            if limit is not None:
+                # Too late to fail over (the stream has started), but the next request should
+                # not meet the same limit: bench as a 429 or 529 without a reset hint would.
+                deps = self.deps
+                now = deps.clock.now_ms()
+                deps.pool.apply_rate_limit(account.id, limit, now, deps.settings.cooldowns)
         record = self._record(account, response.status, terminal, result, error, request=request)
         if capture is not None:
             payload = capture.finish(
@@ -758,6 +766,14 @@ def _absorb_cancellation() -> None:
     if task is not None:
         task.uncancel()
 
+
+_IN_BAND_LIMITS = {
+    "rate_limit_error": RateLimitInfo(kind=RateLimitKind.ACCOUNT_QUOTA),
+    "overloaded_error": RateLimitInfo(kind=RateLimitKind.OVERLOADED),
+}
+"""What an ``event: error`` in the middle of a stream says about the account: the reading of a
+429 or 529 without a reset hint (the stream's own headers describe the window as it was when
+the response started, not the limit met since)."""
 
 _MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
 
