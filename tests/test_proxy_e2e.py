@@ -159,6 +159,22 @@ async def test_overloaded_and_dead_accounts_fail_over(tmp_path: Path) -> None:
             assert row.failover_attempts == 2
 
 
+async def test_a_brief_overload_is_retried_on_the_same_account(tmp_path: Path) -> None:
+    async with FakeUpstream() as first, FakeUpstream() as second:
+        first.enqueue(
+            Reply.json({"type": "error", "error": {"type": "overloaded_error"}}, status=529),
+            Reply.json(message_json("after the retry")),
+        )
+        second.set_default(Reply.json(message_json("failed over")))
+        accounts = (console_account("a", first, 0), console_account("b", second, 1))
+        async with running_proxy(tmp_path, *accounts) as (service, url):
+            reply = await ask(url)
+            [row] = await recorded(service)
+    assert text_of(reply) == "after the retry"
+    assert (len(first.requests), len(second.requests)) == (2, 0)
+    assert (row.account_id, row.failover_attempts, row.success) == ("a", 0, True)
+
+
 async def test_exhausted_pool_answers_429_with_the_reset_clients_understand(
     tmp_path: Path,
 ) -> None:

@@ -339,7 +339,9 @@ def proxy_with(store: Store) -> ProxyWith:
                 usage=dict,
                 store=store,
                 clock=clock,
-                settings=ProxySettings(),
+                # No in-place 529 retries unless a test turns them on: each scripted 529 is
+                # then one account's whole attempt.
+                settings=ProxySettings(overload_retries=0),
                 auth=auth,
             )
         )
@@ -1274,3 +1276,70 @@ async def test_another_error_mid_stream_leaves_the_account_ready(proxy_with: Pro
     await proxy.ask()
 
     assert proxy.cooldown("a") == (None, None)
+
+
+RETRYING = ProxySettings(overload_retry_base_ms=0)
+"""The default one in-place retry of a 529 without a reset hint, without the wait."""
+
+
+async def test_a_529_without_a_reset_is_retried_once_on_the_same_account(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    proxy.app.reconfigure(RETRYING)
+    proxy.transport.answer(error(529, "overloaded_error"), Canned.ok("from a"))
+
+    answer = await proxy.ask()
+
+    assert answer.json()["content"][0]["text"] == "from a"
+    assert proxy.transport.accounts_tried() == ["a", "a"]
+    assert proxy.cooldown("a")[0] is None
+    [record] = await proxy.records()
+    assert (record.account_id, record.failover_attempts, record.success) == ("a", 0, True)
+
+
+async def test_a_second_529_fails_over(proxy_with: ProxyWith) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    proxy.app.reconfigure(RETRYING)
+    overloaded = error(529, "overloaded_error")
+    proxy.transport.answer(overloaded, error(529, "overloaded_error"), Canned.ok("from b"))
+
+    answer = await proxy.ask()
+
+    assert answer.json()["content"][0]["text"] == "from b"
+    assert proxy.transport.accounts_tried() == ["a", "a", "b"]
+    assert proxy.cooldown("a") == (NOW + 10_000, RateLimitReason.UPSTREAM_529_OVERLOADED_NO_RESET)
+
+
+async def test_a_529_with_a_reset_hint_fails_over_at_once(proxy_with: ProxyWith) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    proxy.app.reconfigure(RETRYING)
+    proxy.transport.answer(
+        error(529, "overloaded_error", [("retry-after", "20")]), Canned.ok("from b")
+    )
+
+    answer = await proxy.ask()
+
+    assert answer.json()["content"][0]["text"] == "from b"
+    assert proxy.transport.accounts_tried() == ["a", "b"]
+
+
+async def test_the_wait_before_a_529_retry_is_jittered_under_the_base(
+    proxy_with: ProxyWith, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy = await proxy_with(console("a", 0))
+    proxy.app.reconfigure(ProxySettings(overload_retry_base_ms=750))
+    waits: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        await real_sleep(0)
+
+    monkeypatch.setattr("better_ccflare.proxy._pipeline._jitter", lambda: 0.5)
+    monkeypatch.setattr("better_ccflare.proxy._pipeline.asyncio.sleep", sleep)
+    proxy.transport.answer(error(529, "overloaded_error"), Canned.ok("from a"))
+
+    await proxy.ask()
+
+    assert waits == [0.375]

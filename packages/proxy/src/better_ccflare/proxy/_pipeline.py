@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
@@ -105,6 +106,12 @@ class ProxySettings(msgspec.Struct, frozen=True, kw_only=True):
     store_payloads: bool = False
     """Keep request and response bodies (capped, credentials stripped) for the dashboard."""
     prices: PriceTable = msgspec.field(default_factory=PriceTable)
+    overload_retries: int = 1
+    """How many times a 529 without a reset hint is retried on the same account before failing
+    over, each after a full-jitter wait of up to ``overload_retry_base_ms`` doubled per retry
+    (at most ``overload_retry_max_ms``): the reference's 2 attempts, 750 ms base, 3 s cap."""
+    overload_retry_base_ms: int = 750
+    overload_retry_max_ms: int = 3_000
 
 
 class _ClientGoneError(Exception):
@@ -329,8 +336,11 @@ class _Exchange:
             return user_id
         return self.headers.get("x-claude-code-session-id")
 
-    async def _try(self, account: Account) -> bool:
-        """One account's attempt; True when the client got a response from it."""
+    async def _try(self, account: Account, overload_retry: int = 0) -> bool:
+        """One account's attempt; True when the client got a response from it.
+
+        ``overload_retry`` counts the in-place retries after a 529 without a reset hint.
+        """
         prepared = await self._prepare(account)
         if prepared is None:
             return False
@@ -358,6 +368,8 @@ class _Exchange:
         reason = self._failure_of(provider, account, response.status, upstream_headers, error_body)
         if reason is not None:
             await response.aclose()
+            if await self._overload_retry_due(account, reason, overload_retry):
+                return await self._try(account, overload_retry + 1)
             self.failures.answered(
                 f"{account.name}: upstream answered {response.status}",
                 response.status,
@@ -434,6 +446,24 @@ class _Exchange:
         if info.kind is RateLimitKind.NONE:
             return None
         return FailoverReason(info.kind.value)
+
+    async def _overload_retry_due(
+        self, account: Account, reason: FailoverReason, retry: int
+    ) -> bool:
+        """After a 529 without a reset hint, whether to try the same account again: then wait
+        the jittered backoff first (a brief overload often passes before another account's
+        round trip would). A 529 that names its reset goes straight to the next account."""
+        settings = self.deps.settings
+        if reason is not FailoverReason.OVERLOADED or retry >= settings.overload_retries:
+            return False
+        current = self.deps.pool.get(account.id)
+        if current is None or (
+            current.rate_limit.reason is not RateLimitReason.UPSTREAM_529_OVERLOADED_NO_RESET
+        ):
+            return False
+        ceiling_ms = min(settings.overload_retry_base_ms * 2**retry, settings.overload_retry_max_ms)
+        await self.watcher.race(asyncio.sleep(_jitter() * ceiling_ms / 1000))
+        return True
 
     def _open_breaker(self, account: Account, reason: RateLimitReason) -> None:
         deps = self.deps
@@ -766,6 +796,8 @@ def _absorb_cancellation() -> None:
     if task is not None:
         task.uncancel()
 
+
+_jitter = random.Random().random  # noqa: S311 (a backoff's jitter, not a secret)
 
 _IN_BAND_LIMITS = {
     "rate_limit_error": RateLimitInfo(kind=RateLimitKind.ACCOUNT_QUOTA),
