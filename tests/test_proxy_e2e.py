@@ -175,6 +175,26 @@ async def test_a_brief_overload_is_retried_on_the_same_account(tmp_path: Path) -
     assert (row.account_id, row.failover_attempts, row.success) == ("a", 0, True)
 
 
+async def test_a_model_fallback_list_is_tried_on_the_same_account(tmp_path: Path) -> None:
+    missing = {"type": "error", "error": {"type": "not_found_error", "message": "model: glm-5"}}
+    async with FakeUpstream() as first, FakeUpstream() as second:
+        first.enqueue(Reply.json(missing, status=404), Reply.json(message_json("from glm-4.6")))
+        second.set_default(Reply.json(message_json("failed over")))
+        mapped = msgspec.structs.replace(
+            console_account("a", first, 0), model_mappings={"sonnet": ("glm-5", "glm-4.6")}
+        )
+        async with running_proxy(tmp_path, mapped, console_account("b", second, 1)) as (
+            service,
+            url,
+        ):
+            reply = await ask(url)
+            [row] = await recorded(service)
+    assert text_of(reply) == "from glm-4.6"
+    assert [r.json()["model"] for r in first.requests] == ["glm-5", "glm-4.6"]
+    assert second.requests == []
+    assert (row.account_id, row.failover_attempts, row.applied_model) == ("a", 0, "glm-4.6")
+
+
 async def test_exhausted_pool_answers_429_with_the_reset_clients_understand(
     tmp_path: Path,
 ) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import msgspec
 import pytest
 
 from better_ccflare.core import (
@@ -1343,3 +1344,80 @@ async def test_the_wait_before_a_529_retry_is_jittered_under_the_base(
     await proxy.ask()
 
     assert waits == [0.375]
+
+
+def with_models(account: Account, *models: str) -> Account:
+    """``account`` with ``--model-map sonnet=models...``."""
+    return msgspec.structs.replace(account, model_mappings={"sonnet": models})
+
+
+def model_not_found(model: str) -> Canned:
+    body = {"type": "error", "error": {"type": "not_found_error", "message": f"model: {model}"}}
+    return Canned(404, [("content-type", "application/json")], [json.dumps(body).encode()])
+
+
+def models_sent(transport: ScriptedTransport) -> list[str]:
+    return [json.loads(r.body)["model"] for r in transport.sent]
+
+
+async def test_a_model_not_found_tries_the_next_model_on_the_same_account(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(with_models(console("a", 0), "m-one", "m-two"), console("b", 1))
+    proxy.transport.answer(model_not_found("m-one"), Canned.ok("m-two on a"))
+
+    answer = await proxy.ask()
+
+    assert answer.json()["content"][0]["text"] == "m-two on a"
+    assert proxy.transport.accounts_tried() == ["a", "a"]
+    assert models_sent(proxy.transport) == ["m-one", "m-two"]
+    [record] = await proxy.records()
+    assert (record.account_id, record.failover_attempts, record.success) == ("a", 0, True)
+    assert (record.original_model, record.applied_model) == (MODEL, "m-two")
+
+
+async def test_a_429_for_the_first_model_tries_the_next_one(proxy_with: ProxyWith) -> None:
+    proxy = await proxy_with(with_models(console("a", 0), "m-one", "m-two"))
+    proxy.transport.answer(error(429, "rate_limit_error"), Canned.ok("m-two on a"))
+
+    answer = await proxy.ask()
+
+    assert answer.json()["content"][0]["text"] == "m-two on a"
+    assert models_sent(proxy.transport) == ["m-one", "m-two"]
+
+
+async def test_when_every_model_of_the_list_fails_the_next_account_is_tried(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(with_models(console("a", 0), "m-one", "m-two"), console("b", 1))
+    proxy.transport.answer(model_not_found("m-one"), model_not_found("m-two"), Canned.ok("from b"))
+
+    answer = await proxy.ask()
+
+    assert answer.json()["content"][0]["text"] == "from b"
+    assert proxy.transport.accounts_tried() == ["a", "a", "b"]
+    assert models_sent(proxy.transport) == ["m-one", "m-two", MODEL]
+    [record] = await proxy.records()
+    assert (record.account_id, record.failover_attempts) == ("b", 1)
+
+
+async def test_a_404_about_something_else_is_passed_through(proxy_with: ProxyWith) -> None:
+    proxy = await proxy_with(with_models(console("a", 0), "m-one", "m-two"), console("b", 1))
+    proxy.transport.answer(error(404, "not_found_error"))
+
+    answer = await proxy.ask()
+
+    assert answer.status == 404
+    assert proxy.transport.accounts_tried() == ["a"]
+
+
+async def test_without_a_fallback_list_a_model_not_found_is_passed_through(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(with_models(console("a", 0), "m-one"), console("b", 1))
+    proxy.transport.answer(model_not_found("m-one"))
+
+    answer = await proxy.ask()
+
+    assert answer.status == 404
+    assert proxy.transport.accounts_tried() == ["a"]

@@ -273,8 +273,8 @@ class AccountPool:
 
         Cooldowns end by themselves at the announced reset; this ends one early when the
         upstream's usage endpoint shows the window already rolled over or under 100 % (for
-        example a cooldown set from a guessed reset). A bench for lack of credit ends too: the new window is
-        credit again. Overload cooldowns and the other breaker benches are left alone.
+        example a cooldown set from a guessed reset). A bench for lack of credit ends too: the
+        new window is credit again. Overload cooldowns and the other breaker benches are left alone.
         """
         current = self._by_id.get(account_id)
         if current is None or current.rate_limit.reason not in _WINDOW_RESET_ENDS:

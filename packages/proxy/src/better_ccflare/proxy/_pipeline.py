@@ -66,6 +66,7 @@ from ._attempt_failures import AttemptFailures
 from ._cooldowns import BREAKER_REASONS, CooldownPolicy
 from ._credential_source import CredentialSource
 from ._local_answers import LOCAL_ANSWER_PATHS
+from ._model_fallback import fallback_models, model_unavailable, pin_model
 from ._payloads import PayloadCapture
 from ._pool_events import AllAccountsFailed, Failover, FailoverReason
 from ._request_checks import InvalidRequestError, Routing, forwardable_path, read_routing
@@ -336,19 +337,24 @@ class _Exchange:
             return user_id
         return self.headers.get("x-claude-code-session-id")
 
-    async def _try(self, account: Account, overload_retry: int = 0) -> bool:
+    async def _try(self, account: Account, overload_retry: int = 0, fallback: int = 0) -> bool:
         """One account's attempt; True when the client got a response from it.
 
-        ``overload_retry`` counts the in-place retries after a 529 without a reset hint.
+        ``overload_retry`` counts the in-place retries after a 529 without a reset hint;
+        ``fallback`` is the entry of the account's model list tried (``_model_fallback``).
         """
-        prepared = await self._prepare(account)
+        models = fallback_models(account, self.routing.model)
+        sent_as = account
+        if fallback and self.routing.model is not None:
+            sent_as = pin_model(account, self.routing.model, models[fallback])
+        prepared = await self._prepare(account, sent_as)
         if prepared is None:
             return False
         provider, request, credentials = prepared
         response = await self._send(request, account)
         if response is not None and response.status == 401 and provider.refreshes_tokens:
             await response.aclose()
-            response = await self._retry_after_refresh(provider, account, credentials)
+            response = await self._retry_after_refresh(provider, account, credentials, sent_as)
         if response is None:
             return False
         body = _Body(response)
@@ -366,17 +372,30 @@ class _Exchange:
                 raise
         upstream_headers = dict(response.headers)
         reason = self._failure_of(provider, account, response.status, upstream_headers, error_body)
-        if reason is not None:
+        next_model = False
+        if (
+            models
+            and reason is not FailoverReason.OUT_OF_CREDITS
+            and model_unavailable(response.status, error_body, request.upstream_model)
+        ):
+            next_model = fallback + 1 < len(models)
+            if not next_model and reason is None:
+                # Every model of the list is unavailable here; another account may have one.
+                reason = FailoverReason.MODEL_UNAVAILABLE
+        if reason is not None or next_model:
             await response.aclose()
-            if await self._overload_retry_due(account, reason, overload_retry):
-                return await self._try(account, overload_retry + 1)
+            again = (overload_retry, fallback + 1) if next_model else None
+            if again is None and await self._overload_retry_due(account, reason, overload_retry):
+                again = (overload_retry + 1, fallback)
+            if again is not None:
+                return await self._try(account, *again)
             self.failures.answered(
                 f"{account.name}: upstream answered {response.status}",
                 response.status,
                 upstream_headers,
                 error_body,
             )
-            self.failed_with = (response.status, reason)
+            self.failed_with = (response.status, reason or FailoverReason.MODEL_UNAVAILABLE)
             return False
         await self._forward(
             provider, account, request, response, upstream_headers=upstream_headers, body=body
@@ -384,13 +403,14 @@ class _Exchange:
         return True
 
     async def _prepare(
-        self, account: Account
+        self, account: Account, sent_as: Account
     ) -> tuple[Provider, UpstreamRequest, Credentials] | None:
-        """The provider, fresh credentials and the upstream request; None to skip the account."""
+        """The provider, fresh credentials and the upstream request (built for ``sent_as``, the
+        account with any model fallback pinned); None to skip the account."""
         try:
             provider = self.deps.registry.get(account.provider)
             credentials = await self.watcher.race(self.deps.credentials.credentials_for(account))
-            return provider, self._build(provider, account, credentials), credentials
+            return provider, self._build(provider, sent_as, credentials), credentials
         except UnknownProviderError:
             detail = f"{account.name}: unknown provider {account.provider!r}"
             self.failures.skipped("unknown provider", detail)
@@ -405,7 +425,7 @@ class _Exchange:
         return None
 
     async def _retry_after_refresh(
-        self, provider: Provider, account: Account, rejected: Credentials
+        self, provider: Provider, account: Account, rejected: Credentials, sent_as: Account
     ) -> UpstreamResponse | None:
         """After a 401: one forced token refresh, then the same account once more."""
         try:
@@ -420,7 +440,7 @@ class _Exchange:
             self.failures.skipped("token refresh failed", detail)
             self.failed_with = (401, reason)
             return None
-        return await self._send(self._build(provider, account, fresh), account)
+        return await self._send(self._build(provider, sent_as, fresh), account)
 
     def _failure_of(
         self,
@@ -448,7 +468,7 @@ class _Exchange:
         return FailoverReason(info.kind.value)
 
     async def _overload_retry_due(
-        self, account: Account, reason: FailoverReason, retry: int
+        self, account: Account, reason: FailoverReason | None, retry: int
     ) -> bool:
         """After a 529 without a reset hint, whether to try the same account again: then wait
         the jittered backoff first (a brief overload often passes before another account's
@@ -556,26 +576,15 @@ class _Exchange:
             )
         result = parser.result()
         if error is not None and streaming:
-            if terminal is not StreamTerminalState.INTERRUPTED and _lacks_message_stop(result):
-                # The upstream went away after the message's stop reason: only the closing
-                # event is missing, so the message is whole. Complete it rather than break it.
-                terminal, error = StreamTerminalState.RECOVERED, None
-                await self._end_stream(_MESSAGE_STOP, capture)
-            else:
-                await self._end_stream_with_error(terminal, error, capture)
+            terminal, error = await self._end_cut_stream(terminal, error, result, capture)
         # A broken body that is not a stream is left unended: the server then drops the
         # connection without the body's end, so the client's HTTP library raises instead of
         # handing truncated JSON over as a whole answer.
         if result.error_type is not None and terminal is StreamTerminalState.COMPLETED:
             terminal = StreamTerminalState.UPSTREAM_ERROR
             error = result.error_type
-            limit = _IN_BAND_LIMITS.get(error) if streaming else None
-            if limit is not None:
-                # Too late to fail over (the stream has started), but the next request should
-                # not meet the same limit: bench as a 429 or 529 without a reset hint would.
-                deps = self.deps
-                now = deps.clock.now_ms()
-                deps.pool.apply_rate_limit(account.id, limit, now, deps.settings.cooldowns)
+            if streaming:
+                self._bench_for_in_band_limit(account, error)
         record = self._record(account, response.status, terminal, result, error, request=request)
         if capture is not None:
             payload = capture.finish(
@@ -629,6 +638,32 @@ class _Exchange:
             capture.feed(tail)
         await send({"type": "http.response.body", "body": tail, "more_body": False})
         return recovered
+
+    async def _end_cut_stream(
+        self,
+        terminal: StreamTerminalState,
+        error: str,
+        result: UsageResult,
+        capture: PayloadCapture | None,
+    ) -> tuple[StreamTerminalState, str | None]:
+        """End a stream whose upstream went away; returns how it ended, and the error if any."""
+        if terminal is not StreamTerminalState.INTERRUPTED and _lacks_message_stop(result):
+            # The upstream went away after the message's stop reason: only the closing event
+            # is missing, so the message is whole. Complete it rather than break it.
+            await self._end_stream(_MESSAGE_STOP, capture)
+            return StreamTerminalState.RECOVERED, None
+        await self._end_stream_with_error(terminal, error, capture)
+        return terminal, error
+
+    def _bench_for_in_band_limit(self, account: Account, error_type: str) -> None:
+        """A rate-limit or overload ``event: error`` mid-stream: too late to fail over (the
+        stream has started), but the next request should not meet the same limit, so bench the
+        account as a 429 or 529 without a reset hint would."""
+        limit = _IN_BAND_LIMITS.get(error_type)
+        if limit is not None:
+            deps = self.deps
+            now = deps.clock.now_ms()
+            deps.pool.apply_rate_limit(account.id, limit, now, deps.settings.cooldowns)
 
     async def _end_stream_with_error(
         self, terminal: StreamTerminalState, error: str, capture: PayloadCapture | None
