@@ -82,6 +82,27 @@ async def test_streamed_events_arrive_one_by_one_with_their_spacing(tmp_path: Pa
             assert row.stream_terminal_state == "completed"
 
 
+async def test_a_stream_missing_its_message_stop_reaches_the_sdk_whole(tmp_path: Path) -> None:
+    """An upstream that sends the stop reason and then ends the stream: the proxy adds the
+    ``message_stop`` the SDK waits for, and records the stream as recovered."""
+    events = stream_events(["One ", "two"])[:-1]
+    async with FakeUpstream() as upstream:
+        upstream.set_default(Reply.stream(events))
+        async with running_proxy(tmp_path, console_account("a", upstream)) as (service, url):
+            async with (
+                sdk(url) as client,
+                client.messages.stream(
+                    model=MODEL, max_tokens=64, messages=[{"role": "user", "content": "Count"}]
+                ) as stream,
+            ):
+                kinds = [event.type async for event in stream]
+                final = await stream.get_final_message()
+            [row] = await recorded(service)
+    assert kinds[-1] == "message_stop"
+    assert (text_of(final), final.stop_reason) == ("One two", "end_turn")
+    assert (row.stream_terminal_state, row.success) == ("recovered", True)
+
+
 async def test_a_rate_limited_account_fails_over_and_cools_down_until_its_reset(
     tmp_path: Path,
 ) -> None:
@@ -136,6 +157,42 @@ async def test_overloaded_and_dead_accounts_fail_over(tmp_path: Path) -> None:
             [row] = await recorded(service)
             assert row.account_id == "ok"
             assert row.failover_attempts == 2
+
+
+async def test_a_brief_overload_is_retried_on_the_same_account(tmp_path: Path) -> None:
+    async with FakeUpstream() as first, FakeUpstream() as second:
+        first.enqueue(
+            Reply.json({"type": "error", "error": {"type": "overloaded_error"}}, status=529),
+            Reply.json(message_json("after the retry")),
+        )
+        second.set_default(Reply.json(message_json("failed over")))
+        accounts = (console_account("a", first, 0), console_account("b", second, 1))
+        async with running_proxy(tmp_path, *accounts) as (service, url):
+            reply = await ask(url)
+            [row] = await recorded(service)
+    assert text_of(reply) == "after the retry"
+    assert (len(first.requests), len(second.requests)) == (2, 0)
+    assert (row.account_id, row.failover_attempts, row.success) == ("a", 0, True)
+
+
+async def test_a_model_fallback_list_is_tried_on_the_same_account(tmp_path: Path) -> None:
+    missing = {"type": "error", "error": {"type": "not_found_error", "message": "model: glm-5"}}
+    async with FakeUpstream() as first, FakeUpstream() as second:
+        first.enqueue(Reply.json(missing, status=404), Reply.json(message_json("from glm-4.6")))
+        second.set_default(Reply.json(message_json("failed over")))
+        mapped = msgspec.structs.replace(
+            console_account("a", first, 0), model_mappings={"sonnet": ("glm-5", "glm-4.6")}
+        )
+        async with running_proxy(tmp_path, mapped, console_account("b", second, 1)) as (
+            service,
+            url,
+        ):
+            reply = await ask(url)
+            [row] = await recorded(service)
+    assert text_of(reply) == "from glm-4.6"
+    assert [r.json()["model"] for r in first.requests] == ["glm-5", "glm-4.6"]
+    assert second.requests == []
+    assert (row.account_id, row.failover_attempts, row.applied_model) == ("a", 0, "glm-4.6")
 
 
 async def test_exhausted_pool_answers_429_with_the_reset_clients_understand(

@@ -146,6 +146,7 @@ CLAUDE_RESULT = UsageResult(
         cache_write_1h_input_tokens=1500,
     ),
     stop_reason="tool_use",
+    message_stopped=True,
 )
 
 # GLM-style upstreams report the input side only in message_delta.
@@ -192,6 +193,7 @@ LATE_INPUT_RESULT = UsageResult(
     model="glm-4.6",
     usage=TokenUsage(input_tokens=1204, output_tokens=37, cache_read_input_tokens=896),
     stop_reason="end_turn",
+    message_stopped=True,
 )
 
 ERROR_STREAM = sse(
@@ -218,6 +220,12 @@ def test_claude_stream_usage_model_and_stop_reason() -> None:
 
 def test_message_delta_input_side_counts_replace_message_start() -> None:
     assert parse(LATE_INPUT_STREAM) == LATE_INPUT_RESULT
+
+
+def test_a_stream_without_message_stop_says_so() -> None:
+    unfinished = parse(CLAUDE_STREAM.removesuffix(sse(("message_stop", {"type": "message_stop"}))))
+    assert (unfinished.stop_reason, unfinished.message_stopped) == ("tool_use", False)
+    assert parse(CLAUDE_STREAM, chunk=7).message_stopped
 
 
 def test_in_band_error_event_sets_error_type() -> None:

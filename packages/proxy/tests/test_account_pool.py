@@ -16,10 +16,17 @@ from better_ccflare.core import (
     FakeClock,
     RateLimitReason,
     RateLimitState,
+    UsageWindow,
 )
 from better_ccflare.database import SecretKey, Store
 from better_ccflare.load_balancer import Selection
-from better_ccflare.proxy import AccountPool, CooldownEnded, CredentialsRejected, PoolEvent
+from better_ccflare.proxy import (
+    AccountPool,
+    CooldownEnded,
+    CredentialsRejected,
+    PoolEvent,
+    UsageCache,
+)
 from better_ccflare.proxy._account_pool import READING_WRITE_DELAY_S
 
 HOUR = 3_600_000
@@ -269,3 +276,31 @@ async def test_a_bench_cleared_elsewhere_ends_with_one_event_on_reload(store: St
     a = pool.get("a")
     assert a is not None
     assert a.state(clock.now_ms()) is AccountState.READY
+
+
+async def test_a_usage_reading_with_headroom_ends_a_quota_cooldown(store: Store) -> None:
+    clock = FakeClock()
+    now = clock.now_ms()
+    limited = RateLimitState(
+        limited_until_ms=now + HOUR, reason=RateLimitReason.UPSTREAM_429_NO_RESET_PROBE_COOLDOWN
+    )
+    pool = await pool_with(store, clock, account("a", rate_limit=limited))
+    heard: list[PoolEvent] = []
+    pool.events.subscribe(heard.append)
+    usage = UsageCache(clock=clock, on_headroom=pool.window_reset)
+
+    usage.update("a", [UsageWindow(key="five_hour", utilization=100, resets_at_ms=now + HOUR)])
+    a = pool.get("a")
+    assert a is not None
+    assert a.state(now) is AccountState.COOLING_DOWN
+    usage.update("a", [UsageWindow(key="five_hour", utilization=35, resets_at_ms=now + HOUR)])
+
+    a = pool.get("a")
+    assert a is not None
+    assert a.state(now) is AccountState.READY
+    [ended] = heard
+    assert isinstance(ended, CooldownEnded)
+    assert (ended.reason, ended.cause) == (
+        RateLimitReason.UPSTREAM_429_NO_RESET_PROBE_COOLDOWN,
+        "window_reset",
+    )

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import msgspec
 import pytest
 
 from better_ccflare.core import (
@@ -339,7 +340,9 @@ def proxy_with(store: Store) -> ProxyWith:
                 usage=dict,
                 store=store,
                 clock=clock,
-                settings=ProxySettings(),
+                # No in-place 529 retries unless a test turns them on: each scripted 529 is
+                # then one account's whole attempt.
+                settings=ProxySettings(overload_retries=0),
                 auth=auth,
             )
         )
@@ -1163,3 +1166,258 @@ async def test_a_request_cut_by_shutdown_before_any_answer_gets_a_503_and_is_rec
     assert answer.json()["error"]["type"] == "overloaded_error"
     [record] = await proxy.records()
     assert (record.status_code, record.stream_terminal_state) == (503, "interrupted")
+
+
+def stream(*events: tuple[str, object]) -> list[bytes]:
+    return [f"event: {name}\ndata: {json.dumps(data)}\n\n".encode() for name, data in events]
+
+
+STOPPED_STREAM = stream(
+    ("message_start", {"type": "message_start", "message": {"model": MODEL, "usage": {}}}),
+    ("content_block_delta", {"type": "content_block_delta", "delta": {"text": "Hi"}}),
+    ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}}),
+)
+"""A stream that reached its stop reason; its ``message_stop`` never comes."""
+MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+
+
+async def test_a_stream_ending_after_its_stop_reason_is_completed_with_message_stop(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0))
+    proxy.transport.answer(Canned(200, [("content-type", "text/event-stream")], STOPPED_STREAM))
+
+    answer = await proxy.ask()
+
+    assert (answer.status, answer.ended) == (200, True)
+    assert answer.body == b"".join(STOPPED_STREAM) + MESSAGE_STOP
+    [record] = await proxy.records()
+    assert (record.stream_terminal_state, record.success) == ("recovered", True)
+
+
+async def test_a_stream_cut_after_its_stop_reason_is_completed_too(proxy_with: ProxyWith) -> None:
+    proxy = await proxy_with(console("a", 0))
+    cut = Canned(
+        200,
+        [("content-type", "text/event-stream")],
+        STOPPED_STREAM,
+        dies_with=UpstreamConnectError("connection reset"),
+    )
+    proxy.transport.answer(cut)
+
+    answer = await proxy.ask()
+
+    assert answer.body == b"".join(STOPPED_STREAM) + MESSAGE_STOP
+    [record] = await proxy.records()
+    assert (record.stream_terminal_state, record.success) == ("recovered", True)
+
+
+async def test_a_stream_with_its_message_stop_is_passed_on_untouched(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0))
+    whole = [*STOPPED_STREAM, *stream(("message_stop", {"type": "message_stop"}))]
+    proxy.transport.answer(Canned(200, [("content-type", "text/event-stream")], whole))
+
+    answer = await proxy.ask()
+
+    assert answer.body == b"".join(whole)
+    [record] = await proxy.records()
+    assert record.stream_terminal_state == "completed"
+
+
+async def test_a_stream_ending_before_any_stop_reason_is_not_completed(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0))
+    unfinished = STOPPED_STREAM[:2]
+    proxy.transport.answer(Canned(200, [("content-type", "text/event-stream")], unfinished))
+
+    answer = await proxy.ask()
+
+    assert answer.body == b"".join(unfinished)
+    [record] = await proxy.records()
+    assert record.stream_terminal_state == "completed"
+
+
+@pytest.mark.parametrize(
+    ("kind", "until", "reason"),
+    [
+        ("rate_limit_error", NOW + 30_000, RateLimitReason.UPSTREAM_429_NO_RESET_PROBE_COOLDOWN),
+        ("overloaded_error", NOW + 10_000, RateLimitReason.UPSTREAM_529_OVERLOADED_NO_RESET),
+    ],
+)
+async def test_a_rate_limit_error_mid_stream_benches_the_account_like_a_429_or_529(
+    proxy_with: ProxyWith, kind: str, until: int, reason: RateLimitReason
+) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    limited = [
+        *STOPPED_STREAM[:2],
+        *stream(("error", {"type": "error", "error": {"type": kind, "message": "slow down"}})),
+    ]
+    proxy.transport.answer(Canned(200, [("content-type", "text/event-stream")], limited))
+
+    answer = await proxy.ask()
+
+    assert answer.body == b"".join(limited)
+    assert proxy.transport.accounts_tried() == ["a"]
+    assert proxy.cooldown("a") == (until, reason)
+    [record] = await proxy.records()
+    assert (record.stream_terminal_state, record.error_message) == ("upstream_error", kind)
+
+
+async def test_another_error_mid_stream_leaves_the_account_ready(proxy_with: ProxyWith) -> None:
+    proxy = await proxy_with(console("a", 0))
+    failed = [
+        *STOPPED_STREAM[:2],
+        *stream(("error", {"type": "error", "error": {"type": "api_error", "message": "oops"}})),
+    ]
+    proxy.transport.answer(Canned(200, [("content-type", "text/event-stream")], failed))
+
+    await proxy.ask()
+
+    assert proxy.cooldown("a") == (None, None)
+
+
+RETRYING = ProxySettings(overload_retry_base_ms=0)
+"""The default one in-place retry of a 529 without a reset hint, without the wait."""
+
+
+async def test_a_529_without_a_reset_is_retried_once_on_the_same_account(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    proxy.app.reconfigure(RETRYING)
+    proxy.transport.answer(error(529, "overloaded_error"), Canned.ok("from a"))
+
+    answer = await proxy.ask()
+
+    assert answer.json()["content"][0]["text"] == "from a"
+    assert proxy.transport.accounts_tried() == ["a", "a"]
+    assert proxy.cooldown("a")[0] is None
+    [record] = await proxy.records()
+    assert (record.account_id, record.failover_attempts, record.success) == ("a", 0, True)
+
+
+async def test_a_second_529_fails_over(proxy_with: ProxyWith) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    proxy.app.reconfigure(RETRYING)
+    overloaded = error(529, "overloaded_error")
+    proxy.transport.answer(overloaded, error(529, "overloaded_error"), Canned.ok("from b"))
+
+    answer = await proxy.ask()
+
+    assert answer.json()["content"][0]["text"] == "from b"
+    assert proxy.transport.accounts_tried() == ["a", "a", "b"]
+    assert proxy.cooldown("a") == (NOW + 10_000, RateLimitReason.UPSTREAM_529_OVERLOADED_NO_RESET)
+
+
+async def test_a_529_with_a_reset_hint_fails_over_at_once(proxy_with: ProxyWith) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    proxy.app.reconfigure(RETRYING)
+    proxy.transport.answer(
+        error(529, "overloaded_error", [("retry-after", "20")]), Canned.ok("from b")
+    )
+
+    answer = await proxy.ask()
+
+    assert answer.json()["content"][0]["text"] == "from b"
+    assert proxy.transport.accounts_tried() == ["a", "b"]
+
+
+async def test_the_wait_before_a_529_retry_is_jittered_under_the_base(
+    proxy_with: ProxyWith, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy = await proxy_with(console("a", 0))
+    proxy.app.reconfigure(ProxySettings(overload_retry_base_ms=750))
+    waits: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        await real_sleep(0)
+
+    monkeypatch.setattr("better_ccflare.proxy._pipeline._jitter", lambda: 0.5)
+    monkeypatch.setattr("better_ccflare.proxy._pipeline.asyncio.sleep", sleep)
+    proxy.transport.answer(error(529, "overloaded_error"), Canned.ok("from a"))
+
+    await proxy.ask()
+
+    assert waits == [0.375]
+
+
+def with_models(account: Account, *models: str) -> Account:
+    """``account`` with ``--model-map sonnet=models...``."""
+    return msgspec.structs.replace(account, model_mappings={"sonnet": models})
+
+
+def model_not_found(model: str) -> Canned:
+    body = {"type": "error", "error": {"type": "not_found_error", "message": f"model: {model}"}}
+    return Canned(404, [("content-type", "application/json")], [json.dumps(body).encode()])
+
+
+def models_sent(transport: ScriptedTransport) -> list[str]:
+    return [json.loads(r.body)["model"] for r in transport.sent]
+
+
+async def test_a_model_not_found_tries_the_next_model_on_the_same_account(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(with_models(console("a", 0), "m-one", "m-two"), console("b", 1))
+    proxy.transport.answer(model_not_found("m-one"), Canned.ok("m-two on a"))
+
+    answer = await proxy.ask()
+
+    assert answer.json()["content"][0]["text"] == "m-two on a"
+    assert proxy.transport.accounts_tried() == ["a", "a"]
+    assert models_sent(proxy.transport) == ["m-one", "m-two"]
+    [record] = await proxy.records()
+    assert (record.account_id, record.failover_attempts, record.success) == ("a", 0, True)
+    assert (record.original_model, record.applied_model) == (MODEL, "m-two")
+
+
+async def test_a_429_for_the_first_model_tries_the_next_one(proxy_with: ProxyWith) -> None:
+    proxy = await proxy_with(with_models(console("a", 0), "m-one", "m-two"))
+    proxy.transport.answer(error(429, "rate_limit_error"), Canned.ok("m-two on a"))
+
+    answer = await proxy.ask()
+
+    assert answer.json()["content"][0]["text"] == "m-two on a"
+    assert models_sent(proxy.transport) == ["m-one", "m-two"]
+
+
+async def test_when_every_model_of_the_list_fails_the_next_account_is_tried(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(with_models(console("a", 0), "m-one", "m-two"), console("b", 1))
+    proxy.transport.answer(model_not_found("m-one"), model_not_found("m-two"), Canned.ok("from b"))
+
+    answer = await proxy.ask()
+
+    assert answer.json()["content"][0]["text"] == "from b"
+    assert proxy.transport.accounts_tried() == ["a", "a", "b"]
+    assert models_sent(proxy.transport) == ["m-one", "m-two", MODEL]
+    [record] = await proxy.records()
+    assert (record.account_id, record.failover_attempts) == ("b", 1)
+
+
+async def test_a_404_about_something_else_is_passed_through(proxy_with: ProxyWith) -> None:
+    proxy = await proxy_with(with_models(console("a", 0), "m-one", "m-two"), console("b", 1))
+    proxy.transport.answer(error(404, "not_found_error"))
+
+    answer = await proxy.ask()
+
+    assert answer.status == 404
+    assert proxy.transport.accounts_tried() == ["a"]
+
+
+async def test_without_a_fallback_list_a_model_not_found_is_passed_through(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(with_models(console("a", 0), "m-one"), console("b", 1))
+    proxy.transport.answer(model_not_found("m-one"))
+
+    answer = await proxy.ask()
+
+    assert answer.status == 404
+    assert proxy.transport.accounts_tried() == ["a"]

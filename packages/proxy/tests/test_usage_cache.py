@@ -195,3 +195,12 @@ def test_a_failing_callback_does_not_break_the_update() -> None:
     cache.update("a", [w("five_hour", 100, NOW)])
     assert cache.update("a", [w("five_hour", 0, NOW + 5 * HOUR)]) == ("five_hour",)
     assert cache.usage_map()["a"].utilization == 0
+
+
+def test_windows_with_headroom_are_told_and_full_ones_are_not() -> None:
+    roomy: list[str] = []
+    cache = UsageCache(clock=FakeClock(NOW), on_headroom=roomy.append)
+    cache.update("full", [w("five_hour", 40, NOW + HOUR), w("seven_day", 100, NOW + 5 * HOUR)])
+    cache.update("unknown", [w("seven_day_opus", 10, NOW + HOUR)])
+    cache.update("roomy", [w("five_hour", 99.5, NOW + HOUR), w("seven_day_opus", 100)])
+    assert roomy == ["roomy"]

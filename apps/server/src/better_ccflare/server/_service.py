@@ -83,7 +83,9 @@ class Service:
             on_update=self.pool.replace,
             events=self.pool.events,
         )
-        self.usage = UsageCache(clock=clock, on_window_reset=self.pool.window_reset)
+        self.usage = UsageCache(
+            clock=clock, on_window_reset=self.pool.window_reset, on_headroom=self.pool.window_reset
+        )
         self.auth = ApiKeyAuthenticator(store, clock)
         self.jobs = BackgroundJobs(
             store=store,

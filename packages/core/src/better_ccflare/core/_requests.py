@@ -15,6 +15,9 @@ class StreamTerminalState(StrEnum):
     """How a response body ended, as far as the proxy could see."""
 
     COMPLETED = "completed"
+    RECOVERED = "recovered"
+    """The stream had its stop reason but ended without ``message_stop``; the proxy added it
+    (as the TypeScript better-ccflare does), so the client got a whole message."""
     CLIENT_DISCONNECTED = "client_disconnected"
     UPSTREAM_ERROR = "upstream_error"
     UPSTREAM_CLOSED = "upstream_closed"

@@ -56,6 +56,8 @@ class UsageResult(msgspec.Struct, frozen=True, kw_only=True):
     error_type: str | None = None
     """``error.type`` of an in-band error (``overloaded_error``, ``rate_limit_error``, ...)."""
     stop_reason: str | None = None
+    message_stopped: bool = False
+    """A stream's closing ``message_stop`` arrived (never set for a JSON body)."""
 
 
 class UsageParser(ABC):

@@ -2,7 +2,8 @@
 
 This runs on the proxy's hot path for every response, so the streaming parser does as little as
 it can: it splits chunks into lines, keeps only the current unfinished line, and JSON-decodes
-just the events that carry usage (``message_start``, ``message_delta``) or an in-band ``error``.
+just the events that carry usage (``message_start``, ``message_delta``), an in-band ``error``, or
+the closing ``message_stop`` (the proxy completes a stream that has its stop reason but not that).
 Content deltas, which are nearly all of a stream, are skipped by looking at the event name (or,
 for events without one, at the raw bytes) and never decoded. Lines may end in LF or CRLF; the
 bare CR that the SSE grammar also allows is not used by any upstream we know and is not handled.
@@ -30,8 +31,8 @@ MAX_SSE_LINE_BYTES = 1 << 20
 MAX_JSON_BODY_BYTES = 32 << 20
 """Largest non-streaming body parsed; a larger one yields no usage rather than unbounded memory."""
 
-_WANTED_EVENTS = frozenset({b"message_start", b"message_delta", b"error"})
-_WANTED_MARKERS = (b'"message_start"', b'"message_delta"', b'"error"')
+_WANTED_EVENTS = frozenset({b"message_start", b"message_delta", b"message_stop", b"error"})
+_WANTED_MARKERS = (b'"message_start"', b'"message_delta"', b'"message_stop"', b'"error"')
 _WANTED_NAMES = tuple(sorted(_WANTED_EVENTS))
 """A fixed search order for the fast path (a set's order changes with the hash seed)."""
 
@@ -94,11 +95,13 @@ class _Totals:
         "model",
         "output",
         "stop_reason",
+        "stopped",
     )
 
     def __init__(self) -> None:
         self.model: str | None = None
         self.stop_reason: str | None = None
+        self.stopped = False
         self.error_type: str | None = None
         self.input = 0
         self.output = 0
@@ -156,6 +159,8 @@ class _Totals:
                 self.apply_usage(event.usage)
             if event.delta is not None and event.delta.stop_reason:
                 self.stop_reason = event.delta.stop_reason
+        elif kind == "message_stop":
+            self.stopped = True
         elif kind == "error" and event.error is not None and event.error.type:
             self.error_type = event.error.type
 
@@ -171,6 +176,7 @@ class _Totals:
             ),
             error_type=self.error_type,
             stop_reason=self.stop_reason,
+            message_stopped=self.stopped,
         )
 
 

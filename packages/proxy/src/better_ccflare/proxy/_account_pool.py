@@ -268,12 +268,13 @@ class AccountPool:
             _log.debug("store closed; rate-limit reading of %s not written", account_id)
 
     def window_reset(self, account_id: str) -> None:
-        """The usage poller saw the account's window start over: a quota cooldown is moot.
+        """The usage poller saw the account's window start over, or every account-wide window
+        with room again: a quota cooldown is moot.
 
         Cooldowns end by themselves at the announced reset; this ends one early when the
-        upstream's usage endpoint shows the window already rolled over (for example a cooldown
-        set from a guessed reset). A bench for lack of credit ends too: the new window is
-        credit again. Overload cooldowns and the other breaker benches are left alone.
+        upstream's usage endpoint shows the window already rolled over or under 100 % (for
+        example a cooldown set from a guessed reset). A bench for lack of credit ends too: the
+        new window is credit again. Overload cooldowns and the other breaker benches are left alone.
         """
         current = self._by_id.get(account_id)
         if current is None or current.rate_limit.reason not in _WINDOW_RESET_ENDS:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ from better_ccflare.providers import (
     PriceTable,
     Provider,
     ProviderRegistry,
+    RateLimitInfo,
     RateLimitKind,
     ResponseTransformer,
     UnknownProviderError,
@@ -64,6 +66,7 @@ from ._attempt_failures import AttemptFailures
 from ._cooldowns import BREAKER_REASONS, CooldownPolicy
 from ._credential_source import CredentialSource
 from ._local_answers import LOCAL_ANSWER_PATHS
+from ._model_fallback import fallback_models, model_unavailable, pin_model
 from ._payloads import PayloadCapture
 from ._pool_events import AllAccountsFailed, Failover, FailoverReason
 from ._request_checks import InvalidRequestError, Routing, forwardable_path, read_routing
@@ -104,6 +107,12 @@ class ProxySettings(msgspec.Struct, frozen=True, kw_only=True):
     store_payloads: bool = False
     """Keep request and response bodies (capped, credentials stripped) for the dashboard."""
     prices: PriceTable = msgspec.field(default_factory=PriceTable)
+    overload_retries: int = 1
+    """How many times a 529 without a reset hint is retried on the same account before failing
+    over, each after a full-jitter wait of up to ``overload_retry_base_ms`` doubled per retry
+    (at most ``overload_retry_max_ms``): the reference's 2 attempts, 750 ms base, 3 s cap."""
+    overload_retry_base_ms: int = 750
+    overload_retry_max_ms: int = 3_000
 
 
 class _ClientGoneError(Exception):
@@ -340,16 +349,24 @@ class _Exchange:
             return user_id
         return self.headers.get("x-claude-code-session-id")
 
-    async def _try(self, account: Account) -> bool:
-        """One account's attempt; True when the client got a response from it."""
-        prepared = await self._prepare(account)
+    async def _try(self, account: Account, overload_retry: int = 0, fallback: int = 0) -> bool:
+        """One account's attempt; True when the client got a response from it.
+
+        ``overload_retry`` counts the in-place retries after a 529 without a reset hint;
+        ``fallback`` is the entry of the account's model list tried (``_model_fallback``).
+        """
+        models = fallback_models(account, self.routing.model)
+        sent_as = account
+        if fallback and self.routing.model is not None:
+            sent_as = pin_model(account, self.routing.model, models[fallback])
+        prepared = await self._prepare(account, sent_as)
         if prepared is None:
             return False
         provider, request, credentials = prepared
         response = await self._send(request, account)
         if response is not None and response.status == 401 and provider.refreshes_tokens:
             await response.aclose()
-            response = await self._retry_after_refresh(provider, account, credentials)
+            response = await self._retry_after_refresh(provider, account, credentials, sent_as)
         if response is None:
             return False
         body = _Body(response)
@@ -367,15 +384,30 @@ class _Exchange:
                 raise
         upstream_headers = dict(response.headers)
         reason = self._failure_of(provider, account, response.status, upstream_headers, error_body)
-        if reason is not None:
+        next_model = False
+        if (
+            models
+            and reason is not FailoverReason.OUT_OF_CREDITS
+            and model_unavailable(response.status, error_body, request.upstream_model)
+        ):
+            next_model = fallback + 1 < len(models)
+            if not next_model and reason is None:
+                # Every model of the list is unavailable here; another account may have one.
+                reason = FailoverReason.MODEL_UNAVAILABLE
+        if reason is not None or next_model:
             await response.aclose()
+            again = (overload_retry, fallback + 1) if next_model else None
+            if again is None and await self._overload_retry_due(account, reason, overload_retry):
+                again = (overload_retry + 1, fallback)
+            if again is not None:
+                return await self._try(account, *again)
             self.failures.answered(
                 f"{account.name}: upstream answered {response.status}",
                 response.status,
                 upstream_headers,
                 error_body,
             )
-            self.failed_with = (response.status, reason)
+            self.failed_with = (response.status, reason or FailoverReason.MODEL_UNAVAILABLE)
             return False
         await self._forward(
             provider, account, request, response, upstream_headers=upstream_headers, body=body
@@ -383,13 +415,14 @@ class _Exchange:
         return True
 
     async def _prepare(
-        self, account: Account
+        self, account: Account, sent_as: Account
     ) -> tuple[Provider, UpstreamRequest, Credentials] | None:
-        """The provider, fresh credentials and the upstream request; None to skip the account."""
+        """The provider, fresh credentials and the upstream request (built for ``sent_as``, the
+        account with any model fallback pinned); None to skip the account."""
         try:
             provider = self.deps.registry.get(account.provider)
             credentials = await self.watcher.race(self.deps.credentials.credentials_for(account))
-            return provider, self._build(provider, account, credentials), credentials
+            return provider, self._build(provider, sent_as, credentials), credentials
         except UnknownProviderError:
             detail = f"{account.name}: unknown provider {account.provider!r}"
             self.failures.skipped("unknown provider", detail)
@@ -404,7 +437,7 @@ class _Exchange:
         return None
 
     async def _retry_after_refresh(
-        self, provider: Provider, account: Account, rejected: Credentials
+        self, provider: Provider, account: Account, rejected: Credentials, sent_as: Account
     ) -> UpstreamResponse | None:
         """After a 401: one forced token refresh, then the same account once more."""
         try:
@@ -419,7 +452,7 @@ class _Exchange:
             self.failures.skipped("token refresh failed", detail)
             self.failed_with = (401, reason)
             return None
-        return await self._send(self._build(provider, account, fresh), account)
+        return await self._send(self._build(provider, sent_as, fresh), account)
 
     def _failure_of(
         self,
@@ -445,6 +478,24 @@ class _Exchange:
         if info.kind is RateLimitKind.NONE:
             return None
         return FailoverReason(info.kind.value)
+
+    async def _overload_retry_due(
+        self, account: Account, reason: FailoverReason | None, retry: int
+    ) -> bool:
+        """After a 529 without a reset hint, whether to try the same account again: then wait
+        the jittered backoff first (a brief overload often passes before another account's
+        round trip would). A 529 that names its reset goes straight to the next account."""
+        settings = self.deps.settings
+        if reason is not FailoverReason.OVERLOADED or retry >= settings.overload_retries:
+            return False
+        current = self.deps.pool.get(account.id)
+        if current is None or (
+            current.rate_limit.reason is not RateLimitReason.UPSTREAM_529_OVERLOADED_NO_RESET
+        ):
+            return False
+        ceiling_ms = min(settings.overload_retry_base_ms * 2**retry, settings.overload_retry_max_ms)
+        await self.watcher.race(asyncio.sleep(_jitter() * ceiling_ms / 1000))
+        return True
 
     def _open_breaker(self, account: Account, reason: RateLimitReason) -> None:
         deps = self.deps
@@ -514,7 +565,10 @@ class _Exchange:
             await self.send(
                 {"type": "http.response.start", "status": response.status, "headers": headers}
             )
-            await self.watcher.race(self._pump(body, transformer, parser, capture))
+            if await self.watcher.race(
+                self._pump(body, transformer, parser, capture, streaming=streaming)
+            ):
+                terminal = StreamTerminalState.RECOVERED
         except _ClientGoneError:
             terminal = StreamTerminalState.CLIENT_DISCONNECTED
         except UpstreamTimeoutError as exc:
@@ -535,15 +589,17 @@ class _Exchange:
                 self.id,
                 extra={"data": {"request_id": self.id, "account": account.name}},
             )
+        result = parser.result()
         if error is not None and streaming:
-            await self._end_stream_with_error(terminal, error, capture)
+            terminal, error = await self._end_cut_stream(terminal, error, result, capture)
         # A broken body that is not a stream is left unended: the server then drops the
         # connection without the body's end, so the client's HTTP library raises instead of
         # handing truncated JSON over as a whole answer.
-        result = parser.result()
         if result.error_type is not None and terminal is StreamTerminalState.COMPLETED:
             terminal = StreamTerminalState.UPSTREAM_ERROR
             error = result.error_type
+            if streaming:
+                self._bench_for_in_band_limit(account, error)
         record = self._record(account, response.status, terminal, result, error, request=request)
         if capture is not None:
             payload = capture.finish(
@@ -561,8 +617,15 @@ class _Exchange:
         transformer: ResponseTransformer | None,
         parser: UsageParser,
         capture: PayloadCapture | None,
-    ) -> None:
-        """Write each upstream chunk to the client as it arrives; usage is read on the side."""
+        *,
+        streaming: bool,
+    ) -> bool:
+        """Write each upstream chunk to the client as it arrives; usage is read on the side.
+
+        Returns whether a stream that ended after its stop reason but without ``message_stop``
+        was completed with one (the reference's terminal recovery): SDKs otherwise wait for
+        that event and raise or hand over no final message.
+        """
         send = self.send
         ended = False
         async for chunk in body.chunks():
@@ -572,16 +635,50 @@ class _Exchange:
                 if capture is not None:
                     capture.feed(out)
                 # The last piece ends the response itself: one write fewer per request.
-                ended = transformer is None and body.complete()
+                ended = (
+                    transformer is None
+                    and body.complete()
+                    and not (streaming and _lacks_message_stop(parser.result()))
+                )
                 await send({"type": "http.response.body", "body": out, "more_body": not ended})
         if ended:
-            return
+            return False
         tail = transformer.close() if transformer is not None else b""
         if tail:
             parser.feed(tail)
-            if capture is not None:
-                capture.feed(tail)
+        recovered = streaming and _lacks_message_stop(parser.result())
+        if recovered:
+            tail += _MESSAGE_STOP
+        if capture is not None and tail:
+            capture.feed(tail)
         await send({"type": "http.response.body", "body": tail, "more_body": False})
+        return recovered
+
+    async def _end_cut_stream(
+        self,
+        terminal: StreamTerminalState,
+        error: str,
+        result: UsageResult,
+        capture: PayloadCapture | None,
+    ) -> tuple[StreamTerminalState, str | None]:
+        """End a stream whose upstream went away; returns how it ended, and the error if any."""
+        if terminal is not StreamTerminalState.INTERRUPTED and _lacks_message_stop(result):
+            # The upstream went away after the message's stop reason: only the closing event
+            # is missing, so the message is whole. Complete it rather than break it.
+            await self._end_stream(_MESSAGE_STOP, capture)
+            return StreamTerminalState.RECOVERED, None
+        await self._end_stream_with_error(terminal, error, capture)
+        return terminal, error
+
+    def _bench_for_in_band_limit(self, account: Account, error_type: str) -> None:
+        """A rate-limit or overload ``event: error`` mid-stream: too late to fail over (the
+        stream has started), but the next request should not meet the same limit, so bench the
+        account as a 429 or 529 without a reset hint would."""
+        limit = _IN_BAND_LIMITS.get(error_type)
+        if limit is not None:
+            deps = self.deps
+            now = deps.clock.now_ms()
+            deps.pool.apply_rate_limit(account.id, limit, now, deps.settings.cooldowns)
 
     async def _end_stream_with_error(
         self, terminal: StreamTerminalState, error: str, capture: PayloadCapture | None
@@ -593,7 +690,10 @@ class _Exchange:
             message = "The proxy shut down mid-response; the response is incomplete."
         else:
             message = "The upstream connection closed mid-response; the response is incomplete."
-        event = error_event("api_error", message)
+        await self._end_stream(error_event("api_error", message), capture)
+
+    async def _end_stream(self, event: bytes, capture: PayloadCapture | None) -> None:
+        """Send the last event of a stream whose upstream went away, ending the response."""
         if capture is not None:
             capture.feed(event)
         try:
@@ -755,6 +855,24 @@ def _absorb_cancellation() -> None:
     task = asyncio.current_task()
     if task is not None:
         task.uncancel()
+
+
+_jitter = random.Random().random  # noqa: S311 (a backoff's jitter, not a secret)
+
+_IN_BAND_LIMITS = {
+    "rate_limit_error": RateLimitInfo(kind=RateLimitKind.ACCOUNT_QUOTA),
+    "overloaded_error": RateLimitInfo(kind=RateLimitKind.OVERLOADED),
+}
+"""What an ``event: error`` in the middle of a stream says about the account: the reading of a
+429 or 529 without a reset hint (the stream's own headers describe the window as it was when
+the response started, not the limit met since)."""
+
+_MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+
+
+def _lacks_message_stop(result: UsageResult) -> bool:
+    """A stream that reached its stop reason (and no error) but not its ``message_stop``."""
+    return result.stop_reason is not None and not result.message_stopped and not result.error_type
 
 
 _CREDENTIAL_ERRORS = (b'"authentication_error"', b'"permission_error"')

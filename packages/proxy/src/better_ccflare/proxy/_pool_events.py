@@ -55,6 +55,8 @@ class FailoverReason(StrEnum):
     """The upstream's error body broke off before it could be read."""
     ACCOUNT_UNUSABLE = "account_unusable"
     """Unknown provider, a configuration error, or a request the provider cannot carry."""
+    MODEL_UNAVAILABLE = "model_unavailable"
+    """Every model of the account's fallback list was not found there (``--model-map a,b``)."""
 
 
 class Failover(msgspec.Struct, frozen=True, kw_only=True, tag="failover"):

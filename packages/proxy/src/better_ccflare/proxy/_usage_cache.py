@@ -38,6 +38,8 @@ DEFAULT_ROLLOVER_TOLERANCE_MS = 60_000
 ``resets_at`` wobbles by fractions of a second between polls)."""
 
 _WEEKLY_WINDOW = "seven_day"
+_FULL = 100.0
+"""Utilization (percent) at which an account-wide window has no room left."""
 
 _log = logging.getLogger("better_ccflare.proxy")
 
@@ -109,12 +111,16 @@ class UsageCache:
         on_window_reset: Called with the account id when an update shows that one of its
             account-wide windows started over (restart the session, drop a stale cooldown).
             It must not block; exceptions it raises are logged and swallowed.
+        on_headroom: Called, the same way, with the account id when an update shows every
+            account-wide window under 100 %: a quota cooldown the upstream has already lifted
+            can end (the reference's "capacity restored").
     """
 
     __slots__ = (
         "_clock",
         "_entries",
         "_fresh",
+        "_on_headroom",
         "_on_window_reset",
         "_rollover_tolerance_ms",
         "_ttl_ms",
@@ -128,11 +134,13 @@ class UsageCache:
         ttl_ms: int = DEFAULT_USAGE_TTL_MS,
         rollover_tolerance_ms: int = DEFAULT_ROLLOVER_TOLERANCE_MS,
         on_window_reset: Callable[[str], None] | None = None,
+        on_headroom: Callable[[str], None] | None = None,
     ) -> None:
         self._clock = clock
         self._ttl_ms = ttl_ms
         self._rollover_tolerance_ms = rollover_tolerance_ms
         self._on_window_reset = on_window_reset
+        self._on_headroom = on_headroom
         # Every account's last entry, fresh or not: rollover detection compares against it.
         self._entries: dict[str, UsageEntry] = {}
         # Fresh entries only, oldest fetch first (an update re-inserts at the end), so expiry
@@ -163,11 +171,11 @@ class UsageCache:
             if previous is not None
             else ()
         )
-        if rolled and self._on_window_reset is not None:
-            try:
-                self._on_window_reset(account_id)
-            except Exception:
-                _log.exception("The window-reset callback failed for account %s", account_id)
+        if rolled:
+            _tell(self._on_window_reset, account_id)
+        utilization = entry.usage.utilization
+        if utilization is not None and utilization < _FULL:
+            _tell(self._on_headroom, account_id)
         return rolled
 
     def forget(self, account_id: str) -> None:
@@ -205,3 +213,13 @@ class UsageCache:
 
     def _is_stale(self, fetched_at_ms: int) -> bool:
         return self._clock.now_ms() - fetched_at_ms > self._ttl_ms
+
+
+def _tell(callback: Callable[[str], None] | None, account_id: str) -> None:
+    """Call an update callback; a failing one is logged, never breaks the update."""
+    if callback is None:
+        return
+    try:
+        callback(account_id)
+    except Exception:
+        _log.exception("A usage-update callback failed for account %s", account_id)
