@@ -27,6 +27,7 @@ from ._pool_events import (
     RefreshFailed,
 )
 from ._request_events import RequestEvents
+from ._store_watch import STORE_WATCH_INTERVAL_MS, StoreWatch
 from ._token_manager import TokenManager
 from ._transport import (
     Timeouts,
@@ -41,6 +42,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "LOCAL_ANSWER_PATHS",
+    "STORE_WATCH_INTERVAL_MS",
     "AccountPool",
     "AiohttpTransport",
     "AllAccountsFailed",
@@ -60,6 +62,7 @@ __all__ = [
     "ProxySettings",
     "RefreshFailed",
     "RequestEvents",
+    "StoreWatch",
     "Timeouts",
     "TokenManager",
     "UpstreamConnectError",

@@ -40,7 +40,13 @@ from better_ccflare.core import (
     StreamTerminalState,
 )
 from better_ccflare.database import Store
-from better_ccflare.load_balancer import AccountUsage, SelectionRequest, Strategy, is_eligible
+from better_ccflare.load_balancer import (
+    AccountUsage,
+    Selection,
+    SelectionRequest,
+    Strategy,
+    is_eligible,
+)
 from better_ccflare.providers import (
     AccountConfigError,
     ClientRequest,
@@ -69,6 +75,7 @@ from ._pool_events import AllAccountsFailed, Failover, FailoverReason
 from ._request_checks import InvalidRequestError, Routing, forwardable_path, read_routing
 from ._request_events import RequestEvents
 from ._request_record import request_record, time_ordered_id
+from ._store_watch import StoreWatch
 from ._token_manager import CredentialsUnavailableError
 from ._transport import (
     Timeouts,
@@ -128,6 +135,9 @@ class ProxyDeps:
     """Checks proxy API keys once any active key exists."""
     events: RequestEvents | None = None
     """Where dashboards watch requests live; each recorded request is published to it."""
+    store_watch: StoreWatch | None = None
+    """Asked to catch up with the store when no account can serve a request: an account the
+    CLI added a moment ago serves it instead of an error."""
 
 
 class ProxyApp:
@@ -274,16 +284,9 @@ class _Exchange:
         deps = self.deps
         now = deps.clock.now_ms()
         usage = deps.usage()
-        selection = deps.strategy().select(
-            deps.pool.accounts(),
-            SelectionRequest(
-                now_ms=now,
-                session_id=self.session_id(),
-                usage=usage,
-                session_duration_ms=deps.settings.session_duration_ms,
-            ),
-        )
-        deps.pool.apply_selection(selection, now)
+        selection = self._select(now, usage)
+        if not selection.order and deps.store_watch and await deps.store_watch.catch_up():
+            selection = self._select(now, usage)
         if not selection.order:
             await self._unavailable(usage, now)
             return
@@ -319,6 +322,20 @@ class _Exchange:
             self.watcher.stop()
         events.emit(AllAccountsFailed(request_id=self.id, attempts=self.attempts))
         await self._all_failed()
+
+    def _select(self, now: int, usage: Mapping[str, AccountUsage]) -> Selection:
+        deps = self.deps
+        selection = deps.strategy().select(
+            deps.pool.accounts(),
+            SelectionRequest(
+                now_ms=now,
+                session_id=self.session_id(),
+                usage=usage,
+                session_duration_ms=deps.settings.session_duration_ms,
+            ),
+        )
+        deps.pool.apply_selection(selection, now)
+        return selection
 
     def session_id(self) -> str | None:
         """The client's session: Claude Code's ``metadata.user_id``, else its session header."""
