@@ -16,6 +16,7 @@ from ._local_answers import LOCAL_ANSWER_PATHS
 from ._payloads import Payload, PayloadFormatError, decode_payload
 from ._pipeline import ProxyApp, ProxyDeps, ProxySettings
 from ._pool_events import (
+    AccountPaused,
     AllAccountsFailed,
     CooldownEnded,
     CooldownStarted,
@@ -43,6 +44,7 @@ __version__ = "0.1.0"
 __all__ = [
     "LOCAL_ANSWER_PATHS",
     "STORE_WATCH_INTERVAL_MS",
+    "AccountPaused",
     "AccountPool",
     "AiohttpTransport",
     "AllAccountsFailed",

@@ -33,8 +33,10 @@ from better_ccflare.core import (
     ApiKey,
     ApiKeyRole,
     BetterCcflareError,
+    BillingType,
     Clock,
     Credentials,
+    PauseReason,
     RateLimitReason,
     RequestRecord,
     StreamTerminalState,
@@ -67,6 +69,7 @@ from ._account_pool import AccountPool
 from ._anthropic_errors import ErrorReply, error_body, error_event
 from ._api_key_auth import ApiKeyAuthenticator
 from ._attempt_failures import AttemptFailures
+from ._billing import billing_type
 from ._cooldowns import BREAKER_REASONS, CooldownPolicy
 from ._credential_source import CredentialSource
 from ._local_answers import LOCAL_ANSWER_PATHS
@@ -506,6 +509,9 @@ class _Exchange:
             for k, v in forwardable_response_headers(upstream_headers).items()
         ]
         headers.append((b"x-better-ccflare-request-id", self.id.encode()))
+        billing = billing_type(account, upstream_headers)
+        if billing is BillingType.OVERAGE and account.auto_pause_on_overage_enabled:
+            self.deps.pool.pause(account.id, PauseReason.OVERAGE)
         capture = None
         if self.deps.settings.store_payloads:
             capture = PayloadCapture(request_headers=self.headers, request_body=self.body)
@@ -546,7 +552,9 @@ class _Exchange:
         if result.error_type is not None and terminal is StreamTerminalState.COMPLETED:
             terminal = StreamTerminalState.UPSTREAM_ERROR
             error = result.error_type
-        record = self._record(account, response.status, terminal, result, error, request=request)
+        record = self._record(
+            account, response.status, terminal, result, error, request=request, billing=billing
+        )
         if capture is not None:
             payload = capture.finish(
                 account_id=account.id,
@@ -664,6 +672,7 @@ class _Exchange:
         error: str | None,
         *,
         request: UpstreamRequest | None = None,
+        billing: BillingType | None = None,
     ) -> RequestRecord:
         """Queue the request's record for the writer (never waits) and return it."""
         record = request_record(
@@ -675,6 +684,7 @@ class _Exchange:
             error=error,
             request=request,
             prices=self.deps.settings.prices,
+            billing=billing,
         )
         self.deps.store.requests.record(record)
         if self.deps.events is not None:
