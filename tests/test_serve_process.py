@@ -349,17 +349,7 @@ async def test_a_strategy_set_by_the_cli_applies_to_the_running_server(tmp_path:
     process = await start_serving(tmp_path, "--port", str(port))
     try:
         assert (await wait_for_health(port, process)).json()["strategy"] == "session"
-        changed = await asyncio.create_subprocess_exec(
-            *COMMAND,
-            "strategy",
-            "set",
-            "least-used",
-            env=env_for(tmp_path),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        _, err = await changed.communicate()
-        assert changed.returncode == 0, err.decode()
+        await cli(tmp_path, "strategy", "set", "least-used")
         async with httpx2.AsyncClient() as client:
             strategy = ""
             for _ in range(100):  # the server re-reads the config file every 250 ms
