@@ -297,25 +297,62 @@ async def test_an_account_added_by_the_cli_reaches_the_running_server(tmp_path: 
     assert process.returncode == 0, stderr
 
 
+async def cli(tmp_path: Path, *args: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        *COMMAND,
+        *args,
+        env=env_for(tmp_path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+
+
+async def test_a_request_right_after_the_cli_adds_an_account_is_served_by_it(
+    tmp_path: Path,
+) -> None:
+    async with FakeUpstream() as upstream:
+        upstream.set_default(Reply.json({"type": "message", "content": []}))
+        port = free_port()
+        process = await start_serving(tmp_path, "--port", str(port))
+        try:
+            await wait_for_health(port, process)
+            await cli(tmp_path, "account", "add", "live", "--mode", "console", "--api-key",
+                      "sk-ant-api03-live", "--endpoint", upstream.url)  # fmt: skip
+            async with httpx2.AsyncClient() as client:
+                # No waiting: the request finds the account the CLI has just committed.
+                reply = await client.post(
+                    f"http://127.0.0.1:{port}/v1/messages",
+                    json={"model": "claude-sonnet-5", "max_tokens": 8, "messages": []},
+                )
+                assert reply.status_code == 200, reply.text
+                # A change that leaves the pool able to serve arrives within the watch's tenth
+                # of a second: the account paused by the CLI is soon unavailable.
+                await cli(tmp_path, "account", "pause", "live")
+                started = time.monotonic()
+                while (
+                    await client.get(f"http://127.0.0.1:{port}/health/ready")
+                ).status_code == 200:
+                    assert time.monotonic() - started < 0.5, "the pause took too long to arrive"
+                    await asyncio.sleep(0.02)
+            assert upstream.requests[0].headers["x-api-key"] == "sk-ant-api03-live"
+            stderr = await stop(process)
+        finally:
+            if process.returncode is None:
+                process.kill()
+    assert process.returncode == 0, stderr
+
+
 async def test_a_strategy_set_by_the_cli_applies_to_the_running_server(tmp_path: Path) -> None:
     port = free_port()
     process = await start_serving(tmp_path, "--port", str(port))
     try:
         assert (await wait_for_health(port, process)).json()["strategy"] == "session"
-        changed = await asyncio.create_subprocess_exec(
-            *COMMAND,
-            "strategy",
-            "set",
-            "least-used",
-            env=env_for(tmp_path),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        _, err = await changed.communicate()
-        assert changed.returncode == 0, err.decode()
+        await cli(tmp_path, "strategy", "set", "least-used")
         async with httpx2.AsyncClient() as client:
             strategy = ""
-            for _ in range(100):  # the server re-reads the config file every 2 s
+            for _ in range(100):  # the server re-reads the config file every 250 ms
                 health = await client.get(f"http://127.0.0.1:{port}/health")
                 strategy = health.json()["strategy"]
                 if strategy == "least-used":

@@ -78,3 +78,19 @@ async def test_a_file_that_is_not_sqlite_is_refused_and_left_untouched(
         await Store.open(bogus, key=key)
 
     assert bogus.read_bytes() == b"these are my notes, not a database\n" * 200
+
+
+async def test_changed_elsewhere_sees_other_connections_commits_not_its_own(
+    db_path: Path, key: SecretKey
+) -> None:
+    async with await Store.open(db_path, key=key) as store:
+        await store.accounts.add(account("mine"))
+        store.requests.record(request("r1"))
+        await store.flush()
+        assert not await store.changed_elsewhere()
+
+        async with await Store.open(db_path, key=key) as other:  # as the CLI would
+            await other.accounts.add(account("theirs"))
+
+        assert await store.changed_elsewhere()
+        assert not await store.changed_elsewhere()

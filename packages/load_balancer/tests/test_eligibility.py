@@ -225,3 +225,26 @@ def test_the_last_obstacle_decides() -> None:
     cooling = account("a", limited_until_ms=NOW + 60_000)
     exhausted = AccountUsage(utilization=100, resets_at_ms=NOW + 90_000)
     assert eligible_at_ms(cooling, exhausted, NOW) == NOW + 90_000
+
+
+# 2026-03-02 is a Monday; Singapore is UTC+8, so 14:00-18:00 SGT is 06:00-10:00 UTC.
+_SGT_15H = 1_772_434_800_000  # 2026-03-02 07:00 UTC = 15:00 SGT
+_SGT_18H = _SGT_15H + 3 * HOUR
+
+
+def _zai(*, toggle: bool) -> Account:
+    return replace(account("z"), provider="zai", peak_hours_pause_enabled=toggle)
+
+
+def test_a_zai_account_with_the_peak_hours_toggle_sits_out_14_to_18_singapore_time() -> None:
+    opted_in = _zai(toggle=True)
+    assert not is_eligible(opted_in, None, _SGT_15H)
+    assert not is_eligible(opted_in, None, _SGT_15H - HOUR)  # 14:00 SGT
+    assert is_eligible(opted_in, None, _SGT_15H - HOUR - 1)  # 13:59:59.999
+    assert is_eligible(opted_in, None, _SGT_18H)
+    assert eligible_at_ms(opted_in, None, _SGT_15H) == _SGT_18H
+    assert is_eligible(_zai(toggle=False), None, _SGT_15H)
+
+
+def test_the_peak_hours_toggle_concerns_only_zai_accounts() -> None:
+    assert is_eligible(replace(account("c"), peak_hours_pause_enabled=True), None, _SGT_15H)

@@ -32,6 +32,7 @@ from better_ccflare.load_balancer import Strategy, create_strategy
 from better_ccflare.logger import LogBus, configure_logging
 from better_ccflare.providers import PriceTable, ProviderRegistry, builtin_providers
 from better_ccflare.proxy import (
+    STORE_WATCH_INTERVAL_MS,
     AccountPool,
     AiohttpTransport,
     ApiKeyAuthenticator,
@@ -40,6 +41,7 @@ from better_ccflare.proxy import (
     ProxyDeps,
     ProxySettings,
     RequestEvents,
+    StoreWatch,
     Timeouts,
     TokenManager,
     UsageCache,
@@ -54,8 +56,7 @@ __all__ = ["Service", "freeze_startup_heap", "serve", "uvicorn_config"]
 
 _log = logging.getLogger("better_ccflare.server")
 
-ACCOUNT_RELOAD_INTERVAL_MS = 2_000
-CONFIG_RELOAD_INTERVAL_MS = 2_000
+CONFIG_RELOAD_INTERVAL_MS = 250
 ROLLUP_INTERVAL_MS = 60_000
 
 
@@ -103,10 +104,12 @@ class Service:
             ),
         )
         self.settings = LiveConfig(config, self._apply_settings)
-        # Accounts added or edited by the CLI or another process reach the proxy within seconds,
-        # and so do settings changed in the config file (`better-ccflare strategy set`).
-        self.jobs.jobs["account-reload"] = PeriodicJob(
-            "account-reload", ACCOUNT_RELOAD_INTERVAL_MS, self.pool.reload
+        # Accounts and keys added or edited by the CLI or another process reach the proxy within
+        # a tenth of a second (at once for a request no account could serve), and settings
+        # changed in the config file (`better-ccflare strategy set`) within a quarter.
+        self.store_watch = StoreWatch(store, self.pool, self.auth)
+        self.jobs.jobs["store-watch"] = PeriodicJob(
+            "store-watch", STORE_WATCH_INTERVAL_MS, self.store_watch.catch_up
         )
         self.jobs.jobs["config-reload"] = PeriodicJob(
             "config-reload", CONFIG_RELOAD_INTERVAL_MS, self.settings.reload_if_changed
@@ -146,6 +149,7 @@ class Service:
                 auth=self.auth,
                 events=self.request_events,
                 settings=_proxy_settings(config),
+                store_watch=self.store_watch,
             )
         )
         self.management = ManagementContext(

@@ -79,6 +79,15 @@ class StoreMaintenance(Protocol):
         """The problems the backend finds in the stored data; empty when it is sound."""
         ...
 
+    async def changed_elsewhere(self) -> bool:
+        """Whether another connection (the CLI, another process) committed a change since the
+        previous call (or since opening); the store's own writes do not count.
+
+        Cheap enough to ask several times a second: the server reloads its accounts and keys
+        only when this says so.
+        """
+        ...
+
     async def compact(self) -> None:
         """Give free space back to the file system (checkpoint and vacuum for SQLite)."""
         ...

@@ -135,6 +135,12 @@ class Store:
         """
         return await self._maintenance.check_integrity()
 
+    async def changed_elsewhere(self) -> bool:
+        """Whether another connection (the CLI, another process) committed a change since the
+        previous call (or since the store opened). The store's own writes do not count, so a
+        running server can ask this often and reload what it caches only when it says so."""
+        return await self._maintenance.changed_elsewhere()
+
     async def compact(self) -> None:
         """Return free space to the file system. Writes wait while it runs."""
         await self._maintenance.compact()

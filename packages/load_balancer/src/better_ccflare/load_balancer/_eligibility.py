@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from better_ccflare.core import Account, PauseReason, ProviderKind
 
+from ._peak_hours import peak_hours_end_ms
 from ._selection import AccountUsage, SelectionRequest
 
 __all__ = ["eligible_at_ms", "is_eligible", "is_usage_exhausted", "would_auto_unpause"]
@@ -51,7 +52,8 @@ def is_eligible(account: Account, usage: AccountUsage | None, now_ms: int) -> bo
         now_ms: The current time; a cooldown ends exactly at ``limited_until_ms``.
 
     Returns:
-        Whether it is not paused, not awaiting re-login, not cooling down and not exhausted.
+        Whether it is not paused, not awaiting re-login, not cooling down, not exhausted and
+        not sitting out z.ai's peak hours.
     """
     return not account.paused and _serviceable(account, usage, now_ms)
 
@@ -92,7 +94,8 @@ def eligible_at_ms(account: Account, usage: AccountUsage | None, now_ms: int) ->
 
     Returns:
         ``now_ms`` when it may serve now; else the moment its last obstacle ends (a cooldown,
-        an exhausted window's reset, the reset after which auto-fallback lifts its pause);
+        an exhausted window's reset, the reset after which auto-fallback lifts its pause, the
+        end of z.ai's peak hours);
         ``None`` when a person must act (a deliberate pause, a re-login) or an obstacle has
         no known end.
     """
@@ -111,6 +114,9 @@ def eligible_at_ms(account: Account, usage: AccountUsage | None, now_ms: int) ->
         if usage.resets_at_ms is None:
             return None
         ends.append(usage.resets_at_ms)
+    peak_end_ms = peak_hours_end_ms(account, now_ms)
+    if peak_end_ms is not None:
+        ends.append(peak_end_ms)
     return max(ends)
 
 
@@ -145,4 +151,5 @@ def _serviceable(account: Account, usage: AccountUsage | None, now_ms: int) -> b
         not account.requires_reauth
         and not account.rate_limit.cooling_down(now_ms)
         and not is_usage_exhausted(usage, now_ms)
+        and peak_hours_end_ms(account, now_ms) is None
     )

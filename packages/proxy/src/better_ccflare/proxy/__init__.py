@@ -16,6 +16,7 @@ from ._local_answers import LOCAL_ANSWER_PATHS
 from ._payloads import Payload, PayloadFormatError, decode_payload
 from ._pipeline import ProxyApp, ProxyDeps, ProxySettings
 from ._pool_events import (
+    AccountPaused,
     AllAccountsFailed,
     CooldownEnded,
     CooldownStarted,
@@ -27,6 +28,7 @@ from ._pool_events import (
     RefreshFailed,
 )
 from ._request_events import RequestEvents, RequestListener, RequestTimings
+from ._store_watch import STORE_WATCH_INTERVAL_MS, StoreWatch
 from ._token_manager import TokenManager
 from ._transport import (
     Timeouts,
@@ -41,6 +43,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "LOCAL_ANSWER_PATHS",
+    "STORE_WATCH_INTERVAL_MS",
+    "AccountPaused",
     "AccountPool",
     "AiohttpTransport",
     "AllAccountsFailed",
@@ -62,6 +66,7 @@ __all__ = [
     "RequestEvents",
     "RequestListener",
     "RequestTimings",
+    "StoreWatch",
     "Timeouts",
     "TokenManager",
     "UpstreamConnectError",

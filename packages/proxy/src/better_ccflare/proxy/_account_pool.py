@@ -22,6 +22,7 @@ import msgspec
 from better_ccflare.core import (
     Account,
     Clock,
+    PauseReason,
     RateLimitReason,
     RateLimitState,
     SessionState,
@@ -32,7 +33,13 @@ from better_ccflare.load_balancer import Selection
 from better_ccflare.providers import RateLimitInfo
 
 from ._cooldowns import QUOTA_REASONS, CooldownPolicy, apply_failure, apply_rate_limit
-from ._pool_events import CooldownEnded, CooldownStarted, CredentialsRejected, PoolEvents
+from ._pool_events import (
+    AccountPaused,
+    CooldownEnded,
+    CooldownStarted,
+    CredentialsRejected,
+    PoolEvents,
+)
 
 __all__ = ["AccountPool"]
 
@@ -144,6 +151,17 @@ class AccountPool:
         for account_id in selection.start_session:
             self._update(account_id, session=SessionState(started_at_ms=now_ms, request_count=0))
             self._persist(self._store.accounts.reset_session(account_id, now_ms), "reset session")
+
+    def pause(self, account_id: str, reason: PauseReason) -> None:
+        """Pause the account by a rule (``reason``): out of routing from the next request on,
+        written at once, told once as :class:`AccountPaused`. An account already paused is
+        left as it is, with its first reason."""
+        current = self._by_id.get(account_id)
+        if current is None or current.paused:
+            return
+        self._update(account_id, paused=True, pause_reason=reason)
+        self._persist(self._store.accounts.pause(account_id, reason), "pause")
+        self.events.emit(AccountPaused(account_id=account_id, account=current.name, reason=reason))
 
     def apply_rate_limit(
         self, account_id: str, info: RateLimitInfo, now_ms: int, policy: CooldownPolicy | None

@@ -34,14 +34,22 @@ from better_ccflare.core import (
     ApiKey,
     ApiKeyRole,
     BetterCcflareError,
+    BillingType,
     Clock,
     Credentials,
+    PauseReason,
     RateLimitReason,
     RequestRecord,
     StreamTerminalState,
 )
 from better_ccflare.database import Store
-from better_ccflare.load_balancer import AccountUsage, SelectionRequest, Strategy, is_eligible
+from better_ccflare.load_balancer import (
+    AccountUsage,
+    Selection,
+    SelectionRequest,
+    Strategy,
+    is_eligible,
+)
 from better_ccflare.providers import (
     AccountConfigError,
     ClientRequest,
@@ -63,6 +71,7 @@ from ._account_pool import AccountPool
 from ._anthropic_errors import ErrorReply, error_body, error_event
 from ._api_key_auth import ApiKeyAuthenticator
 from ._attempt_failures import AttemptFailures
+from ._billing import billing_type
 from ._cooldowns import BREAKER_REASONS, CooldownPolicy
 from ._credential_source import CredentialSource
 from ._local_answers import LOCAL_ANSWER_PATHS
@@ -72,6 +81,7 @@ from ._pool_events import AllAccountsFailed, Failover, FailoverReason
 from ._request_checks import InvalidRequestError, Routing, forwardable_path, read_routing
 from ._request_events import RequestEvents, RequestTimings
 from ._request_record import request_record, time_ordered_id
+from ._store_watch import StoreWatch
 from ._token_manager import CredentialsUnavailableError
 from ._transport import (
     Timeouts,
@@ -137,6 +147,9 @@ class ProxyDeps:
     """Checks proxy API keys once any active key exists."""
     events: RequestEvents | None = None
     """Where dashboards watch requests live; each recorded request is published to it."""
+    store_watch: StoreWatch | None = None
+    """Asked to catch up with the store when no account can serve a request: an account the
+    CLI added a moment ago serves it instead of an error."""
 
 
 class ProxyApp:
@@ -295,16 +308,9 @@ class _Exchange:
         deps = self.deps
         now = deps.clock.now_ms()
         usage = deps.usage()
-        selection = deps.strategy().select(
-            deps.pool.accounts(),
-            SelectionRequest(
-                now_ms=now,
-                session_id=self.session_id(),
-                usage=usage,
-                session_duration_ms=deps.settings.session_duration_ms,
-            ),
-        )
-        deps.pool.apply_selection(selection, now)
+        selection = self._select(now, usage)
+        if not selection.order and deps.store_watch and await deps.store_watch.catch_up():
+            selection = self._select(now, usage)
         if not selection.order:
             await self._unavailable(usage, now)
             return
@@ -340,6 +346,20 @@ class _Exchange:
             self.watcher.stop()
         events.emit(AllAccountsFailed(request_id=self.id, attempts=self.attempts))
         await self._all_failed()
+
+    def _select(self, now: int, usage: Mapping[str, AccountUsage]) -> Selection:
+        deps = self.deps
+        selection = deps.strategy().select(
+            deps.pool.accounts(),
+            SelectionRequest(
+                now_ms=now,
+                session_id=self.session_id(),
+                usage=usage,
+                session_duration_ms=deps.settings.session_duration_ms,
+            ),
+        )
+        deps.pool.apply_selection(selection, now)
+        return selection
 
     def session_id(self) -> str | None:
         """The client's session: Claude Code's ``metadata.user_id``, else its session header."""
@@ -554,6 +574,7 @@ class _Exchange:
             for k, v in forwardable_response_headers(upstream_headers).items()
         ]
         headers.append((b"x-better-ccflare-request-id", self.id.encode()))
+        billing = self._billing(account, upstream_headers)
         capture = None
         if self.deps.settings.store_payloads:
             capture = PayloadCapture(request_headers=self.headers, request_body=self.body)
@@ -600,7 +621,9 @@ class _Exchange:
             error = result.error_type
             if streaming:
                 self._bench_for_in_band_limit(account, error)
-        record = self._record(account, response.status, terminal, result, error, request=request)
+        record = self._record(
+            account, response.status, terminal, result, error, request=request, billing=billing
+        )
         if capture is not None:
             payload = capture.finish(
                 account_id=account.id,
@@ -610,6 +633,14 @@ class _Exchange:
             )
             self.deps.store.requests.record_payload(record.id, payload)
         self.deps.pool.record_use(account.id, self.deps.clock.now_ms())
+
+    def _billing(self, account: Account, upstream_headers: dict[str, str]) -> BillingType:
+        """How this answer is billed; an account that opted in is paused on overage (the
+        answer itself is still served)."""
+        billing = billing_type(account, upstream_headers)
+        if billing is BillingType.OVERAGE and account.auto_pause_on_overage_enabled:
+            self.deps.pool.pause(account.id, PauseReason.OVERAGE)
+        return billing
 
     async def _pump(
         self,
@@ -762,6 +793,7 @@ class _Exchange:
         error: str | None,
         *,
         request: UpstreamRequest | None = None,
+        billing: BillingType | None = None,
     ) -> RequestRecord:
         """Queue the request's record for the writer (never waits) and return it."""
         record = request_record(
@@ -773,6 +805,7 @@ class _Exchange:
             error=error,
             request=request,
             prices=self.deps.settings.prices,
+            billing=billing,
         )
         self.deps.store.requests.record(record)
         if self.deps.events is not None:

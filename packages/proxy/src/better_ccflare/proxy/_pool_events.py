@@ -20,9 +20,10 @@ from typing import Literal
 
 import msgspec
 
-from better_ccflare.core import RateLimitReason
+from better_ccflare.core import PauseReason, RateLimitReason
 
 __all__ = [
+    "AccountPaused",
     "AllAccountsFailed",
     "CooldownEnded",
     "CooldownStarted",
@@ -122,6 +123,15 @@ class RefreshFailed(msgspec.Struct, frozen=True, kw_only=True, tag="refresh_fail
     """When the refresh is tried again, unless a new login is required."""
 
 
+class AccountPaused(msgspec.Struct, frozen=True, kw_only=True, tag="account_paused"):
+    """A rule paused an account (a person's pause is not an event); it stays out of routing
+    until resumed, by hand or by auto-fallback once its window resets."""
+
+    account_id: str
+    account: str
+    reason: PauseReason
+
+
 PoolEvent = (
     Failover
     | AllAccountsFailed
@@ -129,6 +139,7 @@ PoolEvent = (
     | CooldownEnded
     | CredentialsRejected
     | RefreshFailed
+    | AccountPaused
 )
 PoolListener = Callable[[PoolEvent], None]
 """Called synchronously with each event; it must not block (queue any I/O)."""
@@ -172,7 +183,7 @@ def log_pool_event(event: PoolEvent) -> None:
     _log.log(level, message, extra={"data": data})
 
 
-def _describe(event: PoolEvent) -> tuple[int, str]:
+def _describe(event: PoolEvent) -> tuple[int, str]:  # noqa: PLR0911 (one return per event)
     match event:
         case Failover():
             status = f"answered {event.status}" if event.status is not None else "did not answer"
@@ -199,6 +210,11 @@ def _describe(event: PoolEvent) -> tuple[int, str]:
             return logging.WARNING, (
                 f"Credentials rejected: the upstream refused account {event.account}; "
                 "update its key or log in again"
+            )
+        case AccountPaused():
+            return logging.WARNING, (
+                f"Account paused: {event.account} ({event.reason.value}); "
+                "resume it with `better-ccflare account resume`"
             )
         case RefreshFailed():
             fix = "log in again" if event.reauth_required else "the refresh will be retried"

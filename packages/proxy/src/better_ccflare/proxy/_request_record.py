@@ -14,6 +14,7 @@ from typing import Protocol
 from better_ccflare.core import (
     Account,
     ApiKey,
+    BillingType,
     RequestRecord,
     StreamTerminalState,
     TokenUsage,
@@ -70,6 +71,7 @@ def request_record(
     error: str | None,
     request: UpstreamRequest | None,
     prices: PriceTable,
+    billing: BillingType | None = None,
 ) -> RequestRecord:
     """The record of ``exchange``, ended now with ``status``.
 
@@ -82,6 +84,7 @@ def request_record(
         error: Why the request failed, if it did; a failed request is never a success.
         request: The upstream request of the answering account (its model mapping).
         prices: What each model costs; a model it has no price for gets an unknown cost.
+        billing: How the answer was paid for (``_billing``); ``None`` when no account answered.
     """
     elapsed_ms = int((time.perf_counter() - exchange.started) * 1000)
     usage = result.usage if result is not None else TokenUsage()
@@ -112,6 +115,7 @@ def request_record(
         stream_terminal_state=terminal,
         original_model=request.client_model if request is not None else None,
         applied_model=request.upstream_model if request is not None else None,
+        billing_type=billing,
     )
 
 
