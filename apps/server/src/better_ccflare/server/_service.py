@@ -14,6 +14,7 @@ import logging
 import signal
 from collections.abc import AsyncGenerator, Generator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx2
 import uvicorn
@@ -43,6 +44,7 @@ from better_ccflare.proxy import (
     TokenManager,
     UsageCache,
 )
+from better_ccflare.proxy.agents import AgentDirectory, AgentInterceptor
 from better_ccflare.proxy.jobs import AutoRefreshScheduler, BackgroundJobs, PeriodicJob, UsagePoller
 
 from ._http_limits import HttpLimits, limited_http_protocol
@@ -116,6 +118,10 @@ class Service:
             run_at_start=True,
         )
         self.request_events = RequestEvents()
+        # Claude Code's agent files are under the user's home (HOME, so tests can move it).
+        self.agents = AgentDirectory(
+            Path.home(), clock, autodiscover=config.agent_workspace_autodiscover
+        )
         self.auto_refresh = AutoRefreshScheduler(
             pool=self.pool,
             providers=self.registry,
@@ -136,6 +142,7 @@ class Service:
                 clock=clock,
                 auth=self.auth,
                 events=self.request_events,
+                agents=AgentInterceptor(self.agents, store.agent_preferences),
                 settings=_proxy_settings(config),
             )
         )

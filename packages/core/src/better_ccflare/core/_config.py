@@ -153,6 +153,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     """Base64 key that encrypts stored credentials; ``None`` means use the key file."""
     model_prices: dict[str, ModelPriceConfig]
     """Prices the user added or overrode, by model id (config file only)."""
+    agent_workspace_autodiscover: bool
+    """Register the working directory a Claude Code system prompt names as a workspace, so its
+    ``.claude/agents`` are discovered (the reference's opt-in of the same name)."""
     sources: dict[str, SettingSource]
 
     def __repr__(self) -> str:
@@ -479,6 +482,13 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting("secret_key", "BETTER_CCFLARE_SECRET_KEY", None, _text(), lambda _: None),
     # A nested object: the config file is its only source.
     _Setting("model_prices", None, "model_prices", _model_prices(), lambda _: {}),
+    _Setting(
+        "agent_workspace_autodiscover",
+        "BETTER_CCFLARE_AGENT_WORKSPACE_AUTODISCOVER",
+        "agent_workspace_autodiscover",
+        _bool(),
+        lambda _: False,
+    ),
 )
 
 

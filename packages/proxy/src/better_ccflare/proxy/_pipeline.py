@@ -78,6 +78,7 @@ from ._transport import (
     UpstreamTransport,
 )
 from ._unavailable import describe_unavailable, unavailable_reply
+from .agents import AgentInterceptor, AgentMatch
 
 __all__ = ["ProxyApp", "ProxyDeps", "ProxySettings"]
 
@@ -128,6 +129,8 @@ class ProxyDeps:
     """Checks proxy API keys once any active key exists."""
     events: RequestEvents | None = None
     """Where dashboards watch requests live; each recorded request is published to it."""
+    agents: AgentInterceptor | None = None
+    """Attributes requests to Claude Code subagents and applies their model preferences."""
 
 
 class ProxyApp:
@@ -165,6 +168,12 @@ class ProxyApp:
         if read is None:
             return
         body, routing = read
+        # The agent's preferred model replaces the client's before routing sees it.
+        agent = (
+            await self._deps.agents.resolve(headers, body, routing) if self._deps.agents else None
+        )
+        if agent is not None:
+            body, routing = agent.body, agent.routing
         exchange: _Exchange | None = None
         try:
             exchange = _Exchange(
@@ -177,6 +186,7 @@ class ProxyApp:
                 receive=receive,
                 send=send,
                 body=body,
+                agent=agent,
             )
             await exchange.run()
         except Exception:
@@ -211,6 +221,7 @@ class _Exchange:
     """One client request, from account selection to the recorded result."""
 
     __slots__ = (
+        "agent",
         "api_key",
         "attempts",
         "body",
@@ -251,8 +262,10 @@ class _Exchange:
         receive: Receive,
         send: Send,
         body: bytes,
+        agent: AgentMatch | None = None,
     ) -> None:
         self.deps = deps
+        self.agent = agent
         self.headers = headers
         self.api_key = api_key
         self.receive = receive
