@@ -1,0 +1,97 @@
+"""Agent preferences under a real server: a Claude Code subagent's request, recognised by its
+system prompt, reaches the upstream with the model its preference names, and the history says
+which agent, which model was asked for and which was sent, and how the agent was recognised."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from better_ccflare.core import AgentAttributionSource, AgentPreference
+
+from .support.client import recorded, sdk
+from .support.fake_upstream import FakeUpstream, Reply
+from .support.messages import MODEL, message_json
+from .support.service import console_account, running_proxy
+
+REVIEWER = "You are a meticulous code reviewer. Point out bugs, not style."
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    agents = home / ".claude" / "agents"
+    agents.mkdir(parents=True)
+    (agents / "reviewer.md").write_text(
+        f"---\nname: reviewer\ndescription: Reviews diffs\nmodel: sonnet\n---\n{REVIEWER}\n"
+    )
+    monkeypatch.setenv("HOME", str(home))
+    return home
+
+
+async def test_a_subagent_request_is_sent_with_its_preferred_model(
+    tmp_path: Path, home: Path
+) -> None:
+    async with FakeUpstream() as upstream:
+        upstream.set_default(Reply.json(message_json()))
+        async with running_proxy(tmp_path, console_account("a", upstream)) as (service, url):
+            await service.store.agent_preferences.set(
+                AgentPreference(agent_id="reviewer", model="claude-opus-5", updated_at_ms=0)
+            )
+            async with sdk(url) as client:
+                await client.messages.create(
+                    model=MODEL,
+                    max_tokens=64,
+                    system=[{"type": "text", "text": f"Claude Code subagent.\n{REVIEWER}"}],
+                    messages=[{"role": "user", "content": "Review this diff."}],
+                )
+            assert upstream.requests[0].json()["model"] == "claude-opus-5"
+            [row] = await recorded(service)
+            assert row.agent_used == "reviewer"
+            assert row.agent_attribution_source is AgentAttributionSource.PROMPT
+            assert (row.original_model, row.applied_model) == (MODEL, "claude-opus-5")
+
+
+async def test_a_request_from_no_agent_keeps_its_model(tmp_path: Path, home: Path) -> None:
+    async with FakeUpstream() as upstream:
+        upstream.set_default(Reply.json(message_json()))
+        async with running_proxy(tmp_path, console_account("a", upstream)) as (service, url):
+            await service.store.agent_preferences.set(
+                AgentPreference(agent_id="reviewer", model="claude-opus-5", updated_at_ms=0)
+            )
+            async with sdk(url) as client:
+                await client.messages.create(
+                    model=MODEL,
+                    max_tokens=64,
+                    system="You are a helpful assistant.",
+                    messages=[{"role": "user", "content": "Hi"}],
+                )
+            assert upstream.requests[0].json()["model"] == MODEL
+            [row] = await recorded(service)
+            assert (row.agent_used, row.agent_attribution_source) == (None, None)
+
+
+async def test_the_agent_header_applies_a_preference_set_a_moment_before(
+    tmp_path: Path, home: Path
+) -> None:
+    async with FakeUpstream() as upstream:
+        upstream.set_default(Reply.json(message_json()))
+        async with running_proxy(tmp_path, console_account("a", upstream)) as (service, url):
+            await service.store.agent_preferences.set(
+                AgentPreference(agent_id="planner", model="claude-haiku-5", updated_at_ms=0)
+            )
+            async with sdk(url) as client:
+                await client.messages.create(
+                    model=MODEL,
+                    max_tokens=64,
+                    system=REVIEWER,
+                    messages=[{"role": "user", "content": "Plan."}],
+                    extra_headers={"x-better-ccflare-agent-id": "planner"},
+                )
+            assert upstream.requests[0].json()["model"] == "claude-haiku-5"
+            [row] = await recorded(service)
+            assert (row.agent_used, row.agent_attribution_source) == (
+                "planner",
+                AgentAttributionSource.HEADER,
+            )
