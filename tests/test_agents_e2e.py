@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from better_ccflare.core import AgentAttributionSource, AgentPreference
+from better_ccflare.core import AgentAttributionSource, AgentPreference, RequestRecord
 
 from .support.client import recorded, sdk
 from .support.fake_upstream import FakeUpstream, Reply
@@ -16,6 +16,27 @@ from .support.messages import MODEL, message_json
 from .support.service import console_account, running_proxy
 
 REVIEWER = "You are a meticulous code reviewer. Point out bugs, not style."
+
+
+async def _ask_as(
+    tmp_path: Path, preference: AgentPreference, system: str, headers: dict[str, str] | None = None
+) -> tuple[str, RequestRecord]:
+    """One request through a real server whose store holds ``preference``: the model the
+    upstream got, and the request's record."""
+    async with FakeUpstream() as upstream:
+        upstream.set_default(Reply.json(message_json()))
+        async with running_proxy(tmp_path, console_account("a", upstream)) as (service, url):
+            await service.store.agent_preferences.set(preference)
+            async with sdk(url) as client:
+                await client.messages.create(
+                    model=MODEL,
+                    max_tokens=64,
+                    system=[{"type": "text", "text": system}],
+                    messages=[{"role": "user", "content": "Go."}],
+                    extra_headers=headers,
+                )
+            [row] = await recorded(service)
+            return upstream.requests[0].json()["model"], row
 
 
 @pytest.fixture
@@ -33,65 +54,27 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 async def test_a_subagent_request_is_sent_with_its_preferred_model(
     tmp_path: Path, home: Path
 ) -> None:
-    async with FakeUpstream() as upstream:
-        upstream.set_default(Reply.json(message_json()))
-        async with running_proxy(tmp_path, console_account("a", upstream)) as (service, url):
-            await service.store.agent_preferences.set(
-                AgentPreference(agent_id="reviewer", model="claude-opus-5", updated_at_ms=0)
-            )
-            async with sdk(url) as client:
-                await client.messages.create(
-                    model=MODEL,
-                    max_tokens=64,
-                    system=[{"type": "text", "text": f"Claude Code subagent.\n{REVIEWER}"}],
-                    messages=[{"role": "user", "content": "Review this diff."}],
-                )
-            assert upstream.requests[0].json()["model"] == "claude-opus-5"
-            [row] = await recorded(service)
-            assert row.agent_used == "reviewer"
-            assert row.agent_attribution_source is AgentAttributionSource.PROMPT
-            assert (row.original_model, row.applied_model) == (MODEL, "claude-opus-5")
+    pinned = AgentPreference(agent_id="reviewer", model="claude-opus-5", updated_at_ms=0)
+    sent, row = await _ask_as(tmp_path, pinned, f"Claude Code subagent.\n{REVIEWER}")
+    assert sent == "claude-opus-5"
+    assert row.agent_used == "reviewer"
+    assert row.agent_attribution_source is AgentAttributionSource.PROMPT
+    assert (row.original_model, row.applied_model) == (MODEL, "claude-opus-5")
 
 
 async def test_a_request_from_no_agent_keeps_its_model(tmp_path: Path, home: Path) -> None:
-    async with FakeUpstream() as upstream:
-        upstream.set_default(Reply.json(message_json()))
-        async with running_proxy(tmp_path, console_account("a", upstream)) as (service, url):
-            await service.store.agent_preferences.set(
-                AgentPreference(agent_id="reviewer", model="claude-opus-5", updated_at_ms=0)
-            )
-            async with sdk(url) as client:
-                await client.messages.create(
-                    model=MODEL,
-                    max_tokens=64,
-                    system="You are a helpful assistant.",
-                    messages=[{"role": "user", "content": "Hi"}],
-                )
-            assert upstream.requests[0].json()["model"] == MODEL
-            [row] = await recorded(service)
-            assert (row.agent_used, row.agent_attribution_source) == (None, None)
+    pinned = AgentPreference(agent_id="reviewer", model="claude-opus-5", updated_at_ms=0)
+    sent, row = await _ask_as(tmp_path, pinned, "You are a helpful assistant.")
+    assert sent == MODEL
+    assert (row.agent_used, row.agent_attribution_source) == (None, None)
 
 
-async def test_the_agent_header_applies_a_preference_set_a_moment_before(
-    tmp_path: Path, home: Path
-) -> None:
-    async with FakeUpstream() as upstream:
-        upstream.set_default(Reply.json(message_json()))
-        async with running_proxy(tmp_path, console_account("a", upstream)) as (service, url):
-            await service.store.agent_preferences.set(
-                AgentPreference(agent_id="planner", model="claude-haiku-5", updated_at_ms=0)
-            )
-            async with sdk(url) as client:
-                await client.messages.create(
-                    model=MODEL,
-                    max_tokens=64,
-                    system=REVIEWER,
-                    messages=[{"role": "user", "content": "Plan."}],
-                    extra_headers={"x-better-ccflare-agent-id": "planner"},
-                )
-            assert upstream.requests[0].json()["model"] == "claude-haiku-5"
-            [row] = await recorded(service)
-            assert (row.agent_used, row.agent_attribution_source) == (
-                "planner",
-                AgentAttributionSource.HEADER,
-            )
+async def test_the_agent_header_wins_over_the_prompt(tmp_path: Path, home: Path) -> None:
+    pinned = AgentPreference(agent_id="planner", model="claude-haiku-5", updated_at_ms=0)
+    headers = {"x-better-ccflare-agent-id": "planner"}
+    sent, row = await _ask_as(tmp_path, pinned, REVIEWER, headers)
+    assert sent == "claude-haiku-5"
+    assert (row.agent_used, row.agent_attribution_source) == (
+        "planner",
+        AgentAttributionSource.HEADER,
+    )

@@ -15,12 +15,12 @@ applies from the next request on.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import cast
 
 import msgspec
 
 from better_ccflare.core import AgentAttributionSource
 from better_ccflare.database import AgentPreferenceRepository
+from better_ccflare.providers import decode_json_object
 from better_ccflare.proxy._request_checks import Routing
 
 from ._catalog import MAX_AGENT_ID
@@ -110,12 +110,8 @@ class AgentInterceptor:
 
 def _with_model(body: bytes, model: str) -> bytes | None:
     """``body`` with its ``model`` set to ``model``; None when it is not a JSON object."""
-    try:
-        decoded: object = msgspec.json.decode(body)
-    except msgspec.DecodeError:
+    fields = decode_json_object(body)
+    if fields is None:
         return None
-    if not isinstance(decoded, dict):
-        return None
-    fields = cast("dict[str, object]", decoded)
     fields["model"] = model
     return msgspec.json.encode(fields)
