@@ -159,6 +159,7 @@ class Service:
             run_retention=self.jobs.run_retention,
             poll_usage=self.jobs.poller.poll_soon if self.jobs.poller else lambda _: None,
             strategy_name=lambda: self.strategy.name,
+            agents=self.agents,
             log_bus=log_bus,
             log_dir=config.log_dir,
             port=config.port,
