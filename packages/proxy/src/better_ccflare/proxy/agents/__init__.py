@@ -2,8 +2,9 @@
 model their stored preference names.
 
 The interceptor runs on the request path (one call at the proxy's entry); discovery reads files
-in a worker thread and caches them for 30 seconds; the CLI and the management API list the
-same agents through :class:`AgentDirectory`.
+in a worker thread and caches them for 30 seconds; the management API lists them from the
+server's :class:`AgentDirectory` and the CLI from :func:`discover_agents`, both through
+:func:`agent_catalog`.
 """
 
 from ._agent_file import AgentFile, parse_agent_file
