@@ -40,7 +40,16 @@ from .support.plugin import PLUGIN_TYPE, install_plugin
 from .support.service import console_account, running_proxy
 
 SCREENSHOTS = Path(__file__).parent / ".artifacts" / "screenshots"
-PAGES = ("overview", "requests", "accounts", "analytics", "api-keys", "logs", "settings")
+PAGES = (
+    "overview",
+    "requests",
+    "accounts",
+    "analytics",
+    "agents",
+    "api-keys",
+    "logs",
+    "settings",
+)
 
 Scheme = Literal["light", "dark"]
 
@@ -112,8 +121,12 @@ async def _wait_for_requests(service: Service, count: int) -> None:
 
 
 @pytest.fixture
-async def dashboard(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncGenerator[Dashboard]:
+async def dashboard(
+    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> AsyncGenerator[Dashboard]:
     scheme: Scheme = getattr(request, "param", "light")
+    # Claude Code's agent files: the test's own (tmp_path/home/.claude/agents), read on first use.
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
     chromium = ensure_chromium()
     bus = LogBus()
     handler = LogBusHandler(bus)
@@ -467,6 +480,32 @@ async def test_a_new_proxy_key_is_shown_once(dashboard: Dashboard) -> None:
     await page.reload()
     await page.wait_for_selector("body[data-ready=true]")
     assert key not in await page.content()
+
+
+async def test_an_agents_model_is_set_and_cleared_from_the_agents_page(
+    dashboard: Dashboard, tmp_path: Path
+) -> None:
+    agents = tmp_path / "home" / ".claude" / "agents"
+    agents.mkdir(parents=True)
+    (agents / "reviewer.md").write_text(
+        "---\nname: reviewer\ndescription: Reviews diffs\nmodel: sonnet\n---\nReview.\n"
+    )
+    page = dashboard.page
+    await dashboard.open("agents")
+    reviewer = page.locator("#agents-table tbody tr[data-agent=reviewer]")
+    await expect(reviewer).to_contain_text("Reviews diffs")
+    await expect(reviewer.locator("[data-role=preferred]")).to_have_text("as the client asks")
+    await reviewer.locator("input[name=model]").fill("claude-opus-5")
+    await reviewer.get_by_role("button", name="Set").click()
+    await expect(reviewer.locator("[data-role=preferred]")).to_have_text("claude-opus-5")
+    stored = await dashboard.service.store.agent_preferences.get("reviewer")
+    assert stored is not None
+    assert stored.model == "claude-opus-5"
+    await dashboard.screenshot("agents-set")
+    await reviewer.get_by_role("button", name="Clear").click()
+    await expect(reviewer.locator("[data-role=preferred]")).to_have_text("as the client asks")
+    assert await dashboard.service.store.agent_preferences.get("reviewer") is None
+    assert dashboard.console_errors == []
 
 
 async def test_the_browser_refuses_to_frame_the_dashboard(dashboard: Dashboard) -> None:

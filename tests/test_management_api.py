@@ -63,8 +63,9 @@ async def upstream() -> AsyncGenerator[FakeUpstream]:
 
 @pytest.fixture
 async def api(
-    tmp_path: Path, upstream: FakeUpstream
+    tmp_path: Path, upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncGenerator[tuple[Service, httpx2.AsyncClient]]:
+    monkeypatch.setenv("HOME", str(tmp_path))  # no agent files but the test's own
     async with (
         running_proxy(tmp_path, console_account("alpha", upstream)) as (service, url),
         httpx2.AsyncClient(base_url=url, timeout=10) as client,

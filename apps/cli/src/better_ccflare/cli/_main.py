@@ -21,6 +21,7 @@ from better_ccflare.core import BetterCcflareError, Config, SettingSource, Sourc
 from better_ccflare.server import serve as serve_forever
 
 from ._accounts import account
+from ._agents import agent
 from ._analytics import requests, stats
 from ._api_keys import api_key
 from ._config_show import config
@@ -79,6 +80,7 @@ def main() -> None:
 for _command in (
     account,
     api_key,
+    agent,
     strategy,
     config,
     stats,

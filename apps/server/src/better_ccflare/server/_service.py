@@ -14,6 +14,7 @@ import logging
 import signal
 from collections.abc import AsyncGenerator, Generator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx2
 import uvicorn
@@ -46,6 +47,7 @@ from better_ccflare.proxy import (
     TokenManager,
     UsageCache,
 )
+from better_ccflare.proxy.agents import AgentDirectory, AgentInterceptor
 from better_ccflare.proxy.jobs import AutoRefreshScheduler, BackgroundJobs, PeriodicJob, UsagePoller
 
 from ._http_limits import HttpLimits, limited_http_protocol
@@ -128,6 +130,10 @@ class Service:
         )
         self.request_events.add_listener(self.metrics.requests.observe_request)
         self.pool.events.subscribe(self.metrics.requests.observe_pool_event)
+        # Claude Code's agent files are under the user's home (HOME, so tests can move it).
+        self.agents = AgentDirectory(
+            Path.home(), clock, autodiscover=config.agent_workspace_autodiscover
+        )
         self.auto_refresh = AutoRefreshScheduler(
             pool=self.pool,
             providers=self.registry,
@@ -148,6 +154,7 @@ class Service:
                 clock=clock,
                 auth=self.auth,
                 events=self.request_events,
+                agents=AgentInterceptor(self.agents, store.agent_preferences),
                 settings=_proxy_settings(config),
                 store_watch=self.store_watch,
             )
@@ -165,6 +172,7 @@ class Service:
             run_retention=self.jobs.run_retention,
             poll_usage=self.jobs.poller.poll_soon if self.jobs.poller else lambda _: None,
             strategy_name=lambda: self.strategy.name,
+            agents=self.agents,
             log_bus=log_bus,
             log_dir=config.log_dir,
             port=config.port,

@@ -43,7 +43,7 @@ from ._errors import (
     NotFoundError,
 )
 from ._oauth import OAuthMode, OAuthSession
-from ._requests import RequestRecord, StreamTerminalState, TokenUsage
+from ._requests import AgentAttributionSource, RequestRecord, StreamTerminalState, TokenUsage
 from ._strategy import AgentPreference, StrategyName, StrategySettings
 
 __version__ = "0.1.0"
@@ -52,6 +52,7 @@ __all__ = [
     "DEFAULT_CLIENT_ID",
     "Account",
     "AccountState",
+    "AgentAttributionSource",
     "AgentPreference",
     "ApiKey",
     "ApiKeyRole",

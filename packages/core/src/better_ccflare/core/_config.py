@@ -156,6 +156,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     metrics_token: str | None
     """A bearer token that may read ``/metrics`` (and nothing else) once proxy keys exist, so a
     Prometheus server needs no admin key; ``None``: only admin keys may scrape."""
+    agent_workspace_autodiscover: bool
+    """Register the working directory a Claude Code system prompt names as a workspace, so its
+    ``.claude/agents`` are discovered (the reference's opt-in of the same name)."""
     sources: dict[str, SettingSource]
 
     def __repr__(self) -> str:
@@ -490,6 +493,13 @@ _SETTINGS: tuple[_Setting, ...] = (
     # Metrics: the scrape token, read at each scrape (a change applies without a restart).
     _Setting(
         "metrics_token", "BETTER_CCFLARE_METRICS_TOKEN", "metrics_token", _text(), lambda _: None
+    ),
+    _Setting(
+        "agent_workspace_autodiscover",
+        "BETTER_CCFLARE_AGENT_WORKSPACE_AUTODISCOVER",
+        "agent_workspace_autodiscover",
+        _bool(),
+        lambda _: False,
     ),
 )
 

@@ -8,7 +8,7 @@ import msgspec
 
 from ._accounts import BillingType
 
-__all__ = ["RequestRecord", "StreamTerminalState", "TokenUsage"]
+__all__ = ["AgentAttributionSource", "RequestRecord", "StreamTerminalState", "TokenUsage"]
 
 
 class StreamTerminalState(StrEnum):
@@ -24,6 +24,15 @@ class StreamTerminalState(StrEnum):
     TIMEOUT = "timeout"
     INTERRUPTED = "interrupted"
     """The server shut down before the response ended (the grace period ran out)."""
+
+
+class AgentAttributionSource(StrEnum):
+    """How a request was attributed to a Claude Code subagent (the reference's values)."""
+
+    HEADER = "header_agent"
+    """The client named the agent in ``x-better-ccflare-agent-id``."""
+    PROMPT = "prompt_agent"
+    """The request's system prompt contains a discovered agent's prompt."""
 
 
 class TokenUsage(msgspec.Struct, frozen=True, kw_only=True):
@@ -71,11 +80,14 @@ class RequestRecord(msgspec.Struct, frozen=True, kw_only=True):
     request used tokens of a model no price is known for: unknown, not free."""
     output_tokens_per_second: float | None = None
     agent_used: str | None = None
+    agent_attribution_source: AgentAttributionSource | None = None
     api_key_id: str | None = None
     api_key_name: str | None = None
     project: str | None = None
     billing_type: BillingType | None = None
     original_model: str | None = None
+    """The model the client asked for, when an agent preference or a mapping replaced it."""
     applied_model: str | None = None
+    """The model requested upstream."""
     stream_terminal_state: StreamTerminalState | None = None
     client_session_id: str | None = None

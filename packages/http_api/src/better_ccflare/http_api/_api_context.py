@@ -20,6 +20,7 @@ from better_ccflare.database import RetentionResult, Store
 from better_ccflare.logger import LogBus
 from better_ccflare.providers import ProviderRegistry
 from better_ccflare.proxy import AccountPool, ApiKeyAuthenticator, RequestEvents, UsageCache
+from better_ccflare.proxy.agents import AgentDirectory
 
 from ._metrics import Metrics
 
@@ -56,6 +57,8 @@ class ManagementContext:
     poll_usage: Callable[[str], None]
     """Ask the usage poller to fetch one account's windows soon."""
     strategy_name: Callable[[], str]
+    agents: AgentDirectory
+    """The agents the proxy matches requests against: the API lists them from the same cache."""
     log_bus: LogBus | None = None
     """The live log; ``None`` when logging was configured without one (tests)."""
     log_dir: Path | None = None

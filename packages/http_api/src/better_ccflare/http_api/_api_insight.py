@@ -12,8 +12,15 @@ import msgspec
 from litestar import delete, get, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from better_ccflare.core import AgentPreference, InvalidInputError, NotFoundError
+from better_ccflare.core import NotFoundError
 from better_ccflare.proxy.admin import TokenHealthReport, TokenHealthStatus, token_health
+from better_ccflare.proxy.agents import (
+    AgentOrigin,
+    Workspace,
+    agent_catalog,
+    clear_agent_model,
+    set_agent_model,
+)
 
 from ._account_input import ModelName
 from ._api_context import Ctx, ManagementContext
@@ -208,22 +215,49 @@ class AgentInfo(msgspec.Struct, frozen=True, rename="camel"):
     updated_at: int
 
 
+class AgentView(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    id: str
+    origin: AgentOrigin
+    """``global`` (``~/.claude/agents``), ``workspace``, or ``preference-only`` (no file found)."""
+    description: str
+    file_model: str | None
+    """The model the agent's file asks for."""
+    model: str | None
+    """The preferred model its requests are sent with; ``null``: as the client asks."""
+    updated_at: int | None
+    """When the preference was set (epoch ms)."""
+    path: str | None
+    workspace: str | None
+
+
 class AgentsResponse(msgspec.Struct, frozen=True):
-    agents: list[AgentInfo]
-    """Agents with a model preference (agent discovery from files is not implemented)."""
+    agents: list[AgentView]
+    """Discovered agents, then the preferences of agents with no file here; by name."""
+    workspaces: list[Workspace]
 
 
 class PreferenceBody(msgspec.Struct, frozen=True):
     model: ModelName
 
 
-@get("/api/agents", responses=ERROR_RESPONSES, summary="Agents with a model preference")
+@get("/api/agents", responses=ERROR_RESPONSES, summary="Agents and their model preferences")
 async def list_agents(ctx: Ctx) -> AgentsResponse:
-    preferences = await ctx.store.agent_preferences.list_all()
+    catalog = await agent_catalog(await ctx.agents.discovered(), ctx.store.agent_preferences)
     return AgentsResponse(
         agents=[
-            AgentInfo(id=p.agent_id, model=p.model, updated_at=p.updated_at_ms) for p in preferences
-        ]
+            AgentView(
+                id=e.id,
+                origin=e.origin,
+                description=e.description,
+                file_model=e.file_model,
+                model=e.preferred_model,
+                updated_at=e.preference_updated_at_ms,
+                path=e.path,
+                workspace=e.workspace,
+            )
+            for e in catalog.agents
+        ],
+        workspaces=list(catalog.workspaces),
     )
 
 
@@ -236,14 +270,12 @@ async def list_agents(ctx: Ctx) -> AgentsResponse:
 async def set_agent_preference(
     ctx: Ctx, agent_id: FromPath[str], data: JSONBody[PreferenceBody]
 ) -> AgentInfo:
-    model = data.model.strip()
-    if not model:
-        raise InvalidInputError("model", "name the model the agent should use")
-    now = ctx.clock.now_ms()
-    await ctx.store.agent_preferences.set(
-        AgentPreference(agent_id=agent_id, model=model, updated_at_ms=now)
+    preference = await set_agent_model(
+        ctx.store.agent_preferences, agent_id, data.model, ctx.clock.now_ms()
     )
-    return AgentInfo(id=agent_id, model=model, updated_at=now)
+    return AgentInfo(
+        id=preference.agent_id, model=preference.model, updated_at=preference.updated_at_ms
+    )
 
 
 @delete(
@@ -253,9 +285,7 @@ async def set_agent_preference(
     status_code=200,
 )
 async def delete_agent_preference(ctx: Ctx, agent_id: FromPath[str]) -> dict[str, bool]:
-    if await ctx.store.agent_preferences.get(agent_id) is None:
-        raise NotFoundError("agent preference", agent_id)
-    await ctx.store.agent_preferences.delete(agent_id)
+    await clear_agent_model(ctx.store.agent_preferences, agent_id)
     return {"success": True}
 
 

@@ -46,6 +46,7 @@ DASHBOARD_PAGES: Final = (
     DashboardPage("requests", "Requests", "Live requests", ("/requests",)),
     DashboardPage("accounts", "Accounts", "Accounts", ("/accounts",)),
     DashboardPage("analytics", "Analytics", "Analytics", ("/analytics",)),
+    DashboardPage("agents", "Agents", "Agents", ("/agents",)),
     DashboardPage("api-keys", "API keys", "API keys", ("/api-keys",)),
     DashboardPage("logs", "Logs", "Logs", ("/logs",)),
     DashboardPage("settings", "Settings", "Settings", ("/settings",)),

@@ -37,7 +37,7 @@ from ._contract import (
 from ._endpoint import Endpoint
 from ._headers import forwardable_request_headers, forwardable_response_headers
 from ._minimax import MinimaxProvider
-from ._model_mapping import map_model, parse_model_mappings
+from ._model_mapping import decode_json_object, map_model, parse_model_mappings
 from ._nanogpt import NanoGptProvider
 from ._oauth import (
     OAuthError,
@@ -135,6 +135,7 @@ __all__ = [
     "builtin_providers",
     "cost_usd",
     "create_console_api_key",
+    "decode_json_object",
     "default_registry",
     "exchange_code",
     "forwardable_request_headers",

@@ -91,6 +91,7 @@ from ._transport import (
     UpstreamTransport,
 )
 from ._unavailable import describe_unavailable, unavailable_reply
+from .agents import AgentInterceptor, AgentMatch
 
 __all__ = ["ProxyApp", "ProxyDeps", "ProxySettings"]
 
@@ -150,6 +151,8 @@ class ProxyDeps:
     store_watch: StoreWatch | None = None
     """Asked to catch up with the store when no account can serve a request: an account the
     CLI added a moment ago serves it instead of an error."""
+    agents: AgentInterceptor | None = None
+    """Attributes requests to Claude Code subagents and applies their model preferences."""
 
 
 class ProxyApp:
@@ -187,6 +190,12 @@ class ProxyApp:
         if read is None:
             return
         body, routing = read
+        # The agent's preferred model replaces the client's before routing sees it.
+        agent = (
+            await self._deps.agents.resolve(headers, body, routing) if self._deps.agents else None
+        )
+        if agent is not None:
+            body, routing = agent.body, agent.routing
         exchange: _Exchange | None = None
         events = self._deps.events
         if events is not None:
@@ -202,6 +211,7 @@ class ProxyApp:
                 receive=receive,
                 send=send,
                 body=body,
+                agent=agent,
             )
             await exchange.run()
         except Exception:
@@ -239,6 +249,7 @@ class _Exchange:
     """One client request, from account selection to the recorded result."""
 
     __slots__ = (
+        "agent",
         "api_key",
         "attempts",
         "body",
@@ -282,8 +293,10 @@ class _Exchange:
         receive: Receive,
         send: Send,
         body: bytes,
+        agent: AgentMatch | None = None,
     ) -> None:
         self.deps = deps
+        self.agent = agent
         self.headers = headers
         self.api_key = api_key
         self.receive = receive

@@ -21,6 +21,8 @@ from better_ccflare.core import (
 )
 from better_ccflare.providers import PriceTable, UpstreamRequest, UsageResult
 
+from .agents import AgentMatch
+
 __all__ = ["Exchange", "request_record", "time_ordered_id"]
 
 
@@ -54,6 +56,11 @@ class Exchange(Protocol):
     @property
     def attempts(self) -> int:
         """Accounts that failed before the one that answered (the failover count)."""
+        ...
+
+    @property
+    def agent(self) -> AgentMatch | None:
+        """The subagent the request came from, if any."""
         ...
 
     @property
@@ -91,6 +98,13 @@ def request_record(
     model = (result.model if result is not None else None) or exchange.routing.model
     seconds = elapsed_ms / 1000
     api_key = exchange.api_key
+    agent = exchange.agent
+    original_model = request.client_model if request is not None else None
+    applied_model = request.upstream_model if request is not None else None
+    if agent is not None and agent.rewritten:
+        # The client asked for another model than the one its agent's preference sent.
+        original_model = agent.original_model
+        applied_model = applied_model or agent.routing.model
     return RequestRecord(
         id=exchange.id,
         timestamp_ms=exchange.started_ms,
@@ -109,12 +123,13 @@ def request_record(
         if usage.output_tokens and seconds > 0
         else None,
         client_session_id=exchange.session_id(),
-        agent_used=exchange.headers.get("x-better-ccflare-agent-id") or None,
+        agent_used=agent.agent_id if agent is not None else None,
+        agent_attribution_source=agent.source if agent is not None else None,
         api_key_id=api_key.id if api_key is not None else None,
         api_key_name=api_key.name if api_key is not None else None,
         stream_terminal_state=terminal,
-        original_model=request.client_model if request is not None else None,
-        applied_model=request.upstream_model if request is not None else None,
+        original_model=original_model,
+        applied_model=applied_model,
         billing_type=billing,
     )
 

@@ -13,6 +13,7 @@ import sqlite3
 from sqlite_utils import Database
 
 from better_ccflare.core import (
+    AgentAttributionSource,
     BillingType,
     Clock,
     RequestRecord,
@@ -50,6 +51,7 @@ _COLUMNS = (
     "cache_creation_1h_input_tokens",
     "output_tokens",
     "agent_used",
+    "agent_attribution_source",
     "api_key_id",
     "api_key_name",
     "project",
@@ -69,6 +71,7 @@ _KEEP_WHEN_NULL = frozenset(
         "model",
         "output_tokens_per_second",
         "agent_used",
+        "agent_attribution_source",
         "api_key_id",
         "api_key_name",
         "project",
@@ -120,6 +123,7 @@ def _request_values(record: RequestRecord) -> tuple[object, ...]:
         usage.cache_write_1h_input_tokens,
         usage.output_tokens,
         record.agent_used,
+        record.agent_attribution_source,
         record.api_key_id,
         record.api_key_name,
         record.project,
@@ -160,6 +164,9 @@ def request_from_row(row: sqlite3.Row) -> RequestRecord:
         cost_usd=row["cost_usd"],  # NULL: no price was known
         output_tokens_per_second=row["output_tokens_per_second"],
         agent_used=row["agent_used"],
+        agent_attribution_source=enum_or_none(
+            AgentAttributionSource, row["agent_attribution_source"]
+        ),
         api_key_id=row["api_key_id"],
         api_key_name=row["api_key_name"],
         project=row["project"],
