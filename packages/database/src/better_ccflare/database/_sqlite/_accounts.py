@@ -20,67 +20,26 @@ from better_ccflare.core import (
     ModelMappings,
     NotFoundError,
     PauseReason,
-    ProviderKind,
-    RateLimitReason,
     RateLimitState,
-    SessionState,
 )
 from better_ccflare.database._crypto import SecretKey
+from better_ccflare.database._rows import (
+    ACCOUNT_COLUMNS,
+    CREDENTIAL_COLUMNS,
+    account_from_row,
+    account_values,
+    credential_values,
+    insert_sql,
+)
+from better_ccflare.database._values import mappings_to_json, open_secret, same_secret
 
 from ._connection import Runner
-from ._values import (
-    enum_or_none,
-    mappings_from_json,
-    mappings_to_json,
-    open_secret,
-    same_secret,
-    seal_secret,
-)
 from ._writer import Writer
 
 __all__ = ["SqliteAccounts"]
 
-_INSERT_COLUMNS = (
-    "id",
-    "name",
-    "provider",
-    "api_key",
-    "access_token",
-    "refresh_token",
-    "expires_at",
-    "refresh_token_issued_at",
-    "created_at",
-    "last_used",
-    "request_count",
-    "total_requests",
-    "priority",
-    "paused",
-    "pause_reason",
-    "requires_reauth",
-    "rate_limit_status",
-    "rate_limit_reset",
-    "rate_limit_remaining",
-    "rate_limited_until",
-    "rate_limited_reason",
-    "rate_limited_at",
-    "consecutive_rate_limits",
-    "session_start",
-    "session_request_count",
-    "auto_fallback_enabled",
-    "auto_refresh_enabled",
-    "auto_pause_on_overage_enabled",
-    "peak_hours_pause_enabled",
-    "custom_endpoint",
-    "model_mappings",
-    "billing_type",
-)
-_INSERT_SQL = (
-    f"INSERT INTO accounts ({', '.join(_INSERT_COLUMNS)}) "  # noqa: S608 (fixed names)
-    f"VALUES ({', '.join('?' * len(_INSERT_COLUMNS))})"
-)
-_SET_CREDENTIALS = (
-    "api_key = ?, access_token = ?, refresh_token = ?, expires_at = ?, refresh_token_issued_at = ?"
-)
+_INSERT_SQL = insert_sql("accounts", ACCOUNT_COLUMNS, "?")
+_SET_CREDENTIALS = ", ".join(f"{column} = ?" for column in CREDENTIAL_COLUMNS)
 _RECORD_USE_SQL = """
 UPDATE accounts SET
   last_used = :now,
@@ -100,99 +59,6 @@ _RATE_LIMIT_READING_SQL = (
 )
 # Lowest priority number first, then oldest: the order the strategies and the dashboard expect.
 _ORDER = "ORDER BY priority, created_at, id"
-
-
-def _account_values(account: Account, key: SecretKey) -> tuple[object, ...]:
-    credentials = account.credentials
-    rate_limit = account.rate_limit
-    return (
-        account.id,
-        account.name,
-        account.provider,
-        seal_secret(credentials.api_key, key),
-        seal_secret(credentials.access_token, key),
-        seal_secret(credentials.refresh_token, key),
-        credentials.expires_at_ms,
-        credentials.refresh_token_issued_at_ms,
-        account.created_at_ms,
-        account.last_used_ms,
-        account.request_count,
-        account.total_requests,
-        account.priority,
-        account.paused,
-        account.pause_reason,
-        account.requires_reauth,
-        rate_limit.status,
-        rate_limit.reset_at_ms,
-        rate_limit.remaining,
-        rate_limit.limited_until_ms,
-        rate_limit.reason,
-        rate_limit.limited_at_ms,
-        rate_limit.consecutive,
-        account.session.started_at_ms,
-        account.session.request_count,
-        account.auto_fallback_enabled,
-        account.auto_refresh_enabled,
-        account.auto_pause_on_overage_enabled,
-        account.peak_hours_pause_enabled,
-        account.custom_endpoint,
-        mappings_to_json(account.model_mappings),
-        account.billing_type,
-    )
-
-
-def _credential_values(credentials: Credentials, key: SecretKey) -> tuple[object, ...]:
-    return (
-        seal_secret(credentials.api_key, key),
-        seal_secret(credentials.access_token, key),
-        seal_secret(credentials.refresh_token, key),
-        credentials.expires_at_ms,
-        credentials.refresh_token_issued_at_ms,
-    )
-
-
-def account_from_row(row: sqlite3.Row, key: SecretKey) -> Account:
-    """Build an :class:`Account` from a row, tolerating NULLs and unknown values."""
-    return Account(
-        id=row["id"],
-        name=row["name"],
-        provider=ProviderKind.CLAUDE_OAUTH.value if row["provider"] is None else row["provider"],
-        created_at_ms=row["created_at"],
-        credentials=Credentials(
-            api_key=open_secret(row["api_key"], key),
-            access_token=open_secret(row["access_token"], key),
-            refresh_token=open_secret(row["refresh_token"], key),
-            expires_at_ms=row["expires_at"],
-            refresh_token_issued_at_ms=row["refresh_token_issued_at"],
-        ),
-        priority=row["priority"] or 0,
-        paused=bool(row["paused"]),
-        pause_reason=enum_or_none(PauseReason, row["pause_reason"]),
-        requires_reauth=bool(row["requires_reauth"]),
-        rate_limit=RateLimitState(
-            status=row["rate_limit_status"],
-            reset_at_ms=row["rate_limit_reset"],
-            remaining=row["rate_limit_remaining"],
-            limited_until_ms=row["rate_limited_until"],
-            reason=enum_or_none(RateLimitReason, row["rate_limited_reason"]),
-            limited_at_ms=row["rate_limited_at"],
-            consecutive=row["consecutive_rate_limits"] or 0,
-        ),
-        session=SessionState(
-            started_at_ms=row["session_start"],
-            request_count=row["session_request_count"] or 0,
-        ),
-        last_used_ms=row["last_used"],
-        request_count=row["request_count"] or 0,
-        total_requests=row["total_requests"] or 0,
-        auto_fallback_enabled=bool(row["auto_fallback_enabled"]),
-        auto_refresh_enabled=bool(row["auto_refresh_enabled"]),
-        auto_pause_on_overage_enabled=bool(row["auto_pause_on_overage_enabled"]),
-        peak_hours_pause_enabled=bool(row["peak_hours_pause_enabled"]),
-        custom_endpoint=row["custom_endpoint"],
-        model_mappings=mappings_from_json(row["model_mappings"]),
-        billing_type=enum_or_none(BillingType, row["billing_type"]),
-    )
 
 
 def _conflict(what: str) -> ConflictError:
@@ -215,7 +81,7 @@ class SqliteAccounts:
     async def add(self, account: Account) -> None:
         def insert(db: Database) -> bool:
             try:
-                db.conn.execute(_INSERT_SQL, _account_values(account, self._key))
+                db.conn.execute(_INSERT_SQL, account_values(account, self._key))
             except sqlite3.IntegrityError:
                 return False
             return True
@@ -338,7 +204,7 @@ class SqliteAccounts:
         await self._update(
             account_id,
             f"{_SET_CREDENTIALS}, requires_reauth = 0",
-            _credential_values(credentials, self._key),
+            credential_values(credentials, self._key),
         )
 
     async def update_credentials_if_refresh_token_matches(
@@ -349,7 +215,7 @@ class SqliteAccounts:
                 return False
             db.conn.execute(
                 f"UPDATE accounts SET {_SET_CREDENTIALS} WHERE id = ?",  # noqa: S608 (fixed names)
-                (*_credential_values(credentials, self._key), account_id),
+                (*credential_values(credentials, self._key), account_id),
             )
             return True
 

@@ -40,9 +40,9 @@ from better_ccflare.database._analytics import (
     SeriesPoint,
     Totals,
 )
+from better_ccflare.database._rows import request_from_row
 
 from ._connection import Runner
-from ._requests import request_from_row
 from ._rollups import (
     RAW_SUMS,
     ROLLUP_SUMS,

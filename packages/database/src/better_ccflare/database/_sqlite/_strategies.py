@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlite_utils import Database
 
 from better_ccflare.core import StrategySettings
+from better_ccflare.database._values import decode_json_object, encode_json
 
 from ._connection import Runner
-from ._values import decode_json_object, encode_json
 from ._writer import Writer
 
 __all__ = ["SqliteStrategies"]
