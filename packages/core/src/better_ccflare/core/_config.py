@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -40,6 +41,7 @@ __all__ = [
     "SourceKind",
     "default_config_dir",
     "load_config",
+    "redacted_url",
     "reload_file_settings",
     "update_config_file",
     "write_file_settings",
@@ -90,6 +92,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     config_dir: Path
     """Where the key file and, by default, the database and logs live."""
     db_path: Path
+    database_url: str | None
+    """``postgresql://...``: use that PostgreSQL database instead of the SQLite file ``db_path``."""
     log_dir: Path
     lb_strategy: StrategyName
     session_duration_ms: int
@@ -115,10 +119,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     sources: dict[str, SettingSource]
 
     def __repr__(self) -> str:
-        shown = ", ".join(
-            f"{name}={'<redacted>' if name == 'secret_key' and value else value!r}"
-            for name, value, _ in self.rows()
-        )
+        shown = ", ".join(f"{name}={_shown(name, value)}" for name, value, _ in self.rows())
         return f"Config({shown})"
 
     def source_of(self, name: str) -> SettingSource:
@@ -133,6 +134,24 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def tls_enabled(self) -> bool:
         return self.ssl_key_path is not None and self.ssl_cert_path is not None
+
+
+def _shown(name: str, value: object) -> str:
+    if name == "secret_key" and value:
+        return "<redacted>"
+    if name == "database_url" and isinstance(value, str):
+        return repr(redacted_url(value))
+    return repr(value)
+
+
+def redacted_url(url: str) -> str:
+    """``url`` with its password, if it has one, replaced by ``<redacted>``: for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    user = userinfo.split(":", 1)[0]
+    return parts._replace(netloc=f"{user}:<redacted>@{host}").geturl()
 
 
 def default_config_dir(environ: Mapping[str, str]) -> Path:
@@ -246,6 +265,9 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting(
         "db_path", "BETTER_CCFLARE_DB_PATH", "db_path", _path(), lambda d: d / "better-ccflare.db"
     ),
+    # PostgreSQL instead of SQLite, under the reference's variable name; it may hold a password,
+    # so it is shown without one.
+    _Setting("database_url", "DATABASE_URL", "database_url", _text(), lambda _: None),
     _Setting("log_dir", "BETTER_CCFLARE_LOG_DIR", "log_dir", _path(), lambda d: d / "logs"),
     _Setting(
         "lb_strategy",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from better_ccflare.core import (
     Account,
@@ -44,6 +44,7 @@ __all__ = [
     "OAUTH_SESSION_COLUMNS",
     "REQUEST_COLUMNS",
     "REQUEST_KEEP_WHEN_NULL",
+    "Placeholders",
     "Row",
     "account_from_row",
     "account_values",
@@ -69,12 +70,14 @@ class Row(Protocol):
     def __getitem__(self, column: str, /) -> Any: ...
 
 
-def insert_sql(table: str, columns: tuple[str, ...], placeholder: str) -> str:
-    """``INSERT INTO table (columns) VALUES (...)`` with the driver's ``placeholder``."""
-    return (
-        f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 (fixed names)
-        f"VALUES ({', '.join([placeholder] * len(columns))})"
-    )
+Placeholders = Literal["qmark", "numeric"]
+"""How a driver marks parameters: ``?`` (sqlite3) or ``$1``, ``$2``, ... (asyncpg)."""
+
+
+def insert_sql(table: str, columns: tuple[str, ...], style: Placeholders) -> str:
+    """``INSERT INTO table (columns) VALUES (...)`` with the driver's placeholders."""
+    marks = ["?" if style == "qmark" else f"${number}" for number in range(1, len(columns) + 1)]
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(marks)})"  # noqa: S608 (fixed names)
 
 
 ACCOUNT_COLUMNS = (
@@ -277,7 +280,7 @@ REQUEST_KEEP_WHEN_NULL = frozenset(
 value then."""
 
 
-def request_upsert_sql(placeholder: str) -> str:
+def request_upsert_sql(style: Placeholders) -> str:
     """Insert a request row, or complete the stored one: the later record's values win, except
     that a NULL never erases a stored value of :data:`REQUEST_KEEP_WHEN_NULL`."""
     updates = ", ".join(
@@ -287,8 +290,7 @@ def request_upsert_sql(placeholder: str) -> str:
         for column in REQUEST_COLUMNS[1:]
     )
     return (
-        f"{insert_sql('requests', REQUEST_COLUMNS, placeholder)} "
-        f"ON CONFLICT (id) DO UPDATE SET {updates}"
+        f"{insert_sql('requests', REQUEST_COLUMNS, style)} ON CONFLICT (id) DO UPDATE SET {updates}"
     )
 
 

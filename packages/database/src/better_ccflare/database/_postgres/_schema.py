@@ -106,7 +106,8 @@ CREATE TABLE IF NOT EXISTS requests (
     "WHERE NOT COALESCE(success, FALSE)",
     f"""
 CREATE TABLE IF NOT EXISTS request_payloads (
-  id {_TEXT} PRIMARY KEY REFERENCES requests (id) ON DELETE CASCADE,
+  -- Checked at commit: the writer may send a batch's payloads before its request rows.
+  id {_TEXT} PRIMARY KEY REFERENCES requests (id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
   json {_TEXT} NOT NULL,
   timestamp BIGINT
 )""",

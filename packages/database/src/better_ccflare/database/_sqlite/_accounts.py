@@ -38,7 +38,7 @@ from ._writer import Writer
 
 __all__ = ["SqliteAccounts"]
 
-_INSERT_SQL = insert_sql("accounts", ACCOUNT_COLUMNS, "?")
+_INSERT_SQL = insert_sql("accounts", ACCOUNT_COLUMNS, "qmark")
 _SET_CREDENTIALS = ", ".join(f"{column} = ?" for column in CREDENTIAL_COLUMNS)
 _RECORD_USE_SQL = """
 UPDATE accounts SET

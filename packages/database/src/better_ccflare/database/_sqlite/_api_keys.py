@@ -19,7 +19,7 @@ from ._writer import Writer
 
 __all__ = ["SqliteApiKeys"]
 
-_INSERT_SQL = insert_sql("api_keys", API_KEY_COLUMNS, "?")
+_INSERT_SQL = insert_sql("api_keys", API_KEY_COLUMNS, "qmark")
 
 
 class SqliteApiKeys:

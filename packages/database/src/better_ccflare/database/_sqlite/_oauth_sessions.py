@@ -20,7 +20,7 @@ from ._writer import Writer
 
 __all__ = ["SqliteOAuthSessions"]
 
-_INSERT_SQL = insert_sql("oauth_sessions", OAUTH_SESSION_COLUMNS, "?")
+_INSERT_SQL = insert_sql("oauth_sessions", OAUTH_SESSION_COLUMNS, "qmark")
 
 
 class SqliteOAuthSessions:

@@ -17,7 +17,7 @@ from ._writer import Writer
 
 __all__ = ["SqliteRequests"]
 
-_UPSERT_SQL = request_upsert_sql("?")
+_UPSERT_SQL = request_upsert_sql("qmark")
 _PAYLOAD_SQL = (
     "INSERT INTO request_payloads (id, json, timestamp) VALUES (?, ?, ?) "
     "ON CONFLICT(id) DO UPDATE SET json = excluded.json, timestamp = excluded.timestamp"

@@ -1,0 +1,89 @@
+"""The connection pool, and turning a failure to reach the server into an error a user can act on.
+
+asyncpg is asynchronous all the way down, so unlike SQLite nothing here needs a thread: every
+query is awaited on the event loop without blocking it. Reads take any pooled connection; the
+writer takes one per batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from asyncpg import Pool, Record
+from asyncpg.pool import PoolConnectionProxy
+
+from better_ccflare.core import redacted_url
+from better_ccflare.database._errors import StoreClosedError, StoreOpenError
+
+__all__ = ["POOL_MAX", "Connection", "Params", "Reader", "affected", "open_pool"]
+
+Connection = PoolConnectionProxy
+"""A pooled connection, as the writer and the migrations hold one."""
+
+POOL_MAX = 10
+"""Connections per instance: the writer's one plus concurrent reads (dashboard, analytics)."""
+_CONNECT_TIMEOUT_S = 10.0
+
+
+async def open_pool(url: str) -> Pool:
+    """A pool of connections to ``url``; at least one connection is made before returning.
+
+    Raises:
+        StoreOpenError: the server cannot be reached or refuses the login.
+    """
+    try:
+        return await asyncpg.create_pool(
+            url, min_size=1, max_size=POOL_MAX, timeout=_CONNECT_TIMEOUT_S
+        )
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise StoreOpenError(
+            f"Cannot connect to the PostgreSQL database {redacted_url(url)}: {exc}. Check "
+            "DATABASE_URL (host, port, user, password, database name) and that the server is "
+            "running and accepts connections from this machine."
+        ) from exc
+
+
+class Params:
+    """The values of one statement, numbered as asyncpg's ``$1``, ``$2``, ... placeholders."""
+
+    __slots__ = ("values",)
+
+    def __init__(self) -> None:
+        self.values: list[object] = []
+
+    def add(self, value: object) -> str:
+        """Bind ``value`` and return its placeholder."""
+        self.values.append(value)
+        return f"${len(self.values)}"
+
+
+class Reader:
+    """Reads on any pooled connection, refused once the store is closed (as on SQLite)."""
+
+    __slots__ = ("_pool", "closed")
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+        self.closed = False
+
+    async def fetch(self, sql: str, *args: object) -> list[Record]:
+        self._check_open()
+        return await self._pool.fetch(sql, *args)
+
+    async def fetchrow(self, sql: str, *args: object) -> Record | None:
+        self._check_open()
+        return await self._pool.fetchrow(sql, *args)
+
+    async def fetchval(self, sql: str, *args: object) -> Any:
+        self._check_open()
+        return await self._pool.fetchval(sql, *args)
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise StoreClosedError
+
+
+def affected(status: str) -> int:
+    """The row count of a command status such as ``UPDATE 3``."""
+    return int(status.rsplit(" ", 1)[-1])
