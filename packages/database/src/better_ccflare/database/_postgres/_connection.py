@@ -3,10 +3,17 @@
 asyncpg is asynchronous all the way down, so unlike SQLite nothing here needs a thread: every
 query is awaited on the event loop without blocking it. Reads take any pooled connection; the
 writer takes one per batch.
+
+PostgreSQL's ``text`` cannot hold the character U+0000, which SQLite (and Python) strings can,
+say in an upstream's error message. So every connection stores text through a codec that
+escapes it reversibly: U+0001 becomes U+0001 U+0002 and U+0000 becomes U+0001 U+0001. Other text
+is stored as it is, and the escape keeps code-point order, so ``ORDER BY`` and comparisons
+(on escaped arguments, which the codec escapes too) mean what they mean on SQLite.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import asyncpg
@@ -16,7 +23,16 @@ from asyncpg.pool import PoolConnectionProxy
 from better_ccflare.core import redacted_url
 from better_ccflare.database._errors import StoreClosedError, StoreOpenError
 
-__all__ = ["POOL_MAX", "Connection", "Params", "Reader", "affected", "open_pool"]
+__all__ = [
+    "POOL_MAX",
+    "Connection",
+    "Params",
+    "Reader",
+    "affected",
+    "escape_text",
+    "open_pool",
+    "unescape_text",
+]
 
 Connection = PoolConnectionProxy
 """A pooled connection, as the writer and the migrations hold one."""
@@ -34,7 +50,7 @@ async def open_pool(url: str) -> Pool:
     """
     try:
         return await asyncpg.create_pool(
-            url, min_size=1, max_size=POOL_MAX, timeout=_CONNECT_TIMEOUT_S
+            url, min_size=1, max_size=POOL_MAX, timeout=_CONNECT_TIMEOUT_S, init=_set_up
         )
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise StoreOpenError(
@@ -42,6 +58,30 @@ async def open_pool(url: str) -> Pool:
             "DATABASE_URL (host, port, user, password, database name) and that the server is "
             "running and accepts connections from this machine."
         ) from exc
+
+
+async def _set_up(connection: asyncpg.Connection) -> None:
+    await connection.set_type_codec(
+        "text", schema="pg_catalog", encoder=escape_text, decoder=unescape_text, format="text"
+    )
+
+
+_ESCAPED = re.compile("\x01[\x01\x02]")
+_UNESCAPED = {"\x01\x01": "\x00", "\x01\x02": "\x01"}
+
+
+def escape_text(text: str) -> str:
+    """``text`` without U+0000, reversibly (see the module's docstring)."""
+    if "\x00" not in text and "\x01" not in text:
+        return text
+    return text.replace("\x01", "\x01\x02").replace("\x00", "\x01\x01")
+
+
+def unescape_text(stored: str) -> str:
+    """The inverse of :func:`escape_text`."""
+    if "\x01" not in stored:
+        return stored
+    return _ESCAPED.sub(lambda match: _UNESCAPED[match[0]], stored)
 
 
 class Params:
