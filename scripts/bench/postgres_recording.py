@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import os
 import platform
+import re
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -49,7 +50,9 @@ DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 BATCH_SIZES = (1, 10, 100, 500)
 Row = tuple[object, ...]
 
-UPSERT = cast("LiteralString", request_upsert_sql("%s"))
+UPSERT_NUMBERED = request_upsert_sql("numeric")
+UPSERT = cast("LiteralString", re.sub(r"\$\d+", "%s", UPSERT_NUMBERED))
+"""The store's upsert, with psycopg's placeholders."""
 _UPDATES = UPSERT[UPSERT.index(" ON CONFLICT") :]
 COLUMNS = ", ".join(REQUEST_COLUMNS)
 STAGE = (
@@ -103,15 +106,6 @@ def multi_row_sql(rows: int, numbered: bool) -> str:
     return f"INSERT INTO requests ({COLUMNS}) VALUES {', '.join(groups)}{_UPDATES}"
 
 
-def numbered(statement: str) -> str:
-    """psycopg's ``%s`` placeholders as asyncpg's ``$1``, ``$2``, ..."""
-    parts = statement.split("%s")
-    return "".join(
-        part + (f"${index + 1}" if index < len(parts) - 1 else "")
-        for index, part in enumerate(parts)
-    )
-
-
 # One way of writing a batch: given an open connection and the batch, commit it.
 PsycopgMethod = Callable[
     [psycopg.AsyncConnection[tuple[object, ...]], Sequence[Row]], Awaitable[None]
@@ -155,7 +149,7 @@ async def psycopg_copy(
 
 async def asyncpg_executemany(conn: asyncpg.Connection, batch: Sequence[Row]) -> None:
     async with conn.transaction():
-        await conn.executemany(numbered(UPSERT), batch)
+        await conn.executemany(UPSERT_NUMBERED, batch)
 
 
 async def asyncpg_multi_row(conn: asyncpg.Connection, batch: Sequence[Row]) -> None:

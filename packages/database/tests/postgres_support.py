@@ -22,7 +22,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Generator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -59,7 +59,7 @@ def _on_a_thread(coroutine: Coroutine[Any, Any, _T]) -> _T:
 
 
 @contextlib.contextmanager
-def postgres_server() -> Iterator[str]:
+def postgres_server() -> Generator[str]:
     """The URL of a server's maintenance database, where test databases are created."""
     configured = os.environ.get(ENV_VAR)
     if configured:
@@ -111,7 +111,7 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _throwaway_cluster() -> Iterator[str]:
+def _throwaway_cluster() -> Generator[str]:
     binaries = _binaries()
     if binaries is None and os.geteuid() == 0 and shutil.which("apt-get"):
         _install_postgresql()
