@@ -41,8 +41,8 @@ from urllib.parse import urlsplit
 import asyncpg
 import psycopg
 from psycopg import sql
+from writer_throughput import make_record  # the same row as the SQLite writer benchmark
 
-from better_ccflare.core import BillingType, RequestRecord, StreamTerminalState, TokenUsage
 from better_ccflare.database._postgres._schema import SCHEMA
 from better_ccflare.database._rows import REQUEST_COLUMNS, request_upsert_sql, request_values
 
@@ -60,38 +60,6 @@ STAGE = (
     f"SELECT {COLUMNS} FROM requests WITH NO DATA"
 )
 FROM_STAGE = f"INSERT INTO requests ({COLUMNS}) SELECT {COLUMNS} FROM requests_stage{_UPDATES}"
-
-
-def make_record(index: int) -> RequestRecord:
-    return RequestRecord(
-        id=f"req-{index:08d}",
-        timestamp_ms=1_767_225_600_000 + index,
-        method="POST",
-        path="/v1/messages",
-        account_id=f"account-{index % 8}",
-        status_code=200,
-        success=True,
-        response_time_ms=1200 + index % 500,
-        model="claude-sonnet-4-5-20250929",
-        usage=TokenUsage(
-            input_tokens=1200,
-            output_tokens=350,
-            cache_read_input_tokens=48_000,
-            cache_write_5m_input_tokens=900,
-            cache_write_1h_input_tokens=100,
-        ),
-        cost_usd=0.0213,
-        output_tokens_per_second=96.5,
-        agent_used="code-reviewer",
-        api_key_id="key-1",
-        api_key_name="laptop",
-        project="better-ccflare",
-        billing_type=BillingType.PLAN,
-        original_model="claude-sonnet-4-5",
-        applied_model="claude-sonnet-4-5-20250929",
-        stream_terminal_state=StreamTerminalState.COMPLETED,
-        client_session_id="session-abc",
-    )
 
 
 def multi_row_sql(rows: int, numbered: bool) -> str:

@@ -19,6 +19,7 @@ from better_ccflare.core import (
     ApiKey,
     ApiKeyRole,
     BillingType,
+    ConflictError,
     Credentials,
     OAuthMode,
     OAuthSession,
@@ -28,6 +29,7 @@ from better_ccflare.core import (
     RateLimitState,
     RequestRecord,
     SessionState,
+    StrategySettings,
     StreamTerminalState,
     TokenUsage,
     UsageSnapshot,
@@ -35,20 +37,31 @@ from better_ccflare.core import (
 )
 
 from ._crypto import SecretKey
-from ._values import enum_or_none, mappings_from_json, mappings_to_json, open_secret, seal_secret
+from ._values import (
+    decode_json_object,
+    enum_or_none,
+    mappings_from_json,
+    mappings_to_json,
+    open_secret,
+    seal_secret,
+)
 
 __all__ = [
     "ACCOUNT_COLUMNS",
+    "ACCOUNT_ORDER",
     "API_KEY_COLUMNS",
     "CREDENTIAL_COLUMNS",
     "OAUTH_SESSION_COLUMNS",
     "REQUEST_COLUMNS",
     "REQUEST_KEEP_WHEN_NULL",
+    "USAGE_SNAPSHOT_COLUMNS",
     "Placeholders",
     "Row",
+    "account_conflict",
     "account_from_row",
     "account_values",
     "agent_preference_from_row",
+    "api_key_conflict",
     "api_key_from_row",
     "api_key_values",
     "credential_values",
@@ -58,7 +71,9 @@ __all__ = [
     "request_from_row",
     "request_upsert_sql",
     "request_values",
+    "snapshot_values",
     "snapshots_from_rows",
+    "strategy_from_row",
 ]
 
 _log = logging.getLogger("better_ccflare.database")
@@ -115,6 +130,19 @@ ACCOUNT_COLUMNS = (
     "billing_type",
 )
 """What :func:`account_values` binds, in order."""
+
+
+ACCOUNT_ORDER = "ORDER BY priority, created_at, id"
+"""Lowest priority number first, then oldest: the order the strategies and the dashboard expect."""
+
+
+def account_conflict(what: str) -> ConflictError:
+    """What a backend raises when an account's id, or name for its provider and endpoint, is
+    taken."""
+    return ConflictError(
+        f"{what}: another account already has this id, or this name for the same provider and "
+        "custom endpoint. Choose another name."
+    )
 
 
 def account_values(account: Account, key: SecretKey) -> tuple[object, ...]:
@@ -398,6 +426,13 @@ def api_key_values(key: ApiKey) -> tuple[object, ...]:
     )
 
 
+def api_key_conflict(key: ApiKey) -> ConflictError:
+    return ConflictError(
+        f"Cannot add API key {key.name!r}: an API key with this id, name or hash already "
+        "exists. Choose another name."
+    )
+
+
 def api_key_from_row(row: Row) -> ApiKey:
     return ApiKey(
         id=row["id"],
@@ -465,6 +500,32 @@ def agent_preference_from_row(row: Row) -> AgentPreference:
     return AgentPreference(
         agent_id=row["agent_id"], model=row["model"], updated_at_ms=row["updated_at"] or 0
     )
+
+
+def strategy_from_row(row: Row) -> StrategySettings:
+    return StrategySettings(
+        name=row["name"],
+        config=decode_json_object(row["config"], "strategies.config"),
+        updated_at_ms=row["updated_at"] or 0,
+    )
+
+
+USAGE_SNAPSHOT_COLUMNS = ("account_id", "timestamp", "window_key", "utilization", "resets_at")
+"""What :func:`snapshot_values` binds, in order."""
+
+
+def snapshot_values(snapshot: UsageSnapshot) -> list[tuple[object, ...]]:
+    """One row per window, all with the snapshot's timestamp (the reference's layout)."""
+    return [
+        (
+            snapshot.account_id,
+            snapshot.timestamp_ms,
+            window.key,
+            window.utilization,
+            window.resets_at_ms,
+        )
+        for window in snapshot.windows
+    ]
 
 
 def snapshots_from_rows(account_id: str, rows: Iterable[Row]) -> list[UsageSnapshot]:

@@ -8,8 +8,6 @@ transaction, so of two instances refreshing the same account at once only the fi
 
 from __future__ import annotations
 
-import asyncpg
-
 from better_ccflare.core import (
     Account,
     BillingType,
@@ -23,7 +21,9 @@ from better_ccflare.core import (
 from better_ccflare.database._crypto import SecretKey
 from better_ccflare.database._rows import (
     ACCOUNT_COLUMNS,
+    ACCOUNT_ORDER,
     CREDENTIAL_COLUMNS,
+    account_conflict,
     account_from_row,
     account_values,
     credential_values,
@@ -31,7 +31,7 @@ from better_ccflare.database._rows import (
 )
 from better_ccflare.database._values import mappings_to_json, open_secret, same_secret
 
-from ._connection import Connection, Reader, affected
+from ._connection import Connection, Reader, affected, unless_taken
 from ._writer import Writer
 
 __all__ = ["PostgresAccounts"]
@@ -57,15 +57,6 @@ _RATE_LIMIT_READING_SQL = (
     "UPDATE accounts SET rate_limit_status = $1, rate_limit_reset = $2, "
     "rate_limit_remaining = $3 WHERE id = $4"
 )
-# Lowest priority number first, then oldest: the order the strategies and the dashboard expect.
-_ORDER = "ORDER BY priority, created_at, id"
-
-
-def _conflict(what: str) -> ConflictError:
-    return ConflictError(
-        f"{what}: another account already has this id, or this name for the same provider and "
-        "custom endpoint. Choose another name."
-    )
 
 
 class PostgresAccounts:
@@ -81,23 +72,16 @@ class PostgresAccounts:
     async def add(self, account: Account) -> None:
         values = account_values(account, self._key)
 
-        async def insert(connection: Connection) -> bool:
-            try:
-                async with connection.transaction():  # a savepoint: the batch goes on
-                    await connection.execute(_INSERT_SQL, *values)
-            except asyncpg.UniqueViolationError:
-                return False
-            return True
-
-        if not await self._writer.submit(insert, label=f"accounts.add({account.id})"):
-            raise _conflict(f"Cannot add account {account.name!r} ({account.provider})")
+        insert = unless_taken(_INSERT_SQL, *values)
+        if await self._writer.submit(insert, label=f"accounts.add({account.id})") is None:
+            raise account_conflict(f"Cannot add account {account.name!r} ({account.provider})")
 
     async def get(self, account_id: str) -> Account | None:
         accounts = await self._select("WHERE id = $1", account_id)
         return accounts[0] if accounts else None
 
     async def get_by_name(self, name: str) -> Account | None:
-        accounts = await self._select(f"WHERE name = $1 {_ORDER}", name)
+        accounts = await self._select(f"WHERE name = $1 {ACCOUNT_ORDER}", name)
         if len(accounts) > 1:
             providers = ", ".join(account.provider for account in accounts)
             raise ConflictError(
@@ -107,7 +91,7 @@ class PostgresAccounts:
         return accounts[0] if accounts else None
 
     async def list_all(self) -> list[Account]:
-        return await self._select(_ORDER)
+        return await self._select(ACCOUNT_ORDER)
 
     async def delete(self, account_id: str) -> None:
         async def delete(connection: Connection) -> int:
@@ -281,15 +265,9 @@ class PostgresAccounts:
         )
         sql = f"UPDATE accounts SET {assignments} WHERE id = ${len(changes) + 1}"  # noqa: S608 (fixed names)
 
-        async def update(connection: Connection) -> int | None:
-            try:
-                async with connection.transaction():  # a savepoint: the batch goes on
-                    return affected(await connection.execute(sql, *changes.values(), account_id))
-            except asyncpg.UniqueViolationError:
-                return None
-
-        changed = await self._writer.submit(update, label=f"accounts.update({account_id})")
-        if changed is None:
-            raise _conflict(what)
-        if changed == 0:
+        update = unless_taken(sql, *changes.values(), account_id)
+        status = await self._writer.submit(update, label=f"accounts.update({account_id})")
+        if status is None:
+            raise account_conflict(what)
+        if affected(status) == 0:
             raise NotFoundError("account", account_id)

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncpg
-
-from better_ccflare.core import ApiKey, ApiKeyRole, ConflictError, NotFoundError
+from better_ccflare.core import ApiKey, ApiKeyRole, NotFoundError
 from better_ccflare.database._rows import (
     API_KEY_COLUMNS,
+    api_key_conflict,
     api_key_from_row,
     api_key_values,
     insert_sql,
 )
 
-from ._connection import Connection, Reader, affected
+from ._connection import Connection, Reader, affected, unless_taken
 from ._writer import Writer
 
 __all__ = ["PostgresApiKeys"]
@@ -33,19 +32,9 @@ class PostgresApiKeys:
     async def add(self, key: ApiKey) -> None:
         values = api_key_values(key)
 
-        async def insert(connection: Connection) -> bool:
-            try:
-                async with connection.transaction():  # a savepoint: the batch goes on
-                    await connection.execute(_INSERT_SQL, *values)
-            except asyncpg.UniqueViolationError:
-                return False
-            return True
-
-        if not await self._writer.submit(insert, label=f"api_keys.add({key.id})"):
-            raise ConflictError(
-                f"Cannot add API key {key.name!r}: an API key with this id, name or hash already "
-                "exists. Choose another name."
-            )
+        insert = unless_taken(_INSERT_SQL, *values)
+        if await self._writer.submit(insert, label=f"api_keys.add({key.id})") is None:
+            raise api_key_conflict(key)
 
     async def list_all(self) -> list[ApiKey]:
         return await self._select(_ORDER)

@@ -14,6 +14,7 @@ is stored as it is, and the escape keeps code-point order, so ``ORDER BY`` and c
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -32,6 +33,7 @@ __all__ = [
     "escape_text",
     "open_pool",
     "unescape_text",
+    "unless_taken",
 ]
 
 Connection = PoolConnectionProxy
@@ -122,6 +124,20 @@ class Reader:
     def _check_open(self) -> None:
         if self.closed:
             raise StoreClosedError
+
+
+def unless_taken(sql: str, *args: object) -> Callable[[Connection], Awaitable[str | None]]:
+    """A write of ``sql`` that yields its command status, or ``None`` when it would break a
+    uniqueness rule. It runs in a savepoint, so that failure spares the rest of its batch."""
+
+    async def write(connection: Connection) -> str | None:
+        try:
+            async with connection.transaction():
+                return await connection.execute(sql, *args)
+        except asyncpg.UniqueViolationError:
+            return None
+
+    return write
 
 
 def affected(status: str) -> int:

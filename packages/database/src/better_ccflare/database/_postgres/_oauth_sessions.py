@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncpg
-
 from better_ccflare.core import ConflictError, OAuthSession
 from better_ccflare.database._crypto import SecretKey
 from better_ccflare.database._rows import (
@@ -13,7 +11,7 @@ from better_ccflare.database._rows import (
     oauth_session_values,
 )
 
-from ._connection import Connection, Reader, affected
+from ._connection import Connection, Reader, affected, unless_taken
 from ._writer import Writer
 
 __all__ = ["PostgresOAuthSessions"]
@@ -34,15 +32,8 @@ class PostgresOAuthSessions:
     async def create(self, session: OAuthSession) -> None:
         values = oauth_session_values(session, self._key)
 
-        async def insert(connection: Connection) -> bool:
-            try:
-                async with connection.transaction():  # a savepoint: the batch goes on
-                    await connection.execute(_INSERT_SQL, *values)
-            except asyncpg.UniqueViolationError:
-                return False
-            return True
-
-        if not await self._writer.submit(insert, label=f"oauth_sessions.create({session.id})"):
+        insert = unless_taken(_INSERT_SQL, *values)
+        if await self._writer.submit(insert, label=f"oauth_sessions.create({session.id})") is None:
             raise ConflictError(f"An OAuth session with id {session.id!r} already exists.")
 
     async def get(self, session_id: str, now_ms: int) -> OAuthSession | None:

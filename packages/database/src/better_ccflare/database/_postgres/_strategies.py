@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from better_ccflare.core import StrategySettings
-from better_ccflare.database._values import decode_json_object, encode_json
+from better_ccflare.database._rows import strategy_from_row
+from better_ccflare.database._values import encode_json
 
 from ._connection import Connection, Reader
 from ._writer import Writer
@@ -26,11 +27,7 @@ class PostgresStrategies:
         )
         if row is None:
             return None
-        return StrategySettings(
-            name=row["name"],
-            config=decode_json_object(row["config"], "strategies.config"),
-            updated_at_ms=row["updated_at"] or 0,
-        )
+        return strategy_from_row(row)
 
     async def set(self, settings: StrategySettings) -> None:
         config = encode_json(settings.config)

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from better_ccflare.core import UsageSnapshot
-from better_ccflare.database._rows import snapshots_from_rows
+from better_ccflare.database._rows import (
+    USAGE_SNAPSHOT_COLUMNS,
+    insert_sql,
+    snapshot_values,
+    snapshots_from_rows,
+)
 
 from ._connection import Connection, Reader, affected
 from ._writer import Writer
 
 __all__ = ["PostgresUsage"]
+
+_INSERT_SQL = insert_sql("usage_snapshots", USAGE_SNAPSHOT_COLUMNS, "numeric")
 
 _COLUMNS = "SELECT timestamp, window_key, utilization, resets_at FROM usage_snapshots"
 
@@ -23,21 +30,11 @@ class PostgresUsage:
         self._writer = writer
 
     async def record(self, snapshot: UsageSnapshot) -> None:
-        rows = [
-            (
-                snapshot.account_id,
-                snapshot.timestamp_ms,
-                window.key,
-                window.utilization,
-                window.resets_at_ms,
-            )
-            for window in snapshot.windows
-        ]
+        rows = snapshot_values(snapshot)
 
         async def insert(connection: Connection) -> None:
             await connection.executemany(
-                "INSERT INTO usage_snapshots (account_id, timestamp, window_key, utilization, "
-                "resets_at) VALUES ($1, $2, $3, $4, $5)",
+                _INSERT_SQL,
                 rows,
             )
 

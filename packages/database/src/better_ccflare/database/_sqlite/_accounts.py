@@ -25,7 +25,9 @@ from better_ccflare.core import (
 from better_ccflare.database._crypto import SecretKey
 from better_ccflare.database._rows import (
     ACCOUNT_COLUMNS,
+    ACCOUNT_ORDER,
     CREDENTIAL_COLUMNS,
+    account_conflict,
     account_from_row,
     account_values,
     credential_values,
@@ -57,15 +59,6 @@ _RATE_LIMIT_READING_SQL = (
     "UPDATE accounts SET rate_limit_status = ?, rate_limit_reset = ?, rate_limit_remaining = ? "
     "WHERE id = ?"
 )
-# Lowest priority number first, then oldest: the order the strategies and the dashboard expect.
-_ORDER = "ORDER BY priority, created_at, id"
-
-
-def _conflict(what: str) -> ConflictError:
-    return ConflictError(
-        f"{what}: another account already has this id, or this name for the same provider and "
-        "custom endpoint. Choose another name."
-    )
 
 
 class SqliteAccounts:
@@ -87,14 +80,14 @@ class SqliteAccounts:
             return True
 
         if not await self._writer.submit(insert, label=f"accounts.add({account.id})"):
-            raise _conflict(f"Cannot add account {account.name!r} ({account.provider})")
+            raise account_conflict(f"Cannot add account {account.name!r} ({account.provider})")
 
     async def get(self, account_id: str) -> Account | None:
         accounts = await self._select("WHERE id = ?", (account_id,))
         return accounts[0] if accounts else None
 
     async def get_by_name(self, name: str) -> Account | None:
-        accounts = await self._select(f"WHERE name = ? {_ORDER}", (name,))
+        accounts = await self._select(f"WHERE name = ? {ACCOUNT_ORDER}", (name,))
         if len(accounts) > 1:
             providers = ", ".join(account.provider for account in accounts)
             raise ConflictError(
@@ -104,7 +97,7 @@ class SqliteAccounts:
         return accounts[0] if accounts else None
 
     async def list_all(self) -> list[Account]:
-        return await self._select(_ORDER, ())
+        return await self._select(ACCOUNT_ORDER, ())
 
     async def delete(self, account_id: str) -> None:
         deleted = await self._writer.submit(
@@ -278,6 +271,6 @@ class SqliteAccounts:
 
         changed = await self._writer.submit(update, label=f"accounts.update({account_id})")
         if changed is None:
-            raise _conflict(what)
+            raise account_conflict(what)
         if changed == 0:
             raise NotFoundError("account", account_id)

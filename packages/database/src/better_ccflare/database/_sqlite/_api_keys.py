@@ -6,9 +6,10 @@ import sqlite3
 
 from sqlite_utils import Database
 
-from better_ccflare.core import ApiKey, ApiKeyRole, ConflictError, NotFoundError
+from better_ccflare.core import ApiKey, ApiKeyRole, NotFoundError
 from better_ccflare.database._rows import (
     API_KEY_COLUMNS,
+    api_key_conflict,
     api_key_from_row,
     api_key_values,
     insert_sql,
@@ -42,10 +43,7 @@ class SqliteApiKeys:
             return True
 
         if not await self._writer.submit(insert, label=f"api_keys.add({key.id})"):
-            raise ConflictError(
-                f"Cannot add API key {key.name!r}: an API key with this id, name or hash already "
-                "exists. Choose another name."
-            )
+            raise api_key_conflict(key)
 
     async def list_all(self) -> list[ApiKey]:
         return await self._select("ORDER BY created_at, id", ())

@@ -7,12 +7,19 @@ from collections.abc import Mapping
 from sqlite_utils import Database
 
 from better_ccflare.core import UsageSnapshot
-from better_ccflare.database._rows import snapshots_from_rows
+from better_ccflare.database._rows import (
+    USAGE_SNAPSHOT_COLUMNS,
+    insert_sql,
+    snapshot_values,
+    snapshots_from_rows,
+)
 
 from ._connection import Runner
 from ._writer import Writer
 
 __all__ = ["SqliteUsage"]
+
+_INSERT_SQL = insert_sql("usage_snapshots", USAGE_SNAPSHOT_COLUMNS, "qmark")
 
 
 class SqliteUsage:
@@ -25,20 +32,10 @@ class SqliteUsage:
         self._writer = writer
 
     async def record(self, snapshot: UsageSnapshot) -> None:
-        rows = [
-            (
-                snapshot.account_id,
-                snapshot.timestamp_ms,
-                window.key,
-                window.utilization,
-                window.resets_at_ms,
-            )
-            for window in snapshot.windows
-        ]
+        rows = snapshot_values(snapshot)
         await self._writer.submit(
             lambda db: db.conn.executemany(
-                "INSERT INTO usage_snapshots (account_id, timestamp, window_key, utilization, "
-                "resets_at) VALUES (?, ?, ?, ?, ?)",
+                _INSERT_SQL,
                 rows,
             ),
             label=f"usage.record({snapshot.account_id})",
