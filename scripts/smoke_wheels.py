@@ -33,11 +33,24 @@ def run(*args: str) -> str:
     return subprocess.run(args, check=True, capture_output=True, text=True).stdout
 
 
-def unbounded_sibling_requirements(wheel: Path) -> list[str]:
-    """``Requires-Dist`` lines naming a sibling distribution without an upper bound."""
+PROJECT_URLS = ("Homepage", "Documentation", "Source", "Issues")
+
+
+def wheel_metadata(wheel: Path) -> str:
     with zipfile.ZipFile(wheel) as archive:
         metadata = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
-        text = archive.read(metadata).decode()
+        return archive.read(metadata).decode()
+
+
+def missing_project_urls(wheel: Path) -> list[str]:
+    """The ``Project-URL`` labels a wheel lacks (``--help`` and PyPI point users to them)."""
+    text = wheel_metadata(wheel)
+    return [label for label in PROJECT_URLS if f"Project-URL: {label}, https://" not in text]
+
+
+def unbounded_sibling_requirements(wheel: Path) -> list[str]:
+    """``Requires-Dist`` lines naming a sibling distribution without an upper bound."""
+    text = wheel_metadata(wheel)
     lines = re.findall(r"^Requires-Dist: (better-ccflare\S*.*)$", text, flags=re.MULTILINE)
     return [line for line in lines if "<" not in line]
 
@@ -49,6 +62,9 @@ def main(dist: Path, uv: str) -> None:
     loose = [(w, r) for w in wheels for r in unbounded_sibling_requirements(Path(w))]
     if loose:
         sys.exit(f"sibling requirements without an upper bound: {loose}")
+    unlinked = [(w, m) for w in wheels if (m := missing_project_urls(Path(w)))]
+    if unlinked:
+        sys.exit(f"wheels without these Project-URLs: {unlinked}")
     with tempfile.TemporaryDirectory(prefix="ccflare-smoke-") as tmp:
         venv = Path(tmp) / "venv"
         run(uv, "venv", "--quiet", "--python", sys.executable, str(venv))
@@ -56,8 +72,13 @@ def main(dist: Path, uv: str) -> None:
         run(uv, "pip", "install", "--quiet", "--python", python, *wheels)
         for package in PACKAGES:
             run(python, "-I", "-c", f"import {package}")
-        run(str(venv / "bin" / "better-ccflare"), "--help")
-    print(f"smoke: {len(PACKAGES)} wheels installed into a fresh venv; every package imports.")
+        usage = run(str(venv / "bin" / "better-ccflare"), "--help")
+        if "Documentation: https://" not in usage:
+            sys.exit(f"the installed better-ccflare --help names no documentation:\n{usage}")
+    print(
+        f"smoke: {len(PACKAGES)} wheels installed into a fresh venv; every package imports; "
+        "`better-ccflare --help` names the documentation."
+    )
 
 
 if __name__ == "__main__":

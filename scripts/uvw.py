@@ -15,12 +15,15 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 UV_REQUIREMENT = "uv>=0.13.6,<0.14"
 MIN_VERSION = (0, 13, 6)
 ROOT = Path(__file__).resolve().parent.parent
 BOOTSTRAP = ROOT / ".bootstrap"
+SERVE_ENVIRONMENT = ".venv-serve"
+COMMAND = "better-ccflare"
 
 
 def _version_of(uv: str) -> tuple[int, ...] | None:
@@ -66,12 +69,27 @@ def find_uv() -> str:
     return bootstrapped
 
 
+def uv_invocation(args: list[str], environ: Mapping[str, str]) -> tuple[list[str], dict[str, str]]:
+    """The uv arguments and environment for ``uvw.py ARGS``.
+
+    ``run better-ccflare ...`` runs in the runtime-only environment (unless the caller chose
+    one with ``UV_PROJECT_ENVIRONMENT``); anything else, including ``run`` with uv options of
+    its own, is passed through unchanged.
+    """
+    env = dict(environ)
+    if args[:2] != ["run", COMMAND]:
+        return args, env
+    env.setdefault("UV_PROJECT_ENVIRONMENT", SERVE_ENVIRONMENT)
+    return ["run", "--no-dev", "--package", COMMAND, *args[1:]], env
+
+
 def main() -> None:
     uv = find_uv()
     os.chdir(ROOT)
+    args, env = uv_invocation(sys.argv[1:], os.environ)
     if os.name == "nt":
-        sys.exit(subprocess.run([uv, *sys.argv[1:]], check=False).returncode)
-    os.execv(uv, [uv, *sys.argv[1:]])
+        sys.exit(subprocess.run([uv, *args], check=False, env=env).returncode)
+    os.execve(uv, [uv, *args], env)
 
 
 if __name__ == "__main__":

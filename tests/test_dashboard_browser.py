@@ -36,6 +36,7 @@ from better_ccflare.server import Service
 from .support.chromium import CHROMIUM_ARGS, ensure_chromium
 from .support.fake_upstream import FakeUpstream, RecordedRequest, Reply
 from .support.messages import MODEL, message_json
+from .support.plugin import PLUGIN_TYPE, install_plugin
 from .support.service import console_account, running_proxy
 
 SCREENSHOTS = Path(__file__).parent / ".artifacts" / "screenshots"
@@ -204,6 +205,41 @@ async def test_an_account_is_added_through_the_form(dashboard: Dashboard) -> Non
     assert dashboard.console_errors == []
 
 
+@pytest.fixture
+def plugin_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    install_plugin(tmp_path, monkeypatch)
+
+
+async def test_a_plugin_account_is_added_through_the_form_it_declares(
+    plugin_installed: None, dashboard: Dashboard
+) -> None:
+    """The form offers the installed plugin's type and asks for exactly its declared fields."""
+    page = dashboard.page
+    await dashboard.open("accounts")
+    await page.click("#add-account-button")
+    form = page.locator("#add-account-form")
+    await expect(form.locator(f"select[name=type] option[value={PLUGIN_TYPE}]")).to_contain_text(
+        "Test gateway · plugin better-ccflare-provider-test-gateway"
+    )
+    await form.locator("select[name=type]").select_option(PLUGIN_TYPE)
+    await expect(form.locator("input[name=tenant]")).to_be_visible()
+    await expect(form.locator("input[name=apiKey]")).to_have_attribute("type", "password")
+    await expect(form.locator("input[name=projectId]")).to_be_hidden()
+    await form.locator("input[name=name]").fill("gateway")
+    await form.locator("input[name=apiKey]").fill("gw-browser-key")
+    await form.locator("input[name=customEndpoint]").fill(dashboard.upstream.url)
+    await form.locator("button[type=submit]").click()
+    await expect(form.locator("[data-role=error]")).to_contain_text("Tenant")
+    await form.locator("input[name=tenant]").fill("acme")
+    await form.locator("button[type=submit]").click()
+
+    await expect(page.locator("article.account[data-account-name=gateway]")).to_be_visible()
+    [added] = [a for a in await dashboard.service.store.accounts.list_all() if a.name == "gateway"]
+    assert added.provider == PLUGIN_TYPE
+    assert added.credentials.api_key == "gw-browser-key"
+    assert dashboard.console_errors == []
+
+
 async def test_a_rejected_account_shows_the_servers_reason_in_the_form(
     dashboard: Dashboard,
 ) -> None:
@@ -266,6 +302,23 @@ async def test_account_actions_from_the_cards_change_the_pool(dashboard: Dashboa
     await dialog.locator("[data-role=submit]").click()
     await expect(renamed).to_have_count(0)
     assert await service.store.accounts.get("primary") is None
+    assert dashboard.console_errors == []
+
+
+async def test_an_account_whose_credentials_are_refused_is_flagged_until_reset(
+    dashboard: Dashboard,
+) -> None:
+    page = dashboard.page
+    assert (await dashboard.proxy_message(status=401)).status_code == 502
+    await dashboard.open("accounts")
+    card = page.locator("article.account[data-account-name='primary']")
+
+    await expect(card.locator(".badge.bad")).to_contain_text("Credentials rejected")
+    await expect(card.get_by_role("alert")).to_contain_text("refused this account's credentials")
+    await dashboard.screenshot("accounts-credentials-rejected")
+    await card.get_by_role("button", name="Reset rate limit", exact=True).click()
+
+    await expect(card.locator(".badge.ok")).to_have_text("Ready")
     assert dashboard.console_errors == []
 
 
@@ -333,6 +386,32 @@ async def test_the_overview_numbers_match_the_stats_api(dashboard: Dashboard) ->
     await expect(dashboard.page.locator("[data-pool=configured]")).to_have_text("1")
     await expect(dashboard.page.locator("[data-pool=routable]")).to_have_text("1")
     await expect(dashboard.page.locator("#recent-errors tbody")).to_contain_text("400")
+    assert dashboard.console_errors == []
+
+
+async def test_a_request_without_a_price_shows_unknown_not_zero(dashboard: Dashboard) -> None:
+    dashboard.upstream.enqueue(Reply.json({**message_json(), "model": "house-model"}))
+    async with httpx2.AsyncClient() as client:
+        response = await client.post(
+            f"{dashboard.url}/v1/messages",
+            json={"model": "house-model", "max_tokens": 8, "messages": []},
+            timeout=10,
+        )
+    assert response.status_code == 200
+    await _wait_for_requests(dashboard.service, 1)
+
+    await dashboard.open("requests")
+    row = dashboard.page.locator("#requests-table tbody tr[data-id]")
+    await expect(row).to_contain_text("house-model")
+    await expect(row).to_contain_text("unknown")
+    await dashboard.open("overview")
+    await expect(dashboard.page.locator("[data-stat-sub=unpricedRequests]")).to_have_text(
+        "+ 1 request with unknown price"
+    )
+    await dashboard.open("analytics")
+    await expect(dashboard.page.locator("[data-total-sub=unpricedRequests]")).to_have_text(
+        "+ 1 request with unknown price"
+    )
     assert dashboard.console_errors == []
 
 

@@ -5,10 +5,13 @@ synchronously), with one account and an admin API key so that every call is auth
 the generated inputs reach the handlers. Every operation in the schema is exercised except the
 two Server-Sent-Events routes, which never end by design; ``test_management_api`` covers them.
 
-Every default check runs except ``positive_data_acceptance``: the schema states types and
-bounds, but some rules live only in the server (a name already taken, a model mapping to an
-empty model name inside a nested list, which Litestar's schema does not carry), and those
-inputs rightly get a 400 or 409 that the check would count as a failure.
+Positive cases run every default check except ``positive_data_acceptance``: the schema states
+types and bounds, but some rules live only in the server (a name already taken, a model mapping
+to an empty model name inside a nested list, which Litestar's schema does not carry), and those
+inputs rightly get a 400 or 409 that the check would count as a failure. Negative cases (inputs
+the schema rules out: a ``0`` for a boolean, an empty name, a negative ``before``) must be
+refused with a 4xx and never cause a 5xx. A method a path does not have gets 405 with ``Allow``.
+Examples are few and derandomised, so a run is quick and repeatable.
 """
 
 from __future__ import annotations
@@ -19,10 +22,13 @@ from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
 from schemathesis import checks
+from schemathesis.generation import GenerationMode
 
 from better_ccflare.core import Account, ApiKeyRole, Credentials, ProviderKind, load_config
 from better_ccflare.proxy.admin import create_api_key
@@ -94,6 +100,8 @@ def test_management_api_honours_its_schema(live: _LiveService) -> None:
         @settings(
             max_examples=30,
             deadline=None,
+            derandomize=True,
+            database=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
         )
         def check(case: Any) -> None:
@@ -104,3 +112,81 @@ def test_management_api_honours_its_schema(live: _LiveService) -> None:
         check()
         tested.append(f"{operation.method.upper()} {operation.path}")
     assert len(tested) >= 40, tested
+
+
+def test_management_api_refuses_what_its_schema_rules_out(live: _LiveService) -> None:
+    schema: Any = schemathesis.openapi.from_url(f"{live.url}/schema/openapi.json")
+    headers = {"x-api-key": live.admin_key}
+    negative_checks: list[Any] = [checks.not_a_server_error, checks.negative_data_rejection]  # pyright: ignore[reportUnknownMemberType]
+    tested: list[str] = []
+    for result in schema.get_all_operations():
+        operation: Any = result.ok()
+        if operation.path in STREAMS:
+            continue
+
+        @given(case=operation.as_strategy(generation_mode=GenerationMode.NEGATIVE))
+        @settings(
+            max_examples=15,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        )
+        def check(case: Any) -> None:
+            case.call_and_validate(headers=headers, checks=negative_checks)
+
+        try:
+            check()
+        except Unsatisfiable:
+            continue  # no input of this operation can be wrong (no parameters, no body)
+        tested.append(f"{operation.method.upper()} {operation.path}")
+    assert len(tested) >= 25, tested
+
+
+async def test_a_method_a_path_lacks_gets_405_naming_the_allowed_ones(live: _LiveService) -> None:
+    async with httpx2.AsyncClient(
+        base_url=live.url, headers={"x-api-key": live.admin_key}
+    ) as client:
+        paths = (await client.get("/schema/openapi.json")).json()["paths"]
+        for path, operations in paths.items():
+            if "{" in path:
+                continue
+            declared = {method.upper() for method in operations}
+            missing = next(m for m in ("PUT", "PATCH", "DELETE", "POST") if m not in declared)
+            response = await client.request(missing, path)
+            assert response.status_code == 405, (missing, path)
+            allowed = {m.strip() for m in response.headers["allow"].split(",")}
+            assert declared <= allowed, (path, allowed)
+
+
+async def test_the_schema_states_the_bounds_the_server_enforces(live: _LiveService) -> None:
+    async with httpx2.AsyncClient(base_url=live.url) as client:
+        schema = (await client.get("/schema/openapi.json")).json()
+    bodies = schema["components"]["schemas"]
+    retention = bodies["RetentionBody"]["properties"]
+    assert retention["requestDays"]["minimum"] == retention["payloadDays"]["minimum"] == 1
+    assert bodies["CreateBody"]["properties"]["name"]["minLength"] == 1
+    assert bodies["CallbackBody"]["properties"]["code"]["minLength"] == 1
+    requests = schema["paths"]["/api/requests"]["get"]["parameters"]
+    assert next(p for p in requests if p["name"] == "before")["schema"]["minimum"] == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/config/retention", {"storePayloads": 0}, "storePayloads"),
+        ("/api/config/retention", {"requestDays": "5"}, "requestDays"),
+        ("/api/config/retention", {"requestDays": 0}, "requestDays"),
+        ("/api/accounts/alpha/auto-fallback", {"enabled": 1}, "enabled"),
+        ("/api/api-keys", {"name": ""}, "name"),
+    ],
+)
+async def test_a_body_of_loosely_right_types_is_refused(
+    live: _LiveService, path: str, body: dict[str, object], field: str
+) -> None:
+    async with httpx2.AsyncClient(
+        base_url=live.url, headers={"x-api-key": live.admin_key}
+    ) as client:
+        response = await client.post(path, json=body)
+        assert response.status_code == 400, response.text
+        assert response.json()["field"] == field

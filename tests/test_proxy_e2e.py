@@ -26,49 +26,14 @@ from better_ccflare.core import (
     FakeClock,
     ProviderKind,
     RateLimitReason,
-    RequestRecord,
 )
 from better_ccflare.providers import ConsoleProvider
 from better_ccflare.proxy import H1Transport, decode_payload, generate_api_key, hash_api_key
-from better_ccflare.server import Service
 
+from .support.client import add_api_key, ask, recorded, sdk, text_of
 from .support.fake_upstream import FakeUpstream, RecordedRequest, Reply
-from .support.messages import MODEL, message_json, stream_events
+from .support.messages import MODEL, message_json, quota_429, stream_events
 from .support.service import console_account, running_proxy
-
-
-def sdk(url: str) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(base_url=url, api_key="client-key", max_retries=0)
-
-
-async def ask(url: str, text: str = "Hi") -> anthropic.types.Message:
-    """One non-streaming message through a fresh SDK client, closed afterwards."""
-    async with sdk(url) as client:
-        return await client.messages.create(
-            model=MODEL, max_tokens=64, messages=[{"role": "user", "content": text}]
-        )
-
-
-def text_of(message: anthropic.types.Message) -> str:
-    block = message.content[0]
-    assert isinstance(block, anthropic.types.TextBlock)
-    return block.text
-
-
-async def recorded(service: Service, count: int = 1) -> list[RequestRecord]:
-    """The request history once ``count`` rows are in it.
-
-    A request is recorded just after its response ends, so the client can be a moment ahead
-    of the record; wait (bounded) instead of racing it.
-    """
-    rows: list[RequestRecord] = []
-    for _ in range(200):
-        await service.store.flush()
-        rows = await service.store.requests.list_recent(max(count, 5))
-        if len(rows) >= count:
-            return rows
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"expected {count} recorded request(s), found {len(rows)}")
 
 
 async def test_non_streaming_message_is_identical_to_a_direct_call(tmp_path: Path) -> None:
@@ -178,15 +143,11 @@ async def test_exhausted_pool_answers_429_with_the_reset_clients_understand(
 ) -> None:
     reset_s = int(time.time()) + 1800
     async with FakeUpstream() as limited:
-        limited.set_default(
-            Reply.json(
-                {"type": "error", "error": {"type": "rate_limit_error", "message": "limit"}},
-                status=429,
-                headers={"anthropic-ratelimit-unified-reset": str(reset_s)},
-            )
-        )
-        async with running_proxy(tmp_path, console_account("a", limited)) as (_, url):
-            async with httpx2.AsyncClient() as client:
+        limited.set_default(quota_429(reset_s))
+        async with running_proxy(tmp_path, console_account("a", limited)) as (service, url):
+            # An admin's client: the pool's reply names each account and why it is out.
+            admin = {"x-api-key": await add_api_key(service, ApiKeyRole.ADMIN)}
+            async with httpx2.AsyncClient(headers=admin) as client:
                 payload: dict[str, object] = {"model": MODEL, "max_tokens": 8, "messages": []}
                 first = await client.post(f"{url}/v1/messages", json=payload)
                 second = await client.post(f"{url}/v1/messages", json=payload)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .fake_upstream import sse
+from .fake_upstream import Reply, sse
 
-__all__ = ["MODEL", "message_json", "stream_events"]
+__all__ = ["MODEL", "message_json", "quota_429", "stream_events"]
 
 MODEL = "claude-sonnet-5"
 
@@ -74,3 +74,12 @@ def stream_events(words: list[str]) -> list[bytes]:
         sse("message_stop", {"type": "message_stop"}),
     ]
     return events
+
+
+def quota_429(reset_s: int) -> Reply:
+    """A 429 for the account's window, which resets at ``reset_s`` (epoch seconds)."""
+    return Reply.json(
+        {"type": "error", "error": {"type": "rate_limit_error", "message": "limit"}},
+        status=429,
+        headers={"anthropic-ratelimit-unified-reset": str(reset_s)},
+    )

@@ -1,8 +1,9 @@
 """The real service under uvicorn on 127.0.0.1, for end-to-end tests of every kind.
 
 ``running_proxy`` starts :class:`~better_ccflare.server.Service` exactly as ``serve`` composes
-it, on an ephemeral port, with its data in a temporary directory; the tests talk to it over real
-HTTP. ``serving`` is the uvicorn part alone, for tests that compose the service themselves.
+it (uvicorn's settings and the client limits included), on an ephemeral port, with its data in
+a temporary directory; the tests talk to it over real HTTP. ``serving`` is the uvicorn part
+alone, for tests that compose the service themselves.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import uvicorn
 
 from better_ccflare.core import Account, Clock, Credentials, ProviderKind, load_config
 from better_ccflare.logger import LogBus
-from better_ccflare.server import Service
+from better_ccflare.server import Service, uvicorn_config
 
 from .fake_upstream import FakeUpstream
 
@@ -52,15 +54,21 @@ async def running_proxy(
         for account in accounts:
             await service.store.accounts.add(account)
         await service.pool.reload()
-        async with serving(service.app) as url:
+        served = uvicorn_config(msgspec.structs.replace(config, port=0), service.app)
+        async with serving(service.app, served) as url:
             yield service, url
 
 
 @asynccontextmanager
-async def serving(app: Callable[..., Any]) -> AsyncGenerator[str]:
-    """``app`` under uvicorn on a free loopback port, until the block ends; yields its URL."""
+async def serving(
+    app: Callable[..., Any], config: uvicorn.Config | None = None
+) -> AsyncGenerator[str]:
+    """``app`` under uvicorn on a free loopback port, until the block ends; yields its URL.
+
+    ``config`` gives uvicorn's settings (its host must be 127.0.0.1 and its port 0); by
+    default, uvicorn's own."""
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="off")
+        config or uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="off")
     )
     task = asyncio.create_task(server.serve())
     for _ in range(500):  # uvicorn offers a flag to watch, not an event to await

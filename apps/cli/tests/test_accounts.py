@@ -42,6 +42,24 @@ def test_a_missing_mode_is_prompted_for(cli: Cli) -> None:
     assert cli.account("mm").provider == "minimax"
 
 
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (("account", "add", "work"), "--mode"),
+        (("account", "add", "work", "--mode", "zai"), "--api-key"),
+        (("account", "add", "gcp", "--mode", "vertex-ai"), "--project-id"),
+    ],
+)
+def test_a_missing_flag_without_a_terminal_is_an_error_naming_it(
+    cli: Cli, args: tuple[str, ...], flag: str
+) -> None:
+    result = cli(*args)  # no input: stdin is not a terminal and ends at once
+    assert result.exit_code == 2, result.output
+    assert "Aborted" not in result.output
+    assert result.stderr.strip().splitlines()[-1].startswith(f"Error: missing {flag}: give it")
+    assert cli.accounts() == []
+
+
 def test_anthropic_compatible_asks_for_its_endpoint_and_checks_it(cli: Cli) -> None:
     args = ("account", "add", "gw", "--mode", "anthropic-compatible", "--api-key", KEY)
     cli.ok(*args, input="https://gateway.example/\n")
@@ -231,6 +249,49 @@ def test_reset_rate_limit_makes_a_benched_account_routable(cli: Cli) -> None:
     cli.ok("account", "reset-rate-limit", "work")
     assert cli.account("work").rate_limit == RateLimitState()
     assert cli.json("account", "show", "work")["state"] == "active"
+
+
+def test_an_account_whose_credentials_were_refused_says_so_until_reset(cli: Cli) -> None:
+    add_key_account(cli, "work")
+    account_id = cli.account("work").id
+    now = SystemClock().now_ms()
+    rejected = RateLimitState(
+        limited_until_ms=now + 600_000,
+        reason=RateLimitReason.CREDENTIALS_REJECTED,
+        limited_at_ms=now,
+        failures=1,
+    )
+    cli.with_store(lambda store: store.accounts.update_rate_limit(account_id, rejected))
+
+    assert "credentials rejected (probed after" in cli.ok("account", "list").output
+    [row] = cli.json("account", "list")
+    assert row["account_state"] == "credentials_rejected"
+    shown = cli.json("account", "show", "work")
+    assert (shown["account_state"], shown["consecutive_failures"]) == ("credentials_rejected", 1)
+    assert shown["state"].startswith("credentials rejected")
+
+    cli.ok("account", "reset-rate-limit", "work")
+    assert cli.json("account", "show", "work")["account_state"] == "ready"
+
+
+@pytest.mark.parametrize(
+    ("reason", "said"),
+    [
+        (RateLimitReason.OUT_OF_CREDITS, "out of credits"),
+        (RateLimitReason.CONNECT_FAILED, "unreachable until"),
+        (RateLimitReason.UPSTREAM_TIMEOUT, "unreachable until"),
+    ],
+)
+def test_the_circuit_breakers_other_benches_are_named_in_the_list(
+    cli: Cli, reason: RateLimitReason, said: str
+) -> None:
+    add_key_account(cli, "work")
+    account_id = cli.account("work").id
+    now = SystemClock().now_ms()
+    benched = RateLimitState(limited_until_ms=now + 60_000, reason=reason, failures=1)
+    cli.with_store(lambda store: store.accounts.update_rate_limit(account_id, benched))
+
+    assert said in cli.ok("account", "list").output
 
 
 def test_reauth_refuses_api_key_accounts(cli: Cli) -> None:

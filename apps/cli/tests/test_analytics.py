@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from better_ccflare.core import Account, RequestRecord, SystemClock, TokenUsage
@@ -118,3 +119,24 @@ def test_requests_table_and_unknown_account(history: Cli) -> None:
     assert unknown.exit_code == 2
     assert "No account named 'ghost'" in unknown.output
     assert "No requests match" in history.ok("requests", "--model", "none").output
+
+
+def test_requests_without_a_price_show_unknown_not_zero(cli: Cli) -> None:
+    async def write(store: Store) -> None:
+        await store.accounts.add(Account(id="a1", name="work", provider="zai", created_at_ms=0))
+        store.requests.record(record("priced"))
+        store.requests.record(
+            msgspec.structs.replace(record("unpriced"), model="house-model", cost_usd=None)
+        )
+        await store.flush()
+
+    cli.with_store(write)
+    totals = cli.json("stats")["totals"]
+    assert (totals["cost_usd"], totals["unpriced_requests"]) == (pytest.approx(0.25), 1)
+    summary = cli.ok("stats").output
+    assert "$0.25 (+ 1 request with unknown price)" in summary
+    [model_row] = [line for line in summary.splitlines() if "house-model" in line]
+    assert "unknown" in model_row
+    listing = cli.ok("requests").output
+    [row] = [line for line in listing.splitlines() if "house-model" in line]
+    assert "unknown" in row

@@ -67,3 +67,21 @@ def test_disable_enable_and_delete(tmp_path: Path) -> None:
     missing = run(tmp_path, "disable", "ghost")
     assert missing.exit_code == 2
     assert "api-key list" in missing.output
+
+
+def test_generate_prints_only_the_key_on_stdout(tmp_path: Path) -> None:
+    result = run(tmp_path, "generate", "laptop")
+    assert result.exit_code == 0, result.output
+    assert looks_like_api_key(result.stdout.strip())
+    assert result.stdout.count("\n") == 1
+    assert "shown only this once" in result.stderr
+
+
+def test_generate_json_gives_the_key_with_its_id_name_and_role(tmp_path: Path) -> None:
+    result = run(tmp_path, "generate", "laptop", "--json")
+    assert result.exit_code == 0, result.output
+    created = json.loads(result.stdout)
+    assert looks_like_api_key(created["key"])
+    assert (created["name"], created["role"]) == ("laptop", "admin")
+    [row] = listed(tmp_path)
+    assert row["id"] == created["id"]

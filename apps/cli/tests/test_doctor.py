@@ -86,13 +86,14 @@ def test_a_damaged_database_fails_the_integrity_check(cli: Cli) -> None:
     assert "doctor found problems" in result.stderr
 
 
-async def test_a_running_server_is_found_on_the_configured_port(tmp_path: Path) -> None:
+async def doctor_against(tmp_path: Path, body: bytes) -> tuple[dict[str, object], list[str]]:
+    """``doctor --json`` with a server on the configured port answering 200 with ``body``;
+    the server part of the report, and the paths the server was asked for."""
     paths: list[str] = []
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         request = await reader.readuntil(b"\r\n\r\n")
         paths.append(request.split(b" ")[1].decode())
-        body = b'{"status":"ok"}'
         head = f"HTTP/1.1 200 OK\r\ncontent-length: {len(body)}\r\nconnection: close\r\n\r\n"
         writer.write(head.encode() + body)
         await writer.drain()
@@ -104,7 +105,19 @@ async def test_a_running_server_is_found_on_the_configured_port(tmp_path: Path) 
         env = {**Cli(tmp_path).env, "PORT": port, "BETTER_CCFLARE_HOST": "0.0.0.0"}
         result = await asyncio.to_thread(CliRunner().invoke, main, ["doctor", "--json"], env=env)
     assert result.exit_code == 0, result.output
-    server_report = json.loads(result.stdout)["server"]
+    return {**json.loads(result.stdout)["server"], "port": port}, paths
+
+
+async def test_a_running_server_is_found_on_the_configured_port(tmp_path: Path) -> None:
+    server_report, paths = await doctor_against(tmp_path, b'{"status":"ok"}')
+    port = server_report["port"]
     assert (server_report["reachable"], server_report["status_code"]) == (True, 200)
     assert server_report["url"] == f"http://127.0.0.1:{port}/health"
     assert paths == ["/health"]
+
+
+async def test_a_live_server_that_is_not_ready_is_reported_as_unable_to_serve(
+    tmp_path: Path,
+) -> None:
+    server_report, _ = await doctor_against(tmp_path, b'{"status":"degraded","ready":false}')
+    assert server_report["detail"] == "is running but no account can serve"

@@ -94,3 +94,19 @@ def test_shell_completion_as_documented() -> None:
     )
     assert "plain,claude-oauth" in modes
     assert "plain,vertex-ai" in modes
+
+
+def test_the_help_ends_with_the_documentation_address_on_one_line_at_80_columns() -> None:
+    result = CliRunner().invoke(main, ["--help"], terminal_width=80)
+    assert result.exit_code == 0
+    last = result.output.strip().splitlines()[-1].strip()
+    docs = "https://github.com/better-ccflare/better-ccflare-python/tree/main/docs"
+    assert last == f"Documentation: {docs}"
+
+
+def test_bare_command_shows_the_help_and_exits_2_instead_of_starting_a_server() -> None:
+    result = CliRunner().invoke(main, [], terminal_width=80)
+    assert result.exit_code == 2
+    assert "better-ccflare serve" in result.stderr
+    assert "Commands:" in result.stderr
+    assert result.stdout == ""

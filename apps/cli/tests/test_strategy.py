@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 
+from click.testing import CliRunner
+
+from better_ccflare.cli import main
+
 from .cli_support import Cli
 
 
@@ -45,3 +49,13 @@ def test_set_refuses_when_the_environment_overrides_the_file(cli: Cli) -> None:
     assert "LB_STRATEGY=session-affinity" in result.stderr
     assert "nothing was written" in result.stderr
     assert not (cli.data_dir / "better-ccflare.json").exists()
+
+
+def test_set_shows_a_readable_metavar_and_lists_the_strategies_at_80_columns() -> None:
+    result = CliRunner().invoke(
+        main, ["strategy", "set", "--help"], prog_name="better-ccflare", terminal_width=80
+    )
+    assert result.exit_code == 0
+    assert "Usage: better-ccflare strategy set [OPTIONS] STRATEGY\n" in result.output
+    assert "session-drain-soonest spend first" in result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 80

@@ -12,6 +12,7 @@ from better_ccflare.core import (
     ConfigError,
     LogFormat,
     LogLevel,
+    ModelPriceConfig,
     SourceKind,
     StrategyName,
     load_config,
@@ -278,3 +279,94 @@ def test_reload_file_settings_follows_the_file_and_keeps_the_environment(home: P
     write_config_file(home, {})
     assert reload_file_settings(reloaded).lb_strategy is StrategyName.SESSION  # back to default
     assert reload_file_settings(reloaded).source_of("lb_strategy").kind is SourceKind.DEFAULT
+
+
+def test_edge_settings_have_safe_defaults(home: Path) -> None:
+    config = load(home)
+    assert config.allowed_hosts == ()
+    assert (config.max_connections, config.max_headers) == (1000, 100)
+    assert config.max_header_bytes == 64 * 1024
+    assert (config.header_timeout_ms, config.body_timeout_ms) == (10_000, 30_000)
+    assert config.max_body_bytes == 64 * 1024 * 1024
+
+
+def test_edge_settings_are_read_from_the_environment(home: Path) -> None:
+    config = load(
+        home,
+        BETTER_CCFLARE_ALLOWED_HOSTS=" Proxy.Example., ::1 ,,other.example",
+        BETTER_CCFLARE_MAX_CONNECTIONS="50",
+        BETTER_CCFLARE_MAX_HEADER_BYTES="8192",
+        BETTER_CCFLARE_MAX_HEADERS="40",
+        BETTER_CCFLARE_HEADER_TIMEOUT_MS="2000",
+        BETTER_CCFLARE_BODY_TIMEOUT_MS="5000",
+        BETTER_CCFLARE_MAX_BODY_BYTES="1048576",
+    )
+    assert config.allowed_hosts == ("proxy.example", "[::1]", "other.example")
+    assert (config.max_connections, config.max_header_bytes, config.max_headers) == (50, 8192, 40)
+    assert (config.header_timeout_ms, config.body_timeout_ms) == (2000, 5000)
+    assert config.max_body_bytes == 1024 * 1024
+
+
+def test_allowed_hosts_may_be_a_json_list_in_the_file(home: Path) -> None:
+    write_config_file(home, {"allowed_hosts": ["a.example", "*"]})
+    assert load(home).allowed_hosts == ("a.example", "*")
+
+
+@pytest.mark.parametrize("value", ["proxy.example:8080", "http://proxy.example", "a b"])
+def test_allowed_hosts_refuse_ports_schemes_and_spaces(home: Path, value: str) -> None:
+    with pytest.raises(ConfigError, match=r"BETTER_CCFLARE_ALLOWED_HOSTS.*without scheme or port"):
+        load(home, BETTER_CCFLARE_ALLOWED_HOSTS=value)
+
+
+# --------------------------------------------------------------------------- model prices
+
+
+def test_model_prices_are_read_from_the_file(home: Path) -> None:
+    path = write_config_file(
+        home,
+        {
+            "model_prices": {
+                "glm-9": {"input": 1.5, "output": 6, "cache_read": 0.3, "cache_write": 1.5},
+                "house-model": {"input": 0.2, "output": 0.8},
+            }
+        },
+    )
+    config = load(home)
+    assert config.model_prices == {
+        "glm-9": ModelPriceConfig(input=1.5, output=6, cache_read=0.3, cache_write=1.5),
+        "house-model": ModelPriceConfig(input=0.2, output=0.8),
+    }
+    assert config.source_of("model_prices").detail == str(path)
+
+
+def test_no_model_prices_by_default(home: Path) -> None:
+    assert load(home).model_prices == {}
+
+
+@pytest.mark.parametrize(
+    ("prices", "says"),
+    [
+        ({"glm-9": {"input": 1}}, "output"),
+        ({"glm-9": {"input": -1, "output": 2}}, "input"),
+        ({"glm-9": {"input": 1, "output": 2, "cache_reed": 0.1}}, "cache_reed"),
+        ({"glm-9": {"input": "cheap", "output": 2}}, "input"),
+        ({" ": {"input": 1, "output": 2}}, "empty"),
+        ([1, 2], "object"),
+    ],
+)
+def test_invalid_model_prices_name_what_is_wrong(home: Path, prices: object, says: str) -> None:
+    write_config_file(home, {"model_prices": prices})
+    with pytest.raises(ConfigError) as caught:
+        load(home)
+    assert caught.value.setting == "model_prices"
+    assert says in str(caught.value)
+    assert "USD per million tokens" in str(caught.value)
+
+
+def test_model_prices_follow_the_file_while_running(home: Path) -> None:
+    path = write_config_file(home, {})
+    config = load(home)
+    path.write_text(json.dumps({"model_prices": {"glm-9": {"input": 1, "output": 2}}}))
+    assert reload_file_settings(config).model_prices == {
+        "glm-9": ModelPriceConfig(input=1, output=2)
+    }

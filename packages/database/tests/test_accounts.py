@@ -348,6 +348,54 @@ async def test_set_credentials_replaces_them_and_clears_requires_reauth(store: S
     assert not changed.requires_reauth
 
 
+async def test_set_credentials_ends_a_bench_for_rejected_credentials(store: Store) -> None:
+    rejected = RateLimitState(
+        limited_until_ms=T0 + HOUR_MS,
+        reason=RateLimitReason.CREDENTIALS_REJECTED,
+        limited_at_ms=T0,
+        failures=2,
+    )
+    await store.accounts.add(account("a1", rate_limit=rejected))
+
+    await store.accounts.set_credentials("a1", Credentials(api_key="sk-ant-api03-new"))
+
+    changed = await store.accounts.get("a1")
+    assert changed is not None
+    assert (changed.rate_limit.limited_until_ms, changed.rate_limit.failures) == (None, 0)
+
+
+async def test_set_credentials_leaves_a_quota_cooldown_alone(store: Store) -> None:
+    quota = RateLimitState(
+        limited_until_ms=T0 + HOUR_MS,
+        reason=RateLimitReason.UPSTREAM_429_WITH_RESET,
+        limited_at_ms=T0,
+        consecutive=1,
+    )
+    await store.accounts.add(account("a1", rate_limit=quota))
+
+    await store.accounts.set_credentials("a1", Credentials(api_key="sk-ant-api03-new"))
+
+    changed = await store.accounts.get("a1")
+    assert changed is not None
+    assert changed.rate_limit == quota
+
+
+async def test_the_failure_streak_is_stored_with_the_rate_limit(store: Store) -> None:
+    await store.accounts.add(account("a1"))
+    state = RateLimitState(
+        limited_until_ms=T0 + 5_000,
+        reason=RateLimitReason.CONNECT_FAILED,
+        limited_at_ms=T0,
+        failures=3,
+    )
+
+    await store.accounts.update_rate_limit("a1", state)
+
+    stored = await store.accounts.get("a1")
+    assert stored is not None
+    assert stored.rate_limit == state
+
+
 async def test_refresh_swap_succeeds_when_the_refresh_token_is_unchanged(store: Store) -> None:
     await store.accounts.add(account("a1"))
     rotated = Credentials(access_token="access-2", refresh_token="refresh-2", expires_at_ms=T0)

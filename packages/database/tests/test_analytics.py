@@ -150,7 +150,7 @@ def earlier_version(record: RequestRecord, shift_ms: int) -> RequestRecord:
         record,
         timestamp_ms=record.timestamp_ms + shift_ms,
         success=not record.success,
-        cost_usd=record.cost_usd + 1.0,
+        cost_usd=(record.cost_usd or 0.0) + 1.0,
         usage=TokenUsage(input_tokens=7, output_tokens=3),
     )
 
@@ -174,8 +174,9 @@ def _mean(values: list[float] | list[int]) -> float | None:
 
 
 def metrics_of(records: list[RequestRecord]) -> Metrics:
-    plan = [r.cost_usd for r in records if r.billing_type is BillingType.PLAN]
-    other = [r.cost_usd for r in records if r.billing_type is not BillingType.PLAN]
+    priced = [(r.cost_usd, r.billing_type) for r in records if r.cost_usd is not None]
+    plan = [cost for cost, billing in priced if billing is BillingType.PLAN]
+    other = [cost for cost, billing in priced if billing is not BillingType.PLAN]
     return Metrics(
         requests=len(records),
         successful=sum(r.success for r in records),
@@ -183,9 +184,10 @@ def metrics_of(records: list[RequestRecord]) -> Metrics:
         output_tokens=sum(r.usage.output_tokens for r in records),
         cache_read_tokens=sum(r.usage.cache_read_input_tokens for r in records),
         cache_write_tokens=sum(r.usage.cache_creation_input_tokens for r in records),
-        cost_usd=math.fsum(r.cost_usd for r in records),
+        cost_usd=math.fsum(cost for cost, _ in priced),
         plan_cost_usd=math.fsum(plan),
         api_cost_usd=math.fsum(other),
+        unpriced_requests=len(records) - len(priced),
         avg_response_time_ms=_mean(
             [r.response_time_ms for r in records if r.response_time_ms is not None]
         ),
@@ -802,3 +804,24 @@ async def test_an_hourly_series_reads_rolled_hours_in_order_without_sorting(
     details = [step["detail"] for step in plan]
     assert any("request_rollups USING PRIMARY KEY" in detail for detail in details), details
     assert not any("TEMP B-TREE" in detail for detail in details), details
+
+
+async def test_requests_without_a_price_are_counted_apart_before_and_after_rollup(
+    store: Store,
+) -> None:
+    store.requests.record(request("priced", cost_usd=2.0))
+    store.requests.record(request("unpriced-1", model="house-model", cost_usd=None))
+    store.requests.record(request("unpriced-2", model="house-model", cost_usd=None))
+    await store.flush()
+
+    raw = (await store.analytics.totals(RequestFilter())).metrics
+    await store.analytics.refresh_rollups(T0 + 3 * DAY_MS)
+    rolled = (await store.analytics.totals(RequestFilter())).metrics
+    by_model = await store.analytics.group_by(RequestFilter(), "model")
+
+    assert (raw.cost_usd, raw.unpriced_requests, raw.requests) == (2.0, 2, 3)
+    assert (rolled.cost_usd, rolled.unpriced_requests, rolled.requests) == (2.0, 2, 3)
+    assert {g.key: g.metrics.unpriced_requests for g in by_model} == {
+        "claude-sonnet-4-5": 0,
+        "house-model": 2,
+    }

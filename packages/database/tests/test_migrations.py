@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from better_ccflare.database import SecretKey, Store
+from better_ccflare.core import Account
+from better_ccflare.database import RequestFilter, SecretKey, Store
 from better_ccflare.database._sqlite._schema import (
     ANALYTICS_INDEXES,
     INDEXES,
@@ -17,6 +18,7 @@ from better_ccflare.database._sqlite._schema import (
 )
 
 from . import rawdb
+from .builders import DAY_MS, T0, request
 
 MIGRATIONS = (
     "0001_reference_schema",
@@ -24,6 +26,8 @@ MIGRATIONS = (
     "0003_purge_plaintext_remnants",
     "0004_analytics_indexes",
     "0005_request_rollups",
+    "0006_unpriced_request_counts",
+    "0007_account_failure_streak",
 )
 SCHEMA_SQL = "SELECT type, name, sql FROM sqlite_master ORDER BY name"
 FORGET_MIGRATION_4 = "DELETE FROM _sqlite_migrations WHERE name = '0004_analytics_indexes';"
@@ -50,7 +54,7 @@ async def test_migrations_are_recorded_and_none_is_pending(store: Store) -> None
 
     assert status.applied == MIGRATIONS
     assert status.pending == ()
-    assert status.version == 5
+    assert status.version == 7
     assert status.backend.startswith("SQLite 3.")
 
 
@@ -96,6 +100,51 @@ async def test_the_analytics_migration_runs_again_over_existing_indexes_unchange
         assert sorted((await store.schema_status()).applied) == list(MIGRATIONS)
 
     assert await asyncio.to_thread(rawdb.query, db_path, SCHEMA_SQL) == schema
+
+
+async def test_rollups_from_before_unpriced_counts_gain_the_column_and_keep_their_rows(
+    db_path: Path, key: SecretKey
+) -> None:
+    async with await Store.open(db_path, key=key) as store:
+        store.requests.record(request("old", cost_usd=1.5))
+        await store.flush()
+        await store.analytics.refresh_rollups(T0 + 3 * DAY_MS)
+    await asyncio.to_thread(
+        rawdb.execute,
+        db_path,
+        "ALTER TABLE request_rollups DROP COLUMN unpriced_requests;"
+        "DELETE FROM _sqlite_migrations WHERE name = '0006_unpriced_request_counts';",
+    )
+
+    async with await Store.open(db_path, key=key) as store:
+        assert sorted((await store.schema_status()).applied) == list(MIGRATIONS)
+        totals = (await store.analytics.totals(RequestFilter())).metrics
+
+    assert (totals.requests, totals.cost_usd, totals.unpriced_requests) == (1, 1.5, 0)
+    assert "unpriced_requests" in await asyncio.to_thread(rawdb.columns, db_path, "request_rollups")
+
+
+async def test_a_database_from_before_the_failure_streak_gets_its_column_and_keeps_its_accounts(
+    db_path: Path, key: SecretKey
+) -> None:
+    async with await Store.open(db_path, key=key) as store:
+        await store.accounts.add(
+            Account(id="a", name="work", provider="anthropic", created_at_ms=1)
+        )
+    await asyncio.to_thread(
+        rawdb.execute,
+        db_path,
+        "ALTER TABLE accounts DROP COLUMN consecutive_failures;"
+        "DELETE FROM _sqlite_migrations WHERE name = '0007_account_failure_streak';",
+    )
+
+    async with await Store.open(db_path, key=key) as store:
+        assert sorted((await store.schema_status()).applied) == list(MIGRATIONS)
+        account = await store.accounts.get("a")
+
+    assert account is not None
+    assert (account.name, account.rate_limit.failures) == ("work", 0)
+    assert "consecutive_failures" in await asyncio.to_thread(rawdb.columns, db_path, "accounts")
 
 
 async def test_the_file_uses_wal_and_is_private(db_path: Path, key: SecretKey) -> None:

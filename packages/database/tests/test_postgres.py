@@ -27,6 +27,8 @@ from better_ccflare.database._crypto import is_encrypted
 from .builders import account, request
 from .postgres_support import create_database, drop_database
 
+MIGRATIONS = ("0001_schema", "0002_account_failure_streak")
+
 
 @pytest.fixture
 def database_url(postgres_server_url: str) -> Iterator[str]:
@@ -41,6 +43,15 @@ async def fetch(url: str, sql: str) -> list[asyncpg.Record]:
     connection = await asyncpg.connect(url)
     try:
         return await connection.fetch(sql)
+    finally:
+        await connection.close()
+
+
+async def execute(url: str, sql: str) -> None:
+    """Run ``sql`` (several statements allowed) outside any store."""
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(sql)
     finally:
         await connection.close()
 
@@ -143,9 +154,30 @@ async def test_instances_starting_together_migrate_once(database_url: str, key: 
         for store in stores:
             await store.close()
 
-    assert {status.applied for status in statuses} == {("0001_schema",)}
+    assert {status.applied for status in statuses} == {MIGRATIONS}
     assert {status.pending for status in statuses} == {()}
-    assert len(await fetch(database_url, "SELECT name FROM better_ccflare_migrations")) == 1
+    assert len(await fetch(database_url, "SELECT name FROM better_ccflare_migrations")) == len(
+        MIGRATIONS
+    )
+
+
+async def test_a_database_from_before_the_failure_streak_gets_its_column_and_keeps_its_accounts(
+    database_url: str, key: SecretKey
+) -> None:
+    async with await Store.open(database_url, key=key) as store:
+        await store.accounts.add(account("a1"))
+    await execute(
+        database_url,
+        "ALTER TABLE accounts DROP COLUMN consecutive_failures;"
+        "DELETE FROM better_ccflare_migrations WHERE name = '0002_account_failure_streak';",
+    )
+
+    async with await Store.open(database_url, key=key) as store:
+        assert (await store.schema_status()).applied == MIGRATIONS
+        stored = await store.accounts.get("a1")
+
+    assert stored is not None
+    assert (stored.id, stored.rate_limit.failures) == ("a1", 0)
 
 
 async def test_of_two_instances_refreshing_one_token_only_the_first_swap_wins(

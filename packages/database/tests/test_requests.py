@@ -165,3 +165,11 @@ async def test_delete_all_resets_history_and_account_counters(store: Store) -> N
     assert await store.requests.get_payload("r1") is None
     assert reset is not None
     assert (reset.request_count, reset.session.request_count, reset.total_requests) == (0, 0, 1)
+
+
+async def test_an_unknown_cost_reads_back_unknown_not_zero(store: Store) -> None:
+    recorded = request("r-unpriced", model="house-model", cost_usd=None)
+    store.requests.record(recorded)
+    await store.flush()
+
+    assert (await store.requests.get("r-unpriced")) == recorded

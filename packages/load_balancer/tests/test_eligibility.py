@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from msgspec.structs import replace
 
 from better_ccflare.core import Account, PauseReason, StrategyName
 from better_ccflare.load_balancer import (
     AccountUsage,
     create_strategy,
+    eligible_at_ms,
     is_eligible,
     is_usage_exhausted,
     would_auto_unpause,
 )
 
-from .builders import NOW, account, ids, request
+from .builders import HOUR, NOW, account, ids, request
 
 ALL_STRATEGIES = list(StrategyName)
 
@@ -153,3 +157,71 @@ def test_an_account_listed_twice_is_ordered_once(name: StrategyName) -> None:
     twice = account("a")
     selection = create_strategy(name).select([twice, account("b"), twice], request())
     assert sorted(ids(selection)) == ["a", "b"]
+
+
+# --------------------------------------------------------------------------- when eligible again
+
+
+def routable(candidate: Account, usage: AccountUsage | None, now_ms: int) -> bool:
+    """As the strategies count it: eligible, or paused in a way auto-fallback lifts now."""
+    return is_eligible(candidate, usage, now_ms) or (
+        would_auto_unpause(candidate, now_ms)
+        and is_eligible(replace(candidate, paused=False), usage, now_ms)
+    )
+
+
+_offsets = st.one_of(st.none(), st.integers(-HOUR, HOUR))
+
+
+@st.composite
+def account_states(draw: st.DrawFn) -> tuple[Account, AccountUsage | None]:
+    def at(offset: int | None) -> int | None:
+        return None if offset is None else NOW + offset
+
+    candidate = account(
+        "a",
+        provider=draw(st.sampled_from(["anthropic", "zai", "claude-console-api"])),
+        reset_at_ms=at(draw(_offsets)),
+        limited_until_ms=at(draw(_offsets)),
+        paused=draw(st.booleans()),
+        pause_reason=draw(st.one_of(st.none(), st.sampled_from(PauseReason))),
+        auto_fallback=draw(st.booleans()),
+        requires_reauth=draw(st.booleans()),
+    )
+    usage = draw(
+        st.one_of(
+            st.none(),
+            st.builds(
+                AccountUsage,
+                utilization=st.one_of(st.none(), st.floats(0, 150)),
+                resets_at_ms=st.builds(at, _offsets),
+            ),
+        )
+    )
+    return candidate, usage
+
+
+@given(account_states())
+def test_eligible_at_is_the_first_moment_the_strategies_would_route(
+    state: tuple[Account, AccountUsage | None],
+) -> None:
+    candidate, usage = state
+    when = eligible_at_ms(candidate, usage, NOW)
+    if when is None:
+        assert not routable(candidate, usage, NOW)
+        return
+    assert when >= NOW
+    assert routable(candidate, usage, when)
+    if when > NOW:
+        assert not routable(candidate, usage, when - 1)
+
+
+def test_a_deliberate_pause_has_no_end_of_its_own() -> None:
+    paused = account("a", paused=True, pause_reason=PauseReason.MANUAL, limited_until_ms=NOW + 1)
+    assert eligible_at_ms(paused, None, NOW) is None
+
+
+def test_the_last_obstacle_decides() -> None:
+    cooling = account("a", limited_until_ms=NOW + 60_000)
+    exhausted = AccountUsage(utilization=100, resets_at_ms=NOW + 90_000)
+    assert eligible_at_ms(cooling, exhausted, NOW) == NOW + 90_000

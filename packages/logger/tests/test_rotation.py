@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import logging
+import stat
 from pathlib import Path
 
 from better_ccflare.core import LogFormat, LogLevel
@@ -72,3 +73,24 @@ def test_a_record_larger_than_max_bytes_is_still_written_whole(
     log.info("next")
     assert _messages(tmp_path / "app.log.1") == ["x" * (MAX_BYTES * 2)]
     assert _messages(tmp_path / "app.log") == ["next"]
+
+
+def test_the_log_file_and_its_rotations_are_readable_by_their_owner_only(
+    tmp_path: Path, log: logging.Logger
+) -> None:
+    _configure(tmp_path, backup_count=2)
+    for i in range(10):
+        log.info("event %02d", i)
+    files = sorted(tmp_path.iterdir())
+    assert [p.name for p in files] == ["app.log", "app.log.1", "app.log.2"]
+    assert {stat.S_IMODE(p.stat().st_mode) for p in files} == {0o600}
+
+
+def test_a_log_file_left_readable_by_others_is_tightened(
+    tmp_path: Path, log: logging.Logger
+) -> None:
+    (tmp_path / "app.log").write_text("")
+    (tmp_path / "app.log").chmod(0o644)
+    _configure(tmp_path, backup_count=2)
+    log.info("event")
+    assert stat.S_IMODE((tmp_path / "app.log").stat().st_mode) == 0o600

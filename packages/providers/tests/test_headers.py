@@ -117,6 +117,15 @@ def test_response_headers_lose_framing_but_keep_encoding_and_rate_limits() -> No
     }
 
 
+def test_the_upstreams_date_and_server_stay_behind() -> None:
+    # The proxy's HTTP server stamps its own Date; a second one, or the upstream's Server,
+    # would reach the client beside it.
+    forwarded = forwardable_response_headers(
+        {"Date": "Tue, 01 Dec 2026 10:00:00 GMT", "Server": "cloudflare", "cf-ray": "9a1b"}
+    )
+    assert forwarded == {"cf-ray": "9a1b"}
+
+
 def test_beta_is_created_when_absent() -> None:
     headers: dict[str, str] = {}
     append_anthropic_beta(headers, "oauth-2025-04-20")

@@ -1,4 +1,4 @@
-"""Request cost from the bundled price table."""
+"""Request cost from the bundled price table and the user's prices."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from better_ccflare.core import TokenUsage
-from better_ccflare.providers._pricing import PRICES, ModelPrice, cost_usd, price_for
+from better_ccflare.core import ModelPriceConfig, TokenUsage
+from better_ccflare.providers._pricing import PRICES, ModelPrice, PriceTable, cost_usd, price_for
 
 MILLION = 1_000_000
 
@@ -54,6 +54,12 @@ def test_cache_reads_cost_a_tenth_of_input() -> None:
         ("claude-opus-4-8", 5, 25),
         ("claude-fable-5", 10, 50),
         ("glm-4.6", 0.6, 2.2),
+        ("MiniMax-M2", 0.3, 1.2),
+        ("MiniMax-M2.7", 0.3, 1.2),
+        ("gpt-4o", 2.5, 10),
+        ("gpt-5-mini", 0.25, 2),
+        ("openai/gpt-4.1", 2, 8),
+        ("deepseek-chat", 0.28, 0.42),
     ],
 )
 def test_list_prices(model: str, input_price: float, output_price: float) -> None:
@@ -92,22 +98,25 @@ def test_glm_cache_writes_cost_plain_input() -> None:
     assert price.cache_write_5m == price.cache_write_1h == price.input
 
 
-def test_unknown_model_costs_nothing_and_warns_once(caplog: pytest.LogCaptureFixture) -> None:
+def test_unknown_model_has_an_unknown_cost_and_warns_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     usage = TokenUsage(input_tokens=1000, output_tokens=1000)
 
     with caplog.at_level(logging.WARNING, logger="better_ccflare.providers"):
         first = cost_usd("mystery-model-for-warning-test", usage)
         second = cost_usd("mystery-model-for-warning-test", usage)
 
-    assert first == second == 0.0
+    assert first is None  # issue 15: unknown, not $0
+    assert second is None
     warnings = [r for r in caplog.records if "mystery-model-for-warning-test" in r.getMessage()]
     assert len(warnings) == 1
     assert warnings[0].name == "better_ccflare.providers"
 
 
-def test_missing_model_costs_nothing_silently(caplog: pytest.LogCaptureFixture) -> None:
+def test_missing_model_has_an_unknown_cost_silently(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
-        assert cost_usd(None, TokenUsage(input_tokens=5)) == 0.0
+        assert cost_usd(None, TokenUsage(input_tokens=5)) is None  # issue 15: unknown, not $0
 
     assert caplog.records == []
 
@@ -158,6 +167,56 @@ def test_cost_is_linear_and_non_negative(model: str, a: TokenUsage, b: TokenUsag
         cache_write_1h_input_tokens=k * a.cache_write_1h_input_tokens,
     )
 
+    assert cost_a is not None
+    assert cost_b is not None
     assert cost_a >= 0
     assert cost_usd(model, add(a, b)) == pytest.approx(cost_a + cost_b, rel=1e-9, abs=1e-9)
     assert cost_usd(model, scaled) == pytest.approx(k * cost_a, rel=1e-9, abs=1e-9)
+
+
+def test_a_request_without_tokens_costs_nothing_whatever_the_model() -> None:
+    assert cost_usd("mystery-model-without-tokens", TokenUsage()) == 0.0
+    assert cost_usd(None, TokenUsage()) == 0.0
+
+
+def test_openai_style_cached_input_has_its_own_rate_and_writes_cost_plain_input() -> None:
+    price = price_for("gpt-4.1")
+
+    assert price == ModelPrice(
+        input=2, output=8, cache_read=0.5, cache_write_5m=2, cache_write_1h=2
+    )
+
+
+# --------------------------------------------------------------------------- the user's prices
+
+
+def test_the_users_price_adds_a_model_the_bundle_lacks() -> None:
+    table = PriceTable.from_config(
+        {"house-model": ModelPriceConfig(input=2, output=4, cache_read=0.5, cache_write=3)}
+    )
+    usage = TokenUsage(
+        input_tokens=MILLION,
+        output_tokens=MILLION,
+        cache_read_input_tokens=MILLION,
+        cache_write_5m_input_tokens=MILLION,
+        cache_write_1h_input_tokens=MILLION,
+    )
+
+    assert table.cost_usd("house-model", usage) == pytest.approx(2 + 4 + 0.5 + 3 + 3)
+    assert cost_usd("house-model", usage) is None  # the bundled table is unchanged
+
+
+def test_the_users_price_overrides_the_bundled_one_in_every_form_of_the_id() -> None:
+    table = PriceTable.from_config({"claude-sonnet-4-5": ModelPriceConfig(input=1, output=2)})
+    mine = ModelPrice(input=1, output=2, cache_read=1, cache_write_5m=1, cache_write_1h=1)
+
+    assert table.price_for("claude-sonnet-4-5") == mine
+    assert table.price_for("claude-sonnet-4-5-20250929") == mine
+    assert table.price_for("anthropic/claude-sonnet-4.5") == mine
+    assert table.price_for("claude-opus-4-1") == PRICES["claude-opus-4-1"]
+
+
+def test_cache_prices_default_to_plain_input() -> None:
+    price = ModelPrice.from_config(ModelPriceConfig(input=0.7, output=2))
+
+    assert (price.cache_read, price.cache_write_5m, price.cache_write_1h) == (0.7, 0.7, 0.7)

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -90,6 +91,27 @@ def test_out_of_credits_429_is_not_a_long_bench() -> None:
         },
     )
     assert info.kind is RateLimitKind.OUT_OF_CREDITS
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "message"),
+    [
+        (429, "billing_error", "Your account is out of credits."),
+        (402, "billing_error", "Payment required."),
+        (400, "invalid_request_error", "Your credit balance is too low to access the API."),
+        (403, "permission_error", "Your credit balance is too low to access the API."),
+    ],
+)
+def test_an_error_body_saying_the_account_has_no_credit_is_out_of_credits(
+    status: int, kind: str, message: str
+) -> None:
+    body = json.dumps({"type": "error", "error": {"type": kind, "message": message}}).encode()
+    assert classify(status, {}, body).kind is RateLimitKind.OUT_OF_CREDITS
+
+
+def test_an_ordinary_invalid_request_is_not_out_of_credits() -> None:
+    body = b'{"type":"error","error":{"type":"invalid_request_error","message":"max_tokens"}}'
+    assert classify(400, {}, body).kind is RateLimitKind.NONE
 
 
 def test_windowless_429_with_should_retry_is_request_scoped() -> None:

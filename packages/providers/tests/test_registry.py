@@ -13,11 +13,12 @@ from typing import ClassVar
 import pytest
 
 from better_ccflare.core import Account, ProviderKind
-from better_ccflare.providers import API_VERSION, Provider
+from better_ccflare.providers import API_VERSION, AccountField, FieldKind, Provider
 from better_ccflare.providers._registry import (
     ENTRY_POINT_GROUP,
     ProviderOrigin,
     ProviderRegistry,
+    UnknownAccountTypeError,
     UnknownProviderError,
     builtin_providers,
     default_registry,
@@ -41,6 +42,17 @@ class FutureProvider(EchoProvider):
 
 class ImpostorProvider(EchoProvider):
     id: ClassVar[str] = "anthropic"
+
+
+class TypeSquatterProvider(EchoProvider):
+    id: ClassVar[str] = "console"
+
+
+class SecretTokenProvider(EchoProvider):
+    id: ClassVar[str] = "test-secret-token"
+    account_fields: ClassVar[tuple[AccountField, ...]] = (
+        AccountField(name="token", label="Token", kind=FieldKind.SECRET),
+    )
 
 
 class NoIdProvider(Provider):
@@ -76,6 +88,8 @@ def plugin_module(monkeypatch: pytest.MonkeyPatch) -> None:
         "EchoProvider": EchoProvider,
         "FutureProvider": FutureProvider,
         "ImpostorProvider": ImpostorProvider,
+        "TypeSquatterProvider": TypeSquatterProvider,
+        "SecretTokenProvider": SecretTokenProvider,
         "NoIdProvider": NoIdProvider,
         "NamelessProvider": NamelessProvider,
         "make_echo": make_echo,
@@ -227,3 +241,47 @@ def test_allow_list_selects_by_distribution_name_in_any_spelling() -> None:
 def test_default_registry_is_built_once() -> None:
     assert default_registry() is default_registry()
     assert "anthropic" in default_registry().ids()
+
+
+def test_a_plugin_is_added_by_its_id_and_the_builtins_by_their_older_names() -> None:
+    reg = registry(ep("test-echo", "EchoProvider"))
+    assert reg.account_types()[:2] == ("claude-oauth", "console")
+    assert reg.account_types()[2:-1] == reg.ids()[2:-1]
+    assert reg.account_types()[-1] == "test-echo"
+    assert reg.for_account_type("claude-oauth").id == "anthropic"
+    assert reg.for_account_type("console").id == "claude-console-api"
+    assert isinstance(reg.for_account_type("test-echo"), EchoProvider)
+
+
+def test_an_unknown_account_type_lists_the_known_ones() -> None:
+    with pytest.raises(UnknownAccountTypeError) as caught:
+        registry(ep("test-echo", "EchoProvider")).for_account_type("bedrock")
+    message = str(caught.value)
+    assert message.startswith("No account type 'bedrock'. Known types: claude-oauth, console,")
+    assert "test-echo" in message
+
+
+@pytest.mark.parametrize(
+    ("entry_point", "reason"),
+    [
+        (ep("console", "TypeSquatterProvider"), "'console' is already taken by a built-in"),
+        (ep("secret-token", "SecretTokenProvider"), "account_fields are malformed: .*'token'"),
+    ],
+)
+def test_a_plugin_cannot_take_a_type_name_or_declare_a_bad_field(
+    entry_point: EntryPoint, reason: str
+) -> None:
+    reg = registry(entry_point)
+    [failure] = reg.failures
+    assert re.search(reason, failure.reason)
+    assert isinstance(reg.for_account_type("console"), Provider)
+    assert not isinstance(reg.for_account_type("console"), EchoProvider)
+
+
+def test_each_loaded_plugin_is_logged_once_at_info(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="better_ccflare.providers"):
+        registry(ep("test-echo", "EchoProvider"))
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.INFO] == [
+        f"Loaded provider plugin test-echo = {PLUGIN_MODULE}:EchoProvider "
+        "(unknown distribution): account type test-echo"
+    ]

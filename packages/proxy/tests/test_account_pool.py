@@ -9,10 +9,17 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from better_ccflare.core import Account, FakeClock, RateLimitReason, RateLimitState
+from better_ccflare.core import (
+    Account,
+    AccountState,
+    Credentials,
+    FakeClock,
+    RateLimitReason,
+    RateLimitState,
+)
 from better_ccflare.database import SecretKey, Store
 from better_ccflare.load_balancer import Selection
-from better_ccflare.proxy import AccountPool
+from better_ccflare.proxy import AccountPool, CooldownEnded, CredentialsRejected, PoolEvent
 from better_ccflare.proxy._account_pool import READING_WRITE_DELAY_S
 
 HOUR = 3_600_000
@@ -210,3 +217,55 @@ async def test_a_reading_due_after_the_store_closed_is_dropped_quietly(tmp_path:
     pool.set_rate_limit("a", RateLimitState(status="allowed", remaining=1))
     await store.close()
     await pool.drain()  # would raise StoreClosedError from the pending reading
+
+
+async def test_a_window_reset_ends_a_bench_for_lack_of_credit(store: Store) -> None:
+    clock = FakeClock()
+    broke = RateLimitState(
+        limited_until_ms=clock.now_ms() + HOUR, reason=RateLimitReason.OUT_OF_CREDITS, failures=2
+    )
+    pool = await pool_with(store, clock, account("a", rate_limit=broke))
+
+    pool.window_reset("a")
+
+    a = pool.get("a")
+    assert a is not None
+    assert a.state(clock.now_ms()) is AccountState.READY
+
+
+async def test_a_window_reset_leaves_rejected_credentials_alone(store: Store) -> None:
+    clock = FakeClock()
+    rejected = RateLimitState(
+        limited_until_ms=clock.now_ms() + HOUR,
+        reason=RateLimitReason.CREDENTIALS_REJECTED,
+        failures=1,
+    )
+    pool = await pool_with(store, clock, account("a", rate_limit=rejected))
+
+    pool.window_reset("a")
+
+    a = pool.get("a")
+    assert a is not None
+    assert a.state(clock.now_ms()) is AccountState.CREDENTIALS_REJECTED
+
+
+async def test_a_bench_cleared_elsewhere_ends_with_one_event_on_reload(store: Store) -> None:
+    clock = FakeClock()
+    pool = await pool_with(store, clock, account("a"))
+    heard: list[PoolEvent] = []
+    pool.events.subscribe(heard.append)
+    pool.apply_failure("a", RateLimitReason.CREDENTIALS_REJECTED, clock.now_ms(), None)
+    await pool.drain()
+    await store.accounts.set_credentials("a", Credentials(api_key="sk-ant-api03-new"))
+
+    await pool.reload()
+    await pool.reload()
+    clock.advance(HOUR)
+
+    assert [type(event) for event in heard] == [CredentialsRejected, CooldownEnded]
+    ended = heard[-1]
+    assert isinstance(ended, CooldownEnded)
+    assert ended.cause == "cleared"
+    a = pool.get("a")
+    assert a is not None
+    assert a.state(clock.now_ms()) is AccountState.READY

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncGenerator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from hypothesis import assume, given
@@ -20,7 +21,16 @@ from better_ccflare.core import (
     RateLimitState,
 )
 from better_ccflare.database import SecretKey, Store
-from better_ccflare.providers import VertexAIProvider
+from better_ccflare.providers import (
+    API_KEY_FIELD,
+    CUSTOM_ENDPOINT_FIELD,
+    AccountField,
+    FieldKind,
+    Provider,
+    ProviderRegistry,
+    VertexAIProvider,
+    builtin_providers,
+)
 from better_ccflare.proxy.admin import (
     AccountMode,
     NewAccount,
@@ -251,6 +261,77 @@ async def test_a_duplicate_name_provider_and_endpoint_is_a_conflict(store: Store
     other_provider = NewAccount(name="work", mode=AccountMode.ZAI, api_key=KEY)
     await add_account(store, other_provider, now_ms=NOW)
     assert len(await store.accounts.list_all()) == 2
+
+
+# --------------------------------------------------------------------------- plugin types
+
+
+class GatewayProvider(Provider):
+    """A plugin's provider: a key, an optional URL and a required tier to choose."""
+
+    id: ClassVar[str] = "gateway"
+    display_name: ClassVar[str] = "Gateway"
+    account_fields: ClassVar[tuple[AccountField, ...]] = (
+        API_KEY_FIELD,
+        CUSTOM_ENDPOINT_FIELD,
+        AccountField(name="tier", label="Tier", kind=FieldKind.CHOICE, choices=("std", "pro")),
+    )
+
+    def base_url(self, account: Account) -> str:
+        return "http://127.0.0.1:9"
+
+
+@pytest.fixture
+def plugins() -> ProviderRegistry:
+    return ProviderRegistry(builtins=[*builtin_providers(), GatewayProvider()], plugins=[])
+
+
+async def test_a_plugin_type_is_added_with_its_declared_fields(
+    store: Store, plugins: ProviderRegistry
+) -> None:
+    new = NewAccount(
+        name="gw",
+        mode="gateway",
+        api_key=KEY,
+        fields={"custom_endpoint": "https://gw/", "tier": "pro"},
+    )
+    added = await add_account(store, new, now_ms=NOW, registry=plugins)
+    assert (added.provider, added.credentials.api_key) == ("gateway", KEY)
+    assert json.loads(added.custom_endpoint or "") == {
+        "custom_endpoint": "https://gw",
+        "tier": "pro",
+    }
+
+
+@pytest.mark.parametrize(
+    ("given", "field", "problem"),
+    [
+        ({}, "tier", "is required for gateway accounts"),
+        ({"tier": "gold"}, "tier", "'gold' is not one of std, pro"),
+        ({"tier": "std", "colour": "red"}, "colour", "is not accepted for gateway accounts"),
+        ({"tier": "std", "api_key": KEY}, "api_key", "is given twice"),
+        ({"tier": "std", "custom_endpoint": "gw"}, "endpoint", "is not an http(s) URL"),
+    ],
+)
+async def test_a_plugin_types_fields_are_checked_by_their_declaration(
+    store: Store, plugins: ProviderRegistry, given: dict[str, str], field: str, problem: str
+) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        await add_account(
+            store,
+            NewAccount(name="gw", mode="gateway", api_key=KEY, fields=given),
+            now_ms=NOW,
+            registry=plugins,
+        )
+    assert caught.value.field == field
+    assert problem in caught.value.message
+    assert await store.accounts.list_all() == []
+
+
+async def test_an_unknown_type_is_refused_naming_the_known_ones(store: Store) -> None:
+    error = await refused(store, NewAccount(name="a", mode="bedrock", api_key=KEY))
+    assert error.field == "mode"
+    assert "Known types: claude-oauth, console" in error.message
 
 
 # --------------------------------------------------------------------------- rate limits

@@ -12,14 +12,41 @@ from better_ccflare.proxy._api_key_hashing import (
     verify_api_key,
 )
 
-# Produced by Node's crypto.scryptSync(key, salt, 64) with default parameters, as the
-# TypeScript better-ccflare stores keys.
+# Our stored form: the salt is the 16 bytes its hex spells. Produced by Node with default
+# scrypt parameters (N=16384, r=8, p=1):
+#   node -e "const c=require('crypto'); console.log(c.scryptSync(
+#     'btr-abcdefghijklmnopqrstuvwxyzABCDEF',
+#     Buffer.from('00112233445566778899aabbccddeeff', 'hex'), 64).toString('hex'))"
 NODE_KEY = "btr-abcdefghijklmnopqrstuvwxyzABCDEF"
 NODE_HASH = (
     "00112233445566778899aabbccddeeff:"
     "bd86771c258697115a401afabab9e7d0a64ebf714b4e308922640223a60f9460"
     "465dd584ec7e47f0f9a26c8fc40772d3a8b4b6661a002c13d16bea996cb1b629"
 )
+
+# The TypeScript better-ccflare's stored form: it passes the salt to scrypt as the hex *string*
+# (its 32 UTF-8 bytes), exactly as packages/types/src/api-key.ts calls it. Produced by:
+#   node -e "const c=require('crypto'); const s='00112233445566778899aabbccddeeff';
+#     console.log(s + ':' + c.scryptSync('btr-abcdefghijklmnopqrstuvwxyzABCDEF', s, 64)
+#     .toString('hex'))"
+REFERENCE_HASH = (
+    "00112233445566778899aabbccddeeff:"
+    "a286d8c1fa61e0e64dd97c7d217bea9398c33a38feb403ad821f9fb5fd8ff8e8"
+    "3ad9e4c1ca95e067764b17acfb08e5b0fc7cc4193ddd508e3e2690e1fd1a94c2"
+)
+
+
+def test_key_verifies_against_a_hash_stored_by_the_typescript_original() -> None:
+    assert verify_api_key(NODE_KEY, REFERENCE_HASH)
+
+
+def test_wrong_key_is_rejected_against_a_hash_stored_by_the_typescript_original() -> None:
+    assert not verify_api_key(NODE_KEY[:-1] + "X", REFERENCE_HASH)
+
+
+def test_new_hashes_are_written_in_our_form_only() -> None:
+    salt = bytes.fromhex("00112233445566778899aabbccddeeff")
+    assert hash_api_key(NODE_KEY, salt=salt) != REFERENCE_HASH
 
 
 def test_key_verifies_against_a_hash_made_by_the_reference() -> None:

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
 from better_ccflare.core import (
     Account,
+    AccountState,
+    ApiKey,
+    ApiKeyRole,
     Credentials,
     FakeClock,
     ProviderKind,
@@ -29,10 +33,18 @@ from better_ccflare.core import (
 )
 from better_ccflare.database import SecretKey, Store
 from better_ccflare.load_balancer import create_strategy
-from better_ccflare.providers import ProviderRegistry, UpstreamRequest, builtin_providers
+from better_ccflare.providers import (
+    ProviderRegistry,
+    RateLimitInfo,
+    UpstreamRequest,
+    builtin_providers,
+)
 from better_ccflare.proxy import (
     AccountPool,
     ApiKeyAuthenticator,
+    CredentialsRejected,
+    Failover,
+    PoolEvent,
     ProxyApp,
     ProxyDeps,
     ProxySettings,
@@ -41,6 +53,8 @@ from better_ccflare.proxy import (
     UpstreamResponse,
     UpstreamTimeoutError,
     UpstreamTransport,
+    generate_api_key,
+    hash_api_key,
 )
 
 NOW = 1_800_000_000_000
@@ -219,12 +233,19 @@ class Proxy:
     pool: AccountPool
     store: Store
     clock: FakeClock
+    auth: ApiKeyAuthenticator
 
     async def ask(
-        self, headers: Sequence[tuple[str, str]] = (), *, leaves: asyncio.Event | None = None
+        self,
+        headers: Sequence[tuple[str, str]] = (),
+        *,
+        leaves: asyncio.Event | None = None,
+        raw_path: bytes = b"/v1/messages",
+        request: bytes = REQUEST,
     ) -> Answer:
-        """One ``POST /v1/messages``; the client hangs up once ``leaves`` is set."""
-        pending = [{"type": "http.request", "body": REQUEST, "more_body": False}]
+        """One ``POST`` (to ``/v1/messages`` unless ``raw_path`` says otherwise, decoded the
+        way uvicorn does); the client hangs up once ``leaves`` is set."""
+        pending = [{"type": "http.request", "body": request, "more_body": False}]
         gone = leaves or asyncio.Event()
         sent: list[dict[str, Any]] = []
 
@@ -240,7 +261,8 @@ class Proxy:
         scope = {
             "type": "http",
             "method": "POST",
-            "path": "/v1/messages",
+            "path": unquote(raw_path.decode("ascii")),
+            "raw_path": raw_path,
             "query_string": b"",
             "headers": [
                 (b"content-type", b"application/json"),
@@ -257,6 +279,22 @@ class Proxy:
             body=b"".join(m["body"] for m in body),
             ended=bool(body) and not body[-1]["more_body"],
         )
+
+    async def admin(self) -> tuple[str, str]:
+        """The header of a new admin key: a client that may see the pool's detail."""
+        key = generate_api_key()
+        await self.store.api_keys.add(
+            ApiKey(
+                id="admin",
+                name="admin",
+                hashed_key=hash_api_key(key),
+                prefix_last_8=key[-8:],
+                created_at_ms=0,
+                role=ApiKeyRole.ADMIN,
+            )
+        )
+        self.auth.invalidate()
+        return ("x-api-key", key)
 
     async def records(self) -> list[RequestRecord]:
         """Every recorded request, oldest first."""
@@ -290,6 +328,7 @@ def proxy_with(store: Store) -> ProxyWith:
         transport = ScriptedTransport()
         credentials = ScriptedCredentials()
         strategy = create_strategy(StrategyName.SESSION)
+        auth = ApiKeyAuthenticator(store, clock)
         app = ProxyApp(
             ProxyDeps(
                 pool=pool,
@@ -301,10 +340,10 @@ def proxy_with(store: Store) -> ProxyWith:
                 store=store,
                 clock=clock,
                 settings=ProxySettings(),
-                auth=ApiKeyAuthenticator(store, clock),
+                auth=auth,
             )
         )
-        return Proxy(app, transport, credentials, pool, store, clock)
+        return Proxy(app, transport, credentials, pool, store, clock, auth)
 
     return build
 
@@ -475,7 +514,9 @@ async def test_no_failover_once_the_response_has_started(proxy_with: ProxyWith) 
 
     answer = await proxy.ask()
 
-    assert (answer.status, answer.body, answer.ended) == (200, first_half, True)
+    # The client sees the stream break: an error event ends it (tests below).
+    assert (answer.status, answer.ended) == (200, True)
+    assert answer.body.startswith(first_half + b"\nevent: error\n")
     assert proxy.transport.accounts_tried() == ["a"]
     [record] = await proxy.records()
     assert record.stream_terminal_state == "upstream_closed"
@@ -488,7 +529,7 @@ async def test_when_every_account_fails_the_client_gets_a_502_naming_each_failur
     proxy = await proxy_with(console("a", 0), console("b", 1))
     proxy.transport.answer(UpstreamConnectError("refused"), UpstreamTimeoutError("first_byte"))
 
-    answer = await proxy.ask()
+    answer = await proxy.ask([await proxy.admin()])
 
     assert answer.status == 502
     assert answer.json() == {
@@ -509,7 +550,7 @@ async def test_when_every_account_is_rate_limited_the_client_gets_the_pools_429(
     proxy = await proxy_with(console("a", 0), console("b", 1))
     proxy.transport.answer(rate_limited(NOW + 2 * HOUR), rate_limited(NOW + HOUR))
 
-    answer = await proxy.ask()
+    answer = await proxy.ask([await proxy.admin()])
 
     assert answer.status == 429
     assert answer.headers["anthropic-ratelimit-unified-reset"] == str((NOW + HOUR) // 1000)
@@ -551,3 +592,574 @@ async def test_a_client_leaving_before_the_upstream_answers_ends_the_request(
     assert proxy.transport.accounts_tried() == ["a"]
     [record] = await proxy.records()
     assert (record.status_code, record.stream_terminal_state) == (499, "client_disconnected")
+
+
+# A response the upstream breaks after the first byte
+
+
+def upstream_error_event(message: str) -> bytes:
+    error = {"type": "error", "error": {"type": "api_error", "message": message}}
+    return b"\nevent: error\ndata: %s\n\n" % json.dumps(error, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize(
+    ("cause", "message"),
+    [
+        (
+            UpstreamConnectError("connection reset"),
+            "The upstream connection closed mid-response; the response is incomplete.",
+        ),
+        (
+            UpstreamTimeoutError("idle"),
+            "The upstream stopped sending (upstream idle timeout); the response is incomplete.",
+        ),
+    ],
+)
+async def test_a_stream_broken_after_the_first_byte_ends_with_an_error_event(
+    proxy_with: ProxyWith, cause: Exception, message: str
+) -> None:
+    proxy = await proxy_with(console("a", 0))
+    # Cut in the middle of an event: the leading newline ends its line, and the error event's
+    # own ``event:`` line makes the whole event an error.
+    partial = b'event: message_start\ndata: {"type": "message_start"}\n\nevent: ping\ndata: {"ty'
+    proxy.transport.answer(
+        Canned(200, [("content-type", "text/event-stream")], [partial], dies_with=cause)
+    )
+
+    answer = await proxy.ask()
+
+    assert (answer.status, answer.ended) == (200, True)
+    assert answer.body == partial + upstream_error_event(message)
+
+
+async def test_a_json_body_broken_after_the_first_byte_is_never_ended(
+    proxy_with: ProxyWith,
+) -> None:
+    """Without the end of the body the server drops the connection, so the client's HTTP
+    library raises instead of handing over truncated JSON."""
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    half = message("cut")[:30]
+    proxy.transport.answer(
+        Canned(
+            200,
+            [("content-type", "application/json")],
+            [half],
+            dies_with=UpstreamConnectError("connection reset"),
+        )
+    )
+
+    answer = await proxy.ask()
+
+    assert (answer.status, answer.body, answer.ended) == (200, half, False)
+    [record] = await proxy.records()
+    assert (record.stream_terminal_state, record.success) == ("upstream_closed", False)
+
+
+# The answer when every attempt failed
+
+
+def windowless_429(text: str) -> Canned:
+    """A request-scoped 429: no window and no reset, so it benches no account."""
+    body = json.dumps({"type": "error", "error": {"type": "rate_limit_error", "message": text}})
+    headers = [
+        ("content-type", "application/json"),
+        ("x-should-retry", "true"),
+        ("anthropic-ratelimit-tokens-remaining", "0"),
+    ]
+    return Canned(429, headers, [body.encode()])
+
+
+async def test_with_no_account_left_the_best_upstream_reply_is_relayed_with_its_hints(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1), console("c", 2))
+    proxy.transport.answer(
+        UpstreamConnectError("refused"),
+        error(529, "overloaded_error", [("retry-after", "3")]),
+        windowless_429("too many requests at once"),
+    )
+
+    answer = await proxy.ask()
+
+    assert answer.status == 429
+    assert answer.json() == {
+        "type": "error",
+        "error": {"type": "rate_limit_error", "message": "too many requests at once"},
+    }
+    assert answer.headers == {
+        "content-type": "application/json",
+        "x-should-retry": "true",
+        "anthropic-ratelimit-tokens-remaining": "0",
+    }
+    [record] = await proxy.records()
+    assert (record.status_code, record.account_id, record.failover_attempts) == (429, None, 3)
+    assert record.error_message == (
+        "Every account failed: a: connection failed (refused); b: upstream answered 529; "
+        "c: upstream answered 429"
+    )
+
+
+async def test_an_overload_is_relayed_over_a_dead_connection(proxy_with: ProxyWith) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    proxy.transport.answer(
+        error(529, "overloaded_error", [("retry-after", "3")]), UpstreamConnectError("refused")
+    )
+    # The 529 benches its account briefly; the other could still serve, so the pool is not
+    # exhausted and the upstream's own answer is the most useful one.
+
+    answer = await proxy.ask()
+
+    assert (answer.status, answer.headers.get("retry-after")) == (529, "3")
+    assert answer.json()["error"]["type"] == "overloaded_error"
+
+
+async def test_an_upstream_reply_not_in_anthropics_shape_is_wrapped_in_it(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0))
+    html = Canned(429, [("content-type", "text/html")], [b"<html>Slow down</html>"])
+    proxy.transport.answer(html)
+
+    answer = await proxy.ask()
+
+    assert answer.status == 429
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.json() == {
+        "type": "error",
+        "error": {
+            "type": "rate_limit_error",
+            "message": "The upstream answered 429: <html>Slow down</html>",
+        },
+    }
+
+
+async def test_a_timeout_as_the_best_failure_is_a_504(proxy_with: ProxyWith) -> None:
+    proxy = await proxy_with(console("a", 0))
+    proxy.transport.answer(UpstreamTimeoutError("first_byte"))
+
+    answer = await proxy.ask()
+
+    assert answer.status == 504
+    assert answer.json() == {
+        "type": "error",
+        "error": {"type": "timeout_error", "message": "Every account failed: upstream timeout."},
+    }
+
+
+async def test_the_pool_the_breaker_benched_is_what_the_next_request_hears_about(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    proxy.transport.answer(UpstreamConnectError("refused"), UpstreamConnectError("refused"))
+
+    first = await proxy.ask()
+    second = await proxy.ask()
+
+    # The request that tried every account hears how they failed; the next finds them benched.
+    assert first.status == 502
+    assert (second.status, second.headers["retry-after"]) == (503, "5")
+    assert second.json()["error"]["message"] == (
+        "No account can serve this request now (unreachable); "
+        "the first is available again at 2027-01-15T08:00:05Z."
+    )
+    assert proxy.transport.accounts_tried() == ["a", "b"]
+
+
+async def test_a_plain_client_learns_the_kind_of_each_failure_but_no_account(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0), subscription("sub", 1))
+    proxy.transport.answer(
+        UpstreamConnectError("refused by 10.0.0.7"),
+        error(401, "authentication_error"),
+        error(401, "authentication_error"),
+    )
+
+    answer = await proxy.ask()
+
+    assert answer.status == 502
+    assert answer.json()["error"] == {
+        "type": "api_error",
+        "message": "Every account failed: connection failed; upstream answered 401.",
+    }
+
+
+async def test_a_plain_client_of_an_exhausted_pool_learns_only_the_kind_and_the_reset(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    proxy.transport.answer(rate_limited(NOW + 2 * HOUR), rate_limited(NOW + HOUR))
+
+    answer = await proxy.ask()
+
+    assert answer.status == 429
+    assert answer.headers["retry-after"] == "3600"
+    assert answer.json() == {
+        "type": "error",
+        "error": {
+            "type": "rate_limit_error",
+            "message": "No account can serve this request now (rate limited); "
+            "the first is available again at 2027-01-15T09:00:00Z.",
+            "next_available_at": "2027-01-15T09:00:00Z",
+        },
+    }
+
+
+# Requests refused before any attempt
+
+
+@pytest.mark.parametrize(
+    "raw_path", [b"/v1/../api/oauth/usage", b"/v1/%2e%2e/api", b"/v1/..%2Fapi", b"/v1/x%ff"]
+)
+async def test_a_path_that_could_leave_v1_is_refused_before_any_attempt(
+    proxy_with: ProxyWith, raw_path: bytes
+) -> None:
+    proxy = await proxy_with(console("a", 0))
+
+    answer = await proxy.ask(raw_path=raw_path)
+
+    assert answer.status == 400
+    assert answer.json()["error"]["type"] == "invalid_request_error"
+    assert proxy.transport.sent == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"model": "\xff"}', b'{"x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", b"[1]", b"{"],
+)
+async def test_a_body_the_proxy_cannot_read_is_refused_before_any_attempt(
+    proxy_with: ProxyWith, body: bytes
+) -> None:
+    proxy = await proxy_with(console("a", 0))
+
+    answer = await proxy.ask(request=body)
+
+    assert answer.status == 400
+    assert answer.json()["error"]["type"] == "invalid_request_error"
+    assert proxy.transport.sent == []
+
+
+# --- The circuit breaker: accounts that fail, rather than answer, are benched -------------
+
+
+def state(proxy: Proxy, account_id: str) -> AccountState:
+    account = proxy.pool.get(account_id)
+    assert account is not None
+    return account.state(proxy.clock.now_ms())
+
+
+def no_credit(status: int) -> Canned:
+    body = json.dumps(
+        {
+            "type": "error",
+            "error": {
+                "type": "invalid_request_error",
+                "message": "Your credit balance is too low to access the Anthropic API.",
+            },
+        }
+    )
+    return Canned(status, [("content-type", "application/json")], [body.encode()])
+
+
+async def test_a_401_on_an_api_key_account_benches_it_as_credentials_rejected(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    proxy.transport.answer(error(401, "authentication_error"), Canned.ok("b"), Canned.ok("b"))
+
+    await proxy.ask()
+    await proxy.ask()
+
+    assert proxy.transport.accounts_tried() == ["a", "b", "b"]
+    assert state(proxy, "a") is AccountState.CREDENTIALS_REJECTED
+    assert proxy.cooldown("a") == (NOW + 600_000, RateLimitReason.CREDENTIALS_REJECTED)
+
+
+async def test_a_403_permission_error_is_a_rejection_of_the_credentials(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    proxy.transport.answer(error(403, "permission_error"), Canned.ok("from b"))
+
+    answer = await proxy.ask()
+
+    assert answer.json()["content"][0]["text"] == "from b"
+    assert state(proxy, "a") is AccountState.CREDENTIALS_REJECTED
+
+
+async def test_rejected_credentials_are_probed_later_and_a_success_clears_them(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    proxy.transport.answer(error(401, "authentication_error"), Canned.ok("b"))
+    await proxy.ask()
+    proxy.clock.advance(600_000)
+    assert state(proxy, "a") is AccountState.CREDENTIALS_REJECTED  # until the probe passes
+    proxy.transport.answer(Canned.ok("a is back"))
+
+    answer = await proxy.ask()
+
+    assert answer.json()["content"][0]["text"] == "a is back"
+    assert state(proxy, "a") is AccountState.READY
+
+
+async def test_a_subscription_refused_after_its_forced_refresh_is_credentials_rejected(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(subscription("sub", 0), console("b", 1))
+    proxy.transport.answer(
+        error(401, "authentication_error"), error(401, "authentication_error"), Canned.ok("b")
+    )
+
+    await proxy.ask()
+
+    assert state(proxy, "sub") is AccountState.CREDENTIALS_REJECTED
+
+
+async def test_a_timeout_benches_the_account_so_the_next_request_does_not_wait_for_it(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    proxy.transport.answer(UpstreamTimeoutError("first_byte"), Canned.ok("b"), Canned.ok("b"))
+
+    await proxy.ask()
+    await proxy.ask()
+
+    assert proxy.transport.accounts_tried() == ["a", "b", "b"]
+    assert proxy.cooldown("a") == (NOW + 5_000, RateLimitReason.UPSTREAM_TIMEOUT)
+    assert state(proxy, "a") is AccountState.COOLING_DOWN
+
+
+async def test_failed_connections_bench_for_longer_each_time_until_an_answer_resets_it(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    refused = UpstreamConnectError("connection refused")
+    proxy.transport.answer(refused, Canned.ok("b"))
+    await proxy.ask()
+    proxy.clock.advance(5_000)
+    proxy.transport.answer(refused, Canned.ok("b"))
+    await proxy.ask()
+    assert proxy.cooldown("a") == (NOW + 5_000 + 10_000, RateLimitReason.CONNECT_FAILED)
+    proxy.clock.advance(10_000)
+    proxy.transport.answer(Canned.ok("a"))
+
+    await proxy.ask()
+
+    account = proxy.pool.get("a")
+    assert account is not None
+    assert (account.rate_limit.limited_until_ms, account.rate_limit.failures) == (None, 0)
+
+
+async def test_an_account_without_credit_is_benched_until_a_probe_finds_credit(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    proxy.transport.answer(no_credit(400), Canned.ok("b"), Canned.ok("b"))
+    await proxy.ask()
+    await proxy.ask()
+    assert proxy.transport.accounts_tried() == ["a", "b", "b"]
+    assert state(proxy, "a") is AccountState.OUT_OF_CREDITS
+    proxy.clock.advance(600_000)
+    proxy.transport.answer(Canned.ok("a"))
+
+    answer = await proxy.ask()
+
+    assert answer.json()["content"][0]["text"] == "a"
+    assert state(proxy, "a") is AccountState.READY
+
+
+async def test_a_benched_account_survives_a_restart(proxy_with: ProxyWith, store: Store) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    proxy.transport.answer(error(401, "authentication_error"), Canned.ok("b"))
+    await proxy.ask()
+    await proxy.pool.drain()
+
+    restarted = AccountPool(store, proxy.clock, session_duration_ms=5 * HOUR)
+    await restarted.reload()
+
+    account = restarted.get("a")
+    assert account is not None
+    assert account.state(NOW) is AccountState.CREDENTIALS_REJECTED
+    assert account.rate_limit.failures == 1
+
+
+# --- Pool events: each logged once, with its fields ---------------------------------------
+
+
+def events_logged(caplog: pytest.LogCaptureFixture, message_start: str) -> list[dict[str, Any]]:
+    return [vars(r)["data"] for r in caplog.records if r.getMessage().startswith(message_start)]
+
+
+async def test_a_failover_is_logged_once_with_its_request_account_status_and_reason(
+    proxy_with: ProxyWith, caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    proxy.transport.answer(rate_limited(NOW + HOUR), Canned.ok("b"))
+
+    with caplog.at_level(logging.INFO, logger="better_ccflare.proxy"):
+        answer = await proxy.ask()
+
+    [failover] = events_logged(caplog, "Failover")
+    assert failover == {
+        "type": "failover",
+        "request_id": answer.headers["x-better-ccflare-request-id"],
+        "account_id": "a",
+        "account": "a",
+        "status": 429,
+        "reason": "account_quota",
+    }
+    [started] = events_logged(caplog, "Cooldown started")
+    assert (started["account"], started["reason"], started["until_ms"]) == (
+        "a",
+        "upstream_429_with_reset",
+        NOW + HOUR,
+    )
+
+
+async def test_a_cooldown_ending_by_itself_is_logged_once(
+    proxy_with: ProxyWith, caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    proxy.transport.answer(UpstreamConnectError("refused"), Canned.ok("b"))
+    await proxy.ask()
+
+    with caplog.at_level(logging.INFO, logger="better_ccflare.proxy"):
+        proxy.clock.advance(5_000)
+        proxy.clock.advance(60_000)
+
+    [ended] = events_logged(caplog, "Cooldown ended")
+    assert (ended["account"], ended["reason"], ended["cause"]) == ("a", "connect_failed", "expired")
+
+
+async def test_a_cooldown_ended_by_an_answer_is_logged_once(
+    proxy_with: ProxyWith, caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy = await proxy_with(console("a", 0))
+    proxy.transport.answer(error(529, "overloaded_error"))
+    await proxy.ask()
+    # A request that reaches a benched account anyway (one already on its way) ends it.
+    proxy.transport.answer(Canned.ok("a"))
+    account = proxy.pool.get("a")
+    assert account is not None
+
+    with caplog.at_level(logging.INFO, logger="better_ccflare.proxy"):
+        proxy.clock.advance(5_000)
+        proxy.pool.apply_rate_limit("a", RateLimitInfo(), proxy.clock.now_ms(), None)
+        proxy.clock.advance(60_000)
+
+    [ended] = events_logged(caplog, "Cooldown ended")
+    assert ended["cause"] == "served"
+
+
+async def test_rejected_credentials_are_a_warning_logged_once(
+    proxy_with: ProxyWith, caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    proxy.transport.answer(error(401, "authentication_error"), Canned.ok("b"), Canned.ok("b"))
+
+    with caplog.at_level(logging.INFO, logger="better_ccflare.proxy"):
+        await proxy.ask()
+        await proxy.ask()
+
+    [rejected] = [r for r in caplog.records if r.getMessage().startswith("Credentials rejected")]
+    assert rejected.levelno == logging.WARNING
+    assert vars(rejected)["data"] == {
+        "type": "credentials_rejected",
+        "account_id": "a",
+        "account": "a",
+        "probe_at_ms": NOW + 600_000,
+        "failures": 1,
+    }
+    assert events_logged(caplog, "Cooldown started") == []
+
+
+async def test_every_account_failing_is_logged_once_with_the_attempts(
+    proxy_with: ProxyWith, caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    proxy.transport.answer(UpstreamConnectError("refused"), UpstreamTimeoutError("first_byte"))
+
+    with caplog.at_level(logging.INFO, logger="better_ccflare.proxy"):
+        await proxy.ask()
+
+    [[record]] = [await proxy.records()]
+    [failed] = events_logged(caplog, "Every account failed")
+    assert failed == {"type": "all_accounts_failed", "request_id": record.id, "attempts": 2}
+    assert [f["account"] for f in events_logged(caplog, "Failover")] == ["a"]
+
+
+async def test_a_listener_hears_the_same_events_as_the_log(proxy_with: ProxyWith) -> None:
+    proxy = await proxy_with(console("a", 0), console("b", 1))
+    heard: list[PoolEvent] = []
+    unsubscribe = proxy.pool.events.subscribe(heard.append)
+    proxy.transport.answer(error(401, "authentication_error"), Canned.ok("b"))
+
+    await proxy.ask()
+    unsubscribe()
+    proxy.clock.advance(HOUR)
+
+    assert [type(event) for event in heard] == [CredentialsRejected, Failover]
+
+
+# --- Shutdown: a request the server cuts is still recorded --------------------------------
+
+
+class Endless(Canned):
+    """A stream that sends its first chunks, then nothing more, ever."""
+
+    def __init__(self, chunks: Sequence[bytes]) -> None:
+        super().__init__(200, [("content-type", "text/event-stream")], chunks)
+        self.sent_all = asyncio.Event()
+
+    async def aiter_raw(self) -> AsyncIterator[bytes]:
+        async for chunk in super().aiter_raw():
+            yield chunk
+        self.sent_all.set()
+        await asyncio.Event().wait()
+
+
+MESSAGE_START = (
+    b'event: message_start\ndata: {"type":"message_start","message":{"id":"m","type":"message",'
+    b'"role":"assistant","model":"claude-sonnet-4-5","content":[],"usage":{"input_tokens":20,'
+    b'"output_tokens":1}}}\n\n'
+)
+
+
+async def test_a_stream_cut_by_shutdown_is_recorded_as_interrupted_with_what_was_seen(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0))
+    endless = Endless([MESSAGE_START])
+    proxy.transport.answer(endless)
+    request = asyncio.create_task(proxy.ask())
+    await endless.sent_all.wait()
+
+    request.cancel()  # what uvicorn does once the grace period is over
+    answer = await request
+
+    # Like any stream broken after the first byte, it ends with an error event clients raise on.
+    cut = upstream_error_event("The proxy shut down mid-response; the response is incomplete.")
+    assert (answer.status, answer.body, answer.ended) == (200, MESSAGE_START + cut, True)
+    assert endless.closed
+    [record] = await proxy.records()
+    assert (record.status_code, record.stream_terminal_state) == (200, "interrupted")
+    assert (record.model, record.usage.input_tokens) == (MODEL, 20)
+    assert not record.success
+
+
+async def test_a_request_cut_by_shutdown_before_any_answer_gets_a_503_and_is_recorded(
+    proxy_with: ProxyWith,
+) -> None:
+    proxy = await proxy_with(console("a", 0))
+    proxy.transport.answer(Stall())
+    request = asyncio.create_task(proxy.ask())
+    await proxy.transport.stalled.wait()
+
+    request.cancel()
+    answer = await request
+
+    assert answer.status == 503
+    assert answer.json()["error"]["type"] == "overloaded_error"
+    [record] = await proxy.records()
+    assert (record.status_code, record.stream_terminal_state) == (503, "interrupted")

@@ -474,3 +474,44 @@ async def test_tokens_never_reach_the_log(
 
     assert caplog.records
     assert not any(secret in caplog.text for secret in ("at-old", "rt-old", "at-1", "rt-1"))
+
+
+@pytest.mark.parametrize(
+    ("answer", "reauth_required", "retry_in_ms"),
+    [
+        ((500, {"error": {"type": "api_error", "message": "boom"}}), False, 30_000),
+        (invalid_grant(), True, None),
+    ],
+    ids=["server-error", "dead-refresh-token"],
+)
+async def test_a_failed_refresh_is_logged_once_as_a_warning_with_its_fields(
+    manager: TokenManager,
+    store: Store,
+    server: TokenServer,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+    answer: Reply,
+    reauth_required: bool,
+    retry_in_ms: int | None,
+) -> None:
+    account = await add_oauth_account(store, clock, expires_in_ms=-1)
+
+    async def fail(body: dict[str, str]) -> Reply:
+        return answer
+
+    server.handler = fail
+
+    with caplog.at_level("INFO", logger="better_ccflare.proxy"):
+        for _ in range(3):
+            with pytest.raises(CredentialsUnavailableError):
+                await manager.credentials_for(account)
+
+    [failed] = [r for r in caplog.records if r.getMessage().startswith("Refresh failed")]
+    assert failed.levelname == "WARNING"
+    data = vars(failed)["data"]
+    assert (data["type"], data["account"], data["reauth_required"], data["retry_in_ms"]) == (
+        "refresh_failed",
+        "work",
+        reauth_required,
+        retry_in_ms,
+    )

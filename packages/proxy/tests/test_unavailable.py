@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import msgspec
+import pytest
 
 from better_ccflare.core import Account, PauseReason, RateLimitReason, RateLimitState
 from better_ccflare.load_balancer import AccountUsage
@@ -49,7 +50,7 @@ def test_all_accounts_out_on_quota_is_a_429_with_the_earliest_reset() -> None:
         account("b"),
     ]
     usage = {"b": AccountUsage(utilization=100.0, resets_at_ms=NOW + 1_800_500)}
-    reply = unavailable_reply(accounts, usage, NOW)
+    reply = unavailable_reply(accounts, usage, NOW, detailed=True)
     headers = dict(reply.headers)
     assert reply.status == 429
     assert headers["retry-after"] == "1801"
@@ -70,7 +71,7 @@ def test_paused_or_reauth_accounts_make_it_a_503() -> None:
         account("a", paused=True, pause_reason=PauseReason.MANUAL),
         account("b", requires_reauth=True, paused=True),
     ]
-    reply = unavailable_reply(accounts, {}, NOW)
+    reply = unavailable_reply(accounts, {}, NOW, detailed=True)
     assert reply.status == 503
     headers = dict(reply.headers)
     assert headers["retry-after"] == "60"
@@ -90,17 +91,65 @@ def test_overload_cooldown_is_not_reported_as_a_quota() -> None:
             ),
         )
     ]
-    reply = unavailable_reply(accounts, {}, NOW)
+    reply = unavailable_reply(accounts, {}, NOW, detailed=True)
     assert reply.status == 503
     assert dict(reply.headers)["retry-after"] == "10"
 
 
 def test_retry_after_is_capped_at_an_hour() -> None:
     accounts = [account("a", rate_limit=RateLimitState(limited_until_ms=NOW + 6 * 86_400_000))]
-    assert dict(unavailable_reply(accounts, {}, NOW).headers)["retry-after"] == "3600"
+    reply = unavailable_reply(accounts, {}, NOW, detailed=True)
+    assert dict(reply.headers)["retry-after"] == "3600"
 
 
 def test_an_empty_pool_says_how_to_add_an_account() -> None:
-    reply = unavailable_reply([], {}, NOW)
+    reply = unavailable_reply([], {}, NOW, detailed=True)
     assert reply.status == 503
     assert "account add" in body_of(reply.body).error.message
+
+
+@pytest.mark.parametrize(
+    ("reason", "said"),
+    [
+        (RateLimitReason.CREDENTIALS_REJECTED, "credentials_rejected"),
+        (RateLimitReason.OUT_OF_CREDITS, "out_of_credits"),
+        (RateLimitReason.CONNECT_FAILED, "unreachable"),
+        (RateLimitReason.UPSTREAM_TIMEOUT, "unreachable"),
+    ],
+)
+def test_a_circuit_breaker_bench_says_what_failed(reason: RateLimitReason, said: str) -> None:
+    broken = account(
+        "a", rate_limit=RateLimitState(limited_until_ms=NOW + 5_000, reason=reason, failures=1)
+    )
+
+    reply = unavailable_reply([broken], {}, NOW, detailed=True)
+
+    assert reply.status == 503
+    assert [entry.reason for entry in body_of(reply.body).error.accounts] == [said]
+
+
+class PlainDetail(msgspec.Struct, forbid_unknown_fields=True):
+    type: str
+    message: str
+    next_available_at: str | None
+
+
+class PlainBody(msgspec.Struct):
+    type: str
+    error: PlainDetail
+
+
+def test_a_plain_client_learns_the_kinds_and_the_first_reset_but_no_account() -> None:
+    accounts = [
+        account("secret-a", paused=True, pause_reason=PauseReason.MANUAL),
+        account("secret-b", rate_limit=RateLimitState(limited_until_ms=NOW + 600_000)),
+    ]
+    reply = unavailable_reply(accounts, {}, NOW, detailed=False)
+    assert reply.status == 503
+    assert dict(reply.headers)["retry-after"] == "600"
+    assert b"secret" not in reply.body
+    body = msgspec.json.decode(reply.body, type=PlainBody)
+    assert body.error.message == (
+        "No account can serve this request now (paused, rate limited); "
+        "the first is available again at 2027-01-15T08:10:00Z."
+    )

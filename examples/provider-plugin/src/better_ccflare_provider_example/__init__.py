@@ -4,6 +4,10 @@ Everything not overridden here comes from :class:`better_ccflare.providers.Provi
 defaults: the client's path and query are forwarded, client credentials and proxy control
 headers are stripped, the account's model mapping is applied, rate limits are read from
 Anthropic's headers and token usage from the Anthropic Messages format.
+
+Its accounts need a key and may set their own gateway URL: ``account_fields`` says so, and
+``better-ccflare account add --mode example-gateway``, ``POST /api/accounts/example-gateway``
+and the dashboard's form ask for exactly these.
 """
 
 from __future__ import annotations
@@ -11,7 +15,14 @@ from __future__ import annotations
 from typing import ClassVar
 
 from better_ccflare.core import Account, Credentials
-from better_ccflare.providers import Endpoint, Provider, require_api_key
+from better_ccflare.providers import (
+    API_KEY_FIELD,
+    CUSTOM_ENDPOINT_FIELD,
+    AccountField,
+    Endpoint,
+    Provider,
+    require_api_key,
+)
 
 __all__ = ["GATEWAY", "ExampleGatewayProvider"]
 
@@ -27,6 +38,16 @@ class ExampleGatewayProvider(Provider):
 
     id: ClassVar[str] = "example-gateway"
     display_name: ClassVar[str] = "Example gateway"
+    account_fields: ClassVar[tuple[AccountField, ...]] = (
+        API_KEY_FIELD,
+        AccountField(
+            name=CUSTOM_ENDPOINT_FIELD.name,
+            label="Gateway URL",
+            kind=CUSTOM_ENDPOINT_FIELD.kind,
+            required=False,
+            help="Empty uses EXAMPLE_GATEWAY_URL, else http://127.0.0.1:4000.",
+        ),
+    )
 
     def base_url(self, account: Account) -> str:
         return (account.custom_endpoint or GATEWAY.url()).rstrip("/")

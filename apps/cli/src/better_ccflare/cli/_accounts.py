@@ -17,28 +17,35 @@ import msgspec
 
 from better_ccflare.core import (
     Account,
+    AccountState,
     BetterCcflareError,
     ModelMappings,
     OAuthMode,
     PauseReason,
     ProviderKind,
+    RateLimitReason,
     SystemClock,
 )
 from better_ccflare.database import Store
+from better_ccflare.providers import Provider
 from better_ccflare.proxy.admin import (
-    AccountMode,
+    AccountType,
     NewAccount,
+    account_types,
     add_account,
     check_new_account,
+    logs_in_only,
     reset_rate_limit,
     validate_account_name,
 )
 
 from ._account_lookup import find_account
+from ._account_types import AccountTypeParam, field_prompt, registry
 from ._context import load, with_store
 from ._errors import UserError, as_click_error
 from ._oauth_login import log_in
 from ._output import format_time, print_json, print_table
+from ._prompting import ask
 
 __all__ = ["account"]
 
@@ -62,6 +69,7 @@ class _AccountRow(msgspec.Struct, frozen=True, kw_only=True):
     priority: int
     paused: bool
     requires_reauth: bool
+    account_state: AccountState
     custom_endpoint: str | None
     request_count: int
     rate_limited_until_ms: int | None
@@ -75,9 +83,13 @@ class _AccountDetail(msgspec.Struct, frozen=True, kw_only=True):
     provider: str
     priority: int
     state: str
+    account_state: AccountState
+    """``state`` for scripts: ``ready``, ``cooling_down``, ``paused``, ``requires_reauth``,
+    ``credentials_rejected`` or ``out_of_credits``."""
     paused: bool
     pause_reason: str | None
     requires_reauth: bool
+    consecutive_failures: int
     custom_endpoint: str | None
     model_mappings: ModelMappings
     credential: str
@@ -107,14 +119,15 @@ def account() -> None:
 @click.argument("name")
 @click.option(
     "--mode",
-    type=click.Choice([mode.value for mode in AccountMode]),
-    help="The account type (prompted for when omitted).",
+    type=AccountTypeParam(),
+    help="The account type: a built-in or an installed plugin's (see `account types`); "
+    "prompted for when omitted.",
 )
 @click.option("--api-key", help="The account's API key (prompted for, hidden, when needed).")
 @click.option(
     "--endpoint",
     help="Base URL of the upstream (required for anthropic-compatible; optional for "
-    "openai-compatible, nanogpt, console, claude-oauth).",
+    "openai-compatible, nanogpt, console, claude-oauth and plugins that declare one).",
 )
 @click.option(
     "--priority",
@@ -134,6 +147,13 @@ def account() -> None:
 @click.option("--project-id", help="vertex-ai: the Google Cloud project id.")
 @click.option("--region", help="vertex-ai: the region, such as us-east5 or global.")
 @click.option(
+    "--field",
+    "extra_fields",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Any other field the account type declares (see `account types`); repeatable.",
+)
+@click.option(
     "--login",
     is_flag=True,
     help="console: log in with the browser and mint an API key instead of pasting one.",
@@ -148,6 +168,7 @@ def add(
     model_maps: tuple[str, ...],
     project_id: str | None,
     region: str | None,
+    extra_fields: tuple[str, ...],
     login: bool,
 ) -> None:
     """Add an account; prompts (secrets hidden) for whatever the flags leave out.
@@ -159,16 +180,26 @@ def add(
       better-ccflare account add gw --mode anthropic-compatible \\
           --endpoint https://gateway.example --api-key ... --model-map sonnet=glm-4.6
       better-ccflare account add gcp --mode vertex-ai --project-id my-proj --region us-east5
+      better-ccflare account add mine --mode my-plugin --api-key ... --field tenant=t1
     """
     config = load()
     name = _checked_name(name)
-    chosen = AccountMode(
-        mode or click.prompt("Account type", type=click.Choice([m.value for m in AccountMode]))
+    providers = registry()
+    chosen: str = mode or ask(
+        "--mode", "Account type", type=click.Choice(providers.account_types())
     )
-    if login and chosen is not AccountMode.CONSOLE:
-        raise click.UsageError("--login applies to --mode console only.")
-    if login and api_key:
-        raise click.UsageError("Give --api-key or --login, not both.")
+    provider = providers.for_account_type(chosen)
+    if login:
+        key_logins = [
+            t
+            for t in providers.account_types()
+            if providers.for_account_type(t).oauth_login is not None
+            and not logs_in_only(providers.for_account_type(t))
+        ]
+        if chosen not in key_logins:
+            raise click.UsageError(f"--login applies to --mode {', '.join(key_logins)} only.")
+        if api_key:
+            raise click.UsageError("Give --api-key or --login, not both.")
     new = NewAccount(
         name=name,
         mode=chosen,
@@ -178,44 +209,55 @@ def add(
         model_mappings=parse_model_maps(model_maps),
         vertex_project_id=project_id,
         vertex_region=region,
+        fields=_parse_fields(extra_fields),
     )
-    new, needs_login = _complete_interactively(new, login=login)
-    if needs_login:
-        _checked(lambda: check_new_account(new, login_pending=True))
-        credentials = log_in(config, OAuthMode(chosen.value))
-        if chosen is AccountMode.CONSOLE:
-            new = msgspec.structs.replace(new, api_key=credentials.api_key)
-        else:
+    new, needs_login = _complete_interactively(new, provider, login=login)
+    if needs_login and provider.oauth_login is not None:
+        _checked(lambda: check_new_account(new, login_pending=True, registry=providers))
+        credentials = log_in(config, provider.oauth_login)
+        if logs_in_only(provider):
             new = msgspec.structs.replace(new, credentials=credentials)
-    added = with_store(config, lambda store: add_account(store, new, now_ms=SystemClock().now_ms()))
+        else:
+            new = msgspec.structs.replace(new, api_key=credentials.api_key)
+    added = with_store(
+        config,
+        lambda store: add_account(store, new, now_ms=SystemClock().now_ms(), registry=providers),
+    )
     click.echo(f"Added {chosen} account {added.name!r} (priority {added.priority}).")
 
 
-def _complete_interactively(new: NewAccount, *, login: bool) -> tuple[NewAccount, bool]:
-    """Prompt for what the mode needs and the flags did not give; also whether to log in."""
-    mode = new.mode
-    if mode is AccountMode.VERTEX_AI:
-        return msgspec.structs.replace(
-            new,
-            vertex_project_id=new.vertex_project_id or click.prompt("Google Cloud project id"),
-            vertex_region=new.vertex_region or click.prompt("Vertex AI region (e.g. us-east5)"),
-        ), False
-    if mode is AccountMode.ANTHROPIC_COMPATIBLE and not new.endpoint:
-        new = msgspec.structs.replace(new, endpoint=click.prompt("Base URL of the endpoint"))
-    if login or mode is AccountMode.CLAUDE_OAUTH:
-        return new, True
-    if new.api_key:
-        return new, False
-    if mode is AccountMode.CONSOLE:
-        key: str = click.prompt(
-            f"API key for {new.name} (leave empty to log in with the browser instead)",
-            hide_input=True,
-            default="",
-            show_default=False,
-        )
-        return msgspec.structs.replace(new, api_key=key or None), not key.strip()
-    key = click.prompt(f"API key for {new.name}", hide_input=True)
-    return msgspec.structs.replace(new, api_key=key), False
+def _complete_interactively(
+    new: NewAccount, provider: Provider, *, login: bool
+) -> tuple[NewAccount, bool]:
+    """Prompt, in declared order, for each required field the flags did not give; also whether
+    to log in (always for login-only types; for key types that can log in, when asked to or
+    when the key prompt is left empty)."""
+    needs_login = login or logs_in_only(provider)
+    for field in provider.account_fields:
+        if not field.required or (new.value(field.name) or "").strip():
+            continue
+        if field.name == "api_key" and provider.oauth_login is not None:
+            if needs_login:
+                continue
+            value = field_prompt(field, new.name, login_instead=True).strip()
+            needs_login = not value
+        else:
+            value = field_prompt(field, new.name)
+        new = new.with_value(field.name, value or None)
+    return new, needs_login
+
+
+def _parse_fields(values: tuple[str, ...]) -> dict[str, str]:
+    """``("tenant=t1", ...)`` by name; a malformed or repeated one is a usage error."""
+    fields: dict[str, str] = {}
+    for value in values:
+        name, sep, given = value.partition("=")
+        if not sep or not name.strip():
+            raise UserError(f"--field: {value!r} is not NAME=VALUE, for example tenant=t1.")
+        if name.strip() in fields:
+            raise UserError(f"--field: {name.strip()!r} is given twice.")
+        fields[name.strip()] = given
+    return fields
 
 
 def parse_model_maps(values: tuple[str, ...]) -> ModelMappings | None:
@@ -236,6 +278,37 @@ def parse_model_maps(values: tuple[str, ...]) -> ModelMappings | None:
     return mappings
 
 
+@account.command("types")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def types(as_json: bool) -> None:
+    """List the account types `account add --mode` takes (plugins too), with their fields.
+
+    A field with a flag of its own is given with it (--api-key, --endpoint for
+    custom_endpoint, --project-id, --region); any other with --field NAME=VALUE. Required
+    fields the flags leave out are prompted for.
+    """
+    rows = account_types(registry())
+    if as_json:
+        print_json(rows)
+        return
+    print_table(
+        ["TYPE", "NAME", "FROM", "FIELDS"],
+        [[r.type, r.display_name, _origin(r), _fields_text(r)] for r in rows],
+    )
+
+
+def _origin(row: AccountType) -> str:
+    return "built-in" if row.builtin else f"{row.distribution} {row.version}"
+
+
+def _fields_text(row: AccountType) -> str:
+    fields = [f.name + ("" if f.required else " (optional)") for f in row.fields]
+    if row.login is not None:
+        takes_key = any(f.name == "api_key" for f in row.fields)
+        fields.append("or a browser login" if takes_key else "browser login")
+    return ", ".join(fields) or "-"
+
+
 @account.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def list_accounts(as_json: bool) -> None:
@@ -244,7 +317,7 @@ def list_accounts(as_json: bool) -> None:
     now_ms = SystemClock().now_ms()
     ordered = sorted(accounts, key=lambda a: (a.priority, a.name))
     if as_json:
-        print_json([_row(a) for a in ordered])
+        print_json([_row(a, now_ms) for a in ordered])
         return
     if not ordered:
         click.echo("No accounts yet. Add one with `better-ccflare account add NAME --mode MODE`.")
@@ -328,7 +401,11 @@ def set_priority(name: str, priority: int) -> None:
 @account.command("reset-rate-limit")
 @click.argument("name")
 def reset_rate_limit_command(name: str) -> None:
-    """End an account's rate-limit cooldown now, making it routable again."""
+    """End an account's cooldown now, making it routable again.
+
+    Clears every bench: a rate limit, and the circuit breaker's (rejected credentials, no
+    credit, an unreachable upstream) with its streak.
+    """
     found = _change(name, lambda store, a: reset_rate_limit(store, a.id))
     click.echo(f"Cleared the rate-limit state of {found.name!r}.")
 
@@ -393,20 +470,39 @@ def _shown(field: str, value: object) -> object:
 
 
 def _state(account: Account, now_ms: int) -> str:
-    if account.requires_reauth:
-        return "needs re-login"
-    if account.paused:
+    limit = account.rate_limit
+    state = account.state(now_ms)
+    if state is AccountState.PAUSED:
         return f"paused ({account.pause_reason})" if account.pause_reason else "paused"
+    if state is AccountState.COOLING_DOWN:
+        kind = "unreachable" if limit.reason in _UNREACHABLE else "rate-limited"
+        return f"{kind} until {format_time(limit.limited_until_ms)} UTC"
+    if state in (AccountState.CREDENTIALS_REJECTED, AccountState.OUT_OF_CREDITS):
+        return _WORDS[state] + _probe(account, now_ms)
+    return _WORDS[state]
+
+
+_WORDS = {
+    AccountState.READY: "active",
+    AccountState.REQUIRES_REAUTH: "needs re-login",
+    AccountState.CREDENTIALS_REJECTED: "credentials rejected",
+    AccountState.OUT_OF_CREDITS: "out of credits",
+}
+_UNREACHABLE = (RateLimitReason.CONNECT_FAILED, RateLimitReason.UPSTREAM_TIMEOUT)
+
+
+def _probe(account: Account, now_ms: int) -> str:
+    """When the next request may try the account again, or that it may now."""
     if account.rate_limit.cooling_down(now_ms):
-        return f"rate-limited until {format_time(account.rate_limit.limited_until_ms)} UTC"
-    return "active"
+        return f" (probed after {format_time(account.rate_limit.limited_until_ms)} UTC)"
+    return " (the next request probes it)"
 
 
 def _when(account: Account) -> str:
     return format_time(account.last_used_ms)
 
 
-def _row(a: Account) -> _AccountRow:
+def _row(a: Account, now_ms: int) -> _AccountRow:
     return _AccountRow(
         id=a.id,
         name=a.name,
@@ -414,6 +510,7 @@ def _row(a: Account) -> _AccountRow:
         priority=a.priority,
         paused=a.paused,
         requires_reauth=a.requires_reauth,
+        account_state=a.state(now_ms),
         custom_endpoint=a.custom_endpoint,
         request_count=a.request_count,
         rate_limited_until_ms=a.rate_limit.limited_until_ms,
@@ -431,9 +528,11 @@ def _detail(a: Account, now_ms: int) -> _AccountDetail:
         provider=a.provider,
         priority=a.priority,
         state=_state(a, now_ms),
+        account_state=a.state(now_ms),
         paused=a.paused,
         pause_reason=a.pause_reason,
         requires_reauth=a.requires_reauth,
+        consecutive_failures=a.rate_limit.failures,
         custom_endpoint=a.custom_endpoint,
         model_mappings=a.model_mappings,
         credential=credential,

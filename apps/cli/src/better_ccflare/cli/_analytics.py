@@ -34,6 +34,9 @@ class _MetricsOut(msgspec.Struct, frozen=True, kw_only=True):
     cache_write_tokens: int
     total_tokens: int
     cost_usd: float
+    """Of the requests with a known price."""
+    unpriced_requests: int
+    """Requests whose model has no known price; their cost is not in ``cost_usd``."""
     avg_response_time_ms: float | None
     avg_output_tokens_per_second: float | None
 
@@ -159,9 +162,26 @@ def _metrics(m: Metrics) -> _MetricsOut:
         cache_write_tokens=m.cache_write_tokens,
         total_tokens=m.total_tokens,
         cost_usd=m.cost_usd,
+        unpriced_requests=m.unpriced_requests,
         avg_response_time_ms=m.avg_response_time_ms,
         avg_output_tokens_per_second=m.avg_output_tokens_per_second,
     )
+
+
+def _total_cost(m: _MetricsOut) -> str:
+    """The cost in dollars, saying how many requests it leaves out for want of a price."""
+    if m.unpriced_requests and m.unpriced_requests == m.requests:
+        return "cost unknown (no price for their models)"
+    known = f"${m.cost_usd:.2f}"
+    n = m.unpriced_requests
+    return f"{known} (+ {n} request{'s' * (n != 1)} with unknown price)" if n else known
+
+
+def _cost_cell(m: _MetricsOut) -> str:
+    if m.unpriced_requests and m.unpriced_requests == m.requests:
+        return "unknown"
+    known = f"{m.cost_usd:.4f}"
+    return f"{known} +{m.unpriced_requests} unknown" if m.unpriced_requests else known
 
 
 def _name(account_id: str | None, names: dict[str, str]) -> str | None:
@@ -188,7 +208,7 @@ def _print_stats(out: _StatsOut, since_days: int | None) -> None:
     period = f"the last {since_days} days" if since_days else "all history"
     click.echo(
         f"{t.requests} requests in {period}: {t.success_rate:.1f}% successful, "
-        f"{t.total_tokens:,} tokens, ${t.cost_usd:.2f}, {out.active_accounts} accounts used, "
+        f"{t.total_tokens:,} tokens, {_total_cost(t)}, {out.active_accounts} accounts used, "
         f"average response {format_ms(t.avg_response_time_ms)}."
     )
     if not t.requests:
@@ -206,7 +226,7 @@ def _print_stats(out: _StatsOut, since_days: int | None) -> None:
                     g.metrics.requests,
                     f"{g.metrics.success_rate:.1f}",
                     f"{g.metrics.total_tokens:,}",
-                    f"{g.metrics.cost_usd:.4f}",
+                    _cost_cell(g.metrics),
                     format_ms(g.metrics.avg_response_time_ms),
                 ]
                 for g in groups
@@ -238,7 +258,7 @@ def _request_row(row: _RequestOut) -> list[object]:
         r.model or "-",
         r.status_code if r.status_code is not None else "-",
         f"{r.usage.prompt_tokens:,}/{r.usage.output_tokens:,}",
-        f"{r.cost_usd:.4f}",
+        "unknown" if r.cost_usd is None else f"{r.cost_usd:.4f}",
         format_ms(r.response_time_ms),
         r.error_message or "",
     ]

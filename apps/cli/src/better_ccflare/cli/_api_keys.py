@@ -35,6 +35,13 @@ def api_key() -> None:
     """Generate and manage proxy API keys."""
 
 
+class _Generated(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    role: str
+    key: str
+
+
 @api_key.command("generate")
 @click.argument("name")
 @click.option(
@@ -42,15 +49,25 @@ def api_key() -> None:
     type=click.Choice([r.value for r in ApiKeyRole]),
     help="admin (everything) or api-only (only /v1/*). The first key is always admin.",
 )
-def generate(name: str, role: str | None) -> None:
-    """Create a key and print it once."""
+@click.option("--json", "as_json", is_flag=True, help="Print the key with its id, name and role.")
+def generate(name: str, role: str | None, as_json: bool) -> None:
+    """Create a key and print it once.
+
+    Only the key goes to stdout (`KEY=$(better-ccflare api-key generate ci)` captures it); the
+    note that it is shown once goes to stderr.
+    """
 
     async def create(store: Store) -> tuple[ApiKey, str]:
         chosen = ApiKeyRole(role) if role else None
         return await create_api_key(store, name, chosen, now_ms=SystemClock().now_ms())
 
     created, key = with_store(load(), create)
-    click.echo(f"Created {created.role.value} key {created.name!r}. It is shown only this once:")
+    click.echo(
+        f"Created {created.role.value} key {created.name!r}. It is shown only this once:", err=True
+    )
+    if as_json:
+        print_json(_Generated(created.id, created.name, created.role.value, key))
+        return
     click.echo(key)
 
 

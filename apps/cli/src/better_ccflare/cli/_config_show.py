@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from better_ccflare.core import Config
+
 from ._context import load
 from ._output import print_json, print_table
 
@@ -20,7 +22,7 @@ def config() -> None:
 def show(as_json: bool) -> None:
     """Print every setting with its source (default, file, .env, environment)."""
     rows = [
-        (name, "<set>" if name == "secret_key" and value else value, source)
+        (name, "<set>" if Config.is_secret(name) and value else value, source)
         for name, value, source in load().rows()
     ]
     if as_json:

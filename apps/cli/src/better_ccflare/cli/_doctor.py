@@ -155,6 +155,18 @@ def _schema_check(status: SchemaStatus) -> Check:
     )
 
 
+class _Readiness(msgspec.Struct, frozen=True):
+    ready: bool = True
+    """Absent from servers before the split, whose 200 meant ready."""
+
+
+def _says_ready(response: httpx2.Response) -> bool:
+    try:
+        return msgspec.json.decode(response.content, type=_Readiness).ready
+    except msgspec.DecodeError:  # not JSON, or not shaped like ours (ValidationError too)
+        return False
+
+
 async def _probe_server(config: Config) -> ServerProbe:
     """GET ``/health`` on the configured host and port; a wildcard address means this host."""
     host = _WILDCARD_HOSTS.get(config.host, config.host)
@@ -174,7 +186,10 @@ async def _probe_server(config: Config) -> ServerProbe:
             )
             return ServerProbe(url=url, reachable=False, detail=detail)
     if response.status_code in (200, 503):
-        pool = "can serve" if response.status_code == 200 else "is running but no account can serve"
+        # /health answers 200 while the server runs and says in ``ready`` whether an account
+        # can serve; servers before the liveness/readiness split answered 503 when none could.
+        ready = response.status_code == 200 and _says_ready(response)
+        pool = "can serve" if ready else "is running but no account can serve"
         return ServerProbe(url=url, reachable=True, status_code=response.status_code, detail=pool)
     return ServerProbe(
         url=url,

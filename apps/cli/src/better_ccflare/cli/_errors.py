@@ -39,8 +39,12 @@ FIELD_FLAGS: dict[str, str] = {
     "vertex_project_id": "--project-id",
     "vertex_region": "--region",
     "credentials": "the login",
+    "custom_endpoint": "--endpoint",
+    "project_id": "--project-id",
+    "region": "--region",
 }
-"""Fields of the shared account setup, named as they are typed on the command line."""
+"""Fields of the shared account setup (by attribute, and by the name a provider declares),
+named as they are typed on the command line."""
 
 
 def as_click_error(exc: BetterCcflareError) -> click.ClickException:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Coroutine
+from importlib.metadata import metadata
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from ._config_show import config
 from ._context import load
 from ._doctor import doctor
 from ._errors import RuntimeFailure, UserError
+from ._logs import logs
 from ._maintenance import clear_history, compact, reset_stats, token_health_command
 from ._strategy import strategy
 
@@ -47,20 +49,31 @@ class _Cli(click.Group):
             ) from exc
 
 
+def _documentation_url() -> str:
+    """The ``Documentation`` Project-URL of the installed distribution: one source for the
+    address, which the wheel's metadata carries to wherever the command is installed."""
+    for entry in metadata("better-ccflare").get_all("Project-URL") or ():
+        label, _, url = entry.partition(",")
+        if label.strip() == "Documentation":
+            return url.strip()
+    return "docs/cli.md in the source tree"
+
+
 @click.group(
-    cls=_Cli, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]}
+    cls=_Cli,
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    # \b keeps click from wrapping the address across two lines (it would no longer click).
+    epilog=f"\b\nDocumentation: {_documentation_url()}",
 )
 @click.version_option(package_name="better-ccflare", prog_name="better-ccflare")
-@click.pass_context
-def main(ctx: click.Context) -> None:
+def main() -> None:
     """A self-hosted load-balancing proxy for Claude accounts.
 
-    Without a command, starts the server (the same as `better-ccflare serve`). Every read
-    command takes --json for scripts. Exit status: 0 done, 1 failed (network, server,
-    database), 2 bad input. Full documentation: docs/cli.md.
+    Start the server with `better-ccflare serve`; without a command this help is shown (exit
+    status 2). Every read command takes --json for scripts. Exit status: 0 done, 1 failed
+    (network, server, database), 2 bad input.
     """
-    if ctx.invoked_subcommand is None:
-        ctx.invoke(serve)
 
 
 for _command in (
@@ -72,6 +85,7 @@ for _command in (
     requests,
     token_health_command,
     doctor,
+    logs,
     reset_stats,
     clear_history,
     compact,
@@ -85,7 +99,7 @@ for _command in (
 @click.option("--ssl-key", type=click.Path(dir_okay=False, path_type=Path), help="TLS key file.")
 @click.option("--ssl-cert", type=click.Path(dir_okay=False, path_type=Path), help="TLS cert file.")
 def serve(host: str | None, port: int | None, ssl_key: Path | None, ssl_cert: Path | None) -> None:
-    """Start the proxy server (the default command).
+    """Start the proxy server.
 
     Ctrl-C or SIGTERM stops it cleanly: streams in flight get time to finish and every queued
     database write is flushed.

@@ -58,8 +58,12 @@ def get(as_json: bool) -> None:
     )
 
 
-@strategy.command("set")
-@click.argument("name", type=click.Choice([s.value for s in StrategyName]))
+@strategy.command(
+    "set",
+    epilog="\b\nSTRATEGY is one of:\n"
+    + "\n".join(f"  {s.value:<21} {_DESCRIPTIONS[s]}" for s in StrategyName),
+)
+@click.argument("name", metavar="STRATEGY", type=click.Choice([s.value for s in StrategyName]))
 def set_strategy(name: str) -> None:
     """Choose the strategy (written to the config file; a running server follows it)."""
     config = load()

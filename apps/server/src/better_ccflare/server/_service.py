@@ -23,12 +23,14 @@ from better_ccflare.database import Store
 from better_ccflare.http_api import (
     Dispatcher,
     ManagementContext,
+    Metrics,
+    TrustedHosts,
     dashboard_handlers,
     management_app,
 )
 from better_ccflare.load_balancer import Strategy, create_strategy
 from better_ccflare.logger import LogBus, configure_logging
-from better_ccflare.providers import ProviderRegistry, builtin_providers
+from better_ccflare.providers import PriceTable, ProviderRegistry, builtin_providers
 from better_ccflare.proxy import (
     AccountPool,
     AiohttpTransport,
@@ -44,7 +46,9 @@ from better_ccflare.proxy import (
 )
 from better_ccflare.proxy.jobs import AutoRefreshScheduler, BackgroundJobs, PeriodicJob, UsagePoller
 
+from ._http_limits import HttpLimits, limited_http_protocol
 from ._live_settings import LiveConfig
+from ._preflight import bind_listening_socket, prepare_data_dirs
 
 __all__ = ["Service", "freeze_startup_heap", "serve", "uvicorn_config"]
 
@@ -77,6 +81,7 @@ class Service:
             client=self.http,
             clock=clock,
             on_update=self.pool.replace,
+            events=self.pool.events,
         )
         self.usage = UsageCache(clock=clock, on_window_reset=self.pool.window_reset)
         self.auth = ApiKeyAuthenticator(store, clock)
@@ -113,6 +118,11 @@ class Service:
             run_at_start=True,
         )
         self.request_events = RequestEvents()
+        self.metrics = Metrics(
+            pool=self.pool, usage=self.usage, events=self.request_events, store=store, clock=clock
+        )
+        self.request_events.add_listener(self.metrics.requests.observe_request)
+        self.pool.events.subscribe(self.metrics.requests.observe_pool_event)
         self.auto_refresh = AutoRefreshScheduler(
             pool=self.pool,
             providers=self.registry,
@@ -152,9 +162,14 @@ class Service:
             log_bus=log_bus,
             log_dir=config.log_dir,
             port=config.port,
+            metrics=self.metrics,
         )
         api = management_app(self.management, extra=dashboard_handlers())
-        self.app = Dispatcher(proxy=self.proxy, app=api)
+        self.app = Dispatcher(
+            proxy=self.proxy,
+            app=api,
+            hosts=TrustedHosts(bound_host=config.host, allowed=config.allowed_hosts),
+        )
 
     @property
     def config(self) -> Config:
@@ -204,7 +219,9 @@ class Service:
 def _proxy_settings(config: Config) -> ProxySettings:
     return ProxySettings(
         session_duration_ms=config.session_duration_ms,
+        max_body_bytes=config.max_body_bytes,
         store_payloads=config.store_payloads,
+        prices=PriceTable.from_config(config.model_prices),
         timeouts=Timeouts(
             connect_s=config.connect_timeout_ms / 1000,
             first_byte_s=config.first_byte_timeout_ms / 1000,
@@ -214,17 +231,27 @@ def _proxy_settings(config: Config) -> ProxySettings:
 
 
 def uvicorn_config(config: Config, app: Dispatcher) -> uvicorn.Config:
-    """uvicorn settings for the service: our logging, TLS when configured, bounded shutdown."""
+    """uvicorn settings for the service: our logging, TLS when configured, bounded shutdown,
+    and the limits every client meets before its key is checked."""
+    limits = HttpLimits(
+        max_connections=config.max_connections,
+        max_header_bytes=config.max_header_bytes,
+        max_headers=config.max_headers,
+        header_timeout_s=config.header_timeout_ms / 1000,
+        body_timeout_s=config.body_timeout_ms / 1000,
+    )
     return uvicorn.Config(
         app,
         host=config.host,
         port=config.port,
+        http=limited_http_protocol(limits),
         ssl_keyfile=str(config.ssl_key_path) if config.ssl_key_path else None,
         ssl_certfile=str(config.ssl_cert_path) if config.ssl_cert_path else None,
         log_config=None,
         access_log=False,
         lifespan="off",
-        timeout_graceful_shutdown=30,
+        # uvicorn counts whole seconds: a grace period is rounded up to the next second.
+        timeout_graceful_shutdown=-(-config.shutdown_grace_ms // 1000),
         server_header=False,
     )
 
@@ -255,6 +282,18 @@ def _stop_on_signals(server: uvicorn.Server) -> None:
             loop.add_signal_handler(sig, stop)
 
 
+_CUT_REQUESTS_WAIT_S = 5.0
+"""How long the requests cut at the end of the grace period get to record themselves."""
+
+
+async def _requests_cut(server: uvicorn.Server) -> None:
+    """Let the requests uvicorn cancelled when the grace period ran out finish their own way
+    (close the upstream, record what was seen) before the store closes under them."""
+    tasks = set(server.server_state.tasks)
+    if tasks:
+        await asyncio.wait(tasks, timeout=_CUT_REQUESTS_WAIT_S)
+
+
 def freeze_startup_heap() -> None:
     """Take everything alive once the service has started out of the cycle collector's sight.
 
@@ -272,30 +311,52 @@ def freeze_startup_heap() -> None:
 async def serve(config: Config) -> None:
     """Run the service until interrupted (Ctrl-C or SIGTERM), then shut down cleanly.
 
-    Shutdown stops accepting connections, gives in-flight streams up to 30 s to finish, stops
-    the background jobs and flushes every queued database write.
+    Shutdown stops accepting connections, gives in-flight streams the grace period
+    (``shutdown_grace_ms``, 30 s by default) to finish, cuts and records those still running,
+    stops the background jobs and flushes every queued database write.
 
     Raises:
-        BetterCcflareError: The configuration, the key or the database is unusable.
+        BetterCcflareError: The configuration, the key or the database is unusable, a data
+            directory cannot be created, or the port cannot be bound.
     """
+    prepare_data_dirs(config)
     bus = configure_logging(level=config.log_level, fmt=config.log_format, log_dir=config.log_dir)
-    async with Service.running(config, log_bus=bus) as service:
-        status = await service.store.schema_status()
-        server = _Server(uvicorn_config(config, service.app))
-        _stop_on_signals(server)
-        scheme = "https" if config.tls_enabled else "http"
-        _log.info(
-            "better-ccflare listening on %s://%s:%d: %d account(s), strategy %s, database %s "
-            "(schema %d, %s)",
-            scheme,
-            config.host,
-            config.port,
-            len(service.pool.accounts()),
-            service.strategy.name,
-            config.db_path,
-            status.version,
-            status.backend,
-        )
-        freeze_startup_heap()
-        await server.serve()
+    with bind_listening_socket(config) as listening:
+        async with Service.running(config, log_bus=bus) as service:
+            status = await service.store.schema_status()
+            server = _Server(uvicorn_config(config, service.app))
+            _stop_on_signals(server)
+            accounts = len(service.pool.accounts())
+            _log.info(
+                "better-ccflare listening on %s://%s:%d: %d account(s), strategy %s, "
+                "database %s (schema %d, %s)",
+                "https" if config.tls_enabled else "http",
+                config.host,
+                config.port,
+                accounts,
+                service.strategy.name,
+                config.db_path,
+                status.version,
+                status.backend,
+            )
+            url = _local_url(config)
+            _log.info("Dashboard: %s  Claude Code: ANTHROPIC_BASE_URL=%s", url, url.rstrip("/"))
+            if accounts == 0:
+                _log.warning(
+                    "No accounts yet: better-ccflare account add NAME --mode claude-oauth "
+                    "(every type: better-ccflare account types)"
+                )
+            freeze_startup_heap()
+            await server.serve(sockets=[listening])
+            await _requests_cut(server)
     _log.info("better-ccflare stopped; every queued write is flushed")
+
+
+def _local_url(config: Config) -> str:
+    """The address to open on this machine: a wildcard bind is reached through loopback."""
+    scheme = "https" if config.tls_enabled else "http"
+    wildcards = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104 - binds nothing
+    host = wildcards.get(config.host, config.host)
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{config.port}/"

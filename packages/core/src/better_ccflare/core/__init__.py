@@ -6,6 +6,7 @@ else builds on these types.
 
 from ._accounts import (
     Account,
+    AccountState,
     BillingType,
     Credentials,
     ModelMappings,
@@ -24,6 +25,7 @@ from ._config import (
     Config,
     LogFormat,
     LogLevel,
+    ModelPriceConfig,
     SettingSource,
     SourceKind,
     default_config_dir,
@@ -50,6 +52,7 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_CLIENT_ID",
     "Account",
+    "AccountState",
     "AgentPreference",
     "ApiKey",
     "ApiKeyRole",
@@ -65,6 +68,7 @@ __all__ = [
     "LogFormat",
     "LogLevel",
     "ModelMappings",
+    "ModelPriceConfig",
     "NotFoundError",
     "OAuthMode",
     "OAuthSession",

@@ -12,6 +12,7 @@ import msgspec
 
 __all__ = [
     "Account",
+    "AccountState",
     "BillingType",
     "Credentials",
     "ModelMappings",
@@ -75,6 +76,31 @@ class RateLimitReason(StrEnum):
     OUT_OF_CREDITS = "out_of_credits"
     EXTRA_USAGE_EXHAUSTED = "extra_usage_exhausted"
     WINDOWLESS_429 = "windowless_429"
+    CREDENTIALS_REJECTED = "credentials_rejected"
+    """The upstream refused the account's credentials (401, or 403 for authentication or
+    permission); for a refreshing provider, even after a forced refresh."""
+    UPSTREAM_TIMEOUT = "upstream_timeout"
+    """No response headers within the first-byte (or connect) deadline."""
+    CONNECT_FAILED = "connect_failed"
+    """The connection to the upstream could not be made."""
+
+
+class AccountState(StrEnum):
+    """What an account is doing, in one word, for ``/health``, the API, the CLI and metrics.
+
+    ``requires_reauth``, ``credentials_rejected`` and ``out_of_credits`` need an operator (or
+    a successful probe); ``paused`` and ``cooling_down`` end by themselves or by a resume.
+    """
+
+    READY = "ready"
+    COOLING_DOWN = "cooling_down"
+    PAUSED = "paused"
+    REQUIRES_REAUTH = "requires_reauth"
+    """The refresh token is dead: log in again."""
+    CREDENTIALS_REJECTED = "credentials_rejected"
+    """The upstream refused the credentials: replace them (or wait for a probe to pass)."""
+    OUT_OF_CREDITS = "out_of_credits"
+    """The upstream said the account has no credit: top it up (or wait for a probe)."""
 
 
 ModelMappings = dict[str, tuple[str, ...]]
@@ -124,6 +150,9 @@ class RateLimitState(msgspec.Struct, frozen=True, kw_only=True):
     limited_at_ms: int | None = None
     consecutive: int = 0
     """Consecutive rate limits, for exponential backoff."""
+    failures: int = 0
+    """Consecutive failures the circuit breaker counted (timeouts, failed connections,
+    rejected credentials, out of credits); the next answer that is none of these resets it."""
 
     def cooling_down(self, now_ms: int) -> bool:
         """True while a cooldown is in force. A cooldown ends by itself at ``limited_until_ms``."""
@@ -164,6 +193,26 @@ class Account(msgspec.Struct, frozen=True, kw_only=True):
     """A base URL, or provider-specific JSON (Vertex AI stores its project and region here)."""
     model_mappings: ModelMappings = msgspec.field(default_factory=dict[str, tuple[str, ...]])
     billing_type: BillingType | None = None
+
+    def state(self, now_ms: int) -> AccountState:
+        """The account's state, the most urgent first when several apply.
+
+        Rejected credentials and a lack of credit stay the state after their bench ends (the
+        next request is then a probe) until an answer shows otherwise: they need attention.
+        """
+        limit = self.rate_limit
+        breaker = limit.reason if limit.failures else None
+        if self.requires_reauth:
+            return AccountState.REQUIRES_REAUTH
+        if breaker is RateLimitReason.CREDENTIALS_REJECTED:
+            return AccountState.CREDENTIALS_REJECTED
+        if self.paused:
+            return AccountState.PAUSED
+        if breaker is RateLimitReason.OUT_OF_CREDITS:
+            return AccountState.OUT_OF_CREDITS
+        if limit.cooling_down(now_ms):
+            return AccountState.COOLING_DOWN
+        return AccountState.READY
 
     def is_available(self, now_ms: int) -> bool:
         """Routable right now: not paused, not awaiting re-login, not cooling down."""

@@ -16,14 +16,16 @@ many more settings in the same file.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import msgspec
@@ -37,6 +39,7 @@ __all__ = [
     "Config",
     "LogFormat",
     "LogLevel",
+    "ModelPriceConfig",
     "SettingSource",
     "SourceKind",
     "default_config_dir",
@@ -71,6 +74,24 @@ class SourceKind(StrEnum):
     DOTENV = ".env"
     ENVIRONMENT = "environment"
     COMMAND_LINE = "command line"
+
+
+_UsdPerMillion = Annotated[float, msgspec.Meta(ge=0)]
+
+
+class ModelPriceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One model's price from the config file's ``model_prices`` section, in USD per million
+    tokens. It adds a model the bundled table lacks, or overrides the bundled price.
+
+    ``cache_read`` and ``cache_write`` default to ``input``: without a stated discount or
+    surcharge, cached tokens are billed like plain input. ``cache_write`` applies to both cache
+    lifetimes.
+    """
+
+    input: _UsdPerMillion
+    output: _UsdPerMillion
+    cache_read: _UsdPerMillion | None = None
+    cache_write: _UsdPerMillion | None = None
 
 
 class SettingSource(msgspec.Struct, frozen=True):
@@ -114,12 +135,38 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     """How long to wait for upstream response headers."""
     idle_timeout_ms: int
     """The longest silence allowed between two chunks of an upstream response body."""
+    shutdown_grace_ms: int
+    """How long a stopping server lets responses in flight finish before it cuts them."""
+    allowed_hosts: tuple[str, ...]
+    """Host names (lower case, no port) the server answers besides loopback and its bound
+    address; ``("*",)`` answers any, for a reverse proxy that sets ``Host`` itself."""
+    max_connections: int
+    """Open client connections at once; the next one is refused with 503."""
+    max_header_bytes: int
+    """The largest request head (request line and headers) a client may send."""
+    max_headers: int
+    """The most header fields one request may carry."""
+    header_timeout_ms: int
+    """How long a client has to send a request's whole head, from its first byte (or from
+    connecting)."""
+    body_timeout_ms: int
+    """The longest silence allowed between two chunks of a request body."""
+    max_body_bytes: int
+    """The largest request body the proxy accepts (413 beyond it)."""
     secret_key: str | None
     """Base64 key that encrypts stored credentials; ``None`` means use the key file."""
+    model_prices: dict[str, ModelPriceConfig]
+    """Prices the user added or overrode, by model id (config file only)."""
+    metrics_token: str | None
+    """A bearer token that may read ``/metrics`` (and nothing else) once proxy keys exist, so a
+    Prometheus server needs no admin key; ``None``: only admin keys may scrape."""
     sources: dict[str, SettingSource]
 
     def __repr__(self) -> str:
-        shown = ", ".join(f"{name}={_shown(name, value)}" for name, value, _ in self.rows())
+        shown = ", ".join(
+            f"{name}={_MASK if self.is_secret(name) and value else self.shown(name, value)!r}"
+            for name, value, _ in self.rows()
+        )
         return f"Config({shown})"
 
     def source_of(self, name: str) -> SettingSource:
@@ -131,17 +178,25 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
         for setting in _SETTINGS:
             yield setting.name, getattr(self, setting.name), self.sources[setting.name]
 
+    @staticmethod
+    def is_secret(name: str) -> bool:
+        """Whether setting ``name`` holds a secret, never to be shown."""
+        return name in _SECRET_SETTINGS
+
+    @staticmethod
+    def shown(name: str, value: object) -> object:
+        """``value`` of setting ``name`` as it may be displayed: a URL without its password.
+
+        Secrets (see ``is_secret``) are the caller's to mask; this handles settings that are
+        shown but may carry a password.
+        """
+        if name in _URL_SETTINGS and isinstance(value, str):
+            return redacted_url(value)
+        return value
+
     @property
     def tls_enabled(self) -> bool:
         return self.ssl_key_path is not None and self.ssl_cert_path is not None
-
-
-def _shown(name: str, value: object) -> str:
-    if name == "secret_key" and value:
-        return "<redacted>"
-    if name == "database_url" and isinstance(value, str):
-        return repr(redacted_url(value))
-    return repr(value)
 
 
 def redacted_url(url: str) -> str:
@@ -151,7 +206,7 @@ def redacted_url(url: str) -> str:
         return url
     userinfo, host = parts.netloc.rsplit("@", 1)
     user = userinfo.split(":", 1)[0]
-    return parts._replace(netloc=f"{user}:<redacted>@{host}").geturl()
+    return parts._replace(netloc=f"{user}:{_MASK}@{host}").geturl()
 
 
 def default_config_dir(environ: Mapping[str, str]) -> Path:
@@ -241,6 +296,62 @@ def _path() -> tuple[_Parser, str]:
         if not isinstance(raw, str) or not raw.strip():
             raise ValueError(expected)
         return Path(raw.strip()).expanduser()
+
+    return parse, expected
+
+
+_HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9._-]*[a-z0-9])?")
+
+
+def _host_list() -> tuple[_Parser, str]:
+    expected = (
+        "host names without scheme or port, separated by commas (or a JSON list), "
+        'or "*" for any host'
+    )
+
+    def one(entry: str) -> str:
+        name = entry.strip().lower().rstrip(".")
+        if name == "*" or _HOST_NAME.fullmatch(name):
+            return name
+        literal = name.removeprefix("[").removesuffix("]")
+        try:
+            return f"[{ipaddress.IPv6Address(literal)}]"
+        except ValueError:
+            raise ValueError(expected) from None
+
+    def parse(raw: object) -> tuple[str, ...]:
+        if isinstance(raw, str):
+            entries: list[object] = list(raw.split(","))
+        elif isinstance(raw, list):
+            entries = list(raw)  # pyright: ignore[reportUnknownArgumentType]
+        else:
+            raise ValueError(expected)
+        names: list[str] = []
+        for entry in entries:
+            if not isinstance(entry, str):
+                raise ValueError(expected)
+            if entry.strip():
+                names.append(one(entry))
+        return tuple(dict.fromkeys(names))
+
+    return parse, expected
+
+
+def _model_prices() -> tuple[_Parser, str]:
+    expected = (
+        'an object of model ids to prices in USD per million tokens, e.g. {"glm-5": '
+        '{"input": 1.0, "output": 3.2, "cache_read": 0.2, "cache_write": 1.0}}; input and '
+        "output are required, every price is a number of 0 or more"
+    )
+
+    def parse(raw: object) -> dict[str, ModelPriceConfig]:
+        try:
+            prices = msgspec.convert(raw, dict[str, ModelPriceConfig])
+        except msgspec.ValidationError as exc:
+            raise ValueError(f"{expected} ({exc})") from None
+        if any(not model.strip() for model in prices):
+            raise ValueError(f"{expected} (a model id is empty)")
+        return {model.strip(): price for model, price in prices.items()}
 
     return parse, expected
 
@@ -341,9 +452,79 @@ _SETTINGS: tuple[_Setting, ...] = (
         _int_in(1_000, 3_600_000),
         lambda _: 240_000,
     ),
+    # Shutdown: streams still running when the grace period ends are cut (and recorded).
+    _Setting(
+        "shutdown_grace_ms",
+        "BETTER_CCFLARE_SHUTDOWN_GRACE_MS",
+        "shutdown_grace_ms",
+        _int_in(0, 3_600_000),
+        lambda _: 30_000,
+    ),
+    # The edge: who may talk to the server, and the limits every client meets before its key
+    # is checked (docs/security.md).
+    _Setting(
+        "allowed_hosts",
+        "BETTER_CCFLARE_ALLOWED_HOSTS",
+        "allowed_hosts",
+        _host_list(),
+        lambda _: (),
+    ),
+    _Setting(
+        "max_connections",
+        "BETTER_CCFLARE_MAX_CONNECTIONS",
+        "max_connections",
+        _int_in(1, 1_000_000),
+        lambda _: 1000,
+    ),
+    _Setting(
+        "max_header_bytes",
+        "BETTER_CCFLARE_MAX_HEADER_BYTES",
+        "max_header_bytes",
+        _int_in(1024, 16 * 1024 * 1024),
+        lambda _: 64 * 1024,
+    ),
+    _Setting(
+        "max_headers",
+        "BETTER_CCFLARE_MAX_HEADERS",
+        "max_headers",
+        _int_in(1, 10_000),
+        lambda _: 100,
+    ),
+    _Setting(
+        "header_timeout_ms",
+        "BETTER_CCFLARE_HEADER_TIMEOUT_MS",
+        "header_timeout_ms",
+        _int_in(100, 600_000),
+        lambda _: 10_000,
+    ),
+    _Setting(
+        "body_timeout_ms",
+        "BETTER_CCFLARE_BODY_TIMEOUT_MS",
+        "body_timeout_ms",
+        _int_in(100, 3_600_000),
+        lambda _: 30_000,
+    ),
+    _Setting(
+        "max_body_bytes",
+        "BETTER_CCFLARE_MAX_BODY_BYTES",
+        "max_body_bytes",
+        _int_in(1024, 4 * 1024 * 1024 * 1024),
+        lambda _: 64 * 1024 * 1024,
+    ),
     # The encryption key never comes from the config file: it must live apart from the data.
     _Setting("secret_key", "BETTER_CCFLARE_SECRET_KEY", None, _text(), lambda _: None),
+    # A nested object: the config file is its only source.
+    _Setting("model_prices", None, "model_prices", _model_prices(), lambda _: {}),
+    # Metrics: the scrape token, read at each scrape (a change applies without a restart).
+    _Setting(
+        "metrics_token", "BETTER_CCFLARE_METRICS_TOKEN", "metrics_token", _text(), lambda _: None
+    ),
 )
+
+_SECRET_SETTINGS = frozenset({"secret_key", "metrics_token"})
+_MASK = "<redacted>"
+# Shown, but with the password of the URL they hold masked.
+_URL_SETTINGS = frozenset({"database_url"})
 
 
 def load_config(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Config:
@@ -412,8 +593,9 @@ def _parse(setting: _Setting, label: str, raw: object, source: str) -> object:
     parse, expected = setting.parser
     try:
         return parse(raw)
-    except ValueError:
-        raise ConfigError(label, raw, expected, source) from None
+    except ValueError as exc:
+        # A parser may say more precisely what is wrong (which key of a nested value).
+        raise ConfigError(label, raw, str(exc) or expected, source) from None
 
 
 def _read_config_file(path: Path) -> dict[str, object]:

@@ -19,6 +19,8 @@ class StreamTerminalState(StrEnum):
     UPSTREAM_ERROR = "upstream_error"
     UPSTREAM_CLOSED = "upstream_closed"
     TIMEOUT = "timeout"
+    INTERRUPTED = "interrupted"
+    """The server shut down before the response ended (the grace period ran out)."""
 
 
 class TokenUsage(msgspec.Struct, frozen=True, kw_only=True):
@@ -61,7 +63,9 @@ class RequestRecord(msgspec.Struct, frozen=True, kw_only=True):
     failover_attempts: int = 0
     model: str | None = None
     usage: TokenUsage = msgspec.field(default_factory=TokenUsage)
-    cost_usd: float = 0.0
+    cost_usd: float | None = 0.0
+    """USD at the model's list price (or the config's ``model_prices``); ``None`` when the
+    request used tokens of a model no price is known for: unknown, not free."""
     output_tokens_per_second: float | None = None
     agent_used: str | None = None
     api_key_id: str | None = None

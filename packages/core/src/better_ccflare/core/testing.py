@@ -71,6 +71,7 @@ rate_limit_states = st.builds(
     reason=_maybe(st.sampled_from(RateLimitReason)),
     limited_at_ms=_maybe(_ms),
     consecutive=st.integers(min_value=0, max_value=1000),
+    failures=st.integers(min_value=0, max_value=1000),
 )
 accounts = st.builds(
     Account,
@@ -118,7 +119,7 @@ request_records = st.builds(
     failover_attempts=st.integers(min_value=0, max_value=50),
     model=_maybe(_text),
     usage=token_usages,
-    cost_usd=_real,
+    cost_usd=_maybe(_real),
     output_tokens_per_second=_maybe(_real),
     agent_used=_maybe(_text),
     api_key_id=_maybe(_text),

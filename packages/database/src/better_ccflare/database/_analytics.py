@@ -63,6 +63,7 @@ class Metrics(msgspec.Struct, frozen=True, kw_only=True):
     cache_write_tokens: int
     """5-minute and 1-hour cache writes together."""
     cost_usd: float
+    """What the requests with a known price cost; see ``unpriced_requests`` for the rest."""
     plan_cost_usd: float
     """The part of ``cost_usd`` billed to a subscription plan (``billing_type`` ``plan``)."""
     api_cost_usd: float
@@ -71,6 +72,9 @@ class Metrics(msgspec.Struct, frozen=True, kw_only=True):
     """Over the requests that have a response time; ``None`` when none has."""
     avg_output_tokens_per_second: float | None
     """Over the requests that have a rate; ``None`` when none has."""
+    unpriced_requests: int = 0
+    """Requests that used tokens of a model no price is known for: their cost is unknown and
+    not part of ``cost_usd``."""
 
     @property
     def total_tokens(self) -> int:

@@ -54,6 +54,11 @@ class StoreStats(msgspec.Struct, frozen=True, kw_only=True):
     """Transactions committed by the writer since the store opened."""
     ops_committed: int
     ops_failed: int
+    batches: int = 0
+    """Batches the writer ran (a batch is one transaction, or one op at a time after an error)."""
+    write_seconds: float = 0.0
+    """Time spent running those batches in the backend (SQLite: on the writer thread, waiting for
+    it included; PostgreSQL: the batch's round trips and commit)."""
 
 
 class StoreMaintenance(Protocol):

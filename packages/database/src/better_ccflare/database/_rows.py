@@ -50,6 +50,7 @@ __all__ = [
     "ACCOUNT_COLUMNS",
     "ACCOUNT_ORDER",
     "API_KEY_COLUMNS",
+    "CLEAR_REJECTION",
     "CREDENTIAL_COLUMNS",
     "OAUTH_SESSION_COLUMNS",
     "REQUEST_COLUMNS",
@@ -119,6 +120,7 @@ ACCOUNT_COLUMNS = (
     "rate_limited_reason",
     "rate_limited_at",
     "consecutive_rate_limits",
+    "consecutive_failures",
     "session_start",
     "session_request_count",
     "auto_fallback_enabled",
@@ -172,6 +174,7 @@ def account_values(account: Account, key: SecretKey) -> tuple[object, ...]:
         _text(rate_limit.reason),
         rate_limit.limited_at_ms,
         rate_limit.consecutive,
+        rate_limit.failures,
         account.session.started_at_ms,
         account.session.request_count,
         account.auto_fallback_enabled,
@@ -192,6 +195,15 @@ CREDENTIAL_COLUMNS = (
     "refresh_token_issued_at",
 )
 """What :func:`credential_values` binds, in order."""
+
+CLEAR_REJECTION = (
+    "rate_limited_until = CASE WHEN rate_limited_reason = 'credentials_rejected' "
+    "THEN NULL ELSE rate_limited_until END, "
+    "consecutive_failures = CASE WHEN rate_limited_reason = 'credentials_rejected' "
+    "THEN 0 ELSE consecutive_failures END"
+)
+"""``SET`` assignments for new credentials: they answer a rejection of the old ones, so that
+bench ends and the failure streak starts over."""
 
 
 def credential_values(credentials: Credentials, key: SecretKey) -> tuple[object, ...]:
@@ -230,6 +242,7 @@ def account_from_row(row: Row, key: SecretKey) -> Account:
             reason=enum_or_none(RateLimitReason, row["rate_limited_reason"]),
             limited_at_ms=row["rate_limited_at"],
             consecutive=row["consecutive_rate_limits"] or 0,
+            failures=row["consecutive_failures"] or 0,
         ),
         session=SessionState(
             started_at_ms=row["session_start"],
@@ -384,7 +397,7 @@ def request_from_row(row: Row) -> RequestRecord:
             cache_write_5m_input_tokens=max(cache_writes - cache_writes_1h, 0),
             cache_write_1h_input_tokens=cache_writes_1h,
         ),
-        cost_usd=row["cost_usd"] or 0.0,
+        cost_usd=row["cost_usd"],  # NULL: no price was known
         output_tokens_per_second=row["output_tokens_per_second"],
         agent_used=row["agent_used"],
         api_key_id=row["api_key_id"],

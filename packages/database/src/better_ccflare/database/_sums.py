@@ -33,6 +33,7 @@ PARTIALS = (
     "cache_read_tokens",
     "cache_write_tokens",
     "cost_usd",
+    "unpriced_requests",
     "response_time_ms_sum",
     "response_time_ms_count",
     "output_tokens_per_second_sum",
@@ -69,6 +70,7 @@ def metrics_from(values: Sequence[float]) -> Metrics:
         cache_read_tokens=int(fields["cache_read_tokens"]),
         cache_write_tokens=int(fields["cache_write_tokens"]),
         cost_usd=float(fields["cost_usd"]),
+        unpriced_requests=int(fields["unpriced_requests"]),
         plan_cost_usd=float(fields["plan_cost_usd"]),
         api_cost_usd=float(fields["api_cost_usd"]),
         avg_response_time_ms=(

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, NamedTuple, TypeVar
@@ -87,6 +88,7 @@ class WriteQueue(Generic[_F]):
     """The queue in front of a backend's one writer, and the task that drains it."""
 
     __slots__ = (
+        "_batches",
         "_closing",
         "_dropping",
         "_due",
@@ -103,6 +105,7 @@ class WriteQueue(Generic[_F]):
         "_task",
         "_transactions",
         "_wakeup",
+        "_write_seconds",
     )
 
     def __init__(
@@ -126,6 +129,8 @@ class WriteQueue(Generic[_F]):
         self._transactions = 0
         self._ops_committed = 0
         self._ops_failed = 0
+        self._batches = 0
+        self._write_seconds = 0.0
 
     def start(self) -> None:
         """Start the writer task on the running event loop."""
@@ -206,6 +211,8 @@ class WriteQueue(Generic[_F]):
             transactions=self._transactions,
             ops_committed=self._ops_committed,
             ops_failed=self._ops_failed,
+            batches=self._batches,
+            write_seconds=self._write_seconds,
         )
 
     def _check_open(self) -> None:
@@ -238,11 +245,14 @@ class WriteQueue(Generic[_F]):
                 # Writes queued while this batch runs start a new linger.
                 self._due = False
             self._in_flight = batch
+            started = time.perf_counter()
             try:
                 outcomes, commits = await self._execute(batch)
             except Exception as exc:  # the executor could not run at all (the disk vanished)
                 outcomes, commits = [Outcome(error=exc)] * len(batch), 0
             self._in_flight = ()
+            self._batches += 1
+            self._write_seconds += time.perf_counter() - started
             self._transactions += commits
             self._settle(batch, outcomes)
 

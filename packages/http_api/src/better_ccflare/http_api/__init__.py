@@ -13,8 +13,12 @@ from ._dashboard import (
     dashboard_handlers,
 )
 from ._dispatch import Dispatcher
-from ._health import Health, PoolStatus, health_handler
+from ._health import Health, PoolStatus, health_handlers
 from ._management import MANAGEMENT_HANDLERS, management_app
+from ._metric_labels import ModelLabels
+from ._metrics import Metrics
+from ._request_metrics import RequestMetrics
+from ._trusted_hosts import TrustedHosts
 
 __version__ = "0.1.0"
 
@@ -28,8 +32,12 @@ __all__ = [
     "Health",
     "LiveSettings",
     "ManagementContext",
+    "Metrics",
+    "ModelLabels",
     "PoolStatus",
+    "RequestMetrics",
+    "TrustedHosts",
     "dashboard_handlers",
-    "health_handler",
+    "health_handlers",
     "management_app",
 ]

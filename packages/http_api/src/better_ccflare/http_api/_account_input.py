@@ -1,8 +1,9 @@
 """What the API accepts for an account, and adding one under the shared account rules.
 
 The account routes and the dashboard's login routes take the same fields and add accounts the
-same way: through :func:`better_ccflare.proxy.add_account`, with its errors renamed to the
-body's camelCase field names and the pool reloaded so the proxy routes by the new account.
+same way: through :func:`better_ccflare.proxy.admin.add_account` with the server's provider
+registry, with its errors renamed to the body's camelCase field names and the pool reloaded so
+the proxy routes by the new account.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ from ._api_context import ManagementContext
 __all__ = [
     "AccountName",
     "Endpoint",
+    "FieldName",
     "MappingsInput",
+    "ModelName",
+    "NonBlank",
     "Priority",
     "Secret",
     "add_checked",
@@ -40,7 +44,9 @@ AccountName = Annotated[
     ),
 ]
 Priority = Annotated[int, msgspec.Meta(ge=0, le=100, description="0 is preferred")]
-Secret = Annotated[str, msgspec.Meta(min_length=1, pattern=r"\S")]
+NonBlank = Annotated[str, msgspec.Meta(min_length=1, pattern=r"\S")]
+"""Text with something in it: an id, a code, a confirmation."""
+Secret = NonBlank
 Endpoint = Annotated[
     str,
     msgspec.Meta(
@@ -48,7 +54,10 @@ Endpoint = Annotated[
         description="Base URL of the upstream",
     ),
 ]
-ModelName = Annotated[str, msgspec.Meta(min_length=1, pattern=r"\S")]
+FieldName = Annotated[
+    str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,39}$", description="A declared field's name")
+]
+ModelName = NonBlank
 MappingsInput = dict[ModelName, Annotated[list[ModelName], msgspec.Meta(min_length=1)]]
 """Model or family to the models to use instead, first choice first."""
 
@@ -58,6 +67,7 @@ _API_FIELDS = {
     "model_mappings": "modelMappings",
     "vertex_project_id": "projectId",
     "vertex_region": "region",
+    "mode": "type",
 }
 """add_account() names fields as Python does; the API's bodies name them in camelCase."""
 
@@ -74,6 +84,6 @@ def api_field_names() -> Generator[None]:
 async def add_checked(ctx: ManagementContext, new: NewAccount) -> Account:
     """:func:`add_account`, with errors naming the body's fields and the pool reloaded."""
     with api_field_names():
-        added = await add_account(ctx.store, new, now_ms=ctx.clock.now_ms())
+        added = await add_account(ctx.store, new, now_ms=ctx.clock.now_ms(), registry=ctx.registry)
     await ctx.pool.reload()
     return added

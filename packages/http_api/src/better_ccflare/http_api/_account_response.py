@@ -10,7 +10,7 @@ from typing import Literal
 
 import msgspec
 
-from better_ccflare.core import Account, ModelMappings
+from better_ccflare.core import Account, AccountState, ModelMappings
 
 from ._api_context import ManagementContext
 from ._times import iso_ms
@@ -67,6 +67,11 @@ class AccountResponse(msgspec.Struct, frozen=True, kw_only=True, rename="camel")
     usage_fetched_at: int | None
     is_available: bool
     """Whether the proxy would route to the account right now."""
+    state: AccountState
+    """The account's state in one word; ``credentials_rejected``, ``out_of_credits`` and
+    ``requires_reauth`` need an operator (or, for the first two, a probe that passes)."""
+    consecutive_failures: int
+    """The circuit breaker's streak: timeouts, failed connections, rejections in a row."""
 
 
 def account_response(ctx: ManagementContext, account: Account) -> AccountResponse:
@@ -122,4 +127,6 @@ def account_response(ctx: ManagementContext, account: Account) -> AccountRespons
         ],
         usage_fetched_at=entry.fetched_at_ms if entry is not None else None,
         is_available=account.is_available(now),
+        state=account.state(now),
+        consecutive_failures=limit.failures,
     )

@@ -11,13 +11,15 @@ from typing import Annotated, Literal
 
 import msgspec
 from litestar import Response, delete, get, post
+from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody
 
 from better_ccflare.core import InvalidInputError, ModelMappings, NotFoundError, PauseReason
+from better_ccflare.providers import UnknownAccountTypeError
 from better_ccflare.proxy.admin import (
-    AccountMode,
     NewAccount,
+    logs_in_only,
     reset_rate_limit,
     validate_account_name,
     validate_endpoint,
@@ -26,7 +28,9 @@ from better_ccflare.proxy.admin import (
 from ._account_input import (
     AccountName,
     Endpoint,
+    FieldName,
     MappingsInput,
+    NonBlank,
     Priority,
     Secret,
     add_checked,
@@ -78,78 +82,55 @@ async def get_account(ctx: Ctx, account_id: FromPath[str]) -> AccountResponse:
 # --------------------------------------------------------------------------- adding
 
 
-class ApiKeyAccountBody(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    """An account that authenticates with an API key."""
+class AddAccountBody(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """An account of any registered type. ``GET /api/providers`` lists each type's fields.
+
+    Every declared field can be sent in ``fields`` by its declared name; the built-ins' four
+    are also taken at top level under the reference's names (``apiKey``, ``customEndpoint``,
+    ``projectId``, ``region``). Giving one both ways is refused.
+    """
 
     name: AccountName
-    api_key: Secret
     priority: Priority = 0
+    model_mappings: MappingsInput | None = None
+    api_key: Secret | None = None
     custom_endpoint: Endpoint | None = None
-    model_mappings: MappingsInput | None = None
-
-
-class VertexAccountBody(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    """A Vertex AI account: Google credentials come from the environment (ADC)."""
-
-    name: AccountName
-    project_id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9.:_-]+$")]
-    region: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9-]+$", examples=["us-east5"])]
-    priority: Priority = 0
-    model_mappings: MappingsInput | None = None
-
-
-_KEY_MODES = {
-    "console": AccountMode.CONSOLE,
-    "zai": AccountMode.ZAI,
-    "minimax": AccountMode.MINIMAX,
-    "nanogpt": AccountMode.NANOGPT,
-    "anthropic-compatible": AccountMode.ANTHROPIC_COMPATIBLE,
-    "openai-compatible": AccountMode.OPENAI_COMPATIBLE,
-}
+    project_id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9.:_-]+$")] | None = None
+    region: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9-]+$", examples=["us-east5"])] | None = (
+        None
+    )
+    fields: dict[FieldName, str] | None = None
+    """Declared field name to value, e.g. ``{"api_key": "...", "tenant": "t1"}``."""
 
 
 @post(
-    "/api/accounts/{mode:str}",
+    "/api/accounts/{account_type:str}",
     responses=ERROR_RESPONSES,
-    summary="Add an API-key account (console, zai, minimax, nanogpt, *-compatible)",
+    summary="Add an account of any registered type (built-in or plugin; see /api/providers)",
     status_code=201,
 )
-async def add_key_account(
-    ctx: Ctx, mode: FromPath[str], data: JSONBody[ApiKeyAccountBody]
+async def add_account(
+    ctx: Ctx, account_type: FromPath[str], data: JSONBody[AddAccountBody]
 ) -> AccountResponse:
-    account_mode = _KEY_MODES.get(mode)
-    if account_mode is None:
-        known = ", ".join([*_KEY_MODES, "vertex-ai"])
-        raise NotFoundError("account type", f"{mode} (known: {known})")
+    try:
+        provider = ctx.registry.for_account_type(account_type)
+    except UnknownAccountTypeError as exc:
+        raise NotFoundException(str(exc)) from exc
+    if logs_in_only(provider):
+        raise InvalidInputError(
+            "type", f"{account_type} accounts are added by logging in; use POST /api/oauth/init"
+        )
     added = await add_checked(
         ctx,
         NewAccount(
             name=data.name,
-            mode=account_mode,
+            mode=account_type,
             priority=data.priority,
             api_key=data.api_key,
             endpoint=data.custom_endpoint,
-            model_mappings=_mappings(data.model_mappings),
-        ),
-    )
-    return account_response(ctx, added)
-
-
-@post(
-    "/api/accounts/vertex-ai",
-    responses=ERROR_RESPONSES,
-    summary="Add a Vertex AI account",
-    status_code=201,
-)
-async def add_vertex_account(ctx: Ctx, data: JSONBody[VertexAccountBody]) -> AccountResponse:
-    added = await add_checked(
-        ctx,
-        NewAccount(
-            name=data.name,
-            mode=AccountMode.VERTEX_AI,
-            priority=data.priority,
             vertex_project_id=data.project_id,
             vertex_region=data.region,
+            fields=dict(data.fields or {}),
             model_mappings=_mappings(data.model_mappings),
         ),
     )
@@ -180,7 +161,7 @@ class MappingsBody(msgspec.Struct, frozen=True, rename="camel"):
 
 
 class DeleteBody(msgspec.Struct, frozen=True):
-    confirm: str
+    confirm: NonBlank
     """The account's name, typed again: deleting is not undoable."""
 
 
@@ -346,8 +327,7 @@ async def delete_account(
 ACCOUNT_HANDLERS = [
     list_accounts,
     get_account,
-    add_vertex_account,
-    add_key_account,
+    add_account,
     pause_account,
     resume_account,
     rename_account,

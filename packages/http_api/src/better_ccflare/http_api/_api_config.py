@@ -7,6 +7,8 @@ naming the variable, rather than appearing to work and silently doing nothing.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 from litestar import get, post
 from litestar.params import JSONBody
@@ -128,8 +130,10 @@ class Retention(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
 
 
 class RetentionBody(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    payload_days: int | None = None
-    request_days: int | None = None
+    # The same bounds as the settings (DATA_RETENTION_DAYS, REQUEST_RETENTION_DAYS), stated
+    # here so the schema carries them; the config checks them again when writing.
+    payload_days: Annotated[int, msgspec.Meta(ge=1, le=365)] | None = None
+    request_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] | None = None
     store_payloads: bool | None = None
 
 

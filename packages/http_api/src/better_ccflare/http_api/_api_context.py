@@ -21,6 +21,8 @@ from better_ccflare.logger import LogBus
 from better_ccflare.providers import ProviderRegistry
 from better_ccflare.proxy import AccountPool, ApiKeyAuthenticator, RequestEvents, UsageCache
 
+from ._metrics import Metrics
+
 __all__ = ["Ctx", "LiveSettings", "ManagementContext"]
 
 
@@ -57,6 +59,8 @@ class ManagementContext:
     log_bus: LogBus | None = None
     """The live log; ``None`` when logging was configured without one (tests)."""
     log_dir: Path | None = None
+    metrics: Metrics | None = None
+    """What ``/metrics`` exports; ``None``: it answers 404."""
     port: int = 8080
     version: str = "0.1.0"
 

@@ -53,8 +53,10 @@ ERROR_RESPONSES: dict[int, ResponseSpec] = {
 """Documented on every management route, so clients (and schemathesis) know the error shape."""
 
 
-def api_error(status: int, message: str, field: str | None = None) -> Response[ErrorBody]:
-    return Response(ErrorBody(error=message, field=field), status_code=status)
+def api_error(
+    status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None
+) -> Response[ErrorBody]:
+    return Response(ErrorBody(error=message, field=field), status_code=status, headers=headers)
 
 
 def _ours(_: _Request, exc: BetterCcflareError) -> Response[ErrorBody]:
@@ -92,7 +94,8 @@ def _validation(_: _Request, exc: ValidationException) -> Response[ErrorBody]:
 
 
 def _http(_: _Request, exc: HTTPException) -> Response[ErrorBody]:
-    return api_error(exc.status_code, exc.detail)
+    """Litestar's own refusals, with their headers: a 405 says what is ``Allow``ed."""
+    return api_error(exc.status_code, exc.detail, headers=exc.headers)
 
 
 def _unexpected(request: _Request, exc: Exception) -> Response[ErrorBody]:

@@ -15,6 +15,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from better_ccflare.core import AgentPreference, InvalidInputError, NotFoundError
 from better_ccflare.proxy.admin import TokenHealthReport, TokenHealthStatus, token_health
 
+from ._account_input import ModelName
 from ._api_context import Ctx, ManagementContext
 from ._api_errors import ERROR_RESPONSES
 
@@ -213,7 +214,7 @@ class AgentsResponse(msgspec.Struct, frozen=True):
 
 
 class PreferenceBody(msgspec.Struct, frozen=True):
-    model: str
+    model: ModelName
 
 
 @get("/api/agents", responses=ERROR_RESPONSES, summary="Agents with a model preference")

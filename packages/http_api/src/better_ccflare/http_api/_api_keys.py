@@ -8,6 +8,8 @@ request. The rules (first key admin, last active admin protected) live in
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 from litestar import delete, get, patch, post
 from litestar.params import FromPath, JSONBody
@@ -59,8 +61,20 @@ class Done(msgspec.Struct, frozen=True):
     data: JSONBody[KeyInfo]
 
 
+KeyName = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9 _.-]*[A-Za-z0-9_.-][A-Za-z0-9 _.-]*$",
+        description="Letters, digits, spaces, '-', '_' and '.'",
+    ),
+]
+"""What :func:`~better_ccflare.proxy.create_api_key` accepts, stated for the schema."""
+
+
 class CreateBody(msgspec.Struct, frozen=True, kw_only=True):
-    name: str
+    name: KeyName
     role: ApiKeyRole | None = None
     """Defaults to admin for the first key and api-only afterwards."""
 

@@ -37,7 +37,14 @@ from better_ccflare.providers import (
 )
 from better_ccflare.proxy.admin import AccountMode, NewAccount, check_new_account
 
-from ._account_input import AccountName, Endpoint, Priority, add_checked, api_field_names
+from ._account_input import (
+    AccountName,
+    Endpoint,
+    NonBlank,
+    Priority,
+    add_checked,
+    api_field_names,
+)
 from ._account_lookup import find_account
 from ._account_response import AccountResponse, account_response
 from ._api_context import Ctx, ManagementContext
@@ -61,7 +68,7 @@ class InitBody(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
 
 
 class ReauthInitBody(msgspec.Struct, frozen=True, rename="camel"):
-    account_id: str
+    account_id: NonBlank
 
 
 class InitResponse(msgspec.Struct, frozen=True, rename="camel"):
@@ -72,8 +79,8 @@ class InitResponse(msgspec.Struct, frozen=True, rename="camel"):
 
 
 class CallbackBody(msgspec.Struct, frozen=True, rename="camel"):
-    session_id: str
-    code: str
+    session_id: NonBlank
+    code: NonBlank
     """What the page shows after login: ``CODE#STATE`` (or that page's full address)."""
 
 
@@ -155,6 +162,7 @@ async def oauth_init(ctx: Ctx, data: JSONBody[InitBody]) -> InitResponse:
                 endpoint=data.custom_endpoint,
             ),
             login_pending=True,
+            registry=ctx.registry,
         )
     return await _start(
         ctx,

@@ -53,7 +53,8 @@ class RequestRow(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     cache_read_input_tokens: int
     cache_creation_input_tokens: int
     total_tokens: int
-    cost_usd: float
+    cost_usd: float | None
+    """``null`` when no price is known for the model: unknown, not free."""
     agent_used: str | None
     tokens_per_second: float | None
     api_key_id: str | None
@@ -120,8 +121,11 @@ async def list_requests(
     account: Annotated[str | None, QueryParameter(description="Account name")] = None,
     model: FromQuery[str | None] = None,
     status: FromQuery[Literal["all", "success", "error"]] = "all",
+    # Litestar leaves an optional parameter's bounds out of the schema; schema_extra puts
+    # the minimum back (it constrains the number, and null is not one).
     before: Annotated[
-        int | None, QueryParameter(ge=0, description="Epoch ms; older rows only")
+        int | None,
+        QueryParameter(ge=0, description="Epoch ms; older rows only", schema_extra={"minimum": 0}),
     ] = None,
 ) -> list[RequestRow]:
     account_ids: tuple[str | None, ...] = ()

@@ -76,6 +76,8 @@ class StatsResponse(msgspec.Struct, frozen=True, rename="camel"):
     avg_response_time: float
     total_tokens: int
     total_cost_usd: float
+    unpriced_requests: int
+    """Requests whose model has no known price: their cost is unknown, not in the total."""
     avg_tokens_per_second: float
     top_models: list[ModelCount]
     accounts: list[AccountStats]
@@ -120,6 +122,7 @@ async def stats(
         avg_response_time=_round(m.avg_response_time_ms),
         total_tokens=m.total_tokens,
         total_cost_usd=round(m.cost_usd, 6),
+        unpriced_requests=m.unpriced_requests,
         avg_tokens_per_second=_round(m.avg_output_tokens_per_second),
         top_models=[
             ModelCount(
@@ -186,6 +189,8 @@ class AnalyticsTotals(msgspec.Struct, frozen=True, rename="camel"):
     total_cost_usd: float
     plan_cost_usd: float
     api_cost_usd: float
+    unpriced_requests: int
+    """Requests whose model has no known price: their cost is unknown, not in the totals."""
     avg_tokens_per_second: float
 
 
@@ -234,6 +239,7 @@ class ApiKeyPerformance(msgspec.Struct, frozen=True, rename="camel"):
 class ModelCost(msgspec.Struct, frozen=True, rename="camel"):
     model: str
     cost_usd: float
+    unpriced_requests: int
     requests: int
     total_tokens: int
 
@@ -405,6 +411,7 @@ async def analytics(
             total_cost_usd=round(m.cost_usd, 6),
             plan_cost_usd=round(m.plan_cost_usd, 6),
             api_cost_usd=round(m.api_cost_usd, 6),
+            unpriced_requests=m.unpriced_requests,
             avg_tokens_per_second=_round(m.avg_output_tokens_per_second),
         ),
         time_series=series,
@@ -441,6 +448,7 @@ async def analytics(
                 ModelCost(
                     model=g.key or "unknown",
                     cost_usd=round(g.metrics.cost_usd, 6),
+                    unpriced_requests=g.metrics.unpriced_requests,
                     requests=g.metrics.requests,
                     total_tokens=g.metrics.total_tokens,
                 )

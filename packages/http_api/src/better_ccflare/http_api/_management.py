@@ -27,30 +27,42 @@ from ._api_errors import exception_handlers
 from ._api_insight import INSIGHT_HANDLERS
 from ._api_keys import API_KEY_HANDLERS
 from ._api_logs import LOG_HANDLERS
+from ._api_metrics import METRICS_HANDLERS
 from ._api_oauth import OAUTH_HANDLERS
+from ._api_providers import PROVIDER_HANDLERS
 from ._api_requests import REQUEST_HANDLERS
 from ._api_stats import STATS_HANDLERS
-from ._health import health_handler
+from ._health import health_handlers
+from ._metrics import presents_scrape_token
+from ._strict_body import strict_json_body
 
 __all__ = ["MANAGEMENT_HANDLERS", "management_app"]
 
 MANAGEMENT_HANDLERS: tuple[ControllerRouterHandler, ...] = (
     *ACCOUNT_HANDLERS,
     *OAUTH_HANDLERS,
+    *PROVIDER_HANDLERS,
     *STATS_HANDLERS,
     *REQUEST_HANDLERS,
     *LOG_HANDLERS,
     *API_KEY_HANDLERS,
     *CONFIG_HANDLERS,
     *INSIGHT_HANDLERS,
+    *METRICS_HANDLERS,
 )
 
 
 def _api_key_guard(ctx: ManagementContext):
-    """Once any proxy API key is active, ``/api`` needs an admin key (dashboard pages do not)."""
+    """Once any proxy API key is active, ``/api`` and ``/metrics`` need an admin key (dashboard
+    pages do not); ``/metrics`` also takes the scrape token, when one is set."""
 
     async def guard(connection: ASGIConnection[Any, Any, Any, State], _: BaseRouteHandler) -> None:
-        result = await ctx.auth.authenticate(connection.headers, connection.scope["path"])
+        path = connection.scope["path"]
+        if path == "/metrics" and presents_scrape_token(
+            connection.headers, ctx.settings.current().metrics_token
+        ):
+            return
+        result = await ctx.auth.authenticate(connection.headers, path)
         if result.allowed:
             return
         if result.status == 403:
@@ -66,12 +78,13 @@ def management_app(
     """The Litestar app: health, the management API, and ``extra`` handlers (the dashboard)."""
     return Litestar(
         route_handlers=[
-            health_handler(ctx.pool.accounts, ctx.strategy_name, ctx.clock),
+            *health_handlers(ctx.pool.accounts, ctx.usage.usage_map, ctx.strategy_name, ctx.clock),
             *MANAGEMENT_HANDLERS,
             *extra,
         ],
         dependencies={"ctx": Provide(lambda: ctx, use_cache=True, sync_to_thread=False)},
         guards=[_api_key_guard(ctx)],
+        before_request=strict_json_body,
         exception_handlers=exception_handlers,
         openapi_config=OpenAPIConfig(
             title="better-ccflare management API",

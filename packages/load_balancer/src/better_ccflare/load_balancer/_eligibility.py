@@ -12,13 +12,15 @@ from better_ccflare.core import Account, PauseReason, ProviderKind
 
 from ._selection import AccountUsage, SelectionRequest
 
-__all__ = ["is_eligible", "is_usage_exhausted", "would_auto_unpause"]
+__all__ = ["eligible_at_ms", "is_eligible", "is_usage_exhausted", "would_auto_unpause"]
 
 PLAN_PROVIDERS = frozenset({ProviderKind.CLAUDE_OAUTH.value, ProviderKind.ZAI.value})
 """Subscription providers: they have usage windows, so sessions and auto-fallback apply."""
 
 AUTO_UNPAUSE_GRACE_MS = 1_000
 """A window must have reset at least this long ago before its pause is lifted."""
+_LIFT_DELAY_MS = AUTO_UNPAUSE_GRACE_MS + 1
+"""The first moment after a reset at which :func:`would_auto_unpause` holds."""
 
 _AUTO_LIFTED_PAUSES = frozenset({None, PauseReason.OVERAGE, PauseReason.RATE_LIMIT_WINDOW})
 """Pauses caused by a usage window, which the window's reset makes moot. A manual pause, a
@@ -74,6 +76,42 @@ def would_auto_unpause(account: Account, now_ms: int) -> bool:
         and reset_at_ms is not None
         and reset_at_ms < now_ms - AUTO_UNPAUSE_GRACE_MS
     )
+
+
+def eligible_at_ms(account: Account, usage: AccountUsage | None, now_ms: int) -> int | None:
+    """When a strategy may next route to ``account`` without anyone acting.
+
+    This is what a readiness probe tells a client to wait for: the account is counted as the
+    strategies count it (a window pause that auto-fallback lifts is no obstacle), and the
+    usage it is judged by is what the cache knows now.
+
+    Args:
+        account: The account as stored.
+        usage: Its cached usage, or ``None`` when unknown.
+        now_ms: The current time.
+
+    Returns:
+        ``now_ms`` when it may serve now; else the moment its last obstacle ends (a cooldown,
+        an exhausted window's reset, the reset after which auto-fallback lifts its pause);
+        ``None`` when a person must act (a deliberate pause, a re-login) or an obstacle has
+        no known end.
+    """
+    if account.requires_reauth:
+        return None
+    ends = [now_ms]
+    if account.paused:
+        reset_at_ms = account.rate_limit.reset_at_ms
+        if reset_at_ms is None or not would_auto_unpause(account, reset_at_ms + _LIFT_DELAY_MS):
+            return None
+        ends.append(reset_at_ms + _LIFT_DELAY_MS)
+    limited_until_ms = account.rate_limit.limited_until_ms
+    if limited_until_ms is not None and account.rate_limit.cooling_down(now_ms):
+        ends.append(limited_until_ms)
+    if usage is not None and is_usage_exhausted(usage, now_ms):
+        if usage.resets_at_ms is None:
+            return None
+        ends.append(usage.resets_at_ms)
+    return max(ends)
 
 
 def eligible_pool(

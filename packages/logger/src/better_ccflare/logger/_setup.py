@@ -7,7 +7,9 @@ configured so records are not printed twice when the host also logs to the conso
 
 from __future__ import annotations
 
+import io
 import logging
+import os
 import sys
 import threading
 from dataclasses import dataclass
@@ -147,9 +149,21 @@ def reset_logging() -> None:
         _State.installed = None
 
 
+class _PrivateRotatingFileHandler(RotatingFileHandler):
+    """A rotating file only its owner can read, like the database: log lines name accounts,
+    clients and request paths. Rotation renames the file, so rotated files keep the mode, and
+    each new file is opened through :meth:`_open` again; a file left readable by an older
+    version is tightened on open."""
+
+    def _open(self) -> io.TextIOWrapper:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.chmod(self.baseFilename, 0o600)
+        return open(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
 def _open_file(path: Path, max_bytes: int, backup_count: int) -> RotatingFileHandler:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = RotatingFileHandler(
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    handler = _PrivateRotatingFileHandler(
         path, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8"
     )
     handler.setFormatter(JsonFormatter())

@@ -15,6 +15,12 @@ translation, pricing, and the usage-window vocabulary the proxy schedules on. Ea
 own usage parsers and rate-limit readers stay in its module.
 """
 
+from ._account_fields import (
+    API_KEY_FIELD,
+    CUSTOM_ENDPOINT_FIELD,
+    AccountField,
+    FieldKind,
+)
 from ._anthropic_compatible import AnthropicCompatibleProvider, EndpointProvider
 from ._claude_oauth import ClaudeOAuthProvider
 from ._console import ConsoleProvider
@@ -54,7 +60,7 @@ from ._openai_response import (
 )
 from ._openai_stream import OpenAIStreamTransformer
 from ._pkce import PkcePair, generate_pkce, generate_state
-from ._pricing import PRICES_AS_OF, ModelPrice, cost_usd, price_for
+from ._pricing import PRICES_AS_OF, ModelPrice, PriceTable, cost_usd, price_for
 from ._readings import RateLimitInfo, RateLimitKind, UsageParser, UsageResult
 from ._registry import (
     ENTRY_POINT_GROUP,
@@ -62,6 +68,7 @@ from ._registry import (
     PluginFailure,
     ProviderOrigin,
     ProviderRegistry,
+    UnknownAccountTypeError,
     UnknownProviderError,
     builtin_providers,
     default_registry,
@@ -74,18 +81,22 @@ from ._zai import ZaiProvider
 __version__ = "0.1.0"
 
 __all__ = [
+    "API_KEY_FIELD",
     "API_VERSION",
+    "CUSTOM_ENDPOINT_FIELD",
     "ENTRY_POINT_GROUP",
     "HARD_WINDOWS",
     "PLUGIN_ALLOW_LIST_ENV",
     "PRICES_AS_OF",
     "AccountConfigError",
+    "AccountField",
     "AnthropicCompatibleProvider",
     "ClaudeOAuthProvider",
     "ClientRequest",
     "ConsoleProvider",
     "Endpoint",
     "EndpointProvider",
+    "FieldKind",
     "MinimaxProvider",
     "ModelPrice",
     "NanoGptProvider",
@@ -97,6 +108,7 @@ __all__ = [
     "OpenAIStreamTransformer",
     "PkcePair",
     "PluginFailure",
+    "PriceTable",
     "Provider",
     "ProviderOrigin",
     "ProviderRegistry",
@@ -105,6 +117,7 @@ __all__ = [
     "ReauthRequiredError",
     "ResponseTransformer",
     "TranslationError",
+    "UnknownAccountTypeError",
     "UnknownProviderError",
     "UnsupportedRequestError",
     "UpstreamRequest",

@@ -17,6 +17,8 @@ Anthropic table (the first matching row wins; "signals" are defined below):
 Response                                                       Kind
 =============================================================  ==============
 429 and ``…-unified-overage-disabled-reason: out_of_credits``  OUT_OF_CREDITS
+400, 402, 403 or 429 whose error body says ``billing_error``   OUT_OF_CREDITS
+or that the credit balance is too low
 529                                                            OVERLOADED
 ``…-unified-status`` in HARD_STATUSES (any HTTP status)        ACCOUNT_QUOTA
 429 with an account-wide signal                                ACCOUNT_QUOTA
@@ -97,15 +99,16 @@ def classify_anthropic_rate_limit(
     Args:
         status: HTTP status code.
         headers: Response headers with lower-case names.
-        body: The body or a prefix of it; unused by this table.
+        body: The body or a prefix of it; only an error's is read, for lack of credit.
         now_ms: The current time, for relative and sanity-checked resets.
     """
-    del body  # Anthropic says everything in its headers.
     unified_status = _text(headers, _UNIFIED + "status")
     remaining = _non_negative_int(headers.get(_UNIFIED + "remaining"))
     window = _text(headers, _UNIFIED + "representative-claim")
 
-    if status == 429 and _text(headers, _UNIFIED + "overage-disabled-reason") == "out_of_credits":
+    if (
+        status == 429 and _text(headers, _UNIFIED + "overage-disabled-reason") == "out_of_credits"
+    ) or (status in _BILLING_STATUSES and _says_no_credit(body)):
         kind = RateLimitKind.OUT_OF_CREDITS
     elif status == 529:
         kind = RateLimitKind.OVERLOADED
@@ -129,6 +132,19 @@ def classify_anthropic_rate_limit(
         remaining=remaining,
         window=window,
     )
+
+
+_BILLING_STATUSES = frozenset({400, 402, 403, 429})
+_NO_CREDIT_MARKERS = (b'"billing_error"', b"credit balance is too low", b"out of credits")
+"""What Anthropic's error bodies say when an account cannot pay: the ``billing_error`` type,
+or an ``invalid_request_error`` telling a console key its credit balance is too low."""
+
+
+def _says_no_credit(body: bytes | None) -> bool:
+    if not body:
+        return False
+    lowered = body.lower()
+    return any(marker in lowered for marker in _NO_CREDIT_MARKERS)
 
 
 def _has_account_signal(headers: Mapping[str, str]) -> bool:

@@ -22,6 +22,7 @@ import msgspec
 
 from better_ccflare.core import Account, Credentials, ProviderKind
 
+from ._account_fields import API_KEY_FIELD, CUSTOM_ENDPOINT_FIELD, AccountField
 from ._contract import AccountConfigError, Provider, require_api_key
 from ._endpoint import Endpoint
 
@@ -109,6 +110,7 @@ class EndpointProvider(Provider):
 
     default_endpoint: ClassVar[Endpoint]
     honours_custom_endpoint: ClassVar[bool] = True
+    account_fields: ClassVar[tuple[AccountField, ...]] = (API_KEY_FIELD, CUSTOM_ENDPOINT_FIELD)
 
     def base_url(self, account: Account) -> str:
         if self.honours_custom_endpoint:
@@ -124,6 +126,13 @@ class AnthropicCompatibleProvider(EndpointProvider):
     id: ClassVar[str] = ProviderKind.ANTHROPIC_COMPATIBLE.value
     display_name: ClassVar[str] = "Anthropic-compatible endpoint"
     default_endpoint: ClassVar[Endpoint] = ANTHROPIC_COMPATIBLE
+    # Without an endpoint this would be a console account under another name.
+    account_fields: ClassVar[tuple[AccountField, ...]] = (
+        API_KEY_FIELD,
+        msgspec.structs.replace(
+            CUSTOM_ENDPOINT_FIELD, required=True, help="Base URL of the upstream."
+        ),
+    )
 
     def prepare_headers(
         self, headers: dict[str, str], account: Account, credentials: Credentials

@@ -21,10 +21,12 @@ from better_ccflare.core import (
     DEFAULT_CLIENT_ID,
     Account,
     Credentials,
+    OAuthMode,
     ProviderKind,
     UsageWindow,
 )
 
+from ._account_fields import CUSTOM_ENDPOINT_FIELD, AccountField
 from ._anthropic_api import ANTHROPIC_API
 from ._anthropic_compatible import EndpointProvider
 from ._contract import AccountConfigError
@@ -65,6 +67,12 @@ class ClaudeOAuthProvider(EndpointProvider):
     display_name: ClassVar[str] = "Claude subscription (OAuth)"
     default_endpoint: ClassVar[Endpoint] = ANTHROPIC_API
     refreshes_tokens: ClassVar[bool] = True
+    account_fields: ClassVar[tuple[AccountField, ...]] = (CUSTOM_ENDPOINT_FIELD,)
+    oauth_login: ClassVar[OAuthMode | None] = OAuthMode.CLAUDE_OAUTH
+
+    @property
+    def account_type(self) -> str:
+        return "claude-oauth"
 
     def __init__(self, *, client_id: str = DEFAULT_CLIENT_ID) -> None:
         self.client_id = client_id

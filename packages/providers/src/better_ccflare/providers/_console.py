@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from better_ccflare.core import ProviderKind
+from better_ccflare.core import OAuthMode, ProviderKind
 
 from ._anthropic_api import ANTHROPIC_API
 from ._anthropic_compatible import EndpointProvider
@@ -26,3 +26,8 @@ class ConsoleProvider(EndpointProvider):
     id: ClassVar[str] = ProviderKind.CONSOLE.value
     display_name: ClassVar[str] = "Anthropic console API key"
     default_endpoint: ClassVar[Endpoint] = ANTHROPIC_API
+    oauth_login: ClassVar[OAuthMode | None] = OAuthMode.CONSOLE
+
+    @property
+    def account_type(self) -> str:
+        return "console"

@@ -8,6 +8,12 @@ tested exhaustively.
 Third-party packages implement a provider by subclassing :class:`Provider` and publishing it in
 the ``better_ccflare.providers`` entry-point group. :data:`API_VERSION` is the contract's
 version; a plugin built for another major version is refused with a clear message.
+
+Version 2 changed ``build_request`` to take a :class:`ClientRequest`. Declarations added to the
+contract since then with a default that keeps every existing provider working (what its
+accounts need, :attr:`Provider.account_fields`, and how those values are stored,
+:meth:`Provider.custom_endpoint_for`) are not incompatible changes, so they did not bump it: a
+plugin written for version 2 before they existed still loads and behaves as it did.
 """
 
 from __future__ import annotations
@@ -23,13 +29,16 @@ from better_ccflare.core import (
     Account,
     BetterCcflareError,
     Credentials,
+    OAuthMode,
     UsageWindow,
 )
 
+from ._account_fields import API_KEY_FIELD, AccountField, settings_as_custom_endpoint
 from ._anthropic_api import classify_anthropic_rate_limit
 from ._headers import forwardable_request_headers
 from ._model_mapping import apply_model_mapping
 from ._readings import RateLimitInfo, UsageParser
+from ._redaction import redacted_headers, redacted_url
 from ._sse_usage import AnthropicUsageParser
 
 __all__ = [
@@ -44,7 +53,7 @@ __all__ = [
 ]
 
 API_VERSION = 2
-"""Bumped when the contract changes incompatibly."""
+"""Bumped when the contract changes incompatibly (not for new declarations with defaults)."""
 
 
 class AccountConfigError(BetterCcflareError):
@@ -79,7 +88,11 @@ class UnsupportedRequestError(BetterCcflareError):
 
 
 class ClientRequest(msgspec.Struct, frozen=True, kw_only=True):
-    """The client's request as the proxy received it, before any provider has touched it."""
+    """The client's request as the proxy received it, before any provider has touched it.
+
+    The ``repr`` hides header values that may be credentials (the client's proxy key) and
+    shows only the body's size.
+    """
 
     method: str
     path: str
@@ -91,9 +104,20 @@ class ClientRequest(msgspec.Struct, frozen=True, kw_only=True):
     body: bytes
     """The client's body, unchanged."""
 
+    def __repr__(self) -> str:
+        return (
+            f"ClientRequest(method={self.method!r}, path={self.path!r}, "
+            f"query={'<redacted>' if self.query else ''!r}, "
+            f"headers={redacted_headers(self.headers)!r}, body=<{len(self.body)} bytes>)"
+        )
+
 
 class UpstreamRequest(msgspec.Struct, frozen=True, kw_only=True):
-    """A request ready to send upstream."""
+    """A request ready to send upstream.
+
+    It carries the account's credential, so its ``repr`` hides header values that may be one,
+    the URL's user-info and query, and shows only the body's size.
+    """
 
     method: str
     url: str
@@ -104,6 +128,13 @@ class UpstreamRequest(msgspec.Struct, frozen=True, kw_only=True):
     """The model the client asked for, when the provider read it (it does when it may map it)."""
     upstream_model: str | None = None
     """The model requested upstream, when the provider read the client's; may equal it."""
+
+    def __repr__(self) -> str:
+        return (
+            f"UpstreamRequest(method={self.method!r}, url={redacted_url(self.url)!r}, "
+            f"headers={redacted_headers(self.headers)!r}, body=<{len(self.body)} bytes>, "
+            f"client_model={self.client_model!r}, upstream_model={self.upstream_model!r})"
+        )
 
 
 class ResponseTransformer(ABC):
@@ -143,6 +174,40 @@ class Provider(ABC):
     Set it to ``True`` exactly when :meth:`needs_refresh` can ever return true. The proxy reads
     it to decide whether an upstream 401 is worth one forced refresh and a retry.
     """
+    account_fields: ClassVar[tuple[AccountField, ...]] = (API_KEY_FIELD,)
+    """What an account needs when it is added, in the order a person is asked for it.
+
+    The default is one required API key, which :meth:`prepare_headers` sends. Declare
+    ``CUSTOM_ENDPOINT_FIELD`` too when the upstream's address differs per account, and any other
+    value :meth:`base_url` or :meth:`prepare_headers` reads (see :class:`AccountField`). The
+    registry refuses a provider whose declaration is malformed.
+    """
+    oauth_login: ClassVar[OAuthMode | None] = None
+    """Built-ins only: the Anthropic browser login that supplies this account's credentials.
+
+    With it and no ``api_key`` field, accounts are added only by logging in (Claude
+    subscriptions); with an ``api_key`` field too, the login is an alternative to typing the key
+    (it mints one, as for console accounts). Plugins leave it ``None``.
+    """
+
+    @property
+    def account_type(self) -> str:
+        """What people call this kind of account: ``account add --mode``,
+        ``POST /api/accounts/{type}``. The provider id, unless a built-in kept an older name."""
+        return self.id
+
+    def custom_endpoint_for(self, settings: Mapping[str, str]) -> str | None:
+        """What ``Account.custom_endpoint`` stores for a new account's field values.
+
+        ``settings`` holds the values given for the declared fields other than ``api_key``,
+        already checked (required ones present, URLs valid, choices known). The default stores
+        a lone ``custom_endpoint`` as that URL, and anything more as one JSON object by field
+        name (:func:`~._account_fields.settings_as_custom_endpoint`).
+
+        Raises:
+            InvalidInputError: A value is not acceptable; ``field`` names the field.
+        """
+        return settings_as_custom_endpoint(settings)
 
     @abstractmethod
     def base_url(self, account: Account) -> str:

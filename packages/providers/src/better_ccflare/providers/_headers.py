@@ -9,10 +9,14 @@ reverse-proxy hints that would tell the upstream who the client is (``forwarded`
 parser reads plain bytes instead of having to decompress a copy of every stream.
 
 Responses: hop-by-hop headers and ``content-length`` are dropped (the proxy re-frames the body,
-and a response transformer may change its length). ``content-encoding`` is kept: the proxy asks
-for identity, but an upstream that compresses anyway has its bytes passed through exactly as
-sent, so the client needs the header to decode them. (The reference dropped it, assuming its
-HTTP client decoded the body; ours do not, and the client would get gzip it cannot read.)
+and a response transformer may change its length), and so are the upstream's ``date`` and
+``server``: the proxy's own HTTP server stamps every response with its ``date``, so the
+upstream's would arrive as a second one, and ``server`` would name the upstream's web server
+rather than the one the client talks to. (The reference passed both through.)
+``content-encoding`` is kept: the proxy asks for identity, but an upstream that compresses
+anyway has its bytes passed through exactly as sent, so the client needs the header to decode
+them. (The reference dropped it, assuming its HTTP client decoded the body; ours do not, and
+the client would get gzip it cannot read.)
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ _REQUEST_DROPPED = _HOP_BY_HOP | {
     "forwarded",
     "x-real-ip",
 }
-_RESPONSE_DROPPED = _HOP_BY_HOP | {"content-length"}
+_RESPONSE_DROPPED = _HOP_BY_HOP | {"content-length", "date", "server"}
 _REQUEST_DROPPED_PREFIXES = ("proxy-", CONTROL_HEADER_PREFIX, "x-forwarded-")
 
 
@@ -86,8 +90,8 @@ def forwardable_response_headers(headers: Mapping[str, str]) -> dict[str, str]:
         headers: The upstream's response headers (any case).
 
     Returns:
-        A new dict without hop-by-hop headers and ``content-length`` (see the module
-        docstring for why ``content-encoding`` stays).
+        A new dict without hop-by-hop headers, ``content-length``, ``date`` and ``server``
+        (see the module docstring for why, and for why ``content-encoding`` stays).
     """
     listed = _connection_tokens(headers)
     return {

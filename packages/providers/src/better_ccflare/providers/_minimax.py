@@ -14,6 +14,7 @@ import msgspec
 
 from better_ccflare.core import Account, ProviderKind, SystemClock, UsageWindow
 
+from ._account_fields import API_KEY_FIELD, AccountField
 from ._anthropic_compatible import EndpointProvider
 from ._contract import require_api_key
 from ._endpoint import Endpoint
@@ -47,6 +48,7 @@ class MinimaxProvider(EndpointProvider):
     display_name: ClassVar[str] = "Minimax"
     default_endpoint: ClassVar[Endpoint] = MINIMAX_API
     honours_custom_endpoint: ClassVar[bool] = False
+    account_fields: ClassVar[tuple[AccountField, ...]] = (API_KEY_FIELD,)
 
     async def fetch_usage(
         self, account: Account, client: httpx2.AsyncClient, now_ms: int

@@ -27,6 +27,7 @@ from better_ccflare.core import BetterCcflareError, Credentials, OAuthMode
 from ._anthropic_api import ANTHROPIC_API
 from ._endpoint import Endpoint
 from ._pkce import PkcePair
+from ._redaction import REDACTED, redacted_url, without_secrets
 
 __all__ = [
     "OAUTH_AUTHORIZE_CLAUDE",
@@ -76,8 +77,6 @@ _TIMEOUT = httpx2.Timeout(15.0)
 _DEAD_TOKEN_CODES = frozenset(
     {"invalid_grant", "invalid_refresh_token", "refresh_token_reused", "unauthorized_client"}
 )
-_MAX_MESSAGE_CHARS = 300
-_MIN_SECRET_CHARS = 8
 _Step = Literal["code exchange", "token refresh", "API key creation"]
 _HINTS: dict[_Step, str] = {
     "code exchange": "The code may have expired or been used already; start the login again.",
@@ -131,9 +130,19 @@ class _TokenResponse(msgspec.Struct):
     refresh_token: str | None = None
     expires_in: float | None = None
 
+    def __repr__(self) -> str:
+        refresh = REDACTED if self.refresh_token is not None else None
+        return (
+            f"_TokenResponse(access_token={REDACTED}, refresh_token={refresh}, "
+            f"expires_in={self.expires_in})"
+        )
+
 
 class _ApiKeyResponse(msgspec.Struct):
     raw_key: str
+
+    def __repr__(self) -> str:
+        return f"_ApiKeyResponse(raw_key={REDACTED})"
 
 
 def build_authorize_url(*, mode: OAuthMode, client_id: str, pkce: PkcePair, state: str) -> str:
@@ -323,27 +332,28 @@ async def _post(
         response = await client.post(url, json=json, headers=headers, timeout=_TIMEOUT)
     except httpx2.TimeoutException:
         raise OAuthTransientError(
-            f"{url} did not answer within {_TIMEOUT.read:g} s; try again shortly."
+            f"{redacted_url(url)} did not answer within {_TIMEOUT.read:g} s; try again shortly."
         ) from None
     except httpx2.TransportError as exc:
-        detail = _redact(str(exc) or type(exc).__name__, secrets_sent)
-        raise OAuthTransientError(f"Could not reach {url}: {detail}.") from None
+        detail = without_secrets(str(exc) or type(exc).__name__, secrets_sent)
+        raise OAuthTransientError(f"Could not reach {redacted_url(url)}: {detail}.") from None
     if not response.is_success:
         raise _failure(response, step=step, secrets_sent=secrets_sent)
     return _decode(response, kind, step=step)
 
 
 def _decode(response: httpx2.Response, kind: type[_T], *, step: _Step) -> _T:
+    where = redacted_url(str(response.request.url))
     try:
         return msgspec.json.decode(response.content, type=kind)
     except msgspec.ValidationError as exc:
         raise OAuthError(
-            f"The {step} response from {response.request.url} was not understood ({exc}).",
+            f"The {step} response from {where} was not understood ({exc}).",
             status=response.status_code,
         ) from None
     except msgspec.DecodeError:
         raise OAuthError(
-            f"The {step} response from {response.request.url} was not JSON.",
+            f"The {step} response from {where} was not JSON.",
             status=response.status_code,
         ) from None
 
@@ -353,7 +363,9 @@ def _failure(
 ) -> OAuthError:
     status = response.status_code
     code, message = _error_code_and_message(response.content)
-    detail = _redact(message or code or response.reason_phrase or "no details", secrets_sent)
+    detail = without_secrets(
+        message or code or response.reason_phrase or "no details", secrets_sent
+    )
     summary = f"The {step} failed with HTTP {status}: {detail}"
     if status == 429 or status >= 500:
         return OAuthTransientError(
@@ -385,17 +397,6 @@ def _says_token_dead(status: int, code: str | None, message: str | None) -> bool
         return True
     text = f"{code or ''} {message or ''}".lower()
     return status in (400, 401) and any(dead in text for dead in _DEAD_TOKEN_CODES)
-
-
-def _redact(text: str, secrets_sent: tuple[str, ...]) -> str:
-    for secret in secrets_sent:
-        # Real tokens, codes and verifiers are long; replacing a very short value would only
-        # mangle the message.
-        if len(secret) >= _MIN_SECRET_CHARS:
-            text = text.replace(secret, "<redacted>")
-    if len(text) > _MAX_MESSAGE_CHARS:
-        text = text[:_MAX_MESSAGE_CHARS] + "..."
-    return text
 
 
 def _expires_at(tokens: _TokenResponse, now_ms: int) -> int | None:

@@ -10,10 +10,15 @@ instance. Its name should be the provider id.
 loads none, and a comma-separated list loads only the entry points whose name or distribution
 name appears in it. Built-ins are not affected.
 
-A plugin that fails to import, raises in its factory, returns something that is not a
-provider, was built for another contract version, or claims an id that is already taken is
-skipped with a warning on the ``better_ccflare.providers`` logger and recorded in
-:attr:`ProviderRegistry.failures`. A broken plugin never stops the proxy.
+Each plugin that loads is logged at INFO on the ``better_ccflare.providers`` logger, one line
+naming its id, distribution and version. A plugin that fails to import, raises in its factory,
+returns something that is not a provider, was built for another contract version, declares
+malformed account fields, or claims an id or account type that is already taken is skipped
+with one WARNING line saying why, and recorded in :attr:`ProviderRegistry.failures`. A broken
+plugin never stops the proxy.
+
+Accounts are added by *account type* (:attr:`Provider.account_type`): the provider id, except
+for the two built-ins that kept the names people type (``claude-oauth``, ``console``).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import msgspec
 
 from better_ccflare.core import DEFAULT_CLIENT_ID, BetterCcflareError
 
+from ._account_fields import check_account_fields
 from ._anthropic_api import ANTHROPIC_API
 from ._anthropic_compatible import ANTHROPIC_COMPATIBLE, AnthropicCompatibleProvider
 from ._claude_oauth import ClaudeOAuthProvider
@@ -49,6 +55,7 @@ __all__ = [
     "PluginFailure",
     "ProviderOrigin",
     "ProviderRegistry",
+    "UnknownAccountTypeError",
     "UnknownProviderError",
     "builtin_providers",
     "default_registry",
@@ -69,6 +76,18 @@ class UnknownProviderError(BetterCcflareError, LookupError):
             f"No provider with id {provider_id!r}. Known providers: {', '.join(known)}. "
             f"A plugin provider must be installed, allowed by {PLUGIN_ALLOW_LIST_ENV} "
             "(if set), and load without errors (see `providers list`)."
+        )
+
+
+class UnknownAccountTypeError(BetterCcflareError, LookupError):
+    """No provider adds accounts of the requested type."""
+
+    def __init__(self, account_type: str, known: Iterable[str]) -> None:
+        self.account_type = account_type
+        super().__init__(
+            f"No account type {account_type!r}. Known types: {', '.join(known)}. A plugin's "
+            f"type is its provider id; it must be installed, allowed by {PLUGIN_ALLOW_LIST_ENV} "
+            "(if set), and load without errors."
         )
 
 
@@ -142,7 +161,7 @@ class ProviderRegistry:
         environ: Where to read ``BETTER_CCFLARE_PROVIDERS``; ``os.environ`` when ``None``.
     """
 
-    __slots__ = ("_failures", "_origins", "_providers")
+    __slots__ = ("_by_type", "_failures", "_origins", "_providers")
 
     def __init__(
         self,
@@ -153,10 +172,10 @@ class ProviderRegistry:
     ) -> None:
         self._providers: dict[str, Provider] = {}
         self._origins: dict[str, ProviderOrigin] = {}
+        self._by_type: dict[str, Provider] = {}
         self._failures: list[PluginFailure] = []
         for provider in builtin_providers() if builtins is None else builtins:
-            self._providers[provider.id] = provider
-            self._origins[provider.id] = ProviderOrigin(builtin=True)
+            self._add(provider, ProviderOrigin(builtin=True))
         allowed = _allow_list(os.environ if environ is None else environ)
         found = entry_points(group=ENTRY_POINT_GROUP) if plugins is None else plugins
         for entry_point in found:
@@ -183,6 +202,21 @@ class ProviderRegistry:
         """Every registered id: built-ins first, then plugins in discovery order."""
         return tuple(self._providers)
 
+    def account_types(self) -> tuple[str, ...]:
+        """Every account type people can add, in :meth:`ids` order."""
+        return tuple(self._by_type)
+
+    def for_account_type(self, account_type: str) -> Provider:
+        """The provider that adds accounts of ``account_type``.
+
+        Raises:
+            UnknownAccountTypeError: There is none; the message lists the types there are.
+        """
+        try:
+            return self._by_type[account_type]
+        except KeyError:
+            raise UnknownAccountTypeError(account_type, self._by_type) from None
+
     def origin(self, provider_id: str) -> ProviderOrigin:
         """Whether ``provider_id`` is built in, or which distribution and version provide it.
 
@@ -205,16 +239,27 @@ class ProviderRegistry:
             # Anything a third-party import or constructor raises must not take the host down.
             self._fail(label, distribution, f"{type(exc).__name__}: {exc}")
             return
-        if provider.id in self._providers:
-            clash = "a built-in" if self._origins[provider.id].builtin else "another plugin"
-            self._fail(
-                label, distribution, f"provider id {provider.id!r} is already taken by {clash}"
-            )
-            return
-        self._providers[provider.id] = provider
-        self._origins[provider.id] = ProviderOrigin(
+        for what, name in (("provider id", provider.id), ("account type", provider.account_type)):
+            holder = self._providers.get(name) or self._by_type.get(name)
+            if holder is not None:
+                clash = "a built-in" if self._origins[holder.id].builtin else "another plugin"
+                self._fail(label, distribution, f"{what} {name!r} is already taken by {clash}")
+                return
+        origin = ProviderOrigin(
             builtin=False, distribution=distribution, version=version, entry_point=label
         )
+        self._add(provider, origin)
+        _log.info(
+            "Loaded provider plugin %s (%s): account type %s",
+            label,
+            origin,
+            provider.account_type,
+        )
+
+    def _add(self, provider: Provider, origin: ProviderOrigin) -> None:
+        self._providers[provider.id] = provider
+        self._by_type[provider.account_type] = provider
+        self._origins[provider.id] = origin
 
     def _fail(self, label: str, distribution: str | None, reason: str) -> None:
         _log.warning(
@@ -258,6 +303,13 @@ def _instantiate(entry_point: EntryPoint) -> Provider:
         raise _RejectedPluginError(
             "the provider has no display name; set the class attribute `display_name`"
         )
+    account_type = provider.account_type
+    if not isinstance(account_type, str) or not account_type:  # pyright: ignore[reportUnnecessaryIsInstance]
+        raise _RejectedPluginError("the provider's account_type is not a non-empty string")
+    try:
+        check_account_fields(provider.account_fields)
+    except (TypeError, ValueError) as exc:
+        raise _RejectedPluginError(f"its account_fields are malformed: {exc}") from None
     return provider
 
 

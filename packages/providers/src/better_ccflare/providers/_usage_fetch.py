@@ -21,6 +21,7 @@ import msgspec
 from better_ccflare.core import BetterCcflareError
 
 from ._oauth import parse_retry_after_ms
+from ._redaction import redacted_url
 
 __all__ = ["UsageFetchError", "decode_usage", "get_usage"]
 
@@ -56,11 +57,13 @@ async def get_usage(
         response = await client.get(url, headers=headers, timeout=_TIMEOUT)
     except httpx2.TimeoutException:
         raise UsageFetchError(
-            f"{provider}'s usage endpoint {url} did not answer within {_TIMEOUT.read:g} s."
+            f"{provider}'s usage endpoint {redacted_url(url)} did not answer within "
+            f"{_TIMEOUT.read:g} s."
         ) from None
     except httpx2.TransportError as exc:
         raise UsageFetchError(
-            f"Could not reach {provider}'s usage endpoint {url} ({type(exc).__name__})."
+            f"Could not reach {provider}'s usage endpoint {redacted_url(url)} "
+            f"({type(exc).__name__})."
         ) from None
     status = response.status_code
     if status == 429:

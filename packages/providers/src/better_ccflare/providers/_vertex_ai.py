@@ -35,8 +35,15 @@ from urllib.parse import quote
 import httpx2
 import msgspec
 
-from better_ccflare.core import Account, BetterCcflareError, Credentials, ProviderKind
+from better_ccflare.core import (
+    Account,
+    BetterCcflareError,
+    Credentials,
+    InvalidInputError,
+    ProviderKind,
+)
 
+from ._account_fields import AccountField, FieldKind
 from ._contract import (
     AccountConfigError,
     ClientRequest,
@@ -47,6 +54,7 @@ from ._contract import (
 )
 from ._endpoint import Endpoint
 from ._model_mapping import decode_json_object, map_model
+from ._redaction import without_secrets
 
 __all__ = [
     "VERTEX_AI",
@@ -218,12 +226,48 @@ class VertexAIProvider(Provider):
     id: ClassVar[str] = ProviderKind.VERTEX_AI.value
     display_name: ClassVar[str] = "Google Vertex AI"
     refreshes_tokens: ClassVar[bool] = True
+    account_fields: ClassVar[tuple[AccountField, ...]] = (
+        AccountField(
+            name="project_id",
+            label="Google Cloud project id",
+            help="The project Claude is enabled in, for example my-project-123.",
+        ),
+        AccountField(
+            name="region",
+            label="Vertex AI region",
+            default="us-east5",
+            help="Where the model runs, for example us-east5 or global.",
+        ),
+        AccountField(
+            name="api_key",
+            label="Service-account key file",
+            kind=FieldKind.TEXT,
+            required=False,
+            help="Path of a service-account JSON key on the server; empty uses Application "
+            "Default Credentials.",
+        ),
+    )
 
     def __init__(self, *, credentials_factory: CredentialsFactory | None = None) -> None:
         self._credentials_factory = credentials_factory or google_credentials
 
     def base_url(self, account: Account) -> str:
         return _origin(self._location(account).region)
+
+    def custom_endpoint_for(self, settings: Mapping[str, str]) -> str | None:
+        """Project and region as the JSON :meth:`base_url` reads, each checked as it will be."""
+        project, region = settings.get("project_id", ""), settings.get("region", "")
+        if not _PROJECT.fullmatch(project):
+            raise InvalidInputError(
+                "project_id",
+                f"{project!r} is not a Google Cloud project id (one looks like my-project-123)",
+            )
+        if not _REGION.fullmatch(region):
+            raise InvalidInputError(
+                "region",
+                f"{region!r} is not a Google Cloud region (for example us-east5 or global)",
+            )
+        return msgspec.json.encode(_VertexLocation(project_id=project, region=region)).decode()
 
     def build_request(
         self, request: ClientRequest, account: Account, credentials: Credentials
@@ -304,7 +348,8 @@ class VertexAIProvider(Provider):
             VertexCredentialsError: No credentials could be loaded or refreshed.
         """
         path = account.credentials.api_key
-        token, expiry = await asyncio.to_thread(self._obtain_token, path)
+        held = (account.credentials.access_token, account.credentials.refresh_token)
+        token, expiry = await asyncio.to_thread(self._obtain_token, path, held)
         if expiry is None:
             expires_at_ms = now_ms + _TOKEN_LIFETIME_FALLBACK_MS
         else:
@@ -312,17 +357,24 @@ class VertexAIProvider(Provider):
             expires_at_ms = int(aware.timestamp() * 1000)
         return Credentials(api_key=path, access_token=token, expires_at_ms=expires_at_ms)
 
-    def _obtain_token(self, service_account_path: str | None) -> tuple[str, datetime | None]:
-        """Blocking: build the credentials and refresh them. Runs in a worker thread."""
+    def _obtain_token(
+        self, service_account_path: str | None, held: tuple[str | None, ...]
+    ) -> tuple[str, datetime | None]:
+        """Blocking: build the credentials and refresh them. Runs in a worker thread.
+
+        ``held`` are the account's current tokens, kept out of the error message should
+        Google's answer echo one (the cause is not chained, for the same reason).
+        """
         exceptions: Any = _import_google("google.auth.exceptions")
         credentials = self._credentials_factory(service_account_path)
         with httpx2.Client() as http:
             try:
                 credentials.refresh(_HttpxTransport(http))
             except exceptions.GoogleAuthError as exc:
+                detail = without_secrets(f"{exc}", (*held, credentials.token))
                 raise VertexCredentialsError(
-                    f"Google did not issue an access token: {type(exc).__name__}: {exc}"
-                ) from exc
+                    f"Google did not issue an access token: {type(exc).__name__}: {detail}"
+                ) from None
         if not credentials.token:
             raise VertexCredentialsError("Google credentials refreshed but hold no access token.")
         return credentials.token, credentials.expiry

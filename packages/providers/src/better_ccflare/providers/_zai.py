@@ -21,6 +21,7 @@ import msgspec
 
 from better_ccflare.core import Account, ProviderKind, UsageWindow
 
+from ._account_fields import API_KEY_FIELD, AccountField
 from ._anthropic_api import MAX_RESET_AHEAD_MS, clamp_reset_ms, classify_anthropic_rate_limit
 from ._anthropic_compatible import EndpointProvider
 from ._contract import require_api_key
@@ -61,6 +62,7 @@ class ZaiProvider(EndpointProvider):
     display_name: ClassVar[str] = "z.ai"
     default_endpoint: ClassVar[Endpoint] = ZAI_API
     honours_custom_endpoint: ClassVar[bool] = False
+    account_fields: ClassVar[tuple[AccountField, ...]] = (API_KEY_FIELD,)
 
     def classify_rate_limit(
         self, *, status: int, headers: Mapping[str, str], body: bytes | None, now_ms: int

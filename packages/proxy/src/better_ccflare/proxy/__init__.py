@@ -15,7 +15,18 @@ from ._h1_transport import H1Transport
 from ._local_answers import LOCAL_ANSWER_PATHS
 from ._payloads import Payload, PayloadFormatError, decode_payload
 from ._pipeline import ProxyApp, ProxyDeps, ProxySettings
-from ._request_events import RequestEvents
+from ._pool_events import (
+    AllAccountsFailed,
+    CooldownEnded,
+    CooldownStarted,
+    CredentialsRejected,
+    Failover,
+    FailoverReason,
+    PoolEvent,
+    PoolEvents,
+    RefreshFailed,
+)
+from ._request_events import RequestEvents, RequestListener, RequestTimings
 from ._token_manager import TokenManager
 from ._transport import (
     Timeouts,
@@ -32,14 +43,25 @@ __all__ = [
     "LOCAL_ANSWER_PATHS",
     "AccountPool",
     "AiohttpTransport",
+    "AllAccountsFailed",
     "ApiKeyAuthenticator",
+    "CooldownEnded",
+    "CooldownStarted",
+    "CredentialsRejected",
+    "Failover",
+    "FailoverReason",
     "H1Transport",
     "Payload",
     "PayloadFormatError",
+    "PoolEvent",
+    "PoolEvents",
     "ProxyApp",
     "ProxyDeps",
     "ProxySettings",
+    "RefreshFailed",
     "RequestEvents",
+    "RequestListener",
+    "RequestTimings",
     "Timeouts",
     "TokenManager",
     "UpstreamConnectError",

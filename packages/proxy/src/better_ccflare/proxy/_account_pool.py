@@ -4,6 +4,9 @@ Routing a request must not wait on the database, so every request reads this in-
 Changes the proxy makes (a session started, a cooldown applied, a use counted) update the copy
 at once and are written to the store in the background; changes made elsewhere (the CLI, the
 management API, another process) reach the copy through :meth:`AccountPool.reload`.
+
+Every cooldown that starts or ends here is told to :attr:`AccountPool.events` once, including
+one that ends by itself: a timer on the injected clock fires at its end.
 """
 
 from __future__ import annotations
@@ -12,15 +15,24 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Iterable
+from typing import Literal
 
 import msgspec
 
-from better_ccflare.core import Account, Clock, RateLimitState, SessionState, Timer
+from better_ccflare.core import (
+    Account,
+    Clock,
+    RateLimitReason,
+    RateLimitState,
+    SessionState,
+    Timer,
+)
 from better_ccflare.database import Store, StoreClosedError
 from better_ccflare.load_balancer import Selection
 from better_ccflare.providers import RateLimitInfo
 
-from ._cooldowns import QUOTA_REASONS, CooldownPolicy, apply_rate_limit
+from ._cooldowns import QUOTA_REASONS, CooldownPolicy, apply_failure, apply_rate_limit
+from ._pool_events import CooldownEnded, CooldownStarted, CredentialsRejected, PoolEvents
 
 __all__ = ["AccountPool"]
 
@@ -31,10 +43,32 @@ READING_WRITE_DELAY_S = 1.0
 dashboard and the CLI read accounts from the store, and a second's lag is invisible there."""
 
 
-class AccountPool:
-    """In-memory accounts backed by the store."""
+_WINDOW_RESET_ENDS = QUOTA_REASONS | {RateLimitReason.OUT_OF_CREDITS}
+"""Benches a new usage window lifts: a used-up window, and no credit beyond the plan."""
 
-    def __init__(self, store: Store, clock: Clock, *, session_duration_ms: int) -> None:
+_EndCause = Literal["expired", "served", "window_reset", "cleared"]
+
+
+class AccountPool:
+    """In-memory accounts backed by the store.
+
+    Args:
+        store: Where accounts are read from and changes written behind.
+        clock: Time, and the timers of writes behind and of cooldown ends.
+        session_duration_ms: How long a usage session lasts.
+        events: Told of every cooldown that starts or ends; the other pool events of a
+            service are emitted on it too. A new :class:`PoolEvents` (logging) by default.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        *,
+        session_duration_ms: int,
+        events: PoolEvents | None = None,
+    ) -> None:
+        self.events = events or PoolEvents()
         self._store = store
         self._clock = clock
         self._session_duration_ms = session_duration_ms
@@ -46,6 +80,8 @@ class AccountPool:
         self._changed_at: dict[str, int] = {}
         self._readings_due: dict[str, Timer] = {}
         """Accounts whose latest rate-limit reading waits to be written behind, and the timer."""
+        self._cooldown_ends: dict[str, Timer] = {}
+        """Accounts cooling down since this process benched them, and the timer of the end."""
 
     async def reload(self) -> None:
         """Adopt what the store holds now: accounts added, removed or edited elsewhere.
@@ -64,6 +100,13 @@ class AccountPool:
             for a in stored
         ]
         self._set_all(merged)
+        now_ms = self._clock.now_ms()
+        for account_id in list(self._cooldown_ends):
+            account = self._by_id.get(account_id)
+            if account is None or not account.rate_limit.cooling_down(now_ms):
+                self._cooldown_ends.pop(account_id).cancel()
+                if account is not None:
+                    self._ended(account, account.rate_limit.reason, "cleared")
 
     def _with_pending_reading(self, stored: Account) -> Account:
         """``stored``, keeping the newer rate-limit reading that waits to be written behind."""
@@ -113,6 +156,21 @@ class AccountPool:
                 account_id, apply_rate_limit(current.rate_limit, info, now_ms, policy)
             )
 
+    def apply_failure(
+        self,
+        account_id: str,
+        reason: RateLimitReason,
+        now_ms: int,
+        policy: CooldownPolicy | None,
+    ) -> None:
+        """Open the account's circuit breaker after an attempt without a usable answer (see
+        :func:`~better_ccflare.proxy._cooldowns.apply_failure`)."""
+        current = self._by_id.get(account_id)
+        if current is not None:
+            self.set_rate_limit(
+                account_id, apply_failure(current.rate_limit, reason, now_ms, policy)
+            )
+
     def set_rate_limit(self, account_id: str, state: RateLimitState) -> None:
         """Record a response's rate-limit reading: a change to routing is written at once, a
         mere reading behind.
@@ -124,21 +182,77 @@ class AccountPool:
         transaction per request; instead the latest reading is written once per
         :data:`READING_WRITE_DELAY_S` per account.
         """
+        self._set_rate_limit(account_id, state, "served")
+
+    def _set_rate_limit(self, account_id: str, state: RateLimitState, cause: _EndCause) -> None:
         current = self._by_id.get(account_id)
         if current is None or current.rate_limit == state:
             return
         self._update(account_id, rate_limit=state)
         old = current.rate_limit
-        if (old.limited_until_ms, old.reason, old.consecutive) != (
+        if (old.limited_until_ms, old.reason, old.consecutive, old.failures) != (
             state.limited_until_ms,
             state.reason,
             state.consecutive,
+            state.failures,
         ):
             self._persist(self._store.accounts.update_rate_limit(account_id, state), "rate limit")
+            self._tell_cooldown(current, state, cause)
         elif account_id not in self._readings_due:
             self._readings_due[account_id] = self._clock.call_later(
                 READING_WRITE_DELAY_S, lambda: self._write_reading(account_id)
             )
+
+    def _tell_cooldown(self, before: Account, state: RateLimitState, cause: _EndCause) -> None:
+        """Emit the cooldown that starts or ends with this change, and time the end."""
+        now_ms = self._clock.now_ms()
+        until = state.limited_until_ms
+        if until is not None and until != before.rate_limit.limited_until_ms and until > now_ms:
+            self._time_end(before.id, until, now_ms)
+            if state.reason is RateLimitReason.CREDENTIALS_REJECTED:
+                self.events.emit(
+                    CredentialsRejected(
+                        account_id=before.id,
+                        account=before.name,
+                        probe_at_ms=until,
+                        failures=state.failures,
+                    )
+                )
+            else:
+                self.events.emit(
+                    CooldownStarted(
+                        account_id=before.id,
+                        account=before.name,
+                        reason=state.reason,
+                        until_ms=until,
+                        failures=state.failures,
+                    )
+                )
+        elif until is None and before.rate_limit.cooling_down(now_ms):
+            timer = self._cooldown_ends.pop(before.id, None)
+            if timer is not None:
+                timer.cancel()
+            self._ended(before, before.rate_limit.reason, cause)
+
+    def _time_end(self, account_id: str, until: int, now_ms: int) -> None:
+        timer = self._cooldown_ends.pop(account_id, None)
+        if timer is not None:
+            timer.cancel()
+        self._cooldown_ends[account_id] = self._clock.call_later(
+            (until - now_ms) / 1000, lambda: self._expired(account_id, until)
+        )
+
+    def _expired(self, account_id: str, until: int) -> None:
+        """A cooldown's timer fired: it ended by itself, unless it moved or ended meanwhile."""
+        self._cooldown_ends.pop(account_id, None)
+        current = self._by_id.get(account_id)
+        if current is not None and current.rate_limit.limited_until_ms == until:
+            self._ended(current, current.rate_limit.reason, "expired")
+
+    def _ended(self, account: Account, reason: RateLimitReason | None, cause: _EndCause) -> None:
+        self.events.emit(
+            CooldownEnded(account_id=account.id, account=account.name, reason=reason, cause=cause)
+        )
 
     def _write_reading(self, account_id: str) -> None:
         """Queue the account's latest rate-limit reading (due, or flushed by :meth:`drain`)."""
@@ -158,15 +272,19 @@ class AccountPool:
 
         Cooldowns end by themselves at the announced reset; this ends one early when the
         upstream's usage endpoint shows the window already rolled over (for example a cooldown
-        set from a guessed reset). Overload cooldowns are left alone.
+        set from a guessed reset). A bench for lack of credit ends too: the new window is
+        credit again. Overload cooldowns and the other breaker benches are left alone.
         """
         current = self._by_id.get(account_id)
-        if current is None or current.rate_limit.limited_until_ms is None:
+        if current is None or current.rate_limit.reason not in _WINDOW_RESET_ENDS:
             return
-        if current.rate_limit.reason not in QUOTA_REASONS:
+        limit = current.rate_limit
+        if limit.limited_until_ms is None and not limit.failures:
             return
-        self.set_rate_limit(
-            account_id, msgspec.structs.replace(current.rate_limit, limited_until_ms=None)
+        self._set_rate_limit(
+            account_id,
+            msgspec.structs.replace(limit, limited_until_ms=None, failures=0),
+            "window_reset",
         )
 
     def record_use(self, account_id: str, now_ms: int) -> None:

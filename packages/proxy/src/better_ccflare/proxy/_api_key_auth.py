@@ -1,9 +1,9 @@
 """Who may use the proxy: checking the API key a client presents, and its role, per request.
 
 Authentication is on only while at least one active key exists; with none, every request is
-allowed (a fresh install must stay usable). Then every ``/v1/*``, ``/messages/*`` and ``/api/*``
-request needs a key, sent as ``x-api-key`` or ``Authorization: Bearer``. Role ``admin`` may use
-everything; ``api-only`` only the proxy routes (``/v1/*``, ``/messages/*``).
+allowed (a fresh install must stay usable). Then every ``/v1/*``, ``/messages/*``, ``/api/*``
+and ``/metrics`` request needs a key, sent as ``x-api-key`` or ``Authorization: Bearer``. Role
+``admin`` may use everything; ``api-only`` only the proxy routes (``/v1/*``, ``/messages/*``).
 
 Keys are stored as a deliberately slow scrypt hash, so the hot path must not hash per request:
 
@@ -44,7 +44,7 @@ _log = logging.getLogger("better_ccflare.proxy")
 _EXEMPT_PATHS = frozenset({"/health", "/api/version/check"}) | LOCAL_ANSWER_PATHS
 # The reference also exempted /api/oauth/*, which let anyone add an upstream account to a
 # protected proxy; the dashboard sends the admin key on those calls like on every other.
-_PROTECTED_ROOTS = ("/api", "/v1", "/messages")
+_PROTECTED_ROOTS = ("/api", "/v1", "/messages", "/metrics")
 _API_ONLY_ROOTS = ("/v1", "/messages")
 
 _MAX_CONCURRENT_HASHES = 4

@@ -1,8 +1,15 @@
 """Proxy API keys: generation, and the slow salted hash they are stored as.
 
-The stored form is the reference implementation's, ``hex(salt16):hex(scrypt(key, salt))`` with
-Node's default scrypt parameters (N=16384, r=8, p=1, 64-byte output), so keys created by the
-TypeScript better-ccflare keep working after its database is migrated.
+A stored key is ``hex(salt):hex(scrypt(key, salt))`` with Node's default scrypt parameters
+(N=16384, r=8, p=1, 64-byte output). The text looks the same in both implementations, but the
+salt fed to scrypt differs:
+
+* **Ours** (the only form :func:`hash_api_key` writes): the 16 random bytes the hex spells.
+* **The TypeScript better-ccflare's**: it passes the hex *string* itself to scrypt, so the salt
+  is its 32 UTF-8 bytes.
+
+:func:`verify_api_key` accepts both, ours first, so a database migrated from the reference
+keeps every client's key. Keys created here do not verify in the reference.
 
 scrypt is deliberately slow (tens of milliseconds): callers on the event loop must run
 :func:`verify_api_key` in a worker thread, and should remember keys they have already verified.
@@ -52,7 +59,11 @@ def hash_api_key(key: str, *, salt: bytes | None = None) -> str:
 
 
 def verify_api_key(key: str, hashed: str) -> bool:
-    """True when ``key`` hashes to ``hashed`` (constant-time compare); malformed input is False."""
+    """True when ``key`` hashes to ``hashed`` in our form or the reference's (see the module
+    docstring), compared in constant time; malformed input is False.
+
+    A wrong key costs two hashes, one per form.
+    """
     salt_hex, sep, digest_hex = hashed.partition(":")
     if not sep:
         return False
@@ -62,5 +73,7 @@ def verify_api_key(key: str, hashed: str) -> bool:
         return False
     if len(expected) != _SCRYPT["dklen"]:
         return False
-    actual = hashlib.scrypt(key.encode(), salt=salt, **_SCRYPT)
-    return hmac.compare_digest(actual, expected)
+    return any(
+        hmac.compare_digest(hashlib.scrypt(key.encode(), salt=candidate, **_SCRYPT), expected)
+        for candidate in (salt, salt_hex.encode())
+    )

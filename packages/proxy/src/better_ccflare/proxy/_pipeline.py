@@ -1,11 +1,15 @@
 """The proxy itself: one raw ASGI application for every ``/v1/*`` request.
 
-For each request it reads the body once, asks the strategy for an ordered list of accounts,
-and tries them in turn until one answers with something other than a rate limit, an auth
-failure or a dead connection; only then does the first byte go to the client, which is what
-makes failover invisible. The chosen response is streamed through chunk by chunk, never
-buffered, while the provider's usage parser reads tokens off the same bytes. The request is
-recorded afterwards through the store's writer, so recording never delays the response.
+For each request it checks the path and reads the body once (refusing, before anything goes
+upstream, what it cannot forward safely: ``_request_checks``), asks the strategy for an ordered
+list of accounts, and tries them in turn until one answers with something other than a rate
+limit, an auth failure or a dead connection; only then does the first byte go to the client,
+which is what makes failover invisible. When none can, the client gets the most informative
+upstream reply (``_attempt_failures``). The chosen response is streamed through chunk by chunk,
+never buffered, while the provider's usage parser reads tokens off the same bytes; if the
+upstream breaks after that, the client sees a broken response, never a short complete one. The
+request is recorded afterwards through the store's writer, so recording never delays the
+response.
 
 It is a raw ASGI app rather than a framework handler because it must watch for the client
 hanging up while it waits for upstream headers (frameworks only notice during the body), and
@@ -27,9 +31,11 @@ import msgspec
 from better_ccflare.core import (
     Account,
     ApiKey,
+    ApiKeyRole,
     BetterCcflareError,
     Clock,
     Credentials,
+    RateLimitReason,
     RequestRecord,
     StreamTerminalState,
 )
@@ -38,6 +44,7 @@ from better_ccflare.load_balancer import AccountUsage, SelectionRequest, Strateg
 from better_ccflare.providers import (
     AccountConfigError,
     ClientRequest,
+    PriceTable,
     Provider,
     ProviderRegistry,
     RateLimitKind,
@@ -51,13 +58,18 @@ from better_ccflare.providers import (
 )
 
 from ._account_pool import AccountPool
+from ._anthropic_errors import ErrorReply, error_body, error_event
 from ._api_key_auth import ApiKeyAuthenticator
-from ._cooldowns import CooldownPolicy
+from ._attempt_failures import AttemptFailures
+from ._cooldowns import BREAKER_REASONS, CooldownPolicy
 from ._credential_source import CredentialSource
 from ._local_answers import LOCAL_ANSWER_PATHS
 from ._payloads import PayloadCapture
-from ._request_events import RequestEvents
+from ._pool_events import AllAccountsFailed, Failover, FailoverReason
+from ._request_checks import InvalidRequestError, Routing, forwardable_path, read_routing
+from ._request_events import RequestEvents, RequestTimings
 from ._request_record import request_record, time_ordered_id
+from ._token_manager import CredentialsUnavailableError
 from ._transport import (
     Timeouts,
     UpstreamConnectError,
@@ -65,7 +77,7 @@ from ._transport import (
     UpstreamTimeoutError,
     UpstreamTransport,
 )
-from ._unavailable import unavailable_reply
+from ._unavailable import describe_unavailable, unavailable_reply
 
 __all__ = ["ProxyApp", "ProxyDeps", "ProxySettings"]
 
@@ -78,6 +90,7 @@ Scope = Mapping[str, Any]
 Receive = Callable[[], Awaitable[Any]]
 Send = Callable[[Any], Awaitable[None]]
 
+_CUT_BY_SHUTDOWN = "cut by server shutdown"
 _ERROR_BODY_LIMIT = 1024 * 1024
 """Error bodies are read before deciding (a 429's body can say which limit); real ones are a few
 hundred bytes, and anything beyond this is forwarded from the stream unread."""
@@ -90,17 +103,7 @@ class ProxySettings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: int = 64 * 1024 * 1024
     store_payloads: bool = False
     """Keep request and response bodies (capped, credentials stripped) for the dashboard."""
-
-
-class _Routing(msgspec.Struct):
-    """The only fields of a request body routing needs; the rest is never decoded."""
-
-    model: str | None = None
-    stream: bool = False
-    metadata: dict[str, Any] | None = None
-
-
-_routing_decoder = msgspec.json.Decoder(_Routing)
+    prices: PriceTable = msgspec.field(default_factory=PriceTable)
 
 
 class _ClientGoneError(Exception):
@@ -147,21 +150,31 @@ class ProxyApp:
         if path in LOCAL_ANSWER_PATHS:
             await _reply(send, 200, [("content-type", "application/json")], b'{"success":true}')
             return
+        try:
+            path = forwardable_path(path, scope.get("raw_path"))
+        except InvalidRequestError as exc:
+            await _error(send, 400, "invalid_request_error", str(exc))
+            return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         auth = await self._deps.auth.authenticate(headers, path)
         if not auth.allowed:
             kind = "authentication_error" if auth.status == 401 else "permission_error"
             await _error(send, auth.status, kind, auth.message)
             return
-        body = await _read_body(receive, self._deps.settings.max_body_bytes)
-        if body is None:
-            await _error(send, 413, "request_too_large", "The request body is too large.")
+        read = await self._read_request(scope, receive, send, path, headers)
+        if read is None:
             return
+        body, routing = read
         exchange: _Exchange | None = None
+        events = self._deps.events
+        if events is not None:
+            events.request_started()
         try:
             exchange = _Exchange(
                 self._deps,
                 scope,
+                path=path,
+                routing=routing,
                 headers=headers,
                 api_key=auth.key,
                 receive=receive,
@@ -175,6 +188,29 @@ class ProxyApp:
             _log.exception("Proxying %s %s failed unexpectedly", scope["method"], path)
             if exchange is None or not exchange.responded:
                 await _error(send, 500, "api_error", "The proxy failed unexpectedly; see its log.")
+        finally:
+            if events is not None:
+                events.request_ended()
+
+    async def _read_request(
+        self, scope: Scope, receive: Receive, send: Send, path: str, headers: Mapping[str, str]
+    ) -> tuple[bytes, Routing] | None:
+        """The body and what routing reads of it; None when there is nothing to proxy (the
+        client has been answered, or the server stopped while the body was arriving)."""
+        try:
+            body = await _read_body(receive, self._deps.settings.max_body_bytes)
+        except asyncio.CancelledError:
+            # The server stopped before the client finished sending: nothing had started yet.
+            _log.info("Shutdown cut %s %s while its body was still arriving", scope["method"], path)
+            return None
+        if body is None:
+            await _error(send, 413, "request_too_large", "The request body is too large.")
+            return None
+        try:
+            return body, read_routing(body, headers.get("content-type"))
+        except InvalidRequestError as exc:
+            await _error(send, 400, "invalid_request_error", str(exc))
+            return None
 
 
 class _Exchange:
@@ -185,7 +221,9 @@ class _Exchange:
         "attempts",
         "body",
         "deps",
+        "failed_with",
         "failures",
+        "first_byte",
         "headers",
         "id",
         "method",
@@ -195,14 +233,18 @@ class _Exchange:
         "responded",
         "routing",
         "send",
+        "sent",
         "started",
         "started_ms",
+        "upstream_done",
         "watcher",
     )
 
     # Both set just before the first account is tried.
-    failures: list[str]
-    """Why each account tried so far could not serve, for the final 502's message."""
+    failures: AttemptFailures
+    """Why each account tried so far could not serve, for the answer when none could."""
+    failed_with: tuple[int | None, FailoverReason]
+    """The last failed attempt's upstream status and reason, for the failover event."""
     watcher: _DisconnectWatcher
     """Races each long wait against the client leaving."""
 
@@ -211,6 +253,8 @@ class _Exchange:
         deps: ProxyDeps,
         scope: Scope,
         *,
+        path: str,
+        routing: Routing,
         headers: dict[str, str],
         api_key: ApiKey | None,
         receive: Receive,
@@ -224,18 +268,19 @@ class _Exchange:
         self.send = send
         self.body = body
         self.method: str = scope["method"]
-        self.path: str = scope["path"]
+        self.path = path
+        """What is forwarded: the client's path, checked and escaped again where it had escapes."""
+        self.routing = routing
         self.query: str = scope.get("query_string", b"").decode("latin-1")
         self.started = time.perf_counter()
         self.started_ms = deps.clock.now_ms()
         self.id = time_ordered_id(self.started_ms)
         self.attempts = 0
+        # perf_counter() of the last upstream send, of the forwarded response's headers and of
+        # its end (0.0 until they happen): the upstream's share of the time, for the metrics.
+        self.sent = self.first_byte = self.upstream_done = 0.0
         self.responded = False
         """Whether the response has started (set just before it does, by whoever starts it)."""
-        try:
-            self.routing = _routing_decoder.decode(body) if body else _Routing()
-        except msgspec.DecodeError:
-            self.routing = _Routing()
 
     async def run(self) -> None:
         deps = self.deps
@@ -254,18 +299,37 @@ class _Exchange:
         if not selection.order:
             await self._unavailable(usage, now)
             return
-        self.failures = []
+        self.failures = AttemptFailures()
         self.watcher = _DisconnectWatcher(self.receive)
+        events = deps.pool.events
         try:
             for account in selection.order:
                 if await self._try(account):
                     return
                 self.attempts += 1
+                if self.attempts < len(selection.order):
+                    status, reason = self.failed_with
+                    events.emit(
+                        Failover(
+                            request_id=self.id,
+                            account_id=account.id,
+                            account=account.name,
+                            status=status,
+                            reason=reason,
+                        )
+                    )
         except _ClientGoneError:
             self._record(None, 499, StreamTerminalState.CLIENT_DISCONNECTED, None, None)
             return
+        except asyncio.CancelledError:
+            # Only the server cancels a request (the client leaving is _ClientGoneError): it is
+            # stopping and the grace period ran out before any upstream answered.
+            _absorb_cancellation()
+            await self._cut_by_shutdown()
+            return
         finally:
             self.watcher.stop()
+        events.emit(AllAccountsFailed(request_id=self.id, attempts=self.attempts))
         await self._all_failed()
 
     def session_id(self) -> str | None:
@@ -295,17 +359,23 @@ class _Exchange:
                 error_body = await self.watcher.race(body.read_prefix(_ERROR_BODY_LIMIT))
             except (UpstreamConnectError, UpstreamTimeoutError) as exc:
                 await response.aclose()
-                self.failures.append(f"{account.name}: error body cut off ({exc})")
+                self.failures.unreachable(f"{account.name}: error body cut off ({exc})", exc)
+                self.failed_with = (response.status, FailoverReason.BODY_CUT)
                 return False
             except _ClientGoneError:
                 await response.aclose()
                 raise
         upstream_headers = dict(response.headers)
-        if response.status == 401 or self._rate_limited(
-            provider, account, response.status, upstream_headers, error_body
-        ):
+        reason = self._failure_of(provider, account, response.status, upstream_headers, error_body)
+        if reason is not None:
             await response.aclose()
-            self.failures.append(f"{account.name}: upstream answered {response.status}")
+            self.failures.answered(
+                f"{account.name}: upstream answered {response.status}",
+                response.status,
+                upstream_headers,
+                error_body,
+            )
+            self.failed_with = (response.status, reason)
             return False
         await self._forward(
             provider, account, request, response, upstream_headers=upstream_headers, body=body
@@ -321,11 +391,16 @@ class _Exchange:
             credentials = await self.watcher.race(self.deps.credentials.credentials_for(account))
             return provider, self._build(provider, account, credentials), credentials
         except UnknownProviderError:
-            self.failures.append(f"{account.name}: unknown provider {account.provider!r}")
+            detail = f"{account.name}: unknown provider {account.provider!r}"
+            self.failures.skipped("unknown provider", detail)
+            self.failed_with = (None, FailoverReason.ACCOUNT_UNUSABLE)
         except (AccountConfigError, UnsupportedRequestError) as exc:
-            self.failures.append(f"{account.name}: {exc}")
+            self.failures.skipped("account cannot serve this request", f"{account.name}: {exc}")
+            self.failed_with = (None, FailoverReason.ACCOUNT_UNUSABLE)
         except BetterCcflareError as exc:
-            self.failures.append(f"{account.name}: credentials unavailable ({exc})")
+            detail = f"{account.name}: credentials unavailable ({exc})"
+            self.failures.skipped("credentials unavailable", detail)
+            self.failed_with = (None, FailoverReason.CREDENTIALS_UNAVAILABLE)
         return None
 
     async def _retry_after_refresh(
@@ -335,26 +410,45 @@ class _Exchange:
         try:
             fresh = await self.watcher.race(self.deps.credentials.force_refresh(account, rejected))
         except BetterCcflareError as exc:
-            self.failures.append(f"{account.name}: 401, and the token refresh failed ({exc})")
+            reason = FailoverReason.CREDENTIALS_UNAVAILABLE
+            if isinstance(exc, CredentialsUnavailableError) and exc.rejected:
+                # Refreshing cannot give anything the upstream has not already refused.
+                self._open_breaker(account, RateLimitReason.CREDENTIALS_REJECTED)
+                reason = FailoverReason.CREDENTIALS_REJECTED
+            detail = f"{account.name}: 401, and the token refresh failed ({exc})"
+            self.failures.skipped("token refresh failed", detail)
+            self.failed_with = (401, reason)
             return None
         return await self._send(self._build(provider, account, fresh), account)
 
-    def _rate_limited(
+    def _failure_of(
         self,
         provider: Provider,
         account: Account,
         status: int,
         headers: Mapping[str, str],
         error_body: bytes | None,
-    ) -> bool:
-        """Classify the response, update the account's cooldown, and say whether to fail over."""
+    ) -> FailoverReason | None:
+        """Classify the response, update the account's state, and say why to fail over (None:
+        serve it). Rejected credentials open the breaker; the provider reads rate limits."""
         deps = self.deps
         now = deps.clock.now_ms()
+        if status in (401, 403) and _rejects_credentials(status, error_body):
+            deps.pool.apply_failure(
+                account.id, RateLimitReason.CREDENTIALS_REJECTED, now, deps.settings.cooldowns
+            )
+            return FailoverReason.CREDENTIALS_REJECTED
         info = provider.classify_rate_limit(
             status=status, headers=headers, body=error_body, now_ms=now
         )
         deps.pool.apply_rate_limit(account.id, info, now, deps.settings.cooldowns)
-        return info.kind is not RateLimitKind.NONE
+        if info.kind is RateLimitKind.NONE:
+            return None
+        return FailoverReason(info.kind.value)
+
+    def _open_breaker(self, account: Account, reason: RateLimitReason) -> None:
+        deps = self.deps
+        deps.pool.apply_failure(account.id, reason, deps.clock.now_ms(), deps.settings.cooldowns)
 
     def _build(
         self, provider: Provider, account: Account, credentials: Credentials
@@ -372,14 +466,19 @@ class _Exchange:
         )
 
     async def _send(self, request: UpstreamRequest, account: Account) -> UpstreamResponse | None:
+        self.sent = time.perf_counter()
         try:
             return await self.watcher.race(
                 self.deps.transport.send(request, self.deps.settings.timeouts)
             )
         except UpstreamTimeoutError as exc:
-            self.failures.append(f"{account.name}: {exc}")
+            self._open_breaker(account, RateLimitReason.UPSTREAM_TIMEOUT)
+            self.failures.unreachable(f"{account.name}: {exc}", exc)
+            self.failed_with = (None, FailoverReason.TIMEOUT)
         except UpstreamConnectError as exc:
-            self.failures.append(f"{account.name}: connection failed ({exc})")
+            self._open_breaker(account, RateLimitReason.CONNECT_FAILED)
+            self.failures.unreachable(f"{account.name}: connection failed ({exc})", exc)
+            self.failed_with = (None, FailoverReason.CONNECT_FAILED)
         return None
 
     async def _forward(
@@ -393,6 +492,7 @@ class _Exchange:
         body: _Body,
     ) -> None:
         """Stream the chosen response to the client, then record the request."""
+        self.first_byte = time.perf_counter()
         transformer = provider.response_transformer(
             path=self.path, status=response.status, headers=upstream_headers, request=request
         )
@@ -421,11 +521,25 @@ class _Exchange:
             terminal, error = StreamTerminalState.TIMEOUT, str(exc)
         except UpstreamConnectError as exc:
             terminal, error = StreamTerminalState.UPSTREAM_CLOSED, str(exc)
+        except asyncio.CancelledError:
+            # The server is stopping and its grace period is over. The response is broken like
+            # any other cut one (below); the record keeps what was seen so far.
+            _absorb_cancellation()
+            terminal, error = StreamTerminalState.INTERRUPTED, _CUT_BY_SHUTDOWN
         finally:
+            self.upstream_done = time.perf_counter()
             await response.aclose()
-        if error is not None:
-            # Headers are out, so the client can only see the body end early.
-            await self._end_body_quietly()
+        if terminal is StreamTerminalState.INTERRUPTED:
+            _log.info(
+                "Shutdown cut request %s mid-response",
+                self.id,
+                extra={"data": {"request_id": self.id, "account": account.name}},
+            )
+        if error is not None and streaming:
+            await self._end_stream_with_error(terminal, error, capture)
+        # A broken body that is not a stream is left unended: the server then drops the
+        # connection without the body's end, so the client's HTTP library raises instead of
+        # handing truncated JSON over as a whole answer.
         result = parser.result()
         if result.error_type is not None and terminal is StreamTerminalState.COMPLETED:
             terminal = StreamTerminalState.UPSTREAM_ERROR
@@ -469,31 +583,75 @@ class _Exchange:
                 capture.feed(tail)
         await send({"type": "http.response.body", "body": tail, "more_body": False})
 
-    async def _end_body_quietly(self) -> None:
+    async def _end_stream_with_error(
+        self, terminal: StreamTerminalState, error: str, capture: PayloadCapture | None
+    ) -> None:
+        """End a stream the upstream broke with an ``event: error``, on which clients raise."""
+        if terminal is StreamTerminalState.TIMEOUT:
+            message = f"The upstream stopped sending ({error}); the response is incomplete."
+        elif terminal is StreamTerminalState.INTERRUPTED:
+            message = "The proxy shut down mid-response; the response is incomplete."
+        else:
+            message = "The upstream connection closed mid-response; the response is incomplete."
+        event = error_event("api_error", message)
+        if capture is not None:
+            capture.feed(event)
         try:
-            await self.send({"type": "http.response.body", "body": b"", "more_body": False})
+            await self.send({"type": "http.response.body", "body": event, "more_body": False})
         except Exception:
             _log.debug("client connection closed while ending a broken stream")
 
-    async def _unavailable(self, usage: Mapping[str, AccountUsage], now: int) -> None:
-        reply = unavailable_reply(self.deps.pool.accounts(), usage, now)
+    @property
+    def detailed(self) -> bool:
+        """Whether the client may learn the pool's accounts and their states: admins only."""
+        return self.api_key is not None and self.api_key.role is ApiKeyRole.ADMIN
+
+    async def _unavailable(
+        self, usage: Mapping[str, AccountUsage], now: int, error: str | None = None
+    ) -> None:
+        accounts = self.deps.pool.accounts()
+        reply = unavailable_reply(accounts, usage, now, detailed=self.detailed)
+        if error is None:
+            error = describe_unavailable(accounts, usage, now)
+            _log.info("Request %s: %s", self.id, error)
+        await self._answer(reply, error)
+
+    async def _cut_by_shutdown(self) -> None:
+        """The server stopped before any upstream answered: a retryable 503, recorded."""
+        _log.info(
+            "Shutdown cut request %s before an upstream answered",
+            self.id,
+            extra={"data": {"request_id": self.id}},
+        )
         self.responded = True
-        await _reply(self.send, reply.status, list(reply.headers), reply.body)
-        self._record(None, reply.status, None, None, "no account available")
+        await _error(
+            self.send, 503, "overloaded_error", "The proxy is shutting down; retry the request."
+        )
+        self._record(None, 503, StreamTerminalState.INTERRUPTED, None, _CUT_BY_SHUTDOWN)
 
     async def _all_failed(self) -> None:
         deps = self.deps
         now = deps.clock.now_ms()
         usage = deps.usage()
-        if not any(is_eligible(a, usage.get(a.id), now) for a in deps.pool.accounts()):
+        # The log has this already: the AllAccountsFailed pool event, emitted by run().
+        summary = self.failures.summary()
+        if not any(
+            is_eligible(a, usage.get(a.id), now) or a.rate_limit.reason in BREAKER_REASONS
+            for a in deps.pool.accounts()
+        ):
             # Every account is now benched (the attempts themselves set the cooldowns): say so
-            # the way an exhausted pool does, with the real reset, not as a gateway error.
-            await self._unavailable(usage, now)
+            # the way an exhausted pool does, with the real reset, not as a gateway error. An
+            # account the breaker benched failed rather than ran out: the attempts' own answer
+            # (the best upstream reply, else a 502 or 504) says how.
+            await self._unavailable(usage, now, summary)
             return
-        message = "Every account failed: " + "; ".join(self.failures)
+        await self._answer(self.failures.reply(detailed=self.detailed), summary)
+
+    async def _answer(self, reply: ErrorReply, error: str) -> None:
+        """Send an answer the proxy wrote itself, and record the request with ``error``."""
         self.responded = True
-        await _error(self.send, 502, "api_error", message)
-        self._record(None, 502, None, None, message)
+        await _reply(self.send, reply.status, list(reply.headers), reply.body)
+        self._record(None, reply.status, None, None, error)
 
     def _record(
         self,
@@ -507,12 +665,29 @@ class _Exchange:
     ) -> RequestRecord:
         """Queue the request's record for the writer (never waits) and return it."""
         record = request_record(
-            self, account, status, terminal, result, error=error, request=request
+            self,
+            account,
+            status,
+            terminal,
+            result,
+            error=error,
+            request=request,
+            prices=self.deps.settings.prices,
         )
         self.deps.store.requests.record(record)
         if self.deps.events is not None:
-            self.deps.events.publish(record)
+            self.deps.events.publish(record, self._timings())
         return record
+
+    def _timings(self) -> RequestTimings:
+        total = time.perf_counter() - self.started
+        if not self.first_byte:
+            return RequestTimings(total_s=total)
+        return RequestTimings(
+            total_s=total,
+            upstream_first_byte_s=self.first_byte - self.sent,
+            upstream_s=self.upstream_done - self.sent,
+        )
 
 
 class _DisconnectWatcher:
@@ -572,6 +747,26 @@ class _DisconnectWatcher:
 
     def stop(self) -> None:
         self._task.cancel()
+
+
+def _absorb_cancellation() -> None:
+    """Take back the server's cancellation of this request's task, which the request handles
+    itself (records, answers); the task then ends normally instead of with a traceback."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
+
+
+_CREDENTIAL_ERRORS = (b'"authentication_error"', b'"permission_error"')
+
+
+def _rejects_credentials(status: int, error_body: bytes | None) -> bool:
+    """A 401, or a 403 whose error type says authentication or permission: the account's
+    credentials are refused (a 403 about billing, or anything else, is not)."""
+    if status == 401:
+        return True
+    body = error_body or b""
+    return any(kind in body for kind in _CREDENTIAL_ERRORS)
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
@@ -637,5 +832,5 @@ async def _reply(send: Send, status: int, headers: list[tuple[str, str]], body: 
 
 
 async def _error(send: Send, status: int, error_type: str, message: str) -> None:
-    body = msgspec.json.encode({"type": "error", "error": {"type": error_type, "message": message}})
+    body = error_body(error_type, message)
     await _reply(send, status, [("content-type", "application/json")], body)

@@ -1,37 +1,81 @@
-"""Live request events for dashboards: a fan-out of every request the proxy records.
+"""Live request events: a fan-out of every request the proxy records, and the count in flight.
 
-The proxy publishes each :class:`RequestRecord` as it queues it for the database; subscribers
-(the ``/api/requests/stream`` SSE endpoint) each get their own bounded queue. Publishing never
-blocks and never fails the request: a subscriber that falls behind loses its oldest events
-rather than slowing the proxy down.
+The proxy publishes each :class:`RequestRecord` as it queues it for the database. Dashboards
+(the ``/api/requests/stream`` SSE endpoint) subscribe with their own bounded queue; publishing
+never blocks and never fails the request: a subscriber that falls behind loses its oldest
+events rather than slowing the proxy down. Listeners (the Prometheus metrics) are called
+synchronously with the record and its :class:`RequestTimings`, which the history does not keep.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
+
+import msgspec
 
 from better_ccflare.core import RequestRecord
 
-__all__ = ["RequestEvents"]
+__all__ = ["RequestEvents", "RequestListener", "RequestTimings"]
+
+
+class RequestTimings(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a request's time went, in seconds of ``time.perf_counter()``.
+
+    The upstream fields describe the attempt whose response was forwarded to the client; they
+    are ``None`` when the proxy answered itself (nothing could serve, or every attempt failed).
+    """
+
+    total_s: float
+    """From the request's arrival to its record."""
+    upstream_first_byte_s: float | None = None
+    """From sending the forwarded attempt to its response headers (an error body included)."""
+    upstream_s: float | None = None
+    """From sending the forwarded attempt to the end of its body."""
+
+
+RequestListener = Callable[[RequestRecord, RequestTimings], None]
+"""Called with every published record; it runs on the hot path, so it must take microseconds."""
+
+_NO_TIMINGS = RequestTimings(total_s=0.0)
 
 
 class RequestEvents:
     """Publish/subscribe for recorded requests, on one event loop."""
 
-    __slots__ = ("_queue_size", "_subscribers")
+    __slots__ = ("_in_flight", "_listeners", "_queue_size", "_subscribers")
 
     def __init__(self, *, queue_size: int = 256) -> None:
         self._queue_size = queue_size
         self._subscribers: set[asyncio.Queue[RequestRecord]] = set()
+        self._listeners: tuple[RequestListener, ...] = ()
+        self._in_flight = 0
 
-    def publish(self, record: RequestRecord) -> None:
-        """Hand ``record`` to every subscriber; costs nothing when nobody listens."""
+    def publish(self, record: RequestRecord, timings: RequestTimings = _NO_TIMINGS) -> None:
+        """Hand ``record`` to every listener and subscriber; costs nothing when nobody listens."""
+        for listener in self._listeners:
+            listener(record, timings)
         for queue in self._subscribers:
             if queue.full():
                 queue.get_nowait()
             queue.put_nowait(record)
+
+    def add_listener(self, listener: RequestListener) -> None:
+        """Call ``listener`` with every record published from now on."""
+        self._listeners = (*self._listeners, listener)
+
+    def request_started(self) -> None:
+        """A proxied request arrived; pair with :meth:`request_ended`."""
+        self._in_flight += 1
+
+    def request_ended(self) -> None:
+        self._in_flight -= 1
+
+    @property
+    def in_flight(self) -> int:
+        """Proxied requests started and not yet ended."""
+        return self._in_flight
 
     @property
     def subscriber_count(self) -> int:

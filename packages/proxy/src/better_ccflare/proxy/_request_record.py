@@ -18,7 +18,7 @@ from better_ccflare.core import (
     StreamTerminalState,
     TokenUsage,
 )
-from better_ccflare.providers import UpstreamRequest, UsageResult, cost_usd
+from better_ccflare.providers import PriceTable, UpstreamRequest, UsageResult
 
 __all__ = ["Exchange", "request_record", "time_ordered_id"]
 
@@ -69,6 +69,7 @@ def request_record(
     *,
     error: str | None,
     request: UpstreamRequest | None,
+    prices: PriceTable,
 ) -> RequestRecord:
     """The record of ``exchange``, ended now with ``status``.
 
@@ -80,6 +81,7 @@ def request_record(
         result: What the usage parser read off the response, if one was forwarded.
         error: Why the request failed, if it did; a failed request is never a success.
         request: The upstream request of the answering account (its model mapping).
+        prices: What each model costs; a model it has no price for gets an unknown cost.
     """
     elapsed_ms = int((time.perf_counter() - exchange.started) * 1000)
     usage = result.usage if result is not None else TokenUsage()
@@ -99,7 +101,7 @@ def request_record(
         failover_attempts=exchange.attempts,
         model=model,
         usage=usage,
-        cost_usd=cost_usd(model, usage),
+        cost_usd=prices.cost_usd(model, usage),
         output_tokens_per_second=usage.output_tokens / seconds
         if usage.output_tokens and seconds > 0
         else None,

@@ -13,6 +13,8 @@ process (or ``claude`` re-login) just rotated, can lock an account out for good.
   the database still holds that same token. If it holds a newer one, that one is tried instead.
 * After a failed refresh the account is left alone for a while (the backoff) instead of
   hammering the token endpoint; a still-valid access token keeps being served meanwhile.
+
+Each failed refresh is told once, as a :class:`~._pool_events.RefreshFailed` pool event.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from better_ccflare.providers import (
     ReauthRequiredError,
 )
 
+from ._pool_events import PoolEvents, RefreshFailed
+
 __all__ = ["DEFAULT_REFRESH_BACKOFF_MS", "CredentialsUnavailableError", "TokenManager"]
 
 DEFAULT_REFRESH_BACKOFF_MS = 30_000
@@ -56,6 +60,8 @@ class CredentialsUnavailableError(BetterCcflareError):
         problem: What went wrong, in words.
         reauth_required: The refresh token is dead: nothing helps until someone logs in again.
         retry_after_ms: When set, no new refresh is attempted for this long.
+        rejected: The upstream refused the credentials and refreshing gave nothing else to
+            try: the rejection stands.
     """
 
     def __init__(
@@ -65,10 +71,12 @@ class CredentialsUnavailableError(BetterCcflareError):
         *,
         reauth_required: bool = False,
         retry_after_ms: int | None = None,
+        rejected: bool = False,
     ) -> None:
         self.account_id = account.id
         self.reauth_required = reauth_required
         self.retry_after_ms = retry_after_ms
+        self.rejected = rejected
         if reauth_required:
             fix = "Log in to this account again to use it."
         elif retry_after_ms is not None:
@@ -101,6 +109,8 @@ class TokenManager:
             in-memory account pool can follow.
         refresh_backoff_ms: How long a failed refresh is not retried (see
             :data:`DEFAULT_REFRESH_BACKOFF_MS`).
+        events: Where failed refreshes are told; the pool's events in a service, a new
+            (logging) :class:`PoolEvents` by default.
     """
 
     __slots__ = (
@@ -108,6 +118,7 @@ class TokenManager:
         "_blocks",
         "_client",
         "_clock",
+        "_events",
         "_inflight",
         "_known",
         "_on_update",
@@ -124,7 +135,9 @@ class TokenManager:
         clock: Clock,
         on_update: Callable[[Account], None] | None = None,
         refresh_backoff_ms: int = DEFAULT_REFRESH_BACKOFF_MS,
+        events: PoolEvents | None = None,
     ) -> None:
+        self._events = events or PoolEvents()
         self._store = store
         self._registry = registry
         self._client = client
@@ -179,7 +192,9 @@ class TokenManager:
             # We joined a refresh started before the 401 that kept the rejected token.
             fresh = await self._shared_refresh(account, provider, rejected=rejected)
         if _same_bearer(fresh, rejected):
-            raise CredentialsUnavailableError(account, "the upstream rejected its credentials.")
+            raise CredentialsUnavailableError(
+                account, "the upstream rejected its credentials.", rejected=True
+            )
         return fresh
 
     async def aclose(self) -> None:
@@ -294,7 +309,9 @@ class TokenManager:
 
             if rejected is not None and _same_bearer(fresh, rejected):
                 raise CredentialsUnavailableError(
-                    account, "the upstream rejected its credentials and refreshing gave the same."
+                    account,
+                    "the upstream rejected its credentials and refreshing gave the same.",
+                    rejected=True,
                 )
             return await self._save(target, fresh)
 
@@ -334,10 +351,14 @@ class TokenManager:
         self, account: Account, refresh_token: str | None, problem: str
     ) -> CredentialsUnavailableError:
         """Record a dead refresh token; the caller raises the returned error."""
-        _log.warning(
-            "The refresh token of account %s (%s) is no longer valid; it needs a new login",
-            account.name,
-            account.id,
+        self._events.emit(
+            RefreshFailed(
+                account_id=account.id,
+                account=account.name,
+                problem=f"the refresh token is no longer valid: {problem}",
+                reauth_required=True,
+                retry_in_ms=None,
+            )
         )
         self._blocks[account.id] = _Block(refresh_token=refresh_token, until=None, problem=problem)
         self._publish(msgspec.structs.replace(account, requires_reauth=True))
@@ -356,12 +377,14 @@ class TokenManager:
             until=self._clock.monotonic() + wait_ms / 1000,
             problem=problem,
         )
-        _log.warning(
-            "Refreshing the credentials of account %s (%s) failed; retrying in %d s: %s",
-            account.name,
-            account.id,
-            wait_ms // 1000,
-            problem,
+        self._events.emit(
+            RefreshFailed(
+                account_id=account.id,
+                account=account.name,
+                problem=problem,
+                reauth_required=False,
+                retry_in_ms=wait_ms,
+            )
         )
         return CredentialsUnavailableError(account, problem, retry_after_ms=wait_ms)
 

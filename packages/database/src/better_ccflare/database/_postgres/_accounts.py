@@ -22,6 +22,7 @@ from better_ccflare.database._crypto import SecretKey
 from better_ccflare.database._rows import (
     ACCOUNT_COLUMNS,
     ACCOUNT_ORDER,
+    CLEAR_REJECTION,
     CREDENTIAL_COLUMNS,
     account_conflict,
     account_from_row,
@@ -159,6 +160,7 @@ class PostgresAccounts:
                 "rate_limited_reason": None if state.reason is None else str(state.reason),
                 "rate_limited_at": state.limited_at_ms,
                 "consecutive_rate_limits": state.consecutive,
+                "consecutive_failures": state.failures,
             },
         )
 
@@ -193,6 +195,7 @@ class PostgresAccounts:
         await self._update(
             account_id,
             {**dict(zip(CREDENTIAL_COLUMNS, sealed, strict=True)), "requires_reauth": False},
+            also=CLEAR_REJECTION,
         )
 
     async def update_credentials_if_refresh_token_matches(
@@ -258,10 +261,15 @@ class PostgresAccounts:
         changes: dict[str, object],
         *,
         what: str = "Cannot update the account",
+        also: str | None = None,
     ) -> None:
-        """``UPDATE accounts SET`` the ``changes`` on one account; map the outcomes to errors."""
+        """``UPDATE accounts SET`` the ``changes`` (and the assignments ``also`` holds, which
+        bind nothing) on one account; map the outcomes to errors."""
         assignments = ", ".join(
-            f"{column} = ${number}" for number, column in enumerate(changes, start=1)
+            [
+                *(f"{column} = ${number}" for number, column in enumerate(changes, start=1)),
+                *([also] if also else []),
+            ]
         )
         sql = f"UPDATE accounts SET {assignments} WHERE id = ${len(changes) + 1}"  # noqa: S608 (fixed names)
 

@@ -43,6 +43,7 @@ _SUMS = ", ".join(
         "SUM(COALESCE(cache_read_input_tokens, 0))::BIGINT AS cache_read_tokens",
         "SUM(COALESCE(cache_creation_input_tokens, 0))::BIGINT AS cache_write_tokens",
         "COALESCE(SUM(cost_usd), 0) AS cost_usd",
+        "COUNT(*) - COUNT(cost_usd) AS unpriced_requests",
         "SUM(response_time_ms)::BIGINT AS response_time_ms_sum",
         "COUNT(response_time_ms) AS response_time_ms_count",
         "COALESCE(SUM(output_tokens_per_second), 0) AS output_tokens_per_second_sum",

@@ -1,10 +1,12 @@
 """Versioned migrations, applied at start under an advisory lock so instances can start together.
 
 Each migration is a plain async function of a connection, applied in order and recorded by name
-in ``better_ccflare_migrations``. All pending ones run in one transaction that first takes
-:data:`MIGRATION_LOCK` with ``pg_advisory_xact_lock``: when several instances start at once, the
-first migrates and the others wait, then find nothing pending. PostgreSQL's DDL is
-transactional, so a migration that fails leaves no trace, and the lock goes with the
+in ``better_ccflare_migrations``; they are numbered apart from SQLite's (0001 creates what
+SQLite's first five built, 0002 is SQLite's 0007), and a released one is never edited, so a
+database created by an older version migrates forward. All pending ones run in one transaction
+that first takes :data:`MIGRATION_LOCK` with ``pg_advisory_xact_lock``: when several instances
+start at once, the first migrates and the others wait, then find nothing pending. PostgreSQL's
+DDL is transactional, so a migration that fails leaves no trace, and the lock goes with the
 transaction (or with the session, if the instance dies).
 """
 
@@ -34,8 +36,17 @@ async def _create_schema(connection: Connection) -> None:
         await connection.execute(statement)
 
 
+async def _add_failure_streak(connection: Connection) -> None:
+    # SQLite's migration 0007: the circuit breaker's streak of consecutive failures.
+    await connection.execute(
+        "ALTER TABLE accounts "
+        "ADD COLUMN IF NOT EXISTS consecutive_failures BIGINT NOT NULL DEFAULT 0"
+    )
+
+
 _MIGRATIONS: tuple[tuple[str, Callable[[Connection], Awaitable[None]]], ...] = (
     ("0001_schema", _create_schema),
+    ("0002_account_failure_streak", _add_failure_streak),
 )
 
 

@@ -1,4 +1,5 @@
-"""The PostgreSQL tables and indexes, declared once as the first migration runs them.
+"""The PostgreSQL tables and indexes as the first migration created them (later migrations in
+``_migrations`` change them).
 
 Column names are those of the SQLite schema (and so of the reference better-ccflare), so rows
 copy across one to one and every query reads the same names. The types are PostgreSQL's own:

@@ -26,6 +26,7 @@ from better_ccflare.database._crypto import SecretKey
 from better_ccflare.database._rows import (
     ACCOUNT_COLUMNS,
     ACCOUNT_ORDER,
+    CLEAR_REJECTION,
     CREDENTIAL_COLUMNS,
     account_conflict,
     account_from_row,
@@ -155,7 +156,7 @@ class SqliteAccounts:
             account_id,
             "rate_limit_status = ?, rate_limit_reset = ?, rate_limit_remaining = ?, "
             "rate_limited_until = ?, rate_limited_reason = ?, rate_limited_at = ?, "
-            "consecutive_rate_limits = ?",
+            "consecutive_rate_limits = ?, consecutive_failures = ?",
             (
                 state.status,
                 state.reset_at_ms,
@@ -164,6 +165,7 @@ class SqliteAccounts:
                 state.reason,
                 state.limited_at_ms,
                 state.consecutive,
+                state.failures,
             ),
         )
 
@@ -196,7 +198,7 @@ class SqliteAccounts:
     async def set_credentials(self, account_id: str, credentials: Credentials) -> None:
         await self._update(
             account_id,
-            f"{_SET_CREDENTIALS}, requires_reauth = 0",
+            f"{_SET_CREDENTIALS}, requires_reauth = 0, {CLEAR_REJECTION}",
             credential_values(credentials, self._key),
         )
 

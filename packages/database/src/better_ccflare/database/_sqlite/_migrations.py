@@ -11,7 +11,9 @@ no plaintext copy survives in freed pages. Migration 4 adds the indexes the anal
 (``IF NOT EXISTS``: a reference database may already have one of the same name). Migration 5
 adds the hourly and daily rollups of request history and fills them from the rows already there
 (see ``_rollups``); the reference ignores those tables, and its writes keep them exact through
-the triggers.
+the triggers. Migration 6 adds the rollups' count of requests whose cost is unknown. Migration 7
+adds ``consecutive_failures``, the circuit breaker's streak, to ``accounts`` (a column the
+reference does not have and ignores).
 """
 
 from __future__ import annotations
@@ -26,7 +28,15 @@ from better_ccflare.database._errors import SchemaError
 from better_ccflare.database._maintenance import SchemaStatus
 
 from ._rollups import create_rollups
-from ._schema import ANALYTICS_INDEXES, INDEXES, TABLES, UNIQUE_ACCOUNT_INDEX, Table
+from ._schema import (
+    ACCOUNTS,
+    ANALYTICS_INDEXES,
+    INDEXES,
+    REQUEST_ROLLUPS,
+    TABLES,
+    UNIQUE_ACCOUNT_INDEX,
+    Table,
+)
 
 __all__ = ["apply_migrations", "schema_status", "verify_key"]
 
@@ -53,7 +63,11 @@ def _migrations(key: SecretKey) -> Migrations:
     @migrations(name="0003_purge_plaintext_remnants", transactional=False)
     def purge_plaintext_remnants(db: Database) -> None:
         # Freed pages can still hold the old plaintext; VACUUM rewrites the file without them.
-        _log.info("Rewriting the database file once (VACUUM); large files take a while.")
+        # A brand-new file has nothing to rewrite, so only an adopted one is announced.
+        if db.conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM accounts) OR EXISTS (SELECT 1 FROM requests)"
+        ).fetchone()[0]:
+            _log.info("Rewriting the database file once (VACUUM); large files take a while.")
         db.vacuum()
 
     @migrations(name="0004_analytics_indexes")
@@ -66,6 +80,15 @@ def _migrations(key: SecretKey) -> Migrations:
     @migrations(name="0005_request_rollups")
     def request_rollups(db: Database) -> None:
         create_rollups(db)
+
+    @migrations(name="0006_unpriced_request_counts")
+    def unpriced_request_counts(db: Database) -> None:
+        # Rollups made before this had no request without a cost, so 0 is right for them.
+        _add_missing_columns(db, REQUEST_ROLLUPS)
+
+    @migrations(name="0007_account_failure_streak")
+    def account_failure_streak(db: Database) -> None:
+        _add_missing_columns(db, ACCOUNTS)
 
     return migrations
 

@@ -53,6 +53,7 @@ RAW_SUMS = {
     "cache_read_tokens": "SUM(COALESCE(cache_read_input_tokens, 0))",
     "cache_write_tokens": "SUM(COALESCE(cache_creation_input_tokens, 0))",
     "cost_usd": "TOTAL(cost_usd)",
+    "unpriced_requests": "COUNT(*) - COUNT(cost_usd)",
     "response_time_ms_sum": "SUM(response_time_ms)",
     "response_time_ms_count": "COUNT(response_time_ms)",
     "output_tokens_per_second_sum": "TOTAL(output_tokens_per_second)",

@@ -104,6 +104,8 @@ ACCOUNTS = Table(
         ("rate_limited_reason", "TEXT"),
         ("rate_limited_at", "INTEGER"),
         ("consecutive_rate_limits", "INTEGER NOT NULL DEFAULT 0"),
+        # Ours, not the reference's: the circuit breaker's streak (migration 7).
+        ("consecutive_failures", "INTEGER NOT NULL DEFAULT 0"),
     ),
 )
 
@@ -318,6 +320,9 @@ REQUEST_ROLLUPS = Table(
         ("response_time_ms_count", "INTEGER NOT NULL"),
         ("output_tokens_per_second_sum", "REAL NOT NULL"),
         ("output_tokens_per_second_count", "INTEGER NOT NULL"),
+        # Migration 0006: requests whose cost is unknown (no price for their model); every
+        # request before it had a cost.
+        ("unpriced_requests", "INTEGER NOT NULL DEFAULT 0"),
     ),
     ("PRIMARY KEY (period_ms, start_ms, seq)",),
     without_rowid=True,

@@ -8,9 +8,12 @@ the request path.
 
 from ._account_setup import (
     AccountMode,
+    AccountType,
     NewAccount,
+    account_types,
     add_account,
     check_new_account,
+    logs_in_only,
     reset_rate_limit,
     validate_account_name,
     validate_endpoint,
@@ -20,13 +23,16 @@ from ._token_health import TokenHealthReport, TokenHealthStatus, token_health
 
 __all__ = [
     "AccountMode",
+    "AccountType",
     "NewAccount",
     "TokenHealthReport",
     "TokenHealthStatus",
+    "account_types",
     "add_account",
     "change_api_key",
     "check_new_account",
     "create_api_key",
+    "logs_in_only",
     "reset_rate_limit",
     "token_health",
     "validate_account_name",

@@ -1,21 +1,24 @@
 """Adding an account, the same way from the CLI and from the management API.
 
 Both front ends collect a :class:`NewAccount` (flags and prompts, or a JSON body), hand it to
-:func:`add_account`, and turn the errors into their own shape. Every rule about what an account
-of each mode needs lives here, once: which modes take an API key, which accept a custom
-endpoint, how Vertex AI's project and region are stored (as the Vertex provider reads them).
+:func:`add_account`, and turn the errors into their own shape. What an account of each type
+needs is declared by its provider (``Provider.account_fields``, built-in or plugin); every rule
+applying those declarations lives here, once: which fields are accepted, which are required,
+how URLs and choices are checked, when credentials come from a login, and how the values are
+stored (the key in the encrypted credentials, the rest through
+``Provider.custom_endpoint_for``).
 
 Bad input raises :class:`~better_ccflare.core.InvalidInputError` whose ``field`` is the
-:class:`NewAccount` attribute at fault (``name``, ``api_key``, ``endpoint``, ``priority``,
-``model_mappings``, ``credentials``, ``vertex_project_id``, ``vertex_region``); each front end
-maps it to the name its users typed (``--api-key``, ``apiKey``).
+:class:`NewAccount` attribute at fault (``name``, ``mode``, ``api_key``, ``endpoint``,
+``priority``, ``model_mappings``, ``credentials``, ``vertex_project_id``, ``vertex_region``)
+or, for a field given in :attr:`NewAccount.fields`, its declared name; each front end maps it to
+the name its users typed (``--api-key``, ``apiKey``).
 """
 
 from __future__ import annotations
 
 import uuid
 from enum import StrEnum
-from typing import Literal
 from urllib.parse import urlsplit
 
 import msgspec
@@ -27,17 +30,28 @@ from better_ccflare.core import (
     InvalidInputError,
     ModelMappings,
     NotFoundError,
-    ProviderKind,
+    OAuthMode,
     RateLimitState,
 )
 from better_ccflare.database import Store
-from better_ccflare.providers import AccountConfigError, VertexAIProvider, parse_model_mappings
+from better_ccflare.providers import (
+    AccountField,
+    FieldKind,
+    Provider,
+    ProviderRegistry,
+    UnknownAccountTypeError,
+    default_registry,
+    parse_model_mappings,
+)
 
 __all__ = [
     "AccountMode",
+    "AccountType",
     "NewAccount",
+    "account_types",
     "add_account",
     "check_new_account",
+    "logs_in_only",
     "reset_rate_limit",
     "validate_account_name",
     "validate_endpoint",
@@ -50,7 +64,10 @@ _PENDING = "pending-login"
 
 
 class AccountMode(StrEnum):
-    """The kinds of account a person can add, as they name them (``--mode``)."""
+    """The built-in account types, as people name them (``--mode``).
+
+    Plugins add their own: a plugin provider's type is its id. :class:`NewAccount` takes either.
+    """
 
     CLAUDE_OAUTH = "claude-oauth"
     CONSOLE = "console"
@@ -66,44 +83,96 @@ class NewAccount(msgspec.Struct, frozen=True, kw_only=True):
     """What a person supplies to add an account; :func:`add_account` checks it against ``mode``."""
 
     name: str
-    mode: AccountMode
+    mode: str
+    """The account type: an :class:`AccountMode` value or a plugin provider's id."""
     priority: int = 0
     api_key: str | None = None
-    """The upstream key; for ``vertex-ai``, optionally the path of a service-account key file."""
+    """The ``api_key`` field: the upstream key (for ``vertex-ai``, optionally the path of a
+    service-account key file)."""
     endpoint: str | None = None
-    """Base URL of the upstream, for the modes that accept one."""
+    """The ``custom_endpoint`` field: base URL of the upstream, for the types that accept one."""
     model_mappings: ModelMappings | None = None
     credentials: Credentials | None = None
-    """An OAuth login's exchanged tokens (``claude-oauth`` only)."""
+    """A login's exchanged tokens (types added by logging in, such as ``claude-oauth``)."""
     vertex_project_id: str | None = None
+    """The ``project_id`` field (Vertex AI's, or a plugin's of that name)."""
     vertex_region: str | None = None
+    """The ``region`` field (Vertex AI's, or a plugin's of that name)."""
+    fields: dict[str, str] = msgspec.field(default_factory=dict[str, str])
+    """Values of any other declared field, by its declared name."""
+
+    def value(self, field: str) -> str | None:
+        """The value given for the declared field ``field``, wherever it was given."""
+        attribute = _ATTRIBUTES.get(field)
+        return getattr(self, attribute) if attribute else self.fields.get(field)
+
+    def with_value(self, field: str, value: str | None) -> NewAccount:
+        """A copy with ``value`` for the declared field ``field``."""
+        attribute = _ATTRIBUTES.get(field)
+        if attribute:
+            return msgspec.structs.replace(self, **{attribute: value})
+        fields = {k: v for k, v in self.fields.items() if k != field}
+        if value is not None:
+            fields[field] = value
+        return msgspec.structs.replace(self, fields=fields)
 
 
-_Need = Literal["required", "optional", "refused"]
-
-
-class _ModeRules(msgspec.Struct, frozen=True):
-    provider: ProviderKind
-    api_key: _Need
-    endpoint: _Need
-    """``refused`` for providers with one fixed address (they ignore a custom endpoint)."""
-
-
-_RULES: dict[AccountMode, _ModeRules] = {
-    AccountMode.CLAUDE_OAUTH: _ModeRules(ProviderKind.CLAUDE_OAUTH, "refused", "optional"),
-    AccountMode.CONSOLE: _ModeRules(ProviderKind.CONSOLE, "required", "optional"),
-    AccountMode.ZAI: _ModeRules(ProviderKind.ZAI, "required", "refused"),
-    AccountMode.MINIMAX: _ModeRules(ProviderKind.MINIMAX, "required", "refused"),
-    AccountMode.NANOGPT: _ModeRules(ProviderKind.NANOGPT, "required", "optional"),
-    AccountMode.VERTEX_AI: _ModeRules(ProviderKind.VERTEX_AI, "optional", "refused"),
-    AccountMode.OPENAI_COMPATIBLE: _ModeRules(
-        ProviderKind.OPENAI_COMPATIBLE, "required", "optional"
-    ),
-    # Without an endpoint this would be a console account under another name.
-    AccountMode.ANTHROPIC_COMPATIBLE: _ModeRules(
-        ProviderKind.ANTHROPIC_COMPATIBLE, "required", "required"
-    ),
+_ATTRIBUTES = {
+    "api_key": "api_key",
+    "custom_endpoint": "endpoint",
+    "project_id": "vertex_project_id",
+    "region": "vertex_region",
 }
+"""Declared field names that :class:`NewAccount` has an attribute for, and that attribute."""
+
+
+class AccountType(msgspec.Struct, frozen=True, kw_only=True):
+    """One kind of account people can add, as ``account types`` and ``/api/providers`` show it."""
+
+    type: str
+    """What ``--mode`` and ``POST /api/accounts/{type}`` take."""
+    provider: str
+    """The provider id the account stores."""
+    display_name: str
+    builtin: bool
+    distribution: str | None
+    """The plugin's distribution; ``None`` for a built-in."""
+    version: str | None
+    login: OAuthMode | None
+    """The browser login that adds this type, if any."""
+    login_only: bool
+    """Added only by that login (no key to give)."""
+    fields: tuple[AccountField, ...]
+    """What adding one takes, in the order to ask for it."""
+
+
+def account_types(registry: ProviderRegistry) -> tuple[AccountType, ...]:
+    """Every type ``registry`` can add: the built-ins, then the loaded plugins."""
+    described: list[AccountType] = []
+    for name in registry.account_types():
+        provider = registry.for_account_type(name)
+        origin = registry.origin(provider.id)
+        described.append(
+            AccountType(
+                type=name,
+                provider=provider.id,
+                display_name=provider.display_name,
+                builtin=origin.builtin,
+                distribution=origin.distribution,
+                version=origin.version,
+                login=provider.oauth_login,
+                login_only=logs_in_only(provider),
+                fields=provider.account_fields,
+            )
+        )
+    return tuple(described)
+
+
+def logs_in_only(provider: Provider) -> bool:
+    """Whether accounts of ``provider`` are added only by a browser login (no key to type)."""
+    return provider.oauth_login is not None and not any(
+        field.name == "api_key" for field in provider.account_fields
+    )
 
 
 def validate_account_name(name: str) -> str:
@@ -131,19 +200,24 @@ def validate_account_name(name: str) -> str:
     return stripped
 
 
-async def add_account(store: Store, new: NewAccount, *, now_ms: int) -> Account:
-    """Check ``new`` against what its mode needs, store it, and return the stored account.
+async def add_account(
+    store: Store, new: NewAccount, *, now_ms: int, registry: ProviderRegistry | None = None
+) -> Account:
+    """Check ``new`` against what its type needs, store it, and return the stored account.
 
     Args:
         store: Where the account goes; a running server picks it up within seconds.
         new: What the person supplied.
         now_ms: The account's creation time.
+        registry: Where account types are looked up; the process's default registry (the
+            built-ins and the installed plugins) when ``None``.
 
     Raises:
-        InvalidInputError: A field is missing, not allowed for the mode, or malformed.
+        InvalidInputError: The type is unknown, or a field is missing, not accepted for the
+            type, or malformed.
         ConflictError: Another account has the same name, provider and endpoint.
     """
-    account = _build_account(new, account_id=str(uuid.uuid4()), now_ms=now_ms)
+    account = _build_account(new, registry, account_id=str(uuid.uuid4()), now_ms=now_ms)
     try:
         await store.accounts.add(account)
     except ConflictError as exc:
@@ -153,7 +227,9 @@ async def add_account(store: Store, new: NewAccount, *, now_ms: int) -> Account:
     return account
 
 
-def check_new_account(new: NewAccount, *, login_pending: bool = False) -> None:
+def check_new_account(
+    new: NewAccount, *, login_pending: bool = False, registry: ProviderRegistry | None = None
+) -> None:
     """Raise what :func:`add_account` would for ``new``, without storing anything.
 
     For logins: check the name, priority, endpoint and mappings *before* sending the person to
@@ -163,39 +239,43 @@ def check_new_account(new: NewAccount, *, login_pending: bool = False) -> None:
     Raises:
         InvalidInputError: As :func:`add_account`. Name conflicts are only found when adding.
     """
-    if login_pending and new.mode is AccountMode.CLAUDE_OAUTH:
-        new = msgspec.structs.replace(new, credentials=Credentials(access_token=_PENDING))
-    elif login_pending and new.mode is AccountMode.CONSOLE:
-        new = msgspec.structs.replace(new, api_key=_PENDING)
-    _build_account(new, account_id=_PENDING, now_ms=0)
+    provider = _provider(new.mode, registry)
+    if login_pending and provider.oauth_login is not None:
+        if logs_in_only(provider):
+            new = msgspec.structs.replace(new, credentials=Credentials(access_token=_PENDING))
+        else:
+            new = msgspec.structs.replace(new, api_key=_PENDING)
+    _build_account(new, registry, account_id=_PENDING, now_ms=0)
 
 
-def _build_account(new: NewAccount, *, account_id: str, now_ms: int) -> Account:
+def _provider(mode: str, registry: ProviderRegistry | None) -> Provider:
+    try:
+        return (registry or default_registry()).for_account_type(mode)
+    except UnknownAccountTypeError as exc:
+        raise InvalidInputError("mode", str(exc)) from exc
+
+
+def _build_account(
+    new: NewAccount, registry: ProviderRegistry | None, *, account_id: str, now_ms: int
+) -> Account:
     """The :class:`~better_ccflare.core.Account` ``new`` describes, every field checked."""
-    rules = _RULES[new.mode]
+    provider = _provider(new.mode, registry)
     name = validate_account_name(new.name)
     if not MIN_PRIORITY <= new.priority <= MAX_PRIORITY:
         raise InvalidInputError(
             "priority",
             f"is {new.priority}; use a whole number from {MIN_PRIORITY} to {MAX_PRIORITY}",
         )
-    api_key = _checked_presence("api_key", _blank_to_none(new.api_key), rules.api_key, new.mode)
-    endpoint = _checked_presence("endpoint", _blank_to_none(new.endpoint), rules.endpoint, new.mode)
-    if endpoint is not None:
-        endpoint = validate_endpoint(endpoint)
-    credentials = _checked_credentials(new, api_key)
-    if new.mode is AccountMode.VERTEX_AI:
-        endpoint = _vertex_location(new)
-    else:
-        for field in ("vertex_project_id", "vertex_region"):
-            if _blank_to_none(getattr(new, field)) is not None:
-                raise InvalidInputError(
-                    field, f"applies only to vertex-ai accounts, not {new.mode}"
-                )
+    settings = _checked_fields(new, provider)
+    credentials = _checked_credentials(new, provider, settings.pop("api_key", None))
+    try:
+        endpoint = provider.custom_endpoint_for(settings)
+    except InvalidInputError as exc:
+        raise InvalidInputError(_ATTRIBUTES.get(exc.field, exc.field), exc.message) from exc
     return Account(
         id=account_id,
         name=name,
-        provider=rules.provider.value,
+        provider=provider.id,
         created_at_ms=now_ms,
         credentials=credentials,
         priority=new.priority,
@@ -224,76 +304,78 @@ def _blank_to_none(value: str | None) -> str | None:
     return value.strip() or None
 
 
-def _checked_presence(field: str, value: str | None, need: _Need, mode: AccountMode) -> str | None:
-    if need == "required" and value is None:
-        raise InvalidInputError(field, f"is required for {mode} accounts")
-    if need == "refused" and value is not None:
-        raise InvalidInputError(field, f"is not accepted for {mode} accounts")
+def _given(new: NewAccount) -> dict[str, str]:
+    """Every non-blank value in ``new`` by declared field name: attributes, then ``fields``."""
+    given: dict[str, str] = {}
+    for name, attribute in _ATTRIBUTES.items():
+        value = _blank_to_none(getattr(new, attribute))
+        if value is not None:
+            given[name] = value
+    for name, raw in new.fields.items():
+        value = _blank_to_none(raw)
+        if value is None:
+            continue
+        if name in given:
+            raise InvalidInputError(_ATTRIBUTES.get(name, name), "is given twice; give it once")
+        given[name] = value
+    return given
+
+
+def _checked_fields(new: NewAccount, provider: Provider) -> dict[str, str]:
+    """The given values by field name, each declared by ``provider`` and checked by its kind."""
+    declared = {field.name: field for field in provider.account_fields}
+    checked: dict[str, str] = {}
+    for name, value in _given(new).items():
+        field = declared.get(name)
+        if field is None:
+            raise InvalidInputError(
+                _ATTRIBUTES.get(name, name), f"is not accepted for {new.mode} accounts"
+            )
+        checked[name] = _checked_value(field, value)
+    for field in declared.values():
+        if field.required and field.name not in checked:
+            raise InvalidInputError(
+                _ATTRIBUTES.get(field.name, field.name), f"is required for {new.mode} accounts"
+            )
+    return checked
+
+
+def _checked_value(field: AccountField, value: str) -> str:
+    where = _ATTRIBUTES.get(field.name, field.name)
+    if field.kind is FieldKind.URL:
+        return _checked_url(where, value)
+    if field.kind is FieldKind.CHOICE and value not in field.choices:
+        raise InvalidInputError(where, f"{value!r} is not one of {', '.join(field.choices)}")
     return value
 
 
 def validate_endpoint(url: str) -> str:
     """``url`` without a trailing slash, once it is an absolute http(s) URL."""
+    return _checked_url("endpoint", url)
+
+
+def _checked_url(field: str, url: str) -> str:
     try:
         parts = urlsplit(url)
     except ValueError:  # for example an unclosed "[" in the host
         parts = urlsplit("")
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise InvalidInputError(
-            "endpoint", f"{url!r} is not an http(s) URL; give a base URL such as https://host"
+            field, f"{url!r} is not an http(s) URL; give a base URL such as https://host"
         )
     return url.rstrip("/")
 
 
-def _checked_credentials(new: NewAccount, api_key: str | None) -> Credentials:
-    if new.mode is not AccountMode.CLAUDE_OAUTH:
+def _checked_credentials(new: NewAccount, provider: Provider, api_key: str | None) -> Credentials:
+    if not logs_in_only(provider):
         if new.credentials is not None:
             raise InvalidInputError("credentials", f"come from a login; {new.mode} uses a key")
         return Credentials(api_key=api_key)
     if new.credentials is None or not new.credentials.access_token:
         raise InvalidInputError(
-            "credentials", "are missing; claude-oauth accounts are added by logging in"
+            "credentials", f"are missing; {new.mode} accounts are added by logging in"
         )
     return new.credentials
-
-
-def _vertex_location(new: NewAccount) -> str:
-    """Project and region as the JSON the Vertex AI provider reads from ``custom_endpoint``.
-
-    Each value is judged by the provider itself (paired with a value it surely accepts), so
-    what is stored is exactly what it will read, and the error names the value at fault.
-    """
-    project = _blank_to_none(new.vertex_project_id)
-    region = _blank_to_none(new.vertex_region)
-    if project is None:
-        raise InvalidInputError("vertex_project_id", "is required for vertex-ai accounts")
-    if region is None:
-        raise InvalidInputError(
-            "vertex_region", "is required for vertex-ai accounts (for example us-east5 or global)"
-        )
-    _check_vertex(
-        "vertex_project_id",
-        _location_json(project, "global"),
-        f"{project!r} is not a Google Cloud project id (one looks like my-project-123)",
-    )
-    _check_vertex(
-        "vertex_region",
-        _location_json("project", region),
-        f"{region!r} is not a Google Cloud region (for example us-east5 or global)",
-    )
-    return _location_json(project, region)
-
-
-def _location_json(project: str, region: str) -> str:
-    return msgspec.json.encode({"projectId": project, "region": region}).decode()
-
-
-def _check_vertex(field: str, location: str, message: str) -> None:
-    probe = Account(id="probe", name="probe", provider="vertex-ai", created_at_ms=0)
-    try:
-        VertexAIProvider().base_url(msgspec.structs.replace(probe, custom_endpoint=location))
-    except AccountConfigError:
-        raise InvalidInputError(field, message) from None
 
 
 def _checked_mappings(mappings: ModelMappings | None) -> ModelMappings:

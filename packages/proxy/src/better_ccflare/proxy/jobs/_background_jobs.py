@@ -107,7 +107,15 @@ class BackgroundJobs:
             self._config.request_retention_days,
             now_ms=self._clock.now_ms(),
         )
-        _log.info("Retention cleanup: %s", result)
+        deleted = {
+            "payloads": result.payloads_deleted,
+            "requests": result.requests_deleted,
+            "orphaned payloads": result.orphan_payloads_deleted,
+            "expired logins": result.oauth_sessions_deleted,
+            "usage snapshots": result.usage_snapshots_deleted,
+        }
+        if counts := [f"{count} {what}" for what, count in deleted.items() if count]:
+            _log.info("Retention cleanup deleted %s.", ", ".join(counts))
         return result
 
     async def check_token_health(self) -> tuple[TokenHealthReport, ...]:

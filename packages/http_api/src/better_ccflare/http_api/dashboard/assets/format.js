@@ -27,6 +27,16 @@ export function fmtUsd(v) {
   return `$${v.toLocaleString(undefined, { minimumFractionDigits: digits, maximumFractionDigits: digits })}`;
 }
 
+/** A request's cost: null means no price is known for its model, which is not $0. */
+export function fmtCost(v) {
+  return v === null ? "unknown" : fmtUsd(v);
+}
+
+/** The note under a cost total: how many requests it leaves out for want of a price. */
+export function fmtUnpriced(count) {
+  return count ? `+ ${integer.format(count)} request${count === 1 ? "" : "s"} with unknown price` : "";
+}
+
 export function fmtPct(v) {
   return missing(v) ? "–" : `${oneDecimal.format(v)}%`;
 }

@@ -1,5 +1,6 @@
 // Accounts: the pool with live state, every per-account action, and adding accounts of each
-// type, including the Anthropic browser login (open the URL, paste code#state back).
+// type, including the Anthropic browser login (open the URL, paste code#state back). The types
+// and the fields each needs come from /api/providers, so installed plugins appear here too.
 
 import { api, post } from "../api.js";
 import { $, $$, busy, fill, formError, h, toast } from "../dom.js";
@@ -7,19 +8,9 @@ import { PROVIDER_LABELS, fmtDateTime, fmtInt, fmtRelative, windowLabel } from "
 
 const REFRESH_MS = 10000;
 let accounts = [];
-
-// Which inputs each account type needs, and where it is sent.
-const TYPES = {
-  "claude-oauth": { fields: ["customEndpoint"], oauth: "claude-oauth" },
-  "console-oauth": { fields: [], oauth: "console" },
-  console: { fields: ["apiKey", "customEndpoint"] },
-  zai: { fields: ["apiKey", "modelMappings"] },
-  minimax: { fields: ["apiKey", "modelMappings"] },
-  nanogpt: { fields: ["apiKey", "customEndpoint", "modelMappings"] },
-  "anthropic-compatible": { fields: ["apiKey", "customEndpoint", "modelMappings"] },
-  "openai-compatible": { fields: ["apiKey", "customEndpoint", "modelMappings"] },
-  "vertex-ai": { fields: ["vertex", "modelMappings"] },
-};
+// The add form's choices, by <option> value: {provider (from /api/providers), login (OAuth
+// mode of /api/oauth/init, or null), fields (what the form asks for)}.
+let addChoices = new Map();
 
 /** "opus = a, b" lines or a JSON object → {family: [models]}; null when empty. */
 export function parseMappings(text) {
@@ -54,13 +45,27 @@ function needsLogin(a) {
   return a.requiresReauth || (a.tokenStatus === "expired" && !a.hasRefreshToken);
 }
 
+// The circuit breaker's states that need someone (the account is probed again meanwhile).
+const ATTENTION = {
+  credentials_rejected: ["Credentials rejected", "The upstream refused this account's credentials: update them (log in again) or reset it."],
+  out_of_credits: ["Out of credits", "The upstream says this account has no credit left: top it up, or wait for a usage reading or a probe to find credit."],
+};
+const UNREACHABLE = new Set(["connect_failed", "upstream_timeout"]);
+
+function probeText(a) {
+  return a.rateLimitedUntil && a.rateLimitedUntil > Date.now() ? `probed ${fmtRelative(a.rateLimitedUntil)}` : "the next request probes it";
+}
+
 function statusBadges(a) {
   const now = Date.now();
   const badges = [];
+  const attention = ATTENTION[a.state];
   if (needsLogin(a)) badges.push(h("span", { class: "badge bad" }, "Needs re-login"));
+  if (attention) badges.push(h("span", { class: "badge bad", title: attention[1] }, `${attention[0]} · ${probeText(a)}`));
   if (a.paused) badges.push(h("span", { class: "badge", title: a.pauseReason ?? "" }, a.pauseReason && a.pauseReason !== "manual" ? `Paused · ${a.pauseReason.replaceAll("_", " ")}` : "Paused"));
-  if (a.rateLimitedUntil && a.rateLimitedUntil > now) {
-    badges.push(h("span", { class: "badge warn", title: a.rateLimitedReason ?? "" }, `Rate limited · resets ${fmtRelative(a.rateLimitedUntil)}`));
+  if (!attention && a.rateLimitedUntil && a.rateLimitedUntil > now) {
+    const label = UNREACHABLE.has(a.rateLimitedReason) ? `Unreachable · retried ${fmtRelative(a.rateLimitedUntil)}` : `Rate limited · resets ${fmtRelative(a.rateLimitedUntil)}`;
+    badges.push(h("span", { class: "badge warn", title: a.rateLimitedReason ?? "" }, label));
   }
   if (!badges.length) badges.push(a.isAvailable ? h("span", { class: "badge ok" }, "Ready") : h("span", { class: "badge" }, "Unavailable"));
   return badges;
@@ -135,6 +140,9 @@ function accountCard(a) {
       h("span", { class: "muted small" }, `Priority ${a.priority}`)),
     needsLogin(a) ? h("div", { class: "reauth-banner", role: "alert" },
       h("span", {}, "Needs re-login: the refresh token no longer works, so this account is not used."),
+      isOAuth ? action("Log in again", () => startReauth(a), "button small primary") : null) : null,
+    ATTENTION[a.state] ? h("div", { class: "reauth-banner", role: "alert" },
+      h("span", {}, `${ATTENTION[a.state][0]}: ${ATTENTION[a.state][1]}`),
       isOAuth ? action("Log in again", () => startReauth(a), "button small primary") : null) : null,
     h("div", { class: "account-meta" },
       h("div", {}, h("span", {}, "Requests"), h("span", {}, `${fmtInt(a.totalRequests)} total · ${fmtInt(a.sessionInfo?.requestCount ?? 0)} this session`)),
@@ -250,14 +258,50 @@ function edit({ title, help, fields, submit, done, danger = false }) {
 
 // ------------------------------------------------------------------ adding accounts
 
-function showFieldsFor(type) {
+/** A declared field's input name: its name in camelCase (api_key → apiKey), as the API names it. */
+function inputName(field) {
+  return field.name.replace(/_([a-z0-9])/g, (_, c) => c.toUpperCase());
+}
+
+async function loadAccountTypes() {
+  const { providers } = await api("/api/providers");
+  addChoices = new Map();
+  const options = [];
+  const add = (value, label, provider, login, fields) => {
+    addChoices.set(value, { provider, login, fields });
+    options.push(h("option", { value }, label));
+  };
+  for (const p of providers) {
+    const source = p.builtin ? "" : ` · plugin ${p.distribution ?? p.provider}`;
+    const withoutKey = p.fields.filter((f) => f.name !== "api_key");
+    if (p.loginOnly) {
+      add(p.type, `${p.displayName} · browser login${source}`, p, p.login, withoutKey);
+      continue;
+    }
+    if (p.login) add(`login:${p.type}`, `${p.displayName} · browser login (creates an API key)`, p, p.login, withoutKey);
+    add(p.type, `${p.displayName}${source}`, p, null, p.fields);
+  }
+  fill($("#add-account-form").elements.type, options);
+}
+
+function fieldInput(field) {
+  const common = { name: inputName(field), class: "input", required: field.required, autocomplete: "off", dataset: { field: field.name } };
+  if (field.kind === "choice") {
+    return h("select", { ...common, class: "select" }, field.choices.map((c) => h("option", { value: c, selected: c === field.default }, c)));
+  }
+  const types = { secret: "password", url: "url", text: "text" };
+  return h("input", { ...common, type: types[field.kind] ?? "text", value: field.default ?? "", spellcheck: field.kind === "secret" ? "false" : null, placeholder: field.kind === "url" ? "https://…" : null });
+}
+
+function showFieldsFor(value) {
   const form = $("#add-account-form");
-  const wanted = new Set(TYPES[type].fields);
-  for (const group of $$("[data-for]", form)) group.hidden = !wanted.has(group.dataset.for);
-  form.elements.apiKey.required = wanted.has("apiKey");
-  form.elements.projectId.required = wanted.has("vertex");
-  form.elements.region.required = wanted.has("vertex");
-  $("[data-role=submit]", form).textContent = TYPES[type].oauth ? "Continue to login" : "Add account";
+  const choice = addChoices.get(value);
+  if (!choice) return;
+  fill($("[data-role=type-fields]", form), choice.fields.map((f) => h("div", { dataset: { for: inputName(f) } },
+    h("label", {}, h("span", {}, f.label, f.required ? null : h("span", { class: "optional" }, " (optional)")), fieldInput(f)),
+    f.help ? h("p", { class: "hint" }, f.help) : null)));
+  for (const group of $$("[data-for=modelMappings]", form)) group.hidden = Boolean(choice.login);
+  $("[data-role=submit]", form).textContent = choice.login ? "Continue to login" : "Add account";
 }
 
 function openAdd() {
@@ -269,28 +313,24 @@ function openAdd() {
   form.elements.name.focus();
 }
 
-function addBody(form, type) {
+function addBody(form, choice) {
   const f = form.elements;
   const name = f.name.value.trim();
   if (!name) throw new Error("Give the account a name.");
   if (!/^[A-Za-z0-9 ._-]{1,100}$/.test(name)) throw new Error("The name may use letters, digits, spaces, “-”, “_” and “.” (at most 100).");
   const priority = Number(f.priority.value);
   if (!Number.isInteger(priority) || priority < 0 || priority > 100) throw new Error("Priority is a whole number from 0 to 100.");
-  const wanted = new Set(TYPES[type].fields);
   const body = { name, priority };
-  if (wanted.has("apiKey")) {
-    if (!f.apiKey.value.trim()) throw new Error("Paste the account's API key.");
-    body.apiKey = f.apiKey.value.trim();
+  const fields = {};
+  for (const field of choice.fields) {
+    const value = f[inputName(field)].value.trim();
+    if (!value && field.required) throw new Error(`Fill in “${field.label}”.`);
+    if (value) fields[field.name] = value;
   }
-  if (wanted.has("customEndpoint") && f.customEndpoint.value.trim()) body.customEndpoint = f.customEndpoint.value.trim();
-  if (wanted.has("modelMappings")) {
+  if (Object.keys(fields).length) body.fields = fields;
+  if (!choice.login) {
     const mappings = parseMappings(f.modelMappings.value);
     if (mappings) body.modelMappings = mappings;
-  }
-  if (wanted.has("vertex")) {
-    if (!f.projectId.value.trim() || !f.region.value.trim()) throw new Error("Vertex AI needs the Google Cloud project ID and region.");
-    body.projectId = f.projectId.value.trim();
-    body.region = f.region.value.trim();
   }
   return body;
 }
@@ -298,17 +338,17 @@ function addBody(form, type) {
 async function submitAdd(event) {
   event.preventDefault();
   const form = event.currentTarget;
-  const type = form.elements.type.value;
+  const choice = addChoices.get(form.elements.type.value);
   await busy(form, async () => {
-    const body = addBody(form, type);
-    const oauthMode = TYPES[type].oauth;
-    if (oauthMode) {
-      const init = await post("/api/oauth/init", { name: body.name, mode: oauthMode, priority: body.priority, ...(body.customEndpoint ? { customEndpoint: body.customEndpoint } : {}) });
+    const body = addBody(form, choice);
+    if (choice.login) {
+      const endpoint = body.fields?.custom_endpoint;
+      const init = await post("/api/oauth/init", { name: body.name, mode: choice.login, priority: body.priority, ...(endpoint ? { customEndpoint: endpoint } : {}) });
       $("#add-account-dialog").close();
       openOAuth(init, "/api/oauth/callback", `Log in: ${body.name}`);
       return;
     }
-    const added = await post(`/api/accounts/${type}`, body);
+    const added = await post(`/api/accounts/${encodeURIComponent(choice.provider.type)}`, body);
     $("#add-account-dialog").close();
     toast(`${added.name} added.`);
     await load();
@@ -355,7 +395,7 @@ export async function start() {
   });
   form.addEventListener("submit", submitAdd);
   $("#add-account-button").addEventListener("click", openAdd);
-  await load();
+  await Promise.all([load(), loadAccountTypes()]);
   document.body.dataset.ready = "true";
   setInterval(() => {
     // Don't redraw under an open dialog or while a form field has focus.

@@ -4,7 +4,7 @@
 import { api } from "../api.js";
 import { BUCKET_MS, bucketGrid, bucketLabels, chart, fade, onGrid, seriesColor, timeOptions } from "../charts.js";
 import { $, $$, emptyRow, fill, h, toast } from "../dom.js";
-import { fmtCount, fmtInt, fmtMs, fmtPct, fmtRate, fmtUsd } from "../format.js";
+import { fmtCount, fmtInt, fmtMs, fmtPct, fmtRate, fmtUnpriced, fmtUsd } from "../format.js";
 
 const form = () => $("#analytics-filters");
 const handles = {};
@@ -72,6 +72,13 @@ function showTotals(t) {
     el.dataset.value = String(t[el.dataset.total]);
     el.textContent = formats[el.dataset.total](t[el.dataset.total]);
   }
+  $("[data-total-sub=unpricedRequests]").textContent = fmtUnpriced(t.unpricedRequests);
+}
+
+/** A model's bar label in the cost chart, saying when its cost is (partly) unknown. */
+function costLabel(c) {
+  if (!c.unpricedRequests) return c.model;
+  return c.unpricedRequests === c.requests ? `${c.model} (unknown price)` : `${c.model} (+${fmtInt(c.unpricedRequests)} unpriced)`;
 }
 
 /** One dataset per model (with the breakdown) or one for everything. */
@@ -145,7 +152,7 @@ function showCharts(data) {
   const costs = data.costByModel.slice(0, 10);
   draw("a-cost-model", () => ({
     type: "bar",
-    data: { labels: costs.map((c) => c.model), datasets: [{ label: "Cost", data: costs.map((c) => c.costUsd), backgroundColor: costs.map((_, i) => seriesColor(i)), borderRadius: 3, maxBarThickness: 28 }] },
+    data: { labels: costs.map(costLabel), datasets: [{ label: "Cost", data: costs.map((c) => c.costUsd), backgroundColor: costs.map((_, i) => seriesColor(i)), borderRadius: 3, maxBarThickness: 28 }] },
     options: {
       indexAxis: "y", responsive: true, maintainAspectRatio: false,
       plugins: { legend: { display: false }, tooltip: { callbacks: { label: (c) => ` ${fmtUsd(c.parsed.x)}` } } },

@@ -3,7 +3,7 @@
 import { api, post } from "../api.js";
 import { BUCKET_MS, bucketGrid, bucketLabels, chart, fade, onGrid, seriesColor, timeOptions } from "../charts.js";
 import { $, $$, emptyRow, fill, h, toast } from "../dom.js";
-import { fmtCount, fmtInt, fmtMs, fmtPct, fmtRate, fmtRelative, fmtUsd } from "../format.js";
+import { fmtCount, fmtInt, fmtMs, fmtPct, fmtRate, fmtRelative, fmtUnpriced, fmtUsd } from "../format.js";
 
 const REFRESH_MS = 15000;
 
@@ -29,6 +29,7 @@ function showStats(stats) {
   }
   $("[data-stat-sub=activeAccounts]").textContent =
     `${fmtInt(stats.activeAccounts)} active account${stats.activeAccounts === 1 ? "" : "s"}`;
+  $("[data-stat-sub=unpricedRequests]").textContent = fmtUnpriced(stats.unpricedRequests);
 
   const errors = $("#recent-errors tbody");
   if (!stats.recentErrors.length) emptyRow(errors, "No errors in the last 24 hours.");

@@ -3,7 +3,7 @@
 import { ApiError, api, follow } from "../api.js";
 import { conversationView, rawView } from "../conversation.js";
 import { $, $$, emptyRow, fill, h, liveStatus } from "../dom.js";
-import { fmtCount, fmtDateTime, fmtInt, fmtMs, fmtRate, fmtTime, fmtUsd } from "../format.js";
+import { fmtCost, fmtCount, fmtDateTime, fmtInt, fmtMs, fmtRate, fmtTime } from "../format.js";
 
 const MAX_ROWS = 500;
 const rows = new Map(); // id → request row, newest first by insertion into `order`
@@ -35,7 +35,7 @@ function rowView(r) {
     h("td", { class: "num" }, fmtCount(r.inputTokens)),
     h("td", { class: "num" }, fmtCount(r.outputTokens)),
     h("td", { class: "num" }, fmtCount(r.cacheReadInputTokens)),
-    h("td", { class: "num" }, fmtUsd(r.costUsd)),
+    h("td", { class: "num" }, fmtCost(r.costUsd)),
     h("td", { class: "num" }, fmtMs(r.responseTimeMs)),
     h("td", { class: "num" }, fmtRate(r.tokensPerSecond)),
   );
@@ -125,7 +125,7 @@ async function openDetail(id) {
     fact("Latency", fmtMs(r.responseTimeMs)),
     fact("Tokens in / out", `${fmtInt(r.inputTokens)} / ${fmtInt(r.outputTokens)}`),
     fact("Cache read / write", `${fmtInt(r.cacheReadInputTokens)} / ${fmtInt(r.cacheCreationInputTokens)}`),
-    fact("Cost", fmtUsd(r.costUsd)),
+    fact("Cost", fmtCost(r.costUsd)),
     fact("Output speed", r.tokensPerSecond ? `${fmtRate(r.tokensPerSecond)} tok/s` : null),
     fact("Failovers", fmtInt(r.failoverAttempts ?? 0)),
     r.agentUsed ? fact("Agent", r.agentUsed) : null,
