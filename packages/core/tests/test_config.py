@@ -233,6 +233,15 @@ def test_repr_hides_the_secret_key(home: Path) -> None:
     assert "do-not-print" not in repr(config)
 
 
+def test_the_database_url_is_shown_without_its_password(home: Path) -> None:
+    config = load(home, DATABASE_URL="postgresql://ccflare:do-not-print@db:5432/ccflare")
+
+    assert "do-not-print" not in repr(config)
+    assert Config.shown("database_url", config.database_url) == (
+        "postgresql://ccflare:<redacted>@db:5432/ccflare"
+    )
+
+
 def test_update_config_file_keeps_unknown_keys(home: Path) -> None:
     path = write_config_file(home, {"combos_enabled": True, "lb_strategy": "session"})
     update_config_file(path, {"lb_strategy": "least-used"})

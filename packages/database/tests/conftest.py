@@ -1,4 +1,10 @@
-"""Fixtures shared by the database tests: a real SQLite file per test, never a mock.
+"""Fixtures shared by the database tests: a real database per test, never a mock.
+
+Every test that goes through the ``store`` fixture (or ``store_target``) runs twice: on a SQLite
+file and on a fresh database of a real PostgreSQL server (see ``postgres_support``). Tests that
+read SQLite's file themselves (they take ``db_path``) or its statement trace (``sql_trace``),
+and tests marked ``sqlite_only`` (SQLite's own mechanisms: its writer thread, its rollups, the
+reference-schema migration), run on SQLite alone.
 
 Every test also checks that no SQL ran on a thread with a running event loop: the store must do
 all SQLite work on its own threads.
@@ -6,6 +12,7 @@ all SQLite work on its own threads.
 
 from __future__ import annotations
 
+import inspect
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from importlib.metadata import version
@@ -17,11 +24,55 @@ import pytest
 from better_ccflare.core import FakeClock
 from better_ccflare.database import SecretKey, Store
 
+from .postgres_support import create_database, drop_database, postgres_server
 from .tracing import SqlTrace
+
+BACKENDS = ("sqlite", "postgres")
+_SQLITE_FIXTURES = {"db_path", "sql_trace"}
+"""A test asking for one of these reads SQLite's file or trace itself."""
 
 
 def pytest_report_header() -> str:
-    return f"SQLite {sqlite3.sqlite_version}, sqlite-utils {version('sqlite-utils')}"
+    return (
+        f"SQLite {sqlite3.sqlite_version}, sqlite-utils {version('sqlite-utils')}, "
+        f"asyncpg {version('asyncpg')}"
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "sqlite_only: tests SQLite's own mechanisms; not run on PostgreSQL"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" not in metafunc.fixturenames:
+        return
+    own = set(inspect.signature(metafunc.function).parameters)
+    sqlite_only = metafunc.definition.get_closest_marker("sqlite_only") or own & _SQLITE_FIXTURES
+    metafunc.parametrize("backend", ["sqlite"] if sqlite_only else BACKENDS)
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """The PostgreSQL server the tests create their databases on, found or started once."""
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture
+def store_target(backend: str, request: pytest.FixtureRequest) -> Iterator[Path | str]:
+    """What :meth:`Store.open` opens for this test: ``db_path``, or a new PostgreSQL database's
+    URL (dropped afterwards)."""
+    if backend == "sqlite":
+        yield request.getfixturevalue("db_path")
+        return
+    server: str = request.getfixturevalue("postgres_server_url")
+    url = create_database(server)
+    try:
+        yield url
+    finally:
+        drop_database(server, url)
 
 
 @pytest.fixture(autouse=True)
@@ -56,7 +107,7 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def store(db_path: Path, key: SecretKey, clock: FakeClock) -> AsyncIterator[Store]:
-    opened = await Store.open(db_path, key=key, clock=clock)
+async def store(store_target: Path | str, key: SecretKey, clock: FakeClock) -> AsyncIterator[Store]:
+    opened = await Store.open(store_target, key=key, clock=clock)
     yield opened
     await opened.close()

@@ -366,9 +366,9 @@ class History:
 
 
 @pytest.fixture
-def history(tmp_path: Path, key: SecretKey) -> Iterator[History]:
+def history(store_target: Path | str, key: SecretKey) -> Iterator[History]:
     with asyncio.Runner() as runner:
-        store = runner.run(Store.open(tmp_path / "db.sqlite", key=key))
+        store = runner.run(Store.open(store_target, key=key))
         try:
             yield History(runner, store)
         finally:

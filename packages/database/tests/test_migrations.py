@@ -6,6 +6,8 @@ import asyncio
 import stat
 from pathlib import Path
 
+import pytest
+
 from better_ccflare.core import Account
 from better_ccflare.database import RequestFilter, SecretKey, Store
 from better_ccflare.database._sqlite._schema import (
@@ -29,6 +31,9 @@ MIGRATIONS = (
 )
 SCHEMA_SQL = "SELECT type, name, sql FROM sqlite_master ORDER BY name"
 FORGET_MIGRATION_4 = "DELETE FROM _sqlite_migrations WHERE name = '0004_analytics_indexes';"
+
+# SQLite's migrations; PostgreSQL's are in test_postgres.py.
+pytestmark = pytest.mark.sqlite_only
 
 
 async def test_an_empty_file_gets_every_table_column_and_index(

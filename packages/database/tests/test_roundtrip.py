@@ -14,9 +14,11 @@ from better_ccflare.database import SecretKey, Store
 EXAMPLES = settings(max_examples=75, deadline=None)
 
 
-def test_accounts_round_trip_through_the_repository(tmp_path: Path, key: SecretKey) -> None:
+def test_accounts_round_trip_through_the_repository(
+    store_target: Path | str, key: SecretKey
+) -> None:
     with asyncio.Runner() as runner:
-        store = runner.run(Store.open(tmp_path / "db.sqlite", key=key))
+        store = runner.run(Store.open(store_target, key=key))
 
         async def write_and_read(account: Account) -> Account | None:
             await store.accounts.add(account)
@@ -36,9 +38,11 @@ def test_accounts_round_trip_through_the_repository(tmp_path: Path, key: SecretK
             runner.run(store.close())
 
 
-def test_request_records_round_trip_through_the_repository(tmp_path: Path, key: SecretKey) -> None:
+def test_request_records_round_trip_through_the_repository(
+    store_target: Path | str, key: SecretKey
+) -> None:
     with asyncio.Runner() as runner:
-        store = runner.run(Store.open(tmp_path / "db.sqlite", key=key))
+        store = runner.run(Store.open(store_target, key=key))
 
         async def write_and_read(record: RequestRecord) -> RequestRecord | None:
             store.requests.record(record)

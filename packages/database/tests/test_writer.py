@@ -83,6 +83,7 @@ async def test_closing_writes_everything_still_queued(db_path: Path, key: Secret
         assert await reopened.requests.count() == 2000
 
 
+@pytest.mark.sqlite_only  # the message is SQLite's; test_postgres.py checks PostgreSQL's
 async def test_a_failing_queued_write_is_logged_and_spares_the_rest_of_its_batch(
     store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -22,7 +22,7 @@ def config() -> None:
 def show(as_json: bool) -> None:
     """Print every setting with its source (default, file, .env, environment)."""
     rows = [
-        (name, "<set>" if Config.is_secret(name) and value else value, source)
+        (name, "<set>" if Config.is_secret(name) and value else Config.shown(name, value), source)
         for name, value, source in load().rows()
     ]
     if as_json:

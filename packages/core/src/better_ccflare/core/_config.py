@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -43,6 +44,7 @@ __all__ = [
     "SourceKind",
     "default_config_dir",
     "load_config",
+    "redacted_url",
     "reload_file_settings",
     "update_config_file",
     "write_file_settings",
@@ -111,6 +113,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     config_dir: Path
     """Where the key file and, by default, the database and logs live."""
     db_path: Path
+    database_url: str | None
+    """``postgresql://...``: use that PostgreSQL database instead of the SQLite file ``db_path``."""
     log_dir: Path
     lb_strategy: StrategyName
     session_duration_ms: int
@@ -163,7 +167,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
 
     def __repr__(self) -> str:
         shown = ", ".join(
-            f"{name}={'<redacted>' if self.is_secret(name) and value else value!r}"
+            f"{name}={_MASK if self.is_secret(name) and value else self.shown(name, value)!r}"
             for name, value, _ in self.rows()
         )
         return f"Config({shown})"
@@ -182,9 +186,30 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
         """Whether setting ``name`` holds a secret, never to be shown."""
         return name in _SECRET_SETTINGS
 
+    @staticmethod
+    def shown(name: str, value: object) -> object:
+        """``value`` of setting ``name`` as it may be displayed: a URL without its password.
+
+        Secrets (see ``is_secret``) are the caller's to mask; this handles settings that are
+        shown but may carry a password.
+        """
+        if name in _URL_SETTINGS and isinstance(value, str):
+            return redacted_url(value)
+        return value
+
     @property
     def tls_enabled(self) -> bool:
         return self.ssl_key_path is not None and self.ssl_cert_path is not None
+
+
+def redacted_url(url: str) -> str:
+    """``url`` with its password, if it has one, replaced by ``<redacted>``: for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    user = userinfo.split(":", 1)[0]
+    return parts._replace(netloc=f"{user}:{_MASK}@{host}").geturl()
 
 
 def default_config_dir(environ: Mapping[str, str]) -> Path:
@@ -354,6 +379,9 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting(
         "db_path", "BETTER_CCFLARE_DB_PATH", "db_path", _path(), lambda d: d / "better-ccflare.db"
     ),
+    # PostgreSQL instead of SQLite, under the reference's variable name; it may hold a password,
+    # so it is shown without one.
+    _Setting("database_url", "DATABASE_URL", "database_url", _text(), lambda _: None),
     _Setting("log_dir", "BETTER_CCFLARE_LOG_DIR", "log_dir", _path(), lambda d: d / "logs"),
     _Setting(
         "lb_strategy",
@@ -504,6 +532,9 @@ _SETTINGS: tuple[_Setting, ...] = (
 )
 
 _SECRET_SETTINGS = frozenset({"secret_key", "metrics_token"})
+_MASK = "<redacted>"
+# Shown, but with the password of the URL they hold masked.
+_URL_SETTINGS = frozenset({"database_url"})
 
 
 def load_config(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Config:

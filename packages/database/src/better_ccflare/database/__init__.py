@@ -1,8 +1,10 @@
-"""better-ccflare's persistent state: SQLite behind typed, backend-neutral repositories.
+"""better-ccflare's persistent state: SQLite or PostgreSQL behind typed, backend-neutral
+repositories.
 
-Open a :class:`Store`, use its repositories (``store.accounts``, ``store.requests``, ...), close
-it on shutdown. Every write goes through one batching writer thread and every read through one
-of two reader threads, so the event loop never waits on SQLite. Upstream credentials are
+Open a :class:`Store` (a file path for SQLite, a ``postgresql://`` URL for PostgreSQL), use its
+repositories (``store.accounts``, ``store.requests``, ...), close it on shutdown. Every write
+goes through one batching writer and reads never block the event loop (SQLite's run on reader
+threads, PostgreSQL's on an asynchronous driver). Upstream credentials are
 encrypted at rest under a :class:`SecretKey` kept outside the database. The public surface is
 exactly the union of the private modules' ``__all__`` lists.
 """

@@ -57,7 +57,8 @@ class StoreStats(msgspec.Struct, frozen=True, kw_only=True):
     batches: int = 0
     """Batches the writer ran (a batch is one transaction, or one op at a time after an error)."""
     write_seconds: float = 0.0
-    """Time spent running those batches on the writer thread, waiting for it included."""
+    """Time spent running those batches in the backend (SQLite: on the writer thread, waiting for
+    it included; PostgreSQL: the batch's round trips and commit)."""
 
 
 class StoreMaintenance(Protocol):

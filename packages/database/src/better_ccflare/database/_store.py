@@ -1,25 +1,35 @@
 """The store: the one object the upper layers (proxy, HTTP API, CLI) hold.
 
 It exposes one repository per table, typed by the backend-neutral protocols, plus lifecycle and
-housekeeping. Which backend sits behind it is decided here and nowhere else.
+housekeeping. Which backend sits behind it is decided here and nowhere else: a PostgreSQL URL
+opens the PostgreSQL backend (imported only then, since its driver is an optional extra), any
+path the SQLite one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from types import TracebackType
 
-from better_ccflare.core import Clock, Config, SystemClock
+from better_ccflare.core import Clock, Config, SystemClock, redacted_url
 
 from ._backend import Backend
 from ._crypto import SecretKey, load_or_create_key
+from ._errors import StoreOpenError
 from ._maintenance import RetentionResult, SchemaStatus, StoreMaintenance, StoreStats
 from ._sqlite import SqliteBackend
 
 __all__ = ["Store"]
 
 DEFAULT_PAYLOAD_BUDGET_BYTES = 100 * 1024 * 1024
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+_log = logging.getLogger("better_ccflare.database")
+
+
+def _is_postgres_url(target: Path | str) -> bool:
+    return isinstance(target, str) and target.lower().startswith(_POSTGRES_SCHEMES)
 
 
 class Store:
@@ -27,7 +37,8 @@ class Store:
 
     Open it with :meth:`open` (or :meth:`from_config`) inside the event loop and close it on
     shutdown; closing writes everything still queued. It is also an async context manager.
-    Nothing here blocks the event loop: SQLite runs on a writer thread and two reader threads.
+    Nothing here blocks the event loop: SQLite runs on a writer thread and two reader threads,
+    PostgreSQL through an asynchronous driver and a writer task.
 
     The constructor takes any :class:`Backend`, so another backend (or a test double) can stand
     behind the same object; the repositories are its own, bound once so that reaching one costs
@@ -62,16 +73,18 @@ class Store:
     @classmethod
     async def open(
         cls,
-        db_path: Path,
+        db_path: Path | str,
         *,
         key: SecretKey,
         clock: Clock | None = None,
         payload_budget_bytes: int = DEFAULT_PAYLOAD_BUDGET_BYTES,
     ) -> Store:
-        """Open (creating if needed) and migrate the SQLite database at ``db_path``.
+        """Open (creating if needed) and migrate the SQLite file or PostgreSQL database.
 
         Args:
-            db_path: The database file; its directory is created (mode 0700) if missing.
+            db_path: The SQLite file, whose directory is created (mode 0700) if missing; or a
+                ``postgresql://`` (``postgres://``) URL, whose database must exist (its tables
+                are created). PostgreSQL needs the ``better-ccflare-database[postgres]`` extra.
             key: Encrypts and decrypts the stored credentials (:func:`load_or_create_key`).
             clock: Source of "now" for stored timestamps; the system clock by default.
             payload_budget_bytes: How many bytes of payloads may wait to be written before new
@@ -80,25 +93,44 @@ class Store:
         Raises:
             CredentialKeyError: the database holds credentials encrypted under another key.
             SchemaError: the file cannot be migrated (it is not a better-ccflare database).
-            StoreOpenError: the file cannot be opened or is not SQLite; it is left untouched.
+            StoreOpenError: the file cannot be opened or is not SQLite (it is left untouched);
+                the PostgreSQL server cannot be reached, or its driver is not installed.
         """
         clock = clock or SystemClock()
-        backend = await SqliteBackend.open(
-            db_path, key=key, clock=clock, payload_budget_bytes=payload_budget_bytes
-        )
+        backend: Backend
+        if _is_postgres_url(db_path):
+            backend = await _open_postgres(
+                str(db_path), key=key, clock=clock, payload_budget_bytes=payload_budget_bytes
+            )
+        else:
+            backend = await SqliteBackend.open(
+                Path(db_path), key=key, clock=clock, payload_budget_bytes=payload_budget_bytes
+            )
         return cls(backend, clock=clock)
 
     @classmethod
     async def from_config(cls, config: Config, *, clock: Clock | None = None) -> Store:
-        """Open the store that ``config`` describes: its ``db_path``, with the key from
-        ``secret_key`` (``BETTER_CCFLARE_SECRET_KEY``) or the key file in ``config_dir``."""
+        """Open the store that ``config`` describes: its ``database_url`` (``DATABASE_URL``) when
+        that is a PostgreSQL URL, else its ``db_path``; with the key from ``secret_key``
+        (``BETTER_CCFLARE_SECRET_KEY``) or the key file in ``config_dir``. Every instance
+        sharing a PostgreSQL database needs the same key."""
         key = await asyncio.to_thread(
             load_or_create_key,
             config.config_dir,
             config.secret_key,
             env_source=str(config.source_of("secret_key")),
         )
-        return await cls.open(config.db_path, key=key, clock=clock)
+        url = config.database_url
+        if url is not None and not _is_postgres_url(url):
+            _log.warning(
+                "DATABASE_URL (%s, from %s) is not a postgresql:// URL, so it is ignored; using "
+                "the SQLite database %s.",
+                redacted_url(url),
+                config.source_of("database_url"),
+                config.db_path,
+            )
+        target = url if url is not None and _is_postgres_url(url) else config.db_path
+        return await cls.open(target, key=key, clock=clock)
 
     async def __aenter__(self) -> Store:
         return self
@@ -168,3 +200,19 @@ class Store:
             now_ms=self._clock.now_ms() if now_ms is None else now_ms,
             batch_size=batch_size,
         )
+
+
+async def _open_postgres(
+    url: str, *, key: SecretKey, clock: Clock, payload_budget_bytes: int
+) -> Backend:
+    try:
+        from ._postgres import PostgresBackend  # noqa: PLC0415 (the driver is an optional extra)
+    except ImportError as exc:
+        raise StoreOpenError(
+            f"DATABASE_URL points at PostgreSQL ({redacted_url(url)}), but its driver is not "
+            f"installed ({exc}). Install it with: pip install 'better-ccflare-database[postgres]' "
+            "(better-ccflare-server includes it), or unset DATABASE_URL to use SQLite."
+        ) from exc
+    return await PostgresBackend.open(
+        url, key=key, clock=clock, payload_budget_bytes=payload_budget_bytes
+    )

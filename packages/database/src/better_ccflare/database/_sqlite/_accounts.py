@@ -20,75 +20,29 @@ from better_ccflare.core import (
     ModelMappings,
     NotFoundError,
     PauseReason,
-    ProviderKind,
-    RateLimitReason,
     RateLimitState,
-    SessionState,
 )
 from better_ccflare.database._crypto import SecretKey
+from better_ccflare.database._rows import (
+    ACCOUNT_COLUMNS,
+    ACCOUNT_ORDER,
+    CLEAR_REJECTION,
+    CREDENTIAL_COLUMNS,
+    account_conflict,
+    account_from_row,
+    account_values,
+    credential_values,
+    insert_sql,
+)
+from better_ccflare.database._values import mappings_to_json, open_secret, same_secret
 
 from ._connection import Runner
-from ._values import (
-    enum_or_none,
-    mappings_from_json,
-    mappings_to_json,
-    open_secret,
-    same_secret,
-    seal_secret,
-)
 from ._writer import Writer
 
 __all__ = ["SqliteAccounts"]
 
-_INSERT_COLUMNS = (
-    "id",
-    "name",
-    "provider",
-    "api_key",
-    "access_token",
-    "refresh_token",
-    "expires_at",
-    "refresh_token_issued_at",
-    "created_at",
-    "last_used",
-    "request_count",
-    "total_requests",
-    "priority",
-    "paused",
-    "pause_reason",
-    "requires_reauth",
-    "rate_limit_status",
-    "rate_limit_reset",
-    "rate_limit_remaining",
-    "rate_limited_until",
-    "rate_limited_reason",
-    "rate_limited_at",
-    "consecutive_rate_limits",
-    "consecutive_failures",
-    "session_start",
-    "session_request_count",
-    "auto_fallback_enabled",
-    "auto_refresh_enabled",
-    "auto_pause_on_overage_enabled",
-    "peak_hours_pause_enabled",
-    "custom_endpoint",
-    "model_mappings",
-    "billing_type",
-)
-_INSERT_SQL = (
-    f"INSERT INTO accounts ({', '.join(_INSERT_COLUMNS)}) "  # noqa: S608 (fixed names)
-    f"VALUES ({', '.join('?' * len(_INSERT_COLUMNS))})"
-)
-_SET_CREDENTIALS = (
-    "api_key = ?, access_token = ?, refresh_token = ?, expires_at = ?, refresh_token_issued_at = ?"
-)
-# New credentials answer a rejection of the old ones: the bench ends and the streak starts over.
-_CLEAR_REJECTION = (
-    "rate_limited_until = CASE WHEN rate_limited_reason = 'credentials_rejected' "
-    "THEN NULL ELSE rate_limited_until END, "
-    "consecutive_failures = CASE WHEN rate_limited_reason = 'credentials_rejected' "
-    "THEN 0 ELSE consecutive_failures END"
-)
+_INSERT_SQL = insert_sql("accounts", ACCOUNT_COLUMNS, "qmark")
+_SET_CREDENTIALS = ", ".join(f"{column} = ?" for column in CREDENTIAL_COLUMNS)
 _RECORD_USE_SQL = """
 UPDATE accounts SET
   last_used = :now,
@@ -106,110 +60,6 @@ _RATE_LIMIT_READING_SQL = (
     "UPDATE accounts SET rate_limit_status = ?, rate_limit_reset = ?, rate_limit_remaining = ? "
     "WHERE id = ?"
 )
-# Lowest priority number first, then oldest: the order the strategies and the dashboard expect.
-_ORDER = "ORDER BY priority, created_at, id"
-
-
-def _account_values(account: Account, key: SecretKey) -> tuple[object, ...]:
-    credentials = account.credentials
-    rate_limit = account.rate_limit
-    return (
-        account.id,
-        account.name,
-        account.provider,
-        seal_secret(credentials.api_key, key),
-        seal_secret(credentials.access_token, key),
-        seal_secret(credentials.refresh_token, key),
-        credentials.expires_at_ms,
-        credentials.refresh_token_issued_at_ms,
-        account.created_at_ms,
-        account.last_used_ms,
-        account.request_count,
-        account.total_requests,
-        account.priority,
-        account.paused,
-        account.pause_reason,
-        account.requires_reauth,
-        rate_limit.status,
-        rate_limit.reset_at_ms,
-        rate_limit.remaining,
-        rate_limit.limited_until_ms,
-        rate_limit.reason,
-        rate_limit.limited_at_ms,
-        rate_limit.consecutive,
-        rate_limit.failures,
-        account.session.started_at_ms,
-        account.session.request_count,
-        account.auto_fallback_enabled,
-        account.auto_refresh_enabled,
-        account.auto_pause_on_overage_enabled,
-        account.peak_hours_pause_enabled,
-        account.custom_endpoint,
-        mappings_to_json(account.model_mappings),
-        account.billing_type,
-    )
-
-
-def _credential_values(credentials: Credentials, key: SecretKey) -> tuple[object, ...]:
-    return (
-        seal_secret(credentials.api_key, key),
-        seal_secret(credentials.access_token, key),
-        seal_secret(credentials.refresh_token, key),
-        credentials.expires_at_ms,
-        credentials.refresh_token_issued_at_ms,
-    )
-
-
-def account_from_row(row: sqlite3.Row, key: SecretKey) -> Account:
-    """Build an :class:`Account` from a row, tolerating NULLs and unknown values."""
-    return Account(
-        id=row["id"],
-        name=row["name"],
-        provider=ProviderKind.CLAUDE_OAUTH.value if row["provider"] is None else row["provider"],
-        created_at_ms=row["created_at"],
-        credentials=Credentials(
-            api_key=open_secret(row["api_key"], key),
-            access_token=open_secret(row["access_token"], key),
-            refresh_token=open_secret(row["refresh_token"], key),
-            expires_at_ms=row["expires_at"],
-            refresh_token_issued_at_ms=row["refresh_token_issued_at"],
-        ),
-        priority=row["priority"] or 0,
-        paused=bool(row["paused"]),
-        pause_reason=enum_or_none(PauseReason, row["pause_reason"]),
-        requires_reauth=bool(row["requires_reauth"]),
-        rate_limit=RateLimitState(
-            status=row["rate_limit_status"],
-            reset_at_ms=row["rate_limit_reset"],
-            remaining=row["rate_limit_remaining"],
-            limited_until_ms=row["rate_limited_until"],
-            reason=enum_or_none(RateLimitReason, row["rate_limited_reason"]),
-            limited_at_ms=row["rate_limited_at"],
-            consecutive=row["consecutive_rate_limits"] or 0,
-            failures=row["consecutive_failures"] or 0,
-        ),
-        session=SessionState(
-            started_at_ms=row["session_start"],
-            request_count=row["session_request_count"] or 0,
-        ),
-        last_used_ms=row["last_used"],
-        request_count=row["request_count"] or 0,
-        total_requests=row["total_requests"] or 0,
-        auto_fallback_enabled=bool(row["auto_fallback_enabled"]),
-        auto_refresh_enabled=bool(row["auto_refresh_enabled"]),
-        auto_pause_on_overage_enabled=bool(row["auto_pause_on_overage_enabled"]),
-        peak_hours_pause_enabled=bool(row["peak_hours_pause_enabled"]),
-        custom_endpoint=row["custom_endpoint"],
-        model_mappings=mappings_from_json(row["model_mappings"]),
-        billing_type=enum_or_none(BillingType, row["billing_type"]),
-    )
-
-
-def _conflict(what: str) -> ConflictError:
-    return ConflictError(
-        f"{what}: another account already has this id, or this name for the same provider and "
-        "custom endpoint. Choose another name."
-    )
 
 
 class SqliteAccounts:
@@ -225,20 +75,20 @@ class SqliteAccounts:
     async def add(self, account: Account) -> None:
         def insert(db: Database) -> bool:
             try:
-                db.conn.execute(_INSERT_SQL, _account_values(account, self._key))
+                db.conn.execute(_INSERT_SQL, account_values(account, self._key))
             except sqlite3.IntegrityError:
                 return False
             return True
 
         if not await self._writer.submit(insert, label=f"accounts.add({account.id})"):
-            raise _conflict(f"Cannot add account {account.name!r} ({account.provider})")
+            raise account_conflict(f"Cannot add account {account.name!r} ({account.provider})")
 
     async def get(self, account_id: str) -> Account | None:
         accounts = await self._select("WHERE id = ?", (account_id,))
         return accounts[0] if accounts else None
 
     async def get_by_name(self, name: str) -> Account | None:
-        accounts = await self._select(f"WHERE name = ? {_ORDER}", (name,))
+        accounts = await self._select(f"WHERE name = ? {ACCOUNT_ORDER}", (name,))
         if len(accounts) > 1:
             providers = ", ".join(account.provider for account in accounts)
             raise ConflictError(
@@ -248,7 +98,7 @@ class SqliteAccounts:
         return accounts[0] if accounts else None
 
     async def list_all(self) -> list[Account]:
-        return await self._select(_ORDER, ())
+        return await self._select(ACCOUNT_ORDER, ())
 
     async def delete(self, account_id: str) -> None:
         deleted = await self._writer.submit(
@@ -348,8 +198,8 @@ class SqliteAccounts:
     async def set_credentials(self, account_id: str, credentials: Credentials) -> None:
         await self._update(
             account_id,
-            f"{_SET_CREDENTIALS}, requires_reauth = 0, {_CLEAR_REJECTION}",
-            _credential_values(credentials, self._key),
+            f"{_SET_CREDENTIALS}, requires_reauth = 0, {CLEAR_REJECTION}",
+            credential_values(credentials, self._key),
         )
 
     async def update_credentials_if_refresh_token_matches(
@@ -360,7 +210,7 @@ class SqliteAccounts:
                 return False
             db.conn.execute(
                 f"UPDATE accounts SET {_SET_CREDENTIALS} WHERE id = ?",  # noqa: S608 (fixed names)
-                (*_credential_values(credentials, self._key), account_id),
+                (*credential_values(credentials, self._key), account_id),
             )
             return True
 
@@ -423,6 +273,6 @@ class SqliteAccounts:
 
         changed = await self._writer.submit(update, label=f"accounts.update({account_id})")
         if changed is None:
-            raise _conflict(what)
+            raise account_conflict(what)
         if changed == 0:
             raise NotFoundError("account", account_id)

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from sqlite_utils import Database
 
 from better_ccflare.core import AgentPreference, NotFoundError
+from better_ccflare.database._rows import agent_preference_from_row
 
 from ._connection import Runner
 from ._writer import Writer
 
 __all__ = ["SqliteAgentPreferences"]
-
-
-def agent_preference_from_row(row: sqlite3.Row) -> AgentPreference:
-    return AgentPreference(
-        agent_id=row["agent_id"], model=row["model"], updated_at_ms=row["updated_at"] or 0
-    )
 
 
 class SqliteAgentPreferences:

@@ -23,9 +23,8 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from functools import partial
-from typing import cast
 
 import msgspec
 from sqlite_utils import Database
@@ -35,14 +34,22 @@ from better_ccflare.database._analytics import (
     Dimension,
     ErrorGroup,
     GroupStats,
-    Metrics,
     RequestFilter,
     SeriesPoint,
     Totals,
 )
+from better_ccflare.database._rows import request_from_row
+from better_ccflare.database._sums import (
+    Sums,
+    add_up,
+    check_bucket,
+    check_limit,
+    groups_from,
+    series_from,
+    totals_from,
+)
 
 from ._connection import Runner
-from ._requests import request_from_row
 from ._rollups import (
     RAW_SUMS,
     ROLLUP_SUMS,
@@ -84,8 +91,6 @@ _ROLLUP_PARTIALS = ", ".join(
         "TOTAL(CASE WHEN plan THEN NULL ELSE cost_usd END) AS api_cost_usd",
     ]
 )
-_PARTIALS = (*RAW_SUMS, "successful", "plan_cost_usd", "api_cost_usd")
-"""What each piece of a query returns per group, besides the group's keys ``k0`` and ``k1``."""
 _GROUP_KEYS: dict[Dimension, tuple[str, str]] = {
     "model": ("model", "NULL"),
     "account": ("account_used", "NULL"),
@@ -151,8 +156,7 @@ def totals_queries(where: RequestFilter, coverage: Coverage) -> list[Query]:
 def series_queries(
     where: RequestFilter, bucket_ms: int, coverage: Coverage, *, by_model: bool
 ) -> list[Query]:
-    if bucket_ms <= 0:
-        raise ValueError(f"bucket_ms must be positive, not {bucket_ms}")
+    check_bucket(bucket_ms)
     model = "model" if by_model else "NULL"
 
     def keys(time: str, period_ms: int | None) -> tuple[str, str, list[object]]:
@@ -204,7 +208,7 @@ def _group_by(second_key: str) -> str:
 
 
 def errors_query(where: RequestFilter, limit: int) -> Query:
-    _check_limit(limit)
+    check_limit(limit)
     conditions, params = filter_sql(where)
     # Without the hint SQLite prefers a filter's index, which holds the successes too.
     sql = (
@@ -226,7 +230,7 @@ def requests_query(where: RequestFilter, limit: int, *, before_ms: int | None) -
     already in time order, so taking each part's newest rows and merging those is cheap. Past
     ``_MAX_BRANCHES`` parts the filter is kept whole.
     """
-    _check_limit(limit)
+    check_limit(limit)
     if before_ms is not None:
         until_ms = before_ms if where.until_ms is None else min(where.until_ms, before_ms)
         where = msgspec.structs.replace(where, until_ms=until_ms)
@@ -259,55 +263,6 @@ def _placeholders(values: tuple[object, ...] | list[str]) -> str:
     return ", ".join("?" * len(values))
 
 
-def _check_limit(limit: int | None) -> None:
-    # SQLite reads a negative LIMIT as "no limit"; a caller's mistake should not mean that.
-    if limit is not None and limit < 0:
-        raise ValueError(f"limit must be 0 or more, not {limit}")
-
-
-Sums = dict[tuple[object, object], list[float]]
-"""Per group (``k0``, ``k1``), the :data:`_PARTIALS` added up over every piece."""
-
-
-def add_up(rows: list[sqlite3.Row]) -> Sums:
-    sums: Sums = {}
-    for row in rows:
-        values = [row[name] or 0 for name in _PARTIALS]  # SUM of no response times is NULL
-        total = sums.setdefault((row["k0"], row["k1"]), [0] * len(_PARTIALS))
-        for index, value in enumerate(values):
-            total[index] += value
-    return sums
-
-
-def metrics_from(values: Sequence[float]) -> Metrics:
-    fields = dict(zip(_PARTIALS, values, strict=True))
-    response_times = fields["response_time_ms_count"]
-    rates = fields["output_tokens_per_second_count"]
-    return Metrics(
-        requests=int(fields["requests"]),
-        successful=int(fields["successful"]),
-        input_tokens=int(fields["input_tokens"]),
-        output_tokens=int(fields["output_tokens"]),
-        cache_read_tokens=int(fields["cache_read_tokens"]),
-        cache_write_tokens=int(fields["cache_write_tokens"]),
-        cost_usd=float(fields["cost_usd"]),
-        unpriced_requests=int(fields["unpriced_requests"]),
-        plan_cost_usd=float(fields["plan_cost_usd"]),
-        api_cost_usd=float(fields["api_cost_usd"]),
-        avg_response_time_ms=(
-            fields["response_time_ms_sum"] / response_times if response_times else None
-        ),
-        avg_output_tokens_per_second=(
-            fields["output_tokens_per_second_sum"] / rates if rates else None
-        ),
-    )
-
-
-def _none_first(value: object) -> tuple[bool, object]:
-    """SQLite's ascending order of a key: NULL first."""
-    return (value is not None, value if value is not None else 0)
-
-
 HOURS_PER_REFRESH = 24
 """Hours rolled up per write transaction, so catching up on a long history lets writes in."""
 
@@ -322,45 +277,23 @@ class SqliteAnalytics:
         self._writer = writer
 
     async def totals(self, where: RequestFilter) -> Totals:
-        sums = await self._add_up(partial(totals_queries, where))
-        accounts = {account for account, _ in sums if account is not None}
-        values = [sum(column) for column in zip(*sums.values(), strict=True)] or [0] * len(
-            _PARTIALS
-        )
-        return Totals(metrics=metrics_from(values), active_accounts=len(accounts))
+        return totals_from(await self._add_up(partial(totals_queries, where)))
 
     async def time_series(
         self, where: RequestFilter, bucket_ms: int, *, by_model: bool = False
     ) -> list[SeriesPoint]:
-        sums = await self._add_up(
-            lambda coverage: series_queries(where, bucket_ms, coverage, by_model=by_model)
-        )
-        return [
-            SeriesPoint(
-                bucket_start_ms=cast("int", bucket),
-                model=cast("str | None", model),
-                metrics=metrics_from(sums[bucket, model]),
+        return series_from(
+            await self._add_up(
+                lambda coverage: series_queries(where, bucket_ms, coverage, by_model=by_model)
             )
-            for bucket, model in sorted(sums, key=lambda keys: (keys[0], _none_first(keys[1])))
-        ]
+        )
 
     async def group_by(
         self, where: RequestFilter, dimension: Dimension, *, limit: int | None = None
     ) -> list[GroupStats]:
-        _check_limit(limit)
+        check_limit(limit)
         sums = await self._add_up(lambda coverage: group_queries(where, dimension, coverage))
-        ordered = sorted(
-            sums.items(),
-            key=lambda item: (-item[1][0], _none_first(item[0][0]), _none_first(item[0][1])),
-        )
-        return [
-            GroupStats(
-                key=cast("str | None", key),
-                second_key=cast("str | None", second_key),
-                metrics=metrics_from(values),
-            )
-            for (key, second_key), values in ordered[:limit]
-        ]
+        return groups_from(sums, limit)
 
     async def recent_errors(self, where: RequestFilter, limit: int) -> list[ErrorGroup]:
         rows = await self._rows(errors_query(where, limit))

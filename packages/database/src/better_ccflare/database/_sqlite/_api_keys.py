@@ -6,33 +6,21 @@ import sqlite3
 
 from sqlite_utils import Database
 
-from better_ccflare.core import ApiKey, ApiKeyRole, ConflictError, NotFoundError
+from better_ccflare.core import ApiKey, ApiKeyRole, NotFoundError
+from better_ccflare.database._rows import (
+    API_KEY_COLUMNS,
+    api_key_conflict,
+    api_key_from_row,
+    api_key_values,
+    insert_sql,
+)
 
 from ._connection import Runner
-from ._values import enum_or_none
 from ._writer import Writer
 
 __all__ = ["SqliteApiKeys"]
 
-_INSERT_SQL = (
-    "INSERT INTO api_keys (id, name, hashed_key, prefix_last_8, created_at, last_used, "
-    "usage_count, is_active, role) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-
-
-def api_key_from_row(row: sqlite3.Row) -> ApiKey:
-    return ApiKey(
-        id=row["id"],
-        name=row["name"],
-        hashed_key=row["hashed_key"],
-        prefix_last_8=row["prefix_last_8"],
-        created_at_ms=row["created_at"],
-        last_used_ms=row["last_used"],
-        usage_count=row["usage_count"] or 0,
-        is_active=bool(row["is_active"]),
-        # An unknown role gets the least privilege.
-        role=enum_or_none(ApiKeyRole, row["role"]) or ApiKeyRole.API_ONLY,
-    )
+_INSERT_SQL = insert_sql("api_keys", API_KEY_COLUMNS, "qmark")
 
 
 class SqliteApiKeys:
@@ -45,17 +33,7 @@ class SqliteApiKeys:
         self._writer = writer
 
     async def add(self, key: ApiKey) -> None:
-        values = (
-            key.id,
-            key.name,
-            key.hashed_key,
-            key.prefix_last_8,
-            key.created_at_ms,
-            key.last_used_ms,
-            key.usage_count,
-            key.is_active,
-            key.role,
-        )
+        values = api_key_values(key)
 
         def insert(db: Database) -> bool:
             try:
@@ -65,10 +43,7 @@ class SqliteApiKeys:
             return True
 
         if not await self._writer.submit(insert, label=f"api_keys.add({key.id})"):
-            raise ConflictError(
-                f"Cannot add API key {key.name!r}: an API key with this id, name or hash already "
-                "exists. Choose another name."
-            )
+            raise api_key_conflict(key)
 
     async def list_all(self) -> list[ApiKey]:
         return await self._select("ORDER BY created_at, id", ())

@@ -26,7 +26,7 @@ from ._connection import ConnectionPool, ConnectionThread, open_reader, open_wri
 from ._migrations import apply_migrations, schema_status, verify_key
 from ._oauth_sessions import SqliteOAuthSessions
 from ._requests import SqliteRequests
-from ._retention import run_retention_batches
+from ._retention import delete_old_history
 from ._strategies import SqliteStrategies
 from ._usage import SqliteUsage
 from ._writer import Writer
@@ -170,7 +170,7 @@ class SqliteBackend:
         self, payload_days: int, request_days: int, *, now_ms: int, batch_size: int
     ) -> RetentionResult:
         async with self._retention_lock:
-            return await run_retention_batches(
+            return await delete_old_history(
                 self._writer, payload_days, request_days, now_ms=now_ms, batch_size=batch_size
             )
 

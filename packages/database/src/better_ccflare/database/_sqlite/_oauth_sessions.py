@@ -1,50 +1,26 @@
-"""The ``oauth_sessions`` table: PKCE logins waiting for the user to paste the code back.
-
-The PKCE verifier is encrypted like the account credentials: together with an intercepted
-authorization code it would be enough to log in.
-"""
+"""The ``oauth_sessions`` table: PKCE logins waiting for the user to paste the code back."""
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 
 from sqlite_utils import Database
 
-from better_ccflare.core import ConflictError, OAuthMode, OAuthSession
+from better_ccflare.core import ConflictError, OAuthSession
 from better_ccflare.database._crypto import SecretKey
+from better_ccflare.database._rows import (
+    OAUTH_SESSION_COLUMNS,
+    insert_sql,
+    oauth_session_from_row,
+    oauth_session_values,
+)
 
 from ._connection import Runner
-from ._values import enum_or_none, open_secret
 from ._writer import Writer
 
 __all__ = ["SqliteOAuthSessions"]
 
-_log = logging.getLogger("better_ccflare.database")
-_INSERT_SQL = (
-    "INSERT INTO oauth_sessions (id, account_name, verifier, mode, custom_endpoint, priority, "
-    "created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
-# The reference accepted "max" as an alias of claude-oauth.
-_MODE_ALIASES = {"max": OAuthMode.CLAUDE_OAUTH}
-
-
-def oauth_session_from_row(row: sqlite3.Row, key: SecretKey) -> OAuthSession | None:
-    """The session, or ``None`` when its mode is unknown to this version (it cannot finish)."""
-    mode = _MODE_ALIASES.get(row["mode"]) or enum_or_none(OAuthMode, row["mode"])
-    if mode is None:
-        _log.warning("Ignoring OAuth session %s with unknown mode %r.", row["id"], row["mode"])
-        return None
-    return OAuthSession(
-        id=row["id"],
-        account_name=row["account_name"],
-        verifier=open_secret(row["verifier"], key) or "",
-        mode=mode,
-        created_at_ms=row["created_at"],
-        expires_at_ms=row["expires_at"],
-        custom_endpoint=row["custom_endpoint"],
-        priority=row["priority"] or 0,
-    )
+_INSERT_SQL = insert_sql("oauth_sessions", OAUTH_SESSION_COLUMNS, "qmark")
 
 
 class SqliteOAuthSessions:
@@ -59,16 +35,7 @@ class SqliteOAuthSessions:
 
     async def create(self, session: OAuthSession) -> None:
         def insert(db: Database) -> bool:
-            values = (
-                session.id,
-                session.account_name,
-                self._key.encrypt(session.verifier),
-                session.mode,
-                session.custom_endpoint,
-                session.priority,
-                session.created_at_ms,
-                session.expires_at_ms,
-            )
+            values = oauth_session_values(session, self._key)
             try:
                 db.conn.execute(_INSERT_SQL, values)
             except sqlite3.IntegrityError:

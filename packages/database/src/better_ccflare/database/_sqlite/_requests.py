@@ -1,181 +1,27 @@
-"""The ``requests`` and ``request_payloads`` tables: request history and stored bodies.
-
-Rows are written with the reference's derived columns too (``prompt_tokens``,
-``completion_tokens``, ``total_tokens``) so existing dashboards and queries keep working, and
-``cache_creation_input_tokens`` stays the total of all cache writes; the 1-hour share lives in
-our own column ``cache_creation_1h_input_tokens``.
-"""
+"""The ``requests`` and ``request_payloads`` tables: request history and stored bodies."""
 
 from __future__ import annotations
 
-import sqlite3
-
 from sqlite_utils import Database
 
-from better_ccflare.core import (
-    AgentAttributionSource,
-    BillingType,
-    Clock,
-    RequestRecord,
-    StreamTerminalState,
-    TokenUsage,
+from better_ccflare.core import Clock, RequestRecord
+from better_ccflare.database._rows import (
+    request_from_row,
+    request_upsert_sql,
+    request_values,
 )
 
 from ._connection import Runner
 from ._rollups import reset_rollups
-from ._values import enum_or_none
 from ._writer import Writer
 
 __all__ = ["SqliteRequests"]
 
-_COLUMNS = (
-    "id",
-    "timestamp",
-    "method",
-    "path",
-    "account_used",
-    "status_code",
-    "success",
-    "error_message",
-    "response_time_ms",
-    "failover_attempts",
-    "model",
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "cost_usd",
-    "output_tokens_per_second",
-    "input_tokens",
-    "cache_read_input_tokens",
-    "cache_creation_input_tokens",
-    "cache_creation_1h_input_tokens",
-    "output_tokens",
-    "agent_used",
-    "agent_attribution_source",
-    "api_key_id",
-    "api_key_name",
-    "project",
-    "billing_type",
-    "original_model",
-    "applied_model",
-    "stream_terminal_state",
-    "client_session_id",
-)
-# Columns a later record may leave unknown: an upsert keeps the stored value then.
-_KEEP_WHEN_NULL = frozenset(
-    {
-        "account_used",
-        "status_code",
-        "error_message",
-        "response_time_ms",
-        "model",
-        "output_tokens_per_second",
-        "agent_used",
-        "agent_attribution_source",
-        "api_key_id",
-        "api_key_name",
-        "project",
-        "billing_type",
-        "original_model",
-        "applied_model",
-        "stream_terminal_state",
-        "client_session_id",
-    }
-)
-_UPSERT_SQL = (
-    f"INSERT INTO requests ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "  # noqa: S608 (fixed names)
-    "ON CONFLICT(id) DO UPDATE SET "
-    + ", ".join(
-        f"{column} = COALESCE(excluded.{column}, requests.{column})"
-        if column in _KEEP_WHEN_NULL
-        else f"{column} = excluded.{column}"
-        for column in _COLUMNS[1:]
-    )
-)
+_UPSERT_SQL = request_upsert_sql("qmark")
 _PAYLOAD_SQL = (
     "INSERT INTO request_payloads (id, json, timestamp) VALUES (?, ?, ?) "
     "ON CONFLICT(id) DO UPDATE SET json = excluded.json, timestamp = excluded.timestamp"
 )
-
-
-def _request_values(record: RequestRecord) -> tuple[object, ...]:
-    usage = record.usage
-    return (
-        record.id,
-        record.timestamp_ms,
-        record.method,
-        record.path,
-        record.account_id,
-        record.status_code,
-        record.success,
-        record.error_message,
-        record.response_time_ms,
-        record.failover_attempts,
-        record.model,
-        usage.prompt_tokens,
-        usage.output_tokens,
-        usage.total_tokens,
-        record.cost_usd,
-        record.output_tokens_per_second,
-        usage.input_tokens,
-        usage.cache_read_input_tokens,
-        usage.cache_creation_input_tokens,
-        usage.cache_write_1h_input_tokens,
-        usage.output_tokens,
-        record.agent_used,
-        record.agent_attribution_source,
-        record.api_key_id,
-        record.api_key_name,
-        record.project,
-        record.billing_type,
-        record.original_model,
-        record.applied_model,
-        record.stream_terminal_state,
-        record.client_session_id,
-    )
-
-
-def request_from_row(row: sqlite3.Row) -> RequestRecord:
-    """Build a :class:`RequestRecord`; rows older than the token breakdown fall back to totals."""
-    cache_writes = row["cache_creation_input_tokens"] or 0
-    cache_writes_1h = row["cache_creation_1h_input_tokens"] or 0
-    input_tokens = row["input_tokens"]
-    output_tokens = row["output_tokens"]
-    return RequestRecord(
-        id=row["id"],
-        timestamp_ms=row["timestamp"],
-        method=row["method"] or "",
-        path=row["path"] or "",
-        account_id=row["account_used"],
-        status_code=row["status_code"],
-        success=bool(row["success"]),
-        error_message=row["error_message"],
-        response_time_ms=row["response_time_ms"],
-        failover_attempts=row["failover_attempts"] or 0,
-        model=row["model"],
-        usage=TokenUsage(
-            input_tokens=(row["prompt_tokens"] if input_tokens is None else input_tokens) or 0,
-            output_tokens=(row["completion_tokens"] if output_tokens is None else output_tokens)
-            or 0,
-            cache_read_input_tokens=row["cache_read_input_tokens"] or 0,
-            cache_write_5m_input_tokens=max(cache_writes - cache_writes_1h, 0),
-            cache_write_1h_input_tokens=cache_writes_1h,
-        ),
-        cost_usd=row["cost_usd"],  # NULL: no price was known
-        output_tokens_per_second=row["output_tokens_per_second"],
-        agent_used=row["agent_used"],
-        agent_attribution_source=enum_or_none(
-            AgentAttributionSource, row["agent_attribution_source"]
-        ),
-        api_key_id=row["api_key_id"],
-        api_key_name=row["api_key_name"],
-        project=row["project"],
-        billing_type=enum_or_none(BillingType, row["billing_type"]),
-        original_model=row["original_model"],
-        applied_model=row["applied_model"],
-        stream_terminal_state=enum_or_none(StreamTerminalState, row["stream_terminal_state"]),
-        client_session_id=row["client_session_id"],
-    )
 
 
 class SqliteRequests:
@@ -189,7 +35,7 @@ class SqliteRequests:
         self._clock = clock
 
     def record(self, record: RequestRecord) -> None:
-        values = _request_values(record)
+        values = request_values(record)
         self._writer.enqueue(
             lambda db: db.conn.execute(_UPSERT_SQL, values), label=f"requests.record({record.id})"
         )

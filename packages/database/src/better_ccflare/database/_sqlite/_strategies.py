@@ -5,9 +5,10 @@ from __future__ import annotations
 from sqlite_utils import Database
 
 from better_ccflare.core import StrategySettings
+from better_ccflare.database._rows import strategy_from_row
+from better_ccflare.database._values import encode_json
 
 from ._connection import Runner
-from ._values import decode_json_object, encode_json
 from ._writer import Writer
 
 __all__ = ["SqliteStrategies"]
@@ -29,11 +30,7 @@ class SqliteStrategies:
             ).fetchone()
             if row is None:
                 return None
-            return StrategySettings(
-                name=row["name"],
-                config=decode_json_object(row["config"], "strategies.config"),
-                updated_at_ms=row["updated_at"] or 0,
-            )
+            return strategy_from_row(row)
 
         return await self._reader.run(select)
 

@@ -1,43 +1,25 @@
-"""The ``usage_snapshots`` table: append-only history of the providers' usage windows.
-
-A :class:`~better_ccflare.core.UsageSnapshot` is stored as one row per window, all with the
-snapshot's timestamp (the reference's layout); reading groups rows back by timestamp.
-"""
+"""The ``usage_snapshots`` table: append-only history of the providers' usage windows."""
 
 from __future__ import annotations
 
-import itertools
-import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 from sqlite_utils import Database
 
-from better_ccflare.core import UsageSnapshot, UsageWindow
+from better_ccflare.core import UsageSnapshot
+from better_ccflare.database._rows import (
+    USAGE_SNAPSHOT_COLUMNS,
+    insert_sql,
+    snapshot_values,
+    snapshots_from_rows,
+)
 
 from ._connection import Runner
 from ._writer import Writer
 
 __all__ = ["SqliteUsage"]
 
-
-def snapshots_from_rows(account_id: str, rows: Iterable[sqlite3.Row]) -> list[UsageSnapshot]:
-    """Group rows ordered by timestamp into snapshots; windows without a utilization are skipped."""
-    return [
-        UsageSnapshot(
-            account_id=account_id,
-            timestamp_ms=timestamp_ms,
-            windows=tuple(
-                UsageWindow(
-                    key=row["window_key"],
-                    utilization=row["utilization"],
-                    resets_at_ms=row["resets_at"],
-                )
-                for row in group
-                if row["utilization"] is not None
-            ),
-        )
-        for timestamp_ms, group in itertools.groupby(rows, key=lambda row: row["timestamp"])
-    ]
+_INSERT_SQL = insert_sql("usage_snapshots", USAGE_SNAPSHOT_COLUMNS, "qmark")
 
 
 class SqliteUsage:
@@ -50,20 +32,10 @@ class SqliteUsage:
         self._writer = writer
 
     async def record(self, snapshot: UsageSnapshot) -> None:
-        rows = [
-            (
-                snapshot.account_id,
-                snapshot.timestamp_ms,
-                window.key,
-                window.utilization,
-                window.resets_at_ms,
-            )
-            for window in snapshot.windows
-        ]
+        rows = snapshot_values(snapshot)
         await self._writer.submit(
             lambda db: db.conn.executemany(
-                "INSERT INTO usage_snapshots (account_id, timestamp, window_key, utilization, "
-                "resets_at) VALUES (?, ?, ?, ?, ?)",
+                _INSERT_SQL,
                 rows,
             ),
             label=f"usage.record({snapshot.account_id})",

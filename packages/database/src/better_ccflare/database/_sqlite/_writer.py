@@ -1,145 +1,41 @@
-"""The single writer: every write from async code goes through one queue onto one thread.
+"""The SQLite writer: the shared write queue, with its batches run on the writer thread.
 
-SQLite allows one writer at a time and every transaction has a fixed cost (taking the lock,
-writing every page it touched to the WAL, a hand-off to the writer thread and back), so writes
-are grouped: the writer task takes whatever is queued (up to ``MAX_BATCH_OPS`` operations and
-``MAX_BATCH_PAYLOAD_BYTES`` of payloads) and runs it as ONE transaction on the writer thread.
-
-Fire-and-forget writes (:meth:`Writer.enqueue`, one per proxied request) linger up to
-``LINGER_S`` before their batch starts, so that a busy proxy writes a few large transactions a
-second instead of one or two rows per transaction (with time-ordered request ids, recording
-cost the benchmark's proxy 24 to 47 µs of CPU per request instead of 52 to 58; see the
-proxy-overhead section of ``docs/performance.md``). A write somebody waits for
-(:meth:`Writer.submit`, :meth:`Writer.flush`) and closing start the batch at once, taking the
-lingering writes along, so nothing waits for the timer but the proxy's records.
-If a batch's transaction fails, its operations are retried one by one so that one bad write does
-not take the others down with it.
-
-There are two ways in. :meth:`Writer.submit` returns the operation's result once committed (a
-token compare-and-swap needs to know whether it won). :meth:`Writer.enqueue` never blocks or
-awaits: the request hot path records this way, and a failure is logged, not raised. Payloads
-(large bodies) count against a byte budget; over budget they are dropped and counted, so a slow
-disk cannot make the proxy's memory grow without bound.
+A batch is one ``BEGIN IMMEDIATE`` transaction on the thread that owns the only write
+connection; each queued write is a function of that connection. A batch that fails is retried
+write by write, except when another process held the lock past the busy timeout (each retry
+would only wait it out again).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import sqlite3
-import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any, NamedTuple, TypeVar, cast
+from typing import TypeVar, cast
 
 from sqlite_utils import Database
 
-from better_ccflare.database._errors import StoreClosedError
-from better_ccflare.database._maintenance import StoreStats
+from better_ccflare.database._write_queue import LINGER_S, Outcome, QueuedWrite, WriteQueue
 
 from ._connection import ConnectionThread, immediate_transaction
 
-__all__ = ["Writer"]
+__all__ = ["LINGER_S", "Writer"]
 
 _T = TypeVar("_T")
-_log = logging.getLogger("better_ccflare.database")
-
+_Write = Callable[[Database], object]
 _LOCKED_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 
-MAX_BATCH_OPS = 500
-MAX_BATCH_PAYLOAD_BYTES = 16 * 1024 * 1024
-LINGER_S = 0.05
-"""How long a fire-and-forget write may wait for others to share its transaction: long enough
-for a busy proxy's records to form batches of dozens, short enough that the dashboard's
-request list looks live."""
 
-
-class _Op(NamedTuple):
-    """One queued write. A named tuple, not a dataclass: one is built per proxied request on the
-    event loop, and a tuple is the cheapest object to build."""
-
-    fn: Callable[[Database], object]
-    label: str
-    """What the write does, for the log line if it fails; never holds secrets."""
-    future: asyncio.Future[Any] | None
-    payload_bytes: int
-    transactional: bool
-
-
-class _Outcome(NamedTuple):
-    value: object = None
-    error: Exception | None = None
-
-
-class Writer:
+class Writer(WriteQueue[_Write]):
     """Owns the write connection's thread and the queue in front of it."""
 
-    __slots__ = (
-        "_batches",
-        "_closing",
-        "_dropping",
-        "_due",
-        "_in_flight",
-        "_linger",
-        "_ops_committed",
-        "_ops_failed",
-        "_payload_budget_bytes",
-        "_payloads_dropped",
-        "_pending",
-        "_queued_payload_bytes",
-        "_task",
-        "_thread",
-        "_transactions",
-        "_wakeup",
-        "_write_seconds",
-    )
+    __slots__ = ("_thread",)
 
     def __init__(self, thread: ConnectionThread, *, payload_budget_bytes: int) -> None:
+        super().__init__(
+            self._run_batch, nothing=_nothing, payload_budget_bytes=payload_budget_bytes
+        )
         self._thread = thread
-        self._payload_budget_bytes = payload_budget_bytes
-        self._pending: deque[_Op] = deque()
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._due = False
-        """The queue is to be written now rather than after the linger."""
-        self._linger: asyncio.TimerHandle | None = None
-        self._closing = False
-        self._dropping = False
-        self._in_flight: Sequence[_Op] = ()
-        self._queued_payload_bytes = 0
-        self._payloads_dropped = 0
-        self._transactions = 0
-        self._ops_committed = 0
-        self._ops_failed = 0
-        self._batches = 0
-        self._write_seconds = 0.0
-
-    def start(self) -> None:
-        """Start the writer task on the running event loop."""
-        self._task = asyncio.get_running_loop().create_task(
-            self._run(), name="better-ccflare-db-writer"
-        )
-        self._task.add_done_callback(self._on_task_done)
-
-    def _on_task_done(self, task: asyncio.Task[None]) -> None:
-        """A writer that dies by a bug must not leave callers waiting or writes piling up."""
-        error = None if task.cancelled() else task.exception()
-        if error is None:
-            return
-        self._closing = True
-        lost = [*self._in_flight, *self._pending]
-        self._in_flight = ()
-        self._pending.clear()
-        _log.critical(
-            "The database writer stopped unexpectedly; %d queued writes are lost and the store "
-            "refuses new ones. Restart better-ccflare.",
-            len(lost),
-            exc_info=error,
-        )
-        for op in lost:
-            if op.future is not None and not op.future.done():
-                op.future.set_exception(StoreClosedError())
 
     async def submit(
         self, fn: Callable[[Database], _T], *, label: str, transactional: bool = True
@@ -149,144 +45,19 @@ class Writer:
         ``transactional=False`` runs ``fn`` alone and outside any transaction (``VACUUM`` needs
         that). If the caller is cancelled while waiting, the write still happens.
         """
-        self._check_open()
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._push(_Op(fn, label, future, 0, transactional), urgent=True)
-        return cast("_T", await future)
+        return cast("_T", await self.submit_write(fn, label=label, transactional=transactional))
 
-    def enqueue(
-        self, fn: Callable[[Database], object], *, label: str, payload_bytes: int = 0
-    ) -> bool:
-        """Queue ``fn(db)`` without waiting; returns ``False`` if it was dropped for the budget.
-
-        Only operations carrying a payload (``payload_bytes > 0``) can be dropped.
-        """
-        self._check_open()
-        if payload_bytes:
-            if self._queued_payload_bytes + payload_bytes > self._payload_budget_bytes:
-                self._payloads_dropped += 1
-                if not self._dropping:
-                    self._dropping = True
-                    _log.warning(
-                        "The database writer is behind: dropping request payloads while more "
-                        "than %d bytes of them wait to be written. Request rows are still kept.",
-                        self._payload_budget_bytes,
-                    )
-                return False
-            self._dropping = False
-            self._queued_payload_bytes += payload_bytes
-        self._push(_Op(fn, label, None, payload_bytes, True), urgent=False)
-        return True
-
-    async def flush(self) -> None:
-        """Return once everything queued before this call has been committed or has failed."""
-        await self.submit(_nothing, label="flush")
-
-    async def close(self) -> None:
-        """Refuse new writes, write everything already queued, and stop the task."""
-        self._closing = True
-        self._write_now()
-        if self._task is not None:
-            # wait() does not re-raise a crash; _on_task_done has reported it already.
-            await asyncio.wait([self._task])
-
-    def stats(self) -> StoreStats:
-        return StoreStats(
-            queued_ops=len(self._pending) + len(self._in_flight),
-            queued_payload_bytes=self._queued_payload_bytes,
-            payloads_dropped=self._payloads_dropped,
-            transactions=self._transactions,
-            ops_committed=self._ops_committed,
-            ops_failed=self._ops_failed,
-            batches=self._batches,
-            write_seconds=self._write_seconds,
-        )
-
-    def _check_open(self) -> None:
-        if self._closing:
-            raise StoreClosedError
-
-    def _push(self, op: _Op, *, urgent: bool) -> None:
-        pending = self._pending
-        pending.append(op)
-        if urgent or len(pending) >= MAX_BATCH_OPS:
-            self._write_now()
-        elif self._linger is None and not self._due:
-            self._linger = asyncio.get_running_loop().call_later(LINGER_S, self._write_now)
-
-    def _write_now(self) -> None:
-        self._due = True
-        if self._linger is not None:
-            self._linger.cancel()
-            self._linger = None
-        self._wakeup.set()
-
-    async def _run(self) -> None:
-        while self._pending or not self._closing:
-            if not self._pending or not (self._due or self._closing):
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
-            batch = self._take_batch()
-            if not self._pending:
-                # Writes queued while this batch runs start a new linger.
-                self._due = False
-            self._in_flight = batch
-            started = time.perf_counter()
-            try:
-                outcomes, commits = await self._thread.run(partial(_execute, batch=batch))
-            except Exception as exc:  # the thread could not run at all (e.g. the disk vanished)
-                outcomes, commits = [_Outcome(error=exc)] * len(batch), 0
-            self._in_flight = ()
-            self._batches += 1
-            self._write_seconds += time.perf_counter() - started
-            self._transactions += commits
-            self._settle(batch, outcomes)
-
-    def _take_batch(self) -> list[_Op]:
-        first = self._pending.popleft()
-        batch = [first]
-        if not first.transactional:
-            return batch
-        payload_bytes = first.payload_bytes
-        while self._pending and len(batch) < MAX_BATCH_OPS:
-            following = self._pending[0]
-            if not following.transactional or (
-                payload_bytes + following.payload_bytes > MAX_BATCH_PAYLOAD_BYTES
-            ):
-                break
-            batch.append(self._pending.popleft())
-            payload_bytes += following.payload_bytes
-        return batch
-
-    def _settle(self, batch: Sequence[_Op], outcomes: Sequence[_Outcome]) -> None:
-        for op, outcome in zip(batch, outcomes, strict=True):
-            self._queued_payload_bytes -= op.payload_bytes
-            if outcome.error is None:
-                self._ops_committed += 1
-            else:
-                self._ops_failed += 1
-            if op.future is not None:
-                if op.future.done():  # the caller gave up waiting
-                    continue
-                if outcome.error is None:
-                    op.future.set_result(outcome.value)
-                else:
-                    op.future.set_exception(outcome.error)
-            elif outcome.error is not None:
-                _log.error(
-                    "A queued database write (%s) failed and was dropped: %s",
-                    op.label,
-                    outcome.error,
-                    exc_info=outcome.error,
-                )
+    async def _run_batch(
+        self, batch: Sequence[QueuedWrite[_Write]]
+    ) -> tuple[Sequence[Outcome], int]:
+        return await self._thread.run(partial(_execute, batch=batch))
 
 
 def _nothing(_db: Database) -> None:
     return None
 
 
-def _execute(db: Database, batch: Sequence[_Op]) -> tuple[list[_Outcome], int]:
+def _execute(db: Database, batch: Sequence[QueuedWrite[_Write]]) -> tuple[list[Outcome], int]:
     """Run a batch on the writer thread; returns each op's outcome and the commits made."""
     if not batch[0].transactional:
         return [_attempt(db, batch[0], transactional=False)], 0
@@ -296,10 +67,10 @@ def _execute(db: Database, batch: Sequence[_Op]) -> tuple[list[_Outcome], int]:
     except Exception as exc:
         # One by one would only wait out the busy timeout again for every op.
         if len(batch) == 1 or _is_locked(exc):
-            return [_Outcome(error=exc)] * len(batch), 0
+            return [Outcome(error=exc)] * len(batch), 0
         outcomes = [_attempt(db, op, transactional=True) for op in batch]
         return outcomes, sum(outcome.error is None for outcome in outcomes)
-    return [_Outcome(value=value) for value in values], 1
+    return [Outcome(value=value) for value in values], 1
 
 
 def _is_locked(exc: Exception) -> bool:
@@ -307,11 +78,11 @@ def _is_locked(exc: Exception) -> bool:
     return isinstance(exc, sqlite3.Error) and exc.sqlite_errorcode in _LOCKED_CODES
 
 
-def _attempt(db: Database, op: _Op, *, transactional: bool) -> _Outcome:
+def _attempt(db: Database, op: QueuedWrite[_Write], *, transactional: bool) -> Outcome:
     try:
         if not transactional:
-            return _Outcome(value=op.fn(db))
+            return Outcome(value=op.fn(db))
         with immediate_transaction(db):
-            return _Outcome(value=op.fn(db))
+            return Outcome(value=op.fn(db))
     except Exception as exc:
-        return _Outcome(error=exc)
+        return Outcome(error=exc)

@@ -15,7 +15,8 @@ from typing import Any, TypeVar
 import msgspec
 
 from better_ccflare.core import ModelMappings
-from better_ccflare.database._crypto import SecretKey
+
+from ._crypto import SecretKey
 
 __all__ = [
     "decode_json_object",

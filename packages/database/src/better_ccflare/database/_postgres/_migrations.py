@@ -1,0 +1,154 @@
+"""Versioned migrations, applied at start under an advisory lock so instances can start together.
+
+Each migration is a plain async function of a connection, applied in order and recorded by name
+in ``better_ccflare_migrations``; they are numbered apart from SQLite's (0001 creates what
+SQLite's first five built, 0002 is SQLite's 0007), and a released one is never edited, so a
+database created by an older version migrates forward. All pending ones run in one transaction
+that first takes :data:`MIGRATION_LOCK` with ``pg_advisory_xact_lock``: when several instances
+start at once, the first migrates and the others wait, then find nothing pending. PostgreSQL's
+DDL is transactional, so a migration that fails leaves no trace, and the lock goes with the
+transaction (or with the session, if the instance dies).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from asyncpg import Pool
+
+from better_ccflare.database._crypto import SecretKey
+from better_ccflare.database._maintenance import SchemaStatus
+
+from ._connection import Connection
+from ._schema import SCHEMA
+
+__all__ = [
+    "CHANGE_WATCHED",
+    "MIGRATION_LOCK",
+    "apply_migrations",
+    "schema_status",
+    "verify_key",
+]
+
+MIGRATION_LOCK = 0x62_63_63_66_6C_61_72_65  # "bccflare"
+"""The advisory lock key migrations hold; other fleet-wide locks must use other keys."""
+
+_log = logging.getLogger("better_ccflare.database")
+
+
+async def _create_schema(connection: Connection) -> None:
+    for statement in SCHEMA:
+        await connection.execute(statement)
+
+
+async def _add_failure_streak(connection: Connection) -> None:
+    # SQLite's migration 0007: the circuit breaker's streak of consecutive failures.
+    await connection.execute(
+        "ALTER TABLE accounts "
+        "ADD COLUMN IF NOT EXISTS consecutive_failures BIGINT NOT NULL DEFAULT 0"
+    )
+
+
+CHANGE_WATCHED: dict[str, tuple[str, ...]] = {
+    "accounts": ("last_used", "request_count", "total_requests"),
+    "api_keys": ("last_used", "usage_count"),
+    "strategies": (),
+    "agent_preferences": (),
+}
+"""The tables whose changes a running server must pick up, each with the columns every proxied
+request updates (those alone do not count as a change)."""
+
+
+async def _count_changes(connection: Connection) -> None:
+    # A counter per writing connection's application name, bumped once per statement that
+    # changes a watched table: another instance's (or the CLI's) changes show as a moving sum
+    # of the counters that are not its own. A later migration that adds a column to a watched
+    # table must recreate that table's trigger for the column to count.
+    await connection.execute(
+        "CREATE TABLE IF NOT EXISTS better_ccflare_changes "
+        '(writer TEXT COLLATE "C" PRIMARY KEY, version BIGINT NOT NULL)'
+    )
+    await connection.execute(
+        "CREATE OR REPLACE FUNCTION better_ccflare_count_change() RETURNS trigger "
+        "LANGUAGE plpgsql AS $$ BEGIN "
+        "INSERT INTO better_ccflare_changes (writer, version) "
+        "VALUES (current_setting('application_name'), 1) "
+        "ON CONFLICT (writer) DO UPDATE SET version = better_ccflare_changes.version + 1; "
+        "RETURN NULL; END $$"
+    )
+    for table, per_request in CHANGE_WATCHED.items():
+        columns = await connection.fetch(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
+            table,
+        )
+        watched = ", ".join(
+            f'"{row["column_name"]}"' for row in columns if row["column_name"] not in per_request
+        )
+        trigger = f"better_ccflare_{table}_changed"
+        await connection.execute(f"DROP TRIGGER IF EXISTS {trigger} ON {table}")
+        await connection.execute(
+            f"CREATE TRIGGER {trigger} "
+            f"AFTER INSERT OR DELETE OR UPDATE OF {watched} ON {table} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION better_ccflare_count_change()"
+        )
+
+
+_MIGRATIONS: tuple[tuple[str, Callable[[Connection], Awaitable[None]]], ...] = (
+    ("0001_schema", _create_schema),
+    ("0002_account_failure_streak", _add_failure_streak),
+    ("0003_change_counters", _count_changes),
+)
+
+
+async def apply_migrations(pool: Pool, now_ms: int) -> None:
+    """Bring the database to the current schema; safe when other instances do it at once."""
+    async with pool.acquire() as connection, connection.transaction():
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+        await connection.execute(
+            "CREATE TABLE IF NOT EXISTS better_ccflare_migrations "
+            '(name TEXT COLLATE "C" PRIMARY KEY, applied_at BIGINT NOT NULL)'
+        )
+        applied = await _applied(connection)
+        for name, migrate in _MIGRATIONS:
+            if name in applied:
+                continue
+            _log.info("Applying database migration %s.", name)
+            await migrate(connection)
+            await connection.execute(
+                "INSERT INTO better_ccflare_migrations (name, applied_at) VALUES ($1, $2)",
+                name,
+                now_ms,
+            )
+
+
+async def schema_status(pool: Pool) -> SchemaStatus:
+    async with pool.acquire() as connection:
+        exists = await connection.fetchval("SELECT to_regclass('better_ccflare_migrations')")
+        applied = await _applied(connection) if exists is not None else set[str]()
+        version = await connection.fetchval("SHOW server_version")
+    return SchemaStatus(
+        applied=tuple(name for name, _ in _MIGRATIONS if name in applied),
+        pending=tuple(name for name, _ in _MIGRATIONS if name not in applied),
+        backend=f"PostgreSQL {version}",
+    )
+
+
+async def verify_key(pool: Pool, key: SecretKey) -> None:
+    """Decrypt every stored credential with ``key``.
+
+    Raises:
+        CredentialKeyError: they were encrypted under another key.
+    """
+    rows = await pool.fetch("SELECT api_key, access_token, refresh_token FROM accounts")
+    for row in rows:
+        for value in row.values():
+            if isinstance(value, str):
+                key.decrypt(value)
+
+
+async def _applied(connection: Connection) -> set[str]:
+    return {
+        row["name"] for row in await connection.fetch("SELECT name FROM better_ccflare_migrations")
+    }
