@@ -57,6 +57,7 @@ ACCOUNTS = ("acc-a", "acc-b", "acc-c")
 MODELS = ("opus", "sonnet", "haiku")
 KEYS = ("key-1", "key-2")
 SESSIONS = ("session-1", "session-2")
+PROJECTS = ("alpha", "beta")
 DIMENSIONS: tuple[Dimension, ...] = ("model", "account", "api_key", "account_model")
 
 # Times cluster around T0, a UTC midnight, so buckets of every size have edges among them; most
@@ -77,10 +78,19 @@ def _history(drawn: list[tuple[RequestRecord, ...]]) -> list[RequestRecord]:
             client_session_id=session,
             error_message=message,
             status_code=status,
+            project=project,
         )
-        for index, (record, timestamp, account, model, api_key, session, message, status) in (
-            enumerate(drawn)
-        )
+        for index, (
+            record,
+            timestamp,
+            account,
+            model,
+            api_key,
+            session,
+            message,
+            status,
+            project,
+        ) in enumerate(drawn)
     ]
 
 
@@ -96,6 +106,7 @@ histories = st.lists(
         st.sampled_from((None, *SESSIONS)),
         st.sampled_from((None, "overloaded", "rate limited")),
         st.sampled_from((None, 429, 529)),
+        st.sampled_from((None, *PROJECTS)),
     ),
     min_size=4,
     max_size=40,
@@ -115,6 +126,7 @@ filters = st.builds(
     account_ids=_any_or((None, *ACCOUNTS, "acc-unknown"), 3),
     models=_any_or((*MODELS, "unknown-model"), 2),
     api_key_ids=_any_or(KEYS, 2),
+    projects=_any_or((*PROJECTS, "unknown-project"), 2),
     status=st.sampled_from(("all", "all", "success", "error")),
 )
 limits = st.integers(min_value=1, max_value=8)
@@ -165,6 +177,7 @@ def matches(record: RequestRecord, where: RequestFilter) -> bool:
         and (not where.account_ids or record.account_id in where.account_ids)
         and (not where.models or record.model in where.models)
         and (not where.api_key_ids or record.api_key_id in where.api_key_ids)
+        and (not where.projects or record.project in where.projects)
         and (where.status == "all" or record.success == (where.status == "success"))
     )
 
@@ -804,6 +817,30 @@ async def test_an_hourly_series_reads_rolled_hours_in_order_without_sorting(
     details = [step["detail"] for step in plan]
     assert any("request_rollups USING PRIMARY KEY" in detail for detail in details), details
     assert not any("TEMP B-TREE" in detail for detail in details), details
+
+
+async def test_a_project_filter_counts_only_that_project_rolled_up_or_not(store: Store) -> None:
+    store.requests.record(request("alpha-1", project="alpha"))
+    store.requests.record(request("alpha-2", project="alpha", timestamp_ms=T0 + HOUR_MS))
+    store.requests.record(request("beta", project="beta"))
+    store.requests.record(request("none"))
+    await store.flush()
+    alpha = RequestFilter(projects=("alpha",))
+
+    raw = (await store.analytics.totals(alpha)).metrics.requests
+    await store.analytics.refresh_rollups(T0 + 3 * DAY_MS)
+    rolled = (await store.analytics.totals(alpha)).metrics.requests
+    series = await store.analytics.time_series(alpha, HOUR_MS)
+    by_model = await store.analytics.group_by(alpha, "model")
+    listed = await store.analytics.requests(alpha, 10)
+
+    assert (raw, rolled) == (2, 2)
+    assert [(p.bucket_start_ms, p.metrics.requests) for p in series] == [
+        (T0, 1),
+        (T0 + HOUR_MS, 1),
+    ]
+    assert [(g.key, g.metrics.requests) for g in by_model] == [("claude-sonnet-4-5", 2)]
+    assert [record.id for record in listed] == ["alpha-2", "alpha-1"]
 
 
 async def test_requests_without_a_price_are_counted_apart_before_and_after_rollup(

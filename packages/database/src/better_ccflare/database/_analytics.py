@@ -49,6 +49,9 @@ class RequestFilter(msgspec.Struct, frozen=True, kw_only=True):
     """Served by one of these accounts; a ``None`` entry matches requests no account served."""
     models: tuple[str, ...] = ()
     api_key_ids: tuple[str, ...] = ()
+    projects: tuple[str, ...] = ()
+    """Attributed to one of these projects (the ``x-better-ccflare-project`` header). The SQLite
+    rollups do not carry the project, so a query with this filter reads the requests themselves."""
     status: Literal["all", "success", "error"] = "all"
 
 

@@ -77,7 +77,11 @@ def _conditions(where: RequestFilter, params: Params) -> str:
         if len(named) < len(where.account_ids):
             either.append("account_used IS NULL")
         conditions.append(f"({' OR '.join(either)})")
-    for column, values in (("model", where.models), ("api_key_id", where.api_key_ids)):
+    for column, values in (
+        ("model", where.models),
+        ("api_key_id", where.api_key_ids),
+        ("project", where.projects),
+    ):
         if values:
             conditions.append(f"{column} = ANY({params.add(list(values))}::TEXT[])")
     if where.status == "success":

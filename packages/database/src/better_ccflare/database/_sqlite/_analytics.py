@@ -130,7 +130,11 @@ def filter_sql(where: RequestFilter, time_column: str = "timestamp") -> Query:
             either.append("account_used IS NULL")
         conditions.append(f"({' OR '.join(either)})")
         params.extend(named)
-    for column, values in (("model", where.models), ("api_key_id", where.api_key_ids)):
+    for column, values in (
+        ("model", where.models),
+        ("api_key_id", where.api_key_ids),
+        ("project", where.projects),
+    ):
         if values:
             conditions.append(f"{column} IN ({_placeholders(values)})")
             params.extend(values)
@@ -177,7 +181,10 @@ def group_queries(where: RequestFilter, dimension: Dimension, coverage: Coverage
 def _pieces(
     where: RequestFilter, coverage: Coverage, periods: tuple[int, ...], keys: Keys
 ) -> list[Query]:
-    """One query per piece of the range: sums per group, from ``requests`` or the rollups."""
+    """One query per piece of the range: sums per group, from ``requests`` or the rollups
+    (never the rollups for a project filter: they do not carry the project)."""
+    if where.projects:
+        periods = ()
     split = split_range(where.since_ms, where.until_ms, coverage, periods)
     pieces = [
         *((None, bounds) for bounds in split.raw),
