@@ -77,6 +77,11 @@ def test_every_better_ccflare_control_header_is_dropped() -> None:
     assert forwarded == {"accept-encoding": "identity"}
 
 
+def test_the_legacy_project_header_is_dropped() -> None:
+    forwarded = forwardable_request_headers({"X-Project": "proj", "x-kept": "yes"})
+    assert forwarded == {"x-kept": "yes", "accept-encoding": "identity"}
+
+
 def test_reverse_proxy_client_hints_are_dropped() -> None:
     forwarded = forwardable_request_headers(
         {

@@ -284,6 +284,7 @@ async def _analytics_filter(
     accounts: tuple[str, ...],
     models: tuple[str, ...],
     api_keys: tuple[str, ...],
+    projects: tuple[str, ...],
     status: Literal["all", "success", "error"],
 ) -> RequestFilter:
     """Turn the names the dashboard sends into the ids the store filters on.
@@ -311,6 +312,7 @@ async def _analytics_filter(
         account_ids=tuple(account_ids),
         models=models,
         api_key_ids=tuple(key_ids),
+        projects=projects,
         status=status,
     )
 
@@ -371,6 +373,10 @@ async def analytics(
     ] = None,
     models: Annotated[str | None, QueryParameter(description="Models, comma-separated")] = None,
     api_keys: Annotated[str | None, QueryParameter(name="apiKeys", description="Key names")] = None,
+    project: Annotated[
+        str | None,
+        QueryParameter(description="Projects (x-better-ccflare-project), comma-separated"),
+    ] = None,
     status: FromQuery[Literal["all", "success", "error"]] = "all",
     mode: FromQuery[Literal["normal", "cumulative"]] = "normal",
     model_breakdown: Annotated[bool, QueryParameter(name="modelBreakdown")] = False,
@@ -383,6 +389,7 @@ async def analytics(
         accounts=_csv(accounts),
         models=_csv(models),
         api_keys=_csv(api_keys),
+        projects=_csv(project),
         status=status,
     )
     repo = ctx.store.analytics

@@ -2,8 +2,9 @@
 
 Requests: the client's headers are forwarded except those that describe the client's own
 connection (hop-by-hop, ``host``, ``content-length``), the client's credentials for the proxy
-(``authorization``, ``x-api-key``, ``cookie``), every ``x-better-ccflare-*`` control header (the
-reference forwarded most of them upstream; they are ours and never leave the proxy), and the
+(``authorization``, ``x-api-key``, ``cookie``), every ``x-better-ccflare-*`` control header and
+the legacy ``x-project`` (the reference forwarded most of them upstream; they are ours and
+never leave the proxy), and the
 reverse-proxy hints that would tell the upstream who the client is (``forwarded``,
 ``x-forwarded-*``, ``x-real-ip``). ``accept-encoding`` is replaced by ``identity`` so the usage
 parser reads plain bytes instead of having to decompress a copy of every stream.
@@ -45,6 +46,7 @@ _REQUEST_DROPPED = _HOP_BY_HOP | {
     "accept-encoding",
     "forwarded",
     "x-real-ip",
+    "x-project",
 }
 _RESPONSE_DROPPED = _HOP_BY_HOP | {"content-length", "date", "server"}
 _REQUEST_DROPPED_PREFIXES = ("proxy-", CONTROL_HEADER_PREFIX, "x-forwarded-")

@@ -72,6 +72,12 @@ from ._anthropic_errors import ErrorReply, error_body, error_event
 from ._api_key_auth import ApiKeyAuthenticator
 from ._attempt_failures import AttemptFailures
 from ._billing import billing_type
+from ._control_headers import (
+    FORCE_ACCOUNT_HEADER,
+    ForcedAccountError,
+    forced_account,
+    project_of,
+)
 from ._cooldowns import BREAKER_REASONS, CooldownPolicy
 from ._credential_source import CredentialSource
 from ._local_answers import LOCAL_ANSWER_PATHS
@@ -186,6 +192,11 @@ class ProxyApp:
             kind = "authentication_error" if auth.status == 401 else "permission_error"
             await _error(send, auth.status, kind, auth.message)
             return
+        try:
+            forced = await self._forced_account(headers, auth.key)
+        except ForcedAccountError as exc:
+            await _error(send, exc.status, exc.error_type, str(exc))
+            return
         read = await self._read_request(scope, receive, send, path, headers)
         if read is None:
             return
@@ -212,6 +223,7 @@ class ProxyApp:
                 send=send,
                 body=body,
                 agent=agent,
+                forced=forced,
             )
             await exchange.run()
         except Exception:
@@ -223,6 +235,28 @@ class ProxyApp:
         finally:
             if events is not None:
                 events.request_ended()
+
+    async def _forced_account(
+        self, headers: Mapping[str, str], api_key: ApiKey | None
+    ) -> Account | None:
+        """The account the client forces, if any; one the CLI added a moment ago counts too.
+
+        Raises:
+            ForcedAccountError: The client may not force one, or names no account.
+        """
+        wanted = headers.get(FORCE_ACCOUNT_HEADER)
+        if wanted is None:
+            return None
+        deps = self._deps
+        auth_enabled = deps.auth.auth_enabled
+        try:
+            return forced_account(wanted, deps.pool.accounts(), api_key, auth_enabled=auth_enabled)
+        except ForcedAccountError as exc:
+            if exc.status != 400 or deps.store_watch is None:
+                raise
+            if not await deps.store_watch.catch_up():
+                raise
+        return forced_account(wanted, deps.pool.accounts(), api_key, auth_enabled=auth_enabled)
 
     async def _read_request(
         self, scope: Scope, receive: Receive, send: Send, path: str, headers: Mapping[str, str]
@@ -257,10 +291,12 @@ class _Exchange:
         "failed_with",
         "failures",
         "first_byte",
+        "forced",
         "headers",
         "id",
         "method",
         "path",
+        "project",
         "query",
         "receive",
         "responded",
@@ -294,10 +330,14 @@ class _Exchange:
         send: Send,
         body: bytes,
         agent: AgentMatch | None = None,
+        forced: Account | None = None,
     ) -> None:
         self.deps = deps
         self.agent = agent
+        self.forced = forced
+        """The account ``x-better-ccflare-account-id`` forces: the only one tried."""
         self.headers = headers
+        self.project = project_of(headers)
         self.api_key = api_key
         self.receive = receive
         self.send = send
@@ -321,8 +361,16 @@ class _Exchange:
         deps = self.deps
         now = deps.clock.now_ms()
         usage = deps.usage()
-        selection = self._select(now, usage)
-        if not selection.order and deps.store_watch and await deps.store_watch.catch_up():
+        if self.forced is not None:
+            selection = self._forced_selection(now, usage)
+        else:
+            selection = self._select(now, usage)
+        if (
+            not selection.order
+            and self.forced is None
+            and deps.store_watch
+            and await deps.store_watch.catch_up()
+        ):
             selection = self._select(now, usage)
         if not selection.order:
             await self._unavailable(usage, now)
@@ -373,6 +421,20 @@ class _Exchange:
         )
         deps.pool.apply_selection(selection, now)
         return selection
+
+    def _forced_selection(self, now: int, usage: Mapping[str, AccountUsage]) -> Selection:
+        """Only the forced account, and only while it can serve: no strategy, no failover."""
+        account = self._candidates()[0]
+        if not is_eligible(account, usage.get(account.id), now):
+            return Selection(order=())
+        return Selection(order=(account,), reason=f"forced by {FORCE_ACCOUNT_HEADER}")
+
+    def _candidates(self) -> tuple[Account, ...]:
+        """The accounts this request may use: the forced one (as the pool has it now), or all."""
+        pool = self.deps.pool
+        if self.forced is None:
+            return pool.accounts()
+        return (pool.get(self.forced.id) or self.forced,)
 
     def session_id(self) -> str | None:
         """The client's session: Claude Code's ``metadata.user_id``, else its session header."""
@@ -753,7 +815,7 @@ class _Exchange:
     async def _unavailable(
         self, usage: Mapping[str, AccountUsage], now: int, error: str | None = None
     ) -> None:
-        accounts = self.deps.pool.accounts()
+        accounts = self._candidates()
         reply = unavailable_reply(accounts, usage, now, detailed=self.detailed)
         if error is None:
             error = describe_unavailable(accounts, usage, now)
@@ -781,7 +843,7 @@ class _Exchange:
         summary = self.failures.summary()
         if not any(
             is_eligible(a, usage.get(a.id), now) or a.rate_limit.reason in BREAKER_REASONS
-            for a in deps.pool.accounts()
+            for a in self._candidates()
         ):
             # Every account is now benched (the attempts themselves set the cooldowns): say so
             # the way an exhausted pool does, with the real reset, not as a gateway error. An

@@ -64,6 +64,11 @@ class Exchange(Protocol):
         ...
 
     @property
+    def project(self) -> str | None:
+        """The project the client attributed the request to (``x-better-ccflare-project``)."""
+        ...
+
+    @property
     def routing(self) -> _Routing: ...
     def session_id(self) -> str | None: ...
 
@@ -131,6 +136,7 @@ def request_record(
         original_model=original_model,
         applied_model=applied_model,
         billing_type=billing,
+        project=exchange.project,
     )
 
 
