@@ -10,6 +10,7 @@ import asyncio
 import json
 from collections.abc import AsyncGenerator
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx2
@@ -384,14 +385,21 @@ async def test_request_stream_delivers_new_requests_live(
         assert await anext(lines) == "event: connected"
         assert await anext(lines) == "data: ok"
         reply = asyncio.create_task(proxied(str(client.base_url), "streamed"))
-        data = ""
-        while not data.startswith("data: "):
+        events: list[dict[str, Any]] = []
+        while not events or events[-1]["type"] != "summary":
             data = await asyncio.wait_for(anext(lines), 5)
-        event = json.loads(data.removeprefix("data: "))
+            if data.startswith("data: "):
+                events.append(json.loads(data.removeprefix("data: ")))
+        start, event = events
         assert event["type"] == "summary"
         assert event["payload"]["accountUsed"] == "alpha"
         assert event["payload"]["statusCode"] == 200
         assert (await reply).status_code == 200
+        # The start came first, as the dashboard shows a request in flight.
+        assert start["type"] == "start"
+        assert start["id"] == event["payload"]["id"]
+        assert (start["accountUsed"], start["statusCode"]) == ("alpha", None)
+        assert start["model"] == event["payload"]["model"]
 
 
 async def test_session_account_names_the_account_serving_a_session(

@@ -1,9 +1,10 @@
 """``/api/requests``: request history, stored payloads, and the live stream of new requests.
 
 The live stream is Server-Sent Events fed by :class:`~better_ccflare.proxy.RequestEvents`:
-``event: connected`` first, then one ``{"type": "summary", "payload": <row>}`` per request the
-proxy records, as in the reference. A comment line every 15 s keeps proxies from closing an idle
-stream.
+``event: connected`` first, then per request a ``{"type": "start", ...}`` when its account is
+chosen (the dashboard shows it in flight) and one ``{"type": "summary", "payload": <row>}`` when
+the proxy records it, as in the reference. A comment line every 15 s keeps proxies from closing
+an idle stream.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from better_ccflare.core import NotFoundError, RequestRecord
 from better_ccflare.database import RequestFilter
-from better_ccflare.proxy import Payload, PayloadFormatError, decode_payload
+from better_ccflare.proxy import Payload, PayloadFormatError, RequestStart, decode_payload
 
 from ._account_lookup import account_names
 from ._api_context import Ctx, ManagementContext
@@ -196,9 +197,38 @@ class _Summary(msgspec.Struct, frozen=True):
     payload: RequestRow
 
 
+class _Start(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """A request in flight: the reference's ``start`` event, with the row's field names."""
+
+    type: Literal["start"] = "start"
+    id: str
+    timestamp: str | None
+    timestamp_ms: int
+    method: str
+    path: str
+    model: str | None
+    account_id: str | None
+    account_used: str | None
+    status_code: None = None
+
+
 async def _request_events(ctx: ManagementContext) -> AsyncGenerator[ServerSentEventMessage]:
-    def encode(record: RequestRecord) -> str:
-        row = request_row(record, account_names(ctx))
+    def encode(event: RequestRecord | RequestStart) -> str:
+        names = account_names(ctx)
+        if isinstance(event, RequestStart):
+            account = event.account_id
+            start = _Start(
+                id=event.id,
+                timestamp=iso_ms(event.timestamp_ms),
+                timestamp_ms=event.timestamp_ms,
+                method=event.method,
+                path=event.path,
+                model=event.model,
+                account_id=account,
+                account_used=names.get(account) if account else None,
+            )
+            return _encoder.encode(start).decode()
+        row = request_row(event, names)
         return _encoder.encode(_Summary(type="summary", payload=row)).decode()
 
     yield ServerSentEventMessage(event="connected", data="ok")
@@ -210,7 +240,7 @@ async def _request_events(ctx: ManagementContext) -> AsyncGenerator[ServerSentEv
 @get(
     "/api/requests/stream",
     responses=ERROR_RESPONSES,
-    summary="Server-Sent Events: one message per recorded request",
+    summary="Server-Sent Events: each request's start, then its record",
 )
 async def request_stream(ctx: Ctx) -> ServerSentEvent:
     return ServerSentEvent(_request_events(ctx))

@@ -27,7 +27,7 @@ from ._pool_events import (
     PoolEvents,
     RefreshFailed,
 )
-from ._request_events import RequestEvents, RequestListener, RequestTimings
+from ._request_events import RequestEvents, RequestListener, RequestStart, RequestTimings
 from ._store_watch import STORE_WATCH_INTERVAL_MS, StoreWatch
 from ._token_manager import TokenManager
 from ._transport import (
@@ -65,6 +65,7 @@ __all__ = [
     "RefreshFailed",
     "RequestEvents",
     "RequestListener",
+    "RequestStart",
     "RequestTimings",
     "StoreWatch",
     "Timeouts",

@@ -85,7 +85,7 @@ from ._model_fallback import fallback_models, model_unavailable, pin_model
 from ._payloads import PayloadCapture
 from ._pool_events import AllAccountsFailed, Failover, FailoverReason
 from ._request_checks import InvalidRequestError, Routing, forwardable_path, read_routing
-from ._request_events import RequestEvents, RequestTimings
+from ._request_events import RequestEvents, RequestStart, RequestTimings
 from ._request_record import request_record, time_ordered_id
 from ._store_watch import StoreWatch
 from ._token_manager import CredentialsUnavailableError
@@ -372,6 +372,7 @@ class _Exchange:
             and await deps.store_watch.catch_up()
         ):
             selection = self._select(now, usage)
+        self._announce(selection)
         if not selection.order:
             await self._unavailable(usage, now)
             return
@@ -421,6 +422,22 @@ class _Exchange:
         )
         deps.pool.apply_selection(selection, now)
         return selection
+
+    def _announce(self, selection: Selection) -> None:
+        """Tell live dashboards the request began, with the account tried first."""
+        events = self.deps.events
+        if events is not None and events.subscriber_count:
+            first = selection.primary
+            events.publish_start(
+                RequestStart(
+                    id=self.id,
+                    timestamp_ms=self.started_ms,
+                    method=self.method,
+                    path=self.path,
+                    model=self.routing.model,
+                    account_id=first.id if first is not None else None,
+                )
+            )
 
     def _forced_selection(self, now: int, usage: Mapping[str, AccountUsage]) -> Selection:
         """Only the forced account, and only while it can serve: no strategy, no failover."""

@@ -1,6 +1,9 @@
-"""Live request events: a fan-out of every request the proxy records, and the count in flight.
+"""Live request events: a fan-out of every request the proxy starts and records, and the count
+in flight.
 
-The proxy publishes each :class:`RequestRecord` as it queues it for the database. Dashboards
+The proxy publishes a :class:`RequestStart` when a request's account is chosen, and each
+:class:`RequestRecord` as it queues it for the database, so a dashboard can show a request in
+flight until its record replaces it. Dashboards
 (the ``/api/requests/stream`` SSE endpoint) subscribe with their own bounded queue; publishing
 never blocks and never fails the request: a subscriber that falls behind loses its oldest
 events rather than slowing the proxy down. Listeners (the Prometheus metrics) are called
@@ -17,7 +20,25 @@ import msgspec
 
 from better_ccflare.core import RequestRecord
 
-__all__ = ["RequestEvents", "RequestListener", "RequestTimings"]
+__all__ = ["RequestEvent", "RequestEvents", "RequestListener", "RequestStart", "RequestTimings"]
+
+
+class RequestStart(msgspec.Struct, frozen=True, kw_only=True):
+    """A request that began and has no record yet (the stream's ``start`` event)."""
+
+    id: str
+    """The id its record will have."""
+    timestamp_ms: int
+    method: str
+    path: str
+    model: str | None
+    """The model it is routed with (after an agent preference), as the client named it."""
+    account_id: str | None
+    """The account tried first; ``None`` when none can serve."""
+
+
+RequestEvent = RequestStart | RequestRecord
+"""What a subscriber receives: a request's start, then its record."""
 
 
 class RequestTimings(msgspec.Struct, frozen=True, kw_only=True):
@@ -48,7 +69,7 @@ class RequestEvents:
 
     def __init__(self, *, queue_size: int = 256) -> None:
         self._queue_size = queue_size
-        self._subscribers: set[asyncio.Queue[RequestRecord]] = set()
+        self._subscribers: set[asyncio.Queue[RequestEvent]] = set()
         self._listeners: tuple[RequestListener, ...] = ()
         self._in_flight = 0
 
@@ -56,10 +77,17 @@ class RequestEvents:
         """Hand ``record`` to every listener and subscriber; costs nothing when nobody listens."""
         for listener in self._listeners:
             listener(record, timings)
+        self._fan_out(record)
+
+    def publish_start(self, start: RequestStart) -> None:
+        """Hand ``start`` to every subscriber (listeners count records only)."""
+        self._fan_out(start)
+
+    def _fan_out(self, event: RequestEvent) -> None:
         for queue in self._subscribers:
             if queue.full():
                 queue.get_nowait()
-            queue.put_nowait(record)
+            queue.put_nowait(event)
 
     def add_listener(self, listener: RequestListener) -> None:
         """Call ``listener`` with every record published from now on."""
@@ -82,9 +110,9 @@ class RequestEvents:
         return len(self._subscribers)
 
     @contextlib.asynccontextmanager
-    async def subscribe(self) -> AsyncGenerator[asyncio.Queue[RequestRecord]]:
-        """A queue receiving every record published while the context is open."""
-        queue: asyncio.Queue[RequestRecord] = asyncio.Queue(self._queue_size)
+    async def subscribe(self) -> AsyncGenerator[asyncio.Queue[RequestEvent]]:
+        """A queue receiving every start and record published while the context is open."""
+        queue: asyncio.Queue[RequestEvent] = asyncio.Queue(self._queue_size)
         self._subscribers.add(queue)
         try:
             yield queue

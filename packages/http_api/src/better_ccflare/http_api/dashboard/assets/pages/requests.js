@@ -94,7 +94,7 @@ function onStreamEvent({ event, data }) {
     return;
   }
   const row = message.type === "summary" ? message.payload
-    : message.type === "start" ? { ...message, success: true, statusCode: null, accountUsed: null, inputTokens: 0, outputTokens: 0, cacheReadInputTokens: 0, costUsd: 0 }
+    : message.type === "start" ? { ...message, success: true, statusCode: null, accountUsed: message.accountUsed ?? null, inputTokens: 0, outputTokens: 0, cacheReadInputTokens: 0, costUsd: 0 }
     : null;
   if (!row) return;
   if (message.type === "start" && rows.has(row.id)) return;
