@@ -33,7 +33,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 from ._errors import StoreClosedError
 from ._maintenance import StoreStats
@@ -44,6 +44,7 @@ __all__ = [
     "BatchExecutor",
     "Outcome",
     "QueuedWrite",
+    "Statement",
     "WriteQueue",
 ]
 
@@ -56,6 +57,15 @@ LINGER_S = 0.05
 """How long a fire-and-forget write may wait for others to share its transaction: long enough
 for a busy proxy's records to form batches of dozens, short enough that the dashboard's
 request list looks live."""
+
+
+class Statement(NamedTuple):
+    """One SQL statement and its arguments, queued when its result is not needed (the hot
+    path's writes: a request row, a payload, an account's or key's use). Backends run a batch's
+    statements of the same SQL with one ``executemany`` instead of a call per row."""
+
+    sql: str
+    args: tuple[object, ...]
 
 
 class QueuedWrite(NamedTuple, Generic[_F]):
@@ -168,6 +178,14 @@ class WriteQueue(Generic[_F]):
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._push(QueuedWrite(fn, label, future, 0, transactional), urgent=True)
         return await future
+
+    def enqueue_statement(
+        self, sql: str, args: tuple[object, ...], *, label: str, payload_bytes: int = 0
+    ) -> bool:
+        """Queue ``sql`` without waiting; ``False`` if it was dropped for the payload budget."""
+        return self.enqueue(
+            cast("_F", Statement(sql, args)), label=label, payload_bytes=payload_bytes
+        )
 
     def enqueue(self, fn: _F, *, label: str, payload_bytes: int = 0) -> bool:
         """Queue ``fn`` without waiting; returns ``False`` if it was dropped for the budget.

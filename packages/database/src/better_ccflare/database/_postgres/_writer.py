@@ -16,24 +16,17 @@ take the others down with it.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import NamedTuple, TypeVar, cast
+from typing import TypeVar, cast
 
 from asyncpg import Pool
 
-from better_ccflare.database._write_queue import Outcome, QueuedWrite, WriteQueue
+from better_ccflare.database._write_queue import Outcome, QueuedWrite, Statement, WriteQueue
 
 from ._connection import Connection
 
 __all__ = ["Statement", "Writer"]
 
 _T = TypeVar("_T")
-
-
-class Statement(NamedTuple):
-    """One SQL statement and its ``$n`` arguments; its result is not needed."""
-
-    sql: str
-    args: tuple[object, ...]
 
 
 _Write = Callable[[Connection], Awaitable[object]] | Statement
@@ -63,12 +56,6 @@ class Writer(WriteQueue[_Write]):
         that). If the caller is cancelled while waiting, the write still happens.
         """
         return cast("_T", await self.submit_write(fn, label=label, transactional=transactional))
-
-    def enqueue_statement(
-        self, sql: str, args: tuple[object, ...], *, label: str, payload_bytes: int = 0
-    ) -> bool:
-        """Queue ``sql`` without waiting; ``False`` if it was dropped for the payload budget."""
-        return self.enqueue(Statement(sql, args), label=label, payload_bytes=payload_bytes)
 
     async def _run_batch(
         self, batch: Sequence[QueuedWrite[_Write]]

@@ -35,9 +35,8 @@ class SqliteRequests:
         self._clock = clock
 
     def record(self, record: RequestRecord) -> None:
-        values = request_values(record)
-        self._writer.enqueue(
-            lambda db: db.conn.execute(_UPSERT_SQL, values), label=f"requests.record({record.id})"
+        self._writer.enqueue_statement(
+            _UPSERT_SQL, request_values(record), label=f"requests.record({record.id})"
         )
 
     def record_payload(self, request_id: str, payload_json: bytes | str) -> bool:
