@@ -339,6 +339,8 @@ def request_upsert_sql(style: Placeholders) -> str:
 
 
 def request_values(record: RequestRecord) -> tuple[object, ...]:
+    """The row of ``record``, in :data:`REQUEST_COLUMNS` order. Built for every proxied request,
+    so enums become strings inline rather than through :func:`_text`."""
     usage = record.usage
     return (
         record.id,
@@ -363,14 +365,14 @@ def request_values(record: RequestRecord) -> tuple[object, ...]:
         usage.cache_write_1h_input_tokens,
         usage.output_tokens,
         record.agent_used,
-        _text(record.agent_attribution_source),
+        None if record.agent_attribution_source is None else str(record.agent_attribution_source),
         record.api_key_id,
         record.api_key_name,
         record.project,
-        _text(record.billing_type),
+        None if record.billing_type is None else str(record.billing_type),
         record.original_model,
         record.applied_model,
-        _text(record.stream_terminal_state),
+        None if record.stream_terminal_state is None else str(record.stream_terminal_state),
         record.client_session_id,
     )
 

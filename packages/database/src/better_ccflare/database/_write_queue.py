@@ -33,7 +33,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Generic, NamedTuple, TypeVar, cast
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from ._errors import StoreClosedError
 from ._maintenance import StoreStats
@@ -183,16 +183,16 @@ class WriteQueue(Generic[_F]):
         self, sql: str, args: tuple[object, ...], *, label: str, payload_bytes: int = 0
     ) -> bool:
         """Queue ``sql`` without waiting; ``False`` if it was dropped for the payload budget."""
-        return self.enqueue(
-            cast("_F", Statement(sql, args)), label=label, payload_bytes=payload_bytes
-        )
+        return self.enqueue(Statement(sql, args), label=label, payload_bytes=payload_bytes)  # pyright: ignore[reportArgumentType] (every backend's writes include statements)
 
     def enqueue(self, fn: _F, *, label: str, payload_bytes: int = 0) -> bool:
         """Queue ``fn`` without waiting; returns ``False`` if it was dropped for the budget.
 
-        Only operations carrying a payload (``payload_bytes > 0``) can be dropped.
+        Only operations carrying a payload (``payload_bytes > 0``) can be dropped. This runs
+        for every proxied request, so the checks and the push are written out here.
         """
-        self._check_open()
+        if self._closing:
+            raise StoreClosedError
         if payload_bytes:
             if self._queued_payload_bytes + payload_bytes > self._payload_budget_bytes:
                 self._payloads_dropped += 1
@@ -206,7 +206,12 @@ class WriteQueue(Generic[_F]):
                 return False
             self._dropping = False
             self._queued_payload_bytes += payload_bytes
-        self._push(QueuedWrite(fn, label, None, payload_bytes, True), urgent=False)
+        pending = self._pending
+        pending.append(QueuedWrite(fn, label, None, payload_bytes, True))
+        if len(pending) >= MAX_BATCH_OPS:
+            self._write_now()
+        elif self._linger is None and not self._due:
+            self._linger = asyncio.get_running_loop().call_later(LINGER_S, self._write_now)
         return True
 
     async def flush(self) -> None:

@@ -37,7 +37,8 @@ _MAX_KEYS = 4096
 
 
 class _Histogram:
-    """One histogram series: a count per bucket (not cumulative) and the sum."""
+    """One histogram series: a count per bucket (not cumulative) and the sum, both updated by
+    :meth:`RequestMetrics.observe_request` directly."""
 
     __slots__ = ("bounds", "counts", "total")
 
@@ -45,10 +46,6 @@ class _Histogram:
         self.bounds = bounds
         self.counts = [0] * (len(bounds) + 1)
         self.total = 0.0
-
-    def observe(self, value: float) -> None:
-        self.counts[bisect_left(self.bounds, value)] += 1
-        self.total += value
 
     def buckets(self) -> list[tuple[str, float]]:
         cumulative: list[tuple[str, float]] = []
@@ -124,10 +121,21 @@ class RequestMetrics:
         tally.cache_write += usage.cache_write_5m_input_tokens + usage.cache_write_1h_input_tokens
         if record.cost_usd is not None:  # an unknown price adds nothing, as in analytics
             tally.cost += record.cost_usd
-        tally.latency.observe(timings.total_s)
-        if timings.upstream_s is not None and timings.upstream_first_byte_s is not None:
-            tally.first_byte.observe(timings.upstream_first_byte_s)
-            self._overhead.observe(max(timings.total_s - timings.upstream_s, 0.0))
+        # _Histogram.observe, written out: three calls fewer per request.
+        total_s = timings.total_s
+        latency = tally.latency
+        latency.counts[bisect_left(latency.bounds, total_s)] += 1
+        latency.total += total_s
+        upstream_s = timings.upstream_s
+        first_byte_s = timings.upstream_first_byte_s
+        if upstream_s is not None and first_byte_s is not None:
+            first_byte = tally.first_byte
+            first_byte.counts[bisect_left(first_byte.bounds, first_byte_s)] += 1
+            first_byte.total += first_byte_s
+            overhead = self._overhead
+            own_s = max(total_s - upstream_s, 0.0)
+            overhead.counts[bisect_left(overhead.bounds, own_s)] += 1
+            overhead.total += own_s
 
     def observe_pool_event(self, event: PoolEvent) -> None:
         """Count a pool event (a :class:`~better_ccflare.proxy.PoolEvents` listener)."""

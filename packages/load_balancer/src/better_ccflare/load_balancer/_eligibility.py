@@ -114,7 +114,7 @@ def eligible_at_ms(account: Account, usage: AccountUsage | None, now_ms: int) ->
         if usage.resets_at_ms is None:
             return None
         ends.append(usage.resets_at_ms)
-    peak_end_ms = peak_hours_end_ms(account, now_ms)
+    peak_end_ms = peak_hours_end_ms(account, now_ms) if account.peak_hours_pause_enabled else None
     if peak_end_ms is not None:
         ends.append(peak_end_ms)
     return max(ends)
@@ -151,5 +151,5 @@ def _serviceable(account: Account, usage: AccountUsage | None, now_ms: int) -> b
         not account.requires_reauth
         and not account.rate_limit.cooling_down(now_ms)
         and not is_usage_exhausted(usage, now_ms)
-        and peak_hours_end_ms(account, now_ms) is None
+        and (not account.peak_hours_pause_enabled or peak_hours_end_ms(account, now_ms) is None)
     )

@@ -170,9 +170,8 @@ class AccountPool:
         the request path and the auto-refresh probes turn an upstream's answer into routing."""
         current = self._by_id.get(account_id)
         if current is not None:
-            self.set_rate_limit(
-                account_id, apply_rate_limit(current.rate_limit, info, now_ms, policy)
-            )
+            state = apply_rate_limit(current.rate_limit, info, now_ms, policy)
+            self._set_rate_limit(account_id, state, "served")
 
     def apply_failure(
         self,

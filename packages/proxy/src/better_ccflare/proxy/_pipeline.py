@@ -193,7 +193,11 @@ class ProxyApp:
             await _error(send, auth.status, kind, auth.message)
             return
         try:
-            forced = await self._forced_account(headers, auth.key)
+            forced = (
+                await self._forced_account(headers, auth.key)
+                if FORCE_ACCOUNT_HEADER in headers
+                else None
+            )
         except ForcedAccountError as exc:
             await _error(send, exc.status, exc.error_type, str(exc))
             return
@@ -202,15 +206,18 @@ class ProxyApp:
             return
         body, routing = read
         # The agent's preferred model replaces the client's before routing sees it.
+        agents = self._deps.agents
         agent = (
-            await self._deps.agents.resolve(headers, body, routing) if self._deps.agents else None
+            None
+            if agents is None or agents.finds_nothing(headers)
+            else await agents.resolve(headers, body, routing)
         )
         if agent is not None:
             body, routing = agent.body, agent.routing
         exchange: _Exchange | None = None
         events = self._deps.events
         if events is not None:
-            events.request_started()
+            events.in_flight += 1
         try:
             exchange = _Exchange(
                 self._deps,
@@ -234,7 +241,7 @@ class ProxyApp:
                 await _error(send, 500, "api_error", "The proxy failed unexpectedly; see its log.")
         finally:
             if events is not None:
-                events.request_ended()
+                events.in_flight -= 1
 
     async def _forced_account(
         self, headers: Mapping[str, str], api_key: ApiKey | None
@@ -372,7 +379,9 @@ class _Exchange:
             and await deps.store_watch.catch_up()
         ):
             selection = self._select(now, usage)
-        self._announce(selection)
+        request_events = deps.events
+        if request_events is not None and request_events.subscribed:
+            self._announce(request_events, selection)
         if not selection.order:
             await self._unavailable(usage, now)
             return
@@ -423,21 +432,19 @@ class _Exchange:
         deps.pool.apply_selection(selection, now)
         return selection
 
-    def _announce(self, selection: Selection) -> None:
+    def _announce(self, events: RequestEvents, selection: Selection) -> None:
         """Tell live dashboards the request began, with the account tried first."""
-        events = self.deps.events
-        if events is not None and events.subscriber_count:
-            first = selection.primary
-            events.publish_start(
-                RequestStart(
-                    id=self.id,
-                    timestamp_ms=self.started_ms,
-                    method=self.method,
-                    path=self.path,
-                    model=self.routing.model,
-                    account_id=first.id if first is not None else None,
-                )
+        first = selection.primary
+        events.publish_start(
+            RequestStart(
+                id=self.id,
+                timestamp_ms=self.started_ms,
+                method=self.method,
+                path=self.path,
+                model=self.routing.model,
+                account_id=first.id if first is not None else None,
             )
+        )
 
     def _forced_selection(self, now: int, usage: Mapping[str, AccountUsage]) -> Selection:
         """Only the forced account, and only while it can serve: no strategy, no failover."""
@@ -467,7 +474,7 @@ class _Exchange:
         ``overload_retry`` counts the in-place retries after a 529 without a reset hint;
         ``fallback`` is the entry of the account's model list tried (``_model_fallback``).
         """
-        models = fallback_models(account, self.routing.model)
+        models = fallback_models(account, self.routing.model) if account.model_mappings else ()
         sent_as = account
         if fallback and self.routing.model is not None:
             sent_as = pin_model(account, self.routing.model, models[fallback])

@@ -65,19 +65,24 @@ _NO_TIMINGS = RequestTimings(total_s=0.0)
 class RequestEvents:
     """Publish/subscribe for recorded requests, on one event loop."""
 
-    __slots__ = ("_in_flight", "_listeners", "_queue_size", "_subscribers")
+    __slots__ = ("_listeners", "_queue_size", "_subscribers", "in_flight", "subscribed")
 
     def __init__(self, *, queue_size: int = 256) -> None:
         self._queue_size = queue_size
         self._subscribers: set[asyncio.Queue[RequestEvent]] = set()
         self._listeners: tuple[RequestListener, ...] = ()
-        self._in_flight = 0
+        self.in_flight = 0
+        """Proxied requests started and not yet ended: the pipeline adds and subtracts one
+        itself (a method call each way would be two more calls per request on the hot path)."""
+        self.subscribed = False
+        """Whether anyone subscribed: the pipeline builds a start event only then."""
 
     def publish(self, record: RequestRecord, timings: RequestTimings = _NO_TIMINGS) -> None:
         """Hand ``record`` to every listener and subscriber; costs nothing when nobody listens."""
         for listener in self._listeners:
             listener(record, timings)
-        self._fan_out(record)
+        if self._subscribers:
+            self._fan_out(record)
 
     def publish_start(self, start: RequestStart) -> None:
         """Hand ``start`` to every subscriber (listeners count records only)."""
@@ -93,18 +98,6 @@ class RequestEvents:
         """Call ``listener`` with every record published from now on."""
         self._listeners = (*self._listeners, listener)
 
-    def request_started(self) -> None:
-        """A proxied request arrived; pair with :meth:`request_ended`."""
-        self._in_flight += 1
-
-    def request_ended(self) -> None:
-        self._in_flight -= 1
-
-    @property
-    def in_flight(self) -> int:
-        """Proxied requests started and not yet ended."""
-        return self._in_flight
-
     @property
     def subscriber_count(self) -> int:
         return len(self._subscribers)
@@ -114,7 +107,9 @@ class RequestEvents:
         """A queue receiving every start and record published while the context is open."""
         queue: asyncio.Queue[RequestEvent] = asyncio.Queue(self._queue_size)
         self._subscribers.add(queue)
+        self.subscribed = True
         try:
             yield queue
         finally:
             self._subscribers.discard(queue)
+            self.subscribed = bool(self._subscribers)

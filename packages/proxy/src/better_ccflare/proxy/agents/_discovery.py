@@ -110,6 +110,16 @@ class AgentDirectory:
         """Whether working directories named in prompts are registered as workspaces."""
         return self._autodiscover
 
+    def known_empty(self) -> bool:
+        """No agents as of a reading still fresh, and no autodiscovery: nothing to match."""
+        loaded = self._loaded_at_ms
+        return (
+            not self._autodiscover
+            and loaded is not None
+            and not self._current.agents
+            and self._clock.now_ms() - loaded < DISCOVERY_TTL_MS
+        )
+
     async def discovered(self) -> Discovered:
         """The agents and workspaces, read again when the last reading is too old."""
         loaded = self._loaded_at_ms

@@ -63,6 +63,15 @@ class AgentInterceptor:
     def directory(self) -> AgentDirectory:
         return self._directory
 
+    def finds_nothing(self, headers: Mapping[str, str]) -> bool:
+        """Whether :meth:`resolve` is sure to find no agent, known without reading anything: no
+        agent header, no agent files as of a fresh reading, no autodiscovery. That is the usual
+        request when no agents are set up, so it is answered without a coroutine."""
+        for header in AGENT_HEADERS:
+            if header in headers:
+                return False
+        return self._directory.known_empty()
+
     async def resolve(
         self, headers: Mapping[str, str], body: bytes, routing: Routing
     ) -> AgentMatch | None:
