@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from better_ccflare.core import ApiKeyRole, LogFormat, LogLevel
 from better_ccflare.logger import LOG_FILE_NAME, configure_logging, reset_logging
+from better_ccflare.server import Service
 
 from .support.client import add_api_key, ask, recorded, sdk
 from .support.fake_upstream import FakeUpstream, Reply
@@ -30,6 +32,16 @@ def log_dir(tmp_path: Path) -> Iterator[Path]:
     reset_logging()
     yield tmp_path / "logs"
     reset_logging()
+
+
+@asynccontextmanager
+async def with_access_log(tmp_path: Path) -> AsyncGenerator[tuple[Service, str]]:
+    """The service with the access log on and one account that answers every request."""
+    async with FakeUpstream() as upstream:
+        upstream.set_default(Reply.json(message_json()))
+        account = console_account("a", upstream)
+        async with running_proxy(tmp_path, account, BETTER_CCFLARE_ACCESS_LOG="true") as served:
+            yield served
 
 
 def log_lines(log_dir: Path) -> list[dict[str, Any]]:
@@ -107,17 +119,13 @@ async def test_the_access_log_names_the_key_and_never_shows_it(
     tmp_path: Path, log_dir: Path
 ) -> None:
     configure_logging(level=LogLevel.INFO, fmt=LogFormat.JSON, log_dir=log_dir, console=False)
-    async with FakeUpstream() as upstream:
-        upstream.set_default(Reply.json(message_json()))
-        async with running_proxy(
-            tmp_path, console_account("a", upstream), BETTER_CCFLARE_ACCESS_LOG="true"
-        ) as (service, url):
-            key = await add_api_key(service, ApiKeyRole.API_ONLY)
-            async with sdk(url, api_key=key) as client:
-                await client.messages.create(
-                    model=MODEL, max_tokens=8, messages=[{"role": "user", "content": "Hi"}]
-                )
-            await recorded(service)
+    async with with_access_log(tmp_path) as (service, url):
+        key = await add_api_key(service, ApiKeyRole.API_ONLY)
+        async with sdk(url, api_key=key) as client:
+            await client.messages.create(
+                model=MODEL, max_tokens=8, messages=[{"role": "user", "content": "Hi"}]
+            )
+        await recorded(service)
 
     [access] = access_lines(log_lines(log_dir))
     assert access["data"]["key_name"] == "api-only"
@@ -128,14 +136,10 @@ async def test_the_access_log_is_written_whatever_the_log_level(
     tmp_path: Path, log_dir: Path
 ) -> None:
     configure_logging(level=LogLevel.WARN, fmt=LogFormat.JSON, log_dir=log_dir, console=False)
-    async with FakeUpstream() as upstream:
-        upstream.set_default(Reply.json(message_json()))
-        async with running_proxy(
-            tmp_path, console_account("a", upstream), BETTER_CCFLARE_ACCESS_LOG="true"
-        ) as (service, url):
-            await ask(url)
-            await ask(url)
-            rows = await recorded(service, 2)
+    async with with_access_log(tmp_path) as (service, url):
+        await ask(url)
+        await ask(url)
+        rows = await recorded(service, 2)
 
     lines = log_lines(log_dir)
     assert {line["data"]["request_id"] for line in access_lines(lines)} == {r.id for r in rows}
@@ -144,7 +148,7 @@ async def test_the_access_log_is_written_whatever_the_log_level(
 
 async def test_the_access_log_is_off_by_default(tmp_path: Path, log_dir: Path) -> None:
     configure_logging(level=LogLevel.DEBUG, fmt=LogFormat.JSON, log_dir=log_dir, console=False)
-    async with FakeUpstream() as upstream:
+    async with FakeUpstream() as upstream:  # no setting given: the default
         upstream.set_default(Reply.json(message_json()))
         async with running_proxy(tmp_path, console_account("a", upstream)) as (service, url):
             await ask(url)
