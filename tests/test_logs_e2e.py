@@ -172,3 +172,21 @@ async def test_a_request_nothing_could_serve_is_logged_with_its_id_status_and_re
         "status": 503,
         "reason": record.error_message,
     }
+
+
+async def test_the_access_log_follows_the_config_file_while_running(
+    tmp_path: Path, log_dir: Path
+) -> None:
+    configure_logging(level=LogLevel.INFO, fmt=LogFormat.JSON, log_dir=log_dir, console=False)
+    async with FakeUpstream() as upstream:
+        upstream.set_default(Reply.json(message_json()))
+        async with running_proxy(tmp_path, console_account("a", upstream)) as (service, url):
+            await ask(url)
+            await service.settings.update({"access_log": True})
+            await ask(url)
+            await service.settings.update({"access_log": False})
+            await ask(url)
+            first, logged, last = reversed(await recorded(service, 3))
+
+    assert [line["data"]["request_id"] for line in access_lines(log_lines(log_dir))] == [logged.id]
+    assert first.timestamp_ms <= logged.timestamp_ms <= last.timestamp_ms
