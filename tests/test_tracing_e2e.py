@@ -266,11 +266,15 @@ async def test_tracing_on_without_the_extra_is_a_clear_error(
             pass
 
 
-async def test_an_unsupported_otlp_protocol_is_a_clear_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"), ("OTEL_TRACES_EXPORTER", "otlp,zipkin")],
+)
+async def test_an_exporter_this_build_does_not_ship_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str
 ) -> None:
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
-    with pytest.raises(BetterCcflareError, match="OTEL_EXPORTER_OTLP_PROTOCOL='grpc'"):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(BetterCcflareError, match=rf"{variable}='(grpc|zipkin)'"):
         async with running_proxy(tmp_path, BETTER_CCFLARE_TRACING="true"):
             pass
 
