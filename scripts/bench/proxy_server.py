@@ -4,8 +4,11 @@ One console account whose ``custom_endpoint`` is the fake upstream; payload stor
 default), logging at ERROR, background jobs off so that nothing but requests uses the CPU.
 Every request is recorded to SQLite in ``DATA_DIR`` unless ``--no-recording`` is given, which
 swaps the request repository for one that drops records: the baseline for what recording costs.
+``--no-metrics`` leaves the Prometheus counters unfed (``Service.running(metrics=False)``): the
+baseline for what metrics cost (issue 17's 3 % bar).
 
 Usage: python scripts/bench/proxy_server.py PORT UPSTREAM_URL DATA_DIR [--no-recording]
+       [--no-metrics]
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ from better_ccflare.database import RequestRepository
 from better_ccflare.server import Service, freeze_startup_heap, uvicorn_config
 
 
-def upstream_key(*, recording: bool) -> str:
+def upstream_key(*, recording: bool, metrics: bool = True) -> str:
     """The account's key. The fake upstream counts requests per key, so each proxy gets its own
     and the runner can tell how many requests this one sent upstream."""
-    return "sk-ant-api03-bench-proxy" + ("" if recording else "-norec")
+    suffix = ("" if recording else "-norec") + ("" if metrics else "-nomet")
+    return "sk-ant-api03-bench-proxy" + suffix
 
 
 class _Dropping:
@@ -57,9 +61,11 @@ def bench_config(data_dir: Path, port: int) -> dict[str, str]:
     }
 
 
-async def _serve(port: int, upstream_url: str, data_dir: Path, recording: bool) -> None:
+async def _serve(
+    port: int, upstream_url: str, data_dir: Path, *, recording: bool, metrics: bool
+) -> None:
     config = load_config(bench_config(data_dir, port), cwd=data_dir)
-    async with Service.running(config, jobs=False) as service:
+    async with Service.running(config, jobs=False, metrics=metrics) as service:
         await service.store.accounts.add(
             Account(
                 id="bench",
@@ -67,7 +73,7 @@ async def _serve(port: int, upstream_url: str, data_dir: Path, recording: bool) 
                 provider=ProviderKind.CONSOLE.value,
                 created_at_ms=0,
                 custom_endpoint=upstream_url,
-                credentials=Credentials(api_key=upstream_key(recording=recording)),
+                credentials=Credentials(api_key=upstream_key(recording=recording, metrics=metrics)),
             )
         )
         await service.pool.reload()
@@ -83,13 +89,22 @@ def main() -> None:
     parser.add_argument("upstream_url")
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("--no-recording", action="store_true")
+    parser.add_argument("--no-metrics", action="store_true")
     args = parser.parse_args()
     # The event loop `better-ccflare serve` runs on (see the CLI's _run).
     with (
         contextlib.suppress(KeyboardInterrupt),
         asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
     ):
-        runner.run(_serve(args.port, args.upstream_url, args.data_dir, not args.no_recording))
+        runner.run(
+            _serve(
+                args.port,
+                args.upstream_url,
+                args.data_dir,
+                recording=not args.no_recording,
+                metrics=not args.no_metrics,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -6,8 +6,10 @@ Processes, all on loopback:
   ``wrk_messages.lua``) on CPU 1;
 - each proxy under test on CPU 0, alone: ``proxy`` (better-ccflare as ``serve`` runs it,
   recording every request), ``proxy-norec`` (the same with recording dropped, the baseline for
-  what recording costs), ``litellm`` (LiteLLM's proxy from its own venv, when installed) and
-  ``better-ccflare-ts`` (the TypeScript original from npm, installed on first use).
+  what recording costs), with ``--metrics-off`` also ``proxy-nometrics`` (metrics' counters
+  unfed, the baseline for what metrics cost), ``litellm`` (LiteLLM's proxy from its own venv,
+  when installed) and ``better-ccflare-ts`` (the TypeScript original from npm, installed on
+  first use).
 
 Phases (see README.md): a correctness check of every target; the interleaved matrix (JSON and
 20-event SSE at concurrency 1, 16 and 64; each cell alternates the targets in rounds):
@@ -780,6 +782,8 @@ class Settings:
     """Third-party proxies to measure too (none for ``--quick``)."""
     proxy_python: str
     proxy_script: Path
+    metrics_off: bool = False
+    """Also run ``proxy-nometrics``, the baseline for what metrics cost."""
 
 
 @dataclass
@@ -836,8 +840,11 @@ async def measure(settings: Settings, tmp: Path) -> Results:
             _spawn([python, "fake_upstream.py", str(up_port)], cpu=LOAD_CPU, log=tmp / "up.log")
         )
         targets = [Target("direct", up_port, "client-key", "client-key", upstream, tmp / "up.log")]
-        for name, extra in (("proxy", []), ("proxy-norec", ["--no-recording"])):
-            if settings.quick and extra:
+        variants: list[tuple[str, list[str]]] = [("proxy", []), ("proxy-norec", ["--no-recording"])]
+        if settings.metrics_off:
+            variants.append(("proxy-nometrics", ["--no-metrics"]))
+        for name, extra in variants:
+            if settings.quick and name == "proxy-norec":
                 continue
             port, data = _free_port(), tmp / name
             data.mkdir()
@@ -845,7 +852,9 @@ async def measure(settings: Settings, tmp: Path) -> Results:
             argv = [settings.proxy_python, str(settings.proxy_script), str(port), upstream_url]
             argv += [str(data), *extra]
             proc = stack.enter_context(_spawn(argv, cpu=PROXY_CPU, log=log))
-            key = proxy_server.upstream_key(recording=not extra)
+            key = proxy_server.upstream_key(
+                recording="--no-recording" not in extra, metrics="--no-metrics" not in extra
+            )
             targets.append(Target(name, port, "client-key", key, proc, log))
         for external in settings.externals:
             target = start_external(stack, external, tmp, upstream_url)
@@ -1081,6 +1090,11 @@ def _bar(results: Results) -> list[tuple[str, bool]]:
     if "proxy-norec" in results.targets:
         cost = 1 - proxy16.rps() / cells[sse16, "proxy-norec"].rps()
         check("recording's throughput cost at SSE c=16, % <= 5", cost * 100, lambda v: v <= 5)
+    if "proxy-nometrics" in results.targets:
+        # Issue 17: metrics are always on, so they must be nearly free.
+        baseline = cells[sse16, "proxy-nometrics"].cpu_ms_per_request()
+        cost = proxy16.cpu_ms_per_request() / baseline - 1
+        check("metrics' CPU cost per request at SSE c=16, % <= 3", cost * 100, lambda v: v <= 3)
     print()
     print("The bar (issue 7):")
     for label, ok in checks:
@@ -1105,6 +1119,11 @@ def main() -> None:
     parser.add_argument("--paced-streams", type=int, default=80, help="20 ms-spaced streams")
     parser.add_argument("--no-litellm", action="store_true", help="skip LiteLLM even if installed")
     parser.add_argument(
+        "--metrics-off",
+        action="store_true",
+        help="also measure proxy-nometrics (metrics unfed): what metrics cost, issue 17's bar",
+    )
+    parser.add_argument(
         "--no-ccflare-ts",
         action="store_true",
         help="skip the TypeScript better-ccflare (otherwise installed with npm on first use)",
@@ -1127,13 +1146,16 @@ def main() -> None:
     if not 1 <= args.seconds <= 600 or args.rounds < 1 or args.soak < 1:
         parser.error("--seconds must be in [1, 600]; --rounds and --soak at least 1")
     if args.quick:
-        settings = Settings(True, 1, 1, False, 50, 0.0, 8, (), args.proxy_python, args.proxy_script)
+        settings = Settings(
+            True, 1, 1, False, 50, 0.0, 8, (), args.proxy_python, args.proxy_script,
+            args.metrics_off,
+        )  # fmt: skip
     else:
         skipped = {LITELLM.name: args.no_litellm, CCFLARE_TS.name: args.no_ccflare_ts}
         externals = tuple(e for e in (LITELLM, CCFLARE_TS) if not skipped[e.name])
         settings = Settings(
             False, args.seconds, args.rounds, True, args.soak, 30.0, args.paced_streams,
-            externals, args.proxy_python, args.proxy_script,
+            externals, args.proxy_python, args.proxy_script, args.metrics_off,
         )  # fmt: skip
     # SIGTERM unwinds like Ctrl-C, so the child processes are stopped too.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)

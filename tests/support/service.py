@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import uvicorn
@@ -22,6 +22,9 @@ from better_ccflare.logger import LogBus
 from better_ccflare.server import Service, uvicorn_config
 
 from .fake_upstream import FakeUpstream
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
 
 __all__ = ["console_account", "running_proxy", "serving"]
 
@@ -44,13 +47,16 @@ async def running_proxy(
     *accounts: Account,
     clock: Clock | None = None,
     log_bus: LogBus | None = None,
+    tracer_provider: TracerProvider | None = None,
     **env: str,
 ) -> AsyncGenerator[tuple[Service, str]]:
     config = load_config(
         {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "LB_STRATEGY": "session", **env},
         cwd=tmp_path,
     )
-    async with Service.running(config, clock=clock, jobs=False, log_bus=log_bus) as service:
+    async with Service.running(
+        config, clock=clock, jobs=False, log_bus=log_bus, tracer_provider=tracer_provider
+    ) as service:
         for account in accounts:
             await service.store.accounts.add(account)
         await service.pool.reload()

@@ -1088,7 +1088,13 @@ async def test_every_account_failing_is_logged_once_with_the_attempts(
 
     [[record]] = [await proxy.records()]
     [failed] = events_logged(caplog, "Every account failed")
-    assert failed == {"type": "all_accounts_failed", "request_id": record.id, "attempts": 2}
+    assert failed == {
+        "type": "all_accounts_failed",
+        "request_id": record.id,
+        "attempts": 2,
+        "status": None,  # the last attempt's: b timed out
+        "reason": "timeout",
+    }
     assert [f["account"] for f in events_logged(caplog, "Failover")] == ["a"]
 
 

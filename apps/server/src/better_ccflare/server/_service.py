@@ -12,14 +12,15 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator, Callable, Generator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx2
 import uvicorn
 
-from better_ccflare.core import Clock, Config, SystemClock
+from better_ccflare.core import BetterCcflareError, Clock, Config, SystemClock
 from better_ccflare.database import Store
 from better_ccflare.http_api import (
     Dispatcher,
@@ -34,6 +35,7 @@ from better_ccflare.logger import LogBus, configure_logging
 from better_ccflare.providers import PriceTable, ProviderRegistry, builtin_providers
 from better_ccflare.proxy import (
     STORE_WATCH_INTERVAL_MS,
+    AccessLog,
     AccountPool,
     AiohttpTransport,
     ApiKeyAuthenticator,
@@ -54,6 +56,11 @@ from ._http_limits import HttpLimits, limited_http_protocol
 from ._live_settings import LiveConfig
 from ._preflight import bind_listening_socket, prepare_data_dirs
 
+if TYPE_CHECKING:  # OpenTelemetry is an optional extra: imported only when tracing is on
+    from opentelemetry.trace import TracerProvider
+
+    from ._tracing import Tracing
+
 __all__ = ["Service", "freeze_startup_heap", "serve", "uvicorn_config"]
 
 _log = logging.getLogger("better_ccflare.server")
@@ -66,8 +73,21 @@ class Service:
     """All components of one running instance. Create with :meth:`running`."""
 
     def __init__(
-        self, *, config: Config, store: Store, clock: Clock, log_bus: LogBus | None = None
+        self,
+        *,
+        config: Config,
+        store: Store,
+        clock: Clock,
+        log_bus: LogBus | None = None,
+        metrics: bool = True,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
+        """Build every component; see :meth:`running` for ``metrics`` and ``tracer_provider``.
+
+        Raises:
+            BetterCcflareError: Tracing is on and OpenTelemetry is not installed, or an
+                ``OTEL_*`` variable asks for an exporter this build does not ship.
+        """
         self.store = store
         self.clock = clock
         # The proxy's upstream leg runs on plain HTTP/1.1 protocols (a third of aiohttp's CPU
@@ -128,8 +148,13 @@ class Service:
         self.metrics = Metrics(
             pool=self.pool, usage=self.usage, events=self.request_events, store=store, clock=clock
         )
-        self.request_events.add_listener(self.metrics.requests.observe_request)
-        self.pool.events.subscribe(self.metrics.requests.observe_pool_event)
+        if metrics:
+            self.request_events.add_listener(self.metrics.requests.observe_request)
+            self.pool.events.subscribe(self.metrics.requests.observe_pool_event)
+        self._stop_access_log: Callable[[], None] | None = None
+        self._use_access_log(config.access_log)
+        self._flush_traces: Callable[[], object] | None = None
+        self.tracing = self._tracing(config, tracer_provider)
         # Claude Code's agent files are under the user's home (HOME, so tests can move it).
         self.agents = AgentDirectory(
             Path.home(), clock, autodiscover=config.agent_workspace_autodiscover
@@ -157,6 +182,7 @@ class Service:
                 agents=AgentInterceptor(self.agents, store.agent_preferences),
                 settings=_proxy_settings(config),
                 store_watch=self.store_watch,
+                tracer=self.tracing,
             )
         )
         self.management = ManagementContext(
@@ -192,12 +218,46 @@ class Service:
 
     def _apply_settings(self, old: Config, new: Config) -> None:
         """Put a changed configuration into effect where it can change without a restart:
-        the strategy, payload storage, upstream timeouts and retention."""
+        the strategy, payload storage, upstream timeouts, retention, the access log and trace
+        context propagation (tracing itself starts and stops with the process)."""
         if new.lb_strategy != old.lb_strategy:
             self.strategy = create_strategy(new.lb_strategy)
             _log.info("Load-balancing strategy is now %s", new.lb_strategy.value)
         self.proxy.reconfigure(_proxy_settings(new))
         self.jobs.use_config(new)
+        self._use_access_log(new.access_log)
+
+    def _use_access_log(self, enabled: bool) -> None:
+        """Subscribe the access log, or stop it; with it off, requests pay nothing for it."""
+        if enabled and self._stop_access_log is None:
+            self._stop_access_log = self.request_events.add_listener(
+                AccessLog(self.pool.get).observe_request
+            )
+        elif not enabled and self._stop_access_log is not None:
+            self._stop_access_log()
+            self._stop_access_log = None
+
+    def _tracing(self, config: Config, provider: TracerProvider | None) -> Tracing | None:
+        """Spans for every request when tracing is on (or a provider is given), else None:
+        then nothing of OpenTelemetry is imported and the proxy has no tracer to call."""
+        if provider is None and not config.tracing:
+            return None
+        try:
+            from ._tracing import Tracing  # noqa: PLC0415 (OpenTelemetry is an optional extra)
+            from ._tracing_setup import tracer_provider_from_environment  # noqa: PLC0415
+        except ImportError as exc:
+            raise BetterCcflareError(
+                "BETTER_CCFLARE_TRACING is on, but OpenTelemetry is not installed "
+                f"({exc}). Install it with: pip install 'better-ccflare-server[otel]', or "
+                "turn tracing off."
+            ) from exc
+        if provider is None:
+            built = tracer_provider_from_environment()
+            self._flush_traces = built.shutdown
+            provider = built
+        tracing = Tracing(provider)
+        tracing.subscribe(self.pool.events, self.request_events)
+        return tracing
 
     @classmethod
     @asynccontextmanager
@@ -208,11 +268,36 @@ class Service:
         clock: Clock | None = None,
         jobs: bool = True,
         log_bus: LogBus | None = None,
+        metrics: bool = True,
+        tracer_provider: TracerProvider | None = None,
     ) -> AsyncGenerator[Service]:
-        """Open the store, load the accounts, start background jobs; undo it all on exit."""
+        """Open the store, load the accounts, start background jobs; undo it all on exit.
+
+        Args:
+            config: The settings.
+            clock: The clock; the system's by default.
+            jobs: Whether to start the background jobs (tests and benchmarks turn them off).
+            log_bus: Where the dashboard's live log comes from.
+            metrics: Whether requests and pool events feed ``/metrics``' counters; off only
+                for the benchmark's baseline of what metrics cost (``scripts/bench``).
+            tracer_provider: Export request spans with this OpenTelemetry provider (a test's);
+                by default one is built from ``OTEL_*`` when ``config.tracing`` is on, and
+                flushed on exit.
+        """
         clock = clock or SystemClock()
         store = await Store.from_config(config, clock=clock)
-        service = cls(config=config, store=store, clock=clock, log_bus=log_bus)
+        try:
+            service = cls(
+                config=config,
+                store=store,
+                clock=clock,
+                log_bus=log_bus,
+                metrics=metrics,
+                tracer_provider=tracer_provider,
+            )
+        except BaseException:
+            await store.close()
+            raise
         try:
             await service.pool.reload()
             await service.auth.refresh()
@@ -228,6 +313,8 @@ class Service:
             await service.http.aclose()
             await service.pool.drain()
             await store.close()
+            if service._flush_traces is not None:  # the SDK's export is blocking I/O
+                await asyncio.to_thread(service._flush_traces)
 
 
 def _proxy_settings(config: Config) -> ProxySettings:
@@ -236,6 +323,7 @@ def _proxy_settings(config: Config) -> ProxySettings:
         max_body_bytes=config.max_body_bytes,
         store_payloads=config.store_payloads,
         prices=PriceTable.from_config(config.model_prices),
+        trace_propagate_upstream=config.trace_propagate_upstream,
         timeouts=Timeouts(
             connect_s=config.connect_timeout_ms / 1000,
             first_byte_s=config.first_byte_timeout_ms / 1000,

@@ -163,6 +163,14 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     agent_workspace_autodiscover: bool
     """Register the working directory a Claude Code system prompt names as a workspace, so its
     ``.claude/agents`` are discovered (the reference's opt-in of the same name)."""
+    access_log: bool
+    """Log one line per proxied request (``better_ccflare.access``), whatever ``log_level``."""
+    tracing: bool
+    """Export OpenTelemetry traces, configured by the standard ``OTEL_*`` environment variables;
+    needs the ``otel`` extra (``better-ccflare-server[otel]``)."""
+    trace_propagate_upstream: bool
+    """Send W3C trace context (``traceparent``, ``tracestate``) upstream; by default the
+    proxy keeps it to itself."""
     sources: dict[str, SettingSource]
 
     def __repr__(self) -> str:
@@ -526,6 +534,16 @@ _SETTINGS: tuple[_Setting, ...] = (
         "agent_workspace_autodiscover",
         "BETTER_CCFLARE_AGENT_WORKSPACE_AUTODISCOVER",
         "agent_workspace_autodiscover",
+        _bool(),
+        lambda _: False,
+    ),
+    # Observability beyond /metrics (docs/observability.md).
+    _Setting("access_log", "BETTER_CCFLARE_ACCESS_LOG", "access_log", _bool(), lambda _: False),
+    _Setting("tracing", "BETTER_CCFLARE_TRACING", "tracing", _bool(), lambda _: False),
+    _Setting(
+        "trace_propagate_upstream",
+        "BETTER_CCFLARE_TRACE_PROPAGATE_UPSTREAM",
+        "trace_propagate_upstream",
         _bool(),
         lambda _: False,
     ),

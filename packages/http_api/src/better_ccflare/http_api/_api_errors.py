@@ -99,7 +99,13 @@ def _http(_: _Request, exc: HTTPException) -> Response[ErrorBody]:
 
 
 def _unexpected(request: _Request, exc: Exception) -> Response[ErrorBody]:
-    _log.exception("Unexpected error in %s %s", request.method, request.url.path, exc_info=exc)
+    _log.exception(
+        "Unexpected error in %s %s",
+        request.method,
+        request.url.path,
+        exc_info=exc,
+        extra={"data": {"method": request.method, "path": request.url.path}},
+    )
     return api_error(500, "Internal error; the server log has the details.")
 
 

@@ -6,7 +6,9 @@ connection (hop-by-hop, ``host``, ``content-length``), the client's credentials 
 the legacy ``x-project`` (the reference forwarded most of them upstream; they are ours and
 never leave the proxy), and the
 reverse-proxy hints that would tell the upstream who the client is (``forwarded``,
-``x-forwarded-*``, ``x-real-ip``). ``accept-encoding`` is replaced by ``identity`` so the usage
+``x-forwarded-*``, ``x-real-ip``), and W3C trace context (``traceparent``, ``tracestate``),
+which the proxy adds back only when ``BETTER_CCFLARE_TRACE_PROPAGATE_UPSTREAM`` is on.
+``accept-encoding`` is replaced by ``identity`` so the usage
 parser reads plain bytes instead of having to decompress a copy of every stream.
 
 Responses: hop-by-hop headers and ``content-length`` are dropped (the proxy re-frames the body,
@@ -47,6 +49,10 @@ _REQUEST_DROPPED = _HOP_BY_HOP | {
     "forwarded",
     "x-real-ip",
     "x-project",
+    # W3C trace context: the proxy's own spans sit between the client and the upstream, so the
+    # client's context goes upstream only when the operator allows it (the proxy adds it back).
+    "traceparent",
+    "tracestate",
 }
 _RESPONSE_DROPPED = _HOP_BY_HOP | {"content-length", "date", "server"}
 _REQUEST_DROPPED_PREFIXES = ("proxy-", CONTROL_HEADER_PREFIX, "x-forwarded-")

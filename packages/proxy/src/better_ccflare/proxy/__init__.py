@@ -7,6 +7,7 @@ are in :mod:`better_ccflare.proxy.admin`; the background jobs the server schedul
 :mod:`better_ccflare.proxy.jobs`.
 """
 
+from ._access_log import AccessLog
 from ._account_pool import AccountPool
 from ._aiohttp_transport import AiohttpTransport
 from ._api_key_auth import ApiKeyAuthenticator
@@ -28,6 +29,7 @@ from ._pool_events import (
     RefreshFailed,
 )
 from ._request_events import RequestEvents, RequestListener, RequestStart, RequestTimings
+from ._request_tracer import RequestTracer
 from ._store_watch import STORE_WATCH_INTERVAL_MS, StoreWatch
 from ._token_manager import TokenManager
 from ._transport import (
@@ -44,6 +46,7 @@ __version__ = "0.1.0"
 __all__ = [
     "LOCAL_ANSWER_PATHS",
     "STORE_WATCH_INTERVAL_MS",
+    "AccessLog",
     "AccountPaused",
     "AccountPool",
     "AiohttpTransport",
@@ -67,6 +70,7 @@ __all__ = [
     "RequestListener",
     "RequestStart",
     "RequestTimings",
+    "RequestTracer",
     "StoreWatch",
     "Timeouts",
     "TokenManager",

@@ -87,6 +87,7 @@ from ._pool_events import AllAccountsFailed, Failover, FailoverReason
 from ._request_checks import InvalidRequestError, Routing, forwardable_path, read_routing
 from ._request_events import RequestEvents, RequestStart, RequestTimings
 from ._request_record import request_record, time_ordered_id
+from ._request_tracer import RequestTracer, client_trace_context
 from ._store_watch import StoreWatch
 from ._token_manager import CredentialsUnavailableError
 from ._transport import (
@@ -130,6 +131,8 @@ class ProxySettings(msgspec.Struct, frozen=True, kw_only=True):
     (at most ``overload_retry_max_ms``): the reference's 2 attempts, 750 ms base, 3 s cap."""
     overload_retry_base_ms: int = 750
     overload_retry_max_ms: int = 3_000
+    trace_propagate_upstream: bool = False
+    """Send W3C trace context upstream: the attempt's span when tracing, else the client's."""
 
 
 class _ClientGoneError(Exception):
@@ -159,6 +162,8 @@ class ProxyDeps:
     CLI added a moment ago serves it instead of an error."""
     agents: AgentInterceptor | None = None
     """Attributes requests to Claude Code subagents and applies their model preferences."""
+    tracer: RequestTracer | None = None
+    """Spans for each request and each account tried; ``None`` (no tracing) costs nothing."""
 
 
 class ProxyApp:
@@ -236,12 +241,30 @@ class ProxyApp:
         except Exception:
             # A bug must not reach the client as a bare server error: log it, answer in the
             # Anthropic error shape if the response has not started yet.
-            _log.exception("Proxying %s %s failed unexpectedly", scope["method"], path)
+            _log.exception(
+                "Proxying %s %s failed unexpectedly",
+                scope["method"],
+                path,
+                extra={
+                    "data": {
+                        "request_id": exchange.id if exchange is not None else None,
+                        "method": scope["method"],
+                        "path": path,
+                    }
+                },
+            )
             if exchange is None or not exchange.responded:
                 await _error(send, 500, "api_error", "The proxy failed unexpectedly; see its log.")
         finally:
-            if events is not None:
-                events.in_flight -= 1
+            self._request_over(exchange)
+
+    def _request_over(self, exchange: _Exchange | None) -> None:
+        """Count the request out of those in flight, and end its spans if no record did."""
+        deps = self._deps
+        if deps.events is not None:
+            deps.events.in_flight -= 1
+        if deps.tracer is not None and exchange is not None:
+            deps.tracer.request_finished(exchange.id)
 
     async def _forced_account(
         self, headers: Mapping[str, str], api_key: ApiKey | None
@@ -274,7 +297,12 @@ class ProxyApp:
             body = await _read_body(receive, self._deps.settings.max_body_bytes)
         except asyncio.CancelledError:
             # The server stopped before the client finished sending: nothing had started yet.
-            _log.info("Shutdown cut %s %s while its body was still arriving", scope["method"], path)
+            _log.info(
+                "Shutdown cut %s %s while its body was still arriving",
+                scope["method"],
+                path,
+                extra={"data": {"method": scope["method"], "path": path}},
+            )
             return None
         if body is None:
             await _error(send, 413, "request_too_large", "The request body is too large.")
@@ -312,6 +340,7 @@ class _Exchange:
         "sent",
         "started",
         "started_ms",
+        "trace_context",
         "upstream_done",
         "watcher",
     )
@@ -363,6 +392,14 @@ class _Exchange:
         self.sent = self.first_byte = self.upstream_done = 0.0
         self.responded = False
         """Whether the response has started (set just before it does, by whoever starts it)."""
+        self.trace_context: dict[str, str] | None = (
+            client_trace_context(headers)
+            if deps.settings.trace_propagate_upstream and deps.tracer is None
+            else None
+        )
+        """W3C trace context headers added to what goes upstream (only if the setting allows)."""
+        if deps.tracer is not None:  # last: once started, the request's spans must be ended
+            deps.tracer.request_started(self.id, self.method, path, headers)
 
     async def run(self) -> None:
         deps = self.deps
@@ -379,17 +416,20 @@ class _Exchange:
             and await deps.store_watch.catch_up()
         ):
             selection = self._select(now, usage)
-        request_events = deps.events
-        if request_events is not None and request_events.subscribed:
-            self._announce(request_events, selection)
+        self._announce(selection)
         if not selection.order:
             await self._unavailable(usage, now)
             return
         self.failures = AttemptFailures()
         self.watcher = _DisconnectWatcher(self.receive)
         events = deps.pool.events
+        tracer = deps.tracer
         try:
             for account in selection.order:
+                if tracer is not None:
+                    context = tracer.attempt_started(self.id, account)
+                    if deps.settings.trace_propagate_upstream:
+                        self.trace_context = context
                 if await self._try(account):
                     return
                 self.attempts += 1
@@ -415,7 +455,12 @@ class _Exchange:
             return
         finally:
             self.watcher.stop()
-        events.emit(AllAccountsFailed(request_id=self.id, attempts=self.attempts))
+        status, reason = self.failed_with
+        events.emit(
+            AllAccountsFailed(
+                request_id=self.id, attempts=self.attempts, status=status, reason=reason
+            )
+        )
         await self._all_failed()
 
     def _select(self, now: int, usage: Mapping[str, AccountUsage]) -> Selection:
@@ -432,8 +477,11 @@ class _Exchange:
         deps.pool.apply_selection(selection, now)
         return selection
 
-    def _announce(self, events: RequestEvents, selection: Selection) -> None:
+    def _announce(self, selection: Selection) -> None:
         """Tell live dashboards the request began, with the account tried first."""
+        events = self.deps.events
+        if events is None or not events.subscribed:
+            return
         first = selection.primary
         events.publish_start(
             RequestStart(
@@ -623,7 +671,7 @@ class _Exchange:
     def _build(
         self, provider: Provider, account: Account, credentials: Credentials
     ) -> UpstreamRequest:
-        return provider.build_request(
+        request = provider.build_request(
             ClientRequest(
                 method=self.method,
                 path=self.path,
@@ -634,6 +682,11 @@ class _Exchange:
             account,
             credentials,
         )
+        if self.trace_context:
+            request = msgspec.structs.replace(
+                request, headers={**request.headers, **self.trace_context}
+            )
+        return request
 
     async def _send(self, request: UpstreamRequest, account: Account) -> UpstreamResponse | None:
         self.sent = time.perf_counter()
@@ -843,7 +896,12 @@ class _Exchange:
         reply = unavailable_reply(accounts, usage, now, detailed=self.detailed)
         if error is None:
             error = describe_unavailable(accounts, usage, now)
-            _log.info("Request %s: %s", self.id, error)
+            _log.info(
+                "Request %s: %s",
+                self.id,
+                error,
+                extra={"data": {"request_id": self.id, "status": reply.status, "reason": error}},
+            )
         await self._answer(reply, error)
 
     async def _cut_by_shutdown(self) -> None:

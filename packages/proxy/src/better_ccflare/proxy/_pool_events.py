@@ -76,6 +76,10 @@ class AllAccountsFailed(msgspec.Struct, frozen=True, kw_only=True, tag="all_acco
 
     request_id: str
     attempts: int
+    status: int | None = None
+    """The last attempt's upstream status; ``None`` when it had no answer."""
+    reason: FailoverReason | None = None
+    """Why the last attempt failed."""
 
 
 class CooldownStarted(msgspec.Struct, frozen=True, kw_only=True, tag="cooldown_started"):

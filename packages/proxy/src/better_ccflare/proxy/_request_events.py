@@ -94,9 +94,15 @@ class RequestEvents:
                 queue.get_nowait()
             queue.put_nowait(event)
 
-    def add_listener(self, listener: RequestListener) -> None:
-        """Call ``listener`` with every record published from now on."""
+    def add_listener(self, listener: RequestListener) -> Callable[[], None]:
+        """Call ``listener`` with every record published from now on; returns the call that
+        stops it again (a setting turned off while running)."""
         self._listeners = (*self._listeners, listener)
+
+        def remove() -> None:
+            self._listeners = tuple(known for known in self._listeners if known is not listener)
+
+        return remove
 
     @property
     def subscriber_count(self) -> int:

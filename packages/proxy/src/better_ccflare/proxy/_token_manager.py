@@ -38,6 +38,7 @@ from better_ccflare.providers import (
     ReauthRequiredError,
 )
 
+from ._log_fields import account_data
 from ._pool_events import PoolEvents, RefreshFailed
 
 __all__ = ["DEFAULT_REFRESH_BACKOFF_MS", "CredentialsUnavailableError", "TokenManager"]
@@ -295,6 +296,7 @@ class TokenManager:
                     "stored meanwhile; refreshing with that",
                     account.name,
                     account.id,
+                    extra={"data": account_data(account)},
                 )
                 stored, retried = latest, True
                 continue
@@ -324,7 +326,12 @@ class TokenManager:
         if await accounts.update_credentials_if_refresh_token_matches(
             refreshed.id, used.refresh_token, fresh
         ):
-            _log.info("Refreshed the credentials of account %s (%s)", refreshed.name, refreshed.id)
+            _log.info(
+                "Refreshed the credentials of account %s (%s)",
+                refreshed.name,
+                refreshed.id,
+                extra={"data": account_data(refreshed)},
+            )
             return self._adopt(refreshed, fresh)
         latest = await self._read(refreshed)
         _log.warning(
@@ -332,6 +339,7 @@ class TokenManager:
             "keeping the stored ones",
             refreshed.name,
             refreshed.id,
+            extra={"data": account_data(refreshed)},
         )
         return self._adopt(latest, latest.credentials)
 

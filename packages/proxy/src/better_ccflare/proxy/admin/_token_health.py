@@ -112,6 +112,7 @@ def check_token_health(
                 "Account %s (%s) needs re-authentication before it can be used again",
                 report.account_name,
                 report.account_id,
+                extra={"data": _report_data(report)},
             )
         elif report.status in (
             TokenHealthStatus.WARNING,
@@ -126,5 +127,15 @@ def check_token_health(
                 report.account_id,
                 report.status,
                 days_left,
+                extra={"data": _report_data(report)},
             )
     return reports
+
+
+def _report_data(report: TokenHealthReport) -> dict[str, object]:
+    return {
+        "account": report.account_name,
+        "account_id": report.account_id,
+        "status": str(report.status),
+        "remaining_ms": report.remaining_ms,
+    }

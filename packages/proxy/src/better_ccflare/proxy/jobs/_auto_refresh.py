@@ -51,6 +51,7 @@ from better_ccflare.providers import (
 from better_ccflare.proxy._account_pool import AccountPool
 from better_ccflare.proxy._cooldowns import CooldownPolicy
 from better_ccflare.proxy._credential_source import CredentialSource
+from better_ccflare.proxy._log_fields import account_data
 from better_ccflare.proxy._token_manager import CredentialsUnavailableError
 from better_ccflare.proxy._transport import (
     Timeouts,
@@ -279,6 +280,7 @@ class AutoRefreshScheduler:
                 "Not probing account %s: no provider %r is registered",
                 account.name,
                 account.provider,
+                extra={"data": account_data(account, provider=account.provider)},
             )
             return ProbeOutcome.NOT_SENT
         try:
@@ -286,7 +288,12 @@ class AutoRefreshScheduler:
         except CredentialsUnavailableError as exc:
             if exc.reauth_required:
                 # The token manager has marked the account; the next tick skips it.
-                _log.warning("Not probing account %s: %s", account.name, exc)
+                _log.warning(
+                    "Not probing account %s: %s",
+                    account.name,
+                    exc,
+                    extra={"data": account_data(account, reason=str(exc))},
+                )
                 return ProbeOutcome.NOT_SENT
             return self._uncounted(account, tracking, str(exc))
         try:
@@ -373,7 +380,9 @@ class AutoRefreshScheduler:
                 tracking.uncounted = 0
                 tracking.backoff_until_ms = None
                 _log.info(
-                    "Account %s is still rate-limited; probing again after its reset", account.name
+                    "Account %s is still rate-limited; probing again after its reset",
+                    account.name,
+                    extra={"data": account_data(account, reset_at_ms=info.reset_at_ms)},
                 )
                 return ProbeOutcome.RATE_LIMITED
             return await self._counted(account, tracking, f"HTTP {status}")
@@ -392,19 +401,35 @@ class AutoRefreshScheduler:
             try:
                 await self._store.accounts.resume(account.id)
             except Exception:
-                _log.exception("Could not resume account %s", account.name)
+                _log.exception(
+                    "Could not resume account %s",
+                    account.name,
+                    extra={"data": account_data(account)},
+                )
             else:
                 self._pool.replace(
                     msgspec.structs.replace(current, paused=False, pause_reason=None)
                 )
-                _log.info("Account %s answered its probe again; resumed it", account.name)
-        _log.info("Auto-refresh probe of account %s started a new usage window", account.name)
+                _log.info(
+                    "Account %s answered its probe again; resumed it",
+                    account.name,
+                    extra={"data": account_data(account)},
+                )
+        _log.info(
+            "Auto-refresh probe of account %s started a new usage window",
+            account.name,
+            extra={"data": account_data(account)},
+        )
 
     async def _unauthorized(self, account: Account, tracking: _Tracking) -> None:
         try:
             await self._store.accounts.set_flags(account.id, auto_refresh=False)
         except Exception:
-            _log.exception("Could not turn off auto-refresh of account %s", account.name)
+            _log.exception(
+                "Could not turn off auto-refresh of account %s",
+                account.name,
+                extra={"data": account_data(account)},
+            )
         current = self._pool.get(account.id) or account
         self._pool.replace(msgspec.structs.replace(current, auto_refresh_enabled=False))
         _log.warning(
@@ -413,6 +438,7 @@ class AutoRefreshScheduler:
             "from the dashboard or the CLI), then turn auto-refresh back on.",
             account.name,
             account.id,
+            extra={"data": account_data(account, status=401)},
         )
 
     def _uncounted(self, account: Account, tracking: _Tracking, reason: str) -> ProbeOutcome:
@@ -424,6 +450,7 @@ class AutoRefreshScheduler:
             account.name,
             reason,
             wait // _MINUTE_MS,
+            extra={"data": account_data(account, reason=reason, retry_in_ms=wait)},
         )
         return ProbeOutcome.UNCOUNTED_FAILURE
 
@@ -434,13 +461,18 @@ class AutoRefreshScheduler:
             account.name,
             reason,
             tracking.failures,
+            extra={"data": account_data(account, reason=reason, failures=tracking.failures)},
         )
         current = self._pool.get(account.id) or account
         if tracking.failures >= FAILURE_THRESHOLD and not current.paused:
             try:
                 await self._store.accounts.pause(account.id, PauseReason.FAILURE_THRESHOLD)
             except Exception:
-                _log.exception("Could not pause account %s", account.name)
+                _log.exception(
+                    "Could not pause account %s",
+                    account.name,
+                    extra={"data": account_data(account)},
+                )
             else:
                 self._pool.replace(
                     msgspec.structs.replace(
@@ -452,6 +484,7 @@ class AutoRefreshScheduler:
                     "resumed by the first probe that succeeds",
                     account.name,
                     tracking.failures,
+                    extra={"data": account_data(account, failures=tracking.failures)},
                 )
         return ProbeOutcome.COUNTED_FAILURE
 

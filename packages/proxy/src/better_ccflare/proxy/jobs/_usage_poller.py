@@ -20,6 +20,7 @@ import msgspec
 from better_ccflare.core import Account, BetterCcflareError, Clock, Credentials, UsageSnapshot
 from better_ccflare.database import Store
 from better_ccflare.providers import ProviderRegistry, UnknownProviderError, UsageFetchError
+from better_ccflare.proxy._log_fields import account_data
 from better_ccflare.proxy._usage_cache import UsageCache
 
 from ._periodic_job import Sleep
@@ -193,6 +194,7 @@ class UsagePoller:
                 "Not polling usage of account %s: no provider %r is registered",
                 account.name,
                 account.provider,
+                extra={"data": account_data(account, provider=account.provider)},
             )
             self._no_endpoint.add(account.provider)
             self._due_ms.pop(account.id, None)
@@ -226,7 +228,11 @@ class UsagePoller:
             try:
                 await self._store.usage.record(snapshot)
             except Exception:
-                _log.exception("Could not store the usage snapshot of account %s", account.name)
+                _log.exception(
+                    "Could not store the usage snapshot of account %s",
+                    account.name,
+                    extra={"data": account_data(account)},
+                )
 
     def _failed(self, account: Account, reason: str, retry_after_ms: int | None) -> None:
         failures = self._failures.get(account.id, 0) + 1
@@ -242,6 +248,9 @@ class UsagePoller:
             failures,
             delay // 1000,
             reason,
+            extra={
+                "data": account_data(account, reason=reason, failures=failures, retry_in_ms=delay)
+            },
         )
 
     def _jittered_interval(self) -> int:
