@@ -1,7 +1,7 @@
 """The OpenAPI document of the management API and the interactive docs that render it.
 
 Served at ``/schema`` (Scalar, loaded from the package: the docs work offline) and
-``/schema/openapi.json``. Operations are grouped by :data:`TAGS`; every ``/api`` operation
+``/schema/openapi.json``. Operations are grouped by area (tags); every ``/api`` operation
 carries :data:`PROXY_KEYS`, the two ways of presenting a proxy API key. Each operation lists
 only the errors it can give (``_api_errors.errors``): Litestar documents a 400 in its own shape
 for any operation with a parameter, even when its only parameter is a path segment that cannot
@@ -19,13 +19,13 @@ from litestar.openapi.spec import Components, SecurityScheme, Tag
 
 from ._api_errors import BAD_INPUT
 
-__all__ = ["PROXY_KEYS", "TAGS", "openapi_config"]
+__all__ = ["PROXY_KEYS", "openapi_config"]
 
-SCALAR_JS = "/dashboard/assets/vendor/scalar-api-reference.standalone.js"
+_SCALAR_JS = "/dashboard/assets/vendor/scalar-api-reference.standalone.js"
 """The vendored Scalar bundle (see ``dashboard/assets/vendor/README.md``), served with the
 dashboard's assets; a CDN would leave the docs blank offline."""
 
-TAGS = (
+_TAGS = (
     Tag(name="health", description="Liveness and readiness probes; no key needed."),
     Tag(
         name="accounts",
@@ -103,7 +103,7 @@ def _declared_errors_only(schema: dict[str, Any]) -> dict[str, Any]:
 def openapi_config(version: str) -> OpenAPIConfig:
     """The management API's OpenAPI configuration, for the server's ``version``."""
     scalar = ScalarRenderPlugin(
-        js_url=SCALAR_JS,
+        js_url=_SCALAR_JS,
         # Scalar's bundle carries its own styles; Litestar would link its branding CSS and icon
         # from a CDN instead, so neither is fetched.
         css_url="data:text/css,",
@@ -125,7 +125,7 @@ def openapi_config(version: str) -> OpenAPIConfig:
         title="better-ccflare management API",
         version=version,
         description=_DESCRIPTION,
-        tags=list(TAGS),
+        tags=list(_TAGS),
         # Each handler's docstring is its operation's description, written for API users.
         use_handler_docstrings=True,
         components=Components(security_schemes=dict(_SCHEMES)),
