@@ -17,6 +17,7 @@ Examples are few and derandomised, so a run is quick and repeatable.
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections.abc import Generator
 from pathlib import Path
@@ -190,3 +191,106 @@ async def test_a_body_of_loosely_right_types_is_refused(
         response = await client.post(path, json=body)
         assert response.status_code == 400, response.text
         assert response.json()["field"] == field
+
+
+async def _schema(live: _LiveService) -> dict[str, Any]:
+    async with httpx2.AsyncClient(base_url=live.url) as client:
+        return (await client.get("/schema/openapi.json")).json()
+
+
+def _operations(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (method.upper(), path, operation)
+        for path, item in schema["paths"].items()
+        for method, operation in item.items()
+    ]
+
+
+async def test_every_operation_has_a_tag_a_summary_and_a_description(live: _LiveService) -> None:
+    schema = await _schema(live)
+    declared = {tag["name"] for tag in schema["tags"]}
+    assert all(tag.get("description") for tag in schema["tags"])
+    for method, path, operation in _operations(schema):
+        where = f"{method} {path}"
+        [tag] = operation["tags"]
+        assert tag in declared, where
+        assert operation.get("summary"), where
+        assert len(operation.get("description", "")) > 20, where
+    used = {operation["tags"][0] for _, _, operation in _operations(schema)}
+    assert used == declared
+
+
+async def test_every_schema_property_and_parameter_has_a_description(live: _LiveService) -> None:
+    schema = await _schema(live)
+    missing = [
+        f"{name}.{prop}"
+        for name, body in schema["components"]["schemas"].items()
+        for prop, spec in body.get("properties", {}).items()
+        if not spec.get("description")
+    ]
+    assert missing == []
+    query = [
+        f"{method} {path} {parameter['name']}"
+        for method, path, operation in _operations(schema)
+        for parameter in operation.get("parameters", [])
+        if parameter["in"] == "query" and not parameter.get("description")
+    ]
+    assert query == []
+
+
+async def test_the_api_takes_a_proxy_key_in_either_header_and_health_takes_none(
+    live: _LiveService,
+) -> None:
+    schema = await _schema(live)
+    schemes = schema["components"]["securitySchemes"]
+    assert schemes["apiKey"] == {**schemes["apiKey"], "type": "apiKey", "in": "header"}
+    assert schemes["apiKey"]["name"] == "x-api-key"
+    assert schemes["bearer"]["type"] == "http"
+    assert schemes["bearer"]["scheme"] == "bearer"
+    for method, path, operation in _operations(schema):
+        if path.startswith("/api/"):
+            assert operation["security"] == [{"apiKey": []}, {"bearer": []}], (method, path)
+            assert {"401", "403"} <= set(operation["responses"]), (method, path)
+        else:
+            assert "security" not in operation, (method, path)
+            assert "401" not in operation["responses"], (method, path)
+
+
+async def test_each_operation_lists_only_the_errors_it_can_give(live: _LiveService) -> None:
+    schema = await _schema(live)
+    for method, path, operation in _operations(schema):
+        responses = operation["responses"]
+        errors = {code for code in responses if int(code) >= 400}
+        for code in errors - {"503"}:
+            body = responses[code]["content"]["application/json"]["schema"]
+            assert body == {"$ref": "#/components/schemas/ErrorBody"}, (method, path, code)
+        takes_input = "requestBody" in operation or any(
+            p["in"] == "query" for p in operation.get("parameters", [])
+        )
+        # Litestar's own 400 (for any parameter, a path segment included) is not served.
+        assert ("400" in errors) == takes_input, (method, path)
+        assert ("415" in errors) == (method in {"POST", "PATCH", "DELETE"}), (method, path)
+    accounts = schema["paths"]["/api/accounts"]["get"]["responses"]
+    assert set(accounts) == {"200", "401", "403"}
+    one = schema["paths"]["/api/accounts/{account_id}"]["get"]["responses"]
+    assert set(one) == {"200", "401", "403", "404"}
+
+
+async def test_the_errors_the_schema_promises_every_api_operation_are_given(
+    live: _LiveService,
+) -> None:
+    """Without a key every ``/api`` operation answers 401; with a text body a changing one 415."""
+    schema = await _schema(live)
+    async with httpx2.AsyncClient(base_url=live.url) as client:
+        for method, path, _ in _operations(schema):
+            if not path.startswith("/api/"):
+                continue
+            url = re.sub(r"\{\w+\}", "alpha", path)
+            response = await client.request(method, url, timeout=10)
+            assert response.status_code == 401, (method, path)
+            assert response.json()["error"]
+            if method in {"POST", "PATCH", "DELETE"}:
+                refused = await client.request(
+                    method, url, content=b"x", headers={"content-type": "text/plain"}
+                )
+                assert refused.status_code == 415, (method, path)

@@ -79,3 +79,14 @@ def test_unknown_assets_are_404_and_paths_cannot_escape(client: TestClient[Lites
     assert client.get("/dashboard/assets/missing.js").status_code == 404
     assert client.get("/dashboard/assets/../_dashboard.py").status_code == 404
     assert client.get("/dashboard/assets/%2e%2e/layout.html").status_code == 404
+
+
+def test_the_vendored_api_docs_bundle_is_served_and_ships_with_its_license(
+    client: TestClient[Litestar],
+) -> None:
+    scalar = client.get("/dashboard/assets/vendor/scalar-api-reference.standalone.js")
+    assert scalar.status_code == 200
+    assert "javascript" in scalar.headers["content-type"]
+    assert b"window.Scalar=" in scalar.content[-400:]
+    assert "MIT" in (ASSETS / "vendor" / "scalar-api-reference.LICENSE.md").read_text()
+    assert "1.76.4" in (ASSETS / "vendor" / "README.md").read_text()

@@ -6,7 +6,7 @@ plain value types that a health endpoint or a ``doctor`` command can show as the
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Annotated, Protocol
 
 import msgspec
 
@@ -16,16 +16,26 @@ __all__ = ["RetentionResult", "SchemaStatus", "StoreMaintenance", "StoreStats"]
 class RetentionResult(msgspec.Struct, frozen=True, kw_only=True):
     """What one retention run deleted."""
 
-    payloads_deleted: int = 0
-    """Payloads older than the payload retention (their request rows stay)."""
-    requests_deleted: int = 0
-    """Requests older than the request retention; their payloads went with them."""
-    orphan_payloads_deleted: int = 0
-    """Payloads whose request row no longer existed."""
-    oauth_sessions_deleted: int = 0
-    usage_snapshots_deleted: int = 0
-    batches: int = 0
-    """Short transactions used; live writes ran between them."""
+    # The descriptions are what the management API's schema shows for each count.
+    payloads_deleted: Annotated[
+        int,
+        msgspec.Meta(description="Payloads older than the payload retention (requests stay)"),
+    ] = 0
+    requests_deleted: Annotated[
+        int,
+        msgspec.Meta(description="Requests older than the request retention, with their payloads"),
+    ] = 0
+    orphan_payloads_deleted: Annotated[
+        int, msgspec.Meta(description="Payloads whose request no longer existed")
+    ] = 0
+    oauth_sessions_deleted: Annotated[int, msgspec.Meta(description="Expired pending logins")] = 0
+    usage_snapshots_deleted: Annotated[
+        int, msgspec.Meta(description="Usage readings older than the request retention")
+    ] = 0
+    batches: Annotated[
+        int,
+        msgspec.Meta(description="Short transactions used; live writes ran between them"),
+    ] = 0
 
 
 class SchemaStatus(msgspec.Struct, frozen=True, kw_only=True):

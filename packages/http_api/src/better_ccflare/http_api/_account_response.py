@@ -6,7 +6,7 @@ account it added or logged in again, so the shape is built here, once.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -18,60 +18,81 @@ from ._times import iso_ms
 __all__ = ["AccountResponse", "account_response"]
 
 
+def _doc(description: str) -> msgspec.Meta:
+    return msgspec.Meta(description=description)
+
+
 class UsageWindowResponse(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    key: str
-    utilization: float
-    resets_at: int | None
+    key: Annotated[str, _doc("The window, e.g. five_hour or seven_day")]
+    utilization: Annotated[float, _doc("Percent of the window used")]
+    resets_at: Annotated[int | None, _doc("When the window resets (epoch ms)")]
 
 
 class SessionInfo(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    started_at: int | None
-    request_count: int
+    started_at: Annotated[int | None, _doc("When the current session began (epoch ms)")]
+    request_count: Annotated[int, _doc("Requests in the current session")]
 
 
 class AccountResponse(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """One account without any secret: what ``GET /api/accounts`` lists."""
 
-    id: str
-    name: str
-    provider: str
-    request_count: int
-    total_requests: int
-    last_used: str | None
-    created: str | None
-    paused: bool
-    pause_reason: str | None
-    requires_reauth: bool
-    token_status: Literal["valid", "expired", "api-key", "missing"]
-    token_expires_at: int | None
-    has_refresh_token: bool
-    rate_limit_status: str | None
-    rate_limit_reset: int | None
-    rate_limit_remaining: int | None
-    rate_limited_until: int | None
-    rate_limited_reason: str | None
-    rate_limited_at: int | None
-    session_info: SessionInfo
-    priority: int
-    auto_fallback_enabled: bool
-    auto_refresh_enabled: bool
-    auto_pause_on_overage_enabled: bool
-    peak_hours_pause_enabled: bool
-    custom_endpoint: str | None
-    model_mappings: ModelMappings
-    billing_type: str | None
-    usage_utilization: float | None
-    """The representative window's percent used, from the last usage poll."""
-    usage_window: str | None
-    usage_data: list[UsageWindowResponse]
-    usage_fetched_at: int | None
-    is_available: bool
-    """Whether the proxy would route to the account right now."""
-    state: AccountState
-    """The account's state in one word; ``credentials_rejected``, ``out_of_credits`` and
-    ``requires_reauth`` need an operator (or, for the first two, a probe that passes)."""
-    consecutive_failures: int
-    """The circuit breaker's streak: timeouts, failed connections, rejections in a row."""
+    id: Annotated[str, _doc("The account's id")]
+    name: Annotated[str, _doc("The account's name")]
+    provider: Annotated[str, _doc("The provider id (see GET /api/providers)")]
+    request_count: Annotated[int, _doc("Requests since the counters were last reset")]
+    total_requests: Annotated[int, _doc("Requests ever")]
+    last_used: Annotated[str | None, _doc("When it last served a request (ISO-8601 UTC)")]
+    created: Annotated[str | None, _doc("When it was added (ISO-8601 UTC)")]
+    paused: Annotated[bool, _doc("Whether it is paused")]
+    pause_reason: Annotated[str | None, _doc("Why: manual, overage, ...; null when not paused")]
+    requires_reauth: Annotated[bool, _doc("Its login is dead: log in again")]
+    token_status: Annotated[
+        Literal["valid", "expired", "api-key", "missing"],
+        _doc("Its OAuth access token's state, api-key for key accounts"),
+    ]
+    token_expires_at: Annotated[int | None, _doc("When the access token expires (epoch ms)")]
+    has_refresh_token: Annotated[bool, _doc("Whether it holds a refresh token")]
+    rate_limit_status: Annotated[
+        str | None, _doc("The upstream's last unified rate-limit status, e.g. allowed")
+    ]
+    rate_limit_reset: Annotated[
+        int | None, _doc("When the upstream said the limit resets (epoch ms)")
+    ]
+    rate_limit_remaining: Annotated[int | None, _doc("Requests left, as the upstream said")]
+    rate_limited_until: Annotated[
+        int | None, _doc("The end of its cooldown (epoch ms); null when not cooling down")
+    ]
+    rate_limited_reason: Annotated[str | None, _doc("Why its last cooldown began")]
+    rate_limited_at: Annotated[int | None, _doc("When its last cooldown began (epoch ms)")]
+    session_info: Annotated[SessionInfo, _doc("Its current session (session strategy)")]
+    priority: Annotated[int, _doc("0 to 100; lower is preferred")]
+    auto_fallback_enabled: Annotated[bool, _doc("See POST .../auto-fallback")]
+    auto_refresh_enabled: Annotated[bool, _doc("See POST .../auto-refresh")]
+    auto_pause_on_overage_enabled: Annotated[bool, _doc("See POST .../auto-pause-on-overage")]
+    peak_hours_pause_enabled: Annotated[bool, _doc("See POST .../peak-hours-pause")]
+    custom_endpoint: Annotated[str | None, _doc("Its upstream base URL; null: the default")]
+    model_mappings: Annotated[
+        ModelMappings, _doc("Model or family to the models to use instead, first first")
+    ]
+    billing_type: Annotated[str | None, _doc("plan or api, when set for the account")]
+    usage_utilization: Annotated[
+        float | None, _doc("The representative window's percent used, from the last poll")
+    ]
+    usage_window: Annotated[str | None, _doc("That window's name")]
+    usage_data: Annotated[list[UsageWindowResponse], _doc("Every usage window, last poll")]
+    usage_fetched_at: Annotated[int | None, _doc("When usage was last polled (epoch ms)")]
+    is_available: Annotated[bool, _doc("Whether the proxy would route to it right now")]
+    state: Annotated[
+        AccountState,
+        _doc(
+            "Its state in one word; credentials_rejected, out_of_credits and requires_reauth "
+            "need an operator (or, for the first two, a probe that passes)"
+        ),
+    ]
+    consecutive_failures: Annotated[
+        int,
+        _doc("The circuit breaker's streak: timeouts, failed connections, rejections in a row"),
+    ]
 
 
 def account_response(ctx: ManagementContext, account: Account) -> AccountResponse:

@@ -39,7 +39,7 @@ from ._account_input import (
 from ._account_lookup import find_account
 from ._account_response import AccountResponse, account_response
 from ._api_context import Ctx, ManagementContext
-from ._api_errors import ERROR_RESPONSES
+from ._api_errors import errors
 
 __all__ = ["ACCOUNT_HANDLERS"]
 
@@ -62,20 +62,25 @@ async def _changed(ctx: ManagementContext, account_id: str) -> AccountResponse:
 
 @get(
     "/api/accounts",
-    responses=ERROR_RESPONSES,
+    tags=["accounts"],
+    responses=errors(),
     summary="Every account with its live state (never a secret)",
 )
 async def list_accounts(ctx: Ctx) -> list[AccountResponse]:
+    """Every account, by priority then age, with its state, cooldown, usage windows and
+    settings as the proxy sees them now. Credentials are never shown."""
     accounts = await ctx.store.accounts.list_all()
     return [account_response(ctx, a) for a in accounts]
 
 
 @get(
     "/api/accounts/{account_id:str}",
-    responses=ERROR_RESPONSES,
+    tags=["accounts"],
+    responses=errors(missing="account"),
     summary="One account with its live state",
 )
 async def get_account(ctx: Ctx, account_id: FromPath[str]) -> AccountResponse:
+    """The account with this id, shown as in the list."""
     return account_response(ctx, await find_account(ctx, account_id))
 
 
@@ -92,26 +97,58 @@ class AddAccountBody(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
 
     name: AccountName
     priority: Priority = 0
-    model_mappings: MappingsInput | None = None
-    api_key: Secret | None = None
+    model_mappings: Annotated[
+        MappingsInput | None,
+        msgspec.Meta(description="Model or family to the models to use instead, first first"),
+    ] = None
+    api_key: Annotated[Secret, msgspec.Meta(description="The account's API key")] | None = None
     custom_endpoint: Endpoint | None = None
-    project_id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9.:_-]+$")] | None = None
-    region: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9-]+$", examples=["us-east5"])] | None = (
-        None
-    )
-    fields: dict[FieldName, str] | None = None
-    """Declared field name to value, e.g. ``{"api_key": "...", "tenant": "t1"}``."""
+    project_id: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                pattern=r"^[A-Za-z0-9.:_-]+$", description="Google Cloud project (vertex-ai)"
+            ),
+        ]
+        | None
+    ) = None
+    region: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                pattern=r"^[a-z0-9-]+$",
+                examples=["us-east5"],
+                description="Google Cloud region (vertex-ai)",
+            ),
+        ]
+        | None
+    ) = None
+    fields: Annotated[
+        dict[FieldName, str] | None,
+        msgspec.Meta(
+            description='Declared field name to value, e.g. {"api_key": "...", "tenant": "t1"}'
+        ),
+    ] = None
 
 
 @post(
     "/api/accounts/{account_type:str}",
-    responses=ERROR_RESPONSES,
+    tags=["accounts"],
+    responses=errors(
+        changes=True,
+        invalid=True,
+        missing="account type",
+        conflict="an account with this name (and provider and endpoint) exists",
+    ),
     summary="Add an account of any registered type (built-in or plugin; see /api/providers)",
     status_code=201,
 )
 async def add_account(
     ctx: Ctx, account_type: FromPath[str], data: JSONBody[AddAccountBody]
 ) -> AccountResponse:
+    """Adds an account with the fields its type declares (``GET /api/providers``); the proxy
+    routes to it on the next request. Types that are added only by logging in (Claude
+    subscriptions) are refused here: use ``POST /api/oauth/init``."""
     try:
         provider = ctx.registry.for_account_type(account_type)
     except UnknownAccountTypeError as exc:
@@ -149,33 +186,46 @@ class PriorityBody(msgspec.Struct, frozen=True):
 
 
 class EnabledBody(msgspec.Struct, frozen=True):
-    enabled: bool
+    enabled: Annotated[bool, msgspec.Meta(description="On or off")]
 
 
 class EndpointBody(msgspec.Struct, frozen=True, rename="camel"):
-    custom_endpoint: Endpoint | None
+    custom_endpoint: (
+        Annotated[Endpoint, msgspec.Meta(description="Base URL of the upstream; null: default")]
+        | None
+    )
 
 
 class MappingsBody(msgspec.Struct, frozen=True, rename="camel"):
-    model_mappings: MappingsInput
+    model_mappings: Annotated[
+        MappingsInput,
+        msgspec.Meta(description="Model or family to the models to use instead, first first"),
+    ]
 
 
 class DeleteBody(msgspec.Struct, frozen=True):
-    confirm: NonBlank
-    """The account's name, typed again: deleting is not undoable."""
+    confirm: Annotated[
+        NonBlank,
+        msgspec.Meta(description="The account's name, typed again: deleting is not undoable"),
+    ]
 
 
-class ResetResponse(msgspec.Struct, frozen=True, rename="camel"):
-    success: bool
-    usage_poll_triggered: bool
+class UsagePollResponse(msgspec.Struct, frozen=True, rename="camel"):
+    success: Annotated[bool, msgspec.Meta(description="Always true")]
+    usage_poll_triggered: Annotated[
+        bool, msgspec.Meta(description="The usage windows will be polled within seconds")
+    ]
 
 
 @post(
     "/api/accounts/{account_id:str}/pause",
-    responses=ERROR_RESPONSES,
+    tags=["accounts"],
+    responses=errors(changes=True, missing="account"),
     summary="Stop routing to the account",
 )
 async def pause_account(ctx: Ctx, account_id: FromPath[str]) -> AccountResponse:
+    """Pauses the account by hand (reason ``manual``) until it is resumed; requests already
+    under way finish. Returns the account as now."""
     await find_account(ctx, account_id)
     await ctx.store.accounts.pause(account_id, PauseReason.MANUAL)
     return await _changed(ctx, account_id)
@@ -183,21 +233,28 @@ async def pause_account(ctx: Ctx, account_id: FromPath[str]) -> AccountResponse:
 
 @post(
     "/api/accounts/{account_id:str}/resume",
-    responses=ERROR_RESPONSES,
+    tags=["accounts"],
+    responses=errors(changes=True, missing="account"),
     summary="Route to the account again",
 )
 async def resume_account(ctx: Ctx, account_id: FromPath[str]) -> AccountResponse:
+    """Ends a pause of any reason; the account serves again unless it is cooling down.
+    Returns the account as now."""
     await find_account(ctx, account_id)
     await ctx.store.accounts.resume(account_id)
     return await _changed(ctx, account_id)
 
 
 @post(
-    "/api/accounts/{account_id:str}/rename", responses=ERROR_RESPONSES, summary="Rename the account"
+    "/api/accounts/{account_id:str}/rename",
+    tags=["accounts"],
+    responses=errors(changes=True, invalid=True, missing="account", conflict="the name is taken"),
+    summary="Rename the account",
 )
 async def rename_account(
     ctx: Ctx, account_id: FromPath[str], data: JSONBody[RenameBody]
 ) -> AccountResponse:
+    """Renames the account; its id, settings and history stay. Returns the account as now."""
     await find_account(ctx, account_id)
     await ctx.store.accounts.rename(account_id, validate_account_name(data.name))
     return await _changed(ctx, account_id)
@@ -205,12 +262,15 @@ async def rename_account(
 
 @post(
     "/api/accounts/{account_id:str}/priority",
-    responses=ERROR_RESPONSES,
+    tags=["accounts"],
+    responses=errors(changes=True, invalid=True, missing="account"),
     summary="Set the priority (0 is preferred)",
 )
 async def set_priority(
     ctx: Ctx, account_id: FromPath[str], data: JSONBody[PriorityBody]
 ) -> AccountResponse:
+    """Sets the priority the strategies order accounts by, 0 (first) to 100. Returns the
+    account as now."""
     await find_account(ctx, account_id)
     await ctx.store.accounts.set_priority(account_id, data.priority)
     return await _changed(ctx, account_id)
@@ -219,13 +279,15 @@ async def set_priority(
 _Flag = Literal["auto_fallback", "auto_refresh", "auto_pause_on_overage", "peak_hours_pause"]
 
 
-def _toggle(slug: str, flag: _Flag, summary: str) -> HTTPRouteHandler:
+def _toggle(slug: str, flag: _Flag, summary: str, description: str) -> HTTPRouteHandler:
     """``POST /api/accounts/{id}/<slug> {"enabled": bool}``: one per account toggle."""
 
     @post(
         f"/api/accounts/{{account_id:str}}/{slug}",
-        responses=ERROR_RESPONSES,
+        tags=["accounts"],
+        responses=errors(changes=True, invalid=True, missing="account"),
         summary=summary,
+        description=f"{description} Returns the account as now.",
         operation_id=f"set-{slug}",
         name=f"set-{slug}",
     )
@@ -240,25 +302,47 @@ def _toggle(slug: str, flag: _Flag, summary: str) -> HTTPRouteHandler:
 
 
 _TOGGLES = [
-    _toggle("auto-fallback", "auto_fallback", "Toggle auto-fallback"),
-    _toggle("auto-refresh", "auto_refresh", "Toggle usage-window auto-refresh"),
+    _toggle(
+        "auto-fallback",
+        "auto_fallback",
+        "Toggle auto-fallback",
+        "With auto-fallback, a subscription paused for its usage window (or for overage) is "
+        "let back in once the window resets.",
+    ),
+    _toggle(
+        "auto-refresh",
+        "auto_refresh",
+        "Toggle usage-window auto-refresh",
+        "With auto-refresh, an idle subscription gets a tiny request as soon as its usage "
+        "window resets, so the next window starts at once.",
+    ),
     _toggle(
         "auto-pause-on-overage",
         "auto_pause_on_overage",
         "Toggle pausing the account when it would bill overage",
+        "With it on, the account is paused (reason ``overage``) when an answer says "
+        "``anthropic-ratelimit-unified-overage-in-use: true``.",
     ),
-    _toggle("peak-hours-pause", "peak_hours_pause", "Toggle pausing during peak hours (z.ai)"),
+    _toggle(
+        "peak-hours-pause",
+        "peak_hours_pause",
+        "Toggle pausing during peak hours (z.ai)",
+        "With it on, a z.ai account is kept out of routing 14:00-18:00 Singapore time.",
+    ),
 ]
 
 
 @post(
     "/api/accounts/{account_id:str}/custom-endpoint",
-    responses=ERROR_RESPONSES,
+    tags=["accounts"],
+    responses=errors(changes=True, invalid=True, missing="account"),
     summary="Set or clear the endpoint",
 )
 async def set_custom_endpoint(
     ctx: Ctx, account_id: FromPath[str], data: JSONBody[EndpointBody]
 ) -> AccountResponse:
+    """Sends the account's requests to this base URL instead of its type's default; ``null``
+    or an empty string goes back to the default. Returns the account as now."""
     await find_account(ctx, account_id)
     with api_field_names():
         endpoint = validate_endpoint(data.custom_endpoint) if data.custom_endpoint else None
@@ -268,12 +352,16 @@ async def set_custom_endpoint(
 
 @post(
     "/api/accounts/{account_id:str}/model-mappings",
-    responses=ERROR_RESPONSES,
+    tags=["accounts"],
+    responses=errors(changes=True, invalid=True, missing="account"),
     summary="Replace the model mappings",
 )
 async def set_model_mappings(
     ctx: Ctx, account_id: FromPath[str], data: JSONBody[MappingsBody]
 ) -> AccountResponse:
+    """Replaces every mapping: a request for a model (or family, e.g. ``sonnet``) on this
+    account asks for the first of its list instead, and falls back along the list when that
+    model is unavailable. ``{}`` removes them all. Returns the account as now."""
     await find_account(ctx, account_id)
     mappings = {k.strip(): tuple(t.strip() for t in v) for k, v in data.model_mappings.items()}
     await ctx.store.accounts.set_model_mappings(account_id, mappings)
@@ -282,31 +370,37 @@ async def set_model_mappings(
 
 @post(
     "/api/accounts/{account_id:str}/force-reset-rate-limit",
-    responses=ERROR_RESPONSES,
+    tags=["accounts"],
+    responses=errors(changes=True, missing="account"),
     summary="Clear the account's cooldown and poll its usage again",
 )
-async def force_reset_rate_limit(ctx: Ctx, account_id: FromPath[str]) -> ResetResponse:
+async def force_reset_rate_limit(ctx: Ctx, account_id: FromPath[str]) -> UsagePollResponse:
+    """Ends any cooldown or breaker bench at once (the next request may use the account) and
+    asks for a fresh usage reading."""
     await find_account(ctx, account_id)
     await reset_rate_limit(ctx.store, account_id)
     await ctx.pool.reload()
     ctx.poll_usage(account_id)
-    return ResetResponse(success=True, usage_poll_triggered=True)
+    return UsagePollResponse(success=True, usage_poll_triggered=True)
 
 
 @post(
     "/api/accounts/{account_id:str}/refresh-usage",
-    responses=ERROR_RESPONSES,
+    tags=["accounts"],
+    responses=errors(changes=True, missing="account"),
     summary="Poll the usage windows soon",
 )
-async def refresh_usage(ctx: Ctx, account_id: FromPath[str]) -> ResetResponse:
+async def refresh_usage(ctx: Ctx, account_id: FromPath[str]) -> UsagePollResponse:
+    """Asks the usage poller to read the account's usage windows within seconds."""
     await find_account(ctx, account_id)
     ctx.poll_usage(account_id)
-    return ResetResponse(success=True, usage_poll_triggered=True)
+    return UsagePollResponse(success=True, usage_poll_triggered=True)
 
 
 @delete(
     "/api/accounts/{account_id:str}",
-    responses=ERROR_RESPONSES,
+    tags=["accounts"],
+    responses=errors(changes=True, invalid=True, missing="account"),
     summary="Delete the account (send its name as confirm)",
     status_code=200,
 )
@@ -315,6 +409,8 @@ async def delete_account(
     account_id: FromPath[str],
     data: JSONBody[DeleteBody],
 ) -> Response[dict[str, bool]]:
+    """Deletes the account and its credentials; its past requests stay in the history.
+    Answers ``{"success": true}``."""
     found = await find_account(ctx, account_id)
     if data.confirm != found.name:
         raise InvalidInputError("confirm", f"type the account's name, {found.name!r}, to delete it")

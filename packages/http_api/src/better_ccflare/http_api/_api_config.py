@@ -17,7 +17,7 @@ from better_ccflare.core import Config, StrategyName
 from better_ccflare.database import RetentionResult
 
 from ._api_context import Ctx
-from ._api_errors import ERROR_RESPONSES
+from ._api_errors import errors
 
 __all__ = ["CONFIG_HANDLERS"]
 
@@ -25,19 +25,36 @@ __all__ = ["CONFIG_HANDLERS"]
 class ConfigResponse(msgspec.Struct, frozen=True, kw_only=True):
     """The reference's keys (snake and camel mixed, as it returns them), plus our timeouts."""
 
-    lb_strategy: str
-    port: int
-    sessionDurationMs: int  # noqa: N815 (the reference's key)
-    tls_enabled: bool
-    store_payloads: bool
-    data_retention_days: int
-    request_retention_days: int
-    usage_poll_interval_ms: int
-    connect_timeout_ms: int
-    first_byte_timeout_ms: int
-    idle_timeout_ms: int
-    sources: dict[str, str]
-    """Where each value above came from (default, file, .env or environment), by its key."""
+    lb_strategy: Annotated[str, msgspec.Meta(description="The load-balancing strategy")]
+    port: Annotated[int, msgspec.Meta(description="The port this server listens on")]
+    sessionDurationMs: Annotated[  # noqa: N815 (the reference's key)
+        int, msgspec.Meta(description="How long the session strategy keeps an account (ms)")
+    ]
+    tls_enabled: Annotated[bool, msgspec.Meta(description="Whether the server serves HTTPS")]
+    store_payloads: Annotated[
+        bool, msgspec.Meta(description="Whether request and response bodies are kept")
+    ]
+    data_retention_days: Annotated[int, msgspec.Meta(description="Days payloads are kept")]
+    request_retention_days: Annotated[
+        int, msgspec.Meta(description="Days request records are kept")
+    ]
+    usage_poll_interval_ms: Annotated[
+        int, msgspec.Meta(description="How often usage windows are polled (ms)")
+    ]
+    connect_timeout_ms: Annotated[int, msgspec.Meta(description="Upstream connect deadline (ms)")]
+    first_byte_timeout_ms: Annotated[
+        int, msgspec.Meta(description="Deadline for the upstream's first byte (ms)")
+    ]
+    idle_timeout_ms: Annotated[
+        int, msgspec.Meta(description="Longest upstream silence mid-response (ms)")
+    ]
+    sources: Annotated[
+        dict[str, str],
+        msgspec.Meta(
+            description="Where each value above came from (default, file, .env or "
+            "environment), by its key"
+        ),
+    ]
 
 
 _SHOWN = (
@@ -56,10 +73,13 @@ _SHOWN = (
 
 @get(
     "/api/config",
-    responses=ERROR_RESPONSES,
+    tags=["config"],
+    responses=errors(),
     summary="The settings in force and where each came from",
 )
 async def get_config(ctx: Ctx) -> ConfigResponse:
+    """The reference's keys (snake and camel case mixed, as it returned them) plus the
+    upstream timeouts, each with its source."""
     config = ctx.settings.current()
     return ConfigResponse(
         lb_strategy=config.lb_strategy.value,
@@ -84,13 +104,18 @@ async def get_config(ctx: Ctx) -> ConfigResponse:
     )
 
 
+_Strategy = Annotated[StrategyName, msgspec.Meta(description="The load-balancing strategy")]
+
+
 class StrategyResponse(msgspec.Struct, frozen=True, rename="camel"):
-    strategy: StrategyName
-    strategy_source: str
+    strategy: _Strategy
+    strategy_source: Annotated[
+        str, msgspec.Meta(description="Where it came from: default, file, .env or environment")
+    ]
 
 
 class StrategyBody(msgspec.Struct, frozen=True):
-    strategy: StrategyName
+    strategy: _Strategy
 
 
 def _strategy(config: Config) -> StrategyResponse:
@@ -101,40 +126,64 @@ def _strategy(config: Config) -> StrategyResponse:
 
 @get(
     "/api/config/strategy",
-    responses=ERROR_RESPONSES,
+    tags=["config"],
+    responses=errors(),
     summary="The load-balancing strategy in force",
 )
 async def get_strategy(ctx: Ctx) -> StrategyResponse:
+    """The strategy the proxy picks accounts by, and where that setting came from."""
     return _strategy(ctx.settings.current())
 
 
 @post(
     "/api/config/strategy",
-    responses=ERROR_RESPONSES,
+    tags=["config"],
+    responses=errors(changes=True, invalid=True),
     summary="Switch the load-balancing strategy",
     status_code=200,
 )
 async def set_strategy(ctx: Ctx, data: JSONBody[StrategyBody]) -> StrategyResponse:
+    """Writes the strategy to the config file and applies it to the next request. Refused
+    (400) when the environment sets it, since the environment wins over the file."""
     return _strategy(await ctx.settings.update({"lb_strategy": data.strategy.value}))
 
 
-@get("/api/strategies", responses=ERROR_RESPONSES, summary="The strategies to choose from")
+@get(
+    "/api/strategies",
+    tags=["config"],
+    responses=errors(),
+    summary="The strategies to choose from",
+)
 async def list_strategies() -> list[str]:
+    """The names ``POST /api/config/strategy`` accepts."""
     return [s.value for s in StrategyName]
 
 
+_PAYLOAD_DAYS = "Days request and response bodies are kept"
+_REQUEST_DAYS = "Days request records are kept"
+_STORE_PAYLOADS = "Whether request and response bodies are kept at all"
+
+
 class Retention(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    payload_days: int
-    request_days: int
-    store_payloads: bool
+    payload_days: Annotated[int, msgspec.Meta(description=_PAYLOAD_DAYS)]
+    request_days: Annotated[int, msgspec.Meta(description=_REQUEST_DAYS)]
+    store_payloads: Annotated[bool, msgspec.Meta(description=_STORE_PAYLOADS)]
 
 
 class RetentionBody(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     # The same bounds as the settings (DATA_RETENTION_DAYS, REQUEST_RETENTION_DAYS), stated
     # here so the schema carries them; the config checks them again when writing.
-    payload_days: Annotated[int, msgspec.Meta(ge=1, le=365)] | None = None
-    request_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] | None = None
-    store_payloads: bool | None = None
+    payload_days: (
+        Annotated[int, msgspec.Meta(ge=1, le=365, description=_PAYLOAD_DAYS + "; absent: kept")]
+        | None
+    ) = None
+    request_days: (
+        Annotated[int, msgspec.Meta(ge=1, le=3650, description=_REQUEST_DAYS + "; absent: kept")]
+        | None
+    ) = None
+    store_payloads: Annotated[
+        bool | None, msgspec.Meta(description=_STORE_PAYLOADS + "; absent: kept")
+    ] = None
 
 
 def _retention(config: Config) -> Retention:
@@ -147,20 +196,25 @@ def _retention(config: Config) -> Retention:
 
 @get(
     "/api/config/retention",
-    responses=ERROR_RESPONSES,
+    tags=["config"],
+    responses=errors(),
     summary="How long payloads and requests are kept",
 )
 async def get_retention(ctx: Ctx) -> Retention:
+    """The retention settings in force."""
     return _retention(ctx.settings.current())
 
 
 @post(
     "/api/config/retention",
-    responses=ERROR_RESPONSES,
+    tags=["config"],
+    responses=errors(changes=True, invalid=True),
     summary="Change retention and payload storage",
     status_code=200,
 )
 async def set_retention(ctx: Ctx, data: JSONBody[RetentionBody]) -> Retention:
+    """Writes the given settings to the config file and applies them; the next cleanup uses
+    them. Refused (400) for a setting the environment sets."""
     changes: dict[str, object] = {}
     if data.payload_days is not None:
         changes["data_retention_days"] = data.payload_days
@@ -173,17 +227,20 @@ async def set_retention(ctx: Ctx, data: JSONBody[RetentionBody]) -> Retention:
 
 
 class CleanupResponse(msgspec.Struct, frozen=True):
-    success: bool
-    result: RetentionResult
+    success: Annotated[bool, msgspec.Meta(description="Always true")]
+    result: Annotated[RetentionResult, msgspec.Meta(description="What was removed")]
 
 
 @post(
     "/api/maintenance/cleanup",
-    responses=ERROR_RESPONSES,
+    tags=["config"],
+    responses=errors(changes=True),
     summary="Apply retention now",
     status_code=200,
 )
 async def cleanup(ctx: Ctx) -> CleanupResponse:
+    """Deletes what the retention settings say is too old, now rather than at the next
+    scheduled run."""
     return CleanupResponse(success=True, result=await ctx.run_retention())
 
 

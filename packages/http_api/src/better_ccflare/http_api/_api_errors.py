@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 import msgspec
 from litestar import Request, Response
@@ -27,7 +27,7 @@ from better_ccflare.core import (
     NotFoundError,
 )
 
-__all__ = ["ERROR_RESPONSES", "ErrorBody", "api_error", "exception_handlers"]
+__all__ = ["BAD_INPUT", "ErrorBody", "api_error", "errors", "exception_handlers"]
 
 _log = logging.getLogger("better_ccflare.http_api")
 
@@ -35,22 +35,65 @@ _Request = Request[Any, Any, State]
 
 
 class ErrorBody(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    error: str
-    field: str | None = None
+    """What every refusal of the management API carries."""
+
+    error: Annotated[str, msgspec.Meta(description="What went wrong and what to do about it")]
+    field: Annotated[
+        str | None,
+        msgspec.Meta(description="The body field or query parameter to blame, when one is"),
+    ] = None
 
 
 def _spec(description: str) -> ResponseSpec:
-    return ResponseSpec(data_container=ErrorBody, description=description)
+    return ResponseSpec(data_container=ErrorBody, description=description, generate_examples=False)
 
 
-ERROR_RESPONSES: dict[int, ResponseSpec] = {
-    400: _spec("Bad input; `field` names the offending one"),
-    401: _spec("An API key is required (once any is active) or the one sent is unknown"),
-    403: _spec("The API key's role may not use the management API"),
-    404: _spec("The named account, key, request or session does not exist"),
-    409: _spec("The change conflicts with existing state (a taken name, the last admin key)"),
-}
-"""Documented on every management route, so clients (and schemathesis) know the error shape."""
+BAD_INPUT = "Bad input: a body field or query parameter is malformed or refused; `field` names it"
+"""The 400 every operation with input declares (the served schema keeps only those 400s)."""
+
+_UNAUTHORISED = _spec(
+    "An API key is required (once any key is active) and none was sent, or the one sent is "
+    "unknown or disabled"
+)
+_FORBIDDEN = _spec(
+    "The key's role (api-only) may not use the management API, or the call came from a page "
+    "of another site, or the Host header does not name this server"
+)
+_FOREIGN_HOST = _spec("The Host header does not name this server (see docs/security.md)")
+_NOT_JSON = _spec("The request has a body that is not sent as application/json")
+
+
+def errors(
+    *,
+    keys: bool = True,
+    changes: bool = False,
+    invalid: bool = False,
+    missing: str | None = None,
+    conflict: str | None = None,
+) -> dict[int, ResponseSpec]:
+    """The error responses one operation can give, for its OpenAPI ``responses``.
+
+    Every path refuses a Host that does not name this server (403).
+
+    Args:
+        keys: The operation needs a proxy API key once any is active (every ``/api`` one):
+            401 without a valid one, 403 for a role or a page of another site that may not.
+        changes: The operation changes state (POST, PATCH, DELETE): the dispatcher refuses a
+            body that is not JSON with 415.
+        invalid: It takes input that can be refused (400).
+        missing: What it names that may not exist (404), e.g. ``"account"``.
+        conflict: When it conflicts with existing state (409), in words.
+    """
+    specs = {401: _UNAUTHORISED, 403: _FORBIDDEN} if keys else {403: _FOREIGN_HOST}
+    if changes:
+        specs[415] = _NOT_JSON
+    if invalid:
+        specs[400] = _spec(BAD_INPUT)
+    if missing is not None:
+        specs[404] = _spec(f"No such {missing}")
+    if conflict is not None:
+        specs[409] = _spec(f"Conflict: {conflict}")
+    return specs
 
 
 def api_error(

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 import msgspec
 from litestar import delete, get, post
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from better_ccflare.core import NotFoundError
 from better_ccflare.proxy.admin import TokenHealthReport, TokenHealthStatus, token_health
@@ -24,7 +24,7 @@ from better_ccflare.proxy.agents import (
 
 from ._account_input import ModelName
 from ._api_context import Ctx, ManagementContext
-from ._api_errors import ERROR_RESPONSES
+from ._api_errors import errors
 
 __all__ = ["INSIGHT_HANDLERS"]
 
@@ -35,24 +35,35 @@ _USAGE_RANGES = {"1h": _DAY // 24, "6h": _DAY // 4, "24h": _DAY, "7d": 7 * _DAY,
 
 
 class TokenHealthSummary(msgspec.Struct, frozen=True, rename="camel"):
-    total: int
-    healthy: int
-    warning: int
-    critical: int
-    expired: int
-    no_refresh_token: int
-    requires_reauth: int
+    total: Annotated[int, msgspec.Meta(description="Accounts")]
+    healthy: Annotated[int, msgspec.Meta(description="Accounts whose refresh token is young")]
+    warning: Annotated[int, msgspec.Meta(description="Accounts whose refresh token ages")]
+    critical: Annotated[
+        int, msgspec.Meta(description="Accounts whose refresh token is about to expire")
+    ]
+    expired: Annotated[int, msgspec.Meta(description="Accounts whose refresh token expired")]
+    no_refresh_token: Annotated[
+        int, msgspec.Meta(description="Accounts without a refresh token (API keys)")
+    ]
+    requires_reauth: Annotated[int, msgspec.Meta(description="Accounts that need a new login")]
 
 
 class TokenHealthEntry(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    account_id: str
-    account_name: str
-    provider: str
-    status: TokenHealthStatus
-    requires_reauth: bool
-    issued_at: int | None
-    expires_at: int | None
-    remaining_ms: int | None
+    account_id: Annotated[str, msgspec.Meta(description="The account's id")]
+    account_name: Annotated[str, msgspec.Meta(description="The account's name")]
+    provider: Annotated[str, msgspec.Meta(description="The account's provider")]
+    status: Annotated[
+        TokenHealthStatus, msgspec.Meta(description="How close the refresh token is to its end")
+    ]
+    requires_reauth: Annotated[bool, msgspec.Meta(description="Whether it needs a new login")]
+    issued_at: Annotated[
+        int | None, msgspec.Meta(description="When the refresh token was issued (epoch ms)")
+    ]
+    expires_at: Annotated[
+        int | None,
+        msgspec.Meta(description="When it is assumed to expire (epoch ms)"),
+    ]
+    remaining_ms: Annotated[int | None, msgspec.Meta(description="Time left until then (ms)")]
 
 
 def _entry(report: TokenHealthReport) -> TokenHealthEntry:
@@ -69,14 +80,14 @@ def _entry(report: TokenHealthReport) -> TokenHealthEntry:
 
 
 class TokenHealthData(msgspec.Struct, frozen=True):
-    accounts: list[TokenHealthEntry]
-    summary: TokenHealthSummary
-    timestamp: int
+    accounts: Annotated[list[TokenHealthEntry], msgspec.Meta(description="Every account")]
+    summary: Annotated[TokenHealthSummary, msgspec.Meta(description="Counts by status")]
+    timestamp: Annotated[int, msgspec.Meta(description="When this was computed (epoch ms)")]
 
 
 class TokenHealthResponse(msgspec.Struct, frozen=True):
-    success: bool
-    data: JSONBody[TokenHealthData]
+    success: Annotated[bool, msgspec.Meta(description="Always true")]
+    data: Annotated[TokenHealthData, msgspec.Meta(description="The report")]
 
 
 def _reports(ctx: ManagementContext) -> list[TokenHealthReport]:
@@ -86,10 +97,13 @@ def _reports(ctx: ManagementContext) -> list[TokenHealthReport]:
 
 @get(
     "/api/token-health",
-    responses=ERROR_RESPONSES,
+    tags=["accounts"],
+    responses=errors(),
     summary="Refresh-token age of every account, and a summary",
 )
 async def get_token_health(ctx: Ctx) -> TokenHealthResponse:
+    """How close each account's refresh token is to its assumed maximum age (no network
+    call), so a login can be renewed before the account stops serving."""
     reports = _reports(ctx)
 
     def count(status: TokenHealthStatus) -> int:
@@ -114,10 +128,13 @@ async def get_token_health(ctx: Ctx) -> TokenHealthResponse:
 
 @get(
     "/api/token-health/reauth-needed",
-    responses=ERROR_RESPONSES,
+    tags=["accounts"],
+    responses=errors(),
     summary="Accounts that need a new login",
 )
 async def reauth_needed(ctx: Ctx) -> list[TokenHealthEntry]:
+    """Accounts that need a new login now or soon: marked for one, or whose refresh token is
+    expired or critical."""
     return [
         _entry(r)
         for r in _reports(ctx)
@@ -127,10 +144,12 @@ async def reauth_needed(ctx: Ctx) -> list[TokenHealthEntry]:
 
 @get(
     "/api/token-health/account/{name:str}",
-    responses=ERROR_RESPONSES,
+    tags=["accounts"],
+    responses=errors(missing="account"),
     summary="One account's refresh-token health",
 )
 async def account_token_health(ctx: Ctx, name: FromPath[str]) -> TokenHealthEntry:
+    """The entry of the account with this name."""
     for report in _reports(ctx):
         if report.account_name == name:
             return _entry(report)
@@ -141,22 +160,31 @@ async def account_token_health(ctx: Ctx, name: FromPath[str]) -> TokenHealthEntr
 
 
 class SessionAccount(msgspec.Struct, frozen=True):
-    id: str
-    name: str
-    provider: str
+    id: Annotated[str, msgspec.Meta(description="The account's id")]
+    name: Annotated[str, msgspec.Meta(description="The account's name")]
+    provider: Annotated[str, msgspec.Meta(description="The account's provider")]
 
 
 class SessionResponse(msgspec.Struct, frozen=True, omit_defaults=True):
-    status: Literal["known", "unknown"]
-    account: SessionAccount | None = None
+    status: Annotated[
+        Literal["known", "unknown"],
+        msgspec.Meta(description="unknown: no request of the session was served yet"),
+    ]
+    account: Annotated[
+        SessionAccount | None,
+        msgspec.Meta(description="The account that served its latest request; absent if unknown"),
+    ] = None
 
 
 @get(
     "/api/sessions/{session_id:str}/account",
-    responses=ERROR_RESPONSES,
+    tags=["requests"],
+    responses=errors(),
     summary="The account serving a client session",
 )
 async def session_account(ctx: Ctx, session_id: FromPath[str]) -> SessionResponse:
+    """Which account served the session's latest request, from the request history; status
+    lines poll it to show the account a Claude Code session is on."""
     account_id = await ctx.store.analytics.latest_account_for_session(session_id)
     account = ctx.pool.get(account_id) if account_id is not None else None
     if account is None:
@@ -171,24 +199,30 @@ async def session_account(ctx: Ctx, session_id: FromPath[str]) -> SessionRespons
 
 
 class UsagePoint(msgspec.Struct, frozen=True, rename="camel"):
-    timestamp: int
-    window: str
-    utilization: float
-    resets_at: int | None
+    timestamp: Annotated[int, msgspec.Meta(description="When it was read (epoch ms)")]
+    window: Annotated[str, msgspec.Meta(description="The window, e.g. five_hour")]
+    utilization: Annotated[float, msgspec.Meta(description="Percent of the window used")]
+    resets_at: Annotated[int | None, msgspec.Meta(description="When the window resets (epoch ms)")]
 
 
 @get(
-    "/api/usage-history", responses=ERROR_RESPONSES, summary="An account's usage windows over time"
+    "/api/usage-history",
+    tags=["analytics"],
+    responses=errors(invalid=True, missing="account"),
+    summary="An account's usage windows over time",
 )
 async def usage_history(
     ctx: Ctx,
     *,
     account: Annotated[str, QueryParameter(description="Account id")],
-    range: FromQuery[Literal["1h", "6h", "24h", "7d", "30d"]] = "24h",
+    range: Annotated[
+        Literal["1h", "6h", "24h", "7d", "30d"], QueryParameter(description="The period")
+    ] = "24h",
     window: Annotated[
         str | None, QueryParameter(description="Only this window, e.g. five_hour")
     ] = None,
 ) -> list[UsagePoint]:
+    """Every usage reading of the account in the period, one point per window."""
     if await ctx.store.accounts.get(account) is None:
         raise NotFoundError("account", account)
     since = ctx.clock.now_ms() - _USAGE_RANGES[range]
@@ -209,39 +243,63 @@ async def usage_history(
 # --------------------------------------------------------------------------- agents
 
 
+_AgentId = Annotated[str, msgspec.Meta(description="The agent's name")]
+
+
 class AgentInfo(msgspec.Struct, frozen=True, rename="camel"):
-    id: str
-    model: str
-    updated_at: int
+    id: _AgentId
+    model: Annotated[str, msgspec.Meta(description="The model its requests are sent with")]
+    updated_at: Annotated[int, msgspec.Meta(description="When it was set (epoch ms)")]
 
 
 class AgentView(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    id: str
-    origin: AgentOrigin
-    """``global`` (``~/.claude/agents``), ``workspace``, or ``preference-only`` (no file found)."""
-    description: str
-    file_model: str | None
-    """The model the agent's file asks for."""
-    model: str | None
-    """The preferred model its requests are sent with; ``null``: as the client asks."""
-    updated_at: int | None
-    """When the preference was set (epoch ms)."""
-    path: str | None
-    workspace: str | None
+    id: _AgentId
+    origin: Annotated[
+        AgentOrigin,
+        msgspec.Meta(
+            description="global (~/.claude/agents), workspace, or preference-only (no file)"
+        ),
+    ]
+    description: Annotated[str, msgspec.Meta(description="From the agent's file")]
+    file_model: Annotated[
+        str | None, msgspec.Meta(description="The model the agent's file asks for")
+    ]
+    model: Annotated[
+        str | None,
+        msgspec.Meta(description="The preferred model its requests are sent with; null: as asked"),
+    ]
+    updated_at: Annotated[
+        int | None, msgspec.Meta(description="When the preference was set (epoch ms)")
+    ]
+    path: Annotated[str | None, msgspec.Meta(description="The agent's file")]
+    workspace: Annotated[str | None, msgspec.Meta(description="The workspace it was found in")]
 
 
 class AgentsResponse(msgspec.Struct, frozen=True):
-    agents: list[AgentView]
-    """Discovered agents, then the preferences of agents with no file here; by name."""
-    workspaces: list[Workspace]
+    agents: Annotated[
+        list[AgentView],
+        msgspec.Meta(
+            description="Discovered agents, then the preferences of agents with no file here"
+        ),
+    ]
+    workspaces: Annotated[
+        list[Workspace], msgspec.Meta(description="The workspaces searched for agents")
+    ]
 
 
 class PreferenceBody(msgspec.Struct, frozen=True):
-    model: ModelName
+    model: Annotated[ModelName, msgspec.Meta(description="The model the agent should use")]
 
 
-@get("/api/agents", responses=ERROR_RESPONSES, summary="Agents and their model preferences")
+@get(
+    "/api/agents",
+    tags=["agents"],
+    responses=errors(),
+    summary="Agents and their model preferences",
+)
 async def list_agents(ctx: Ctx) -> AgentsResponse:
+    """Claude Code agents found in ``~/.claude/agents`` and each workspace's
+    ``.claude/agents``, with the model each is pinned to, if any."""
     catalog = await agent_catalog(await ctx.agents.discovered(), ctx.store.agent_preferences)
     return AgentsResponse(
         agents=[
@@ -263,13 +321,15 @@ async def list_agents(ctx: Ctx) -> AgentsResponse:
 
 @post(
     "/api/agents/{agent_id:str}/preference",
-    responses=ERROR_RESPONSES,
+    tags=["agents"],
+    responses=errors(changes=True, invalid=True),
     summary="Pin an agent to a model",
     status_code=200,
 )
 async def set_agent_preference(
     ctx: Ctx, agent_id: FromPath[str], data: JSONBody[PreferenceBody]
 ) -> AgentInfo:
+    """The agent's requests are sent with this model from now on, whatever they ask for."""
     preference = await set_agent_model(
         ctx.store.agent_preferences, agent_id, data.model, ctx.clock.now_ms()
     )
@@ -280,11 +340,13 @@ async def set_agent_preference(
 
 @delete(
     "/api/agents/{agent_id:str}/preference",
-    responses=ERROR_RESPONSES,
+    tags=["agents"],
+    responses=errors(changes=True, missing="preference for that agent"),
     summary="Forget an agent's model",
     status_code=200,
 )
 async def delete_agent_preference(ctx: Ctx, agent_id: FromPath[str]) -> dict[str, bool]:
+    """The agent's requests keep the model they ask for again; answers ``{"success": true}``."""
     await clear_agent_model(ctx.store.agent_preferences, agent_id)
     return {"success": True}
 

@@ -18,47 +18,60 @@ from better_ccflare.core import ApiKey, ApiKeyRole
 from better_ccflare.proxy.admin import change_api_key, create_api_key
 
 from ._api_context import Ctx, ManagementContext
-from ._api_errors import ERROR_RESPONSES
+from ._api_errors import errors
 from ._times import iso_ms
 
 __all__ = ["API_KEY_HANDLERS"]
 
 
+_Id = Annotated[str, msgspec.Meta(description="The key's id")]
+_Name = Annotated[str, msgspec.Meta(description="The key's name")]
+_Last8 = Annotated[str, msgspec.Meta(description="The key's last eight characters, to tell it")]
+_CreatedAt = Annotated[str | None, msgspec.Meta(description="When it was created (ISO-8601 UTC)")]
+_Role = Annotated[
+    ApiKeyRole, msgspec.Meta(description="admin: everything; api-only: the proxy routes only")
+]
+_Success = Annotated[bool, msgspec.Meta(description="Always true")]
+
+
 class KeyInfo(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    id: str
-    name: str
-    prefix_last8: str
-    created_at: str | None
-    last_used: str | None
-    usage_count: int
-    is_active: bool
-    role: ApiKeyRole
+    id: _Id
+    name: _Name
+    prefix_last8: _Last8
+    created_at: _CreatedAt
+    last_used: Annotated[
+        str | None, msgspec.Meta(description="When it was last used (ISO-8601 UTC), if ever")
+    ]
+    usage_count: Annotated[
+        int, msgspec.Meta(description="Recorded uses (written at most every few seconds)")
+    ]
+    is_active: Annotated[bool, msgspec.Meta(description="Disabled keys are refused")]
+    role: _Role
 
 
 class KeyList(msgspec.Struct, frozen=True):
-    success: bool
-    data: list[KeyInfo]
-    count: int
+    success: _Success
+    data: Annotated[list[KeyInfo], msgspec.Meta(description="Every key, never the key itself")]
+    count: Annotated[int, msgspec.Meta(description="How many keys there are")]
 
 
 class NewKey(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    id: str
-    name: str
-    api_key: str
-    """The key itself: shown in this response only."""
-    prefix_last8: str
-    created_at: str | None
-    role: ApiKeyRole
+    id: _Id
+    name: _Name
+    api_key: Annotated[str, msgspec.Meta(description="The key itself: shown in this response only")]
+    prefix_last8: _Last8
+    created_at: _CreatedAt
+    role: _Role
 
 
 class Created(msgspec.Struct, frozen=True):
-    success: bool
-    data: JSONBody[NewKey]
+    success: _Success
+    data: Annotated[NewKey, msgspec.Meta(description="The new key")]
 
 
 class Done(msgspec.Struct, frozen=True):
-    success: bool
-    data: JSONBody[KeyInfo]
+    success: _Success
+    data: Annotated[KeyInfo, msgspec.Meta(description="The key as now")]
 
 
 KeyName = Annotated[
@@ -75,12 +88,14 @@ KeyName = Annotated[
 
 class CreateBody(msgspec.Struct, frozen=True, kw_only=True):
     name: KeyName
-    role: ApiKeyRole | None = None
-    """Defaults to admin for the first key and api-only afterwards."""
+    role: Annotated[
+        ApiKeyRole | None,
+        msgspec.Meta(description="Defaults to admin for the first key and api-only afterwards"),
+    ] = None
 
 
 class RoleBody(msgspec.Struct, frozen=True):
-    role: ApiKeyRole
+    role: _Role
 
 
 def _info(key: ApiKey) -> KeyInfo:
@@ -97,19 +112,26 @@ def _info(key: ApiKey) -> KeyInfo:
 
 
 @get(
-    "/api/api-keys", responses=ERROR_RESPONSES, summary="Every proxy API key (never the key itself)"
+    "/api/api-keys",
+    tags=["api-keys"],
+    responses=errors(),
+    summary="Every proxy API key (never the key itself)",
 )
 async def list_keys(ctx: Ctx) -> KeyList:
+    """Every key with its role, state and use; only its last eight characters are shown."""
     keys = await ctx.store.api_keys.list_all()
     return KeyList(success=True, data=[_info(k) for k in keys], count=len(keys))
 
 
 @post(
     "/api/api-keys",
-    responses=ERROR_RESPONSES,
+    tags=["api-keys"],
+    responses=errors(changes=True, invalid=True, conflict="a key with this name exists"),
     summary="Create a key; the response is the only time it is shown",
 )
 async def create_key(ctx: Ctx, data: JSONBody[CreateBody]) -> Created:
+    """Creates a key. The first key is an admin and turns authentication on: from then on
+    every ``/v1`` and ``/api`` call needs a key."""
     key, plaintext = await create_api_key(
         ctx.store, data.name, data.role, now_ms=ctx.clock.now_ms()
     )
@@ -136,41 +158,56 @@ async def _changed(ctx: ManagementContext, key_id: str) -> Done:
 
 @post(
     "/api/api-keys/{id_or_name:str}/enable",
-    responses=ERROR_RESPONSES,
+    tags=["api-keys"],
+    responses=errors(changes=True, missing="API key"),
     summary="Enable a key",
     status_code=200,
 )
 async def enable_key(ctx: Ctx, id_or_name: FromPath[str]) -> Done:
+    """The key, by id or name, is accepted again from the next request."""
     found = await change_api_key(ctx.store, id_or_name, active=True)
     return await _changed(ctx, found.id)
 
 
 @post(
     "/api/api-keys/{id_or_name:str}/disable",
-    responses=ERROR_RESPONSES,
+    tags=["api-keys"],
+    responses=errors(changes=True, missing="API key", conflict="it is the last active admin key"),
     summary="Disable a key",
     status_code=200,
 )
 async def disable_key(ctx: Ctx, id_or_name: FromPath[str]) -> Done:
+    """The key, by id or name, is refused from the next request; it can be enabled again."""
     found = await change_api_key(ctx.store, id_or_name, active=False)
     return await _changed(ctx, found.id)
 
 
 @patch(
-    "/api/api-keys/{id_or_name:str}/role", responses=ERROR_RESPONSES, summary="Change a key's role"
+    "/api/api-keys/{id_or_name:str}/role",
+    tags=["api-keys"],
+    responses=errors(
+        changes=True,
+        invalid=True,
+        missing="API key",
+        conflict="it is the last active admin key",
+    ),
+    summary="Change a key's role",
 )
 async def set_role(ctx: Ctx, id_or_name: FromPath[str], data: JSONBody[RoleBody]) -> Done:
+    """Applies from the next request made with the key."""
     found = await change_api_key(ctx.store, id_or_name, role=data.role)
     return await _changed(ctx, found.id)
 
 
 @delete(
     "/api/api-keys/{id_or_name:str}",
-    responses=ERROR_RESPONSES,
+    tags=["api-keys"],
+    responses=errors(changes=True, missing="API key", conflict="it is the last active admin key"),
     summary="Delete a key",
     status_code=200,
 )
 async def delete_key(ctx: Ctx, id_or_name: FromPath[str]) -> dict[str, bool]:
+    """Deletes the key, by id or name; answers ``{"success": true}``."""
     await change_api_key(ctx.store, id_or_name, delete=True)
     ctx.auth.invalidate()
     return {"success": True}

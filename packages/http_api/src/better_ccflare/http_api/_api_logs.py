@@ -17,7 +17,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from better_ccflare.logger import LogEvent, read_log_tail
 
 from ._api_context import Ctx, ManagementContext
-from ._api_errors import ERROR_RESPONSES
+from ._api_errors import errors
 from ._sse_keepalive import with_keepalive
 
 __all__ = ["LOG_HANDLERS"]
@@ -26,12 +26,14 @@ __all__ = ["LOG_HANDLERS"]
 class LogLine(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """One log event in the reference's stream shape."""
 
-    ts: int
-    level: str
-    logger: str
-    msg: str
-    data: dict[str, object] | None = None
-    exc: str | None = None
+    ts: Annotated[int, msgspec.Meta(description="When it was logged (epoch ms)")]
+    level: Annotated[str, msgspec.Meta(description="DEBUG, INFO, WARNING, ERROR or CRITICAL")]
+    logger: Annotated[str, msgspec.Meta(description="The logger's name")]
+    msg: Annotated[str, msgspec.Meta(description="The message (secrets redacted)")]
+    data: Annotated[
+        dict[str, object] | None, msgspec.Meta(description="The event's structured fields")
+    ] = None
+    exc: Annotated[str | None, msgspec.Meta(description="The traceback, for an error")] = None
 
 
 def _line(event: LogEvent) -> LogLine:
@@ -61,21 +63,28 @@ async def _log_events(ctx: ManagementContext) -> AsyncGenerator[ServerSentEventM
 
 @get(
     "/api/logs/stream",
-    responses=ERROR_RESPONSES,
+    tags=["logs"],
+    responses=errors(),
     summary="Server-Sent Events: every log event as it happens",
 )
 async def log_stream(ctx: Ctx) -> ServerSentEvent:
+    """``{"connected": true}`` first, then one log line (``ts``, ``level``, ``logger``,
+    ``msg``, ``data``) per event. A comment every 15 s keeps idle connections open."""
     return ServerSentEvent(_log_events(ctx))
 
 
 @get(
     "/api/logs/history",
-    responses=ERROR_RESPONSES,
+    tags=["logs"],
+    responses=errors(invalid=True),
     summary="The newest lines of app.log, oldest first",
 )
 async def log_history(
-    ctx: Ctx, *, limit: Annotated[int, QueryParameter(ge=1, le=10_000)] = 1000
+    ctx: Ctx,
+    *,
+    limit: Annotated[int, QueryParameter(ge=1, le=10_000, description="How many lines")] = 1000,
 ) -> list[LogLine]:
+    """The log's newest events, from the file when the server logs to one, else from memory."""
     events = await asyncio.to_thread(read_log_tail, ctx.log_dir, limit) if ctx.log_dir else []
     if not events and ctx.log_bus is not None:
         # No file yet (or logging to the console only): the bus keeps the recent events too.

@@ -12,7 +12,7 @@ session, which is exactly what a state must be.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 from litestar import post
@@ -48,7 +48,7 @@ from ._account_input import (
 from ._account_lookup import find_account
 from ._account_response import AccountResponse, account_response
 from ._api_context import Ctx, ManagementContext
-from ._api_errors import ERROR_RESPONSES
+from ._api_errors import errors
 
 __all__ = ["OAUTH_HANDLERS"]
 
@@ -61,32 +61,49 @@ account name cannot contain ``:``, so a marked session can never be mistaken for
 
 class InitBody(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     name: AccountName
-    mode: Literal["claude-oauth", "max", "console"] = "claude-oauth"
-    """``max`` is the reference's older name for ``claude-oauth``."""
+    mode: Annotated[
+        Literal["claude-oauth", "max", "console"],
+        msgspec.Meta(
+            description="claude-oauth: a Claude subscription (max is its older name); "
+            "console: an Anthropic Console login that mints an API key"
+        ),
+    ] = "claude-oauth"
     priority: Priority = 0
     custom_endpoint: Endpoint | None = None
 
 
 class ReauthInitBody(msgspec.Struct, frozen=True, rename="camel"):
-    account_id: NonBlank
+    account_id: Annotated[
+        NonBlank, msgspec.Meta(description="The id of the subscription account to log in again")
+    ]
 
 
 class InitResponse(msgspec.Struct, frozen=True, rename="camel"):
-    success: bool
-    auth_url: str
-    session_id: str
-    expires_at: int
+    success: Annotated[bool, msgspec.Meta(description="Always true")]
+    auth_url: Annotated[str, msgspec.Meta(description="The page to open and log in on")]
+    session_id: Annotated[
+        str, msgspec.Meta(description="Send it back with the pasted code to finish the login")
+    ]
+    expires_at: Annotated[
+        int, msgspec.Meta(description="When the login must be finished by (epoch ms)")
+    ]
 
 
 class CallbackBody(msgspec.Struct, frozen=True, rename="camel"):
-    session_id: NonBlank
-    code: NonBlank
-    """What the page shows after login: ``CODE#STATE`` (or that page's full address)."""
+    session_id: Annotated[NonBlank, msgspec.Meta(description="From the login's init response")]
+    code: Annotated[
+        NonBlank,
+        msgspec.Meta(
+            description="What the page shows after login: CODE#STATE (or that page's address)"
+        ),
+    ]
 
 
 class CallbackResponse(msgspec.Struct, frozen=True):
-    success: bool
-    account: AccountResponse
+    success: Annotated[bool, msgspec.Meta(description="Always true")]
+    account: Annotated[
+        AccountResponse, msgspec.Meta(description="The account added or logged in again")
+    ]
 
 
 async def _start(
@@ -146,11 +163,15 @@ async def _finish(
 
 @post(
     "/api/oauth/init",
-    responses=ERROR_RESPONSES,
+    tags=["oauth"],
+    responses=errors(changes=True, invalid=True),
     summary="Start a login; returns the URL to open",
     status_code=200,
 )
 async def oauth_init(ctx: Ctx, data: JSONBody[InitBody]) -> InitResponse:
+    """Checks the new account's name, priority and endpoint now, then starts a PKCE login
+    valid for 10 minutes: open ``authUrl``, log in, and send the code the page shows to
+    ``POST /api/oauth/callback``."""
     mode = OAuthMode.CONSOLE if data.mode == "console" else OAuthMode.CLAUDE_OAUTH
     # Check everything but the login's own result now, not after the person has logged in.
     with api_field_names():
@@ -175,11 +196,16 @@ async def oauth_init(ctx: Ctx, data: JSONBody[InitBody]) -> InitResponse:
 
 @post(
     "/api/oauth/callback",
-    responses=ERROR_RESPONSES,
+    tags=["oauth"],
+    responses=errors(
+        changes=True, invalid=True, conflict="an account with this name exists by now"
+    ),
     summary="Finish a login with the pasted code#state",
     status_code=200,
 )
 async def oauth_callback(ctx: Ctx, data: JSONBody[CallbackBody]) -> CallbackResponse:
+    """Exchanges the code for tokens (a console login also mints an API key) and adds the
+    account. A code is single-use: a refused one needs a new login."""
     session, credentials = await _finish(ctx, data, reauth=False)
     if session.mode is OAuthMode.CONSOLE:
         if credentials.access_token is None:
@@ -220,11 +246,14 @@ async def _subscription_account(ctx: ManagementContext, account_id: str) -> Acco
 
 @post(
     "/api/oauth/anthropic/reauth/init",
-    responses=ERROR_RESPONSES,
+    tags=["oauth"],
+    responses=errors(changes=True, invalid=True, missing="account"),
     summary="Start a new login for an existing subscription account",
     status_code=200,
 )
 async def reauth_init(ctx: Ctx, data: JSONBody[ReauthInitBody]) -> InitResponse:
+    """As ``POST /api/oauth/init``, for a Claude subscription account whose tokens are dead
+    (``requiresReauth``); finish it with ``.../reauth/callback``."""
     account = await _subscription_account(ctx, data.account_id)
     return await _start(
         ctx,
@@ -237,11 +266,13 @@ async def reauth_init(ctx: Ctx, data: JSONBody[ReauthInitBody]) -> InitResponse:
 
 @post(
     "/api/oauth/anthropic/reauth/callback",
-    responses=ERROR_RESPONSES,
+    tags=["oauth"],
+    responses=errors(changes=True, invalid=True, missing="account"),
     summary="Finish re-authentication; keeps the account's id, settings and history",
     status_code=200,
 )
 async def reauth_callback(ctx: Ctx, data: JSONBody[CallbackBody]) -> CallbackResponse:
+    """Exchanges the code and replaces only the account's tokens; it serves again at once."""
     session, credentials = await _finish(ctx, data, reauth=True)
     account = await _subscription_account(ctx, session.account_name.removeprefix(_REAUTH))
     await ctx.store.accounts.set_credentials(account.id, credentials)

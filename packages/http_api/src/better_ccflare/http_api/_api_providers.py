@@ -7,6 +7,8 @@ The dashboard draws its add-account form from this, and scripts can too.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 from litestar import get
 
@@ -15,7 +17,7 @@ from better_ccflare.providers import AccountField
 from better_ccflare.proxy.admin import account_types
 
 from ._api_context import Ctx
-from ._api_errors import ERROR_RESPONSES
+from ._api_errors import errors
 
 __all__ = ["PROVIDER_HANDLERS"]
 
@@ -24,40 +26,61 @@ class AccountTypeResponse(msgspec.Struct, frozen=True, kw_only=True, rename="cam
     """One account type (:class:`~better_ccflare.proxy.admin.AccountType` in camelCase):
     ``POST /api/accounts/{type}`` adds one, unless ``loginOnly``."""
 
-    type: str
-    provider: str
-    """The provider id stored as the account's ``provider``."""
-    display_name: str
-    builtin: bool
-    distribution: str | None
-    """The plugin's distribution name; ``null`` for a built-in."""
-    version: str | None
-    login: OAuthMode | None
-    """The ``mode`` of ``POST /api/oauth/init`` that adds this type by browser login, if any."""
-    login_only: bool
-    """Added only by that login (no key to send)."""
-    fields: tuple[AccountField, ...]
-    """What ``POST /api/accounts/{type}`` takes, in the order to ask for it."""
+    type: Annotated[str, msgspec.Meta(description="The {type} of POST /api/accounts/{type}")]
+    provider: Annotated[
+        str, msgspec.Meta(description="The provider id stored as the account's provider")
+    ]
+    display_name: Annotated[str, msgspec.Meta(description="What people call it")]
+    builtin: Annotated[bool, msgspec.Meta(description="Shipped with better-ccflare")]
+    distribution: Annotated[
+        str | None, msgspec.Meta(description="The plugin's distribution name; null: a built-in")
+    ]
+    version: Annotated[str | None, msgspec.Meta(description="The plugin's version")]
+    login: Annotated[
+        OAuthMode | None,
+        msgspec.Meta(
+            description="The mode of POST /api/oauth/init that adds this type by browser "
+            "login, if any"
+        ),
+    ]
+    login_only: Annotated[
+        bool, msgspec.Meta(description="Added only by that login (no key to send)")
+    ]
+    fields: Annotated[
+        tuple[AccountField, ...],
+        msgspec.Meta(
+            description="What POST /api/accounts/{type} takes, in the order to ask for it"
+        ),
+    ]
 
 
 class SkippedPlugin(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    entry_point: str
-    distribution: str | None
-    reason: str
+    entry_point: Annotated[str, msgspec.Meta(description="The entry point as installed")]
+    distribution: Annotated[
+        str | None, msgspec.Meta(description="The distribution that installed it")
+    ]
+    reason: Annotated[str, msgspec.Meta(description="Why it was not loaded")]
 
 
 class ProvidersResponse(msgspec.Struct, frozen=True, kw_only=True):
-    providers: list[AccountTypeResponse]
-    skipped: list[SkippedPlugin]
-    """Plugins that were found but not loaded, and why (the server log says the same)."""
+    providers: Annotated[
+        list[AccountTypeResponse], msgspec.Meta(description="Every account type that can be added")
+    ]
+    skipped: Annotated[
+        list[SkippedPlugin],
+        msgspec.Meta(description="Plugins found but not loaded, and why (as the log says)"),
+    ]
 
 
 @get(
     "/api/providers",
-    responses=ERROR_RESPONSES,
+    tags=["accounts"],
+    responses=errors(),
     summary="The account types this server can add (built-ins and plugins), with their fields",
 )
 async def list_providers(ctx: Ctx) -> ProvidersResponse:
+    """Each account type with the fields ``POST /api/accounts/{type}`` takes; the dashboard
+    draws its add-account form from this. Plugins that failed to load are listed apart."""
     registry = ctx.registry
     types = [AccountTypeResponse(**msgspec.structs.asdict(t)) for t in account_types(registry)]
     skipped = [

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 
 import msgspec
 from litestar import get
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import FromPath, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from better_ccflare.core import NotFoundError, RequestRecord
@@ -24,7 +24,7 @@ from better_ccflare.proxy import Payload, PayloadFormatError, RequestStart, deco
 
 from ._account_lookup import account_names
 from ._api_context import Ctx, ManagementContext
-from ._api_errors import ERROR_RESPONSES
+from ._api_errors import errors
 from ._sse_keepalive import with_keepalive
 from ._times import iso_ms
 
@@ -32,41 +32,81 @@ __all__ = ["REQUEST_HANDLERS"]
 
 _log = logging.getLogger("better_ccflare.http_api")
 
+_MAX_MS = 2**63 - 1
+
+
+_Id = Annotated[str, msgspec.Meta(description="The request's id (time-ordered)")]
+_Timestamp = Annotated[str | None, msgspec.Meta(description="When it arrived (ISO-8601 UTC)")]
+_TimestampMs = Annotated[int, msgspec.Meta(description="When it arrived (epoch ms)")]
+_Method = Annotated[str, msgspec.Meta(description="The HTTP method")]
+_Path = Annotated[str, msgspec.Meta(description="The path the client called")]
+_AccountId = Annotated[str | None, msgspec.Meta(description="The account that served it")]
+_AccountUsed = Annotated[str | None, msgspec.Meta(description="That account's name")]
+_Model = Annotated[str | None, msgspec.Meta(description="The model asked for")]
+
 
 class RequestRow(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """One request as the history list and the live stream show it."""
 
-    id: str
-    timestamp: str | None
-    timestamp_ms: int
-    method: str
-    path: str
-    account_id: str | None
-    account_used: str | None
-    status_code: int | None
-    success: bool
-    error_message: str | None
-    response_time_ms: int | None
-    failover_attempts: int
-    model: str | None
-    input_tokens: int
-    output_tokens: int
-    cache_read_input_tokens: int
-    cache_creation_input_tokens: int
-    total_tokens: int
-    cost_usd: float | None
-    """``null`` when no price is known for the model: unknown, not free."""
-    agent_used: str | None
-    tokens_per_second: float | None
-    api_key_id: str | None
-    api_key_name: str | None
-    billing_type: str | None
-    original_model: str | None
-    applied_model: str | None
-    project: str | None
-    stream_terminal_state: str | None
-    client_session_id: str | None
-    rate_limited: bool
+    id: _Id
+    timestamp: _Timestamp
+    timestamp_ms: _TimestampMs
+    method: _Method
+    path: _Path
+    account_id: _AccountId
+    account_used: _AccountUsed
+    status_code: Annotated[
+        int | None, msgspec.Meta(description="The status the client got; null: none was sent")
+    ]
+    success: Annotated[bool, msgspec.Meta(description="Whether the client got a 2xx answer")]
+    error_message: Annotated[str | None, msgspec.Meta(description="Why it failed, if it did")]
+    response_time_ms: Annotated[
+        int | None, msgspec.Meta(description="From arrival to the answer's end (ms)")
+    ]
+    failover_attempts: Annotated[
+        int, msgspec.Meta(description="How many accounts failed before the one that answered")
+    ]
+    model: _Model
+    input_tokens: Annotated[int, msgspec.Meta(description="Uncached input tokens")]
+    output_tokens: Annotated[int, msgspec.Meta(description="Output tokens")]
+    cache_read_input_tokens: Annotated[
+        int, msgspec.Meta(description="Input tokens read from the prompt cache")
+    ]
+    cache_creation_input_tokens: Annotated[
+        int, msgspec.Meta(description="Input tokens written to the prompt cache")
+    ]
+    total_tokens: Annotated[int, msgspec.Meta(description="The four token counts added up")]
+    cost_usd: Annotated[
+        float | None,
+        msgspec.Meta(description="Cost in US dollars; null when no price is known for the model"),
+    ]
+    agent_used: Annotated[
+        str | None, msgspec.Meta(description="The Claude Code agent the request came from")
+    ]
+    tokens_per_second: Annotated[
+        float | None, msgspec.Meta(description="Output tokens per second of generation")
+    ]
+    api_key_id: Annotated[str | None, msgspec.Meta(description="The proxy key it was sent with")]
+    api_key_name: Annotated[str | None, msgspec.Meta(description="That key's name")]
+    billing_type: Annotated[
+        str | None,
+        msgspec.Meta(description="plan, api or overage for a served request; null otherwise"),
+    ]
+    original_model: Annotated[
+        str | None, msgspec.Meta(description="The model the client asked for")
+    ]
+    applied_model: Annotated[
+        str | None, msgspec.Meta(description="The model sent upstream after mappings")
+    ]
+    project: Annotated[str | None, msgspec.Meta(description="As sent in x-better-ccflare-project")]
+    stream_terminal_state: Annotated[
+        str | None,
+        msgspec.Meta(description="How a stream ended: complete, recovered, interrupted ..."),
+    ]
+    client_session_id: Annotated[
+        str | None, msgspec.Meta(description="The client's session (Claude Code's)")
+    ]
+    rate_limited: Annotated[bool, msgspec.Meta(description="Whether the answer was a 429")]
 
 
 def request_row(record: RequestRecord, names: Mapping[str, str]) -> RequestRow:
@@ -112,23 +152,35 @@ def request_row(record: RequestRecord, names: Mapping[str, str]) -> RequestRow:
 
 @get(
     "/api/requests",
-    responses=ERROR_RESPONSES,
+    tags=["requests"],
+    responses=errors(invalid=True, missing="account", conflict="several accounts have that name"),
     summary="Recent requests, newest first, with optional filters",
 )
 async def list_requests(
     ctx: Ctx,
     *,
-    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50,
+    limit: Annotated[int, QueryParameter(ge=1, le=1000, description="How many rows")] = 50,
     account: Annotated[str | None, QueryParameter(description="Account name")] = None,
-    model: FromQuery[str | None] = None,
-    status: FromQuery[Literal["all", "success", "error"]] = "all",
+    model: Annotated[str | None, QueryParameter(description="Only this model")] = None,
+    status: Annotated[
+        Literal["all", "success", "error"],
+        QueryParameter(description="Only successful (2xx) or only failed requests"),
+    ] = "all",
     # Litestar leaves an optional parameter's bounds out of the schema; schema_extra puts
-    # the minimum back (it constrains the number, and null is not one).
+    # them back (they constrain the number, and null is not one). The maximum is the
+    # database's largest integer: beyond it the query could not be run.
     before: Annotated[
         int | None,
-        QueryParameter(ge=0, description="Epoch ms; older rows only", schema_extra={"minimum": 0}),
+        QueryParameter(
+            ge=0,
+            le=_MAX_MS,
+            description="Epoch ms; older rows only",
+            schema_extra={"minimum": 0, "maximum": _MAX_MS},
+        ),
     ] = None,
 ) -> list[RequestRow]:
+    """Request records, newest first; ``before`` (epoch ms, a row's ``timestampMs``) pages
+    back through the whole history."""
     account_ids: tuple[str | None, ...] = ()
     if account is not None:
         found = await ctx.store.accounts.get_by_name(account)
@@ -142,9 +194,9 @@ async def list_requests(
 
 
 class PayloadDetail(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    id: str
-    account_name: str | None
-    payload: Payload
+    id: _Id
+    account_name: _AccountUsed
+    payload: Annotated[Payload, msgspec.Meta(description="The stored request and response")]
 
 
 async def _payload(ctx: ManagementContext, request_id: str) -> Payload | None:
@@ -160,10 +212,13 @@ async def _payload(ctx: ManagementContext, request_id: str) -> Payload | None:
 
 @get(
     "/api/requests/payload/{request_id:str}",
-    responses=ERROR_RESPONSES,
+    tags=["requests"],
+    responses=errors(missing="stored payload for that request"),
     summary="The stored request and response",
 )
 async def request_payload(ctx: Ctx, request_id: FromPath[str]) -> Payload:
+    """The request's stored bodies (base64) and headers, credentials removed; kept only while
+    payload storage is on and for the payload retention."""
     payload = await _payload(ctx, request_id)
     if payload is None:
         raise NotFoundError("stored payload for request", request_id)
@@ -172,12 +227,18 @@ async def request_payload(ctx: Ctx, request_id: FromPath[str]) -> Payload:
 
 @get(
     "/api/requests/detail",
-    responses=ERROR_RESPONSES,
+    tags=["requests"],
+    responses=errors(invalid=True),
     summary="Recent requests with their stored payloads",
 )
 async def request_details(
-    ctx: Ctx, *, limit: Annotated[int, QueryParameter(ge=1, le=50)] = 50
+    ctx: Ctx,
+    *,
+    limit: Annotated[
+        int, QueryParameter(ge=1, le=50, description="How many recent requests to look at")
+    ] = 50,
 ) -> list[PayloadDetail]:
+    """Of the newest ``limit`` requests, those whose payload is stored, with it."""
     records = await ctx.store.analytics.requests(RequestFilter(), limit)
     names = account_names(ctx)
     details: list[PayloadDetail] = []
@@ -239,10 +300,14 @@ async def _request_events(ctx: ManagementContext) -> AsyncGenerator[ServerSentEv
 
 @get(
     "/api/requests/stream",
-    responses=ERROR_RESPONSES,
+    tags=["requests"],
+    responses=errors(),
     summary="Server-Sent Events: each request's start, then its record",
 )
 async def request_stream(ctx: Ctx) -> ServerSentEvent:
+    """``event: connected`` first; then per request ``{"type": "start", ...}`` when its
+    account is chosen and ``{"type": "summary", "payload": <request>}`` when it is recorded.
+    A comment every 15 s keeps idle connections open."""
     return ServerSentEvent(_request_events(ctx))
 
 

@@ -11,14 +11,14 @@ from typing import Annotated, Literal
 
 import msgspec
 from litestar import get, post
-from litestar.params import FromQuery, QueryParameter
+from litestar.params import QueryParameter
 
 from better_ccflare.core import InvalidInputError
 from better_ccflare.database import GroupStats, Metrics, RequestFilter, SeriesPoint
 
 from ._account_lookup import account_names
 from ._api_context import Ctx, ManagementContext
-from ._api_errors import ERROR_RESPONSES
+from ._api_errors import errors
 from ._times import iso_ms
 
 __all__ = ["STATS_HANDLERS"]
@@ -45,43 +45,78 @@ def _round(value: float | None, digits: int = 2) -> float:
     return round(value, digits) if value is not None else 0.0
 
 
+# What the fields of several shapes below mean, said once.
+_Requests = Annotated[int, msgspec.Meta(description="Requests")]
+_SuccessRate = Annotated[float, msgspec.Meta(description="Percent of requests answered 2xx")]
+_ErrorRate = Annotated[float, msgspec.Meta(description="Percent of requests not answered 2xx")]
+_Tokens = Annotated[int, msgspec.Meta(description="Input, output and cache tokens together")]
+_CostUsd = Annotated[float, msgspec.Meta(description="Cost in US dollars (priced requests only)")]
+_PlanCostUsd = Annotated[
+    float, msgspec.Meta(description="The part billed to subscriptions (plan), in US dollars")
+]
+_ApiCostUsd = Annotated[
+    float, msgspec.Meta(description="The part billed per token (api, overage), in US dollars")
+]
+_Unpriced = Annotated[
+    int,
+    msgspec.Meta(description="Requests whose model has no known price: their cost is unknown"),
+]
+_AvgResponseTime = Annotated[float, msgspec.Meta(description="Mean response time (ms)")]
+_TokensPerSecond = Annotated[
+    float, msgspec.Meta(description="Mean output tokens per second of generation")
+]
+_Model = Annotated[str, msgspec.Meta(description="The model")]
+_AccountName = Annotated[
+    str, msgspec.Meta(description="The account's name; no_account: no account served them")
+]
+_ActiveAccounts = Annotated[int, msgspec.Meta(description="Accounts that served requests")]
+
+
 # --------------------------------------------------------------------------- /api/stats
 
 
+_RoundedRate = Annotated[int, msgspec.Meta(description="Percent of requests answered 2xx")]
+
+
 class ModelCount(msgspec.Struct, frozen=True):
-    model: str
-    count: int
-    percentage: float
+    model: _Model
+    count: _Requests
+    percentage: Annotated[float, msgspec.Meta(description="Percent of all requests")]
 
 
 class AccountStats(msgspec.Struct, frozen=True, rename="camel"):
-    name: str
-    request_count: int
-    success_rate: int
-    total_requests: int
+    name: _AccountName
+    request_count: Annotated[int, msgspec.Meta(description="Requests in the period")]
+    success_rate: _RoundedRate
+    total_requests: Annotated[int, msgspec.Meta(description="The account's requests ever")]
 
 
 class RecentError(msgspec.Struct, frozen=True, rename="camel"):
-    message: str
-    account_name: str | None
-    status_code: int | None
-    count: int
-    last_seen: str | None
+    message: Annotated[str, msgspec.Meta(description="The error")]
+    account_name: Annotated[str | None, msgspec.Meta(description="The account it came from")]
+    status_code: Annotated[int | None, msgspec.Meta(description="The status the client got")]
+    count: Annotated[int, msgspec.Meta(description="How often it happened")]
+    last_seen: Annotated[
+        str | None, msgspec.Meta(description="When it last happened (ISO-8601 UTC)")
+    ]
 
 
 class StatsResponse(msgspec.Struct, frozen=True, rename="camel"):
-    total_requests: int
-    success_rate: int
-    active_accounts: int
-    avg_response_time: float
-    total_tokens: int
-    total_cost_usd: float
-    unpriced_requests: int
-    """Requests whose model has no known price: their cost is unknown, not in the total."""
-    avg_tokens_per_second: float
-    top_models: list[ModelCount]
-    accounts: list[AccountStats]
-    recent_errors: list[RecentError]
+    total_requests: _Requests
+    success_rate: _RoundedRate
+    active_accounts: _ActiveAccounts
+    avg_response_time: _AvgResponseTime
+    total_tokens: _Tokens
+    total_cost_usd: _CostUsd
+    unpriced_requests: _Unpriced
+    avg_tokens_per_second: _TokensPerSecond
+    top_models: Annotated[
+        list[ModelCount], msgspec.Meta(description="The ten most requested models")
+    ]
+    accounts: Annotated[list[AccountStats], msgspec.Meta(description="Requests per account")]
+    recent_errors: Annotated[
+        list[RecentError], msgspec.Meta(description="The latest errors, grouped")
+    ]
 
 
 def _display_name(names: dict[str, str], account_id: str | None) -> str:
@@ -91,7 +126,8 @@ def _display_name(names: dict[str, str], account_id: str | None) -> str:
 
 @get(
     "/api/stats",
-    responses=ERROR_RESPONSES,
+    tags=["analytics"],
+    responses=errors(invalid=True),
     summary="Totals over the last days, top models, per-account counts, errors",
 )
 async def stats(
@@ -104,6 +140,8 @@ async def stats(
         int, QueryParameter(name="errorsSinceHours", ge=1, le=24 * 365, description="Errors window")
     ] = 24,
 ) -> StatsResponse:
+    """What the dashboard's overview shows: totals and per-account counts over ``since``
+    days, the top models, and the errors of the last ``errorsSinceHours``."""
     now = ctx.clock.now_ms()
     where = RequestFilter(since_ms=now - since * _DAY)
     totals = await ctx.store.analytics.totals(where)
@@ -155,122 +193,143 @@ async def stats(
     )
 
 
-class ResetResponse(msgspec.Struct, frozen=True, rename="camel"):
-    success: bool
-    deleted_requests: int
+class StatsResetResponse(msgspec.Struct, frozen=True, rename="camel"):
+    success: Annotated[bool, msgspec.Meta(description="Always true")]
+    deleted_requests: Annotated[int, msgspec.Meta(description="Request records deleted")]
 
 
 @post(
     "/api/stats/reset",
-    responses=ERROR_RESPONSES,
+    tags=["analytics"],
+    responses=errors(changes=True),
     summary="Delete every request and zero the accounts' counters",
 )
-async def reset_stats(ctx: Ctx) -> ResetResponse:
+async def reset_stats(ctx: Ctx) -> StatsResetResponse:
+    """Deletes the whole request history (and stored payloads); not undoable."""
     deleted = await ctx.store.requests.delete_all()
     await ctx.pool.reload()
-    return ResetResponse(success=True, deleted_requests=deleted)
+    return StatsResetResponse(success=True, deleted_requests=deleted)
 
 
 # --------------------------------------------------------------------------- /api/analytics
 
 
 class Meta(msgspec.Struct, frozen=True):
-    range: str
-    bucket: str
-    cumulative: bool
+    range: Annotated[str, msgspec.Meta(description="The range asked for")]
+    bucket: Annotated[str, msgspec.Meta(description="The width of a time-series bucket")]
+    cumulative: Annotated[bool, msgspec.Meta(description="Whether the series are running totals")]
 
 
 class AnalyticsTotals(msgspec.Struct, frozen=True, rename="camel"):
-    requests: int
-    success_rate: float
-    active_accounts: int
-    avg_response_time: float
-    total_tokens: int
-    total_cost_usd: float
-    plan_cost_usd: float
-    api_cost_usd: float
-    unpriced_requests: int
-    """Requests whose model has no known price: their cost is unknown, not in the totals."""
-    avg_tokens_per_second: float
+    requests: _Requests
+    success_rate: _SuccessRate
+    active_accounts: _ActiveAccounts
+    avg_response_time: _AvgResponseTime
+    total_tokens: _Tokens
+    total_cost_usd: _CostUsd
+    plan_cost_usd: _PlanCostUsd
+    api_cost_usd: _ApiCostUsd
+    unpriced_requests: _Unpriced
+    avg_tokens_per_second: _TokensPerSecond
 
 
 class SeriesEntry(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True):
-    ts: int
-    requests: int
-    tokens: int
-    cost_usd: float
-    plan_cost_usd: float
-    api_cost_usd: float
-    success_rate: float
-    error_rate: float
-    cache_hit_rate: float
-    avg_response_time: float
-    avg_tokens_per_second: float
-    model: str | None = None
+    ts: Annotated[int, msgspec.Meta(description="The bucket's start (epoch ms)")]
+    requests: _Requests
+    tokens: _Tokens
+    cost_usd: _CostUsd
+    plan_cost_usd: _PlanCostUsd
+    api_cost_usd: _ApiCostUsd
+    success_rate: _SuccessRate
+    error_rate: _ErrorRate
+    cache_hit_rate: Annotated[
+        float, msgspec.Meta(description="Percent of input tokens read from the prompt cache")
+    ]
+    avg_response_time: _AvgResponseTime
+    avg_tokens_per_second: _TokensPerSecond
+    model: Annotated[
+        str | None, msgspec.Meta(description="The model, with modelBreakdown; else absent")
+    ] = None
 
 
 class TokenBreakdown(msgspec.Struct, frozen=True, rename="camel"):
-    input_tokens: int
-    output_tokens: int
-    cache_read_input_tokens: int
-    cache_creation_input_tokens: int
+    input_tokens: Annotated[int, msgspec.Meta(description="Uncached input tokens")]
+    output_tokens: Annotated[int, msgspec.Meta(description="Output tokens")]
+    cache_read_input_tokens: Annotated[
+        int, msgspec.Meta(description="Input tokens read from the prompt cache")
+    ]
+    cache_creation_input_tokens: Annotated[
+        int, msgspec.Meta(description="Input tokens written to the prompt cache")
+    ]
 
 
 class ModelShare(msgspec.Struct, frozen=True):
-    model: str
-    count: int
+    model: _Model
+    count: _Requests
 
 
 class AccountPerformance(msgspec.Struct, frozen=True, rename="camel"):
-    name: str
-    requests: int
-    success_rate: float
-    total_tokens: int
-    cost_usd: float
+    name: _AccountName
+    requests: _Requests
+    success_rate: _SuccessRate
+    total_tokens: _Tokens
+    cost_usd: _CostUsd
 
 
 class ApiKeyPerformance(msgspec.Struct, frozen=True, rename="camel"):
-    id: str | None
-    name: str
-    requests: int
-    success_rate: float
+    id: Annotated[str | None, msgspec.Meta(description="The key's id; null: sent without one")]
+    name: Annotated[str, msgspec.Meta(description="The key's name, or 'no key'")]
+    requests: _Requests
+    success_rate: _SuccessRate
 
 
 class ModelCost(msgspec.Struct, frozen=True, rename="camel"):
-    model: str
-    cost_usd: float
-    unpriced_requests: int
-    requests: int
-    total_tokens: int
+    model: _Model
+    cost_usd: _CostUsd
+    unpriced_requests: _Unpriced
+    requests: _Requests
+    total_tokens: _Tokens
 
 
 class ModelPerformance(msgspec.Struct, frozen=True, rename="camel"):
-    model: str
-    requests: int
-    avg_response_time: float
-    avg_tokens_per_second: float
-    error_rate: float
+    model: _Model
+    requests: _Requests
+    avg_response_time: _AvgResponseTime
+    avg_tokens_per_second: _TokensPerSecond
+    error_rate: _ErrorRate
 
 
 class AccountModelUsage(msgspec.Struct, frozen=True, rename="camel"):
-    account: str
-    model: str
-    requests: int
-    total_tokens: int
-    cost_usd: float
+    account: _AccountName
+    model: _Model
+    requests: _Requests
+    total_tokens: _Tokens
+    cost_usd: _CostUsd
 
 
 class AnalyticsResponse(msgspec.Struct, frozen=True, rename="camel"):
-    meta: Meta
-    totals: AnalyticsTotals
-    time_series: list[SeriesEntry]
-    token_breakdown: TokenBreakdown
-    model_distribution: list[ModelShare]
-    account_performance: list[AccountPerformance]
-    api_key_performance: list[ApiKeyPerformance]
-    cost_by_model: list[ModelCost]
-    model_performance: list[ModelPerformance]
-    account_model_usage: list[AccountModelUsage]
+    meta: Annotated[Meta, msgspec.Meta(description="The range and bucket width")]
+    totals: Annotated[AnalyticsTotals, msgspec.Meta(description="Over the whole range")]
+    time_series: Annotated[
+        list[SeriesEntry], msgspec.Meta(description="Per bucket (and model, with modelBreakdown)")
+    ]
+    token_breakdown: Annotated[TokenBreakdown, msgspec.Meta(description="Tokens by kind")]
+    model_distribution: Annotated[list[ModelShare], msgspec.Meta(description="Requests per model")]
+    account_performance: Annotated[
+        list[AccountPerformance], msgspec.Meta(description="Per account")
+    ]
+    api_key_performance: Annotated[
+        list[ApiKeyPerformance], msgspec.Meta(description="Per proxy key")
+    ]
+    cost_by_model: Annotated[
+        list[ModelCost], msgspec.Meta(description="Per model, most expensive first")
+    ]
+    model_performance: Annotated[
+        list[ModelPerformance], msgspec.Meta(description="Speed and errors per model")
+    ]
+    account_model_usage: Annotated[
+        list[AccountModelUsage], msgspec.Meta(description="Per account and model (top 100)")
+    ]
 
 
 def _csv(csv: str | None) -> tuple[str, ...]:
@@ -361,13 +420,14 @@ def _named(groups: list[GroupStats], names: dict[str, str]) -> list[tuple[str, M
 
 @get(
     "/api/analytics",
-    responses=ERROR_RESPONSES,
+    tags=["analytics"],
+    responses=errors(invalid=True),
     summary="Time series and breakdowns over a range, with filters",
 )
 async def analytics(
     ctx: Ctx,
     *,
-    range: FromQuery[RangeName] = "24h",
+    range: Annotated[RangeName, QueryParameter(description="The period to cover")] = "24h",
     accounts: Annotated[
         str | None, QueryParameter(description="Account names, comma-separated")
     ] = None,
@@ -377,10 +437,20 @@ async def analytics(
         str | None,
         QueryParameter(description="Projects (x-better-ccflare-project), comma-separated"),
     ] = None,
-    status: FromQuery[Literal["all", "success", "error"]] = "all",
-    mode: FromQuery[Literal["normal", "cumulative"]] = "normal",
-    model_breakdown: Annotated[bool, QueryParameter(name="modelBreakdown")] = False,
+    status: Annotated[
+        Literal["all", "success", "error"],
+        QueryParameter(description="Only successful (2xx) or only failed requests"),
+    ] = "all",
+    mode: Annotated[
+        Literal["normal", "cumulative"],
+        QueryParameter(description="cumulative: the series are running totals"),
+    ] = "normal",
+    model_breakdown: Annotated[
+        bool, QueryParameter(name="modelBreakdown", description="One series per model")
+    ] = False,
 ) -> AnalyticsResponse:
+    """What the analytics page draws. Filters take names, comma-separated; an unknown name
+    is a 400 rather than an empty chart."""
     span, bucket_ms, bucket_name = _RANGES[range]
     now = ctx.clock.now_ms()
     where = await _analytics_filter(

@@ -18,45 +18,76 @@ the proxy lets a probe through: it waits for someone to act, so it gives no time
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Annotated
 
 import msgspec
 from litestar import HttpMethod, Response, route
 from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.datastructures import ResponseSpec
 
 from better_ccflare.core import Account, AccountState, Clock
 from better_ccflare.load_balancer import AccountUsage, eligible_at_ms, is_usage_exhausted
 
+from ._api_errors import errors
 from ._times import iso_ms
 
 __all__ = ["Health", "PoolStatus", "health_handlers"]
 
 
 class PoolStatus(msgspec.Struct, frozen=True, kw_only=True):
-    configured: int
-    routable: int
-    """Accounts able to serve now: not benched, and nothing awaiting an operator."""
-    paused: int
-    rate_limited: int
-    """Accounts in a cooldown of any kind, the breaker's included (paused ones too)."""
-    usage_exhausted: int
-    """Accounts free to serve but for a usage window the cache shows used up."""
-    requires_reauth: int
-    credentials_rejected: int
-    """Accounts whose credentials the upstream refused; they need new ones."""
-    out_of_credits: int
-    """Accounts the upstream said have no credit; they need topping up."""
-    next_available_at: str | None
-    """When no account can serve: the soonest time one will by itself (ISO-8601 UTC); ``None``
-    when one can serve now, or when none will without someone acting."""
+    configured: Annotated[int, msgspec.Meta(description="Accounts")]
+    routable: Annotated[
+        int,
+        msgspec.Meta(
+            description="Accounts able to serve now: not benched, nothing awaiting an operator"
+        ),
+    ]
+    paused: Annotated[int, msgspec.Meta(description="Accounts paused")]
+    rate_limited: Annotated[
+        int,
+        msgspec.Meta(
+            description="Accounts in a cooldown of any kind, the breaker's included (paused too)"
+        ),
+    ]
+    usage_exhausted: Annotated[
+        int,
+        msgspec.Meta(
+            description="Accounts free to serve but for a usage window the cache shows used up"
+        ),
+    ]
+    requires_reauth: Annotated[
+        int, msgspec.Meta(description="Accounts whose login must be renewed")
+    ]
+    credentials_rejected: Annotated[
+        int,
+        msgspec.Meta(
+            description="Accounts whose credentials the upstream refused; they need new ones"
+        ),
+    ]
+    out_of_credits: Annotated[
+        int,
+        msgspec.Meta(description="Accounts the upstream said have no credit; they need topping up"),
+    ]
+    next_available_at: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="When no account can serve: the soonest time one will by itself "
+            "(ISO-8601 UTC); null when one can serve now, or when none will without someone "
+            "acting"
+        ),
+    ]
 
 
 class Health(msgspec.Struct, frozen=True, kw_only=True):
-    status: str
-    """``ok`` when at least one account can serve, ``degraded`` otherwise."""
-    ready: bool
-    """Whether an account can serve right now (what ``/health/ready`` answers)."""
-    strategy: str
-    pool: PoolStatus
+    status: Annotated[
+        str, msgspec.Meta(description="ok when at least one account can serve, else degraded")
+    ]
+    ready: Annotated[
+        bool,
+        msgspec.Meta(description="Whether an account can serve right now (/health/ready)"),
+    ]
+    strategy: Annotated[str, msgspec.Meta(description="The load-balancing strategy in force")]
+    pool: Annotated[PoolStatus, msgspec.Meta(description="The accounts' states, in counts")]
 
 
 _AWAITING_AN_OPERATOR = frozenset({AccountState.CREDENTIALS_REJECTED, AccountState.OUT_OF_CREDITS})
@@ -118,18 +149,35 @@ def health_handlers(
         "/health",
         http_method=[HttpMethod.GET, HttpMethod.HEAD],
         sync_to_thread=False,
+        tags=["health"],
+        responses=errors(keys=False),
         summary="Liveness: 200 while the process serves, with the pool's state",
     )
     def health() -> Response[Health]:
+        """Always 200 while the server runs, even with no account able to serve: a liveness
+        probe that failed then would restart the server for nothing. ``ready`` and ``pool``
+        say how the accounts are."""
         return Response(current()[0], status_code=200)
 
     @route(
         "/health/ready",
         http_method=[HttpMethod.GET, HttpMethod.HEAD],
         sync_to_thread=False,
+        tags=["health"],
+        responses={
+            **errors(keys=False),
+            503: ResponseSpec(
+                data_container=Health,
+                description="No account can serve now; retry-after (seconds) says when one "
+                "will by itself, when one will",
+                generate_examples=False,
+            ),
+        },
         summary="Readiness: 200 when an account can serve now, else 503 and when one will",
     )
     def ready() -> Response[Health]:
+        """200 when an account can serve right now, 503 otherwise (the body is the same as
+        ``/health``'s), so a load balancer sends traffic only to a server that can serve it."""
         body, wait_s = current()
         if body.ready:
             return Response(body, status_code=200)

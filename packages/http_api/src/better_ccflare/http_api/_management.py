@@ -2,7 +2,8 @@
 
 :func:`management_app` builds the Litestar application the dispatcher sends every non-proxy
 path to. The OpenAPI schema is served at ``/schema`` (``/schema/openapi.json`` for tools) and
-covers every management route; the proxy route is not Litestar's, so it is not in the schema.
+covers every management route (``_openapi``); the proxy route is not Litestar's, so it is not in
+the schema, whose description points to it.
 """
 
 from __future__ import annotations
@@ -10,14 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers import BaseRouteHandler
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.types import ControllerRouterHandler
 
 from ._api_accounts import ACCOUNT_HANDLERS
@@ -34,6 +33,7 @@ from ._api_requests import REQUEST_HANDLERS
 from ._api_stats import STATS_HANDLERS
 from ._health import health_handlers
 from ._metrics import presents_scrape_token
+from ._openapi import PROXY_KEYS, openapi_config
 from ._strict_body import strict_json_body
 
 __all__ = ["MANAGEMENT_HANDLERS", "management_app"]
@@ -79,19 +79,15 @@ def management_app(
     return Litestar(
         route_handlers=[
             *health_handlers(ctx.pool.accounts, ctx.usage.usage_map, ctx.strategy_name, ctx.clock),
-            *MANAGEMENT_HANDLERS,
+            # One router only to state, once, that every /api operation takes a proxy key.
+            Router("/", route_handlers=MANAGEMENT_HANDLERS, security=PROXY_KEYS),
             *extra,
         ],
         dependencies={"ctx": Provide(lambda: ctx, use_cache=True, sync_to_thread=False)},
         guards=[_api_key_guard(ctx)],
         before_request=strict_json_body,
         exception_handlers=exception_handlers,
-        openapi_config=OpenAPIConfig(
-            title="better-ccflare management API",
-            version=ctx.version,
-            path="/schema",
-            render_plugins=[ScalarRenderPlugin()],
-        ),
+        openapi_config=openapi_config(ctx.version),
         # Litestar's default logging config attaches a handler to the root logger, which makes
         # every library log at INFO (httpx2 would log each upstream request). Logging is
         # configured by better_ccflare.logger alone.

@@ -9,12 +9,14 @@ Anthropic-compatible endpoints; third-party packages add more through the
 The library needs only ``better-ccflare-core`` and ``httpx2`` (Vertex AI adds the ``vertex``
 extra); it never imports the server stack.
 
-The names below are what a library user needs: the provider contract and its types (for plugin
-authors), the built-in providers and the registry, the OAuth login, Anthropic/OpenAI
-translation, pricing, and the usage-window vocabulary the proxy schedules on. Each provider's
-own usage parsers and rate-limit readers stay in its module.
+The names below are what a library user needs: :class:`AccountAuth` (send requests as an
+account with ``httpx2``, tokens refreshed, replies classified), the provider contract and its
+types (for plugin authors), the built-in providers and the registry, the OAuth login,
+Anthropic/OpenAI translation, pricing, and the usage-window vocabulary the proxy schedules on.
+Each provider's own usage parsers and rate-limit readers stay in its module.
 """
 
+from ._account_auth import AccountAuth, ReplyKind
 from ._account_fields import (
     API_KEY_FIELD,
     CUSTOM_ENDPOINT_FIELD,
@@ -88,6 +90,7 @@ __all__ = [
     "HARD_WINDOWS",
     "PLUGIN_ALLOW_LIST_ENV",
     "PRICES_AS_OF",
+    "AccountAuth",
     "AccountConfigError",
     "AccountField",
     "AnthropicCompatibleProvider",
@@ -115,6 +118,7 @@ __all__ = [
     "RateLimitInfo",
     "RateLimitKind",
     "ReauthRequiredError",
+    "ReplyKind",
     "ResponseTransformer",
     "TranslationError",
     "UnknownAccountTypeError",

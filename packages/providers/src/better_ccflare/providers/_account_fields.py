@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
+from typing import Annotated
 
 import msgspec
 
@@ -49,21 +50,31 @@ class FieldKind(StrEnum):
 class AccountField(msgspec.Struct, frozen=True, kw_only=True):
     """One value an account of a provider needs (or may take) when it is added."""
 
-    name: str
-    """Lower-case snake_case, at most 40 characters. The CLI's ``--field NAME=VALUE`` and the
-    API's ``fields`` object use it as is; the API's body also takes the four built-in names at
-    top level in camelCase (``apiKey``, ``customEndpoint``, ``projectId``, ``region``)."""
-    label: str
-    """What a person is asked for: ``"API key"``, ``"Google Cloud project id"``."""
-    kind: FieldKind = FieldKind.TEXT
-    required: bool = True
-    default: str | None = None
-    """What the CLI's prompt and the dashboard's form start with. The API does not fill it in:
-    a required field must be sent even when it has a default."""
-    help: str = ""
-    """One sentence shown next to the field (the form) and in ``account add --help``."""
-    choices: tuple[str, ...] = ()
-    """The accepted values of a :attr:`FieldKind.CHOICE` field."""
+    # The descriptions are what the management API's schema shows for each attribute.
+    name: Annotated[
+        str,
+        msgspec.Meta(
+            description="Lower-case snake_case, at most 40 characters: the key in the API's "
+            "fields object and the CLI's --field NAME=VALUE (the four built-in names are also "
+            "taken at top level in camelCase: apiKey, customEndpoint, projectId, region)"
+        ),
+    ]
+    label: Annotated[str, msgspec.Meta(description="What a person is asked for, e.g. 'API key'")]
+    kind: Annotated[FieldKind, msgspec.Meta(description="What sort of value it is")] = (
+        FieldKind.TEXT
+    )
+    required: Annotated[bool, msgspec.Meta(description="Whether it must be given")] = True
+    default: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="What the CLI's prompt and the dashboard's form start with; the API "
+            "does not fill it in (a required field must be sent even when it has a default)"
+        ),
+    ] = None
+    help: Annotated[str, msgspec.Meta(description="One sentence shown next to the field")] = ""
+    choices: Annotated[
+        tuple[str, ...], msgspec.Meta(description="The accepted values of a choice field")
+    ] = ()
 
 
 API_KEY_FIELD = AccountField(name="api_key", label="API key", kind=FieldKind.SECRET)

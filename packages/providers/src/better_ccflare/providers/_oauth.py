@@ -26,6 +26,7 @@ from better_ccflare.core import BetterCcflareError, Credentials, OAuthMode
 
 from ._anthropic_api import ANTHROPIC_API
 from ._endpoint import Endpoint
+from ._httpx2_only import require_httpx2
 from ._pkce import PkcePair
 from ._redaction import REDACTED, redacted_url, without_secrets
 
@@ -328,6 +329,7 @@ async def _post(
     headers: Mapping[str, str] | None = None,
 ) -> _T:
     """POST, and turn every way it can fail into the matching :class:`OAuthError`."""
+    require_httpx2(client)
     try:
         response = await client.post(url, json=json, headers=headers, timeout=_TIMEOUT)
     except httpx2.TimeoutException:

@@ -20,6 +20,7 @@ import msgspec
 
 from better_ccflare.core import BetterCcflareError
 
+from ._httpx2_only import require_httpx2
 from ._oauth import parse_retry_after_ms
 from ._redaction import redacted_url
 
@@ -52,7 +53,9 @@ async def get_usage(
 
     Raises:
         UsageFetchError: The endpoint was unreachable, too slow, or answered an error status.
+        TypeError: ``client`` is not an ``httpx2.AsyncClient``.
     """
+    require_httpx2(client)
     try:
         response = await client.get(url, headers=headers, timeout=_TIMEOUT)
     except httpx2.TimeoutException:

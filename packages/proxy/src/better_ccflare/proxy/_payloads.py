@@ -30,6 +30,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
+from typing import Annotated
 
 import msgspec
 
@@ -81,13 +82,18 @@ def _body_bytes(body: str | None) -> bytes | None:
     return None if body is None else base64.b64decode(body)
 
 
+_Headers = Annotated[dict[str, str], msgspec.Meta(description="Headers, credentials removed")]
+_Truncated = Annotated[bool, msgspec.Meta(description="Whether the body was cut at the cap")]
+
+
 class PayloadRequest(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """The stored request: sanitized headers and the (capped) body as base64."""
 
-    headers: dict[str, str] = {}
-    body: str | None = None
-    """Base64 of the body as received, or ``None`` when a stored row has no body."""
-    body_truncated: bool = False
+    headers: _Headers = {}
+    body: Annotated[
+        str | None, msgspec.Meta(description="Base64 of the body as received; null: none")
+    ] = None
+    body_truncated: _Truncated = False
 
     @property
     def body_bytes(self) -> bytes | None:
@@ -98,11 +104,13 @@ class PayloadRequest(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
 class PayloadResponse(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """The stored response: status, sanitized headers and the (capped) body as base64."""
 
-    status: int
-    headers: dict[str, str] = {}
-    body: str | None = None
-    """Base64 of the body as the client received it, or ``None`` when a stored row has none."""
-    body_truncated: bool = False
+    status: Annotated[int, msgspec.Meta(description="The status the client got")]
+    headers: _Headers = {}
+    body: Annotated[
+        str | None,
+        msgspec.Meta(description="Base64 of the body as the client received it; null: none"),
+    ] = None
+    body_truncated: _Truncated = False
 
     @property
     def body_bytes(self) -> bytes | None:
@@ -117,24 +125,33 @@ class PayloadMeta(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omi
     they are read back when present and omitted when unset.
     """
 
-    account_id: str | None
-    timestamp: int
-    """Epoch milliseconds."""
-    success: bool
-    is_stream: bool = False
-    retry: int | None = None
-    project: str | None = None
-    project_attribution_source: str | None = None
-    agent_attribution_source: str | None = None
+    account_id: Annotated[str | None, msgspec.Meta(description="The account that served it")]
+    timestamp: Annotated[int, msgspec.Meta(description="When it arrived (epoch ms)")]
+    success: Annotated[bool, msgspec.Meta(description="Whether the client got a 2xx answer")]
+    is_stream: Annotated[bool, msgspec.Meta(description="Whether the answer was streamed")] = False
+    retry: Annotated[
+        int | None, msgspec.Meta(description="The attempt number (the reference's rows)")
+    ] = None
+    project: Annotated[
+        str | None, msgspec.Meta(description="As sent in x-better-ccflare-project")
+    ] = None
+    project_attribution_source: Annotated[
+        str | None, msgspec.Meta(description="Where the project came from (the reference's)")
+    ] = None
+    agent_attribution_source: Annotated[
+        str | None, msgspec.Meta(description="How the agent was recognised (the reference's)")
+    ] = None
 
 
 class Payload(msgspec.Struct, frozen=True, kw_only=True):
     """One stored payload, in the JSON shape the dashboard and the payload API read."""
 
-    request: PayloadRequest
-    response: PayloadResponse | None
-    """``None`` when no upstream response was received."""
-    meta: PayloadMeta
+    request: Annotated[PayloadRequest, msgspec.Meta(description="What the client sent")]
+    response: Annotated[
+        PayloadResponse | None,
+        msgspec.Meta(description="What the client got; null when no upstream answered"),
+    ]
+    meta: Annotated[PayloadMeta, msgspec.Meta(description="Who served it, when, how it went")]
 
 
 class PayloadFormatError(ValueError):

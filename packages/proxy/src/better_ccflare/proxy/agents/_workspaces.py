@@ -14,6 +14,7 @@ import contextlib
 import os
 import re
 from pathlib import Path
+from typing import Annotated
 
 import msgspec
 
@@ -31,10 +32,11 @@ WORKSPACE_TTL_MS = 7 * 24 * 3_600_000
 
 
 class Workspace(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    path: str
-    name: str
-    last_seen: int = 0
-    """Epoch milliseconds when a request last named it."""
+    path: Annotated[str, msgspec.Meta(description="The workspace's directory")]
+    name: Annotated[str, msgspec.Meta(description="Its name (the directory's)")]
+    last_seen: Annotated[
+        int, msgspec.Meta(description="When a request last named it (epoch ms)")
+    ] = 0
 
 
 class _Registry(msgspec.Struct, kw_only=True):
