@@ -431,12 +431,15 @@ async def test_strategy_change_applies_at_once_and_persists(
     api: tuple[Service, httpx2.AsyncClient],
 ) -> None:
     service, client = api
-    assert (await client.get("/api/strategies")).json() == [
+    strategies = (await client.get("/api/strategies")).json()
+    assert [s["name"] for s in strategies] == [
         "session",
         "least-used",
         "session-affinity",
         "session-drain-soonest",
     ]
+    least_used = next(s["description"] for s in strategies if s["name"] == "least-used")
+    assert "lowest priority number, then the account with the most quota" in least_used
     bad = await client.post("/api/config/strategy", json={"strategy": "random"})
     assert bad.status_code == 400
     # running_proxy sets LB_STRATEGY in the environment, which wins over the file.

@@ -56,6 +56,33 @@ async def test_non_streaming_message_is_identical_to_a_direct_call(tmp_path: Pat
             assert row.cost_usd == pytest.approx((12 * 3 + 5 * 15 + 100 * 0.3) / 1e6)
 
 
+async def test_output_speed_is_streamed_tokens_over_generation_time(tmp_path: Path) -> None:
+    """From the first content delta to the stream's end: not the wait before it (0.2 s here),
+    and never for a non-streamed reply, whose body arrives at once."""
+    words = ["One ", "two ", "three ", "four"]
+    async with FakeUpstream() as upstream:
+        # message_start, content_block_start, 4 deltas, block stop, message_delta, stop: 0.1 s
+        # apart, so generation runs 0.6 s of the 0.8 s the stream takes.
+        upstream.enqueue(Reply.stream(stream_events(words), spacing_s=0.1))
+        upstream.enqueue(Reply.json(message_json()))
+        async with running_proxy(tmp_path, console_account("a", upstream)) as (service, url):
+            async with (
+                sdk(url) as client,
+                client.messages.stream(
+                    model=MODEL, max_tokens=64, messages=[{"role": "user", "content": "Count"}]
+                ) as stream,
+            ):
+                await stream.get_final_message()
+            await ask(url)
+            rows = await recorded(service, 2)
+            streamed = next(r for r in rows if r.output_tokens_per_second is not None)
+            assert streamed.usage.output_tokens == 4
+            assert streamed.response_time_ms is not None
+            assert streamed.response_time_ms >= 800
+            assert 4 / 0.75 < streamed.output_tokens_per_second < 4 / 0.55
+            assert [r.output_tokens_per_second for r in rows].count(None) == 1
+
+
 async def test_streamed_events_arrive_one_by_one_with_their_spacing(tmp_path: Path) -> None:
     words = ["One ", "two ", "three ", "four"]
     async with FakeUpstream() as upstream:

@@ -15,6 +15,7 @@ from litestar.params import JSONBody
 
 from better_ccflare.core import Config, StrategyName
 from better_ccflare.database import RetentionResult
+from better_ccflare.load_balancer import create_strategy
 
 from ._api_context import Ctx
 from ._api_errors import ERROR_RESPONSES
@@ -118,9 +119,22 @@ async def set_strategy(ctx: Ctx, data: JSONBody[StrategyBody]) -> StrategyRespon
     return _strategy(await ctx.settings.update({"lb_strategy": data.strategy.value}))
 
 
-@get("/api/strategies", responses=ERROR_RESPONSES, summary="The strategies to choose from")
-async def list_strategies() -> list[str]:
-    return [s.value for s in StrategyName]
+class StrategyInfo(msgspec.Struct, frozen=True):
+    name: StrategyName
+    description: str
+    """What the strategy does, from the strategy itself (``Strategy.summary``)."""
+
+
+_STRATEGY_INFO = tuple(StrategyInfo(n, create_strategy(n).summary) for n in StrategyName)
+
+
+@get(
+    "/api/strategies",
+    responses=ERROR_RESPONSES,
+    summary="The strategies to choose from, each with what it does",
+)
+async def list_strategies() -> tuple[StrategyInfo, ...]:
+    return _STRATEGY_INFO
 
 
 class Retention(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
