@@ -376,6 +376,37 @@ async def test_stats_and_analytics_count_what_the_proxy_served(
     assert (await client.get("/api/stats")).json()["totalRequests"] == 0
 
 
+async def test_requests_are_paged_and_searched_over_the_whole_history(
+    api: tuple[Service, httpx2.AsyncClient], upstream: FakeUpstream
+) -> None:
+    service, client = api
+    for _ in range(3):
+        assert (await proxied(str(client.base_url))).status_code == 200
+    upstream.enqueue(Reply.json({"type": "error", "error": {"type": "x"}}, status=400))
+    assert (await proxied(str(client.base_url))).status_code == 400
+    await wait_recorded(service, 4)
+
+    async def ids(**params: str | int) -> list[str]:
+        response = await client.get("/api/requests", params=params)
+        assert response.status_code == 200, response.text
+        return [r["id"] for r in response.json()]
+
+    every = await ids(limit=10)
+    assert len(every) == 4
+    assert await ids(limit=2) + await ids(limit=2, offset=2) == every
+    assert await ids(limit=2, offset=4) == []
+    # The account's name, in another case; the status code; a part of an id; nothing.
+    assert await ids(q="ALPHA") == every
+    [failed] = await ids(q="400")
+    assert failed == every[0]
+    assert await ids(q=every[2][-12:]) == [every[2]]
+    assert await ids(q="no-such-thing") == []
+    assert await ids(q="400", offset=1) == []
+    too_long = await client.get("/api/requests", params={"q": "x" * 201})
+    assert too_long.status_code == 400
+    assert too_long.json()["field"] == "q"
+
+
 async def test_request_stream_delivers_new_requests_live(
     api: tuple[Service, httpx2.AsyncClient],
 ) -> None:
