@@ -87,6 +87,8 @@ async def test_accounts_list_shows_live_state_without_secrets(
     assert account["name"] == "alpha"
     assert account["tokenStatus"] == "api-key"
     assert account["isAvailable"] is True
+    # An API-key account has no usage window for auto-refresh or auto-fallback to act on.
+    assert (account["autoRefreshApplies"], account["autoFallbackApplies"]) == (False, False)
     assert "sk-ant-api03-alpha" not in response.text
 
 
@@ -234,6 +236,8 @@ async def test_oauth_login_in_the_browser_flow_adds_a_subscription(
         )
         assert done.status_code == 200, done.text
         assert done.json()["account"]["tokenStatus"] == "valid"
+        assert done.json()["account"]["autoRefreshApplies"] is True
+        assert done.json()["account"]["autoFallbackApplies"] is True
         assert "at-new" not in done.text
         again = await client.post(
             "/api/oauth/callback", json={"sessionId": session_id, "code": f"good-code#{session_id}"}
