@@ -1,7 +1,7 @@
 // Entry point of every page: shared chrome (API key button, dialogs), then the page's module.
 
 import { ApiError, askForKey, forgetKey, storedKey } from "./api.js";
-import { toast, wireDialogs } from "./dom.js";
+import { labelCells, toast, wireDialogs } from "./dom.js";
 
 const keyButton = document.getElementById("api-key-button");
 const keyDialog = document.getElementById("api-key-dialog");
@@ -23,6 +23,25 @@ keyDialog.querySelector("[data-action=forget-key]").addEventListener("click", ()
 keyDialog.querySelector("[data-action=close]").addEventListener("click", () => keyDialog.close());
 showKeyState();
 wireDialogs(document.getElementById("main"));
+
+// The theme (theme.js applied it before the first paint): system, light or dark.
+const themeSelect = document.getElementById("theme-select");
+themeSelect.value = window.dashboardTheme.choice();
+themeSelect.addEventListener("change", () => window.dashboardTheme.set(themeSelect.value));
+
+// On a narrow screen the sections are behind a menu button.
+const topbar = document.querySelector(".topbar");
+const navToggle = document.getElementById("nav-toggle");
+navToggle.addEventListener("click", () => {
+  const open = !topbar.hasAttribute("data-nav-open");
+  topbar.toggleAttribute("data-nav-open", open);
+  navToggle.setAttribute("aria-expanded", String(open));
+});
+
+// Stacked tables (narrow screens) label each cell with its column's header.
+labelCells(document.getElementById("main"));
+new MutationObserver(() => labelCells(document.getElementById("main")))
+  .observe(document.getElementById("main"), { childList: true, subtree: true });
 
 const page = document.body.dataset.page;
 try {
