@@ -438,9 +438,12 @@ export async function start() {
   $("#add-account-button").addEventListener("click", openAdd);
   await Promise.all([load(), loadAccountTypes()]);
   document.body.dataset.ready = "true";
-  // Close an open row menu when clicking elsewhere.
+  // Close an open row menu when clicking elsewhere, or on Escape.
   document.addEventListener("click", (event) => {
     for (const d of $$(".row-menu[open]")) if (!d.contains(event.target)) d.open = false;
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") for (const d of $$(".row-menu[open]")) d.open = false;
   });
   setInterval(() => {
     // Don't redraw under an open dialog or menu.
