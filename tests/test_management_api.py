@@ -331,15 +331,22 @@ async def test_api_needs_an_admin_key_once_keys_exist(
 # --------------------------------------------------------------------------- stats, requests
 
 
-async def test_stats_and_analytics_count_what_the_proxy_served(
-    api: tuple[Service, httpx2.AsyncClient], upstream: FakeUpstream
+async def three_served_one_refused(
+    service: Service, client: httpx2.AsyncClient, upstream: FakeUpstream
 ) -> None:
-    service, client = api
+    """Three requests answered 200 and then one answered 400, all recorded."""
     for _ in range(3):
         assert (await proxied(str(client.base_url))).status_code == 200
     upstream.enqueue(Reply.json({"type": "error", "error": {"type": "x"}}, status=400))
     assert (await proxied(str(client.base_url))).status_code == 400
     await wait_recorded(service, 4)
+
+
+async def test_stats_and_analytics_count_what_the_proxy_served(
+    api: tuple[Service, httpx2.AsyncClient], upstream: FakeUpstream
+) -> None:
+    service, client = api
+    await three_served_one_refused(service, client, upstream)
 
     stats = (await client.get("/api/stats")).json()
     assert stats["totalRequests"] == 4
@@ -384,11 +391,7 @@ async def test_requests_are_paged_and_searched_over_the_whole_history(
     api: tuple[Service, httpx2.AsyncClient], upstream: FakeUpstream
 ) -> None:
     service, client = api
-    for _ in range(3):
-        assert (await proxied(str(client.base_url))).status_code == 200
-    upstream.enqueue(Reply.json({"type": "error", "error": {"type": "x"}}, status=400))
-    assert (await proxied(str(client.base_url))).status_code == 400
-    await wait_recorded(service, 4)
+    await three_served_one_refused(service, client, upstream)
 
     async def ids(**params: str | int) -> list[str]:
         response = await client.get("/api/requests", params=params)

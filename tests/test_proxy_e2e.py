@@ -30,7 +30,7 @@ from better_ccflare.core import (
 from better_ccflare.providers import ConsoleProvider
 from better_ccflare.proxy import H1Transport, decode_payload, generate_api_key, hash_api_key
 
-from .support.client import add_api_key, ask, recorded, sdk, text_of
+from .support.client import add_api_key, ask, ask_streaming, recorded, sdk, text_of
 from .support.fake_upstream import FakeUpstream, RecordedRequest, Reply
 from .support.messages import MODEL, message_json, quota_429, stream_events
 from .support.service import console_account, running_proxy
@@ -66,13 +66,7 @@ async def test_output_speed_is_streamed_tokens_over_generation_time(tmp_path: Pa
         upstream.enqueue(Reply.stream(stream_events(words), spacing_s=0.1))
         upstream.enqueue(Reply.json(message_json()))
         async with running_proxy(tmp_path, console_account("a", upstream)) as (service, url):
-            async with (
-                sdk(url) as client,
-                client.messages.stream(
-                    model=MODEL, max_tokens=64, messages=[{"role": "user", "content": "Count"}]
-                ) as stream,
-            ):
-                await stream.get_final_message()
+            await ask_streaming(url, "Count")
             await ask(url)
             rows = await recorded(service, 2)
             [(streamed, speed)] = [
@@ -456,13 +450,7 @@ async def test_payloads_are_stored_capped_and_without_credentials(tmp_path: Path
     async with FakeUpstream() as upstream:
         upstream.set_default(Reply.stream(stream_events(["stored"])))
         async with running_proxy(tmp_path, console_account("a", upstream)) as (service, url):
-            async with (
-                sdk(url) as client,
-                client.messages.stream(
-                    model=MODEL, max_tokens=8, messages=[{"role": "user", "content": "keep me"}]
-                ) as stream,
-            ):
-                await stream.get_final_message()
+            await ask_streaming(url, "keep me", max_tokens=8)
             [row] = await recorded(service)
             stored = await service.store.requests.get_payload(row.id)
             assert stored is not None

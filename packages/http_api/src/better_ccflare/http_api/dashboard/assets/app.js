@@ -1,7 +1,8 @@
 // Entry point of every page: shared chrome (API key button, dialogs), then the page's module.
 
 import { ApiError, askForKey, forgetKey, storedKey } from "./api.js";
-import { labelCells, toast, wireDialogs } from "./dom.js";
+import { fill, h, labelCells, toast, wireDialogs } from "./dom.js";
+import { DEFAULT_PERIOD, PERIODS } from "./format.js";
 
 const keyButton = document.getElementById("api-key-button");
 const keyDialog = document.getElementById("api-key-dialog");
@@ -37,6 +38,11 @@ navToggle.addEventListener("click", () => {
   topbar.toggleAttribute("data-nav-open", open);
   navToggle.setAttribute("aria-expanded", String(open));
 });
+
+// Every period picker offers the same periods, filled before the page's module reads them.
+for (const select of document.querySelectorAll("select[data-periods]")) {
+  fill(select, PERIODS.map(([value, label]) => h("option", { value, selected: value === DEFAULT_PERIOD }, label)));
+}
 
 // Stacked tables (narrow screens) label each cell with its column's header.
 labelCells(document.getElementById("main"));

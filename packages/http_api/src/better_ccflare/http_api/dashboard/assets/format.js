@@ -121,3 +121,9 @@ export const NO_ACCOUNT = "no_account";
 export function accountLabel(name) {
   return name === NO_ACCOUNT ? "no account available" : (name ?? "–");
 }
+
+/** The periods the analytics and usage APIs take (`range`), as every period picker offers them. */
+export const PERIODS = [
+  ["1h", "Last hour"], ["6h", "Last 6 hours"], ["24h", "Last 24 hours"], ["7d", "Last 7 days"], ["30d", "Last 30 days"],
+];
+export const DEFAULT_PERIOD = "24h";

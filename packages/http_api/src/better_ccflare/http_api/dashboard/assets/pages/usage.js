@@ -4,10 +4,9 @@
 import { api } from "../api.js";
 import { chart, seriesColor } from "../charts.js";
 import { $, fill, h, toast } from "../dom.js";
-import { PROVIDER_LABELS, fmtDateTime, fmtRelative, windowLabel } from "../format.js";
+import { PERIODS, PROVIDER_LABELS, fmtDateTime, fmtRelative, windowLabel } from "../format.js";
 
 const RANGE_KEY = "better-ccflare.usageRange";
-const RANGES = new Set(["1h", "6h", "24h", "7d", "30d"]);
 let accounts = [];
 let drawn = []; // chart handles of the panels on the page
 
@@ -99,7 +98,7 @@ export async function start() {
   if (params.get("account")) select.value = params.get("account");
   const range = $("#usage-range");
   const remembered = localStorage.getItem(RANGE_KEY);
-  if (remembered && RANGES.has(remembered)) range.value = remembered;
+  if (PERIODS.some(([value]) => value === remembered)) range.value = remembered;
   const update = () => {
     const query = select.value ? `?account=${encodeURIComponent(select.value)}` : "";
     history.replaceState(null, "", `${location.pathname}${query}`);
