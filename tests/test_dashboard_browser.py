@@ -1,14 +1,16 @@
 """The dashboard in a real browser: Debian's headless Chromium, driven by Playwright, against the
 real service under uvicorn with a fake Anthropic upstream, all on loopback.
 
-Screenshots of every page, light and dark, go to ``tests/.artifacts/screenshots`` (gitignored)
-for a person to look at.
+Screenshots of every page, light and dark, at 1400 and 390 px, go to
+``tests/.artifacts/screenshots`` (gitignored; ``BETTER_CCFLARE_SCREENSHOTS`` names another
+directory) for a person to look at.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import time
 from collections.abc import AsyncGenerator
@@ -19,7 +21,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import pytest
-from playwright.async_api import ConsoleMessage, Error, Page, async_playwright, expect
+from playwright.async_api import (
+    ConsoleMessage,
+    Error,
+    Locator,
+    Page,
+    async_playwright,
+    expect,
+)
 
 from better_ccflare.core import (
     Account,
@@ -27,6 +36,9 @@ from better_ccflare.core import (
     ApiKeyRole,
     Credentials,
     ProviderKind,
+    RateLimitState,
+    RequestRecord,
+    UsageSnapshot,
     UsageWindow,
 )
 from better_ccflare.logger import LogBus, LogBusHandler
@@ -39,11 +51,15 @@ from .support.messages import MODEL, message_json
 from .support.plugin import PLUGIN_TYPE, install_plugin
 from .support.service import console_account, running_proxy
 
-SCREENSHOTS = Path(__file__).parent / ".artifacts" / "screenshots"
+SCREENSHOTS = Path(
+    os.environ.get("BETTER_CCFLARE_SCREENSHOTS")
+    or Path(__file__).parent / ".artifacts" / "screenshots"
+)
 PAGES = (
     "overview",
     "requests",
     "accounts",
+    "usage",
     "analytics",
     "agents",
     "api-keys",
@@ -71,13 +87,11 @@ class Dashboard:
         await self.page.wait_for_selector("body[data-ready=true]", timeout=10_000)
 
     async def scheme(self) -> str:
-        """The colour scheme the page sees: ``light`` or ``dark``."""
-        return await self.page.evaluate(
-            "matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light'"
-        )
+        """The theme the page shows: ``light`` or ``dark``."""
+        return await self.page.evaluate("document.documentElement.dataset.theme")
 
     async def screenshot(self, name: str) -> None:
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(SCREENSHOTS.mkdir, parents=True, exist_ok=True)
         await self.page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
 
     async def proxy_message(self, text: str = "Hi", *, status: int = 200) -> httpx2.Response:
@@ -205,7 +219,7 @@ async def test_an_account_is_added_through_the_form(dashboard: Dashboard) -> Non
     await dashboard.screenshot("accounts-add-form")
     await form.locator("button[type=submit]").click()
 
-    card = page.locator("article.account[data-account-name='backup key']")
+    card = page.locator("tr.account[data-account-name='backup key']")
     await expect(card).to_be_visible()
     await expect(card).to_contain_text("Anthropic Console")
     await expect(card).to_contain_text("Priority 5")
@@ -246,7 +260,7 @@ async def test_a_plugin_account_is_added_through_the_form_it_declares(
     await form.locator("input[name=tenant]").fill("acme")
     await form.locator("button[type=submit]").click()
 
-    await expect(page.locator("article.account[data-account-name=gateway]")).to_be_visible()
+    await expect(page.locator("tr.account[data-account-name=gateway]")).to_be_visible()
     [added] = [a for a in await dashboard.service.store.accounts.list_all() if a.name == "gateway"]
     assert added.provider == PLUGIN_TYPE
     assert added.credentials.api_key == "gw-browser-key"
@@ -271,11 +285,17 @@ async def test_a_rejected_account_shows_the_servers_reason_in_the_form(
     await expect(page.locator("#add-account-dialog")).to_have_attribute("open", "")
 
 
-async def test_account_actions_from_the_cards_change_the_pool(dashboard: Dashboard) -> None:
+async def menu_action(row: Locator, name: str) -> None:
+    """Click an account's action in its "More" menu."""
+    await row.locator("summary").click()
+    await row.get_by_role("button", name=name, exact=True).click()
+
+
+async def test_account_actions_from_the_table_change_the_pool(dashboard: Dashboard) -> None:
     """Pause, resume, rename, priority, mappings and delete, each through its button."""
     page, service = dashboard.page, dashboard.service
     await dashboard.open("accounts")
-    card = page.locator("article.account[data-account-name='primary']")
+    card = page.locator("tr.account[data-account-name='primary']")
 
     await card.get_by_role("button", name="Pause", exact=True).click()
     await expect(card.get_by_role("button", name="Resume", exact=True)).to_be_visible()
@@ -286,27 +306,27 @@ async def test_account_actions_from_the_cards_change_the_pool(dashboard: Dashboa
     await expect(card.get_by_role("button", name="Pause", exact=True)).to_be_visible()
 
     dialog = page.locator("#edit-dialog")
-    await card.get_by_role("button", name="Priority", exact=True).click()
+    await menu_action(card, "Priority")
     await dialog.locator("input[name=priority]").fill("7")
     await dialog.locator("[data-role=submit]").click()
     await expect(card).to_contain_text("Priority 7")
 
-    await card.get_by_role("button", name="Model mappings", exact=True).click()
+    await menu_action(card, "Model mappings")
     await dialog.locator("textarea[name=modelMappings]").fill("opus = claude-opus-5")
     await dialog.locator("[data-role=submit]").click()
     await expect(dialog).not_to_have_attribute("open", "")
 
-    await card.get_by_role("button", name="Rename", exact=True).click()
+    await menu_action(card, "Rename")
     await dialog.locator("input[name=name]").fill("main")
     await dialog.locator("[data-role=submit]").click()
-    renamed = page.locator("article.account[data-account-name='main']")
+    renamed = page.locator("tr.account[data-account-name='main']")
     await expect(renamed).to_be_visible()
     stored = await service.store.accounts.get("primary")
     assert stored is not None
     assert (stored.name, stored.priority) == ("main", 7)
     assert stored.model_mappings == {"opus": ("claude-opus-5",)}
 
-    await renamed.get_by_role("button", name="Delete…", exact=True).click()
+    await menu_action(renamed, "Delete…")
     await dialog.locator("input[name=confirm]").fill("mian")
     await dialog.locator("[data-role=submit]").click()
     await expect(dialog.locator("[data-role=error]")).to_be_visible()
@@ -324,7 +344,7 @@ async def test_an_account_whose_credentials_are_refused_is_flagged_until_reset(
     page = dashboard.page
     assert (await dashboard.proxy_message(status=401)).status_code == 502
     await dashboard.open("accounts")
-    card = page.locator("article.account[data-account-name='primary']")
+    card = page.locator("tr.account[data-account-name='primary']")
 
     await expect(card.locator(".badge.bad")).to_contain_text("Credentials rejected")
     await expect(card.get_by_role("alert")).to_contain_text("refused this account's credentials")
@@ -373,32 +393,78 @@ async def test_a_proxied_request_appears_live_on_the_requests_page(dashboard: Da
     assert dashboard.console_errors == []
 
 
-async def test_the_overview_numbers_match_the_stats_api(dashboard: Dashboard) -> None:
+async def test_the_overview_numbers_match_the_analytics_of_its_one_period(
+    dashboard: Dashboard,
+) -> None:
     for text in ("one", "two", "three"):
         await dashboard.proxy_message(text)
     await dashboard.proxy_message("broken", status=400)
     await _wait_for_requests(dashboard.service, 4)
+    page = dashboard.page
     await dashboard.open("overview")
-    stats = await dashboard.api("/api/stats")
-    assert stats["totalRequests"] == 4
-    cards = dashboard.page.locator("[data-stat]")
-    assert await cards.count() == 6
-    for i in range(await cards.count()):
-        card = cards.nth(i)
-        name = await card.get_attribute("data-stat")
-        assert name is not None
-        assert await card.get_attribute("data-value") == _js_number(stats[name])
-        shown = await dashboard.page.evaluate(
-            "([name, value]) => import('/dashboard/assets/pages/overview.js')"
-            ".then((m) => m.formatStat(name, value))",
-            [name, stats[name]],
-        )
-        await expect(card).to_have_text(shown)
-    await expect(dashboard.page.locator("[data-stat=totalRequests]")).to_have_text("4")
-    await expect(dashboard.page.locator("[data-stat=successRate]")).to_have_text("75%")
-    await expect(dashboard.page.locator("[data-pool=configured]")).to_have_text("1")
-    await expect(dashboard.page.locator("[data-pool=routable]")).to_have_text("1")
-    await expect(dashboard.page.locator("#recent-errors tbody")).to_contain_text("400")
+    for period, label in (("24h", "Last 24 hours"), ("7d", "Last 7 days")):
+        await page.select_option("#overview-range", period)
+        # The cards, both charts and the page's subtitle all name the one period.
+        for heading in await page.locator("[data-role=period]").all():
+            await expect(heading).to_have_text(label)
+        await expect(page.locator("#period-label")).to_have_text(f"the {label.lower()}")
+        totals = (await dashboard.api(f"/api/analytics?range={period}"))["totals"]
+        assert totals["requests"] == 4
+        cards = page.locator("[data-stat]")
+        assert await cards.count() == 6
+        for card in await cards.all():
+            name = await card.get_attribute("data-stat")
+            assert name is not None
+            await expect(card).to_have_attribute("data-value", _js_number(totals[name]))
+            shown = await page.evaluate(
+                "([name, value]) => import('/dashboard/assets/pages/overview.js')"
+                ".then((m) => m.formatStat(name, value))",
+                [name, totals[name]],
+            )
+            await expect(card).to_have_text(shown)
+    await expect(page.locator("[data-stat=requests]")).to_have_text("4")
+    await expect(page.locator("[data-stat=successRate]")).to_have_text("75%")
+    # Replies that were not streamed have no output speed, rather than thousands of tokens/s.
+    await expect(page.locator("[data-stat=avgTokensPerSecond]")).to_have_text("–")  # noqa: RUF001
+    await expect(page.locator("[data-pool=configured]")).to_have_text("1")
+    await expect(page.locator("[data-pool=routable]")).to_have_text("1")
+    await expect(page.locator("#recent-errors tbody")).to_contain_text("400")
+    # The period is remembered.
+    await page.reload()
+    await page.wait_for_selector("body[data-ready=true]")
+    await expect(page.locator("#overview-range")).to_have_value("7d")
+    assert dashboard.console_errors == []
+
+
+async def test_requests_no_account_served_are_named_in_words(dashboard: Dashboard) -> None:
+    await dashboard.service.pool.reload()
+    primary = dashboard.service.pool.get("primary")
+    assert primary is not None
+    async with httpx2.AsyncClient() as client:
+        paused = await client.post(f"{dashboard.url}/api/accounts/{primary.id}/pause", timeout=10)
+        assert paused.is_success
+    assert (await dashboard.proxy_message("nobody")).status_code in (429, 503)
+    await _wait_for_requests(dashboard.service, 1)
+    await dashboard.open("overview")
+    accounts = dashboard.page.locator("#account-stats tbody")
+    await expect(accounts).to_contain_text("no account available")
+    await expect(accounts).not_to_contain_text("no_account")
+    await dashboard.open("analytics")
+    await expect(dashboard.page.locator("#account-performance tbody")).to_contain_text(
+        "no account available"
+    )
+    assert dashboard.console_errors == []
+
+
+async def test_strategy_descriptions_come_from_the_api(dashboard: Dashboard) -> None:
+    strategies = await dashboard.api("/api/strategies")
+    await dashboard.open("settings")
+    for strategy in strategies:
+        option = dashboard.page.locator(f"#strategy-options [data-strategy='{strategy['name']}']")
+        await expect(option.locator(".desc")).to_have_text(strategy["description"])
+    least_used = dashboard.page.locator("#strategy-options [data-strategy=least-used] .desc")
+    await expect(least_used).to_contain_text("lowest priority number")
+    await expect(least_used).not_to_contain_text("fewest requests")
     assert dashboard.console_errors == []
 
 
@@ -575,12 +641,12 @@ async def test_accounts_show_usage_bars_and_a_clear_relogin_state(
         monkeypatch.setenv("BETTER_CCFLARE_OAUTH_TOKEN_URL", f"{tokens.url}/v1/oauth/token")
         page = dashboard.page
         await dashboard.open("accounts")
-        healthy = page.locator("article.account[data-account-name=max-ok]")
+        healthy = page.locator("tr.account[data-account-name=max-ok]")
         await expect(healthy.locator("[data-window=five_hour] [role=meter]")).to_have_attribute(
             "aria-valuenow", "42"
         )
         await expect(healthy.locator("[data-window=seven_day]")).to_contain_text("93%")
-        expired = page.locator("article.account[data-account-name=max-expired]")
+        expired = page.locator("tr.account[data-account-name=max-expired]")
         await expect(expired.locator("[role=alert]")).to_contain_text("Needs re-login")
         scheme = await dashboard.scheme()
         await dashboard.screenshot(f"{scheme}-accounts-usage-and-relogin")
@@ -625,7 +691,7 @@ async def test_a_claude_subscription_is_added_with_the_browser_login(
         await form.locator("button[type=submit]").click()
         await expect(page.locator("#oauth-dialog")).to_have_attribute("open", "")
         await paste_code(dashboard, "the-code")
-        card = page.locator("article.account[data-account-name=max-1]")
+        card = page.locator("tr.account[data-account-name=max-1]")
         await expect(card).to_contain_text("Claude subscription")
     [added] = [a for a in await dashboard.service.store.accounts.list_all() if a.name == "max-1"]
     assert added.provider == ProviderKind.CLAUDE_OAUTH.value
@@ -648,3 +714,261 @@ async def test_log_lines_stream_into_the_logs_page(dashboard: Dashboard) -> None
     await expect(view).to_contain_text("better_ccflare.browser_test")
     await dashboard.screenshot("logs-live")
     assert dashboard.console_errors == []
+
+
+async def test_an_account_failing_its_requests_is_flagged_instead_of_ready(
+    dashboard: Dashboard,
+) -> None:
+    for _ in range(3):
+        await dashboard.proxy_message("Break", status=400)
+    await _wait_for_requests(dashboard.service, 3)
+    await dashboard.open("accounts")
+    row = dashboard.page.locator("tr.account[data-account-name=primary]")
+    await expect(row.locator(".badge.warn")).to_have_text("Failing requests")
+    await expect(row).to_contain_text("Only 0% of its 3 requests in the last hour succeeded.")
+    await expect(row.locator(".badge.ok")).to_have_count(0)
+    await dashboard.screenshot("accounts-failing")
+    assert dashboard.console_errors == []
+
+
+async def test_accounts_offer_only_the_actions_that_apply(dashboard: Dashboard) -> None:
+    service = dashboard.service
+    await service.store.accounts.add(oauth_account("max"))
+    await service.pool.reload()
+    page = dashboard.page
+    await dashboard.open("accounts")
+    api_key_row = page.locator("tr.account[data-account-name=primary]")
+    oauth_row = page.locator("tr.account[data-account-name=max]")
+    # Nothing is limited, so there is no limit to reset.
+    await expect(page.get_by_role("button", name="Reset rate limit")).to_have_count(0)
+    await api_key_row.locator("summary").click()
+    await expect(api_key_row.get_by_role("button", name="Rename")).to_be_visible()
+    await expect(api_key_row.get_by_text("Auto-refresh")).to_have_count(0)
+    await expect(api_key_row.get_by_text("Auto-fallback")).to_have_count(0)
+    await page.keyboard.press("Escape")
+    await expect(api_key_row.get_by_role("button", name="Rename")).to_be_hidden()
+    await oauth_row.locator("summary").click()
+    toggle = oauth_row.get_by_label("Auto-refresh")
+    await expect(toggle).to_be_visible()
+    await toggle.check()
+    await expect(page.locator(".toast")).to_contain_text("Auto-refresh on for max.")
+    stored = await service.store.accounts.get("max")
+    assert stored is not None
+    assert stored.auto_refresh_enabled
+    await dashboard.screenshot("accounts-menu")
+
+    # A rate-limited account gets the reset, and only that one.
+    until = int(time.time() * 1000) + 3_600_000
+    await service.store.accounts.update_rate_limit(
+        "max", RateLimitState(limited_until_ms=until, status="rate_limited")
+    )
+    await service.pool.reload()
+    await page.keyboard.press("Escape")
+    await dashboard.open("accounts")
+    await expect(oauth_row.get_by_role("button", name="Reset rate limit")).to_be_visible()
+    await expect(api_key_row.get_by_role("button", name="Reset rate limit")).to_have_count(0)
+    await oauth_row.get_by_role("button", name="Reset rate limit").click()
+    await expect(oauth_row.get_by_role("button", name="Reset rate limit")).to_have_count(0)
+    assert dashboard.console_errors == []
+
+
+async def test_usage_history_charts_each_accounts_windows(dashboard: Dashboard) -> None:
+    service = dashboard.service
+    await service.store.accounts.add(oauth_account("max"))
+    await service.pool.reload()
+    now = int(time.time() * 1000)
+    for minutes_ago, five_hour, seven_day in ((90, 10.0, 40.0), (60, 35.0, 42.0), (5, 80.0, 47.0)):
+        await service.store.usage.record(
+            UsageSnapshot(
+                account_id="max",
+                timestamp_ms=now - minutes_ago * 60_000,
+                windows=(
+                    UsageWindow(
+                        key="five_hour", utilization=five_hour, resets_at_ms=now + 3_600_000
+                    ),
+                    UsageWindow(key="seven_day", utilization=seven_day, resets_at_ms=None),
+                ),
+            )
+        )
+    service.usage.update(
+        "max", [UsageWindow(key="five_hour", utilization=80, resets_at_ms=now + 3_600_000)]
+    )
+    page = dashboard.page
+    await dashboard.open("usage")
+    panel = page.locator("section[data-account=max]")
+    await expect(panel.locator("canvas")).to_have_count(1)
+    await expect(panel).to_contain_text("6 readings")
+    await expect(panel.locator("[data-window=five_hour]")).to_contain_text("80%")
+    legend = await page.evaluate(
+        "Chart.getChart(document.querySelector('section[data-account=max] canvas'))"
+        ".data.datasets.map((d) => [d.label, d.data.map((p) => p.y)])"
+    )
+    assert legend == [["5-hour", [10, 35, 80]], ["7-day", [40, 42, 47]]]
+    # The API-key account has no readings, and says so rather than drawing an empty chart.
+    await expect(page.locator("section[data-account=primary]")).to_contain_text("No usage readings")
+    await page.select_option("#usage-account", "max")
+    await expect(page.locator("section[data-account=primary]")).to_have_count(0)
+    assert "account=max" in page.url
+    await dashboard.screenshot("usage-history")
+    assert dashboard.console_errors == []
+
+
+def stored_request(index: int, now_ms: int, model: str = MODEL) -> RequestRecord:
+    """A request from the history, ``index`` minutes before ``now_ms``."""
+    return RequestRecord(
+        id=f"req-{index:04d}",
+        timestamp_ms=now_ms - index * 60_000,
+        method="POST",
+        path="/v1/messages",
+        account_id="primary",
+        status_code=200,
+        success=True,
+        response_time_ms=800,
+        model=model,
+    )
+
+
+async def test_requests_are_paged_and_searched_on_the_server(dashboard: Dashboard) -> None:
+    service = dashboard.service
+    now = int(time.time() * 1000)
+    for index in range(120):
+        service.store.requests.record(stored_request(index, now))
+    # Three days old, far past the first page: only a search over the whole history finds it.
+    service.store.requests.record(stored_request(4320, now, model="rare-model-x"))
+    await service.store.flush()
+    page = dashboard.page
+    await dashboard.open("requests")
+    rows = page.locator("#requests-table tbody tr[data-id]")
+    await expect(rows).to_have_count(50)
+    await expect(rows.first).to_have_attribute("data-id", "req-0000")
+    await expect(page.locator("#page-info")).to_contain_text("Rows 1–50")  # noqa: RUF001
+    # The time column carries the date, not only the time of day.
+    stamp = await page.evaluate(
+        "(t) => import('/dashboard/assets/format.js').then((m) => m.fmtStamp(t))",
+        now - 4320 * 60_000,
+    )
+    await expect(page.locator("#page-newer")).to_be_disabled()
+    await page.click("#page-older")
+    await expect(rows.first).to_have_attribute("data-id", "req-0050")
+    await page.click("#page-older")
+    await expect(rows).to_have_count(21)
+    await expect(rows.last).to_have_attribute("data-id", "req-4320")
+    await expect(rows.last.locator("td").first).to_have_text(stamp)
+    await expect(page.locator("#page-older")).to_be_disabled()
+    await page.click("#page-newer")
+    await expect(rows.first).to_have_attribute("data-id", "req-0050")
+
+    await page.fill("#request-filter", "RARE-model")
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_have_attribute("data-id", "req-4320")
+    await expect(page.locator("#page-newer")).to_be_disabled()
+    await page.fill("#request-filter", "nothing like it")
+    await expect(page.locator("#requests-table tbody tr.empty")).to_contain_text(
+        "No request matches the search."
+    )
+    await page.fill("#request-filter", "")
+    await expect(rows).to_have_count(50)
+    assert dashboard.console_errors == []
+
+
+async def test_the_theme_toggle_overrides_the_system_and_is_remembered(
+    dashboard: Dashboard,
+) -> None:
+    page = dashboard.page
+    await dashboard.open("overview")
+    assert await dashboard.scheme() == "light"  # the system's preference in this context
+    background = "getComputedStyle(document.body).backgroundColor"
+    light = await page.evaluate(background)
+    await page.select_option("#theme-select", "dark")
+    assert await dashboard.scheme() == "dark"
+    assert await page.evaluate(background) != light
+    await dashboard.open("accounts")
+    await expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+    await expect(page.locator("#theme-select")).to_have_value("dark")
+    await page.emulate_media(color_scheme="dark")
+    await page.select_option("#theme-select", "auto")
+    await expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+    await page.emulate_media(color_scheme="light")
+    await expect(page.locator("html")).to_have_attribute("data-theme", "light")
+    assert await page.evaluate("localStorage.getItem('better-ccflare.theme')") is None
+    assert dashboard.console_errors == []
+
+
+WIDTHS = (1400, 390)
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+async def test_every_page_at_desktop_and_phone_width_in_both_themes(
+    dashboard: Dashboard, theme: Scheme
+) -> None:
+    """The screenshots for review, and at 390 px: a menu with every section, no sideways
+    scrolling, and table rows stacked into short cards rather than squeezed into tall rows."""
+    service = dashboard.service
+    await service.store.accounts.add(oauth_account("max"))
+    await service.pool.reload()
+    now = int(time.time() * 1000)
+    service.usage.update(
+        "max",
+        [
+            UsageWindow(key="five_hour", utilization=64, resets_at_ms=now + 2 * 3_600_000),
+            UsageWindow(key="seven_day", utilization=91, resets_at_ms=now + 3 * 86_400_000),
+        ],
+    )
+    for minutes_ago in (120, 60, 1):
+        await service.store.usage.record(
+            UsageSnapshot(
+                account_id="max",
+                timestamp_ms=now - minutes_ago * 60_000,
+                windows=(UsageWindow(key="five_hour", utilization=64 - minutes_ago / 4),),
+            )
+        )
+    await dashboard.proxy_message("What is 2+2? Please answer with a long explanation of it.")
+    await dashboard.proxy_message("Break", status=400)
+    await _wait_for_requests(service, 2)
+    page = dashboard.page
+    await dashboard.open("overview")
+    await page.select_option("#theme-select", theme)
+    for width in WIDTHS:
+        await page.set_viewport_size({"width": width, "height": 900})
+        for name in PAGES:
+            await dashboard.open(name)
+            assert await dashboard.scheme() == theme
+            sideways = await page.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            assert sideways <= 0, f"{name} scrolls sideways at {width} px"
+            await dashboard.screenshot(f"{width}-{theme}-{name}")
+            if width < 800:
+                await _check_phone_layout(page, name)
+    await dashboard.screenshot(f"{WIDTHS[-1]}-{theme}-menu-open")
+    assert dashboard.console_errors == []
+
+
+async def _check_phone_layout(page: Page, name: str) -> None:
+    nav = page.locator("#nav")
+    await expect(nav).to_be_hidden()
+    await page.click("#nav-toggle")
+    await expect(nav).to_be_visible()
+    links = [await a.text_content() for a in await nav.locator("a").all()]
+    assert len(links) == len(PAGES)
+    for link in await nav.locator("a").all():
+        await expect(link).to_be_visible()
+    await page.click("#nav-toggle")
+    await expect(nav).to_be_hidden()
+    for table in await page.locator("main table.table").all():
+        if not await table.is_visible():
+            continue
+        await expect(table.locator("thead")).to_be_hidden()
+        for row in (await table.locator("tbody tr:not(.empty)").all())[:3]:
+            for cell in await row.locator("td").all():
+                # Each cell spans the card with its column's name beside the value, instead
+                # of a narrow column whose text wraps into a row hundreds of pixels tall.
+                box = await cell.bounding_box()
+                assert box is not None
+                assert 300 <= box["width"] <= 390, (name, box)
+                assert box["height"] < 120, (name, await cell.inner_text(), box)
+                label = await cell.evaluate("(td) => getComputedStyle(td, '::before').content")
+                header = await cell.get_attribute("data-label")
+                assert label == (f'"{header}"' if header else "none"), (name, label)
+    await page.click("#nav-toggle")
+    await expect(nav).to_be_visible()

@@ -227,7 +227,7 @@ async def test_the_dashboard_works_from_a_configured_host_name(tmp_path: Path) -
             await form.locator("input[name=name]").fill("from the named host")
             await form.locator("input[name=apiKey]").fill("sk-ant-api03-named-host")
             await form.locator("button[type=submit]").click()
-            card = page.locator("article.account[data-account-name='from the named host']")
+            card = page.locator("tr.account[data-account-name='from the named host']")
             await expect(card).to_be_visible()
         finally:
             await browser.close()

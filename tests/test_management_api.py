@@ -87,6 +87,8 @@ async def test_accounts_list_shows_live_state_without_secrets(
     assert account["name"] == "alpha"
     assert account["tokenStatus"] == "api-key"
     assert account["isAvailable"] is True
+    # An API-key account has no usage window for auto-refresh or auto-fallback to act on.
+    assert (account["autoRefreshApplies"], account["autoFallbackApplies"]) == (False, False)
     assert "sk-ant-api03-alpha" not in response.text
 
 
@@ -234,6 +236,8 @@ async def test_oauth_login_in_the_browser_flow_adds_a_subscription(
         )
         assert done.status_code == 200, done.text
         assert done.json()["account"]["tokenStatus"] == "valid"
+        assert done.json()["account"]["autoRefreshApplies"] is True
+        assert done.json()["account"]["autoFallbackApplies"] is True
         assert "at-new" not in done.text
         again = await client.post(
             "/api/oauth/callback", json={"sessionId": session_id, "code": f"good-code#{session_id}"}
@@ -327,15 +331,22 @@ async def test_api_needs_an_admin_key_once_keys_exist(
 # --------------------------------------------------------------------------- stats, requests
 
 
-async def test_stats_and_analytics_count_what_the_proxy_served(
-    api: tuple[Service, httpx2.AsyncClient], upstream: FakeUpstream
+async def three_served_one_refused(
+    service: Service, client: httpx2.AsyncClient, upstream: FakeUpstream
 ) -> None:
-    service, client = api
+    """Three requests answered 200 and then one answered 400, all recorded."""
     for _ in range(3):
         assert (await proxied(str(client.base_url))).status_code == 200
     upstream.enqueue(Reply.json({"type": "error", "error": {"type": "x"}}, status=400))
     assert (await proxied(str(client.base_url))).status_code == 400
     await wait_recorded(service, 4)
+
+
+async def test_stats_and_analytics_count_what_the_proxy_served(
+    api: tuple[Service, httpx2.AsyncClient], upstream: FakeUpstream
+) -> None:
+    service, client = api
+    await three_served_one_refused(service, client, upstream)
 
     stats = (await client.get("/api/stats")).json()
     assert stats["totalRequests"] == 4
@@ -374,6 +385,33 @@ async def test_stats_and_analytics_count_what_the_proxy_served(
     reset = await client.post("/api/stats/reset")
     assert reset.json() == {"success": True, "deletedRequests": 4}
     assert (await client.get("/api/stats")).json()["totalRequests"] == 0
+
+
+async def test_requests_are_paged_and_searched_over_the_whole_history(
+    api: tuple[Service, httpx2.AsyncClient], upstream: FakeUpstream
+) -> None:
+    service, client = api
+    await three_served_one_refused(service, client, upstream)
+
+    async def ids(**params: str | int) -> list[str]:
+        response = await client.get("/api/requests", params=params)
+        assert response.status_code == 200, response.text
+        return [r["id"] for r in response.json()]
+
+    every = await ids(limit=10)
+    assert len(every) == 4
+    assert await ids(limit=2) + await ids(limit=2, offset=2) == every
+    assert await ids(limit=2, offset=4) == []
+    # The account's name, in another case; the status code; a part of an id; nothing.
+    assert await ids(q="ALPHA") == every
+    [failed] = await ids(q="400")
+    assert failed == every[0]
+    assert await ids(q=every[2][-12:]) == [every[2]]
+    assert await ids(q="no-such-thing") == []
+    assert await ids(q="400", offset=1) == []
+    too_long = await client.get("/api/requests", params={"q": "x" * 201})
+    assert too_long.status_code == 400
+    assert too_long.json()["field"] == "q"
 
 
 async def test_request_stream_delivers_new_requests_live(
@@ -431,12 +469,15 @@ async def test_strategy_change_applies_at_once_and_persists(
     api: tuple[Service, httpx2.AsyncClient],
 ) -> None:
     service, client = api
-    assert (await client.get("/api/strategies")).json() == [
+    strategies = (await client.get("/api/strategies")).json()
+    assert [s["name"] for s in strategies] == [
         "session",
         "least-used",
         "session-affinity",
         "session-drain-soonest",
     ]
+    least_used = next(s["description"] for s in strategies if s["name"] == "least-used")
+    assert "lowest priority number, then the account with the most quota" in least_used
     bad = await client.post("/api/config/strategy", json={"strategy": "random"})
     assert bad.status_code == 400
     # running_proxy sets LB_STRATEGY in the environment, which wins over the file.

@@ -30,7 +30,7 @@ from better_ccflare.core import (
 from better_ccflare.providers import ConsoleProvider
 from better_ccflare.proxy import H1Transport, decode_payload, generate_api_key, hash_api_key
 
-from .support.client import add_api_key, ask, recorded, sdk, text_of
+from .support.client import add_api_key, ask, ask_streaming, recorded, sdk, text_of
 from .support.fake_upstream import FakeUpstream, RecordedRequest, Reply
 from .support.messages import MODEL, message_json, quota_429, stream_events
 from .support.service import console_account, running_proxy
@@ -54,6 +54,29 @@ async def test_non_streaming_message_is_identical_to_a_direct_call(tmp_path: Pat
             assert row.usage.cache_read_input_tokens == 100
             # claude-sonnet-5: $3 in, $15 out, $0.30 cache read per million tokens.
             assert row.cost_usd == pytest.approx((12 * 3 + 5 * 15 + 100 * 0.3) / 1e6)
+
+
+async def test_output_speed_is_streamed_tokens_over_generation_time(tmp_path: Path) -> None:
+    """From the first content delta to the stream's end: not the wait before it (0.2 s here),
+    and never for a non-streamed reply, whose body arrives at once."""
+    words = ["One ", "two ", "three ", "four"]
+    async with FakeUpstream() as upstream:
+        # message_start, content_block_start, 4 deltas, block stop, message_delta, stop: 0.1 s
+        # apart, so generation runs 0.6 s of the 0.8 s the stream takes.
+        upstream.enqueue(Reply.stream(stream_events(words), spacing_s=0.1))
+        upstream.enqueue(Reply.json(message_json()))
+        async with running_proxy(tmp_path, console_account("a", upstream)) as (service, url):
+            await ask_streaming(url, "Count")
+            await ask(url)
+            rows = await recorded(service, 2)
+            [(streamed, speed)] = [
+                (r, r.output_tokens_per_second) for r in rows if r.output_tokens_per_second
+            ]
+            assert streamed.usage.output_tokens == 4
+            assert streamed.response_time_ms is not None
+            assert streamed.response_time_ms >= 800
+            assert 4 / 0.75 < speed < 4 / 0.55
+            assert [r.output_tokens_per_second for r in rows].count(None) == 1
 
 
 async def test_streamed_events_arrive_one_by_one_with_their_spacing(tmp_path: Path) -> None:
@@ -427,13 +450,7 @@ async def test_payloads_are_stored_capped_and_without_credentials(tmp_path: Path
     async with FakeUpstream() as upstream:
         upstream.set_default(Reply.stream(stream_events(["stored"])))
         async with running_proxy(tmp_path, console_account("a", upstream)) as (service, url):
-            async with (
-                sdk(url) as client,
-                client.messages.stream(
-                    model=MODEL, max_tokens=8, messages=[{"role": "user", "content": "keep me"}]
-                ) as stream,
-            ):
-                await stream.get_final_message()
+            await ask_streaming(url, "keep me", max_tokens=8)
             [row] = await recorded(service)
             stored = await service.store.requests.get_payload(row.id)
             assert stored is not None

@@ -30,6 +30,19 @@ async def ask(url: str, text: str = "Hi") -> anthropic.types.Message:
         )
 
 
+async def ask_streaming(
+    url: str, text: str = "Hi", max_tokens: int = 64
+) -> anthropic.types.Message:
+    """One streamed message through a fresh SDK client, read to its end."""
+    async with (
+        sdk(url) as client,
+        client.messages.stream(
+            model=MODEL, max_tokens=max_tokens, messages=[{"role": "user", "content": text}]
+        ) as stream,
+    ):
+        return await stream.get_final_message()
+
+
 def text_of(message: anthropic.types.Message) -> str:
     block = message.content[0]
     assert isinstance(block, anthropic.types.TextBlock)

@@ -128,6 +128,13 @@ filters = st.builds(
     api_key_ids=_any_or(KEYS, 2),
     projects=_any_or((*PROJECTS, "unknown-project"), 2),
     status=st.sampled_from(("all", "all", "success", "error")),
+    # Searches that hit the drawn fields (in another case too), a status code, an id, nothing,
+    # and LIKE's own wildcards, which must match only themselves.
+    text=st.one_of(
+        *[st.none()] * 4,
+        st.sampled_from(("OPUS", "son", "overload", "429", "r00", "nothing-like-it", "%", "_")),
+    ),
+    text_account_ids=_any_or(ACCOUNTS, 1),
 )
 limits = st.integers(min_value=1, max_value=8)
 
@@ -179,6 +186,30 @@ def matches(record: RequestRecord, where: RequestFilter) -> bool:
         and (not where.api_key_ids or record.api_key_id in where.api_key_ids)
         and (not where.projects or record.project in where.projects)
         and (where.status == "all" or record.success == (where.status == "success"))
+        and (where.text is None or _found(record, where.text, where.text_account_ids))
+    )
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _found(record: RequestRecord, text: str, account_ids: tuple[str, ...]) -> bool:
+    """The search: a substring of a text field, ASCII letters in either case (as SQL's LIKE on
+    SQLite and ILIKE under PostgreSQL's "C" collation fold them), or the exact status code."""
+    needle = text.translate(_ASCII_LOWER)
+    fields = (
+        record.id,
+        record.model,
+        record.path,
+        record.error_message,
+        record.api_key_name,
+        record.agent_used,
+        record.project,
+    )
+    return (
+        any(f is not None and needle in f.translate(_ASCII_LOWER) for f in fields)
+        or str(record.status_code) == text
+        or (record.account_id is not None and record.account_id in account_ids)
     )
 
 
@@ -297,14 +328,18 @@ def oracle_recent_errors(
 
 
 def oracle_requests(
-    records: list[RequestRecord], where: RequestFilter, limit: int, before_ms: int | None
+    records: list[RequestRecord],
+    where: RequestFilter,
+    limit: int,
+    before_ms: int | None,
+    offset: int = 0,
 ) -> list[RequestRecord]:
     matched = [
         r
         for r in records
         if matches(r, where) and (before_ms is None or r.timestamp_ms < before_ms)
     ]
-    return sorted(matched, key=lambda r: (-r.timestamp_ms, r.id))[:limit]
+    return sorted(matched, key=lambda r: (-r.timestamp_ms, r.id))[offset : offset + limit]
 
 
 def oracle_latest_account(records: list[RequestRecord], session: str) -> str | None:
@@ -457,17 +492,27 @@ def test_recent_errors_match_the_oracle(history: History) -> None:
 
 def test_request_listings_match_the_oracle(history: History) -> None:
     @EXAMPLES
-    @given(histories, writes, filters, limits, st.one_of(st.none(), st.none(), times))
+    @given(
+        histories,
+        writes,
+        filters,
+        limits,
+        st.one_of(st.none(), st.none(), times),
+        st.sampled_from((0, 0, 1, 3)),
+    )
     def check(
         records: list[RequestRecord],
         how: Writes,
         where: RequestFilter,
         limit: int,
         before_ms: int | None,
+        offset: int,
     ) -> None:
         history.load(records, how)
-        actual = history.run(history.store.analytics.requests(where, limit, before_ms=before_ms))
-        assert actual == oracle_requests(records, where, limit, before_ms)
+        actual = history.run(
+            history.store.analytics.requests(where, limit, before_ms=before_ms, offset=offset)
+        )
+        assert actual == oracle_requests(records, where, limit, before_ms, offset)
 
     check()
 

@@ -20,6 +20,7 @@ import msgspec
 from better_ccflare.core import RequestRecord
 
 __all__ = [
+    "TEXT_COLUMNS",
     "AnalyticsRepository",
     "Dimension",
     "ErrorGroup",
@@ -28,6 +29,7 @@ __all__ = [
     "RequestFilter",
     "SeriesPoint",
     "Totals",
+    "like_pattern",
 ]
 
 Dimension = Literal["model", "account", "api_key", "account_model"]
@@ -53,6 +55,23 @@ class RequestFilter(msgspec.Struct, frozen=True, kw_only=True):
     """Attributed to one of these projects (the ``x-better-ccflare-project`` header). The SQLite
     rollups do not carry the project, so a query with this filter reads the requests themselves."""
     status: Literal["all", "success", "error"] = "all"
+    text: str | None = None
+    """A search: requests whose id, model, path, error message, API key name, agent or project
+    contains this (ASCII letters in either case), whose status code is exactly this, or that one
+    of :attr:`text_account_ids` served. It reads the requests themselves, never the rollups."""
+    text_account_ids: tuple[str, ...] = ()
+    """The accounts the search names: their names live with the accounts, so the caller finds
+    the ones whose name contains :attr:`text`. Ignored without :attr:`text`."""
+
+
+TEXT_COLUMNS = ("id", "model", "path", "error_message", "api_key_name", "agent_used", "project")
+"""The columns a :attr:`RequestFilter.text` search looks in, on every backend."""
+
+
+def like_pattern(text: str) -> str:
+    """``%text%`` for ``LIKE ... ESCAPE '\\'``, with the text's own wildcards escaped."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 class Metrics(msgspec.Struct, frozen=True, kw_only=True):
@@ -168,10 +187,10 @@ class AnalyticsRepository(Protocol):
         ...
 
     async def requests(
-        self, where: RequestFilter, limit: int, *, before_ms: int | None = None
+        self, where: RequestFilter, limit: int, *, before_ms: int | None = None, offset: int = 0
     ) -> list[RequestRecord]:
         """The matching requests, newest first (ties by id); ``before_ms`` pages backwards
-        (only requests strictly older than it)."""
+        (only requests strictly older than it); ``offset`` skips that many of the newest."""
         ...
 
     async def latest_account_for_session(self, client_session_id: str) -> str | None:

@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 import msgspec
 
 from better_ccflare.core import Account, AccountState, ModelMappings
+from better_ccflare.load_balancer import PLAN_PROVIDERS
+from better_ccflare.proxy.jobs import AUTO_REFRESH_PROVIDERS
 
 from ._api_context import ManagementContext
 from ._times import iso_ms
@@ -68,6 +70,16 @@ class AccountResponse(msgspec.Struct, frozen=True, kw_only=True, rename="camel")
     priority: Annotated[int, _doc("0 to 100; lower is preferred")]
     auto_fallback_enabled: Annotated[bool, _doc("See POST .../auto-fallback")]
     auto_refresh_enabled: Annotated[bool, _doc("See POST .../auto-refresh")]
+    auto_fallback_applies: Annotated[
+        bool,
+        _doc(
+            "Whether auto-fallback can act on this account: a subscription with usage windows "
+            "(the dashboard offers the toggle only then)"
+        ),
+    ]
+    auto_refresh_applies: Annotated[
+        bool, _doc("Whether auto-refresh can act on this account (not on API-key providers)")
+    ]
     auto_pause_on_overage_enabled: Annotated[bool, _doc("See POST .../auto-pause-on-overage")]
     peak_hours_pause_enabled: Annotated[bool, _doc("See POST .../peak-hours-pause")]
     custom_endpoint: Annotated[str | None, _doc("Its upstream base URL; null: the default")]
@@ -135,6 +147,8 @@ def account_response(ctx: ManagementContext, account: Account) -> AccountRespons
         priority=account.priority,
         auto_fallback_enabled=account.auto_fallback_enabled,
         auto_refresh_enabled=account.auto_refresh_enabled,
+        auto_fallback_applies=account.provider in PLAN_PROVIDERS,
+        auto_refresh_applies=account.provider in AUTO_REFRESH_PROVIDERS,
         auto_pause_on_overage_enabled=account.auto_pause_on_overage_enabled,
         peak_hours_pause_enabled=account.peak_hours_pause_enabled,
         custom_endpoint=account.custom_endpoint,

@@ -15,6 +15,7 @@ from litestar.params import JSONBody
 
 from better_ccflare.core import Config, StrategyName
 from better_ccflare.database import RetentionResult
+from better_ccflare.load_balancer import create_strategy
 
 from ._api_context import Ctx
 from ._api_errors import errors
@@ -148,15 +149,25 @@ async def set_strategy(ctx: Ctx, data: JSONBody[StrategyBody]) -> StrategyRespon
     return _strategy(await ctx.settings.update({"lb_strategy": data.strategy.value}))
 
 
+class StrategyInfo(msgspec.Struct, frozen=True):
+    """A strategy ``POST /api/config/strategy`` accepts."""
+
+    name: Annotated[StrategyName, msgspec.Meta(description="The strategy's name")]
+    description: Annotated[str, msgspec.Meta(description="What it does, from the strategy itself")]
+
+
+_STRATEGY_INFO = tuple(StrategyInfo(n, create_strategy(n).summary) for n in StrategyName)
+
+
 @get(
     "/api/strategies",
     tags=["config"],
     responses=errors(),
-    summary="The strategies to choose from",
+    summary="The strategies to choose from, each with what it does",
 )
-async def list_strategies() -> list[str]:
-    """The names ``POST /api/config/strategy`` accepts."""
-    return [s.value for s in StrategyName]
+async def list_strategies() -> tuple[StrategyInfo, ...]:
+    """The names ``POST /api/config/strategy`` accepts, each with a sentence on what it does."""
+    return _STRATEGY_INFO
 
 
 _PAYLOAD_DAYS = "Days request and response bodies are kept"

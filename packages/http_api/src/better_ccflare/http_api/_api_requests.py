@@ -178,6 +178,20 @@ async def list_requests(
             schema_extra={"minimum": 0, "maximum": _MAX_MS},
         ),
     ] = None,
+    offset: Annotated[
+        int, QueryParameter(ge=0, le=1_000_000, description="Skip this many of the newest rows")
+    ] = 0,
+    q: Annotated[
+        str | None,
+        QueryParameter(
+            max_length=200,
+            description=(
+                "Search the whole history: id, model, path, error, API key name, agent, project "
+                "or account name containing this (ASCII letters in either case), or this exact "
+                "status code"
+            ),
+        ),
+    ] = None,
 ) -> list[RequestRow]:
     """Request records, newest first; ``before`` (epoch ms, a row's ``timestampMs``) pages
     back through the whole history."""
@@ -187,10 +201,26 @@ async def list_requests(
         if found is None:
             raise NotFoundError("account", account)
         account_ids = (found.id,)
-    where = RequestFilter(account_ids=account_ids, models=(model,) if model else (), status=status)
-    records = await ctx.store.analytics.requests(where, limit, before_ms=before)
     names = account_names(ctx)
+    text = q.strip() if q else None
+    where = RequestFilter(
+        account_ids=account_ids,
+        models=(model,) if model else (),
+        status=status,
+        text=text or None,
+        text_account_ids=_named(names, text) if text else (),
+    )
+    records = await ctx.store.analytics.requests(where, limit, before_ms=before, offset=offset)
     return [request_row(r, names) for r in records]
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _named(names: Mapping[str, str], text: str) -> tuple[str, ...]:
+    """The accounts whose name contains ``text``, folding case as the database search does."""
+    needle = text.translate(_ASCII_LOWER)
+    return tuple(i for i, name in names.items() if needle in name.translate(_ASCII_LOWER))
 
 
 class PayloadDetail(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):

@@ -43,8 +43,9 @@ class DashboardPage(msgspec.Struct, frozen=True):
 
 DASHBOARD_PAGES: Final = (
     DashboardPage("overview", "Overview", "Overview", ("/", "/dashboard")),
-    DashboardPage("requests", "Requests", "Live requests", ("/requests",)),
+    DashboardPage("requests", "Requests", "Requests", ("/requests",)),
     DashboardPage("accounts", "Accounts", "Accounts", ("/accounts",)),
+    DashboardPage("usage", "Usage", "Usage history", ("/usage",)),
     DashboardPage("analytics", "Analytics", "Analytics", ("/analytics",)),
     DashboardPage("agents", "Agents", "Agents", ("/agents",)),
     DashboardPage("api-keys", "API keys", "API keys", ("/api-keys",)),

@@ -5,7 +5,13 @@ and the cached usage, all passed in), so it does no I/O and can be driven by hyp
 """
 
 from ._drain_soonest import SessionDrainSoonestStrategy
-from ._eligibility import eligible_at_ms, is_eligible, is_usage_exhausted, would_auto_unpause
+from ._eligibility import (
+    PLAN_PROVIDERS,
+    eligible_at_ms,
+    is_eligible,
+    is_usage_exhausted,
+    would_auto_unpause,
+)
 from ._factory import create_strategy
 from ._least_used import LeastUsedStrategy
 from ._selection import DEFAULT_SESSION_DURATION_MS, AccountUsage, Selection, SelectionRequest
@@ -17,6 +23,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_SESSION_DURATION_MS",
+    "PLAN_PROVIDERS",
     "AccountUsage",
     "LeastUsedStrategy",
     "Selection",

@@ -31,6 +31,10 @@ class SessionDrainSoonestStrategy(SessionWindowStrategy):
     __slots__ = ()
 
     name = StrategyName.SESSION_DRAIN_SOONEST
+    summary = (
+        "Like session, but a fresh pick takes the account whose weekly window resets soonest, "
+        "to spend quota before it expires; priority never interrupts an open session."
+    )
 
     def _rank(self, pool: list[Account], request: SelectionRequest) -> list[Account]:
         return sorted(pool, key=lambda account: _drain_key(account, request))

@@ -31,6 +31,11 @@ class LeastUsedStrategy(Strategy):
     __slots__ = ("_picked_at_ms",)
 
     name = StrategyName.LEAST_USED
+    summary = (
+        "Every request takes the lowest priority number, then the account with the most quota "
+        "left (its usage window least used); an account picked in the last half second counts "
+        "as fully used, so bursts spread."
+    )
 
     def __init__(self) -> None:
         self._picked_at_ms: dict[str, int] = {}

@@ -60,6 +60,11 @@ class SessionStrategy(SessionWindowStrategy):
     __slots__ = ()
 
     name = StrategyName.SESSION
+    summary = (
+        "Stay on one account for its usage window (the default, kindest to prompt caches): "
+        "a fresh pick takes the lowest priority number, then the most quota left; a strictly "
+        "preferred account takes over."
+    )
 
     def _rank(self, pool: list[Account], request: SelectionRequest) -> list[Account]:
         return sorted(pool, key=lambda account: preference_key(account, request.usage))

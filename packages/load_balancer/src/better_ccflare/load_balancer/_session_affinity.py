@@ -43,6 +43,10 @@ class SessionAffinityStrategy(LeastUsedStrategy):
     __slots__ = ("_max_sessions", "_pins")
 
     name = StrategyName.SESSION_AFFINITY
+    summary = (
+        "Pin each client session to the account least-used picks for its first request, so its "
+        "prompt cache stays warm; requests without a session id get plain least-used."
+    )
 
     def __init__(self, max_sessions: int = MAX_PINNED_SESSIONS) -> None:
         """Create an empty strategy.

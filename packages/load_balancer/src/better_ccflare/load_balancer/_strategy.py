@@ -26,6 +26,9 @@ class Strategy(ABC):
 
     name: ClassVar[StrategyName]
     """The ``LB_STRATEGY`` value that selects this strategy."""
+    summary: ClassVar[str]
+    """One sentence for people choosing a strategy (the dashboard's settings, ``/api/strategies``);
+    it states the ordering the code implements, so it lives beside that code."""
 
     def select(self, accounts: Sequence[Account], request: SelectionRequest) -> Selection:
         """Order the eligible accounts for a request and update the strategy's memory.

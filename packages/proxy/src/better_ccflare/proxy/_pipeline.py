@@ -326,6 +326,7 @@ class _Exchange:
         "failed_with",
         "failures",
         "first_byte",
+        "first_delta",
         "forced",
         "headers",
         "id",
@@ -390,6 +391,9 @@ class _Exchange:
         # perf_counter() of the last upstream send, of the forwarded response's headers and of
         # its end (0.0 until they happen): the upstream's share of the time, for the metrics.
         self.sent = self.first_byte = self.upstream_done = 0.0
+        self.first_delta = 0.0
+        """perf_counter() of the first streamed chunk holding a content delta (0.0 until one
+        does, and for a reply that is not a stream): where generation time starts."""
         self.responded = False
         """Whether the response has started (set just before it does, by whoever starts it)."""
         self.trace_context: dict[str, str] | None = (
@@ -811,9 +815,14 @@ class _Exchange:
         """
         send = self.send
         ended = False
+        timing = streaming
         async for chunk in body.chunks():
             out = transformer.feed(chunk) if transformer is not None else chunk
             if out:
+                # One substring search per chunk until the first content delta, none after.
+                if timing and _CONTENT_DELTA in out:
+                    self.first_delta = time.perf_counter()
+                    timing = False
                 parser.feed(out)
                 if capture is not None:
                     capture.feed(out)
@@ -969,6 +978,14 @@ class _Exchange:
             self.deps.events.publish(record, self._timings())
         return record
 
+    @property
+    def generation_s(self) -> float | None:
+        """Seconds from the first streamed content delta to the stream's end; ``None`` when the
+        reply was not a stream with content."""
+        if not self.first_delta or self.upstream_done < self.first_delta:
+            return None
+        return self.upstream_done - self.first_delta
+
     def _timings(self) -> RequestTimings:
         total = time.perf_counter() - self.started
         if not self.first_byte:
@@ -1057,6 +1074,8 @@ _IN_BAND_LIMITS = {
 429 or 529 without a reset hint (the stream's own headers describe the window as it was when
 the response started, not the limit met since)."""
 
+_CONTENT_DELTA = b"content_block_delta"
+"""Marks the chunk where a stream's generation time starts (``generation_s``)."""
 _MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
 
 

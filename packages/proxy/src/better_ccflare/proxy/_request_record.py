@@ -70,6 +70,12 @@ class Exchange(Protocol):
 
     @property
     def routing(self) -> _Routing: ...
+    @property
+    def generation_s(self) -> float | None:
+        """Seconds from the first streamed content delta to the stream's end; ``None`` when
+        the reply was not a stream with content."""
+        ...
+
     def session_id(self) -> str | None: ...
 
 
@@ -101,7 +107,6 @@ def request_record(
     elapsed_ms = int((time.perf_counter() - exchange.started) * 1000)
     usage = result.usage if result is not None else TokenUsage()
     model = (result.model if result is not None else None) or exchange.routing.model
-    seconds = elapsed_ms / 1000
     api_key = exchange.api_key
     agent = exchange.agent
     original_model = request.client_model if request is not None else None
@@ -124,9 +129,7 @@ def request_record(
         model=model,
         usage=usage,
         cost_usd=prices.cost_usd(model, usage),
-        output_tokens_per_second=usage.output_tokens / seconds
-        if usage.output_tokens and seconds > 0
-        else None,
+        output_tokens_per_second=output_speed(usage.output_tokens, exchange.generation_s),
         client_session_id=exchange.session_id(),
         agent_used=agent.agent_id if agent is not None else None,
         agent_attribution_source=agent.source if agent is not None else None,
@@ -138,6 +141,22 @@ def request_record(
         billing_type=billing,
         project=exchange.project,
     )
+
+
+MIN_GENERATION_S = 0.1
+"""Shorter generation spans are not timed: a stream that arrived in one or two reads says
+nothing about the model's speed, and dividing by microseconds gives thousands of tokens/s."""
+
+
+def output_speed(output_tokens: int, generation_s: float | None) -> float | None:
+    """Output tokens per second of generation, for streamed replies only.
+
+    The span runs from the first content delta to the stream's end, so neither the wait for the
+    first token nor a non-streamed reply (whose body arrives at once) distorts the rate.
+    """
+    if not output_tokens or generation_s is None or generation_s < MIN_GENERATION_S:
+        return None
+    return output_tokens / generation_s
 
 
 _random_bits = random.Random().getrandbits  # noqa: S311 (a key, not a secret: see below)

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from better_ccflare.core import RequestRecord
 from better_ccflare.database._analytics import (
+    TEXT_COLUMNS,
     Dimension,
     ErrorGroup,
     GroupStats,
     RequestFilter,
     SeriesPoint,
     Totals,
+    like_pattern,
 )
 from better_ccflare.database._rows import request_from_row
 from better_ccflare.database._sums import (
@@ -88,6 +90,15 @@ def _conditions(where: RequestFilter, params: Params) -> str:
         conditions.append(_SUCCEEDED)
     elif where.status == "error":
         conditions.append(f"NOT {_SUCCEEDED}")
+    if where.text is not None:
+        # ILIKE folds case by the column's collation, "C": ASCII letters only, as on SQLite.
+        pattern = params.add(like_pattern(where.text))
+        either = [f"{column} ILIKE {pattern} ESCAPE '\\'" for column in TEXT_COLUMNS]
+        either.append(f"status_code::TEXT = {params.add(where.text)}")
+        if where.text_account_ids:
+            named = params.add(list(where.text_account_ids))
+            either.append(f"account_used = ANY({named}::TEXT[])")
+        conditions.append(f"({' OR '.join(either)})")
     return " AND ".join(conditions) or "TRUE"
 
 
@@ -142,16 +153,17 @@ class PostgresAnalytics:
         ]
 
     async def requests(
-        self, where: RequestFilter, limit: int, *, before_ms: int | None = None
+        self, where: RequestFilter, limit: int, *, before_ms: int | None = None, offset: int = 0
     ) -> list[RequestRecord]:
         check_limit(limit)
+        check_limit(offset)
         params = Params()
         conditions = _conditions(where, params)
         if before_ms is not None:
             conditions += f" AND timestamp < {params.add(before_ms)}"
         rows = await self._reader.fetch(
             f"SELECT * FROM requests WHERE {conditions} "  # noqa: S608 (fixed fragments)
-            f"ORDER BY timestamp DESC, id LIMIT {params.add(limit)}",
+            f"ORDER BY timestamp DESC, id LIMIT {params.add(limit)} OFFSET {params.add(offset)}",
             *params.values,
         )
         return [request_from_row(row) for row in rows]

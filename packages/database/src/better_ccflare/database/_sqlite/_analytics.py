@@ -31,12 +31,14 @@ from sqlite_utils import Database
 
 from better_ccflare.core import RequestRecord
 from better_ccflare.database._analytics import (
+    TEXT_COLUMNS,
     Dimension,
     ErrorGroup,
     GroupStats,
     RequestFilter,
     SeriesPoint,
     Totals,
+    like_pattern,
 )
 from better_ccflare.database._rows import request_from_row
 from better_ccflare.database._sums import (
@@ -142,6 +144,16 @@ def filter_sql(where: RequestFilter, time_column: str = "timestamp") -> Query:
         conditions.append(SUCCEEDED)
     elif where.status == "error":
         conditions.append(FAILED)
+    if where.text is not None:
+        pattern = like_pattern(where.text)
+        either = [f"{column} LIKE ? ESCAPE '\\'" for column in TEXT_COLUMNS]
+        params.extend([pattern] * len(TEXT_COLUMNS))
+        either.append("CAST(status_code AS TEXT) = ?")
+        params.append(where.text)
+        if where.text_account_ids:
+            either.append(f"account_used IN ({_placeholders(where.text_account_ids)})")
+            params.extend(where.text_account_ids)
+        conditions.append(f"({' OR '.join(either)})")
     return " AND ".join(conditions) or "1", params
 
 
@@ -182,8 +194,8 @@ def _pieces(
     where: RequestFilter, coverage: Coverage, periods: tuple[int, ...], keys: Keys
 ) -> list[Query]:
     """One query per piece of the range: sums per group, from ``requests`` or the rollups
-    (never the rollups for a project filter: they do not carry the project)."""
-    if where.projects:
+    (never the rollups for a project filter or a search: they carry neither)."""
+    if where.projects or where.text is not None:
         periods = ()
     split = split_range(where.since_ms, where.until_ms, coverage, periods)
     pieces = [
@@ -229,15 +241,19 @@ def errors_query(where: RequestFilter, limit: int) -> Query:
     return sql, [*params, limit]
 
 
-def requests_query(where: RequestFilter, limit: int, *, before_ms: int | None) -> Query:
+def requests_query(
+    where: RequestFilter, limit: int, *, before_ms: int | None, offset: int = 0
+) -> Query:
     """The newest ``limit`` rows of each single-valued part of ``where``, merged.
 
     SQLite reads ``account_used IN (a, b)`` as two index searches whose rows it must then sort to
     list them newest first: all of them, for a LIMIT of 50. Each single-valued part is one search
     already in time order, so taking each part's newest rows and merging those is cheap. Past
-    ``_MAX_BRANCHES`` parts the filter is kept whole.
+    ``_MAX_BRANCHES`` parts the filter is kept whole. With an ``offset`` each part gives its
+    newest ``limit + offset`` rows, and the merge skips the first ``offset``.
     """
     check_limit(limit)
+    check_limit(offset)
     if before_ms is not None:
         until_ms = before_ms if where.until_ms is None else min(where.until_ms, before_ms)
         where = msgspec.structs.replace(where, until_ms=until_ms)
@@ -253,8 +269,11 @@ def requests_query(where: RequestFilter, limit: int, *, before_ms: int | None) -
     for branch in branches if len(branches) <= _MAX_BRANCHES else [where]:
         conditions, values = filter_sql(branch)
         parts.append(f"SELECT * FROM (SELECT * FROM requests WHERE {conditions} {_NEWEST_FIRST})")  # noqa: S608 (fixed fragments)
-        params += [*values, limit]
-    return f"SELECT * FROM ({' UNION ALL '.join(parts)}) {_NEWEST_FIRST}", [*params, limit]  # noqa: S608 (fixed fragments)
+        params += [*values, limit + offset]
+    merged = f"SELECT * FROM ({' UNION ALL '.join(parts)}) {_NEWEST_FIRST}"  # noqa: S608 (fixed fragments)
+    if offset:
+        return f"{merged} OFFSET ?", [*params, limit, offset]
+    return merged, [*params, limit]
 
 
 def session_query(client_session_id: str) -> Query:
@@ -316,9 +335,9 @@ class SqliteAnalytics:
         ]
 
     async def requests(
-        self, where: RequestFilter, limit: int, *, before_ms: int | None = None
+        self, where: RequestFilter, limit: int, *, before_ms: int | None = None, offset: int = 0
     ) -> list[RequestRecord]:
-        rows = await self._rows(requests_query(where, limit, before_ms=before_ms))
+        rows = await self._rows(requests_query(where, limit, before_ms=before_ms, offset=offset))
         return [request_from_row(row) for row in rows]
 
     async def latest_account_for_session(self, client_session_id: str) -> str | None:

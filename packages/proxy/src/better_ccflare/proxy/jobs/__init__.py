@@ -6,9 +6,15 @@ as the last one reset. Each reads and writes the same in-memory account pool the
 uses, but none of it runs inside a request.
 """
 
-from ._auto_refresh import AutoRefreshScheduler
+from ._auto_refresh import AUTO_REFRESH_PROVIDERS, AutoRefreshScheduler
 from ._background_jobs import BackgroundJobs
 from ._periodic_job import PeriodicJob
 from ._usage_poller import UsagePoller
 
-__all__ = ["AutoRefreshScheduler", "BackgroundJobs", "PeriodicJob", "UsagePoller"]
+__all__ = [
+    "AUTO_REFRESH_PROVIDERS",
+    "AutoRefreshScheduler",
+    "BackgroundJobs",
+    "PeriodicJob",
+    "UsagePoller",
+]

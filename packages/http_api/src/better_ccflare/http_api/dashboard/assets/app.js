@@ -1,7 +1,8 @@
 // Entry point of every page: shared chrome (API key button, dialogs), then the page's module.
 
 import { ApiError, askForKey, forgetKey, storedKey } from "./api.js";
-import { toast, wireDialogs } from "./dom.js";
+import { fill, h, labelCells, toast, wireDialogs } from "./dom.js";
+import { DEFAULT_PERIOD, PERIODS } from "./format.js";
 
 const keyButton = document.getElementById("api-key-button");
 const keyDialog = document.getElementById("api-key-dialog");
@@ -23,6 +24,30 @@ keyDialog.querySelector("[data-action=forget-key]").addEventListener("click", ()
 keyDialog.querySelector("[data-action=close]").addEventListener("click", () => keyDialog.close());
 showKeyState();
 wireDialogs(document.getElementById("main"));
+
+// The theme (theme.js applied it before the first paint): system, light or dark.
+const themeSelect = document.getElementById("theme-select");
+themeSelect.value = window.dashboardTheme.choice();
+themeSelect.addEventListener("change", () => window.dashboardTheme.set(themeSelect.value));
+
+// On a narrow screen the sections are behind a menu button.
+const topbar = document.querySelector(".topbar");
+const navToggle = document.getElementById("nav-toggle");
+navToggle.addEventListener("click", () => {
+  const open = !topbar.hasAttribute("data-nav-open");
+  topbar.toggleAttribute("data-nav-open", open);
+  navToggle.setAttribute("aria-expanded", String(open));
+});
+
+// Every period picker offers the same periods, filled before the page's module reads them.
+for (const select of document.querySelectorAll("select[data-periods]")) {
+  fill(select, PERIODS.map(([value, label]) => h("option", { value, selected: value === DEFAULT_PERIOD }, label)));
+}
+
+// Stacked tables (narrow screens) label each cell with its column's header.
+labelCells(document.getElementById("main"));
+new MutationObserver(() => labelCells(document.getElementById("main")))
+  .observe(document.getElementById("main"), { childList: true, subtree: true });
 
 const page = document.body.dataset.page;
 try {

@@ -1,5 +1,5 @@
 // Charts: Chart.js (vendored, see vendor/README.md) themed from the stylesheet's colours, so
-// they follow light and dark mode, including a switch while the page is open.
+// they follow the light and dark themes, including a switch while the page is open.
 
 import "./vendor/chart.umd.min.js";
 
@@ -33,7 +33,8 @@ function applyTheme() {
 }
 applyTheme();
 
-matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => {
+// theme.js announces a change of the resolved theme (the operator's choice or the system's).
+window.addEventListener("themechange", () => {
   applyTheme();
   for (const entry of charts) {
     entry.chart.destroy();
@@ -43,12 +44,18 @@ matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => {
 
 /**
  * A chart on `canvas` whose configuration comes from `build()` (called again when the colour
- * scheme changes). Returns a handle whose `set(build)` replaces the configuration.
+ * scheme changes). Returns a handle whose `set(build)` replaces the configuration and whose
+ * `destroy()` removes it.
  */
 export function chart(canvas, build) {
   const entry = { canvas, build, chart: new Chart(canvas, build()) };
   charts.add(entry);
   return {
+    /** Remove the chart (its canvas is about to leave the page). */
+    destroy() {
+      entry.chart.destroy();
+      charts.delete(entry);
+    },
     set(nextBuild) {
       entry.build = nextBuild;
       const config = nextBuild();

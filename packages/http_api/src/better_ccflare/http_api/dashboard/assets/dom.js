@@ -95,3 +95,19 @@ export function liveStatus(state) {
   el.dataset.state = state;
   el.textContent = { live: "Live", reconnecting: "Reconnecting…", stopped: "Not live" }[state] ?? state;
 }
+
+/**
+ * Give every body cell of the tables under `root` its column's header as `data-label`, which
+ * the narrow-screen stylesheet shows beside the value. Cells already labelled are skipped.
+ */
+export function labelCells(root = document) {
+  for (const table of root.querySelectorAll("table.table")) {
+    const headers = [...table.querySelectorAll("thead th")].map((th) => th.textContent.trim());
+    if (!headers.length) continue;
+    for (const row of table.tBodies[0]?.rows ?? []) {
+      [...row.cells].forEach((cell, i) => {
+        if (!cell.hasAttribute("data-label")) cell.setAttribute("data-label", headers[i] ?? "");
+      });
+    }
+  }
+}

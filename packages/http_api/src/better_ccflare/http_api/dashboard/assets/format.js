@@ -69,6 +69,14 @@ export function fmtDateTime(t) {
   });
 }
 
+/** Date and time to the second, for request history: "Dec 7, 14:03:22". */
+export function fmtStamp(t) {
+  if (missing(t) || t === "") return "–";
+  return asDate(t).toLocaleString(undefined, {
+    month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit",
+  });
+}
+
 /** "in 2 h 5 min", "3 min ago", "just now". */
 export function fmtRelative(t, now = Date.now()) {
   if (missing(t) || t === "") return "never";
@@ -105,3 +113,17 @@ export const PROVIDER_LABELS = {
   "openai-compatible": "OpenAI-compatible",
   "anthropic-compatible": "Anthropic-compatible",
 };
+
+/** The API's name for requests that no account served, as people say it. */
+export const NO_ACCOUNT = "no_account";
+
+/** An account name from the statistics APIs, with "no_account" in words. */
+export function accountLabel(name) {
+  return name === NO_ACCOUNT ? "no account available" : (name ?? "–");
+}
+
+/** The periods the analytics and usage APIs take (`range`), as every period picker offers them. */
+export const PERIODS = [
+  ["1h", "Last hour"], ["6h", "Last 6 hours"], ["24h", "Last 24 hours"], ["7d", "Last 7 days"], ["30d", "Last 30 days"],
+];
+export const DEFAULT_PERIOD = "24h";

@@ -4,7 +4,7 @@
 
 import { api, post } from "../api.js";
 import { $, $$, busy, fill, formError, h, toast } from "../dom.js";
-import { PROVIDER_LABELS, fmtDateTime, fmtInt, fmtRelative, windowLabel } from "../format.js";
+import { PROVIDER_LABELS, fmtDateTime, fmtInt, fmtPct, fmtRelative, windowLabel } from "../format.js";
 
 const REFRESH_MS = 10000;
 let accounts = [];
@@ -41,6 +41,12 @@ function mappingsText(mappings) {
 
 // ------------------------------------------------------------------ rendering
 
+// A success rate under LOW_SUCCESS_PCT over the last hour, on at least MIN_RECENT requests,
+// replaces "Ready" with a warning: the account is routable but failing.
+const LOW_SUCCESS_PCT = 80;
+const MIN_RECENT = 3;
+let recent = new Map(); // account name → {requests, successRate} over the last hour
+
 function needsLogin(a) {
   return a.requiresReauth || (a.tokenStatus === "expired" && !a.hasRefreshToken);
 }
@@ -52,40 +58,68 @@ const ATTENTION = {
 };
 const UNREACHABLE = new Set(["connect_failed", "upstream_timeout"]);
 
+function limited(a) {
+  return Boolean(ATTENTION[a.state] || (a.rateLimitedUntil && a.rateLimitedUntil > Date.now()));
+}
+
 function probeText(a) {
   return a.rateLimitedUntil && a.rateLimitedUntil > Date.now() ? `probed ${fmtRelative(a.rateLimitedUntil)}` : "the next request probes it";
 }
 
-function statusBadges(a) {
+/** Why a routable account is still worth a look: a low success rate in the last hour. */
+function lowSuccess(a) {
+  const r = recent.get(a.name);
+  if (!r || r.requests < MIN_RECENT || r.successRate >= LOW_SUCCESS_PCT) return null;
+  return `Only ${fmtPct(r.successRate)} of its ${fmtInt(r.requests)} requests in the last hour succeeded.`;
+}
+
+function stateCell(a) {
   const now = Date.now();
   const badges = [];
+  const notes = [];
   const attention = ATTENTION[a.state];
-  if (needsLogin(a)) badges.push(h("span", { class: "badge bad" }, "Needs re-login"));
-  if (attention) badges.push(h("span", { class: "badge bad", title: attention[1] }, `${attention[0]} · ${probeText(a)}`));
+  const isOAuth = a.provider === "anthropic";
+  if (needsLogin(a)) {
+    badges.push(h("span", { class: "badge bad" }, "Needs re-login"));
+    notes.push(h("div", { class: "state-note alert", role: "alert" },
+      "Needs re-login: the refresh token no longer works, so this account is not used. ",
+      isOAuth ? action("Log in again", () => startReauth(a), "button small primary") : null));
+  }
+  if (attention) {
+    badges.push(h("span", { class: "badge bad", title: attention[1] }, `${attention[0]} · ${probeText(a)}`));
+    notes.push(h("div", { class: "state-note alert", role: "alert" }, `${attention[0]}: ${attention[1]} `,
+      isOAuth && !needsLogin(a) ? action("Log in again", () => startReauth(a), "button small primary") : null));
+  }
   if (a.paused) badges.push(h("span", { class: "badge", title: a.pauseReason ?? "" }, a.pauseReason && a.pauseReason !== "manual" ? `Paused · ${a.pauseReason.replaceAll("_", " ")}` : "Paused"));
   if (!attention && a.rateLimitedUntil && a.rateLimitedUntil > now) {
     const label = UNREACHABLE.has(a.rateLimitedReason) ? `Unreachable · retried ${fmtRelative(a.rateLimitedUntil)}` : `Rate limited · resets ${fmtRelative(a.rateLimitedUntil)}`;
     badges.push(h("span", { class: "badge warn", title: a.rateLimitedReason ?? "" }, label));
   }
-  if (!badges.length) badges.push(a.isAvailable ? h("span", { class: "badge ok" }, "Ready") : h("span", { class: "badge" }, "Unavailable"));
-  return badges;
+  if (!badges.length) {
+    const warning = a.isAvailable ? lowSuccess(a) : null;
+    if (warning) {
+      badges.push(h("span", { class: "badge warn" }, "Failing requests"));
+      notes.push(h("div", { class: "state-note warning" }, warning));
+    } else badges.push(a.isAvailable ? h("span", { class: "badge ok" }, "Ready") : h("span", { class: "badge" }, "Unavailable"));
+  }
+  return h("td", {}, h("div", { class: "state" }, badges, notes));
 }
 
 function tokenText(a) {
   switch (a.tokenStatus) {
     case "api-key": return "API key";
     case "missing": return "No credentials";
-    case "expired": return a.hasRefreshToken ? "Expired (refreshes on use)" : "Expired";
-    default: return a.tokenExpiresAt ? `Valid, expires ${fmtRelative(a.tokenExpiresAt)}` : "Valid";
+    case "expired": return a.hasRefreshToken ? "Token expired (refreshes on use)" : "Token expired";
+    default: return a.tokenExpiresAt ? `Token expires ${fmtRelative(a.tokenExpiresAt)}` : "Token valid";
   }
 }
 
-function usageBars(a) {
+function usageCell(a) {
   if (!a.usageData?.length) {
-    return h("p", { class: "muted small" }, a.provider === "anthropic" || a.provider === "zai" || a.provider === "nanogpt" || a.provider === "minimax"
-      ? "No usage reading yet." : "This provider reports no usage windows.");
+    return h("td", { class: "muted small" }, a.autoRefreshApplies || a.provider === "nanogpt" || a.provider === "minimax"
+      ? "No usage reading yet" : "No usage windows");
   }
-  return h("div", { class: "usage" }, a.usageData.map((w) => {
+  return h("td", {}, h("div", { class: "usage", title: a.usageFetchedAt ? `Read ${fmtRelative(a.usageFetchedAt)}` : "" }, a.usageData.map((w) => {
     const pct = Math.max(0, Math.min(100, w.utilization));
     const level = w.utilization >= 90 ? "bad" : w.utilization >= 70 ? "warn" : "";
     const bar = h("span");
@@ -93,8 +127,9 @@ function usageBars(a) {
     return h("div", { class: "usage-row", dataset: { window: w.key } },
       h("span", { class: "usage-label" }, windowLabel(w.key)),
       h("div", { class: `bar ${level}`, role: "meter", "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": Math.round(w.utilization), "aria-label": `${windowLabel(w.key)} usage` }, bar),
-      h("span", { class: "usage-value" }, h("strong", {}, `${Math.round(w.utilization)}%`), w.resetsAt ? ` · resets ${fmtRelative(w.resetsAt)}` : ""));
-  }), a.usageFetchedAt ? h("p", { class: "muted small" }, `Read ${fmtRelative(a.usageFetchedAt)}`) : null);
+      h("span", { class: "usage-value" }, `${Math.round(w.utilization)}%`),
+      w.resetsAt ? h("span", { class: "usage-reset" }, `resets ${fmtRelative(w.resetsAt)}`) : null);
+  })));
 }
 
 function toggle(a, label, field, path, help) {
@@ -108,7 +143,6 @@ function toggle(a, label, field, path, help) {
         event.target.checked = !enabled;
         toast(error.message, "error");
       }
-      await load();
     } }),
     label);
 }
@@ -116,6 +150,7 @@ function toggle(a, label, field, path, help) {
 function action(label, handler, cls = "button small") {
   return h("button", { type: "button", class: cls, onclick: async (event) => {
     const button = event.currentTarget;
+    button.closest("details")?.removeAttribute("open");
     button.disabled = true;
     try {
       await handler();
@@ -127,39 +162,14 @@ function action(label, handler, cls = "button small") {
   } }, label);
 }
 
-function accountCard(a) {
+/** Only the actions that apply: resetting a limit that is not there, or auto-refreshing an
+ * API key, would do nothing. */
+function actionsCell(a) {
   const id = encodeURIComponent(a.id);
   const isOAuth = a.provider === "anthropic";
-  const mappings = Object.keys(a.modelMappings ?? {}).length;
-  return h("article", { class: `panel account${needsLogin(a) ? " needs-login" : ""}`, dataset: { accountId: a.id, accountName: a.name } },
-    h("div", { class: "account-head" },
-      h("h2", {}, a.name),
-      h("span", { class: "badge accent" }, PROVIDER_LABELS[a.provider] ?? a.provider),
-      statusBadges(a),
-      h("span", { class: "spacer" }),
-      h("span", { class: "muted small" }, `Priority ${a.priority}`)),
-    needsLogin(a) ? h("div", { class: "reauth-banner", role: "alert" },
-      h("span", {}, "Needs re-login: the refresh token no longer works, so this account is not used."),
-      isOAuth ? action("Log in again", () => startReauth(a), "button small primary") : null) : null,
-    ATTENTION[a.state] ? h("div", { class: "reauth-banner", role: "alert" },
-      h("span", {}, `${ATTENTION[a.state][0]}: ${ATTENTION[a.state][1]}`),
-      isOAuth ? action("Log in again", () => startReauth(a), "button small primary") : null) : null,
-    h("div", { class: "account-meta" },
-      h("div", {}, h("span", {}, "Requests"), h("span", {}, `${fmtInt(a.totalRequests)} total · ${fmtInt(a.sessionInfo?.requestCount ?? 0)} this session`)),
-      h("div", {}, h("span", {}, "Last used"), h("span", { title: a.lastUsed ?? "" }, fmtRelative(a.lastUsed))),
-      h("div", {}, h("span", {}, "Credentials"), h("span", {}, tokenText(a))),
-      a.customEndpoint ? h("div", {}, h("span", {}, "Endpoint"), h("span", { class: "mono small" }, a.customEndpoint)) : null,
-      mappings ? h("div", {}, h("span", {}, "Model mappings"), h("span", { title: mappingsText(a.modelMappings) }, `${mappings} rule${mappings > 1 ? "s" : ""}`)) : null,
-      h("div", {}, h("span", {}, "Added"), h("span", {}, fmtDateTime(a.created)))),
-    h("div", { class: "account-body" },
-      usageBars(a),
-      h("div", { class: "toggles" },
-        toggle(a, "Auto-fallback", "autoFallbackEnabled", "auto-fallback", "Switch back to this account as soon as its usage window resets"),
-        toggle(a, "Auto-refresh", "autoRefreshEnabled", "auto-refresh", "Start a new usage window automatically when the old one resets"))),
-    h("div", { class: "account-actions" },
-      a.paused
-        ? action("Resume", async () => { await post(`/api/accounts/${id}/resume`); toast(`${a.name} resumed.`); await load(); })
-        : action("Pause", async () => { await post(`/api/accounts/${id}/pause`); toast(`${a.name} paused.`); await load(); }),
+  const more = h("details", { class: "row-menu" },
+    h("summary", { class: "button small ghost", "aria-label": `More actions for ${a.name}` }, "More ▾"),
+    h("div", { class: "row-menu-items" },
       isOAuth && !needsLogin(a) ? action("Re-login", () => startReauth(a)) : null,
       action("Rename", () => edit({
         title: `Rename ${a.name}`,
@@ -188,11 +198,10 @@ function accountCard(a) {
         submit: (v) => post(`/api/accounts/${id}/model-mappings`, { modelMappings: parseMappings(v.modelMappings) ?? {} }),
         done: "Model mappings saved.",
       })),
-      action("Reset rate limit", async () => {
-        await post(`/api/accounts/${id}/force-reset-rate-limit`);
-        toast(`Rate-limit state of ${a.name} cleared; its usage is being read again.`);
-        await load();
-      }),
+      a.autoFallbackApplies || a.autoRefreshApplies ? h("hr") : null,
+      a.autoFallbackApplies ? toggle(a, "Auto-fallback", "autoFallbackEnabled", "auto-fallback", "Switch back to this account as soon as its usage window resets") : null,
+      a.autoRefreshApplies ? toggle(a, "Auto-refresh", "autoRefreshEnabled", "auto-refresh", "Start a new usage window automatically when the old one resets") : null,
+      h("hr"),
       action("Delete…", () => edit({
         title: `Delete ${a.name}`,
         help: "The account and its credentials are removed; its past requests stay in the statistics. Type the account's name to confirm.",
@@ -204,23 +213,55 @@ function accountCard(a) {
         done: `${a.name} deleted.`,
         danger: true,
       }), "button small danger")));
+  return h("td", { class: "actions-col" }, h("div", { class: "row-actions" },
+    limited(a) ? action("Reset rate limit", async () => {
+      await post(`/api/accounts/${id}/force-reset-rate-limit`);
+      toast(`Rate-limit state of ${a.name} cleared; its usage is being read again.`);
+      await load();
+    }) : null,
+    a.paused
+      ? action("Resume", async () => { await post(`/api/accounts/${id}/resume`); toast(`${a.name} resumed.`); await load(); })
+      : action("Pause", async () => { await post(`/api/accounts/${id}/pause`); toast(`${a.name} paused.`); await load(); }),
+    more));
+}
+
+function accountRow(a) {
+  const mappings = Object.keys(a.modelMappings ?? {}).length;
+  const classes = ["account", needsLogin(a) || ATTENTION[a.state] ? "needs-attention" : "", lowSuccess(a) && a.isAvailable ? "warned" : ""];
+  return h("tr", { class: classes.filter(Boolean).join(" "), dataset: { accountId: a.id, accountName: a.name } },
+    h("td", {},
+      h("div", { class: "account-name" }, a.name),
+      h("div", { class: "account-sub" },
+        h("span", { class: "badge accent" }, PROVIDER_LABELS[a.provider] ?? a.provider),
+        h("span", {}, `Priority ${a.priority}`),
+        h("span", { title: a.tokenExpiresAt ? fmtDateTime(a.tokenExpiresAt) : "" }, tokenText(a))),
+      a.customEndpoint ? h("div", { class: "account-sub mono", title: "Endpoint" }, a.customEndpoint) : null,
+      mappings ? h("div", { class: "account-sub", title: mappingsText(a.modelMappings) }, `${mappings} model mapping${mappings > 1 ? "s" : ""}`) : null),
+    stateCell(a),
+    usageCell(a),
+    h("td", { class: "num" }, fmtInt(a.totalRequests), h("div", { class: "muted small" }, `${fmtInt(a.sessionInfo?.requestCount ?? 0)} this session`)),
+    h("td", { class: "num" }, recent.has(a.name) ? fmtPct(recent.get(a.name).successRate) : "–",
+      recent.has(a.name) ? h("div", { class: "muted small" }, `of ${fmtInt(recent.get(a.name).requests)}`) : null),
+    h("td", { class: "nowrap", title: a.lastUsed ?? "" }, fmtRelative(a.lastUsed)),
+    actionsCell(a));
 }
 
 function render() {
-  const list = $("#accounts-list");
+  const tbody = $("#accounts-table tbody");
   if (!accounts.length) {
-    fill(list, h("div", { class: "panel empty-state" },
+    fill(tbody, h("tr", { class: "empty" }, h("td", { colspan: 7 }, h("div", { class: "empty-state" },
       h("h2", {}, "No accounts yet"),
       h("p", {}, "Add a Claude subscription, an Anthropic Console key or another provider, and the proxy starts routing to it."),
-      h("button", { type: "button", class: "button primary", onclick: openAdd }, "Add account")));
+      h("button", { type: "button", class: "button primary", onclick: openAdd }, "Add account")))));
     return;
   }
-  // Keep the user's place: an open <details> or focus survives only if nothing moved much.
-  fill(list, [...accounts].sort((x, y) => x.priority - y.priority || x.name.localeCompare(y.name)).map(accountCard));
+  fill(tbody, [...accounts].sort((x, y) => x.priority - y.priority || x.name.localeCompare(y.name)).map(accountRow));
 }
 
 async function load() {
-  accounts = await api("/api/accounts");
+  const [list, analytics] = await Promise.all([api("/api/accounts"), api("/api/analytics?range=1h")]);
+  accounts = list;
+  recent = new Map(analytics.accountPerformance.map((r) => [r.name, r]));
   render();
 }
 
@@ -397,9 +438,16 @@ export async function start() {
   $("#add-account-button").addEventListener("click", openAdd);
   await Promise.all([load(), loadAccountTypes()]);
   document.body.dataset.ready = "true";
+  // Close an open row menu when clicking elsewhere, or on Escape.
+  document.addEventListener("click", (event) => {
+    for (const d of $$(".row-menu[open]")) if (!d.contains(event.target)) d.open = false;
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") for (const d of $$(".row-menu[open]")) d.open = false;
+  });
   setInterval(() => {
-    // Don't redraw under an open dialog or while a form field has focus.
-    if (document.visibilityState !== "visible" || document.querySelector("dialog[open]")) return;
+    // Don't redraw under an open dialog or menu.
+    if (document.visibilityState !== "visible" || document.querySelector("dialog[open], .row-menu[open]")) return;
     load().catch(() => {});
   }, REFRESH_MS);
 }

@@ -4,7 +4,7 @@
 import { api } from "../api.js";
 import { BUCKET_MS, bucketGrid, bucketLabels, chart, fade, onGrid, seriesColor, timeOptions } from "../charts.js";
 import { $, $$, emptyRow, fill, h, toast } from "../dom.js";
-import { fmtCount, fmtInt, fmtMs, fmtPct, fmtRate, fmtUnpriced, fmtUsd } from "../format.js";
+import { NO_ACCOUNT, accountLabel, fmtCount, fmtInt, fmtMs, fmtPct, fmtRate, fmtUnpriced, fmtUsd } from "../format.js";
 
 const form = () => $("#analytics-filters");
 const handles = {};
@@ -50,7 +50,7 @@ function setOptions(name, values, chosen) {
   if (!all.length) fill(options, h("div", { class: "empty" }, "Nothing to filter yet."));
   else {
     fill(options, all.map((v) => h("label", { class: "check" },
-      h("input", { type: "checkbox", value: v, checked: chosen.includes(v) }), v)));
+      h("input", { type: "checkbox", value: v, checked: chosen.includes(v) }), name === "accounts" ? accountLabel(v) : v)));
   }
   summarize(name);
 }
@@ -58,7 +58,7 @@ function setOptions(name, values, chosen) {
 function summarize(name) {
   const values = selected(name);
   $(`.multi[data-filter=${name}] summary`).textContent =
-    values.length === 0 ? ALL_LABEL[name] : values.length === 1 ? values[0] : `${values.length} selected`;
+    values.length === 0 ? ALL_LABEL[name] : values.length === 1 ? (name === "accounts" ? accountLabel(values[0]) : values[0]) : `${values.length} selected`;
 }
 
 // ------------------------------------------------------------------ drawing
@@ -170,7 +170,7 @@ function showTables(data) {
   const accounts = $("#account-performance tbody");
   if (!data.accountPerformance.length) emptyRow(accounts, "No requests in this range.");
   else fill(accounts, data.accountPerformance.map((a) => h("tr", {},
-    h("td", {}, a.name), h("td", { class: "num" }, fmtInt(a.requests)), h("td", { class: "num" }, fmtPct(a.successRate)))));
+    h("td", {}, accountLabel(a.name)), h("td", { class: "num" }, fmtInt(a.requests)), h("td", { class: "num" }, fmtPct(a.successRate)))));
   const keys = $("#apikey-performance tbody");
   if (!data.apiKeyPerformance.length) emptyRow(keys, "No requests in this range.");
   else fill(keys, data.apiKeyPerformance.map((k) => h("tr", {},
@@ -198,7 +198,7 @@ export async function start() {
   restore(params);
   const chosen = (name) => (params.get(name) ?? "").split(",").filter(Boolean);
   const [accounts, keys] = await Promise.all([api("/api/accounts"), api("/api/api-keys")]);
-  setOptions("accounts", accounts.map((a) => a.name), chosen("accounts"));
+  setOptions("accounts", [...accounts.map((a) => a.name), NO_ACCOUNT], chosen("accounts"));
   setOptions("apiKeys", keys.data.map((k) => k.name), chosen("apiKeys"));
   setOptions("models", [], chosen("models"));
   knownModels = new Set(chosen("models"));

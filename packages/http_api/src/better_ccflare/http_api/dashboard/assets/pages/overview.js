@@ -1,14 +1,19 @@
-// Overview: totals from /api/stats, the pool from /api/accounts, charts from /api/analytics.
+// Overview: one period for everything traffic-related (the cards, charts, per-account and
+// per-model tables from /api/analytics, recent errors from /api/stats), and the pool right now
+// from /api/accounts.
 
 import { api, post } from "../api.js";
 import { BUCKET_MS, bucketGrid, bucketLabels, chart, fade, onGrid, seriesColor, timeOptions } from "../charts.js";
 import { $, $$, emptyRow, fill, h, toast } from "../dom.js";
-import { fmtCount, fmtInt, fmtMs, fmtPct, fmtRate, fmtRelative, fmtUnpriced, fmtUsd } from "../format.js";
+import { accountLabel, fmtCount, fmtInt, fmtMs, fmtPct, fmtRate, fmtRelative, fmtUnpriced, fmtUsd } from "../format.js";
 
 const REFRESH_MS = 15000;
 
+const PERIOD_KEY = "better-ccflare.overviewPeriod";
+const PERIOD_HOURS = { "1h": 1, "6h": 6, "24h": 24, "7d": 168, "30d": 720 };
+
 const STAT_FORMATS = {
-  totalRequests: fmtInt,
+  requests: fmtInt,
   successRate: fmtPct,
   avgResponseTime: fmtMs,
   totalTokens: fmtCount,
@@ -21,42 +26,44 @@ export function formatStat(name, value) {
   return STAT_FORMATS[name](value);
 }
 
-function showStats(stats) {
+function showStats(analytics, stats, period) {
+  const totals = analytics.totals;
   for (const el of $$("[data-stat]")) {
     const name = el.dataset.stat;
-    el.dataset.value = String(stats[name]);
-    el.textContent = formatStat(name, stats[name]);
+    el.dataset.value = String(totals[name]);
+    el.textContent = formatStat(name, totals[name]);
   }
   $("[data-stat-sub=activeAccounts]").textContent =
-    `${fmtInt(stats.activeAccounts)} active account${stats.activeAccounts === 1 ? "" : "s"}`;
-  $("[data-stat-sub=unpricedRequests]").textContent = fmtUnpriced(stats.unpricedRequests);
+    `${fmtInt(totals.activeAccounts)} active account${totals.activeAccounts === 1 ? "" : "s"}`;
+  $("[data-stat-sub=unpricedRequests]").textContent = fmtUnpriced(totals.unpricedRequests);
 
   const errors = $("#recent-errors tbody");
-  if (!stats.recentErrors.length) emptyRow(errors, "No errors in the last 24 hours.");
+  if (!stats.recentErrors.length) emptyRow(errors, `No errors in ${period}.`);
   else {
     fill(errors, stats.recentErrors.map((e) => h("tr", {},
       h("td", { class: "nowrap" }, fmtRelative(e.lastSeen)),
       h("td", {}, h("span", { class: "badge bad" }, e.statusCode ?? "–")),
-      h("td", {}, e.accountName ?? "–"),
+      h("td", {}, accountLabel(e.accountName)),
       h("td", { class: "num" }, fmtInt(e.count)),
       h("td", { class: "wrap" }, e.message),
     )));
   }
   const accounts = $("#account-stats tbody");
-  if (!stats.accounts.length) emptyRow(accounts, "No requests yet.");
+  if (!analytics.accountPerformance.length) emptyRow(accounts, `No requests in ${period}.`);
   else {
-    fill(accounts, stats.accounts.map((a) => h("tr", {},
-      h("td", {}, a.name),
-      h("td", { class: "num" }, fmtInt(a.requestCount)),
+    fill(accounts, analytics.accountPerformance.map((a) => h("tr", {},
+      h("td", {}, accountLabel(a.name)),
+      h("td", { class: "num" }, fmtInt(a.requests)),
       h("td", { class: "num" }, fmtPct(a.successRate)),
     )));
   }
   const models = $("#top-models tbody");
-  if (!stats.topModels.length) emptyRow(models, "No requests yet.");
+  const total = analytics.modelDistribution.reduce((sum, m) => sum + m.count, 0);
+  if (!analytics.modelDistribution.length) emptyRow(models, `No requests in ${period}.`);
   else {
-    fill(models, stats.topModels.map((m) => h("tr", {},
+    fill(models, analytics.modelDistribution.slice(0, 10).map((m) => h("tr", {},
       h("td", {}, m.model),
-      h("td", { class: "num" }, `${fmtInt(m.count)} · ${fmtPct(m.percentage)}`),
+      h("td", { class: "num" }, `${fmtInt(m.count)} · ${fmtPct((100 * m.count) / total)}`),
     )));
   }
 }
@@ -117,20 +124,30 @@ function showCharts(analytics) {
 }
 
 async function refresh() {
-  const range = $("#overview-range").value;
+  const select = $("#overview-range");
+  const range = select.value;
+  const period = select.selectedOptions[0].textContent.toLowerCase();
   const [stats, accounts, analytics] = await Promise.all([
-    api("/api/stats"),
+    api(`/api/stats?errorsSinceHours=${PERIOD_HOURS[range]}`),
     api("/api/accounts"),
     api(`/api/analytics?range=${encodeURIComponent(range)}`),
   ]);
-  showStats(stats);
+  $("#period-label").textContent = `the ${period}`;
+  for (const el of $$("[data-role=period]")) el.textContent = select.selectedOptions[0].textContent;
+  showStats(analytics, stats, `the ${period}`);
   showPool(accounts);
   showCharts(analytics);
   document.body.dataset.ready = "true";
 }
 
 export async function start() {
-  $("#overview-range").addEventListener("change", () => refresh().catch((e) => toast(e.message, "error")));
+  const select = $("#overview-range");
+  const remembered = localStorage.getItem(PERIOD_KEY);
+  if (remembered && PERIOD_HOURS[remembered]) select.value = remembered;
+  select.addEventListener("change", () => {
+    localStorage.setItem(PERIOD_KEY, select.value);
+    refresh().catch((e) => toast(e.message, "error"));
+  });
   $("#reset-stats").addEventListener("click", async () => {
     if (!confirm("Delete every recorded request and zero the accounts' counters? This cannot be undone.")) return;
     const result = await post("/api/stats/reset");

@@ -1,16 +1,23 @@
-// Live requests: the newest rows from /api/requests, then every new one from the SSE stream.
+// Requests: the history a page at a time from /api/requests (searched and filtered by the
+// server, so over the whole history), and on the first page every new one from the SSE stream.
 
 import { ApiError, api, follow } from "../api.js";
 import { conversationView, rawView } from "../conversation.js";
-import { $, $$, emptyRow, fill, h, liveStatus } from "../dom.js";
-import { fmtCost, fmtCount, fmtDateTime, fmtInt, fmtMs, fmtRate, fmtTime } from "../format.js";
+import { $, $$, emptyRow, fill, h, liveStatus, toast } from "../dom.js";
+import { fmtCost, fmtCount, fmtDateTime, fmtInt, fmtMs, fmtRate, fmtStamp } from "../format.js";
 
+const PAGE_SIZE = 50;
 const MAX_ROWS = 500;
-const rows = new Map(); // id → request row, newest first by insertion into `order`
-let order = [];
+const SEARCH_DELAY_MS = 300;
+const rows = new Map(); // id → request row
+let order = []; // ids on this page, newest first
+let offsets = [0]; // the offset of each page walked through; the last is this page's
+let hasOlder = false;
 let paused = false;
-let loading = true; // stream events wait in `queued` until the first page of rows is in
+let loading = true; // stream events wait in `queued` until the page's rows are in
 const queued = [];
+
+const firstPage = () => offsets.length === 1;
 
 function statusBadge(r) {
   if (r.statusCode === null || r.statusCode === undefined) return h("span", { class: "badge" }, "…");
@@ -25,7 +32,7 @@ function modelCell(r) {
 
 function rowView(r) {
   return h("tr", { dataset: { id: r.id }, tabindex: 0 },
-    h("td", { class: "nowrap", title: r.timestamp ?? "" }, fmtTime(r.timestampMs ?? r.timestamp)),
+    h("td", { class: "nowrap", title: r.timestamp ?? "" }, fmtStamp(r.timestampMs ?? r.timestamp)),
     h("td", {}, statusBadge(r)),
     h("td", { class: "wrap" }, h("span", { class: "muted" }, r.method), " ", r.path,
       r.failoverAttempts ? h("div", { class: "muted small" }, `${r.failoverAttempts} failover${r.failoverAttempts > 1 ? "s" : ""}`) : null,
@@ -41,39 +48,85 @@ function rowView(r) {
   );
 }
 
+function search() {
+  return $("#request-filter").value.trim();
+}
+
+/** Whether a live row belongs on this page: the server's search, approximated for new rows. */
 function matches(r) {
   if ($("#errors-only").checked && r.success) return false;
-  const needle = $("#request-filter").value.trim().toLowerCase();
+  const needle = search().toLowerCase();
   if (!needle) return true;
-  return [r.model, r.accountUsed, r.path, String(r.statusCode), r.errorMessage, r.apiKeyName, r.agentUsed]
-    .some((v) => v && String(v).toLowerCase().includes(needle));
+  return [r.id, r.model, r.accountUsed, r.path, r.errorMessage, r.apiKeyName, r.agentUsed, r.project]
+    .some((v) => v && String(v).toLowerCase().includes(needle)) || String(r.statusCode) === needle;
 }
 
 function render() {
   const tbody = $("#requests-table tbody");
-  const visible = order.map((id) => rows.get(id)).filter(matches);
+  const visible = order.map((id) => rows.get(id));
   if (!visible.length) {
-    emptyRow(tbody, order.length ? "No request matches the filter." : "No requests yet. Send one through the proxy and it appears here.");
-    return;
-  }
-  fill(tbody, visible.map(rowView));
+    const filtered = search() || $("#errors-only").checked;
+    emptyRow(tbody, filtered ? "No request matches the search." : "No requests yet. Send one through the proxy and it appears here.");
+  } else fill(tbody, visible.map(rowView));
+  showPager();
 }
 
-/** Add or update a row; a new one is highlighted briefly. */
+function showPager() {
+  const start = offsets.at(-1);
+  const recorded = order.filter((id) => rows.get(id).statusCode !== null).length;
+  $("#page-info").textContent = order.length
+    ? `Rows ${fmtInt(start + 1)}–${fmtInt(start + order.length)}${firstPage() && !paused ? " · live" : ""}`
+    : "";
+  $("#page-info").dataset.recorded = String(recorded);
+  $("#page-newer").disabled = firstPage();
+  $("#page-older").disabled = !hasOlder;
+}
+
+/** Load the page starting at the last of `offsets` from the server. */
+async function loadPage() {
+  loading = true;
+  const params = new URLSearchParams({ limit: String(PAGE_SIZE + 1), offset: String(offsets.at(-1)) });
+  if (search()) params.set("q", search());
+  if ($("#errors-only").checked) params.set("status", "error");
+  try {
+    const page = await api(`/api/requests?${params}`);
+    hasOlder = page.length > PAGE_SIZE;
+    rows.clear();
+    order = [];
+    for (const r of page.slice(0, PAGE_SIZE)) {
+      rows.set(r.id, r);
+      order.push(r.id);
+    }
+    render();
+  } finally {
+    loading = false;
+  }
+  // Live rows wait while a page loads; only the first page shows them.
+  for (const row of queued.splice(0)) if (firstPage() && !paused) upsert(row, true);
+}
+
+/** Add or update a live row (first page only); a new one is highlighted briefly. */
 function upsert(r, fresh) {
   const known = rows.has(r.id);
-  rows.set(r.id, { ...rows.get(r.id), ...r });
-  if (!known) {
-    order.unshift(r.id);
-    for (const old of order.splice(MAX_ROWS)) rows.delete(old);
-  }
+  const row = { ...rows.get(r.id), ...r };
   const tbody = $("#requests-table tbody");
   const existing = tbody.querySelector(`tr[data-id="${CSS.escape(r.id)}"]`);
-  const row = rows.get(r.id);
   if (!matches(row)) {
-    existing?.remove();
-    if (!tbody.children.length) render();
+    if (known) {
+      rows.delete(r.id);
+      order = order.filter((id) => id !== r.id);
+      existing?.remove();
+      if (!order.length) render();
+    }
     return;
+  }
+  rows.set(r.id, row);
+  if (!known) {
+    order.unshift(r.id);
+    for (const old of order.splice(MAX_ROWS)) {
+      rows.delete(old);
+      hasOlder = true;
+    }
   }
   const view = rowView(row);
   if (fresh) view.classList.add("fresh");
@@ -83,6 +136,7 @@ function upsert(r, fresh) {
     tbody.prepend(view);
     while (tbody.children.length > MAX_ROWS) tbody.lastElementChild.remove();
   }
+  showPager();
 }
 
 function onStreamEvent({ event, data }) {
@@ -98,8 +152,8 @@ function onStreamEvent({ event, data }) {
     : null;
   if (!row) return;
   if (message.type === "start" && rows.has(row.id)) return;
-  if (paused || loading) queued.push(row);
-  else upsert(row, true);
+  if (loading || paused) queued.push(row);
+  else if (firstPage()) upsert(row, true);
 }
 
 // ------------------------------------------------------------------ detail dialog
@@ -163,13 +217,34 @@ export async function start() {
     const tr = event.target.closest("tr[data-id]");
     if (tr && event.key === "Enter") openDetail(tr.dataset.id);
   });
-  $("#request-filter").addEventListener("input", render);
-  $("#errors-only").addEventListener("change", render);
+  const reload = () => loadPage().catch((error) => toast(error.message, "error"));
+  let searchTimer = null;
+  $("#request-filter").addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => {
+      offsets = [0];
+      reload();
+    }, SEARCH_DELAY_MS);
+  });
+  $("#errors-only").addEventListener("change", () => {
+    offsets = [0];
+    reload();
+  });
+  $("#page-older").addEventListener("click", () => {
+    // The next page starts after the recorded rows shown here (in-flight ones are not stored yet).
+    offsets.push(offsets.at(-1) + Number($("#page-info").dataset.recorded));
+    reload();
+  });
+  $("#page-newer").addEventListener("click", () => {
+    if (offsets.length > 1) offsets.pop();
+    reload();
+  });
   $("#pause-live").addEventListener("click", (event) => {
     paused = !paused;
     event.currentTarget.setAttribute("aria-pressed", String(paused));
-    event.currentTarget.textContent = paused ? `Resume` : "Pause";
-    if (!paused) for (const row of queued.splice(0)) upsert(row, true);
+    event.currentTarget.textContent = paused ? "Resume" : "Pause";
+    if (!paused) for (const row of queued.splice(0)) if (firstPage()) upsert(row, true);
+    showPager();
   });
 
   // Subscribe first, so a request finishing while the list loads is not missed.
@@ -177,13 +252,6 @@ export async function start() {
     liveStatus(state);
     document.body.dataset.live = state;
   });
-  const initial = await api("/api/requests?limit=200");
-  for (const r of initial) {
-    rows.set(r.id, r);
-    order.push(r.id);
-  }
-  render();
-  loading = false;
-  for (const row of queued.splice(0)) upsert(row, true);
+  await loadPage();
   document.body.dataset.ready = "true";
 }

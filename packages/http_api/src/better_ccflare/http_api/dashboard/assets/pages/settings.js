@@ -3,18 +3,12 @@
 import { api, post } from "../api.js";
 import { $, busy, emptyRow, fill, h, toast } from "../dom.js";
 
-const STRATEGY_HELP = {
-  session: "Stay on one account for its whole usage window, then move on (the default; kindest to prompt caches).",
-  "least-used": "Spread requests: always pick the account with the fewest requests.",
-  "session-affinity": "Pin each client session to one account, so its prompt cache stays warm.",
-  "session-drain-soonest": "Prefer the account whose usage window resets soonest, to use up capacity before it expires.",
-};
-
 async function loadStrategy() {
   const [current, strategies] = await Promise.all([api("/api/config/strategy"), api("/api/strategies")]);
-  fill($("#strategy-options"), strategies.map((s) => h("label", {},
-    h("input", { type: "radio", name: "strategy", value: s, checked: s === current.strategy }),
-    h("span", {}, h("strong", {}, s), h("span", { class: "desc" }, STRATEGY_HELP[s] ?? "")))));
+  // Each description comes from the strategy's own code (Strategy.summary), so it cannot drift.
+  fill($("#strategy-options"), strategies.map((s) => h("label", { dataset: { strategy: s.name } },
+    h("input", { type: "radio", name: "strategy", value: s.name, checked: s.name === current.strategy }),
+    h("span", {}, h("strong", {}, s.name), h("span", { class: "desc" }, s.description)))));
   $("#strategy-source").textContent = current.strategySource ? `Currently set by: ${current.strategySource}.` : "";
 }
 
