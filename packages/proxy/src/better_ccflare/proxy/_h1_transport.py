@@ -34,6 +34,7 @@ import functools
 import os
 import ssl
 from collections.abc import AsyncIterator
+from operator import itemgetter
 from typing import NamedTuple, cast
 from urllib.parse import urlsplit
 
@@ -43,6 +44,7 @@ import httptools
 from better_ccflare.providers import UpstreamRequest
 
 from ._env_proxies import EnvironmentProxies
+from ._header_codec import decoded_lower
 from ._transport import (
     Timeouts,
     UpstreamConnectError,
@@ -59,6 +61,9 @@ _KEEPALIVE_S = 30.0
 _MAX_IDLE_PER_ORIGIN = 64
 _NOT_FORWARDED = frozenset(("host", "content-length", "transfer-encoding", "connection"))
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_FRAMING = frozenset(("content-length", "transfer-encoding"))
+"""A response with neither header is delimited by the connection's close."""
+_name = itemgetter(0)
 
 
 class _Origin(NamedTuple):
@@ -170,8 +175,8 @@ class _H1Response(UpstreamResponse):
 
     def headers_done(self, status: int, raw: list[tuple[bytes, bytes]]) -> None:
         self.status = status
-        self.headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in raw]
-        framed = any(k in ("content-length", "transfer-encoding") for k, _ in self.headers)
+        self.headers = decoded_lower(raw)
+        framed = not _FRAMING.isdisjoint(map(_name, self.headers))
         self.close_delimited = not framed and not self.head_only and status not in (204, 304)
         self._wake()
 
