@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from better_ccflare.providers._headers import (
     append_anthropic_beta,
     forwardable_request_headers,
@@ -129,6 +132,43 @@ def test_the_upstreams_date_and_server_stay_behind() -> None:
         {"Date": "Tue, 01 Dec 2026 10:00:00 GMT", "Server": "cloudflare", "cf-ray": "9a1b"}
     )
     assert forwarded == {"cf-ray": "9a1b"}
+
+
+_NAMES = st.one_of(
+    st.sampled_from(
+        [
+            "Content-Length",
+            "connection",
+            "Keep-Alive",
+            "proxy-authenticate",
+            "Date",
+            "server",
+            "x-custom",
+            "Content-Type",
+            "anthropic-ratelimit-unified-reset",
+        ]
+    ),
+    st.text(alphabet="abcXYZ-", min_size=1, max_size=8),
+)
+_VALUES = st.one_of(st.sampled_from(["keep-alive", "close, X-Custom", "x"]), st.text(max_size=8))
+
+
+@given(st.dictionaries(_NAMES, _VALUES, max_size=12))
+def test_response_headers_already_lower_case_skip_a_pass_and_change_nothing(
+    headers: dict[str, str],
+) -> None:
+    lowered = {name.lower(): value for name, value in headers.items()}
+    assert forwardable_response_headers(
+        lowered, lower_case_names=True
+    ) == forwardable_response_headers(lowered)
+
+
+def test_names_listed_in_connection_and_proxy_headers_stay_behind() -> None:
+    forwarded = forwardable_response_headers(
+        {"connection": "close, X-Trace", "x-trace": "1", "proxy-authenticate": "Basic", "a": "b"},
+        lower_case_names=True,
+    )
+    assert forwarded == {"a": "b"}
 
 
 def test_beta_is_created_when_absent() -> None:

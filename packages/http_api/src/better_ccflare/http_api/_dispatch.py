@@ -49,11 +49,13 @@ class Dispatcher:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path = scope["path"]
-            # dict() builds in C what a loop over the headers would in bytecode; a repeated
-            # header's last value wins, as it did in that loop.
-            named = dict(scope["headers"])
-            host = named.get(b"host")
-            origin = named.get(b"origin")
+            host: bytes | None = None
+            origin: bytes | None = None
+            for name, value in scope["headers"]:
+                if name == b"host":
+                    host = value
+                elif name == b"origin":
+                    origin = value
             if host is not None and not self._hosts.allows_host(host):
                 await _refuse(send, path, 403, _foreign_host_message(host))
                 return

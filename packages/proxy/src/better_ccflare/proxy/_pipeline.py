@@ -80,7 +80,6 @@ from ._control_headers import (
 )
 from ._cooldowns import BREAKER_REASONS, CooldownPolicy
 from ._credential_source import CredentialSource
-from ._header_codec import decoded_lower, encoded
 from ._local_answers import LOCAL_ANSWER_PATHS
 from ._model_fallback import fallback_models, model_unavailable, pin_model
 from ._payloads import PayloadCapture
@@ -192,7 +191,7 @@ class ProxyApp:
         except InvalidRequestError as exc:
             await _error(send, 400, "invalid_request_error", str(exc))
             return
-        headers = dict(decoded_lower(scope["headers"]))
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         auth = await self._deps.auth.authenticate(headers, path)
         if not auth.allowed:
             kind = "authentication_error" if auth.status == 401 else "permission_error"
@@ -726,7 +725,9 @@ class _Exchange:
         )
         streaming = "text/event-stream" in upstream_headers.get("content-type", "")
         parser = provider.usage_parser(streaming=streaming)
-        headers = encoded(forwardable_response_headers(upstream_headers))
+        # The transport's names are lower-case already (its contract), which saves a pass.
+        forwarded = forwardable_response_headers(upstream_headers, lower_case_names=True)
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in forwarded.items()]
         headers.append((b"x-better-ccflare-request-id", self.id.encode()))
         billing = self._billing(account, upstream_headers)
         capture = None
