@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import tracemalloc
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -403,3 +404,28 @@ def test_same_totals_however_the_stream_is_split(
         parser.feed(body[previous:point])
         previous = point
     assert parser.result() == expected
+
+
+@pytest.mark.parametrize(
+    "closing",
+    [
+        b'event: message_stop\ndata: {"type":"message_stop"}\n\n',  # recognised whole
+        b'event: message_stop\ndata: {"type": "message_stop"}\n\n',  # recognised whole
+        b'event: message_stop\ndata:{"type":"message_stop"}\n\n',  # walked and decoded
+        b'data: {"type":"message_stop"}\n\n',  # no event line: walked and decoded
+    ],
+)
+def test_the_closing_event_is_noticed_however_it_is_spelled(closing: bytes) -> None:
+    body = CLAUDE_STREAM[: CLAUDE_STREAM.rindex(b"event: message_stop")] + closing
+    parser = AnthropicUsageParser(streaming=True)
+    parser.feed(body)
+    assert parser.result() == CLAUDE_RESULT
+
+
+def test_an_event_named_message_stop_with_other_data_is_decoded() -> None:
+    # The data's type wins over the event line, so only the exact closing bytes skip decoding.
+    body = b'event: message_stop\ndata: {"type":"message_delta","delta":{"stop_reason":"x"}}\n\n'
+    parser = AnthropicUsageParser(streaming=True)
+    parser.feed(body)
+    result = parser.result()
+    assert (result.message_stopped, result.stop_reason) == (False, "x")

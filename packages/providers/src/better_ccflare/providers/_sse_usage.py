@@ -34,6 +34,15 @@ MAX_JSON_BODY_BYTES = 32 << 20
 _WANTED_EVENTS = frozenset({b"message_start", b"message_delta", b"message_stop", b"error"})
 _WANTED_MARKERS = (b'"message_start"', b'"message_delta"', b'"message_stop"', b'"error"')
 _WANTED_NAMES = tuple(sorted(_WANTED_EVENTS))
+_PLAIN_MESSAGE_STOPS = frozenset(
+    {
+        b'event: message_stop\ndata: {"type":"message_stop"}',
+        b'event: message_stop\ndata: {"type": "message_stop"}',
+    }
+)
+"""``message_stop`` events byte for byte as Anthropic's API and SDK-built streams send them;
+recognised whole (the stream's end, read on every streamed request) instead of walked and
+decoded. Any other spelling takes the line walk."""
 """A fixed search order for the fast path (a set's order changes with the hash seed)."""
 
 
@@ -319,7 +328,12 @@ class AnthropicUsageParser(UsageParser):
                 found[0 if start < 0 else start + 2] = end
                 at = events.find(name, end)
         for start in sorted(found):
-            self._lines([*events[start : found[start]].split(b"\n"), b""], 0)
+            block = events[start : found[start]]
+            if block in _PLAIN_MESSAGE_STOPS:
+                # The closing event exactly as Anthropic sends it: nothing in it to decode.
+                self._totals.stopped = True
+                continue
+            self._lines([*block.split(b"\n"), b""], 0)
 
     def _lines(self, lines: list[bytes], start: int) -> None:
         """Process complete lines: one inlined loop, because it runs for every line."""
