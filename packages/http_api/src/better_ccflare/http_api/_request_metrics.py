@@ -59,10 +59,19 @@ class _Histogram:
 class _Tally:
     """The counters and histograms of one (status class, account, provider, model)."""
 
-    __slots__ = ("cache_read", "cache_write", "cost", "first_byte", "input", "latency", "output")
+    __slots__ = (
+        "cache_read",
+        "cache_write",
+        "cost",
+        "first_byte",
+        "input",
+        "latency",
+        "output",
+        "requests",
+    )
 
     def __init__(self, latency: _Histogram, first_byte: _Histogram) -> None:
-        self.input = self.output = self.cache_read = self.cache_write = 0
+        self.requests = self.input = self.output = self.cache_read = self.cache_write = 0
         self.cost = 0.0
         self.latency = latency
         self.first_byte = first_byte
@@ -86,7 +95,6 @@ class RequestMetrics:
         "_models",
         "_overhead",
         "_pool_counts",
-        "_requests",
         "_series",
         "_timings",
     )
@@ -96,9 +104,9 @@ class RequestMetrics:
     ) -> None:
         self._account = account
         self._models = models or ModelLabels()
-        self._keys: dict[tuple[int | None, str | None, str | None], _Labels] = {}
+        self._keys: dict[tuple[int | None, str | None, str | None], _Tally] = {}
+        """(status, account id, model) as recorded to its tally: one lookup per request."""
         self._series: dict[_Labels, _Tally] = {}
-        self._requests: dict[_Labels, int] = {}
         self._timings: dict[tuple[str, str, str], tuple[_Histogram, _Histogram]] = {}
         self._overhead = _Histogram(OVERHEAD_BUCKETS_S)
         self._pool_counts: dict[tuple[str, str, str], int] = {}
@@ -107,13 +115,10 @@ class RequestMetrics:
     def observe_request(self, record: RequestRecord, timings: RequestTimings) -> None:
         """Count one finished request (a :data:`~better_ccflare.proxy.RequestListener`)."""
         raw = (record.status_code, record.account_id, record.model)
-        labels = self._keys.get(raw)
-        if labels is None:
-            labels = self._labels(raw)
-        self._requests[labels] = self._requests.get(labels, 0) + 1
-        tally = self._series.get(labels)
+        tally = self._keys.get(raw)
         if tally is None:
-            tally = self._tally(labels)
+            tally = self._tally_of(raw)
+        tally.requests += 1
         usage = record.usage
         tally.input += usage.input_tokens
         tally.output += usage.output_tokens
@@ -158,7 +163,8 @@ class RequestMetrics:
         """Look account names up again from the next request on (after a rename)."""
         self._keys.clear()
 
-    def _labels(self, raw: tuple[int | None, str | None, str | None]) -> _Labels:
+    def _tally_of(self, raw: tuple[int | None, str | None, str | None]) -> _Tally:
+        """The tally of a (status, account id, model) not looked up since the last reset."""
         status, account_id, model = raw
         account = self._account(account_id) if account_id is not None else None
         labels = (
@@ -167,18 +173,17 @@ class RequestMetrics:
             account.provider if account is not None else NO_ACCOUNT,
             self._models(model),
         )
+        tally = self._series.get(labels)
+        if tally is None:
+            timing_labels = labels[1:]
+            timing = self._timings.get(timing_labels)
+            if timing is None:
+                timing = (_Histogram(LATENCY_BUCKETS_S), _Histogram(FIRST_BYTE_BUCKETS_S))
+                self._timings[timing_labels] = timing
+            tally = self._series[labels] = _Tally(*timing)
         if len(self._keys) >= _MAX_KEYS:
             self._keys.clear()
-        self._keys[raw] = labels
-        return labels
-
-    def _tally(self, labels: _Labels) -> _Tally:
-        _, account, _, model = labels
-        timing = self._timings.get((account, labels[2], model))
-        if timing is None:
-            timing = (_Histogram(LATENCY_BUCKETS_S), _Histogram(FIRST_BYTE_BUCKETS_S))
-            self._timings[(account, labels[2], model)] = timing
-        tally = self._series[labels] = _Tally(*timing)
+        self._keys[raw] = tally
         return tally
 
     def collect(self) -> Iterator[Metric]:
@@ -190,8 +195,8 @@ class RequestMetrics:
             "Proxied requests by the status class the client got, account, provider and model.",
             labels=names,
         )
-        for labels, count in self._requests.items():
-            requests.add_metric(labels, count)
+        for labels, tally in self._series.items():
+            requests.add_metric(labels, tally.requests)
         yield requests
         usage: dict[tuple[str, str, str], list[float]] = {}
         for labels, tally in self._series.items():
