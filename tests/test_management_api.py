@@ -168,6 +168,55 @@ async def test_account_actions_change_routing_and_state(
     assert (stored.name, stored.priority, stored.auto_fallback_enabled) == ("primary", 7, True)
 
 
+async def test_patch_changes_several_settings_at_once(
+    api: tuple[Service, httpx2.AsyncClient], upstream: FakeUpstream
+) -> None:
+    service, client = api
+    changed = await client.patch(
+        "/api/accounts/alpha",
+        json={
+            "name": "main",
+            "priority": 3,
+            "customEndpoint": upstream.url + "/",
+            "modelMappings": {"sonnet": ["claude-sonnet-4-5"]},
+            "autoPauseOnOverageEnabled": True,
+            "billingType": "plan",
+        },
+    )
+    assert changed.status_code == 200, changed.text
+    body = changed.json()
+    assert (body["name"], body["priority"], body["customEndpoint"]) == ("main", 3, upstream.url)
+    assert body["modelMappings"] == {"sonnet": ["claude-sonnet-4-5"]}
+    assert (body["autoPauseOnOverageEnabled"], body["billingType"]) == (True, "plan")
+    assert body["autoFallbackEnabled"] is False  # left out, so left alone
+    cleared = await client.patch(
+        "/api/accounts/alpha", json={"customEndpoint": None, "billingType": None}
+    )
+    assert (cleared.json()["customEndpoint"], cleared.json()["billingType"]) == (None, None)
+    stored = await service.store.accounts.get("alpha")
+    assert stored is not None
+    assert (stored.name, stored.priority, stored.custom_endpoint) == ("main", 3, None)
+
+
+async def test_a_refused_edit_is_a_400_naming_the_field_and_changes_nothing(
+    api: tuple[Service, httpx2.AsyncClient],
+) -> None:
+    service, client = api
+    zai = await client.post("/api/accounts/zai", json={"name": "glm", "apiKey": "zai-key"})
+    refused = await client.patch(
+        f"/api/accounts/{zai.json()['id']}",
+        json={"priority": 9, "customEndpoint": "https://elsewhere.example"},
+    )
+    assert refused.status_code == 400
+    assert refused.json()["field"] == "customEndpoint"
+    assert "not accepted for zai accounts" in refused.json()["error"]
+    stored = await service.store.accounts.get(zai.json()["id"])
+    assert stored is not None
+    assert (stored.priority, stored.custom_endpoint) == (0, None)
+    billing = await client.post("/api/accounts/alpha/billing-type", json={"billingType": "free"})
+    assert billing.status_code == 400
+
+
 async def test_force_reset_ends_a_cooldown(api: tuple[Service, httpx2.AsyncClient]) -> None:
     service, client = api
 

@@ -193,6 +193,7 @@ def test_commands_on_an_unknown_account_fail_in_one_line(cli: Cli) -> None:
         ("resume", "ghost"),
         ("rename", "ghost", "spirit"),
         ("set-priority", "ghost", "1"),
+        ("edit", "ghost", "--priority", "1"),
         ("reset-rate-limit", "ghost"),
         ("reauth", "ghost"),
         ("remove", "ghost", "--yes"),
@@ -225,7 +226,7 @@ def test_rename_keeps_the_account_and_checks_the_new_name(cli: Cli) -> None:
     assert (after.id, after.credentials) == (before.id, before.credentials)
     refused = cli("account", "rename", "new name", "bad;name")
     assert refused.exit_code == 2
-    assert "NAME" in refused.output
+    assert "NEW: contains ';'" in refused.output
 
 
 def test_set_priority_accepts_0_to_100(cli: Cli) -> None:
@@ -235,6 +236,64 @@ def test_set_priority_accepts_0_to_100(cli: Cli) -> None:
     refused = cli("account", "set-priority", "work", "101")
     assert refused.exit_code == 2
     assert cli.account("work").priority == 42
+
+
+def test_edit_changes_only_the_settings_given_and_says_what_changed(cli: Cli) -> None:
+    add_key_account(cli, "gw", "--endpoint", "https://gw.example", mode="anthropic-compatible")
+    result = cli.ok(
+        "account", "edit", "gw",
+        "--name", "gateway",
+        "--priority", "5",
+        "--endpoint", "https://gw2.example/",
+        "--model-map", "sonnet=glm-4.6,glm-4.5",
+        "--auto-fallback",
+        "--billing-type", "api",
+    )  # fmt: skip
+    assert "priority 0 -> 5" in result.output
+    assert "auto-fallback off -> on" in result.output
+    account = cli.account("gateway")
+    assert (account.priority, account.custom_endpoint) == (5, "https://gw2.example")
+    assert account.model_mappings == {"sonnet": ("glm-4.6", "glm-4.5")}
+    assert (account.auto_fallback_enabled, account.billing_type) == (True, "api")
+    assert not account.auto_refresh_enabled
+    cli.ok("account", "edit", "gateway", "--no-model-maps", "--billing-type", "auto")
+    account = cli.account("gateway")
+    assert (account.model_mappings, account.billing_type) == ({}, None)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--endpoint", "gw.example"), "--endpoint: 'gw.example' is not an http(s) URL"),
+        (("--endpoint", ""), "--endpoint: is required for anthropic-compatible accounts"),
+        (("--name", "a/b"), "--name: contains '/'"),
+        (("--model-map", "sonnet"), "--model-map: 'sonnet' is not FROM=TO"),
+        ((), "Nothing to change"),
+        (("--priority", "101"), "--priority"),
+    ],
+)
+def test_a_refused_edit_exits_2_naming_the_option_and_changes_nothing(
+    cli: Cli, args: tuple[str, ...], message: str
+) -> None:
+    add_key_account(cli, "gw", "--endpoint", "https://gw.example", mode="anthropic-compatible")
+    before = cli.account("gw")
+    result = (
+        cli("account", "edit", "gw", "--priority", "7", *args)
+        if args
+        else cli("account", "edit", "gw")
+    )
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert cli.account("gw") == before
+
+
+def test_edit_refuses_an_endpoint_for_a_fixed_address_type(cli: Cli) -> None:
+    add_key_account(cli, "glm", mode="zai")
+    result = cli("account", "edit", "glm", "--endpoint", "https://x.example")
+    assert result.exit_code == 2
+    assert "--endpoint: is not accepted for zai accounts" in result.output
+    assert cli.account("glm").custom_endpoint is None
 
 
 def test_reset_rate_limit_makes_a_benched_account_routable(cli: Cli) -> None:

@@ -19,6 +19,8 @@ from better_ccflare.core import (
     Account,
     AccountState,
     BetterCcflareError,
+    BillingType,
+    InvalidInputError,
     ModelMappings,
     OAuthMode,
     PauseReason,
@@ -29,11 +31,13 @@ from better_ccflare.core import (
 from better_ccflare.database import Store
 from better_ccflare.providers import Provider
 from better_ccflare.proxy.admin import (
+    AccountEdit,
     AccountType,
     NewAccount,
     account_types,
     add_account,
     check_new_account,
+    edit_account,
     logs_in_only,
     reset_rate_limit,
     validate_account_name,
@@ -379,14 +383,101 @@ def resume(name: str) -> None:
     click.echo(f"Resumed {found.name!r}.")
 
 
+@account.command("edit")
+@click.argument("name")
+@click.option("--name", "new_name", metavar="NEW", help="Rename the account.")
+@click.option("--priority", type=click.IntRange(0, 100), help="0-100; lower is preferred.")
+@click.option(
+    "--endpoint",
+    metavar="URL",
+    help='Base URL of the upstream, for the types that take one; "" for the default.',
+)
+@click.option(
+    "--model-map",
+    "model_maps",
+    multiple=True,
+    metavar="FROM=TO[,TO2]",
+    help="Replace the model mappings (as `account add`); repeatable.",
+)
+@click.option("--no-model-maps", is_flag=True, help="Remove every model mapping.")
+@click.option(
+    "--auto-fallback/--no-auto-fallback",
+    default=None,
+    help="Switch back to this account as soon as its usage window resets.",
+)
+@click.option(
+    "--auto-refresh/--no-auto-refresh",
+    default=None,
+    help="Start a new usage window once the old one resets (subscriptions, zai).",
+)
+@click.option(
+    "--auto-pause-on-overage/--no-auto-pause-on-overage",
+    default=None,
+    help="Pause the account when the upstream says it is billing overage.",
+)
+@click.option(
+    "--peak-hours-pause/--no-peak-hours-pause",
+    default=None,
+    help="zai: sit out the provider's peak hours.",
+)
+@click.option(
+    "--billing-type",
+    type=click.Choice([*(b.value for b in BillingType), "auto"]),
+    help="How requests are billed when the upstream does not say; auto: the provider's.",
+)
+def edit(
+    *,
+    name: str,
+    new_name: str | None,
+    priority: int | None,
+    endpoint: str | None,
+    model_maps: tuple[str, ...],
+    no_model_maps: bool,
+    auto_fallback: bool | None,
+    auto_refresh: bool | None,
+    auto_pause_on_overage: bool | None,
+    peak_hours_pause: bool | None,
+    billing_type: str | None,
+) -> None:
+    """Change an account's settings; the options left out keep their values.
+
+    Everything the dashboard can change. Every value is checked before anything is written, so
+    a refused edit changes nothing.
+
+    \b
+    Examples:
+      better-ccflare account edit work --priority 5 --auto-fallback
+      better-ccflare account edit gw --endpoint https://gateway2.example --model-map sonnet=glm-4.6
+      better-ccflare account edit me --name "me (laptop)" --billing-type auto
+    """
+    if model_maps and no_model_maps:
+        raise click.UsageError("Give --model-map or --no-model-maps, not both.")
+    mappings = {} if no_model_maps else parse_model_maps(model_maps)
+    change = AccountEdit(
+        name=new_name,
+        priority=priority,
+        endpoint=msgspec.UNSET if endpoint is None else endpoint,
+        model_mappings=mappings,
+        auto_fallback=auto_fallback,
+        auto_refresh=auto_refresh,
+        auto_pause_on_overage=auto_pause_on_overage,
+        peak_hours_pause=peak_hours_pause,
+        billing_type=_billing_type(billing_type),
+    )
+    if change.is_empty():
+        raise click.UsageError("Nothing to change: give at least one option (see --help).")
+    before, after = _edited(name, change)
+    changes = _differences(before, after)
+    click.echo(f"Updated {after.name!r}: {'; '.join(changes) or 'nothing was different'}.")
+
+
 @account.command("rename")
 @click.argument("old")
 @click.argument("new")
 def rename(old: str, new: str) -> None:
-    """Rename an account (its id, history and credentials stay)."""
-    new = _checked_name(new)
-    found = _change(old, lambda store, a: store.accounts.rename(a.id, new))
-    click.echo(f"Renamed {found.name!r} to {new!r}.")
+    """Rename an account (its id, history and credentials stay); as `edit OLD --name NEW`."""
+    before, after = _edited(old, AccountEdit(name=new), {"name": "NEW"})
+    click.echo(f"Renamed {before.name!r} to {after.name!r}.")
 
 
 @account.command("set-priority")
@@ -394,8 +485,8 @@ def rename(old: str, new: str) -> None:
 @click.argument("priority", type=click.IntRange(0, 100))
 def set_priority(name: str, priority: int) -> None:
     """Set an account's priority, 0 to 100 (lower numbers are preferred)."""
-    found = _change(name, lambda store, a: store.accounts.set_priority(a.id, priority))
-    click.echo(f"Set the priority of {found.name!r} to {priority}.")
+    before, _ = _edited(name, AccountEdit(priority=priority))
+    click.echo(f"Set the priority of {before.name!r} to {priority}.")
 
 
 @account.command("reset-rate-limit")
@@ -444,6 +535,72 @@ def _change(name: str, apply: _Apply) -> Account:
         return found
 
     return with_store(load(), work)
+
+
+def _edited(
+    name: str, change: AccountEdit, flags: dict[str, str] | None = None
+) -> tuple[Account, Account]:
+    """Apply ``change`` to the account called ``name`` through the rules the API shares; the
+    account before and after. Errors name the input by ``flags`` (``account edit``'s own by
+    default)."""
+    flags = flags or _EDIT_FLAGS
+
+    async def work(store: Store) -> tuple[Account, Account]:
+        found = await find_account(store, name)
+        try:
+            return found, await edit_account(store, found.id, change, registry=registry())
+        except InvalidInputError as exc:
+            raise UserError(f"{flags.get(exc.field, exc.field)}: {exc.message}") from exc
+
+    return with_store(load(), work)
+
+
+_EDIT_FLAGS = {
+    "name": "--name",
+    "priority": "--priority",
+    "endpoint": "--endpoint",
+    "model_mappings": "--model-map",
+    "billing_type": "--billing-type",
+}
+""":class:`AccountEdit` fields as ``account edit`` spells them."""
+
+
+def _billing_type(value: str | None) -> BillingType | msgspec.UnsetType | None:
+    if value is None:
+        return msgspec.UNSET
+    return None if value == "auto" else BillingType(value)
+
+
+_EDITED = (
+    ("name", "name"),
+    ("priority", "priority"),
+    ("custom_endpoint", "endpoint"),
+    ("model_mappings", "model mappings"),
+    ("auto_fallback_enabled", "auto-fallback"),
+    ("auto_refresh_enabled", "auto-refresh"),
+    ("auto_pause_on_overage_enabled", "auto-pause-on-overage"),
+    ("peak_hours_pause_enabled", "peak-hours-pause"),
+    ("billing_type", "billing type"),
+)
+"""What ``account edit`` can change: the account's attribute, and how the summary names it."""
+
+
+def _differences(before: Account, after: Account) -> list[str]:
+    """``priority 0 -> 5``-style notes, one per setting that changed."""
+    notes: list[str] = []
+    for attribute, label in _EDITED:
+        old, new = getattr(before, attribute), getattr(after, attribute)
+        if old != new:
+            notes.append(f"{label} {_setting(attribute, old)} -> {_setting(attribute, new)}")
+    return notes
+
+
+def _setting(attribute: str, value: object) -> object:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if attribute == "billing_type" and value is None:
+        return "auto"
+    return _shown(attribute, value)
 
 
 def _checked_name(name: str) -> str:

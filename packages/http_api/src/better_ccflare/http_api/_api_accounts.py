@@ -10,19 +10,25 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import msgspec
-from litestar import Response, delete, get, post
+from litestar import Response, delete, get, patch, post
 from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody
 
-from better_ccflare.core import InvalidInputError, ModelMappings, NotFoundError, PauseReason
+from better_ccflare.core import (
+    BillingType,
+    InvalidInputError,
+    ModelMappings,
+    NotFoundError,
+    PauseReason,
+)
 from better_ccflare.providers import UnknownAccountTypeError
 from better_ccflare.proxy.admin import (
+    AccountEdit,
     NewAccount,
+    edit_account,
     logs_in_only,
     reset_rate_limit,
-    validate_account_name,
-    validate_endpoint,
 )
 
 from ._account_input import (
@@ -160,6 +166,27 @@ class MappingsBody(msgspec.Struct, frozen=True, rename="camel"):
     model_mappings: MappingsInput
 
 
+class BillingTypeBody(msgspec.Struct, frozen=True, rename="camel"):
+    billing_type: BillingType | None
+    """``plan``, ``api`` or ``overage``; ``null`` to let the upstream's headers decide."""
+
+
+class EditBody(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """The settings to change; a field left out keeps its value. ``customEndpoint`` and
+    ``billingType`` take ``null`` to go back to the default."""
+
+    name: AccountName | None = None
+    priority: Priority | None = None
+    custom_endpoint: Endpoint | msgspec.UnsetType | None = msgspec.UNSET
+    model_mappings: MappingsInput | None = None
+    """Replaces every mapping; ``{}`` removes them all."""
+    auto_fallback_enabled: bool | None = None
+    auto_refresh_enabled: bool | None = None
+    auto_pause_on_overage_enabled: bool | None = None
+    peak_hours_pause_enabled: bool | None = None
+    billing_type: BillingType | msgspec.UnsetType | None = msgspec.UNSET
+
+
 class DeleteBody(msgspec.Struct, frozen=True):
     confirm: NonBlank
     """The account's name, typed again: deleting is not undoable."""
@@ -192,15 +219,47 @@ async def resume_account(ctx: Ctx, account_id: FromPath[str]) -> AccountResponse
     return await _changed(ctx, account_id)
 
 
+async def _edit(ctx: ManagementContext, account_id: str, edit: AccountEdit) -> AccountResponse:
+    """Apply ``edit`` through the shared account rules (the CLI's ``account edit`` too)."""
+    await find_account(ctx, account_id)
+    with api_field_names():
+        await edit_account(ctx.store, account_id, edit, registry=ctx.registry)
+    return await _changed(ctx, account_id)
+
+
+@patch(
+    "/api/accounts/{account_id:str}",
+    responses=ERROR_RESPONSES,
+    summary="Change any of the account's settings at once (all checked before any is written)",
+)
+async def edit_account_settings(
+    ctx: Ctx, account_id: FromPath[str], data: JSONBody[EditBody]
+) -> AccountResponse:
+    endpoint: str | msgspec.UnsetType | None = data.custom_endpoint
+    return await _edit(
+        ctx,
+        account_id,
+        AccountEdit(
+            name=data.name,
+            priority=data.priority,
+            endpoint=endpoint,
+            model_mappings=_mappings(data.model_mappings),
+            auto_fallback=data.auto_fallback_enabled,
+            auto_refresh=data.auto_refresh_enabled,
+            auto_pause_on_overage=data.auto_pause_on_overage_enabled,
+            peak_hours_pause=data.peak_hours_pause_enabled,
+            billing_type=data.billing_type,
+        ),
+    )
+
+
 @post(
     "/api/accounts/{account_id:str}/rename", responses=ERROR_RESPONSES, summary="Rename the account"
 )
 async def rename_account(
     ctx: Ctx, account_id: FromPath[str], data: JSONBody[RenameBody]
 ) -> AccountResponse:
-    await find_account(ctx, account_id)
-    await ctx.store.accounts.rename(account_id, validate_account_name(data.name))
-    return await _changed(ctx, account_id)
+    return await _edit(ctx, account_id, AccountEdit(name=data.name))
 
 
 @post(
@@ -211,9 +270,7 @@ async def rename_account(
 async def set_priority(
     ctx: Ctx, account_id: FromPath[str], data: JSONBody[PriorityBody]
 ) -> AccountResponse:
-    await find_account(ctx, account_id)
-    await ctx.store.accounts.set_priority(account_id, data.priority)
-    return await _changed(ctx, account_id)
+    return await _edit(ctx, account_id, AccountEdit(priority=data.priority))
 
 
 _Flag = Literal["auto_fallback", "auto_refresh", "auto_pause_on_overage", "peak_hours_pause"]
@@ -232,9 +289,8 @@ def _toggle(slug: str, flag: _Flag, summary: str) -> HTTPRouteHandler:
     async def set_flag(
         ctx: Ctx, account_id: FromPath[str], data: JSONBody[EnabledBody]
     ) -> AccountResponse:
-        await find_account(ctx, account_id)
-        await ctx.store.accounts.set_flags(account_id, **{flag: data.enabled})
-        return await _changed(ctx, account_id)
+        edit = msgspec.structs.replace(AccountEdit(), **{flag: data.enabled})
+        return await _edit(ctx, account_id, edit)
 
     return set_flag
 
@@ -259,11 +315,7 @@ _TOGGLES = [
 async def set_custom_endpoint(
     ctx: Ctx, account_id: FromPath[str], data: JSONBody[EndpointBody]
 ) -> AccountResponse:
-    await find_account(ctx, account_id)
-    with api_field_names():
-        endpoint = validate_endpoint(data.custom_endpoint) if data.custom_endpoint else None
-    await ctx.store.accounts.set_custom_endpoint(account_id, endpoint)
-    return await _changed(ctx, account_id)
+    return await _edit(ctx, account_id, AccountEdit(endpoint=data.custom_endpoint))
 
 
 @post(
@@ -274,10 +326,20 @@ async def set_custom_endpoint(
 async def set_model_mappings(
     ctx: Ctx, account_id: FromPath[str], data: JSONBody[MappingsBody]
 ) -> AccountResponse:
-    await find_account(ctx, account_id)
-    mappings = {k.strip(): tuple(t.strip() for t in v) for k, v in data.model_mappings.items()}
-    await ctx.store.accounts.set_model_mappings(account_id, mappings)
-    return await _changed(ctx, account_id)
+    return await _edit(
+        ctx, account_id, AccountEdit(model_mappings=_mappings(data.model_mappings) or {})
+    )
+
+
+@post(
+    "/api/accounts/{account_id:str}/billing-type",
+    responses=ERROR_RESPONSES,
+    summary="Set or clear the account's billing type",
+)
+async def set_billing_type(
+    ctx: Ctx, account_id: FromPath[str], data: JSONBody[BillingTypeBody]
+) -> AccountResponse:
+    return await _edit(ctx, account_id, AccountEdit(billing_type=data.billing_type))
 
 
 @post(
@@ -330,11 +392,13 @@ ACCOUNT_HANDLERS = [
     add_account,
     pause_account,
     resume_account,
+    edit_account_settings,
     rename_account,
     set_priority,
     *_TOGGLES,
     set_custom_endpoint,
     set_model_mappings,
+    set_billing_type,
     force_reset_rate_limit,
     refresh_usage,
     delete_account,

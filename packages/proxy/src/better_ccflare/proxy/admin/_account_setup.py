@@ -51,10 +51,11 @@ __all__ = [
     "account_types",
     "add_account",
     "check_new_account",
+    "checked_mappings",
+    "checked_url",
     "logs_in_only",
     "reset_rate_limit",
     "validate_account_name",
-    "validate_endpoint",
 ]
 
 MAX_NAME_CHARS = 100
@@ -280,7 +281,7 @@ def _build_account(
         credentials=credentials,
         priority=new.priority,
         custom_endpoint=endpoint,
-        model_mappings=_checked_mappings(new.model_mappings),
+        model_mappings=checked_mappings(new.model_mappings),
     )
 
 
@@ -343,18 +344,15 @@ def _checked_fields(new: NewAccount, provider: Provider) -> dict[str, str]:
 def _checked_value(field: AccountField, value: str) -> str:
     where = _ATTRIBUTES.get(field.name, field.name)
     if field.kind is FieldKind.URL:
-        return _checked_url(where, value)
+        return checked_url(where, value)
     if field.kind is FieldKind.CHOICE and value not in field.choices:
         raise InvalidInputError(where, f"{value!r} is not one of {', '.join(field.choices)}")
     return value
 
 
-def validate_endpoint(url: str) -> str:
-    """``url`` without a trailing slash, once it is an absolute http(s) URL."""
-    return _checked_url("endpoint", url)
-
-
-def _checked_url(field: str, url: str) -> str:
+def checked_url(field: str, url: str) -> str:
+    """``url`` without a trailing slash, once it is an absolute http(s) URL; else an
+    :class:`InvalidInputError` for ``field``."""
     try:
         parts = urlsplit(url)
     except ValueError:  # for example an unclosed "[" in the host
@@ -378,7 +376,8 @@ def _checked_credentials(new: NewAccount, provider: Provider, api_key: str | Non
     return new.credentials
 
 
-def _checked_mappings(mappings: ModelMappings | None) -> ModelMappings:
+def checked_mappings(mappings: ModelMappings | None) -> ModelMappings:
+    """``mappings`` with keys trimmed and every target checked; ``model_mappings`` errors."""
     if not mappings:
         return {}
     try:
