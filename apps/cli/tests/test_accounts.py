@@ -304,7 +304,7 @@ def test_reset_rate_limit_makes_a_benched_account_routable(cli: Cli) -> None:
         limited_until_ms=until, reason=RateLimitReason.UPSTREAM_429_WITH_RESET, consecutive=2
     )
     cli.with_store(lambda store: store.accounts.update_rate_limit(account_id, benched))
-    assert "rate-limited until" in cli.ok("account", "list").output
+    assert "rate-limited, ends in 1h" in cli.ok("account", "list").output
     cli.ok("account", "reset-rate-limit", "work")
     assert cli.account("work").rate_limit == RateLimitState()
     assert cli.json("account", "show", "work")["state"] == "active"
@@ -322,7 +322,7 @@ def test_an_account_whose_credentials_were_refused_says_so_until_reset(cli: Cli)
     )
     cli.with_store(lambda store: store.accounts.update_rate_limit(account_id, rejected))
 
-    assert "credentials rejected (probed after" in cli.ok("account", "list").output
+    assert "credentials rejected (probe in 10m)" in cli.ok("account", "list").output
     [row] = cli.json("account", "list")
     assert row["account_state"] == "credentials_rejected"
     shown = cli.json("account", "show", "work")
@@ -337,8 +337,8 @@ def test_an_account_whose_credentials_were_refused_says_so_until_reset(cli: Cli)
     ("reason", "said"),
     [
         (RateLimitReason.OUT_OF_CREDITS, "out of credits"),
-        (RateLimitReason.CONNECT_FAILED, "unreachable until"),
-        (RateLimitReason.UPSTREAM_TIMEOUT, "unreachable until"),
+        (RateLimitReason.CONNECT_FAILED, "unreachable, ends in 1m"),
+        (RateLimitReason.UPSTREAM_TIMEOUT, "unreachable, ends in 1m"),
     ],
 )
 def test_the_circuit_breakers_other_benches_are_named_in_the_list(

@@ -10,14 +10,13 @@ are never echoed, and no output (``--json`` included) ever contains one.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TypeVar, cast
+from typing import TypeVar
 
 import click
 import msgspec
 
 from better_ccflare.core import (
     Account,
-    AccountState,
     BetterCcflareError,
     BillingType,
     InvalidInputError,
@@ -25,8 +24,8 @@ from better_ccflare.core import (
     OAuthMode,
     PauseReason,
     ProviderKind,
-    RateLimitReason,
     SystemClock,
+    UsageSnapshot,
 )
 from better_ccflare.database import Store
 from better_ccflare.providers import Provider
@@ -45,10 +44,11 @@ from better_ccflare.proxy.admin import (
 
 from ._account_lookup import find_account
 from ._account_types import AccountTypeParam, field_prompt, registry
+from ._account_view import LIST_COLUMNS, account_detail, account_row, list_cells, show_rows, shown
 from ._context import load, with_store
 from ._errors import UserError, as_click_error
 from ._oauth_login import log_in
-from ._output import format_time, print_json, print_table
+from ._output import Col, print_json, print_table
 from ._prompting import ask
 
 __all__ = ["account"]
@@ -62,53 +62,6 @@ _LOGIN_MODES: dict[str, OAuthMode] = {
 _T = TypeVar("_T")
 _Apply = Callable[[Store, Account], Awaitable[None]]
 """One change to a found account."""
-
-
-class _AccountRow(msgspec.Struct, frozen=True, kw_only=True):
-    """What ``account list --json`` prints: no credentials, ever."""
-
-    id: str
-    name: str
-    provider: str
-    priority: int
-    paused: bool
-    requires_reauth: bool
-    account_state: AccountState
-    custom_endpoint: str | None
-    request_count: int
-    rate_limited_until_ms: int | None
-
-
-class _AccountDetail(msgspec.Struct, frozen=True, kw_only=True):
-    """What ``account show --json`` prints: everything but the credentials themselves."""
-
-    id: str
-    name: str
-    provider: str
-    priority: int
-    state: str
-    account_state: AccountState
-    """``state`` for scripts: ``ready``, ``cooling_down``, ``paused``, ``requires_reauth``,
-    ``credentials_rejected`` or ``out_of_credits``."""
-    paused: bool
-    pause_reason: str | None
-    requires_reauth: bool
-    consecutive_failures: int
-    custom_endpoint: str | None
-    model_mappings: ModelMappings
-    credential: str
-    """``api-key``, ``oauth`` or ``none``: which kind is stored, not its value."""
-    token_expires_at_ms: int | None
-    created_at_ms: int
-    last_used_ms: int | None
-    request_count: int
-    total_requests: int
-    session_started_at_ms: int | None
-    session_request_count: int
-    rate_limit_status: str | None
-    rate_limit_reason: str | None
-    rate_limited_until_ms: int | None
-    rate_limit_reset_at_ms: int | None
 
 
 @click.group()
@@ -296,7 +249,12 @@ def types(as_json: bool) -> None:
         print_json(rows)
         return
     print_table(
-        ["TYPE", "NAME", "FROM", "FIELDS"],
+        [
+            "TYPE",
+            Col("NAME", flex=True),
+            Col("FROM", flex=True),
+            Col("FIELDS", flex=True, wrap=True),
+        ],
         [[r.type, r.display_name, _origin(r), _fields_text(r)] for r in rows],
     )
 
@@ -316,42 +274,45 @@ def _fields_text(row: AccountType) -> str:
 @account.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def list_accounts(as_json: bool) -> None:
-    """List the accounts (never their credentials)."""
-    accounts = with_store(load(), lambda store: store.accounts.list_all())
+    """List the accounts with their state and usage (never their credentials).
+
+    5H and 7D are the usage windows of Claude subscriptions, in percent, from the server's last
+    reading; `account show` lists every window a provider reports.
+    """
+
+    async def read(store: Store) -> list[tuple[Account, UsageSnapshot | None]]:
+        accounts = await store.accounts.list_all()
+        return [(a, await store.usage.latest(a.id)) for a in accounts]
+
+    found = with_store(load(), read)
     now_ms = SystemClock().now_ms()
-    ordered = sorted(accounts, key=lambda a: (a.priority, a.name))
+    ordered = sorted(found, key=lambda pair: (pair[0].priority, pair[0].name))
     if as_json:
-        print_json([_row(a, now_ms) for a in ordered])
+        print_json([account_row(a, usage, now_ms) for a, usage in ordered])
         return
     if not ordered:
         click.echo("No accounts yet. Add one with `better-ccflare account add NAME --mode MODE`.")
         return
-    print_table(
-        ["NAME", "PROVIDER", "PRIORITY", "STATE", "REQUESTS", "LAST USED (UTC)"],
-        [
-            [a.name, a.provider, a.priority, _state(a, now_ms), a.request_count, _when(a)]
-            for a in ordered
-        ],
-    )
+    print_table(LIST_COLUMNS, [list_cells(a, usage, now_ms) for a, usage in ordered])
 
 
 @account.command("show")
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def show(name: str, as_json: bool) -> None:
-    """Show one account in detail (never its credentials)."""
-    found = with_store(load(), lambda store: find_account(store, name))
-    detail = _detail(found, SystemClock().now_ms())
+    """Show one account in detail, with every usage window (never its credentials)."""
+
+    async def read(store: Store) -> tuple[Account, UsageSnapshot | None]:
+        found = await find_account(store, name)
+        return found, await store.usage.latest(found.id)
+
+    found, usage = with_store(load(), read)
+    now_ms = SystemClock().now_ms()
+    detail = account_detail(found, usage, now_ms)
     if as_json:
         print_json(detail)
         return
-    print_table(
-        ["FIELD", "VALUE"],
-        [
-            [field.removesuffix("_ms"), _shown(field, value)]
-            for field, value in msgspec.structs.asdict(detail).items()
-        ],
-    )
+    print_table(["FIELD", Col("VALUE", flex=True, wrap=True)], show_rows(detail, now_ms))
 
 
 @account.command("remove")
@@ -600,7 +561,7 @@ def _setting(attribute: str, value: object) -> object:
         return "on" if value else "off"
     if attribute == "billing_type" and value is None:
         return "auto"
-    return _shown(attribute, value)
+    return shown(attribute, value)
 
 
 def _checked_name(name: str) -> str:
@@ -612,96 +573,3 @@ def _checked(check: Callable[[], _T]) -> _T:
         return check()
     except BetterCcflareError as exc:
         raise as_click_error(exc) from exc
-
-
-def _shown(field: str, value: object) -> object:
-    """One ``account show`` value for people: times in UTC, mappings as FROM=TO, blanks as -."""
-    if value is None or value in ("", {}):
-        return "-"
-    if field.endswith("_ms") and isinstance(value, int):
-        return f"{format_time(value)} UTC"
-    if isinstance(value, dict):
-        mappings = cast("ModelMappings", value)
-        return ", ".join(f"{k}={','.join(v)}" for k, v in mappings.items())
-    return value
-
-
-def _state(account: Account, now_ms: int) -> str:
-    limit = account.rate_limit
-    state = account.state(now_ms)
-    if state is AccountState.PAUSED:
-        return f"paused ({account.pause_reason})" if account.pause_reason else "paused"
-    if state is AccountState.COOLING_DOWN:
-        kind = "unreachable" if limit.reason in _UNREACHABLE else "rate-limited"
-        return f"{kind} until {format_time(limit.limited_until_ms)} UTC"
-    if state in (AccountState.CREDENTIALS_REJECTED, AccountState.OUT_OF_CREDITS):
-        return _WORDS[state] + _probe(account, now_ms)
-    return _WORDS[state]
-
-
-_WORDS = {
-    AccountState.READY: "active",
-    AccountState.REQUIRES_REAUTH: "needs re-login",
-    AccountState.CREDENTIALS_REJECTED: "credentials rejected",
-    AccountState.OUT_OF_CREDITS: "out of credits",
-}
-_UNREACHABLE = (RateLimitReason.CONNECT_FAILED, RateLimitReason.UPSTREAM_TIMEOUT)
-
-
-def _probe(account: Account, now_ms: int) -> str:
-    """When the next request may try the account again, or that it may now."""
-    if account.rate_limit.cooling_down(now_ms):
-        return f" (probed after {format_time(account.rate_limit.limited_until_ms)} UTC)"
-    return " (the next request probes it)"
-
-
-def _when(account: Account) -> str:
-    return format_time(account.last_used_ms)
-
-
-def _row(a: Account, now_ms: int) -> _AccountRow:
-    return _AccountRow(
-        id=a.id,
-        name=a.name,
-        provider=a.provider,
-        priority=a.priority,
-        paused=a.paused,
-        requires_reauth=a.requires_reauth,
-        account_state=a.state(now_ms),
-        custom_endpoint=a.custom_endpoint,
-        request_count=a.request_count,
-        rate_limited_until_ms=a.rate_limit.limited_until_ms,
-    )
-
-
-def _detail(a: Account, now_ms: int) -> _AccountDetail:
-    held = a.credentials
-    credential = "oauth" if held.refresh_token or held.access_token else "none"
-    if held.api_key:
-        credential = "api-key"
-    return _AccountDetail(
-        id=a.id,
-        name=a.name,
-        provider=a.provider,
-        priority=a.priority,
-        state=_state(a, now_ms),
-        account_state=a.state(now_ms),
-        paused=a.paused,
-        pause_reason=a.pause_reason,
-        requires_reauth=a.requires_reauth,
-        consecutive_failures=a.rate_limit.failures,
-        custom_endpoint=a.custom_endpoint,
-        model_mappings=a.model_mappings,
-        credential=credential,
-        token_expires_at_ms=held.expires_at_ms,
-        created_at_ms=a.created_at_ms,
-        last_used_ms=a.last_used_ms,
-        request_count=a.request_count,
-        total_requests=a.total_requests,
-        session_started_at_ms=a.session.started_at_ms,
-        session_request_count=a.session.request_count,
-        rate_limit_status=a.rate_limit.status,
-        rate_limit_reason=a.rate_limit.reason,
-        rate_limited_until_ms=a.rate_limit.limited_until_ms,
-        rate_limit_reset_at_ms=a.rate_limit.reset_at_ms,
-    )

@@ -16,7 +16,7 @@ from better_ccflare.proxy.admin import change_api_key, create_api_key
 
 from ._context import load, with_store
 from ._errors import UserError
-from ._output import print_json, print_table
+from ._output import Col, print_json, print_table, styled
 
 __all__ = ["api_key"]
 
@@ -87,12 +87,12 @@ def list_keys(as_json: bool) -> None:
         click.echo("No API keys: the proxy accepts every client. Add one with `api-key generate`.")
         return
     print_table(
-        ["NAME", "ROLE", "STATE", "ENDS WITH", "USES"],
+        [Col("NAME", flex=True), "ROLE", "STATE", "ENDS WITH", Col("USES", justify="right")],
         [
             [
                 r.name,
                 r.role,
-                "active" if r.active else "disabled",
+                styled("active", "green") if r.active else styled("disabled", "yellow"),
                 f"…{r.prefix_last_8}",
                 r.usage_count,
             ]
