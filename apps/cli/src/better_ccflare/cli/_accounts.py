@@ -45,6 +45,7 @@ from better_ccflare.proxy.admin import (
 from ._account_lookup import find_account
 from ._account_types import AccountTypeParam, field_prompt, registry
 from ._account_view import LIST_COLUMNS, account_detail, account_row, list_cells, show_rows, shown
+from ._completion import complete_account_names
 from ._context import load, with_store
 from ._errors import UserError, as_click_error
 from ._oauth_login import log_in
@@ -297,7 +298,7 @@ def list_accounts(as_json: bool) -> None:
 
 
 @account.command("show")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_account_names)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def show(name: str, as_json: bool) -> None:
     """Show one account in detail, with every usage window (never its credentials)."""
@@ -316,7 +317,7 @@ def show(name: str, as_json: bool) -> None:
 
 
 @account.command("remove")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_account_names)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def remove(name: str, yes: bool) -> None:
     """Remove an account (its request history stays)."""
@@ -329,7 +330,7 @@ def remove(name: str, yes: bool) -> None:
 
 
 @account.command("pause")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_account_names)
 def pause(name: str) -> None:
     """Stop routing requests to an account until it is resumed."""
     found = _change(name, lambda store, a: store.accounts.pause(a.id, PauseReason.MANUAL))
@@ -337,7 +338,7 @@ def pause(name: str) -> None:
 
 
 @account.command("resume")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_account_names)
 def resume(name: str) -> None:
     """Route requests to a paused account again."""
     found = _change(name, lambda store, a: store.accounts.resume(a.id))
@@ -345,7 +346,7 @@ def resume(name: str) -> None:
 
 
 @account.command("edit")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_account_names)
 @click.option("--name", "new_name", metavar="NEW", help="Rename the account.")
 @click.option("--priority", type=click.IntRange(0, 100), help="0-100; lower is preferred.")
 @click.option(
@@ -433,7 +434,7 @@ def edit(
 
 
 @account.command("rename")
-@click.argument("old")
+@click.argument("old", shell_complete=complete_account_names)
 @click.argument("new")
 def rename(old: str, new: str) -> None:
     """Rename an account (its id, history and credentials stay); as `edit OLD --name NEW`."""
@@ -442,7 +443,7 @@ def rename(old: str, new: str) -> None:
 
 
 @account.command("set-priority")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_account_names)
 @click.argument("priority", type=click.IntRange(0, 100))
 def set_priority(name: str, priority: int) -> None:
     """Set an account's priority, 0 to 100 (lower numbers are preferred)."""
@@ -451,7 +452,7 @@ def set_priority(name: str, priority: int) -> None:
 
 
 @account.command("reset-rate-limit")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_account_names)
 def reset_rate_limit_command(name: str) -> None:
     """End an account's cooldown now, making it routable again.
 
@@ -463,7 +464,7 @@ def reset_rate_limit_command(name: str) -> None:
 
 
 @account.command("reauth")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_account_names)
 def reauth(name: str) -> None:
     """Log in to an account again, keeping its id, settings and history.
 

@@ -13,6 +13,7 @@ from better_ccflare.core import RequestRecord, SystemClock
 from better_ccflare.database import ErrorGroup, GroupStats, Metrics, RequestFilter, Store
 
 from ._account_lookup import find_account
+from ._completion import complete_account_names
 from ._context import load, with_store
 from ._output import (
     Col,
@@ -116,7 +117,13 @@ def stats(since_days: int | None, as_json: bool) -> None:
 @click.option(
     "--limit", type=click.IntRange(1, 10_000), default=20, show_default=True, help="How many."
 )
-@click.option("--account", "account_name", metavar="NAME", help="Only this account's requests.")
+@click.option(
+    "--account",
+    "account_name",
+    metavar="NAME",
+    shell_complete=complete_account_names,
+    help="Only this account's requests.",
+)
 @click.option("--model", help="Only requests for this model.")
 @click.option(
     "--status",
