@@ -133,6 +133,42 @@ async def test_bad_input_is_a_400_naming_the_field(
     assert (await client.post("/api/accounts/nope/pause")).status_code == 404
 
 
+@pytest.mark.parametrize("account_type", ["claude-console-api", "console"])
+async def test_a_type_is_added_by_its_name_or_its_older_alias(
+    api: tuple[Service, httpx2.AsyncClient], upstream: FakeUpstream, account_type: str
+) -> None:
+    _, client = api
+    added = await client.post(
+        f"/api/accounts/{account_type}",
+        json={"name": "beta", "apiKey": "beta-key-123", "customEndpoint": upstream.url},
+    )
+    assert added.status_code == 201, added.text
+    assert added.json()["provider"] == "claude-console-api"
+    refused = await client.post(
+        f"/api/accounts/{account_type}", json={"name": "gamma", "projectId": "p"}
+    )
+    assert "is not accepted for claude-console-api accounts" in refused.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "login_host"),
+    [
+        ("anthropic", "claude.ai"),
+        ("claude-oauth", "claude.ai"),
+        ("max", "claude.ai"),
+        ("claude-console-api", "console.anthropic.com"),
+        ("console", "console.anthropic.com"),
+    ],
+)
+async def test_a_login_starts_for_an_account_type_by_its_name_or_alias(
+    api: tuple[Service, httpx2.AsyncClient], mode: str, login_host: str
+) -> None:
+    _, client = api
+    init = await client.post("/api/oauth/init", json={"name": "new", "mode": mode})
+    assert init.status_code == 200, init.text
+    assert urlsplit(init.json()["authUrl"]).hostname == login_host
+
+
 async def test_account_actions_change_routing_and_state(
     api: tuple[Service, httpx2.AsyncClient],
 ) -> None:

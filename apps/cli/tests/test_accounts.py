@@ -30,6 +30,30 @@ def test_add_stores_the_account_with_its_key(cli: Cli) -> None:
     assert account.credentials.api_key == KEY
 
 
+@pytest.mark.parametrize("mode", ["claude-console-api", "console"])
+def test_a_type_is_taken_by_its_name_or_its_older_alias_and_shown_by_its_name(
+    cli: Cli, mode: str
+) -> None:
+    result = cli.ok("account", "add", "work", "--mode", mode, "--api-key", KEY)
+    assert "Added claude-console-api account 'work'" in result.output
+    assert cli.account("work").provider == "claude-console-api"
+    assert cli.json("account", "list")[0]["provider"] == "claude-console-api"
+
+
+def test_the_subscription_types_older_names_are_refused_as_it_is(cli: Cli) -> None:
+    for mode in ("anthropic", "claude-oauth", "max"):
+        result = cli("account", "add", "me", "--mode", mode, "--api-key", KEY)
+        assert result.exit_code == 2
+        assert "--api-key: is not accepted for anthropic accounts" in result.output
+
+
+def test_an_unknown_type_lists_the_types_by_their_one_name(cli: Cli) -> None:
+    result = cli("account", "add", "x", "--mode", "bedrock")
+    assert result.exit_code == 2
+    assert "'anthropic', 'claude-console-api'" in result.output
+    assert "claude-oauth" not in result.output
+
+
 def test_a_missing_key_is_prompted_for_without_echo(cli: Cli) -> None:
     result = cli.ok("account", "add", "glm", "--mode", "zai", input=f"{KEY}\n")
     assert "API key for glm" in result.output

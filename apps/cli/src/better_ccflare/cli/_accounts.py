@@ -78,14 +78,14 @@ def account() -> None:
 @click.option(
     "--mode",
     type=AccountTypeParam(),
-    help="The account type: a built-in or an installed plugin's (see `account types`); "
-    "prompted for when omitted.",
+    help="The account type: a built-in or an installed plugin's (see `account types`; the "
+    "older names claude-oauth and console still work); prompted for when omitted.",
 )
 @click.option("--api-key", help="The account's API key (prompted for, hidden, when needed).")
 @click.option(
     "--endpoint",
     help="Base URL of the upstream (required for anthropic-compatible; optional for "
-    "openai-compatible, nanogpt, console, claude-oauth and plugins that declare one).",
+    "openai-compatible, nanogpt, claude-console-api, anthropic and plugins that declare one).",
 )
 @click.option(
     "--priority",
@@ -114,7 +114,7 @@ def account() -> None:
 @click.option(
     "--login",
     is_flag=True,
-    help="console: log in with the browser and mint an API key instead of pasting one.",
+    help="claude-console-api: log in with the browser and mint an API key instead of pasting one.",
 )
 def add(
     *,
@@ -133,8 +133,8 @@ def add(
 
     \b
     Examples:
-      better-ccflare account add me --mode claude-oauth
-      better-ccflare account add work --mode console --api-key sk-ant-api03-...
+      better-ccflare account add me --mode anthropic
+      better-ccflare account add work --mode claude-console-api --api-key sk-ant-api03-...
       better-ccflare account add gw --mode anthropic-compatible \\
           --endpoint https://gateway.example --api-key ... --model-map sonnet=glm-4.6
       better-ccflare account add gcp --mode vertex-ai --project-id my-proj --region us-east5
@@ -143,9 +143,7 @@ def add(
     config = load()
     name = _checked_name(name)
     providers = registry()
-    chosen: str = mode or ask(
-        "--mode", "Account type", type=click.Choice(providers.account_types())
-    )
+    chosen: str = mode or ask("--mode", "Account type", type=AccountTypeParam())
     provider = providers.for_account_type(chosen)
     if login:
         key_logins = [
@@ -468,9 +466,10 @@ def reset_rate_limit_command(name: str) -> None:
 def reauth(name: str) -> None:
     """Log in to an account again, keeping its id, settings and history.
 
-    For claude-oauth accounts whose login expired or was revoked (and console accounts, which
-    get a freshly minted key). The new credentials replace the old ones and clear the
-    "needs re-login" state; a running server uses them within seconds.
+    For anthropic (Claude subscription) accounts whose login expired or was revoked (and
+    claude-console-api accounts, which get a freshly minted key). The new credentials replace
+    the old ones and clear the "needs re-login" state; a running server uses them within
+    seconds.
     """
     config = load()
     found = with_store(config, lambda store: find_account(store, name))

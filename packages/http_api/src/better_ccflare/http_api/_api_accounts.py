@@ -124,7 +124,8 @@ async def add_account(
         raise NotFoundException(str(exc)) from exc
     if logs_in_only(provider):
         raise InvalidInputError(
-            "type", f"{account_type} accounts are added by logging in; use POST /api/oauth/init"
+            "type",
+            f"{provider.account_type} accounts are added by logging in; use POST /api/oauth/init",
         )
     added = await add_checked(
         ctx,

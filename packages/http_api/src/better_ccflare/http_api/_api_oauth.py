@@ -61,8 +61,10 @@ account name cannot contain ``:``, so a marked session can never be mistaken for
 
 class InitBody(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     name: AccountName
-    mode: Literal["claude-oauth", "max", "console"] = "claude-oauth"
-    """``max`` is the reference's older name for ``claude-oauth``."""
+    mode: Literal["anthropic", "claude-console-api", "claude-oauth", "max", "console"] = "anthropic"
+    """The account type to log in to: ``anthropic`` (a Claude subscription) or
+    ``claude-console-api`` (a Console key is minted); ``claude-oauth``, ``max`` and ``console``
+    are their older names."""
     priority: Priority = 0
     custom_endpoint: Endpoint | None = None
 
@@ -151,13 +153,14 @@ async def _finish(
     status_code=200,
 )
 async def oauth_init(ctx: Ctx, data: JSONBody[InitBody]) -> InitResponse:
-    mode = OAuthMode.CONSOLE if data.mode == "console" else OAuthMode.CLAUDE_OAUTH
+    console = data.mode in (AccountMode.CONSOLE, "console")
+    mode = OAuthMode.CONSOLE if console else OAuthMode.CLAUDE_OAUTH
     # Check everything but the login's own result now, not after the person has logged in.
     with api_field_names():
         check_new_account(
             NewAccount(
                 name=data.name,
-                mode=AccountMode(mode.value),
+                mode=AccountMode.CONSOLE if console else AccountMode.CLAUDE_OAUTH,
                 priority=data.priority,
                 endpoint=data.custom_endpoint,
             ),

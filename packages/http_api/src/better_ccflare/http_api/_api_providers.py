@@ -25,9 +25,14 @@ class AccountTypeResponse(msgspec.Struct, frozen=True, kw_only=True, rename="cam
     ``POST /api/accounts/{type}`` adds one, unless ``loginOnly``."""
 
     type: str
+    """The account type's one name: what accounts store as ``provider`` and what
+    ``POST /api/accounts/{type}`` and ``POST /api/oauth/init``'s ``mode`` take."""
+    aliases: tuple[str, ...]
+    """Older names those inputs also take (``claude-oauth``, ``max``; ``console``)."""
     provider: str
-    """The provider id stored as the account's ``provider``."""
+    """The provider id stored as the account's ``provider``; for every built-in, ``type``."""
     display_name: str
+    """The label people see for the type (the dashboard shows it for each account)."""
     builtin: bool
     distribution: str | None
     """The plugin's distribution name; ``null`` for a built-in."""

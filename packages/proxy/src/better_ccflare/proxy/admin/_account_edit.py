@@ -152,7 +152,7 @@ def _stored_endpoint(account: Account, provider: Provider, url: str | None) -> s
     declared = {field.name: field for field in provider.account_fields}
     field = declared.get(_ENDPOINT)
     if field is None:
-        raise InvalidInputError("endpoint", f"is not accepted for {provider.id} accounts")
+        raise InvalidInputError("endpoint", f"is not accepted for {provider.account_type} accounts")
     others = set(declared) - {"api_key", _ENDPOINT}
     settings = _settings(account.custom_endpoint) if others else {}
     settings.pop(_ENDPOINT, None)
@@ -160,7 +160,7 @@ def _stored_endpoint(account: Account, provider: Provider, url: str | None) -> s
     if url is not None:
         settings[_ENDPOINT] = checked_url("endpoint", url)
     elif field.required:
-        raise InvalidInputError("endpoint", f"is required for {provider.id} accounts")
+        raise InvalidInputError("endpoint", f"is required for {provider.account_type} accounts")
     try:
         return provider.custom_endpoint_for(settings)
     except InvalidInputError as exc:

@@ -94,14 +94,3 @@ export function windowLabel(key) {
   };
   return known[key] ?? key.replaceAll("_", " ");
 }
-
-export const PROVIDER_LABELS = {
-  anthropic: "Claude subscription",
-  "claude-console-api": "Anthropic Console",
-  zai: "Z.ai",
-  minimax: "MiniMax",
-  nanogpt: "NanoGPT",
-  "vertex-ai": "Vertex AI",
-  "openai-compatible": "OpenAI-compatible",
-  "anthropic-compatible": "Anthropic-compatible",
-};

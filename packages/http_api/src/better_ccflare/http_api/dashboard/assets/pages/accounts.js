@@ -4,13 +4,16 @@
 
 import { api, post } from "../api.js";
 import { $, $$, busy, fill, formError, h, toast } from "../dom.js";
-import { PROVIDER_LABELS, fmtDateTime, fmtInt, fmtRelative, windowLabel } from "../format.js";
+import { fmtDateTime, fmtInt, fmtRelative, windowLabel } from "../format.js";
 
 const REFRESH_MS = 10000;
 let accounts = [];
 // The add form's choices, by <option> value: {provider (from /api/providers), login (OAuth
 // mode of /api/oauth/init, or null), fields (what the form asks for)}.
 let addChoices = new Map();
+// Each account type's label ("Claude subscription"), by the type accounts store as `provider`:
+// from /api/providers, so the dashboard names a type as the CLI and the API do.
+let typeLabels = new Map();
 
 /** "opus = a, b" lines or a JSON object → {family: [models]}; null when empty. */
 export function parseMappings(text) {
@@ -134,7 +137,7 @@ function accountCard(a) {
   return h("article", { class: `panel account${needsLogin(a) ? " needs-login" : ""}`, dataset: { accountId: a.id, accountName: a.name } },
     h("div", { class: "account-head" },
       h("h2", {}, a.name),
-      h("span", { class: "badge accent" }, PROVIDER_LABELS[a.provider] ?? a.provider),
+      h("span", { class: "badge accent", title: a.provider }, typeLabels.get(a.provider) ?? a.provider),
       statusBadges(a),
       h("span", { class: "spacer" }),
       h("span", { class: "muted small" }, `Priority ${a.priority}`)),
@@ -265,6 +268,7 @@ function inputName(field) {
 
 async function loadAccountTypes() {
   const { providers } = await api("/api/providers");
+  typeLabels = new Map(providers.map((p) => [p.provider, p.displayName]));
   addChoices = new Map();
   const options = [];
   const add = (value, label, provider, login, fields) => {
@@ -343,7 +347,7 @@ async function submitAdd(event) {
     const body = addBody(form, choice);
     if (choice.login) {
       const endpoint = body.fields?.custom_endpoint;
-      const init = await post("/api/oauth/init", { name: body.name, mode: choice.login, priority: body.priority, ...(endpoint ? { customEndpoint: endpoint } : {}) });
+      const init = await post("/api/oauth/init", { name: body.name, mode: choice.provider.type, priority: body.priority, ...(endpoint ? { customEndpoint: endpoint } : {}) });
       $("#add-account-dialog").close();
       openOAuth(init, "/api/oauth/callback", `Log in: ${body.name}`);
       return;
@@ -396,6 +400,7 @@ export async function start() {
   form.addEventListener("submit", submitAdd);
   $("#add-account-button").addEventListener("click", openAdd);
   await Promise.all([load(), loadAccountTypes()]);
+  render(); // again, now with the types' labels
   document.body.dataset.ready = "true";
   setInterval(() => {
     // Don't redraw under an open dialog or while a form field has focus.
