@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncGenerator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -90,6 +91,32 @@ async def test_accounts_list_shows_live_state_without_secrets(
     assert "sk-ant-api03-alpha" not in response.text
 
 
+async def test_every_iso_time_has_an_epoch_ms_twin(
+    api: tuple[Service, httpx2.AsyncClient],
+) -> None:
+    service, client = api
+    assert (await proxied(str(client.base_url))).status_code == 200
+    await wait_recorded(service, 1)
+    created = await client.post("/api/api-keys", json={"name": "ops"})
+    headers = {"x-api-key": created.json()["data"]["apiKey"]}
+    [account] = (await client.get("/api/accounts", headers=headers)).json()
+    [request] = (await client.get("/api/requests", headers=headers)).json()
+    [key] = (await client.get("/api/api-keys", headers=headers)).json()["data"]
+    pairs = [
+        (account["lastUsed"], account["lastUsedMs"]),
+        (account["created"], account["createdMs"]),
+        (request["timestamp"], request["timestampMs"]),
+        (key["createdAt"], key["createdAtMs"]),
+        (key["lastUsed"], key["lastUsedMs"]),
+    ]
+    assert account["lastUsed"] is not None
+    for iso, ms in pairs:
+        if iso is None:  # the key's first use may not be written yet
+            assert ms is None
+            continue
+        assert datetime.fromisoformat(iso) == datetime.fromtimestamp(ms / 1000, UTC), (iso, ms)
+
+
 async def test_adding_an_account_routes_to_it_at_once(
     api: tuple[Service, httpx2.AsyncClient], upstream: FakeUpstream
 ) -> None:
@@ -166,7 +193,8 @@ async def test_a_login_starts_for_an_account_type_by_its_name_or_alias(
     _, client = api
     init = await client.post("/api/oauth/init", json={"name": "new", "mode": mode})
     assert init.status_code == 200, init.text
-    assert urlsplit(init.json()["authUrl"]).hostname == login_host
+    auth_url: str = init.json()["authUrl"]
+    assert urlsplit(auth_url).hostname == login_host
 
 
 async def test_account_actions_change_routing_and_state(

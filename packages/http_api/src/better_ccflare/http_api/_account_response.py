@@ -38,7 +38,11 @@ class AccountResponse(msgspec.Struct, frozen=True, kw_only=True, rename="camel")
     request_count: int
     total_requests: int
     last_used: str | None
+    """ISO-8601 UTC, as the reference wrote it; ``lastUsedMs`` is the same time in epoch ms."""
+    last_used_ms: int | None
     created: str | None
+    """ISO-8601 UTC, as the reference wrote it; ``createdMs`` is the same time in epoch ms."""
+    created_ms: int
     paused: bool
     pause_reason: str | None
     requires_reauth: bool
@@ -95,7 +99,9 @@ def account_response(ctx: ManagementContext, account: Account) -> AccountRespons
         request_count=account.request_count,
         total_requests=account.total_requests,
         last_used=iso_ms(account.last_used_ms),
+        last_used_ms=account.last_used_ms,
         created=iso_ms(account.created_at_ms),
+        created_ms=account.created_at_ms,
         paused=account.paused,
         pause_reason=account.pause_reason.value if account.pause_reason else None,
         requires_reauth=account.requires_reauth,

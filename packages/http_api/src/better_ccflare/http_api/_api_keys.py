@@ -29,7 +29,11 @@ class KeyInfo(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     name: str
     prefix_last8: str
     created_at: str | None
+    """ISO-8601 UTC, as the reference wrote it; ``createdAtMs`` in epoch ms."""
+    created_at_ms: int
     last_used: str | None
+    """ISO-8601 UTC, as the reference wrote it; ``lastUsedMs`` in epoch ms."""
+    last_used_ms: int | None
     usage_count: int
     is_active: bool
     role: ApiKeyRole
@@ -48,6 +52,7 @@ class NewKey(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """The key itself: shown in this response only."""
     prefix_last8: str
     created_at: str | None
+    created_at_ms: int
     role: ApiKeyRole
 
 
@@ -89,7 +94,9 @@ def _info(key: ApiKey) -> KeyInfo:
         name=key.name,
         prefix_last8=key.prefix_last_8,
         created_at=iso_ms(key.created_at_ms),
+        created_at_ms=key.created_at_ms,
         last_used=iso_ms(key.last_used_ms),
+        last_used_ms=key.last_used_ms,
         usage_count=key.usage_count,
         is_active=key.is_active,
         role=key.role,
@@ -122,6 +129,7 @@ async def create_key(ctx: Ctx, data: JSONBody[CreateBody]) -> Created:
             api_key=plaintext,
             prefix_last8=key.prefix_last_8,
             created_at=iso_ms(key.created_at_ms),
+            created_at_ms=key.created_at_ms,
             role=key.role,
         ),
     )

@@ -67,6 +67,8 @@ class RecentError(msgspec.Struct, frozen=True, rename="camel"):
     status_code: int | None
     count: int
     last_seen: str | None
+    """ISO-8601 UTC, as the reference wrote it; ``lastSeenMs`` in epoch ms."""
+    last_seen_ms: int
 
 
 class StatsResponse(msgspec.Struct, frozen=True, rename="camel"):
@@ -149,6 +151,7 @@ async def stats(
                 status_code=e.status_code,
                 count=e.count,
                 last_seen=iso_ms(e.last_seen_ms),
+                last_seen_ms=e.last_seen_ms,
             )
             for e in errors
         ],
