@@ -6,7 +6,16 @@ a long error and usage readings, the values that used to push tables past the ed
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import pty
+import re
+import struct
+import subprocess
+import sys
+import termios
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -212,3 +221,40 @@ def test_fitted_widths_fit_the_room_when_the_flexible_columns_can_give_way(
 def test_relative_times_read_at_a_glance(offset_ms: int, text: str) -> None:
     assert format_relative(NOW + offset_ms, NOW) == text
     assert format_relative(None, NOW) == "-"
+
+
+def on_a_terminal(cli: Cli, *args: str, **env: str) -> str:
+    """Run the installed command with stdout on a pseudo-terminal 80 columns wide."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    command = Path(sys.executable).parent / "better-ccflare"
+    environ = {"PATH": os.environ["PATH"], "TERM": "xterm-256color", **cli.env, **env}
+    with subprocess.Popen(
+        [str(command), *args], stdout=follower, stderr=subprocess.DEVNULL, env=environ
+    ) as process:
+        os.close(follower)
+        chunks: list[bytes] = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closed: the command is done
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert process.wait(timeout=60) == 0
+    os.close(leader)
+    return b"".join(chunks).decode()
+
+
+def test_state_and_usage_are_coloured_on_a_terminal_unless_no_color(busy: Cli) -> None:
+    coloured = on_a_terminal(busy, "account", "list")
+    assert "\x1b[32mactive" in coloured  # green: serving
+    assert "\x1b[33mrate-limited" in coloured  # yellow: waiting
+    assert "\x1b[31m93%" in coloured  # red: the window is nearly spent
+    lines = [line for line in coloured.splitlines() if line.strip()]
+    plain = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in lines]
+    assert max(len(line) for line in plain) <= 80
+    uncoloured = on_a_terminal(busy, "account", "list", NO_COLOR="1")
+    assert "active" in uncoloured
+    assert not re.search(r"\x1b\[[0-9;]*3[0-7]m", uncoloured)  # bold headers, no colour
