@@ -40,7 +40,7 @@ def test_a_type_is_taken_by_its_name_or_its_older_alias_and_shown_by_its_name(
     assert cli.json("account", "list")[0]["provider"] == "claude-console-api"
 
 
-def test_the_subscription_types_older_names_are_refused_as_it_is(cli: Cli) -> None:
+def test_the_subscription_type_refuses_a_key_by_any_of_its_names(cli: Cli) -> None:
     for mode in ("anthropic", "claude-oauth", "max"):
         result = cli("account", "add", "me", "--mode", mode, "--api-key", KEY)
         assert result.exit_code == 2
@@ -310,6 +310,16 @@ def test_a_refused_edit_exits_2_naming_the_option_and_changes_nothing(
     assert message in result.output
     assert "Traceback" not in result.output
     assert cli.account("gw") == before
+
+
+def test_edit_refuses_a_name_another_account_has(cli: Cli) -> None:
+    add_key_account(cli, "work")
+    add_key_account(cli, "home")
+    result = cli("account", "edit", "home", "--name", "work", "--priority", "3")
+    assert result.exit_code == 2
+    assert "Account name 'work' is already taken" in result.output
+    assert "Traceback" not in result.output
+    assert cli.account("home").priority == 0
 
 
 def test_edit_refuses_an_endpoint_for_a_fixed_address_type(cli: Cli) -> None:

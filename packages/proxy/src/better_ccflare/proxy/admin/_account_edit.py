@@ -103,6 +103,8 @@ async def edit_account(
         endpoint = _stored_endpoint(found, _provider(found, registry), edit.endpoint)
 
     accounts = store.accounts
+    # The rename goes first: it is the one write the store can refuse (a taken name), so a
+    # refused edit still changes nothing.
     if name is not None and name != found.name:
         try:
             await accounts.rename(account_id, name)
