@@ -47,14 +47,16 @@ LONG_ERROR = "upstream overloaded: " + "the server is busy, please retry later "
 def busy(cli: Cli) -> Cli:
     """Three accounts (one benched, one with usage near its limit), requests, an error."""
 
+    now = SystemClock().now_ms()  # at the test's start: relative times are read against it
+
     async def write(store: Store) -> None:
         await store.accounts.add(
             Account(
                 id="a1",
                 name=LONG_NAME,
                 provider="anthropic",
-                created_at_ms=NOW - 48 * HOUR_MS,
-                last_used_ms=NOW - 180_000,
+                created_at_ms=now - 48 * HOUR_MS,
+                last_used_ms=now - 180_000,
                 request_count=12345,
             )
         )
@@ -67,17 +69,17 @@ def busy(cli: Cli) -> Cli:
         await store.accounts.update_rate_limit(
             "a2",
             RateLimitState(
-                limited_until_ms=NOW + 2 * HOUR_MS,
+                limited_until_ms=now + 2 * HOUR_MS,
                 reason=RateLimitReason.UPSTREAM_429_WITH_RESET,
             ),
         )
         await store.usage.record(
             UsageSnapshot(
                 account_id="a1",
-                timestamp_ms=NOW - 60_000,
+                timestamp_ms=now - 60_000,
                 windows=(
-                    UsageWindow(key="five_hour", utilization=93.4, resets_at_ms=NOW + HOUR_MS),
-                    UsageWindow(key="seven_day", utilization=41.0, resets_at_ms=NOW + 96 * HOUR_MS),
+                    UsageWindow(key="five_hour", utilization=93.4, resets_at_ms=now + HOUR_MS),
+                    UsageWindow(key="seven_day", utilization=41.0, resets_at_ms=now + 96 * HOUR_MS),
                 ),
             )
         )
@@ -85,7 +87,7 @@ def busy(cli: Cli) -> Cli:
             store.requests.record(
                 RequestRecord(
                     id=f"r{i}",
-                    timestamp_ms=NOW - (i + 1) * 60_000,
+                    timestamp_ms=now - (i + 1) * 60_000,
                     method="POST",
                     path="/v1/messages",
                     account_id="a1",
@@ -141,7 +143,8 @@ def test_usage_is_in_the_json_of_list_and_show(busy: Cli) -> None:
     ]
     detail = busy.json("account", "show", "a1")
     assert detail["usage"] == row["usage"]
-    assert detail["usage_read_at_ms"] == NOW - 60_000
+    assert detail["usage_read_at_ms"] == row["usage_read_at_ms"]
+    assert SystemClock().now_ms() - row["usage_read_at_ms"] >= 60_000
 
 
 def test_a_window_whose_reset_has_passed_shows_no_percentage(cli: Cli) -> None:
