@@ -47,6 +47,15 @@ def test_the_subscription_type_refuses_a_key_by_any_of_its_names(cli: Cli) -> No
         assert "--api-key: is not accepted for anthropic accounts" in result.output
 
 
+def test_account_types_names_each_type_once_and_its_older_names_after(cli: Cli) -> None:
+    listed = cli.ok("account", "types").output
+    assert "Claude subscription" in listed
+    assert (
+        "Older names --mode still takes: claude-oauth, max for anthropic; console for "
+        "claude-console-api." in " ".join(listed.split())
+    )
+
+
 def test_an_unknown_type_lists_the_types_by_their_one_name(cli: Cli) -> None:
     result = cli("account", "add", "x", "--mode", "bedrock")
     assert result.exit_code == 2

@@ -49,7 +49,7 @@ from ._completion import complete_account_names
 from ._context import load, with_store
 from ._errors import UserError, as_click_error
 from ._oauth_login import log_in
-from ._output import Col, print_json, print_table
+from ._output import Col, print_json, print_table, print_text
 from ._prompting import ask
 
 __all__ = ["account"]
@@ -256,6 +256,9 @@ def types(as_json: bool) -> None:
         ],
         [[r.type, r.display_name, _origin(r), _fields_text(r)] for r in rows],
     )
+    renamed = [f"{', '.join(r.aliases)} for {r.type}" for r in rows if r.aliases]
+    if renamed:
+        print_text(f"Older names --mode still takes: {'; '.join(renamed)}.")
 
 
 def _origin(row: AccountType) -> str:
