@@ -410,7 +410,8 @@ def edit(
     \b
     Examples:
       better-ccflare account edit work --priority 5 --auto-fallback
-      better-ccflare account edit gw --endpoint https://gateway2.example --model-map sonnet=glm-4.6
+      better-ccflare account edit gw --endpoint https://gw2.example \\
+          --model-map sonnet=glm-4.6
       better-ccflare account edit me --name "me (laptop)" --billing-type auto
     """
     if model_maps and no_model_maps:

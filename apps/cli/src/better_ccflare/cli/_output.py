@@ -26,6 +26,7 @@ from rich.text import Text
 
 __all__ = [
     "Col",
+    "fitted_widths",
     "format_count",
     "format_ms",
     "format_relative",
