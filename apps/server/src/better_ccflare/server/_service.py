@@ -445,7 +445,7 @@ async def serve(config: Config) -> None:
             _log.info("Dashboard: %s  Claude Code: ANTHROPIC_BASE_URL=%s", url, url.rstrip("/"))
             if accounts == 0:
                 _log.warning(
-                    "No accounts yet: better-ccflare account add NAME --mode claude-oauth "
+                    "No accounts yet: better-ccflare account add NAME --mode anthropic "
                     "(every type: better-ccflare account types)"
                 )
             freeze_startup_heap()
