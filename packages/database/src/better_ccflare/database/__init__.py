@@ -20,6 +20,7 @@ from ._analytics import (
     Totals,
 )
 from ._backend import Backend
+from ._coordination import FleetLease, FleetLockError
 from ._crypto import KEY_FILE_NAME, SecretKey, load_or_create_key
 from ._errors import CredentialKeyError, SchemaError, StoreClosedError, StoreOpenError
 from ._maintenance import RetentionResult, SchemaStatus, StoreMaintenance, StoreStats
@@ -46,6 +47,8 @@ __all__ = [
     "CredentialKeyError",
     "Dimension",
     "ErrorGroup",
+    "FleetLease",
+    "FleetLockError",
     "GroupStats",
     "Metrics",
     "OAuthSessionRepository",
