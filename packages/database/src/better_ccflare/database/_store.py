@@ -23,14 +23,14 @@ from ._errors import StoreOpenError
 from ._maintenance import RetentionResult, SchemaStatus, StoreMaintenance, StoreStats
 from ._sqlite import SqliteBackend
 
-__all__ = ["Store"]
+__all__ = ["Store", "is_postgres_url"]
 
 DEFAULT_PAYLOAD_BUDGET_BYTES = 100 * 1024 * 1024
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 _log = logging.getLogger("better_ccflare.database")
 
 
-def _is_postgres_url(target: Path | str) -> bool:
+def is_postgres_url(target: Path | str) -> bool:
     return isinstance(target, str) and target.lower().startswith(_POSTGRES_SCHEMES)
 
 
@@ -102,7 +102,7 @@ class Store:
         """
         clock = clock or SystemClock()
         backend: Backend
-        if _is_postgres_url(db_path):
+        if is_postgres_url(db_path):
             backend = await _open_postgres(
                 str(db_path), key=key, clock=clock, payload_budget_bytes=payload_budget_bytes
             )
@@ -125,7 +125,7 @@ class Store:
             env_source=str(config.source_of("secret_key")),
         )
         url = config.database_url
-        if url is not None and not _is_postgres_url(url):
+        if url is not None and not is_postgres_url(url):
             _log.warning(
                 "DATABASE_URL (%s, from %s) is not a postgresql:// URL, so it is ignored; using "
                 "the SQLite database %s.",
@@ -133,7 +133,7 @@ class Store:
                 config.source_of("database_url"),
                 config.db_path,
             )
-        target = url if url is not None and _is_postgres_url(url) else config.db_path
+        target = url if url is not None and is_postgres_url(url) else config.db_path
         return await cls.open(target, key=key, clock=clock)
 
     async def __aenter__(self) -> Store:
