@@ -10,9 +10,9 @@
   hold it? if not, try to take it" in one statement. When the leader dies its connection
   closes, the server releases the lock, and the next follower to ask takes it.
 
-Both kinds of connection ask the server for TCP keepalives of a few seconds, so that a leader
-whose machine vanishes (no FIN, no RST) loses its lock within half a minute instead of the
-operating system's two hours. The advisory-lock keys use the two-``int4`` form, a key space
+Both kinds of connection ask the server for TCP keepalives of a few seconds (while a lock is
+held), so that an instance whose machine vanishes (no FIN, no RST) loses its locks within half
+a minute instead of the operating system's two hours. The advisory-lock keys use the two-``int4`` form, a key space
 apart from the migrations' ``bigint`` :data:`~._migrations.MIGRATION_LOCK`.
 """
 
@@ -41,11 +41,13 @@ LOCK_POOL_MAX = 4
 _CHECK_TIMEOUT_S = 5.0
 """A leader whose database does not answer within this long steps down."""
 _CONNECT_TIMEOUT_S = 10.0
-_KEEPALIVES = {
-    "tcp_keepalives_idle": "10",
-    "tcp_keepalives_interval": "5",
-    "tcp_keepalives_count": "3",
-}
+_KEEPALIVES_SQL = (
+    "SELECT set_config('tcp_keepalives_idle', '10', {local}), "
+    "set_config('tcp_keepalives_interval', '5', {local}), "
+    "set_config('tcp_keepalives_count', '3', {local})"
+)
+"""Set after connecting rather than as startup parameters, which a connection pooler such as
+PgBouncer would refuse."""
 _UNREACHABLE = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 _HOLD_SQL = """
@@ -83,7 +85,7 @@ class PostgresLocks:
             min_size=0,
             max_size=LOCK_POOL_MAX,
             timeout=_CONNECT_TIMEOUT_S,
-            server_settings={"application_name": f"{self._name}:locks", **_KEEPALIVES},
+            server_settings={"application_name": f"{self._name}:locks"},
         )
 
     async def close(self) -> None:
@@ -129,6 +131,7 @@ class _RefreshLock:
             await connection.execute(
                 "SELECT set_config('lock_timeout', $1, true)", f"{round(self._timeout_s * 1000)}ms"
             )
+            await connection.execute(_KEEPALIVES_SQL.format(local="true"))
             await connection.execute(
                 "SELECT pg_advisory_xact_lock($1::integer, $2::integer)",
                 REFRESH_LOCKS,
@@ -183,10 +186,14 @@ class PostgresJobLease:
     async def hold(self) -> bool:
         try:
             if self._connection is None or self._connection.is_closed():
-                self._connection = await asyncpg.connect(
+                connection = await asyncpg.connect(
                     self._url,
                     timeout=_CONNECT_TIMEOUT_S,
-                    server_settings={"application_name": f"{self._name}:leader", **_KEEPALIVES},
+                    server_settings={"application_name": f"{self._name}:leader"},
+                )
+                self._connection = connection
+                await connection.execute(
+                    _KEEPALIVES_SQL.format(local="false"), timeout=_CHECK_TIMEOUT_S
                 )
             return bool(
                 await self._connection.fetchval(_HOLD_SQL, JOB_LEADER, timeout=_CHECK_TIMEOUT_S)
