@@ -18,13 +18,14 @@ from typing import TypeVar
 import httpx2
 import pytest
 
-from better_ccflare.core import Account, Credentials, ProviderKind
+from better_ccflare.core import Account
 from better_ccflare.database import SecretKey, Store
 
 from .support.fake_upstream import FakeUpstream, RecordedRequest, Reply
 from .support.messages import MODEL, message_json
 from .support.postgres import database_url, postgres_server_url
-from .test_serve_process import COMMAND, env_for, free_port, wait_for_health
+from .test_proxy_e2e import oauth_account
+from .test_serve_process import COMMAND, console_account, env_for, free_port, wait_for_health
 
 __all__ = ["database_url", "postgres_server_url"]  # fixtures, imported for pytest to find
 
@@ -55,7 +56,7 @@ class Upstream:
 
     def __init__(self, server: FakeUpstream) -> None:
         self.server = server
-        self.live_refresh_token = "rt-0"
+        self.live_refresh_token = "rt-old"
         self.refreshes = 0
         self.usage_polls: list[float] = []
 
@@ -65,10 +66,8 @@ class Upstream:
         if request.path == "/api/oauth/usage":
             self.usage_polls.append(time.monotonic())
             return Reply.json(USAGE)
-        if request.headers.get("authorization") not in {
-            f"Bearer at-{self.refreshes}",
-            None,
-        }:
+        live = f"at-{self.refreshes}" if self.refreshes else "at-old"
+        if request.headers.get("authorization") not in {f"Bearer {live}", None}:
             error = {"type": "authentication_error", "message": "stale token"}
             return Reply.json({"type": "error", "error": error}, status=401)
         return Reply.json(message_json("served"))
@@ -84,32 +83,6 @@ class Upstream:
             "expires_in": 28_800,
         }
         return dataclasses.replace(Reply.json(tokens), headers_delay_s=0.5)
-
-
-def oauth_account(upstream: Upstream, *, expires_in_ms: int) -> Account:
-    return Account(
-        id="sub",
-        name="subscription",
-        provider=ProviderKind.CLAUDE_OAUTH.value,
-        created_at_ms=0,
-        custom_endpoint=upstream.server.url,
-        credentials=Credentials(
-            access_token="at-0",
-            refresh_token="rt-0",
-            expires_at_ms=int(time.time() * 1000) + expires_in_ms,
-        ),
-    )
-
-
-def console_account(upstream: Upstream) -> Account:
-    return Account(
-        id="console",
-        name="console",
-        provider=ProviderKind.CONSOLE.value,
-        created_at_ms=0,
-        custom_endpoint=upstream.server.url,
-        credentials=Credentials(api_key="sk-ant-api03-console"),
-    )
 
 
 @dataclasses.dataclass
@@ -192,7 +165,7 @@ async def test_thirty_requests_across_three_instances_on_an_expiring_token_refre
     await fleet.start()
     # Added once every instance runs: each learns of it (and its expiring token) from the
     # database, and the requests reach all three while the token is still the old one.
-    account = oauth_account(fleet.upstream, expires_in_ms=60_000)
+    account = oauth_account(fleet.upstream.server, expires_in_ms=60_000)
     await fleet.on_store(lambda store: store.accounts.add(account))
     async with httpx2.AsyncClient() as client:
         for instance in fleet.instances:
@@ -220,7 +193,7 @@ async def test_thirty_requests_across_three_instances_on_an_expiring_token_refre
 
 
 async def test_usage_is_polled_once_per_interval_for_the_whole_fleet(fleet: Fleet) -> None:
-    account = oauth_account(fleet.upstream, expires_in_ms=8 * 3_600_000)
+    account = oauth_account(fleet.upstream.server, expires_in_ms=8 * 3_600_000)
     await fleet.on_store(lambda store: store.accounts.add(account))
     await fleet.start()
     await asyncio.sleep(POLL_INTERVAL_MS / 1000 * 2)
@@ -240,7 +213,8 @@ async def test_usage_is_polled_once_per_interval_for_the_whole_fleet(fleet: Flee
 async def test_killing_the_leader_under_load_leaves_the_others_serving_and_moves_the_jobs(
     fleet: Fleet,
 ) -> None:
-    await fleet.on_store(lambda store: store.accounts.add(console_account(fleet.upstream)))
+    console = console_account(fleet.upstream.server.url)
+    await fleet.on_store(lambda store: store.accounts.add(console))
     await fleet.start()
     await until(lambda: len(fleet.leaders()) == 1, timeout_s=10)
     [leader] = fleet.leaders()

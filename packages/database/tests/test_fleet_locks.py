@@ -8,7 +8,7 @@ import asyncio
 import signal
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -19,16 +19,6 @@ from better_ccflare.database import FleetLease, FleetLockError, SecretKey, Store
 from better_ccflare.database._postgres._fleet_locks import JOB_LEADER
 
 from .builders import account
-from .postgres_support import create_database, drop_database
-
-
-@pytest.fixture
-def database_url(postgres_server_url: str) -> Iterator[str]:
-    url = create_database(postgres_server_url)
-    try:
-        yield url
-    finally:
-        drop_database(postgres_server_url, url)
 
 
 @pytest.fixture

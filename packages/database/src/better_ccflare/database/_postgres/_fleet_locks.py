@@ -12,8 +12,9 @@
 
 Both kinds of connection ask the server for TCP keepalives of a few seconds (while a lock is
 held), so that an instance whose machine vanishes (no FIN, no RST) loses its locks within half
-a minute instead of the operating system's two hours. The advisory-lock keys use the two-``int4`` form, a key space
-apart from the migrations' ``bigint`` :data:`~._migrations.MIGRATION_LOCK`.
+a minute instead of the operating system's two hours. The advisory-lock keys use the
+two-``int4`` form, a key space apart from the migrations' ``bigint``
+:data:`~._migrations.MIGRATION_LOCK`.
 """
 
 from __future__ import annotations
