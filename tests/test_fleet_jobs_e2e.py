@@ -198,8 +198,9 @@ async def test_usage_is_polled_once_per_interval_for_the_whole_fleet(fleet: Flee
     await fleet.start()
     await asyncio.sleep(POLL_INTERVAL_MS / 1000 * 2)
     polls = fleet.upstream.usage_polls
-    # Every instance polling would make three polls at start and three per interval.
-    assert 2 <= len(polls) <= 3, polls
+    # Every instance polling would make three polls at start and three per interval: polls
+    # seconds apart. One poller keeps its interval (less its 20 % jitter) between polls.
+    assert len(polls) >= 2, polls
     gaps = [later - earlier for earlier, later in itertools.pairwise(polls)]
     assert all(gap >= POLL_INTERVAL_MS / 1000 * 0.8 - 0.5 for gap in gaps), gaps
     assert len(fleet.leaders()) == 1
