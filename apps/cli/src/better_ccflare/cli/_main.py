@@ -26,6 +26,7 @@ from ._analytics import requests, stats
 from ._api_keys import api_key
 from ._config_show import config
 from ._context import load
+from ._db_copy import db
 from ._doctor import doctor
 from ._errors import RuntimeFailure, UserError
 from ._logs import logs
@@ -91,6 +92,7 @@ for _command in (
     reset_stats,
     clear_history,
     compact,
+    db,
 ):
     main.add_command(_command)
 

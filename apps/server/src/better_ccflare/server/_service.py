@@ -130,19 +130,22 @@ class Service:
         # a tenth of a second (at once for a request no account could serve), and settings
         # changed in the config file (`better-ccflare strategy set`) within a quarter.
         self.store_watch = StoreWatch(store, self.pool, self.auth)
-        self.jobs.jobs["store-watch"] = PeriodicJob(
-            "store-watch", STORE_WATCH_INTERVAL_MS, self.store_watch.catch_up
+        self.jobs.add(
+            PeriodicJob("store-watch", STORE_WATCH_INTERVAL_MS, self.store_watch.catch_up)
         )
-        self.jobs.jobs["config-reload"] = PeriodicJob(
-            "config-reload", CONFIG_RELOAD_INTERVAL_MS, self.settings.reload_if_changed
+        self.jobs.add(
+            PeriodicJob("config-reload", CONFIG_RELOAD_INTERVAL_MS, self.settings.reload_if_changed)
         )
         # Hours of request history are summed up once they are complete, so the dashboard's
         # 7- and 30-day analytics read a few thousand rollup rows instead of a million requests.
-        self.jobs.jobs["analytics-rollups"] = PeriodicJob(
-            "analytics-rollups",
-            ROLLUP_INTERVAL_MS,
-            lambda: store.analytics.refresh_rollups(clock.now_ms()),
-            run_at_start=True,
+        self.jobs.add(
+            PeriodicJob(
+                "analytics-rollups",
+                ROLLUP_INTERVAL_MS,
+                lambda: store.analytics.refresh_rollups(clock.now_ms()),
+                run_at_start=True,
+            ),
+            fleet_wide=True,
         )
         self.request_events = RequestEvents()
         self.metrics = Metrics(
@@ -167,6 +170,8 @@ class Service:
             store=store,
             clock=clock,
         )
+        # Probes send real requests upstream: one instance of a fleet sends them.
+        self.jobs.add(self.auto_refresh.job, fleet_wide=True)
         self.proxy = ProxyApp(
             ProxyDeps(
                 pool=self.pool,
@@ -303,10 +308,8 @@ class Service:
             await service.auth.refresh()
             if jobs:
                 await service.jobs.start()
-                service.auto_refresh.start()
             yield service
         finally:
-            await service.auto_refresh.stop()
             await service.jobs.stop()
             await service.tokens.aclose()
             await service.transport.aclose()
