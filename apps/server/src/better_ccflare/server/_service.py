@@ -150,6 +150,7 @@ class Service:
                 credentials=self.tokens,
                 strategy=lambda: self.strategy,
                 usage=self.usage.usage_map,
+                usage_windows=self.usage.windows,
                 store=store,
                 clock=clock,
                 auth=self.auth,

@@ -41,6 +41,7 @@ from better_ccflare.core import (
     RateLimitReason,
     RequestRecord,
     StreamTerminalState,
+    UsageWindow,
 )
 from better_ccflare.database import Store
 from better_ccflare.load_balancer import (
@@ -72,6 +73,7 @@ from ._anthropic_errors import ErrorReply, error_body, error_event
 from ._api_key_auth import ApiKeyAuthenticator
 from ._attempt_failures import AttemptFailures
 from ._billing import billing_type
+from ._capacity import capacities
 from ._control_headers import (
     FORCE_ACCOUNT_HEADER,
     ForcedAccountError,
@@ -159,6 +161,9 @@ class ProxyDeps:
     CLI added a moment ago serves it instead of an error."""
     agents: AgentInterceptor | None = None
     """Attributes requests to Claude Code subagents and applies their model preferences."""
+    usage_windows: Callable[[str], tuple[UsageWindow, ...]] = lambda _: ()
+    """An account's usage windows as last polled (``UsageCache.windows``): when no account can
+    serve, the reply names the window that is used up."""
 
 
 class ProxyApp:
@@ -832,10 +837,10 @@ class _Exchange:
     async def _unavailable(
         self, usage: Mapping[str, AccountUsage], now: int, error: str | None = None
     ) -> None:
-        accounts = self._candidates()
-        reply = unavailable_reply(accounts, usage, now, detailed=self.detailed)
+        accounts = capacities(self._candidates(), usage, self.deps.usage_windows, now)
+        reply = unavailable_reply(accounts, now, detailed=self.detailed)
         if error is None:
-            error = describe_unavailable(accounts, usage, now)
+            error = describe_unavailable(accounts)
             _log.info("Request %s: %s", self.id, error)
         await self._answer(reply, error)
 
