@@ -4,6 +4,8 @@ upstreams, and the official ``anthropic`` SDK as the client.
 * A pool out because its usage windows are used up answers the way Anthropic answers a
   subscription at its limit (429 ``rate_limit_error`` with the ``anthropic-ratelimit-unified-*``
   headers Claude Code reads); transient unavailability stays a 503 without them.
+* ``GET /api/capacity`` shows each account's windows, whether it can serve now and when it
+  will, and the same for the pool.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import time
 from pathlib import Path
 
 import anthropic
+import httpx2
 import msgspec
 import pytest
 
@@ -116,3 +119,68 @@ async def test_an_unreachable_pool_is_a_503_without_limit_headers(tmp_path: Path
     assert raised.value.status_code == 503
     assert raised.value.response.json()["error"]["type"] == "overloaded_error"
     assert not any(name.startswith("anthropic-ratelimit") for name in raised.value.response.headers)
+
+
+# GET /api/capacity
+
+
+async def test_capacity_shows_each_accounts_windows_and_the_pools(tmp_path: Path) -> None:
+    now_ms = int(time.time() * 1000)
+    async with FakeUpstream() as upstream:
+        upstream.set_default(Reply.json(message_json()))
+        accounts = (console_account("a", upstream), console_account("b", upstream, 1))
+        async with (
+            running_proxy(tmp_path, *accounts) as (service, url),
+            httpx2.AsyncClient(base_url=url) as client,
+        ):
+            service.usage.update(
+                "a",
+                [
+                    UsageWindow(key="five_hour", utilization=100.0, resets_at_ms=now_ms + 60_000),
+                    UsageWindow(
+                        key="seven_day", utilization=50.0, resets_at_ms=now_ms + 86_400_000
+                    ),
+                ],
+            )
+            service.usage.update(
+                "b", [UsageWindow(key="five_hour", utilization=20.0, resets_at_ms=now_ms + 9_000)]
+            )
+            capacity = (await client.get("/api/capacity")).json()
+
+    a, b = capacity["accounts"]
+    assert (a["name"], a["canServe"], a["reason"], a["limitingWindow"]) == (
+        "a",
+        False,
+        "usage_exhausted",
+        "five_hour",
+    )
+    assert a["availableAt"] == now_ms + 60_000
+    assert 0 < a["availableInMs"] <= 60_000
+    assert [(w["key"], w["utilization"], w["exhausted"]) for w in a["windows"]] == [
+        ("five_hour", 100.0, True),
+        ("seven_day", 50.0, False),
+    ]
+    assert (b["canServe"], b["reason"], b["availableInMs"]) == (True, None, 0)
+    pool = capacity["pool"]
+    assert (pool["canServe"], pool["windowsExhausted"]) == (True, False)
+    five_hour = next(w for w in pool["windows"] if w["key"] == "five_hour")
+    assert (five_hour["utilization"], five_hour["accounts"], five_hour["exhausted"]) == (60.0, 2, 1)
+    assert five_hour["resetsAt"] == now_ms + 9_000
+
+
+async def test_capacity_says_when_the_pool_is_out_on_its_windows(tmp_path: Path) -> None:
+    now_ms = int(time.time() * 1000)
+    async with FakeUpstream() as upstream:
+        paused = msgspec.structs.replace(console_account("p", upstream), paused=True)
+        async with (
+            running_proxy(tmp_path, console_account("a", upstream), paused) as (service, url),
+            httpx2.AsyncClient(base_url=url) as client,
+        ):
+            service.usage.update(
+                "a", [UsageWindow(key="seven_day", utilization=100.0, resets_at_ms=now_ms + 5_000)]
+            )
+            pool = (await client.get("/api/capacity")).json()["pool"]
+
+    assert (pool["canServe"], pool["windowsExhausted"]) == (False, True)
+    assert pool["availableAt"] == now_ms + 5_000
+    assert [(w["key"], w["accounts"]) for w in pool["windows"]] == [("seven_day", 1)]

@@ -11,6 +11,7 @@ from ._account_pool import AccountPool
 from ._aiohttp_transport import AiohttpTransport
 from ._api_key_auth import ApiKeyAuthenticator
 from ._api_key_hashing import generate_api_key, hash_api_key, looks_like_api_key, verify_api_key
+from ._capacity import AccountCapacity, PoolCapacity, capacities, pool_capacity
 from ._h1_transport import H1Transport
 from ._local_answers import LOCAL_ANSWER_PATHS
 from ._payloads import Payload, PayloadFormatError, decode_payload
@@ -44,6 +45,7 @@ __version__ = "0.1.0"
 __all__ = [
     "LOCAL_ANSWER_PATHS",
     "STORE_WATCH_INTERVAL_MS",
+    "AccountCapacity",
     "AccountPaused",
     "AccountPool",
     "AiohttpTransport",
@@ -57,6 +59,7 @@ __all__ = [
     "H1Transport",
     "Payload",
     "PayloadFormatError",
+    "PoolCapacity",
     "PoolEvent",
     "PoolEvents",
     "ProxyApp",
@@ -75,9 +78,11 @@ __all__ = [
     "UpstreamTimeoutError",
     "UpstreamTransport",
     "UsageCache",
+    "capacities",
     "decode_payload",
     "generate_api_key",
     "hash_api_key",
     "looks_like_api_key",
+    "pool_capacity",
     "verify_api_key",
 ]
