@@ -1,6 +1,7 @@
 // Overview: totals from /api/stats, the pool from /api/accounts, charts from /api/analytics.
 
 import { api, post } from "../api.js";
+import { startCapacity } from "../capacity.js";
 import { BUCKET_MS, bucketGrid, bucketLabels, chart, fade, onGrid, seriesColor, timeOptions } from "../charts.js";
 import { $, $$, emptyRow, fill, h, toast } from "../dom.js";
 import { fmtCount, fmtInt, fmtMs, fmtPct, fmtRate, fmtRelative, fmtUnpriced, fmtUsd } from "../format.js";
@@ -137,7 +138,7 @@ export async function start() {
     toast(`Deleted ${fmtInt(result.deletedRequests)} requests.`);
     await refresh();
   });
-  await refresh();
+  await Promise.all([refresh(), startCapacity($("#capacity"))]);
   setInterval(() => {
     if (document.visibilityState === "visible") refresh().catch(() => {});
   }, REFRESH_MS);
