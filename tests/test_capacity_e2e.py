@@ -6,11 +6,19 @@ upstreams, and the official ``anthropic`` SDK as the client.
   headers Claude Code reads); transient unavailability stays a 503 without them.
 * ``GET /api/capacity`` shows each account's windows, whether it can serve now and when it
   will, and the same for the pool.
+* ``better-ccflare statusline``, run as Claude Code runs it, names the account serving a
+  Claude-Code-shaped session and its headroom; a proxy key reads only its own sessions.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import sys
 import time
+import urllib.parse
+from collections.abc import AsyncGenerator
 from pathlib import Path
 
 import anthropic
@@ -18,9 +26,10 @@ import httpx2
 import msgspec
 import pytest
 
-from better_ccflare.core import PauseReason, UsageWindow
+from better_ccflare.core import ApiKeyRole, PauseReason, UsageWindow
+from better_ccflare.server import Service
 
-from .support.client import sdk
+from .support.client import add_api_key, recorded, sdk
 from .support.fake_upstream import FakeUpstream, Reply
 from .support.messages import MODEL, message_json
 from .support.service import console_account, running_proxy
@@ -184,3 +193,139 @@ async def test_capacity_says_when_the_pool_is_out_on_its_windows(tmp_path: Path)
     assert (pool["canServe"], pool["windowsExhausted"]) == (False, True)
     assert pool["availableAt"] == now_ms + 5_000
     assert [(w["key"], w["accounts"]) for w in pool["windows"]] == [("seven_day", 1)]
+
+
+# A Claude Code session, its account, and the status line
+
+
+SESSION = "2d5b7a0e-6c1f-4f4e-8a53-93c0e1b7d4aa"
+LEGACY_USER_ID = f"user_{'c0' * 32}_account_5e2b0c4d-1111-4222-8333-944455556666_session_{SESSION}"
+USER_ID = json.dumps({"device_id": "c0" * 32, "account_uuid": "", "session_id": SESSION})
+STATUSLINE = [
+    sys.executable,
+    "-c",
+    "from better_ccflare.cli._entry import run; run()",
+    "statusline",
+]
+
+
+async def claude_code_turn(url: str, key: str, user_id: str) -> None:
+    """One request shaped like Claude Code's: its session in ``metadata.user_id`` and the
+    ``x-claude-code-session-id`` header, the proxy key as a bearer token."""
+    async with anthropic.AsyncAnthropic(base_url=url, auth_token=key, max_retries=0) as client:
+        await client.messages.create(
+            model=MODEL,
+            max_tokens=8,
+            messages=[{"role": "user", "content": "Hi"}],
+            metadata={"user_id": user_id},
+            extra_headers={"x-claude-code-session-id": SESSION},
+        )
+
+
+async def statusline(stdin: object, **env: str) -> str:
+    """``better-ccflare statusline`` as Claude Code runs it: its JSON piped in, one line out."""
+    process = await asyncio.create_subprocess_exec(
+        *STATUSLINE,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={"PATH": os.environ["PATH"], "HOME": env.pop("HOME", "/nonexistent"), **env},
+    )
+    out, err = await process.communicate(json.dumps(stdin).encode())
+    assert (process.returncode, err) == (0, b"")
+    lines = out.decode().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+@pytest.mark.parametrize("user_id", [USER_ID, LEGACY_USER_ID], ids=["json", "legacy"])
+async def test_the_status_line_names_the_account_serving_a_claude_code_session(
+    tmp_path: Path, user_id: str
+) -> None:
+    now_ms = int(time.time() * 1000)
+    async with FakeUpstream() as first, FakeUpstream() as second:
+        first.set_default(Reply.json(message_json()))
+        second.set_default(Reply.json(message_json()))
+        accounts = (console_account("max-1", first), console_account("max-2", second, 1))
+        async with running_proxy(tmp_path, *accounts) as (service, url):
+            key = await add_api_key(service, ApiKeyRole.API_ONLY)
+            service.usage.update(
+                "max-1",
+                [
+                    UsageWindow(key="five_hour", utilization=42.4, resets_at_ms=now_ms + 3_900_000),
+                    UsageWindow(key="seven_day", utilization=13.0, resets_at_ms=now_ms + 9_000_000),
+                ],
+            )
+            await claude_code_turn(url, key, user_id)
+            await recorded(service)
+            line = await statusline(
+                {"session_id": SESSION, "model": {"display_name": "Opus"}, "cwd": str(tmp_path)},
+                ANTHROPIC_BASE_URL=url,
+                ANTHROPIC_AUTH_TOKEN=key,
+            )
+
+    assert line == "ccflare: max-1 · 5h 42% · 7d 13% · resets in 1h05m"
+
+
+@pytest.fixture
+async def one_account(tmp_path: Path) -> AsyncGenerator[tuple[Service, str]]:
+    """The service with one account, ``max-1``, whose upstream answers every message."""
+    async with FakeUpstream() as upstream:
+        upstream.set_default(Reply.json(message_json()))
+        async with running_proxy(tmp_path, console_account("max-1", upstream)) as served:
+            yield served
+
+
+async def test_a_proxy_key_sees_only_the_sessions_it_made(
+    one_account: tuple[Service, str],
+) -> None:
+    service, url = one_account
+    mine = await add_api_key(service, ApiKeyRole.API_ONLY)
+    admin = await add_api_key(service, ApiKeyRole.ADMIN)
+    theirs = await add_api_key(service, ApiKeyRole.API_ONLY, "someone-else")
+    await claude_code_turn(url, mine, USER_ID)
+    await recorded(service)
+    path = f"/api/sessions/{SESSION}/account"
+    async with httpx2.AsyncClient(base_url=url) as client:
+        own = await client.get(path, headers={"authorization": f"Bearer {mine}"})
+        other = await client.get(path, headers={"x-api-key": theirs})
+        operator = await client.get(path, headers={"x-api-key": admin})
+        by_user_id = await client.get(
+            f"/api/sessions/{urllib.parse.quote(USER_ID, safe='')}/account",
+            headers={"x-api-key": mine},
+        )
+        elsewhere = await client.get("/api/capacity", headers={"x-api-key": mine})
+
+    assert own.json()["account"]["name"] == "max-1"
+    assert other.json() == {"status": "unknown"}
+    assert operator.json()["account"]["name"] == "max-1"
+    assert by_user_id.json()["account"]["name"] == "max-1"
+    assert elsewhere.status_code == 403
+
+
+async def test_the_status_line_finds_a_local_server_from_the_configuration(
+    tmp_path: Path, one_account: tuple[Service, str]
+) -> None:
+    service, url = one_account
+    await claude_code_turn(url, "no-keys-yet", USER_ID)
+    await recorded(service)
+    port = urllib.parse.urlsplit(url).port
+    line = await statusline(
+        {"session_id": SESSION}, XDG_CONFIG_HOME=str(tmp_path / "xdg"), PORT=str(port)
+    )
+    unknown = await statusline({"session_id": "a-session-never-seen"}, ANTHROPIC_BASE_URL=url)
+
+    assert line == "ccflare: max-1"
+    assert unknown == "ccflare: session not served yet"
+
+
+async def test_the_status_line_says_what_is_wrong_in_a_few_words(tmp_path: Path) -> None:
+    async with running_proxy(tmp_path) as (service, url):
+        await add_api_key(service, ApiKeyRole.API_ONLY)
+        refused = await statusline({"session_id": SESSION}, ANTHROPIC_BASE_URL=url)
+    gone = await statusline({"session_id": SESSION}, ANTHROPIC_BASE_URL=url)
+    nothing = await statusline({}, ANTHROPIC_BASE_URL=url)
+
+    assert refused == "ccflare: key refused"
+    assert gone == "ccflare: server unreachable"
+    assert nothing == "ccflare: no session yet"

@@ -30,6 +30,7 @@ from ._doctor import doctor
 from ._errors import RuntimeFailure, UserError
 from ._logs import logs
 from ._maintenance import clear_history, compact, reset_stats, token_health_command
+from ._statusline import statusline
 from ._strategy import strategy
 
 __all__ = ["main"]
@@ -91,6 +92,7 @@ for _command in (
     reset_stats,
     clear_history,
     compact,
+    statusline,
 ):
     main.add_command(_command)
 

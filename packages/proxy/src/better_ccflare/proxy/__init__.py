@@ -12,6 +12,7 @@ from ._aiohttp_transport import AiohttpTransport
 from ._api_key_auth import ApiKeyAuthenticator
 from ._api_key_hashing import generate_api_key, hash_api_key, looks_like_api_key, verify_api_key
 from ._capacity import AccountCapacity, PoolCapacity, capacities, pool_capacity
+from ._client_session import claude_session_id
 from ._h1_transport import H1Transport
 from ._local_answers import LOCAL_ANSWER_PATHS
 from ._payloads import Payload, PayloadFormatError, decode_payload
@@ -79,6 +80,7 @@ __all__ = [
     "UpstreamTransport",
     "UsageCache",
     "capacities",
+    "claude_session_id",
     "decode_payload",
     "generate_api_key",
     "hash_api_key",

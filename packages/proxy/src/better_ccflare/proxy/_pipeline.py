@@ -74,6 +74,7 @@ from ._api_key_auth import ApiKeyAuthenticator
 from ._attempt_failures import AttemptFailures
 from ._billing import billing_type
 from ._capacity import capacities
+from ._client_session import client_session_id
 from ._control_headers import (
     FORCE_ACCOUNT_HEADER,
     ForcedAccountError,
@@ -459,12 +460,8 @@ class _Exchange:
         return (pool.get(self.forced.id) or self.forced,)
 
     def session_id(self) -> str | None:
-        """The client's session: Claude Code's ``metadata.user_id``, else its session header."""
-        metadata = self.routing.metadata
-        user_id = metadata.get("user_id") if metadata else None
-        if isinstance(user_id, str) and user_id:
-            return user_id
-        return self.headers.get("x-claude-code-session-id")
+        """The client's session: Claude Code's session id (``_client_session``)."""
+        return client_session_id(self.routing.metadata, self.headers)
 
     async def _try(self, account: Account, overload_retry: int = 0, fallback: int = 0) -> bool:
         """One account's attempt; True when the client got a response from it.
