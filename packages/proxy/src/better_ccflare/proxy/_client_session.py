@@ -40,9 +40,7 @@ def claude_session_id(user_id: str) -> str | None:
     return tail if mark and tail else None
 
 
-def client_session_id(
-    metadata: Mapping[str, Any] | None, headers: Mapping[str, str]
-) -> str | None:
+def client_session_id(metadata: Mapping[str, Any] | None, headers: Mapping[str, str]) -> str | None:
     """A request's session: Claude Code's session id from ``metadata.user_id``, else the
     ``user_id`` itself, else the session header."""
     user_id = metadata.get("user_id") if metadata else None
