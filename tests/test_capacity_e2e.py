@@ -8,6 +8,8 @@ upstreams, and the official ``anthropic`` SDK as the client.
   will, and the same for the pool.
 * ``better-ccflare statusline``, run as Claude Code runs it, names the account serving a
   Claude-Code-shaped session and its headroom; a proxy key reads only its own sessions.
+* Hold until reset (opt-in): a request no account can serve now waits for the account that
+  frees up within the configured wait (a stream gets pings meanwhile), a bounded number at once.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import sys
 import time
 import urllib.parse
 from collections.abc import AsyncGenerator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import anthropic
@@ -29,9 +32,9 @@ import pytest
 from better_ccflare.core import ApiKeyRole, PauseReason, UsageWindow
 from better_ccflare.server import Service
 
-from .support.client import add_api_key, recorded, sdk
+from .support.client import add_api_key, recorded, sdk, text_of
 from .support.fake_upstream import FakeUpstream, Reply
-from .support.messages import MODEL, message_json
+from .support.messages import MODEL, message_json, stream_events
 from .support.service import console_account, running_proxy
 
 
@@ -329,3 +332,142 @@ async def test_the_status_line_says_what_is_wrong_in_a_few_words(tmp_path: Path)
     assert refused == "ccflare: key refused"
     assert gone == "ccflare: server unreachable"
     assert nothing == "ccflare: no session yet"
+
+
+# Hold until reset
+
+
+def holding(
+    tmp_path: Path, upstream: FakeUpstream, hold_ms: int, max_waiting: int = 100
+) -> AbstractAsyncContextManager[tuple[Service, str]]:
+    """The service with one account, ``a``, holding up to ``max_waiting`` requests for up to
+    ``hold_ms`` each."""
+    return running_proxy(
+        tmp_path,
+        console_account("a", upstream),
+        BETTER_CCFLARE_HOLD_UNTIL_RESET_MS=str(hold_ms),
+        BETTER_CCFLARE_HOLD_MAX_WAITING=str(max_waiting),
+    )
+
+
+def exhausted_until(service: Service, account_id: str, resets_at_ms: int) -> None:
+    """The usage poll reads the account's 5-hour window used up until ``resets_at_ms``."""
+    service.usage.update(
+        account_id, [UsageWindow(key="five_hour", utilization=100.0, resets_at_ms=resets_at_ms)]
+    )
+
+
+async def test_a_held_request_is_served_when_the_window_resets(tmp_path: Path) -> None:
+    async with FakeUpstream() as upstream:
+        upstream.set_default(Reply.json(message_json("after the reset")))
+        async with (
+            holding(tmp_path, upstream, 5000) as (service, url),
+            sdk(url) as client,
+        ):
+            exhausted_until(service, "a", int(time.time() * 1000) + 1_200)
+            started = time.monotonic()
+            message = await create(client)
+            waited = time.monotonic() - started
+            [row] = await recorded(service)
+
+    assert text_of(message) == "after the reset"
+    assert 1.0 <= waited < 4.0
+    assert len(upstream.requests) == 1
+    assert (row.status_code, row.account_id) == (200, "a")
+
+
+async def test_a_held_stream_gets_pings_until_the_account_frees_then_its_events(
+    tmp_path: Path,
+) -> None:
+    async with FakeUpstream() as upstream:
+        upstream.set_default(Reply.stream(stream_events(["Held ", "then ", "served"])))
+        async with holding(tmp_path, upstream, 5000) as (service, url):
+            exhausted_until(service, "a", int(time.time() * 1000) + 1_200)
+            started = time.monotonic()
+            async with (
+                httpx2.AsyncClient(base_url=url, timeout=10) as raw,
+                raw.stream("POST", "/v1/messages", json=stream_request()) as response,
+            ):
+                chunks = response.aiter_raw()
+                first = await anext(chunks)
+                first_at = time.monotonic() - started
+                rest = b"".join([chunk async for chunk in chunks])
+                done_at = time.monotonic() - started
+            exhausted_until(service, "a", int(time.time() * 1000) + 1_200)
+            async with (
+                sdk(url) as client,
+                client.messages.stream(
+                    model=MODEL, max_tokens=8, messages=[{"role": "user", "content": "Hi"}]
+                ) as stream,
+            ):
+                text = "".join([piece async for piece in stream.text_stream])
+
+    assert response.status_code == 200
+    assert first == b'event: ping\ndata: {"type": "ping"}\n\n'
+    assert first_at < 1.0 <= done_at  # the ping came at once, the events after the reset
+    assert rest.index(b"event: message_start") > 0
+    assert rest.endswith(b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
+    assert text == "Held then served"
+
+
+async def test_a_request_is_not_held_when_no_account_frees_up_within_the_wait(
+    tmp_path: Path,
+) -> None:
+    async with (
+        FakeUpstream() as upstream,
+        holding(tmp_path, upstream, 1000) as (service, url),
+        sdk(url) as client,
+    ):
+        exhausted_until(service, "a", int(time.time() * 1000) + 60_000)
+        started = time.monotonic()
+        with pytest.raises(anthropic.RateLimitError):
+            await create(client)
+
+    assert time.monotonic() - started < 0.9
+    assert upstream.requests == []
+
+
+async def test_only_so_many_requests_are_held_and_a_client_leaving_frees_its_place(
+    tmp_path: Path,
+) -> None:
+    async with FakeUpstream() as upstream:
+        upstream.set_default(Reply.json(message_json()))
+        async with holding(tmp_path, upstream, 20_000, max_waiting=1) as (
+            service,
+            url,
+        ):
+            exhausted_until(service, "a", int(time.time() * 1000) + 15_000)
+            async with sdk(url) as client:
+                held = asyncio.create_task(create(client))
+                await until_held(service)
+                with pytest.raises(anthropic.RateLimitError):  # the one place is taken
+                    await create(client)
+                held.cancel()  # the client gives up
+                with pytest.raises(asyncio.CancelledError):
+                    await held
+                again = asyncio.create_task(create(client))
+                await until_held(service)  # the place was freed
+                exhausted_until(service, "a", int(time.time() * 1000) + 300)
+                message = await again
+            rows = await recorded(service, 3)
+
+    assert text_of(message) == "Hello!"
+    assert {r.status_code for r in rows} == {200, 429, 499}
+
+
+async def until_held(service: Service) -> None:
+    """Wait until one request is in flight (the held one)."""
+    for _ in range(200):
+        if service.request_events.in_flight >= 1:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("no request was held")
+
+
+def stream_request() -> dict[str, object]:
+    return {
+        "model": MODEL,
+        "max_tokens": 8,
+        "stream": True,
+        "messages": [{"role": "user", "content": "Hi"}],
+    }

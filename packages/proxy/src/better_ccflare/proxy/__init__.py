@@ -14,6 +14,7 @@ from ._api_key_hashing import generate_api_key, hash_api_key, looks_like_api_key
 from ._capacity import AccountCapacity, PoolCapacity, capacities, pool_capacity
 from ._client_session import claude_session_id
 from ._h1_transport import H1Transport
+from ._hold import HoldPolicy
 from ._local_answers import LOCAL_ANSWER_PATHS
 from ._payloads import Payload, PayloadFormatError, decode_payload
 from ._pipeline import ProxyApp, ProxyDeps, ProxySettings
@@ -58,6 +59,7 @@ __all__ = [
     "Failover",
     "FailoverReason",
     "H1Transport",
+    "HoldPolicy",
     "Payload",
     "PayloadFormatError",
     "PoolCapacity",
