@@ -471,3 +471,38 @@ def stream_request() -> dict[str, object]:
         "stream": True,
         "messages": [{"role": "user", "content": "Hi"}],
     }
+
+
+@pytest.mark.parametrize(
+    ("answer", "status"),
+    [
+        (
+            Reply.json(
+                {"type": "error", "error": {"type": "invalid_request_error", "message": "bad"}},
+                status=400,
+            ),
+            400,
+        ),
+        (subscription_limit(int(time.time()) + 3600), 429),
+    ],
+    ids=["refused", "limited-again"],
+)
+async def test_a_held_stream_that_cannot_be_served_ends_with_the_error_as_an_event(
+    tmp_path: Path, answer: Reply, status: int
+) -> None:
+    async with FakeUpstream() as upstream:
+        upstream.set_default(answer)
+        async with holding(tmp_path, upstream, 5000) as (service, url):
+            exhausted_until(service, "a", int(time.time() * 1000) + 500)
+            async with (
+                httpx2.AsyncClient(base_url=url, timeout=10) as raw,
+                raw.stream("POST", "/v1/messages", json=stream_request()) as response,
+            ):
+                events = b"".join([chunk async for chunk in response.aiter_raw()])
+            [row] = await recorded(service)
+
+    assert response.status_code == 200
+    assert events.startswith(b"event: ping\n")
+    _, _, last = events.rstrip(b"\n").rpartition(b"\nevent: error\ndata: ")
+    assert json.loads(last) == json.loads(answer.body)
+    assert (row.status_code, row.success) == (status, False)
