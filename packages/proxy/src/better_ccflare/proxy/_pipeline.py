@@ -301,6 +301,7 @@ class _Exchange:
         "api_key",
         "attempts",
         "body",
+        "client_session",
         "deps",
         "failed_with",
         "failures",
@@ -362,6 +363,7 @@ class _Exchange:
         self.path = path
         """What is forwarded: the client's path, checked and escaped again where it had escapes."""
         self.routing = routing
+        self.client_session = client_session_id(routing.metadata, headers)
         self.query: str = scope.get("query_string", b"").decode("latin-1")
         self.started = time.perf_counter()
         self.started_ms = deps.clock.now_ms()
@@ -551,7 +553,7 @@ class _Exchange:
 
     def session_id(self) -> str | None:
         """The client's session: Claude Code's session id (``_client_session``)."""
-        return client_session_id(self.routing.metadata, self.headers)
+        return self.client_session
 
     async def _try(self, account: Account, overload_retry: int = 0, fallback: int = 0) -> bool:
         """One account's attempt; True when the client got a response from it.
