@@ -31,6 +31,7 @@ from ._doctor import doctor
 from ._errors import RuntimeFailure, UserError
 from ._logs import logs
 from ._maintenance import clear_history, compact, reset_stats, token_health_command
+from ._statusline import statusline
 from ._strategy import strategy
 
 __all__ = ["main"]
@@ -93,6 +94,7 @@ for _command in (
     clear_history,
     compact,
     db,
+    statusline,
 ):
     main.add_command(_command)
 

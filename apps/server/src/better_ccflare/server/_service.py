@@ -40,6 +40,7 @@ from better_ccflare.proxy import (
     AiohttpTransport,
     ApiKeyAuthenticator,
     H1Transport,
+    HoldPolicy,
     ProxyApp,
     ProxyDeps,
     ProxySettings,
@@ -180,6 +181,7 @@ class Service:
                 credentials=self.tokens,
                 strategy=lambda: self.strategy,
                 usage=self.usage.usage_map,
+                usage_windows=self.usage.windows,
                 store=store,
                 clock=clock,
                 auth=self.auth,
@@ -331,6 +333,9 @@ def _proxy_settings(config: Config) -> ProxySettings:
             connect_s=config.connect_timeout_ms / 1000,
             first_byte_s=config.first_byte_timeout_ms / 1000,
             idle_s=config.idle_timeout_ms / 1000,
+        ),
+        hold=HoldPolicy(
+            max_wait_ms=config.hold_until_reset_ms, max_waiting=config.hold_max_waiting
         ),
     )
 

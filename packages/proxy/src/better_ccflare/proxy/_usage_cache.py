@@ -201,6 +201,11 @@ class UsageCache:
             return None
         return entry
 
+    def windows(self, account_id: str) -> tuple[UsageWindow, ...]:
+        """The account's latest windows while they are fresh; empty when unknown or stale."""
+        entry = self.entry(account_id)
+        return entry.windows if entry is not None else ()
+
     def usage_map(self) -> Mapping[str, AccountUsage]:
         """Usage of every account with fresh data, by account id (read-only).
 
