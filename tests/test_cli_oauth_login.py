@@ -1,5 +1,5 @@
-"""Terminal logins (``account add`` for claude-oauth and console, ``account reauth``) against
-a fake Anthropic token server on loopback."""
+"""Terminal logins (``account add`` for anthropic and claude-console-api, by those names and
+their older ones; ``account reauth``) against a fake Anthropic token server on loopback."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ async def run(tmp_path: Path, url: str, *args: str, stdin: str) -> Result:
 
 
 async def login(tmp_path: Path, url: str, pasted: str) -> Result:
-    args = ("account", "add", "max", "--mode", "claude-oauth", "--priority", "1")
+    args = ("account", "add", "max", "--mode", "anthropic", "--priority", "1")
     return await run(tmp_path, url, *args, stdin=f"{pasted}\n")
 
 
@@ -134,7 +134,7 @@ async def test_console_login_mints_and_stores_an_api_key(tmp_path: Path) -> None
         result = await run(
             tmp_path,
             server.url,
-            *("account", "add", "org", "--mode", "console", "--login"),
+            *("account", "add", "org", "--mode", "claude-console-api", "--login"),
             stdin=f"the-code#{STATE}\n",
         )
     assert result.exit_code == 0, result.output

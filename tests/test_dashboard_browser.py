@@ -209,7 +209,7 @@ async def test_an_account_is_added_through_the_form(dashboard: Dashboard) -> Non
     await dashboard.open("accounts")
     await page.click("#add-account-button")
     form = page.locator("#add-account-form")
-    await form.locator("select[name=type]").select_option("console")
+    await form.locator("select[name=type]").select_option("claude-console-api")
     await expect(form.locator("input[name=apiKey]")).to_be_visible()
     await expect(form.locator("input[name=projectId]")).to_be_hidden()
     await form.locator("input[name=name]").fill("backup key")
@@ -274,7 +274,7 @@ async def test_a_rejected_account_shows_the_servers_reason_in_the_form(
     await dashboard.open("accounts")
     await page.click("#add-account-button")
     form = page.locator("#add-account-form")
-    await form.locator("select[name=type]").select_option("console")
+    await form.locator("select[name=type]").select_option("claude-console-api")
     await form.locator("input[name=name]").fill("primary")
     await form.locator("input[name=apiKey]").fill("sk-ant-api03-again")
     await form.locator("input[name=customEndpoint]").fill(dashboard.upstream.url)
@@ -674,7 +674,7 @@ async def test_a_claude_subscription_is_added_with_the_browser_login(
         await dashboard.open("accounts")
         await page.click("#add-account-button")
         form = page.locator("#add-account-form")
-        await form.locator("select[name=type]").select_option("claude-oauth")
+        await form.locator("select[name=type]").select_option("anthropic")
         await expect(form.locator("input[name=apiKey]")).to_be_hidden()
         await form.locator("input[name=name]").fill("max-1")
         await form.locator("button[type=submit]").click()
@@ -686,7 +686,7 @@ async def test_a_claude_subscription_is_added_with_the_browser_login(
 
         await form.page.click("#oauth-dialog [data-action=close]")
         await page.click("#add-account-button")
-        await form.locator("select[name=type]").select_option("claude-oauth")
+        await form.locator("select[name=type]").select_option("anthropic")
         await form.locator("input[name=name]").fill("max-1")
         await form.locator("button[type=submit]").click()
         await expect(page.locator("#oauth-dialog")).to_have_attribute("open", "")
@@ -972,3 +972,39 @@ async def _check_phone_layout(page: Page, name: str) -> None:
                 assert label == (f'"{header}"' if header else "none"), (name, label)
     await page.click("#nav-toggle")
     await expect(nav).to_be_visible()
+
+
+def poll_reads(service: Service, account_id: str, **windows: tuple[float, int]) -> None:
+    """The usage poller reads ``windows`` for the account: each key's (percent used, ms to
+    its reset)."""
+    now = int(time.time() * 1000)
+    service.usage.update(
+        account_id,
+        [
+            UsageWindow(key=k, utilization=u, resets_at_ms=now + ms)
+            for k, (u, ms) in windows.items()
+        ],
+    )
+
+
+async def test_the_overview_shows_the_pools_capacity(dashboard: Dashboard) -> None:
+    service = dashboard.service
+    await service.store.accounts.add(console_account("spare", dashboard.upstream, 1))
+    await service.pool.reload()
+    poll_reads(service, "primary", five_hour=(100, 2 * 3_600_000), seven_day=(40, 3 * 86_400_000))
+    poll_reads(service, "spare", five_hour=(50, 3_600_000))
+    page = dashboard.page
+    await dashboard.open("overview")
+    panel = page.locator("#capacity[data-ready=true]")
+    await expect(panel.locator("[data-state=serving]")).to_have_text("Serving now")
+    await expect(panel.locator("[data-window=five_hour] meter")).to_have_attribute("value", "75")
+    await expect(panel.locator("[data-window=five_hour]")).to_contain_text("1 of 2 used up")
+    await expect(panel.locator("li[data-account=primary]")).to_contain_text("window used up")
+    await expect(panel.locator("li[data-account=spare]")).to_contain_text("ready")
+
+    poll_reads(service, "spare", five_hour=(100, 5_400_000))
+    await dashboard.open("overview")
+    await expect(panel.locator("[data-state=windows]")).to_contain_text("Usage limit reached")
+    await expect(panel.locator("[data-state=windows]")).to_contain_text("back in 1 h 30 min")
+    await dashboard.screenshot(f"{await dashboard.scheme()}-overview-capacity")
+    assert dashboard.console_errors == []

@@ -223,7 +223,7 @@ async def test_the_dashboard_works_from_a_configured_host_name(tmp_path: Path) -
             await page.wait_for_selector("body[data-ready=true]", timeout=10_000)
             await page.click("#add-account-button")
             form = page.locator("#add-account-form")
-            await form.locator("select[name=type]").select_option("console")
+            await form.locator("select[name=type]").select_option("claude-console-api")
             await form.locator("input[name=name]").fill("from the named host")
             await form.locator("input[name=apiKey]").fill("sk-ant-api03-named-host")
             await form.locator("button[type=submit]").click()

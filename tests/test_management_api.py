@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncGenerator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -92,6 +93,32 @@ async def test_accounts_list_shows_live_state_without_secrets(
     assert "sk-ant-api03-alpha" not in response.text
 
 
+async def test_every_iso_time_has_an_epoch_ms_twin(
+    api: tuple[Service, httpx2.AsyncClient],
+) -> None:
+    service, client = api
+    assert (await proxied(str(client.base_url))).status_code == 200
+    await wait_recorded(service, 1)
+    created = await client.post("/api/api-keys", json={"name": "ops"})
+    headers = {"x-api-key": created.json()["data"]["apiKey"]}
+    [account] = (await client.get("/api/accounts", headers=headers)).json()
+    [request] = (await client.get("/api/requests", headers=headers)).json()
+    [key] = (await client.get("/api/api-keys", headers=headers)).json()["data"]
+    pairs = [
+        (account["lastUsed"], account["lastUsedMs"]),
+        (account["created"], account["createdMs"]),
+        (request["timestamp"], request["timestampMs"]),
+        (key["createdAt"], key["createdAtMs"]),
+        (key["lastUsed"], key["lastUsedMs"]),
+    ]
+    assert account["lastUsed"] is not None
+    for iso, ms in pairs:
+        if iso is None:  # the key's first use may not be written yet
+            assert ms is None
+            continue
+        assert datetime.fromisoformat(iso) == datetime.fromtimestamp(ms / 1000, UTC), (iso, ms)
+
+
 async def test_adding_an_account_routes_to_it_at_once(
     api: tuple[Service, httpx2.AsyncClient], upstream: FakeUpstream
 ) -> None:
@@ -135,6 +162,43 @@ async def test_bad_input_is_a_400_naming_the_field(
     assert (await client.post("/api/accounts/nope/pause")).status_code == 404
 
 
+@pytest.mark.parametrize("account_type", ["claude-console-api", "console"])
+async def test_a_type_is_added_by_its_name_or_its_older_alias(
+    api: tuple[Service, httpx2.AsyncClient], upstream: FakeUpstream, account_type: str
+) -> None:
+    _, client = api
+    added = await client.post(
+        f"/api/accounts/{account_type}",
+        json={"name": "beta", "apiKey": "beta-key-123", "customEndpoint": upstream.url},
+    )
+    assert added.status_code == 201, added.text
+    assert added.json()["provider"] == "claude-console-api"
+    refused = await client.post(
+        f"/api/accounts/{account_type}", json={"name": "gamma", "projectId": "p"}
+    )
+    assert "is not accepted for claude-console-api accounts" in refused.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "login_host"),
+    [
+        ("anthropic", "claude.ai"),
+        ("claude-oauth", "claude.ai"),
+        ("max", "claude.ai"),
+        ("claude-console-api", "console.anthropic.com"),
+        ("console", "console.anthropic.com"),
+    ],
+)
+async def test_a_login_starts_for_an_account_type_by_its_name_or_alias(
+    api: tuple[Service, httpx2.AsyncClient], mode: str, login_host: str
+) -> None:
+    _, client = api
+    init = await client.post("/api/oauth/init", json={"name": "new", "mode": mode})
+    assert init.status_code == 200, init.text
+    auth_url: str = init.json()["authUrl"]
+    assert urlsplit(auth_url).hostname == login_host
+
+
 async def test_account_actions_change_routing_and_state(
     api: tuple[Service, httpx2.AsyncClient],
 ) -> None:
@@ -168,6 +232,55 @@ async def test_account_actions_change_routing_and_state(
     stored = await service.store.accounts.get("alpha")
     assert stored is not None
     assert (stored.name, stored.priority, stored.auto_fallback_enabled) == ("primary", 7, True)
+
+
+async def test_patch_changes_several_settings_at_once(
+    api: tuple[Service, httpx2.AsyncClient], upstream: FakeUpstream
+) -> None:
+    service, client = api
+    changed = await client.patch(
+        "/api/accounts/alpha",
+        json={
+            "name": "main",
+            "priority": 3,
+            "customEndpoint": upstream.url + "/",
+            "modelMappings": {"sonnet": ["claude-sonnet-4-5"]},
+            "autoPauseOnOverageEnabled": True,
+            "billingType": "plan",
+        },
+    )
+    assert changed.status_code == 200, changed.text
+    body = changed.json()
+    assert (body["name"], body["priority"], body["customEndpoint"]) == ("main", 3, upstream.url)
+    assert body["modelMappings"] == {"sonnet": ["claude-sonnet-4-5"]}
+    assert (body["autoPauseOnOverageEnabled"], body["billingType"]) == (True, "plan")
+    assert body["autoFallbackEnabled"] is False  # left out, so left alone
+    cleared = await client.patch(
+        "/api/accounts/alpha", json={"customEndpoint": None, "billingType": None}
+    )
+    assert (cleared.json()["customEndpoint"], cleared.json()["billingType"]) == (None, None)
+    stored = await service.store.accounts.get("alpha")
+    assert stored is not None
+    assert (stored.name, stored.priority, stored.custom_endpoint) == ("main", 3, None)
+
+
+async def test_a_refused_edit_is_a_400_naming_the_field_and_changes_nothing(
+    api: tuple[Service, httpx2.AsyncClient],
+) -> None:
+    service, client = api
+    zai = await client.post("/api/accounts/zai", json={"name": "glm", "apiKey": "zai-key"})
+    refused = await client.patch(
+        f"/api/accounts/{zai.json()['id']}",
+        json={"priority": 9, "customEndpoint": "https://elsewhere.example"},
+    )
+    assert refused.status_code == 400
+    assert refused.json()["field"] == "customEndpoint"
+    assert "not accepted for zai accounts" in refused.json()["error"]
+    stored = await service.store.accounts.get(zai.json()["id"])
+    assert stored is not None
+    assert (stored.priority, stored.custom_endpoint) == (0, None)
+    billing = await client.post("/api/accounts/alpha/billing-type", json={"billingType": "free"})
+    assert billing.status_code == 400
 
 
 async def test_force_reset_ends_a_cooldown(api: tuple[Service, httpx2.AsyncClient]) -> None:

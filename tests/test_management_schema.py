@@ -66,6 +66,7 @@ class _LiveService:
             _, self.admin_key = await create_api_key(
                 service.store, "schema", ApiKeyRole.ADMIN, now_ms=0
             )
+            service.auth.invalidate()  # the key applies from the first request on
             await service.pool.reload()
             async with serving(service.app) as self.url:
                 self.ready.set()

@@ -95,7 +95,7 @@ def test_cli_prompts_for_a_plugins_required_fields_in_order(tmp_path: Path) -> N
 def test_cli_offers_the_plugin_type_and_lists_its_fields(tmp_path: Path) -> None:
     help_text = cli(tmp_path, "account", "add", "--help").output
     assert PLUGIN_TYPE in help_text
-    assert "claude-oauth" in help_text
+    assert "anthropic" in help_text
     listed = json.loads(cli(tmp_path, "account", "types", "--json").output)
     [gateway] = [t for t in listed if t["type"] == PLUGIN_TYPE]
     assert (gateway["distribution"], gateway["version"]) == (PLUGIN_DISTRIBUTION, "0.3.0")
@@ -133,7 +133,13 @@ async def test_api_lists_every_type_with_its_fields_and_the_skipped_plugins(
     assert response.status_code == 200
     body: dict[str, Any] = response.json()
     types = {p["type"]: p for p in body["providers"]}
-    assert list(types)[:2] == ["claude-oauth", "console"]
+    assert list(types)[:2] == ["anthropic", "claude-console-api"]
+    assert (types["anthropic"]["aliases"], types["anthropic"]["displayName"]) == (
+        ["claude-oauth", "max"],
+        "Claude subscription",
+    )
+    assert types["claude-console-api"]["aliases"] == ["console"]
+    assert all(p["type"] == p["provider"] for p in body["providers"])
     gateway = types[PLUGIN_TYPE]
     assert (gateway["builtin"], gateway["distribution"], gateway["version"]) == (
         False,
@@ -145,8 +151,9 @@ async def test_api_lists_every_type_with_its_fields_and_the_skipped_plugins(
         ("custom_endpoint", "url", True),
         ("tenant", "text", True),
     ]
-    assert types["claude-oauth"]["loginOnly"] is True
-    assert (types["console"]["login"], types["console"]["loginOnly"]) == ("console", False)
+    assert types["anthropic"]["loginOnly"] is True
+    console = types["claude-console-api"]
+    assert (console["login"], console["loginOnly"]) == ("console", False)
     assert [f["name"] for f in types["vertex-ai"]["fields"]] == ["project_id", "region", "api_key"]
     [skipped] = body["skipped"]
     assert skipped["entryPoint"].startswith(f"{BROKEN_ENTRY_POINT} = ")
@@ -209,11 +216,15 @@ async def test_an_unknown_type_is_a_404_that_lists_the_known_ones(
     response = await client.post("/api/accounts/bedrock", json={"name": "x", "apiKey": KEY})
     assert response.status_code == 404
     message = response.json()["error"]
-    assert message.startswith("No account type 'bedrock'. Known types: claude-oauth, console,")
+    assert message.startswith(
+        "No account type 'bedrock'. Known types: anthropic, claude-console-api,"
+    )
     assert PLUGIN_TYPE in message
-    login_only = await client.post("/api/accounts/claude-oauth", json={"name": "x"})
-    assert login_only.status_code == 400
-    assert "POST /api/oauth/init" in login_only.json()["error"]
+    for login_type in ("anthropic", "claude-oauth"):
+        login_only = await client.post(f"/api/accounts/{login_type}", json={"name": "x"})
+        assert login_only.status_code == 400
+        assert "anthropic accounts are added by logging in" in login_only.json()["error"]
+        assert "POST /api/oauth/init" in login_only.json()["error"]
 
 
 # --------------------------------------------------------------------------- start-up

@@ -42,6 +42,14 @@ def test_the_settings_json_snippet_is_valid_and_sets_the_environment() -> None:
     assert int(env["API_TIMEOUT_MS"]) > 240_000
 
 
+def test_the_settings_json_snippet_runs_the_status_line_command() -> None:
+    [snippet] = re.findall(r"```json\n(.*?)```", section("Use it with Claude Code"), re.DOTALL)
+    assert json.loads(snippet)["statusLine"] == {
+        "type": "command",
+        "command": "better-ccflare statusline",
+    }
+
+
 def test_user_matter_comes_before_development_matter() -> None:
     headings = re.findall(r"^## (.+)$", README, flags=re.MULTILINE)
     assert headings[-1] == "Development"

@@ -50,7 +50,7 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout_s: float
         with socket.socket() as sock:
             if sock.connect_ex(("127.0.0.1", port)) == 0:
                 return
-        time.sleep(0.2)
+        time.sleep(0.2)  # noqa: TID251 - a synchronous script: no event loop to block
     raise SystemExit(f"nothing answered on port {port} within {timeout_s:.0f} s")
 
 
@@ -121,11 +121,11 @@ def measure(
             before = _upstream_count(upstream_port, key)
             _callgrind(proxy.pid, "-i", "on")
             _wrk(proxy_port, body_file, connections, seconds)
-            time.sleep(1.5)
+            time.sleep(1.5)  # noqa: TID251 - let the last requests finish before -i off
             _callgrind(proxy.pid, "-i", "off")
             requests = _upstream_count(upstream_port, key) - before
             _callgrind(proxy.pid, "-d")
-            time.sleep(1)
+            time.sleep(1)  # noqa: TID251 - let callgrind write its dump
         finally:
             proxy.terminate()
             upstream.terminate()
@@ -148,7 +148,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=10.0)
     parser.add_argument(
-        "--dump", type=Path, help="keep the measured slice's callgrind file here (callgrind_annotate)"
+        "--dump",
+        type=Path,
+        help="keep the measured slice's callgrind file here (callgrind_annotate)",
     )
     args = parser.parse_args()
     per_request, requests = measure(

@@ -65,13 +65,15 @@ async def recorded(service: Service, count: int = 1) -> list[RequestRecord]:
     raise AssertionError(f"expected {count} recorded request(s), found {len(rows)}")
 
 
-async def add_api_key(service: Service, role: ApiKeyRole) -> str:
-    """A new active proxy key with ``role``, in force from the next request; returns its text."""
+async def add_api_key(service: Service, role: ApiKeyRole, name: str | None = None) -> str:
+    """A new active proxy key with ``role`` (named for it unless ``name`` is given), in force
+    from the next request; returns its text."""
     key = generate_api_key()
+    name = name or role.value
     await service.store.api_keys.add(
         ApiKey(
-            id=f"key-{role.value}",
-            name=role.value,
+            id=f"key-{name}",
+            name=name,
             hashed_key=hash_api_key(key),
             prefix_last_8=key[-8:],
             created_at_ms=0,

@@ -30,6 +30,39 @@ def test_add_stores_the_account_with_its_key(cli: Cli) -> None:
     assert account.credentials.api_key == KEY
 
 
+@pytest.mark.parametrize("mode", ["claude-console-api", "console"])
+def test_a_type_is_taken_by_its_name_or_its_older_alias_and_shown_by_its_name(
+    cli: Cli, mode: str
+) -> None:
+    result = cli.ok("account", "add", "work", "--mode", mode, "--api-key", KEY)
+    assert "Added claude-console-api account 'work'" in result.output
+    assert cli.account("work").provider == "claude-console-api"
+    assert cli.json("account", "list")[0]["provider"] == "claude-console-api"
+
+
+def test_the_subscription_type_refuses_a_key_by_any_of_its_names(cli: Cli) -> None:
+    for mode in ("anthropic", "claude-oauth", "max"):
+        result = cli("account", "add", "me", "--mode", mode, "--api-key", KEY)
+        assert result.exit_code == 2
+        assert "--api-key: is not accepted for anthropic accounts" in result.output
+
+
+def test_account_types_names_each_type_once_and_its_older_names_after(cli: Cli) -> None:
+    listed = cli.ok("account", "types").output
+    assert "Claude subscription" in listed
+    assert (
+        "Older names --mode still takes: claude-oauth, max for anthropic; console for "
+        "claude-console-api." in " ".join(listed.split())
+    )
+
+
+def test_an_unknown_type_lists_the_types_by_their_one_name(cli: Cli) -> None:
+    result = cli("account", "add", "x", "--mode", "bedrock")
+    assert result.exit_code == 2
+    assert "'anthropic', 'claude-console-api'" in result.output
+    assert "claude-oauth" not in result.output
+
+
 def test_a_missing_key_is_prompted_for_without_echo(cli: Cli) -> None:
     result = cli.ok("account", "add", "glm", "--mode", "zai", input=f"{KEY}\n")
     assert "API key for glm" in result.output
@@ -193,6 +226,7 @@ def test_commands_on_an_unknown_account_fail_in_one_line(cli: Cli) -> None:
         ("resume", "ghost"),
         ("rename", "ghost", "spirit"),
         ("set-priority", "ghost", "1"),
+        ("edit", "ghost", "--priority", "1"),
         ("reset-rate-limit", "ghost"),
         ("reauth", "ghost"),
         ("remove", "ghost", "--yes"),
@@ -225,7 +259,7 @@ def test_rename_keeps_the_account_and_checks_the_new_name(cli: Cli) -> None:
     assert (after.id, after.credentials) == (before.id, before.credentials)
     refused = cli("account", "rename", "new name", "bad;name")
     assert refused.exit_code == 2
-    assert "NAME" in refused.output
+    assert "NEW: contains ';'" in refused.output
 
 
 def test_set_priority_accepts_0_to_100(cli: Cli) -> None:
@@ -237,6 +271,74 @@ def test_set_priority_accepts_0_to_100(cli: Cli) -> None:
     assert cli.account("work").priority == 42
 
 
+def test_edit_changes_only_the_settings_given_and_says_what_changed(cli: Cli) -> None:
+    add_key_account(cli, "gw", "--endpoint", "https://gw.example", mode="anthropic-compatible")
+    result = cli.ok(
+        "account", "edit", "gw",
+        "--name", "gateway",
+        "--priority", "5",
+        "--endpoint", "https://gw2.example/",
+        "--model-map", "sonnet=glm-4.6,glm-4.5",
+        "--auto-fallback",
+        "--billing-type", "api",
+    )  # fmt: skip
+    assert "priority 0 -> 5" in result.output
+    assert "auto-fallback off -> on" in result.output
+    account = cli.account("gateway")
+    assert (account.priority, account.custom_endpoint) == (5, "https://gw2.example")
+    assert account.model_mappings == {"sonnet": ("glm-4.6", "glm-4.5")}
+    assert (account.auto_fallback_enabled, account.billing_type) == (True, "api")
+    assert not account.auto_refresh_enabled
+    cli.ok("account", "edit", "gateway", "--no-model-maps", "--billing-type", "auto")
+    account = cli.account("gateway")
+    assert (account.model_mappings, account.billing_type) == ({}, None)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--endpoint", "gw.example"), "--endpoint: 'gw.example' is not an http(s) URL"),
+        (("--endpoint", ""), "--endpoint: is required for anthropic-compatible accounts"),
+        (("--name", "a/b"), "--name: contains '/'"),
+        (("--model-map", "sonnet"), "--model-map: 'sonnet' is not FROM=TO"),
+        ((), "Nothing to change"),
+        (("--priority", "101"), "--priority"),
+    ],
+)
+def test_a_refused_edit_exits_2_naming_the_option_and_changes_nothing(
+    cli: Cli, args: tuple[str, ...], message: str
+) -> None:
+    add_key_account(cli, "gw", "--endpoint", "https://gw.example", mode="anthropic-compatible")
+    before = cli.account("gw")
+    result = (
+        cli("account", "edit", "gw", "--priority", "7", *args)
+        if args
+        else cli("account", "edit", "gw")
+    )
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert cli.account("gw") == before
+
+
+def test_edit_refuses_a_name_another_account_has(cli: Cli) -> None:
+    add_key_account(cli, "work")
+    add_key_account(cli, "home")
+    result = cli("account", "edit", "home", "--name", "work", "--priority", "3")
+    assert result.exit_code == 2
+    assert "Account name 'work' is already taken" in result.output
+    assert "Traceback" not in result.output
+    assert cli.account("home").priority == 0
+
+
+def test_edit_refuses_an_endpoint_for_a_fixed_address_type(cli: Cli) -> None:
+    add_key_account(cli, "glm", mode="zai")
+    result = cli("account", "edit", "glm", "--endpoint", "https://x.example")
+    assert result.exit_code == 2
+    assert "--endpoint: is not accepted for zai accounts" in result.output
+    assert cli.account("glm").custom_endpoint is None
+
+
 def test_reset_rate_limit_makes_a_benched_account_routable(cli: Cli) -> None:
     add_key_account(cli, "work")
     account_id = cli.account("work").id
@@ -245,7 +347,7 @@ def test_reset_rate_limit_makes_a_benched_account_routable(cli: Cli) -> None:
         limited_until_ms=until, reason=RateLimitReason.UPSTREAM_429_WITH_RESET, consecutive=2
     )
     cli.with_store(lambda store: store.accounts.update_rate_limit(account_id, benched))
-    assert "rate-limited until" in cli.ok("account", "list").output
+    assert "rate-limited, ends in 1h" in cli.ok("account", "list").output
     cli.ok("account", "reset-rate-limit", "work")
     assert cli.account("work").rate_limit == RateLimitState()
     assert cli.json("account", "show", "work")["state"] == "active"
@@ -263,7 +365,7 @@ def test_an_account_whose_credentials_were_refused_says_so_until_reset(cli: Cli)
     )
     cli.with_store(lambda store: store.accounts.update_rate_limit(account_id, rejected))
 
-    assert "credentials rejected (probed after" in cli.ok("account", "list").output
+    assert "credentials rejected (probe in 10m)" in cli.ok("account", "list").output
     [row] = cli.json("account", "list")
     assert row["account_state"] == "credentials_rejected"
     shown = cli.json("account", "show", "work")
@@ -278,8 +380,8 @@ def test_an_account_whose_credentials_were_refused_says_so_until_reset(cli: Cli)
     ("reason", "said"),
     [
         (RateLimitReason.OUT_OF_CREDITS, "out of credits"),
-        (RateLimitReason.CONNECT_FAILED, "unreachable until"),
-        (RateLimitReason.UPSTREAM_TIMEOUT, "unreachable until"),
+        (RateLimitReason.CONNECT_FAILED, "unreachable, ends in 1m"),
+        (RateLimitReason.UPSTREAM_TIMEOUT, "unreachable, ends in 1m"),
     ],
 )
 def test_the_circuit_breakers_other_benches_are_named_in_the_list(

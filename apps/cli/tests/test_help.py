@@ -92,8 +92,10 @@ def test_shell_completion_as_documented() -> None:
         COMP_WORDS="better-ccflare account add me --mode ",
         COMP_CWORD="5",
     )
-    assert "plain,claude-oauth" in modes
+    assert "plain,anthropic" in modes
+    assert "plain,claude-console-api" in modes
     assert "plain,vertex-ai" in modes
+    assert "plain,claude-oauth" not in modes  # an older name works, but is not offered
 
 
 def test_the_help_ends_with_the_documentation_address_on_one_line_at_80_columns() -> None:

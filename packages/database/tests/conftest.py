@@ -61,6 +61,17 @@ def postgres_server_url() -> Iterator[str]:
 
 
 @pytest.fixture
+def database_url(postgres_server_url: str) -> Iterator[str]:
+    """A new PostgreSQL database's URL, for tests that open several stores on it (dropped
+    afterwards)."""
+    url = create_database(postgres_server_url)
+    try:
+        yield url
+    finally:
+        drop_database(postgres_server_url, url)
+
+
+@pytest.fixture
 def store_target(backend: str, request: pytest.FixtureRequest) -> Iterator[Path | str]:
     """What :meth:`Store.open` opens for this test: ``db_path``, or a new PostgreSQL database's
     URL (dropped afterwards)."""

@@ -342,11 +342,15 @@ def oracle_requests(
     return sorted(matched, key=lambda r: (-r.timestamp_ms, r.id))[offset : offset + limit]
 
 
-def oracle_latest_account(records: list[RequestRecord], session: str) -> str | None:
+def oracle_latest_account(
+    records: list[RequestRecord], session: str, api_key_id: str | None
+) -> str | None:
     served = [
         (r.timestamp_ms, order, r.account_id)
         for order, r in enumerate(records)
-        if r.client_session_id == session and r.account_id is not None
+        if r.client_session_id == session
+        and r.account_id is not None
+        and (api_key_id is None or r.api_key_id == api_key_id)
     ]
     return max(served)[2] if served else None
 
@@ -519,11 +523,20 @@ def test_request_listings_match_the_oracle(history: History) -> None:
 
 def test_latest_account_for_session_matches_the_oracle(history: History) -> None:
     @EXAMPLES
-    @given(histories, writes, st.sampled_from((*SESSIONS, "session-unknown")))
-    def check(records: list[RequestRecord], how: Writes, session: str) -> None:
+    @given(
+        histories,
+        writes,
+        st.sampled_from((*SESSIONS, "session-unknown")),
+        st.sampled_from((None, *KEYS)),
+    )
+    def check(
+        records: list[RequestRecord], how: Writes, session: str, api_key_id: str | None
+    ) -> None:
         history.load(records, how)
-        actual = history.run(history.store.analytics.latest_account_for_session(session))
-        assert actual == oracle_latest_account(records, session)
+        actual = history.run(
+            history.store.analytics.latest_account_for_session(session, api_key_id=api_key_id)
+        )
+        assert actual == oracle_latest_account(records, session, api_key_id)
 
     check()
 
@@ -816,6 +829,11 @@ PLANS: list[tuple[str, Query, str]] = [
         "idx_requests_model_timestamp",
     ),
     ("a session's account", session_query("session-1"), "idx_requests_client_session"),
+    (
+        "a session's account for one key",
+        session_query("session-1", "key-1"),
+        "idx_requests_client_session",
+    ),
 ]
 FULL_SCAN = re.compile(r"^SCAN (TABLE )?requests$")
 SORTS_A_SEARCH = "USE TEMP B-TREE FOR ORDER BY"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,18 +24,8 @@ from better_ccflare.database import (
 from better_ccflare.database._crypto import is_encrypted
 
 from .builders import account, request
-from .postgres_support import create_database, drop_database
 
 MIGRATIONS = ("0001_schema", "0002_account_failure_streak", "0003_change_counters")
-
-
-@pytest.fixture
-def database_url(postgres_server_url: str) -> Iterator[str]:
-    url = create_database(postgres_server_url)
-    try:
-        yield url
-    finally:
-        drop_database(postgres_server_url, url)
 
 
 async def fetch(url: str, sql: str) -> list[asyncpg.Record]:

@@ -34,8 +34,8 @@ def names(provider: Provider) -> list[tuple[str, bool]]:
 def test_builtins_declare_what_their_accounts_need() -> None:
     by_type = declared()
     assert list(by_type) == [
-        "claude-oauth",
-        "console",
+        "anthropic",
+        "claude-console-api",
         "zai",
         "minimax",
         "nanogpt",
@@ -43,10 +43,10 @@ def test_builtins_declare_what_their_accounts_need() -> None:
         "openai-compatible",
         "anthropic-compatible",
     ]
-    assert names(by_type["claude-oauth"]) == [("custom_endpoint", False)]
+    assert names(by_type["anthropic"]) == [("custom_endpoint", False)]
     for fixed in ("zai", "minimax"):
         assert names(by_type[fixed]) == [("api_key", True)]
-    for movable in ("console", "nanogpt", "openai-compatible"):
+    for movable in ("claude-console-api", "nanogpt", "openai-compatible"):
         assert names(by_type[movable]) == [("api_key", True), ("custom_endpoint", False)]
     assert names(by_type["anthropic-compatible"]) == [
         ("api_key", True),
@@ -63,7 +63,10 @@ def test_builtins_declare_what_their_accounts_need() -> None:
 
 def test_only_the_claude_and_console_types_log_in() -> None:
     logins = {t: p.oauth_login for t, p in declared().items() if p.oauth_login is not None}
-    assert logins == {"claude-oauth": OAuthMode.CLAUDE_OAUTH, "console": OAuthMode.CONSOLE}
+    assert logins == {
+        "anthropic": OAuthMode.CLAUDE_OAUTH,
+        "claude-console-api": OAuthMode.CONSOLE,
+    }
 
 
 def test_a_plain_provider_needs_one_api_key_and_is_typed_by_its_id() -> None:

@@ -89,6 +89,8 @@ def plugin_module(monkeypatch: pytest.MonkeyPatch) -> None:
         "FutureProvider": FutureProvider,
         "ImpostorProvider": ImpostorProvider,
         "TypeSquatterProvider": TypeSquatterProvider,
+        "AliasSquatterProvider": AliasSquatterProvider,
+        "AliasedProvider": AliasedProvider,
         "SecretTokenProvider": SecretTokenProvider,
         "NoIdProvider": NoIdProvider,
         "NamelessProvider": NamelessProvider,
@@ -243,21 +245,44 @@ def test_default_registry_is_built_once() -> None:
     assert "anthropic" in default_registry().ids()
 
 
-def test_a_plugin_is_added_by_its_id_and_the_builtins_by_their_older_names() -> None:
+def test_every_account_type_is_its_provider_id() -> None:
     reg = registry(ep("test-echo", "EchoProvider"))
-    assert reg.account_types()[:2] == ("claude-oauth", "console")
-    assert reg.account_types()[2:-1] == reg.ids()[2:-1]
+    assert reg.account_types() == reg.ids()
+    assert reg.account_types()[:2] == ("anthropic", "claude-console-api")
     assert reg.account_types()[-1] == "test-echo"
-    assert reg.for_account_type("claude-oauth").id == "anthropic"
-    assert reg.for_account_type("console").id == "claude-console-api"
     assert isinstance(reg.for_account_type("test-echo"), EchoProvider)
+
+
+@pytest.mark.parametrize(
+    ("alias", "account_type"),
+    [("claude-oauth", "anthropic"), ("max", "anthropic"), ("console", "claude-console-api")],
+)
+def test_the_builtins_older_type_names_are_accepted_as_aliases(
+    alias: str, account_type: str
+) -> None:
+    reg = registry()
+    assert reg.for_account_type(alias).account_type == account_type
+    assert reg.aliases()[alias] == account_type
+    assert alias not in reg.account_types()
+
+
+class AliasSquatterProvider(EchoProvider):
+    id: ClassVar[str] = "test-alias-squatter"
+    type_aliases: ClassVar[tuple[str, ...]] = ("claude-oauth",)
+
+
+class AliasedProvider(EchoProvider):
+    id: ClassVar[str] = "test-aliased"
+    type_aliases: ClassVar[tuple[str, ...]] = ("test-old-name",)
 
 
 def test_an_unknown_account_type_lists_the_known_ones() -> None:
     with pytest.raises(UnknownAccountTypeError) as caught:
         registry(ep("test-echo", "EchoProvider")).for_account_type("bedrock")
     message = str(caught.value)
-    assert message.startswith("No account type 'bedrock'. Known types: claude-oauth, console,")
+    assert message.startswith(
+        "No account type 'bedrock'. Known types: anthropic, claude-console-api,"
+    )
     assert "test-echo" in message
 
 
@@ -265,6 +290,10 @@ def test_an_unknown_account_type_lists_the_known_ones() -> None:
     ("entry_point", "reason"),
     [
         (ep("console", "TypeSquatterProvider"), "'console' is already taken by a built-in"),
+        (
+            ep("squatter", "AliasSquatterProvider"),
+            "account type alias 'claude-oauth' is already taken by a built-in",
+        ),
         (ep("secret-token", "SecretTokenProvider"), "account_fields are malformed: .*'token'"),
     ],
 )
@@ -276,6 +305,12 @@ def test_a_plugin_cannot_take_a_type_name_or_declare_a_bad_field(
     assert re.search(reason, failure.reason)
     assert isinstance(reg.for_account_type("console"), Provider)
     assert not isinstance(reg.for_account_type("console"), EchoProvider)
+
+
+def test_a_plugin_may_declare_aliases_of_its_own() -> None:
+    reg = registry(ep("test-aliased", "AliasedProvider"))
+    assert reg.for_account_type("test-old-name").id == "test-aliased"
+    assert "test-old-name" not in reg.account_types()
 
 
 def test_each_loaded_plugin_is_logged_once_at_info(caplog: pytest.LogCaptureFixture) -> None:

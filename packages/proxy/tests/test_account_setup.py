@@ -331,7 +331,7 @@ async def test_a_plugin_types_fields_are_checked_by_their_declaration(
 async def test_an_unknown_type_is_refused_naming_the_known_ones(store: Store) -> None:
     error = await refused(store, NewAccount(name="a", mode="bedrock", api_key=KEY))
     assert error.field == "mode"
-    assert "Known types: claude-oauth, console" in error.message
+    assert "Known types: anthropic, claude-console-api" in error.message
 
 
 # --------------------------------------------------------------------------- rate limits

@@ -148,6 +148,24 @@ async def test_api_only_key_may_use_the_proxy_routes(
         assert (await auth.authenticate({"x-api-key": key}, path)).allowed
 
 
+async def test_api_only_key_may_look_up_a_session_and_nothing_near_it(
+    store: Store, auth: ApiKeyAuthenticator
+) -> None:
+    key, _ = await add_key(store, ApiKeyRole.API_ONLY)
+    allowed = await auth.authenticate({"x-api-key": key}, "/api/sessions/abc-123/account")
+    assert allowed.allowed
+    for path in (
+        "/api/sessions",
+        "/api/sessions/abc",
+        "/api/sessions/abc/account/more",
+        "/api/sessions/abc/requests",
+        "/api/sessions/../accounts/account",
+        "/api/sessions//account",
+    ):
+        assert (await auth.authenticate({"x-api-key": key}, path)).status == 403, path
+    assert (await auth.authenticate({}, "/api/sessions/abc-123/account")).status == 401
+
+
 async def test_admin_key_may_use_everything(store: Store, auth: ApiKeyAuthenticator) -> None:
     key, row = await add_key(store, ApiKeyRole.ADMIN)
     for path in ("/v1/messages", "/api/accounts", "/api/debug/state", "/api/api-keys"):

@@ -450,16 +450,16 @@ async def test_credentials_needing_a_new_login_send_nothing(
     assert transport.sent == []
 
 
-async def test_start_ticks_in_the_background_until_stopped(
+async def test_its_job_ticks_in_the_background_until_stopped(
     scheduler: AutoRefreshScheduler, store: Store, pool: AccountPool, transport: FakeTransport
 ) -> None:
     await add(store, pool, make_account())
-    scheduler.start()
+    scheduler.job.start()
     try:
         async with asyncio.timeout(5):
             while not transport.sent:  # noqa: ASYNC110 (the state belongs to the code under test)
                 await asyncio.sleep(0.001)
     finally:
-        await scheduler.stop()
+        await scheduler.job.stop()
     assert not scheduler.job.started
     assert len(transport.sent) == 1

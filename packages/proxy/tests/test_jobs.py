@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import random
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -24,13 +25,13 @@ from better_ccflare.core import (
 )
 from better_ccflare.database import SecretKey, Store
 from better_ccflare.providers import Provider, ProviderRegistry, UsageFetchError
-from better_ccflare.proxy._usage_cache import UsageCache
+from better_ccflare.proxy._usage_cache import DEFAULT_USAGE_TTL_MS, UsageCache
 from better_ccflare.proxy.admin._token_health import (
     TokenHealthStatus,
     check_token_health,
     token_health,
 )
-from better_ccflare.proxy.jobs import BackgroundJobs, PeriodicJob, UsagePoller
+from better_ccflare.proxy.jobs import BackgroundJobs, JobLeadership, PeriodicJob, UsagePoller
 
 NOW = 1_800_000_000_000
 HOUR = 3_600_000
@@ -568,3 +569,129 @@ async def test_hourly_cleanups_run_against_the_store(
     await jobs.stop()
     assert [job.last_error for job in cleanups] == [None, None]
     assert [job.last_result for job in cleanups] == [0, 0]
+
+
+# --------------------------------------------------------------------------- fleet leadership
+
+
+async def test_a_follower_adopts_the_leaders_stored_snapshot_without_polling(
+    poller: UsagePoller, provider: FakeProvider, cache: UsageCache, store: Store, clock: FakeClock
+) -> None:
+    poller.lead(False)
+    await store.usage.record(
+        UsageSnapshot(account_id="a", timestamp_ms=NOW - 30_000, windows=WINDOWS)
+    )
+    assert await poller.tick() == 5_000
+    assert provider.calls == []
+    entry = cache.entry("a")
+    assert entry is not None
+    assert (entry.windows, entry.fetched_at_ms) == (WINDOWS, NOW - 30_000)
+
+
+async def test_a_follower_does_not_believe_a_snapshot_older_than_the_usage_ttl(
+    poller: UsagePoller, cache: UsageCache, store: Store
+) -> None:
+    poller.lead(False)
+    old = NOW - DEFAULT_USAGE_TTL_MS - 1
+    await store.usage.record(UsageSnapshot(account_id="a", timestamp_ms=old, windows=WINDOWS))
+    await poller.tick()
+    assert cache.usage_map() == {}
+
+
+async def test_a_follower_polls_an_account_itself_only_when_asked_to(
+    poller: UsagePoller, provider: FakeProvider
+) -> None:
+    poller.lead(False)
+    await poller.tick()
+    assert provider.calls == []
+    poller.poll_soon("a")
+    await poller.tick()
+    await poller.tick()
+    assert provider.calls == [("a", FRESH, NOW)]
+
+
+async def test_a_new_leader_carries_on_the_schedule_of_the_snapshots_it_followed(
+    poller: UsagePoller, provider: FakeProvider, store: Store, clock: FakeClock
+) -> None:
+    poller.lead(False)
+    await store.usage.record(UsageSnapshot(account_id="a", timestamp_ms=NOW, windows=WINDOWS))
+    await poller.tick()
+    clock.advance(10_000)
+    poller.lead(True)
+    await poller.tick()
+    assert provider.calls == []
+    due = poller.due_at_ms("a")
+    assert due is not None
+    assert NOW + INTERVAL * 0.8 <= due <= NOW + INTERVAL * 1.2
+
+
+class ScriptedLease:
+    """A lease whose answers a test scripts (the real ones are tested on PostgreSQL in the
+    database package); records releases."""
+
+    def __init__(self, *answers: bool) -> None:
+        self.answers = list(answers)
+        self.released = 0
+
+    async def hold(self) -> bool:
+        return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+
+    async def release(self) -> None:
+        self.released += 1
+
+
+async def test_leadership_changes_start_and_stop_the_jobs_and_are_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls: list[str] = []
+
+    async def gained() -> None:
+        calls.append("gain")
+
+    async def lost() -> None:
+        calls.append("loss")
+
+    lease = ScriptedLease(False, True, True, True, False, False, True)
+    leadership = JobLeadership(lease, on_gain=gained, on_loss=lost)
+    with caplog.at_level(logging.INFO, logger="better_ccflare.proxy"):
+        answers = [await leadership.check() for _ in range(7)]
+    assert answers == [False, True, True, True, False, False, True]
+    assert calls == ["gain", "loss", "gain"]
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("now runs the scheduled jobs" in m for m in messages) == 2
+    assert sum("no longer runs the scheduled jobs" in m for m in messages) == 1
+    await leadership.stop()
+    assert calls == ["gain", "loss", "gain", "loss"]
+    assert lease.released == 1
+
+
+async def test_an_instance_that_cannot_ask_for_the_leadership_does_not_lead() -> None:
+    class Unreachable(ScriptedLease):
+        async def hold(self) -> bool:
+            raise OSError("database unreachable")
+
+    async def nothing() -> None:
+        return None
+
+    leadership = JobLeadership(Unreachable(), on_gain=nothing, on_loss=nothing)
+    assert not await leadership.check()
+
+
+async def test_a_lone_server_leads_its_jobs_from_the_start(
+    store: Store, config: Config, clock: FakeClock, poller: UsagePoller
+) -> None:
+    async def reload() -> None:
+        return None
+
+    jobs = BackgroundJobs(store=store, config=config, clock=clock, poller=poller)
+    jobs.add(PeriodicJob("every-instance", HOUR, reload))
+    await jobs.start()
+    try:
+        assert jobs.leadership.leading
+        assert poller.leading
+        assert all(job.started for job in jobs.jobs.values())
+        assert jobs.fleet_wide("data-retention-cleanup")
+        assert not jobs.fleet_wide("every-instance")
+    finally:
+        await jobs.stop()
+    assert not jobs.leadership.leading

@@ -3,7 +3,9 @@
 The registry is built once per command, and only by the commands that need it: the others
 never import a plugin (a broken one would log a warning on every invocation). ``--mode``
 checks its value against it, so the choices shown in ``--help`` and in the error for a typo
-are exactly the types this installation can add.
+are exactly the types this installation can add. An older name of a type (``claude-oauth``,
+``console``) is accepted and becomes the type's one name (``anthropic``,
+``claude-console-api``), which is what the rest of the command sees and prints.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ def registry(ctx: click.Context | None = None) -> ProviderRegistry:
 
 
 class AccountTypeParam(click.ParamType[str]):
-    """A ``click.Choice`` of the registry's account types, read when first needed."""
+    """A ``click.Choice`` of the registry's account types, read when first needed; an alias
+    converts to the type it stands for."""
 
     name = "type"
 
@@ -49,6 +52,9 @@ class AccountTypeParam(click.ParamType[str]):
     def convert(
         self, value: object, param: click.Parameter | None, ctx: click.Context | None
     ) -> str:
+        aliases = registry(ctx).aliases()
+        if isinstance(value, str) and value in aliases:
+            return aliases[value]
         return self._choice(ctx).convert(value, param, ctx)
 
     def shell_complete(

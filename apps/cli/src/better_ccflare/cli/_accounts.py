@@ -10,30 +10,33 @@ are never echoed, and no output (``--json`` included) ever contains one.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TypeVar, cast
+from typing import TypeVar
 
 import click
 import msgspec
 
 from better_ccflare.core import (
     Account,
-    AccountState,
     BetterCcflareError,
+    BillingType,
+    InvalidInputError,
     ModelMappings,
     OAuthMode,
     PauseReason,
     ProviderKind,
-    RateLimitReason,
     SystemClock,
+    UsageSnapshot,
 )
 from better_ccflare.database import Store
 from better_ccflare.providers import Provider
 from better_ccflare.proxy.admin import (
+    AccountEdit,
     AccountType,
     NewAccount,
     account_types,
     add_account,
     check_new_account,
+    edit_account,
     logs_in_only,
     reset_rate_limit,
     validate_account_name,
@@ -41,10 +44,12 @@ from better_ccflare.proxy.admin import (
 
 from ._account_lookup import find_account
 from ._account_types import AccountTypeParam, field_prompt, registry
+from ._account_view import LIST_COLUMNS, account_detail, account_row, list_cells, show_rows, shown
+from ._completion import complete_account_names
 from ._context import load, with_store
 from ._errors import UserError, as_click_error
 from ._oauth_login import log_in
-from ._output import format_time, print_json, print_table
+from ._output import Col, print_json, print_table, print_text
 from ._prompting import ask
 
 __all__ = ["account"]
@@ -60,53 +65,6 @@ _Apply = Callable[[Store, Account], Awaitable[None]]
 """One change to a found account."""
 
 
-class _AccountRow(msgspec.Struct, frozen=True, kw_only=True):
-    """What ``account list --json`` prints: no credentials, ever."""
-
-    id: str
-    name: str
-    provider: str
-    priority: int
-    paused: bool
-    requires_reauth: bool
-    account_state: AccountState
-    custom_endpoint: str | None
-    request_count: int
-    rate_limited_until_ms: int | None
-
-
-class _AccountDetail(msgspec.Struct, frozen=True, kw_only=True):
-    """What ``account show --json`` prints: everything but the credentials themselves."""
-
-    id: str
-    name: str
-    provider: str
-    priority: int
-    state: str
-    account_state: AccountState
-    """``state`` for scripts: ``ready``, ``cooling_down``, ``paused``, ``requires_reauth``,
-    ``credentials_rejected`` or ``out_of_credits``."""
-    paused: bool
-    pause_reason: str | None
-    requires_reauth: bool
-    consecutive_failures: int
-    custom_endpoint: str | None
-    model_mappings: ModelMappings
-    credential: str
-    """``api-key``, ``oauth`` or ``none``: which kind is stored, not its value."""
-    token_expires_at_ms: int | None
-    created_at_ms: int
-    last_used_ms: int | None
-    request_count: int
-    total_requests: int
-    session_started_at_ms: int | None
-    session_request_count: int
-    rate_limit_status: str | None
-    rate_limit_reason: str | None
-    rate_limited_until_ms: int | None
-    rate_limit_reset_at_ms: int | None
-
-
 @click.group()
 def account() -> None:
     """Add, inspect and manage upstream accounts.
@@ -120,14 +78,14 @@ def account() -> None:
 @click.option(
     "--mode",
     type=AccountTypeParam(),
-    help="The account type: a built-in or an installed plugin's (see `account types`); "
-    "prompted for when omitted.",
+    help="The account type: a built-in or an installed plugin's (see `account types`; the "
+    "older names claude-oauth and console still work); prompted for when omitted.",
 )
 @click.option("--api-key", help="The account's API key (prompted for, hidden, when needed).")
 @click.option(
     "--endpoint",
     help="Base URL of the upstream (required for anthropic-compatible; optional for "
-    "openai-compatible, nanogpt, console, claude-oauth and plugins that declare one).",
+    "openai-compatible, nanogpt, claude-console-api, anthropic and plugins that declare one).",
 )
 @click.option(
     "--priority",
@@ -156,7 +114,7 @@ def account() -> None:
 @click.option(
     "--login",
     is_flag=True,
-    help="console: log in with the browser and mint an API key instead of pasting one.",
+    help="claude-console-api: log in with the browser and mint an API key instead of pasting one.",
 )
 def add(
     *,
@@ -175,8 +133,8 @@ def add(
 
     \b
     Examples:
-      better-ccflare account add me --mode claude-oauth
-      better-ccflare account add work --mode console --api-key sk-ant-api03-...
+      better-ccflare account add me --mode anthropic
+      better-ccflare account add work --mode claude-console-api --api-key sk-ant-api03-...
       better-ccflare account add gw --mode anthropic-compatible \\
           --endpoint https://gateway.example --api-key ... --model-map sonnet=glm-4.6
       better-ccflare account add gcp --mode vertex-ai --project-id my-proj --region us-east5
@@ -185,9 +143,7 @@ def add(
     config = load()
     name = _checked_name(name)
     providers = registry()
-    chosen: str = mode or ask(
-        "--mode", "Account type", type=click.Choice(providers.account_types())
-    )
+    chosen: str = mode or ask("--mode", "Account type", type=AccountTypeParam())
     provider = providers.for_account_type(chosen)
     if login:
         key_logins = [
@@ -292,9 +248,17 @@ def types(as_json: bool) -> None:
         print_json(rows)
         return
     print_table(
-        ["TYPE", "NAME", "FROM", "FIELDS"],
+        [
+            "TYPE",
+            Col("NAME", flex=True),
+            Col("FROM", flex=True),
+            Col("FIELDS", flex=True, wrap=True),
+        ],
         [[r.type, r.display_name, _origin(r), _fields_text(r)] for r in rows],
     )
+    renamed = [f"{', '.join(r.aliases)} for {r.type}" for r in rows if r.aliases]
+    if renamed:
+        print_text(f"Older names --mode still takes: {'; '.join(renamed)}.")
 
 
 def _origin(row: AccountType) -> str:
@@ -312,46 +276,49 @@ def _fields_text(row: AccountType) -> str:
 @account.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def list_accounts(as_json: bool) -> None:
-    """List the accounts (never their credentials)."""
-    accounts = with_store(load(), lambda store: store.accounts.list_all())
+    """List the accounts with their state and usage (never their credentials).
+
+    5H and 7D are the usage windows of Claude subscriptions, in percent, from the server's last
+    reading; `account show` lists every window a provider reports.
+    """
+
+    async def read(store: Store) -> list[tuple[Account, UsageSnapshot | None]]:
+        accounts = await store.accounts.list_all()
+        return [(a, await store.usage.latest(a.id)) for a in accounts]
+
+    found = with_store(load(), read)
     now_ms = SystemClock().now_ms()
-    ordered = sorted(accounts, key=lambda a: (a.priority, a.name))
+    ordered = sorted(found, key=lambda pair: (pair[0].priority, pair[0].name))
     if as_json:
-        print_json([_row(a, now_ms) for a in ordered])
+        print_json([account_row(a, usage, now_ms) for a, usage in ordered])
         return
     if not ordered:
         click.echo("No accounts yet. Add one with `better-ccflare account add NAME --mode MODE`.")
         return
-    print_table(
-        ["NAME", "PROVIDER", "PRIORITY", "STATE", "REQUESTS", "LAST USED (UTC)"],
-        [
-            [a.name, a.provider, a.priority, _state(a, now_ms), a.request_count, _when(a)]
-            for a in ordered
-        ],
-    )
+    print_table(LIST_COLUMNS, [list_cells(a, usage, now_ms) for a, usage in ordered])
 
 
 @account.command("show")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_account_names)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def show(name: str, as_json: bool) -> None:
-    """Show one account in detail (never its credentials)."""
-    found = with_store(load(), lambda store: find_account(store, name))
-    detail = _detail(found, SystemClock().now_ms())
+    """Show one account in detail, with every usage window (never its credentials)."""
+
+    async def read(store: Store) -> tuple[Account, UsageSnapshot | None]:
+        found = await find_account(store, name)
+        return found, await store.usage.latest(found.id)
+
+    found, usage = with_store(load(), read)
+    now_ms = SystemClock().now_ms()
+    detail = account_detail(found, usage, now_ms)
     if as_json:
         print_json(detail)
         return
-    print_table(
-        ["FIELD", "VALUE"],
-        [
-            [field.removesuffix("_ms"), _shown(field, value)]
-            for field, value in msgspec.structs.asdict(detail).items()
-        ],
-    )
+    print_table(["FIELD", Col("VALUE", flex=True, wrap=True)], show_rows(detail, now_ms))
 
 
 @account.command("remove")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_account_names)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def remove(name: str, yes: bool) -> None:
     """Remove an account (its request history stays)."""
@@ -364,7 +331,7 @@ def remove(name: str, yes: bool) -> None:
 
 
 @account.command("pause")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_account_names)
 def pause(name: str) -> None:
     """Stop routing requests to an account until it is resumed."""
     found = _change(name, lambda store, a: store.accounts.pause(a.id, PauseReason.MANUAL))
@@ -372,34 +339,122 @@ def pause(name: str) -> None:
 
 
 @account.command("resume")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_account_names)
 def resume(name: str) -> None:
     """Route requests to a paused account again."""
     found = _change(name, lambda store, a: store.accounts.resume(a.id))
     click.echo(f"Resumed {found.name!r}.")
 
 
+@account.command("edit")
+@click.argument("name", shell_complete=complete_account_names)
+@click.option("--name", "new_name", metavar="NEW", help="Rename the account.")
+@click.option("--priority", type=click.IntRange(0, 100), help="0-100; lower is preferred.")
+@click.option(
+    "--endpoint",
+    metavar="URL",
+    help='Base URL of the upstream, for the types that take one; "" for the default.',
+)
+@click.option(
+    "--model-map",
+    "model_maps",
+    multiple=True,
+    metavar="FROM=TO[,TO2]",
+    help="Replace the model mappings (as `account add`); repeatable.",
+)
+@click.option("--no-model-maps", is_flag=True, help="Remove every model mapping.")
+@click.option(
+    "--auto-fallback/--no-auto-fallback",
+    default=None,
+    help="Switch back to this account as soon as its usage window resets.",
+)
+@click.option(
+    "--auto-refresh/--no-auto-refresh",
+    default=None,
+    help="Start a new usage window once the old one resets (subscriptions, zai).",
+)
+@click.option(
+    "--auto-pause-on-overage/--no-auto-pause-on-overage",
+    default=None,
+    help="Pause the account when the upstream says it is billing overage.",
+)
+@click.option(
+    "--peak-hours-pause/--no-peak-hours-pause",
+    default=None,
+    help="zai: sit out the provider's peak hours.",
+)
+@click.option(
+    "--billing-type",
+    type=click.Choice([*(b.value for b in BillingType), "auto"]),
+    help="How requests are billed when the upstream does not say; auto: the provider's.",
+)
+def edit(
+    *,
+    name: str,
+    new_name: str | None,
+    priority: int | None,
+    endpoint: str | None,
+    model_maps: tuple[str, ...],
+    no_model_maps: bool,
+    auto_fallback: bool | None,
+    auto_refresh: bool | None,
+    auto_pause_on_overage: bool | None,
+    peak_hours_pause: bool | None,
+    billing_type: str | None,
+) -> None:
+    """Change an account's settings; the options left out keep their values.
+
+    Everything the dashboard can change. Every value is checked before anything is written, so
+    a refused edit changes nothing.
+
+    \b
+    Examples:
+      better-ccflare account edit work --priority 5 --auto-fallback
+      better-ccflare account edit gw --endpoint https://gw2.example \\
+          --model-map sonnet=glm-4.6
+      better-ccflare account edit me --name "me (laptop)" --billing-type auto
+    """
+    if model_maps and no_model_maps:
+        raise click.UsageError("Give --model-map or --no-model-maps, not both.")
+    mappings = {} if no_model_maps else parse_model_maps(model_maps)
+    change = AccountEdit(
+        name=new_name,
+        priority=priority,
+        endpoint=msgspec.UNSET if endpoint is None else endpoint,
+        model_mappings=mappings,
+        auto_fallback=auto_fallback,
+        auto_refresh=auto_refresh,
+        auto_pause_on_overage=auto_pause_on_overage,
+        peak_hours_pause=peak_hours_pause,
+        billing_type=_billing_type(billing_type),
+    )
+    if change.is_empty():
+        raise click.UsageError("Nothing to change: give at least one option (see --help).")
+    before, after = _edited(name, change)
+    changes = _differences(before, after)
+    click.echo(f"Updated {after.name!r}: {'; '.join(changes) or 'nothing was different'}.")
+
+
 @account.command("rename")
-@click.argument("old")
+@click.argument("old", shell_complete=complete_account_names)
 @click.argument("new")
 def rename(old: str, new: str) -> None:
-    """Rename an account (its id, history and credentials stay)."""
-    new = _checked_name(new)
-    found = _change(old, lambda store, a: store.accounts.rename(a.id, new))
-    click.echo(f"Renamed {found.name!r} to {new!r}.")
+    """Rename an account (its id, history and credentials stay); as `edit OLD --name NEW`."""
+    before, after = _edited(old, AccountEdit(name=new), {"name": "NEW"})
+    click.echo(f"Renamed {before.name!r} to {after.name!r}.")
 
 
 @account.command("set-priority")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_account_names)
 @click.argument("priority", type=click.IntRange(0, 100))
 def set_priority(name: str, priority: int) -> None:
     """Set an account's priority, 0 to 100 (lower numbers are preferred)."""
-    found = _change(name, lambda store, a: store.accounts.set_priority(a.id, priority))
-    click.echo(f"Set the priority of {found.name!r} to {priority}.")
+    before, _ = _edited(name, AccountEdit(priority=priority))
+    click.echo(f"Set the priority of {before.name!r} to {priority}.")
 
 
 @account.command("reset-rate-limit")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_account_names)
 def reset_rate_limit_command(name: str) -> None:
     """End an account's cooldown now, making it routable again.
 
@@ -411,13 +466,14 @@ def reset_rate_limit_command(name: str) -> None:
 
 
 @account.command("reauth")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_account_names)
 def reauth(name: str) -> None:
     """Log in to an account again, keeping its id, settings and history.
 
-    For claude-oauth accounts whose login expired or was revoked (and console accounts, which
-    get a freshly minted key). The new credentials replace the old ones and clear the
-    "needs re-login" state; a running server uses them within seconds.
+    For anthropic (Claude subscription) accounts whose login expired or was revoked (and
+    claude-console-api accounts, which get a freshly minted key). The new credentials replace
+    the old ones and clear the "needs re-login" state; a running server uses them within
+    seconds.
     """
     config = load()
     found = with_store(config, lambda store: find_account(store, name))
@@ -446,6 +502,72 @@ def _change(name: str, apply: _Apply) -> Account:
     return with_store(load(), work)
 
 
+def _edited(
+    name: str, change: AccountEdit, flags: dict[str, str] | None = None
+) -> tuple[Account, Account]:
+    """Apply ``change`` to the account called ``name`` through the rules the API shares; the
+    account before and after. Errors name the input by ``flags`` (``account edit``'s own by
+    default)."""
+    flags = flags or _EDIT_FLAGS
+
+    async def work(store: Store) -> tuple[Account, Account]:
+        found = await find_account(store, name)
+        try:
+            return found, await edit_account(store, found.id, change, registry=registry())
+        except InvalidInputError as exc:
+            raise UserError(f"{flags.get(exc.field, exc.field)}: {exc.message}") from exc
+
+    return with_store(load(), work)
+
+
+_EDIT_FLAGS = {
+    "name": "--name",
+    "priority": "--priority",
+    "endpoint": "--endpoint",
+    "model_mappings": "--model-map",
+    "billing_type": "--billing-type",
+}
+""":class:`AccountEdit` fields as ``account edit`` spells them."""
+
+
+def _billing_type(value: str | None) -> BillingType | msgspec.UnsetType | None:
+    if value is None:
+        return msgspec.UNSET
+    return None if value == "auto" else BillingType(value)
+
+
+_EDITED = (
+    ("name", "name"),
+    ("priority", "priority"),
+    ("custom_endpoint", "endpoint"),
+    ("model_mappings", "model mappings"),
+    ("auto_fallback_enabled", "auto-fallback"),
+    ("auto_refresh_enabled", "auto-refresh"),
+    ("auto_pause_on_overage_enabled", "auto-pause-on-overage"),
+    ("peak_hours_pause_enabled", "peak-hours-pause"),
+    ("billing_type", "billing type"),
+)
+"""What ``account edit`` can change: the account's attribute, and how the summary names it."""
+
+
+def _differences(before: Account, after: Account) -> list[str]:
+    """``priority 0 -> 5``-style notes, one per setting that changed."""
+    notes: list[str] = []
+    for attribute, label in _EDITED:
+        old, new = getattr(before, attribute), getattr(after, attribute)
+        if old != new:
+            notes.append(f"{label} {_setting(attribute, old)} -> {_setting(attribute, new)}")
+    return notes
+
+
+def _setting(attribute: str, value: object) -> object:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if attribute == "billing_type" and value is None:
+        return "auto"
+    return shown(attribute, value)
+
+
 def _checked_name(name: str) -> str:
     return _checked(lambda: validate_account_name(name))
 
@@ -455,96 +577,3 @@ def _checked(check: Callable[[], _T]) -> _T:
         return check()
     except BetterCcflareError as exc:
         raise as_click_error(exc) from exc
-
-
-def _shown(field: str, value: object) -> object:
-    """One ``account show`` value for people: times in UTC, mappings as FROM=TO, blanks as -."""
-    if value is None or value in ("", {}):
-        return "-"
-    if field.endswith("_ms") and isinstance(value, int):
-        return f"{format_time(value)} UTC"
-    if isinstance(value, dict):
-        mappings = cast("ModelMappings", value)
-        return ", ".join(f"{k}={','.join(v)}" for k, v in mappings.items())
-    return value
-
-
-def _state(account: Account, now_ms: int) -> str:
-    limit = account.rate_limit
-    state = account.state(now_ms)
-    if state is AccountState.PAUSED:
-        return f"paused ({account.pause_reason})" if account.pause_reason else "paused"
-    if state is AccountState.COOLING_DOWN:
-        kind = "unreachable" if limit.reason in _UNREACHABLE else "rate-limited"
-        return f"{kind} until {format_time(limit.limited_until_ms)} UTC"
-    if state in (AccountState.CREDENTIALS_REJECTED, AccountState.OUT_OF_CREDITS):
-        return _WORDS[state] + _probe(account, now_ms)
-    return _WORDS[state]
-
-
-_WORDS = {
-    AccountState.READY: "active",
-    AccountState.REQUIRES_REAUTH: "needs re-login",
-    AccountState.CREDENTIALS_REJECTED: "credentials rejected",
-    AccountState.OUT_OF_CREDITS: "out of credits",
-}
-_UNREACHABLE = (RateLimitReason.CONNECT_FAILED, RateLimitReason.UPSTREAM_TIMEOUT)
-
-
-def _probe(account: Account, now_ms: int) -> str:
-    """When the next request may try the account again, or that it may now."""
-    if account.rate_limit.cooling_down(now_ms):
-        return f" (probed after {format_time(account.rate_limit.limited_until_ms)} UTC)"
-    return " (the next request probes it)"
-
-
-def _when(account: Account) -> str:
-    return format_time(account.last_used_ms)
-
-
-def _row(a: Account, now_ms: int) -> _AccountRow:
-    return _AccountRow(
-        id=a.id,
-        name=a.name,
-        provider=a.provider,
-        priority=a.priority,
-        paused=a.paused,
-        requires_reauth=a.requires_reauth,
-        account_state=a.state(now_ms),
-        custom_endpoint=a.custom_endpoint,
-        request_count=a.request_count,
-        rate_limited_until_ms=a.rate_limit.limited_until_ms,
-    )
-
-
-def _detail(a: Account, now_ms: int) -> _AccountDetail:
-    held = a.credentials
-    credential = "oauth" if held.refresh_token or held.access_token else "none"
-    if held.api_key:
-        credential = "api-key"
-    return _AccountDetail(
-        id=a.id,
-        name=a.name,
-        provider=a.provider,
-        priority=a.priority,
-        state=_state(a, now_ms),
-        account_state=a.state(now_ms),
-        paused=a.paused,
-        pause_reason=a.pause_reason,
-        requires_reauth=a.requires_reauth,
-        consecutive_failures=a.rate_limit.failures,
-        custom_endpoint=a.custom_endpoint,
-        model_mappings=a.model_mappings,
-        credential=credential,
-        token_expires_at_ms=held.expires_at_ms,
-        created_at_ms=a.created_at_ms,
-        last_used_ms=a.last_used_ms,
-        request_count=a.request_count,
-        total_requests=a.total_requests,
-        session_started_at_ms=a.session.started_at_ms,
-        session_request_count=a.session.request_count,
-        rate_limit_status=a.rate_limit.status,
-        rate_limit_reason=a.rate_limit.reason,
-        rate_limited_until_ms=a.rate_limit.limited_until_ms,
-        rate_limit_reset_at_ms=a.rate_limit.reset_at_ms,
-    )

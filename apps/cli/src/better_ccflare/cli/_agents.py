@@ -26,7 +26,7 @@ from better_ccflare.proxy.agents import (
 
 from ._context import load, with_store
 from ._errors import UserError
-from ._output import format_time, print_json, print_table
+from ._output import Col, format_relative, print_json, print_table, print_text
 
 __all__ = ["agent"]
 
@@ -50,20 +50,28 @@ def list_agents(as_json: bool) -> None:
         print_json(shown)
         return
     if not shown.agents:
-        click.echo(
+        print_text(
             f"No agents: none in {Path.home() / '.claude' / 'agents'} or a registered "
             "workspace, and no preferences. Set one with `agent set NAME MODEL`."
         )
         return
+    now_ms = SystemClock().now_ms()
     print_table(
-        ["AGENT", "ORIGIN", "FILE MODEL", "PREFERRED MODEL", "SET AT", "FILE"],
+        [
+            Col("AGENT", flex=True),
+            "ORIGIN",
+            Col("FILE MODEL", flex=True),
+            Col("PREFERRED MODEL", flex=True),
+            "SET",
+            Col("FILE", flex=True),
+        ],
         [
             [
                 e.id,
                 e.origin.value,
                 e.file_model or "-",
                 e.preferred_model or "- (as the client asks)",
-                format_time(e.preference_updated_at_ms),
+                format_relative(e.preference_updated_at_ms, now_ms),
                 e.path or "-",
             ]
             for e in shown.agents

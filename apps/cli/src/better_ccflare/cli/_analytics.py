@@ -13,8 +13,18 @@ from better_ccflare.core import RequestRecord, SystemClock
 from better_ccflare.database import ErrorGroup, GroupStats, Metrics, RequestFilter, Store
 
 from ._account_lookup import find_account
+from ._completion import complete_account_names
 from ._context import load, with_store
-from ._output import format_ms, format_time, print_json, print_table
+from ._output import (
+    Col,
+    format_count,
+    format_ms,
+    format_relative,
+    print_json,
+    print_table,
+    print_text,
+    styled,
+)
 
 __all__ = ["requests", "stats"]
 
@@ -107,7 +117,13 @@ def stats(since_days: int | None, as_json: bool) -> None:
 @click.option(
     "--limit", type=click.IntRange(1, 10_000), default=20, show_default=True, help="How many."
 )
-@click.option("--account", "account_name", metavar="NAME", help="Only this account's requests.")
+@click.option(
+    "--account",
+    "account_name",
+    metavar="NAME",
+    shell_complete=complete_account_names,
+    help="Only this account's requests.",
+)
 @click.option("--model", help="Only requests for this model.")
 @click.option(
     "--status",
@@ -142,9 +158,19 @@ def requests(
     if not rows:
         click.echo("No requests match.")
         return
+    now_ms = SystemClock().now_ms()
     print_table(
-        ["TIME (UTC)", "ACCOUNT", "MODEL", "STATUS", "IN/OUT TOKENS", "COST $", "TIME", "ERROR"],
-        [_request_row(row) for row in rows],
+        [
+            Col("WHEN"),
+            Col("ACCOUNT", flex=True),
+            Col("MODEL", flex=True),
+            Col("STATUS", justify="right"),
+            Col("IN/OUT", justify="right"),
+            Col("COST $", justify="right"),
+            Col("TIME", justify="right"),
+            Col("ERROR", spare=True),
+        ],
+        [_request_row(row, now_ms) for row in rows],
     )
 
 
@@ -206,20 +232,23 @@ def _error(group: ErrorGroup, names: dict[str, str]) -> _ErrorOut:
 def _print_stats(out: _StatsOut, since_days: int | None) -> None:
     t = out.totals
     period = f"the last {since_days} days" if since_days else "all history"
-    click.echo(
+    print_text(
         f"{t.requests} requests in {period}: {t.success_rate:.1f}% successful, "
         f"{t.total_tokens:,} tokens, {_total_cost(t)}, {out.active_accounts} accounts used, "
         f"average response {format_ms(t.avg_response_time_ms)}."
     )
     if not t.requests:
         return
-    columns = ["REQUESTS", "SUCCESS %", "TOKENS", "COST $", "AVG TIME"]
+    columns = [
+        Col(header, justify="right")
+        for header in ("REQUESTS", "SUCCESS %", "TOKENS", "COST $", "AVG TIME")
+    ]
     for title, groups, label in (
         ("By account", out.by_account, "ACCOUNT"),
         ("By model", out.by_model, "MODEL"),
     ):
         print_table(
-            [label, *columns],
+            [Col(label, flex=True), *columns],
             [
                 [
                     g.key or "-",
@@ -234,14 +263,21 @@ def _print_stats(out: _StatsOut, since_days: int | None) -> None:
             title=title,
         )
     if out.recent_errors:
+        now_ms = SystemClock().now_ms()
         print_table(
-            ["LAST SEEN (UTC)", "COUNT", "ACCOUNT", "STATUS", "ERROR"],
+            [
+                Col("LAST SEEN"),
+                Col("COUNT", justify="right"),
+                Col("ACCOUNT", flex=True),
+                Col("STATUS", justify="right"),
+                Col("ERROR", flex=True),
+            ],
             [
                 [
-                    format_time(e.last_seen_ms),
+                    format_relative(e.last_seen_ms, now_ms),
                     e.count,
                     e.account or "-",
-                    e.status_code or "-",
+                    _status(e.status_code),
                     e.error_message or "-",
                 ]
                 for e in out.recent_errors
@@ -250,15 +286,22 @@ def _print_stats(out: _StatsOut, since_days: int | None) -> None:
         )
 
 
-def _request_row(row: _RequestOut) -> list[object]:
+def _request_row(row: _RequestOut, now_ms: int) -> list[object]:
     r = row.request
     return [
-        format_time(r.timestamp_ms),
+        format_relative(r.timestamp_ms, now_ms),
         row.account_name or "-",
         r.model or "-",
-        r.status_code if r.status_code is not None else "-",
-        f"{r.usage.prompt_tokens:,}/{r.usage.output_tokens:,}",
+        _status(r.status_code),
+        f"{format_count(r.usage.prompt_tokens)}/{format_count(r.usage.output_tokens)}",
         "unknown" if r.cost_usd is None else f"{r.cost_usd:.4f}",
         format_ms(r.response_time_ms),
         r.error_message or "",
     ]
+
+
+def _status(code: int | None) -> object:
+    """An HTTP status in colour: green served, yellow refused (4xx), red failed (5xx)."""
+    if code is None:
+        return "-"
+    return styled(str(code), "green" if code < 400 else "yellow" if code < 500 else "red")

@@ -14,9 +14,10 @@ from better_ccflare.core import ApiKey, ApiKeyRole, NotFoundError, SystemClock
 from better_ccflare.database import Store
 from better_ccflare.proxy.admin import change_api_key, create_api_key
 
+from ._completion import complete_api_key_names
 from ._context import load, with_store
 from ._errors import UserError
-from ._output import print_json, print_table
+from ._output import Col, print_json, print_table, styled
 
 __all__ = ["api_key"]
 
@@ -87,12 +88,12 @@ def list_keys(as_json: bool) -> None:
         click.echo("No API keys: the proxy accepts every client. Add one with `api-key generate`.")
         return
     print_table(
-        ["NAME", "ROLE", "STATE", "ENDS WITH", "USES"],
+        [Col("NAME", flex=True), "ROLE", "STATE", "ENDS WITH", Col("USES", justify="right")],
         [
             [
                 r.name,
                 r.role,
-                "active" if r.active else "disabled",
+                styled("active", "green") if r.active else styled("disabled", "yellow"),
                 f"…{r.prefix_last_8}",
                 r.usage_count,
             ]
@@ -116,7 +117,7 @@ def _change(name: str, *, active: bool | None, delete: bool) -> None:
 
 
 @api_key.command("enable")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_api_key_names)
 def enable(name: str) -> None:
     """Enable a disabled key."""
     _change(name, active=True, delete=False)
@@ -124,7 +125,7 @@ def enable(name: str) -> None:
 
 
 @api_key.command("disable")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_api_key_names)
 def disable(name: str) -> None:
     """Disable a key (clients using it are refused within seconds)."""
     _change(name, active=False, delete=False)
@@ -132,7 +133,7 @@ def disable(name: str) -> None:
 
 
 @api_key.command("delete")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_api_key_names)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def delete(name: str, yes: bool) -> None:
     """Delete a key."""

@@ -7,7 +7,7 @@ import click
 from better_ccflare.core import Config
 
 from ._context import load
-from ._output import print_json, print_table
+from ._output import Col, print_json, print_table
 
 __all__ = ["config"]
 
@@ -32,4 +32,6 @@ def show(as_json: bool) -> None:
         }
         print_json(payload)
         return
-    print_table(["SETTING", "VALUE", "SOURCE"], rows)
+    print_table(
+        ["SETTING", Col("VALUE", flex=True, wrap=True), Col("SOURCE", flex=True, wrap=True)], rows
+    )

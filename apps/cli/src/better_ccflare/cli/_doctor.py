@@ -19,7 +19,7 @@ from better_ccflare.database import SchemaStatus, Store
 
 from ._context import load, run_async
 from ._errors import RuntimeFailure
-from ._output import format_time, print_json, print_table, spinner
+from ._output import Col, format_time, print_json, print_table, print_text, spinner, styled
 
 __all__ = ["doctor"]
 
@@ -201,11 +201,14 @@ async def _probe_server(config: Config) -> ServerProbe:
 
 def _print(report: Report) -> None:
     print_table(
-        ["CHECK", "RESULT", "DETAIL"],
-        [[c.name, "ok" if c.ok else "FAIL", c.detail] for c in report.checks],
+        ["CHECK", "RESULT", Col("DETAIL", flex=True, wrap=True)],
+        [
+            [c.name, styled("ok", "green") if c.ok else styled("FAIL", "bold red"), c.detail]
+            for c in report.checks
+        ],
     )
     server = report.server
-    click.echo(f"Server at {server.url}: {server.detail}.")
+    print_text(f"Server at {server.url}: {server.detail}.")
     if report.accounts is not None:
         click.echo(
             f"Accounts: {report.accounts}. Checked at {format_time(SystemClock().now_ms())} UTC."

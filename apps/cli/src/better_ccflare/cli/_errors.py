@@ -13,6 +13,7 @@ from __future__ import annotations
 import click
 
 from better_ccflare.core import BetterCcflareError, InvalidInputError
+from better_ccflare.database import CopyError
 from better_ccflare.providers import OAuthTransientError
 
 __all__ = ["FIELD_FLAGS", "RuntimeFailure", "UserError", "as_click_error"]
@@ -51,6 +52,6 @@ def as_click_error(exc: BetterCcflareError) -> click.ClickException:
     """The one-line error for ``exc``, naming the flag at fault for invalid input."""
     if isinstance(exc, InvalidInputError):
         return UserError(f"{FIELD_FLAGS.get(exc.field, exc.field)}: {exc.message}")
-    if isinstance(exc, OAuthTransientError):
+    if isinstance(exc, OAuthTransientError | CopyError):
         return RuntimeFailure(str(exc))
     return UserError(str(exc))

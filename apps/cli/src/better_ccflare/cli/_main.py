@@ -26,10 +26,12 @@ from ._analytics import requests, stats
 from ._api_keys import api_key
 from ._config_show import config
 from ._context import load
+from ._db_copy import db
 from ._doctor import doctor
 from ._errors import RuntimeFailure, UserError
 from ._logs import logs
 from ._maintenance import clear_history, compact, reset_stats, token_health_command
+from ._statusline import statusline
 from ._strategy import strategy
 
 __all__ = ["main"]
@@ -91,6 +93,8 @@ for _command in (
     reset_stats,
     clear_history,
     compact,
+    db,
+    statusline,
 ):
     main.add_command(_command)
 

@@ -17,7 +17,7 @@ from better_ccflare.database import RetentionResult, Store
 from better_ccflare.proxy.admin import TokenHealthReport, TokenHealthStatus, token_health
 
 from ._context import load, with_store
-from ._output import format_ms, format_time, print_json, print_table
+from ._output import Col, format_ms, format_relative, print_json, print_table, styled
 
 __all__ = ["clear_history", "compact", "reset_stats", "token_health_command"]
 
@@ -40,20 +40,35 @@ def token_health_command(as_json: bool) -> None:
         click.echo("No accounts yet.")
         return
     print_table(
-        ["NAME", "PROVIDER", "STATUS", "LOGIN EXPIRES (UTC)", "LEFT"],
+        [Col("NAME", flex=True), Col("TYPE", flex=True), "STATUS", "LOGIN EXPIRES", "LEFT"],
         [
-            [r.account_name, r.provider, _status(r), format_time(r.expires_at_ms), _left(r)]
+            [
+                r.account_name,
+                r.provider,
+                _status(r),
+                format_relative(r.expires_at_ms, now_ms),
+                _left(r),
+            ]
             for r in reports
         ],
     )
 
 
-def _status(report: TokenHealthReport) -> str:
+def _status(report: TokenHealthReport) -> object:
+    """The login's health in colour: red when it needs a re-login soon or now."""
     if report.requires_reauth:
-        return "needs re-login"
+        return styled("needs re-login", "bold red")
     if report.status is TokenHealthStatus.NO_REFRESH_TOKEN:
         return "api key (no login)"
-    return str(report.status)
+    return styled(str(report.status), _STATUS_STYLES.get(report.status, ""))
+
+
+_STATUS_STYLES = {
+    TokenHealthStatus.HEALTHY: "green",
+    TokenHealthStatus.WARNING: "yellow",
+    TokenHealthStatus.CRITICAL: "red",
+    TokenHealthStatus.EXPIRED: "bold red",
+}
 
 
 def _left(report: TokenHealthReport) -> str:

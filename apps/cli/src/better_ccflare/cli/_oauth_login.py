@@ -46,7 +46,7 @@ class _Pasted(msgspec.Struct, frozen=True):
 
 
 def log_in(config: Config, mode: OAuthMode) -> Credentials:
-    """Walk the user through a login; the tokens (claude-oauth) or the minted key (console).
+    """Walk the user through a login; the tokens (anthropic) or the minted key (claude-console-api).
 
     Raises:
         UserError: The pasted code is malformed, from another login, or refused.

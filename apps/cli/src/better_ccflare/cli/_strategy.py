@@ -15,7 +15,7 @@ from better_ccflare.core import SourceKind, StrategyName, update_config_file
 
 from ._context import load
 from ._errors import RuntimeFailure
-from ._output import print_json, print_table
+from ._output import Col, print_json, print_table
 
 __all__ = ["strategy"]
 
@@ -53,7 +53,7 @@ def get(as_json: bool) -> None:
         return
     click.echo(f"{shown.strategy} (from {shown.source})")
     print_table(
-        ["STRATEGY", "BEHAVIOUR"],
+        ["STRATEGY", Col("BEHAVIOUR", flex=True, wrap=True)],
         [[("* " if s is shown.strategy else "  ") + s, _DESCRIPTIONS[s]] for s in StrategyName],
     )
 

@@ -40,6 +40,7 @@ from better_ccflare.proxy import (
     AiohttpTransport,
     ApiKeyAuthenticator,
     H1Transport,
+    HoldPolicy,
     ProxyApp,
     ProxyDeps,
     ProxySettings,
@@ -130,19 +131,22 @@ class Service:
         # a tenth of a second (at once for a request no account could serve), and settings
         # changed in the config file (`better-ccflare strategy set`) within a quarter.
         self.store_watch = StoreWatch(store, self.pool, self.auth)
-        self.jobs.jobs["store-watch"] = PeriodicJob(
-            "store-watch", STORE_WATCH_INTERVAL_MS, self.store_watch.catch_up
+        self.jobs.add(
+            PeriodicJob("store-watch", STORE_WATCH_INTERVAL_MS, self.store_watch.catch_up)
         )
-        self.jobs.jobs["config-reload"] = PeriodicJob(
-            "config-reload", CONFIG_RELOAD_INTERVAL_MS, self.settings.reload_if_changed
+        self.jobs.add(
+            PeriodicJob("config-reload", CONFIG_RELOAD_INTERVAL_MS, self.settings.reload_if_changed)
         )
         # Hours of request history are summed up once they are complete, so the dashboard's
         # 7- and 30-day analytics read a few thousand rollup rows instead of a million requests.
-        self.jobs.jobs["analytics-rollups"] = PeriodicJob(
-            "analytics-rollups",
-            ROLLUP_INTERVAL_MS,
-            lambda: store.analytics.refresh_rollups(clock.now_ms()),
-            run_at_start=True,
+        self.jobs.add(
+            PeriodicJob(
+                "analytics-rollups",
+                ROLLUP_INTERVAL_MS,
+                lambda: store.analytics.refresh_rollups(clock.now_ms()),
+                run_at_start=True,
+            ),
+            fleet_wide=True,
         )
         self.request_events = RequestEvents()
         self.metrics = Metrics(
@@ -167,6 +171,8 @@ class Service:
             store=store,
             clock=clock,
         )
+        # Probes send real requests upstream: one instance of a fleet sends them.
+        self.jobs.add(self.auto_refresh.job, fleet_wide=True)
         self.proxy = ProxyApp(
             ProxyDeps(
                 pool=self.pool,
@@ -175,6 +181,7 @@ class Service:
                 credentials=self.tokens,
                 strategy=lambda: self.strategy,
                 usage=self.usage.usage_map,
+                usage_windows=self.usage.windows,
                 store=store,
                 clock=clock,
                 auth=self.auth,
@@ -303,10 +310,8 @@ class Service:
             await service.auth.refresh()
             if jobs:
                 await service.jobs.start()
-                service.auto_refresh.start()
             yield service
         finally:
-            await service.auto_refresh.stop()
             await service.jobs.stop()
             await service.tokens.aclose()
             await service.transport.aclose()
@@ -328,6 +333,9 @@ def _proxy_settings(config: Config) -> ProxySettings:
             connect_s=config.connect_timeout_ms / 1000,
             first_byte_s=config.first_byte_timeout_ms / 1000,
             idle_s=config.idle_timeout_ms / 1000,
+        ),
+        hold=HoldPolicy(
+            max_wait_ms=config.hold_until_reset_ms, max_waiting=config.hold_max_waiting
         ),
     )
 
@@ -445,7 +453,7 @@ async def serve(config: Config) -> None:
             _log.info("Dashboard: %s  Claude Code: ANTHROPIC_BASE_URL=%s", url, url.rstrip("/"))
             if accounts == 0:
                 _log.warning(
-                    "No accounts yet: better-ccflare account add NAME --mode claude-oauth "
+                    "No accounts yet: better-ccflare account add NAME --mode anthropic "
                     "(every type: better-ccflare account types)"
                 )
             freeze_startup_heap()

@@ -163,6 +163,11 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     agent_workspace_autodiscover: bool
     """Register the working directory a Claude Code system prompt names as a workspace, so its
     ``.claude/agents`` are discovered (the reference's opt-in of the same name)."""
+    hold_until_reset_ms: int
+    """When no account can serve but one frees up within this, hold the request and serve it
+    then (a stream gets ``ping`` events meanwhile); 0 (the default): answer at once."""
+    hold_max_waiting: int
+    """How many requests may be held at once; the next gets the answer at once."""
     access_log: bool
     """Log one line per proxied request (``better_ccflare.access``), whatever ``log_level``."""
     tracing: bool
@@ -546,6 +551,21 @@ _SETTINGS: tuple[_Setting, ...] = (
         "trace_propagate_upstream",
         _bool(),
         lambda _: False,
+    ),
+    # Hold until reset: at most Claude Code's own default request timeout (API_TIMEOUT_MS).
+    _Setting(
+        "hold_until_reset_ms",
+        "BETTER_CCFLARE_HOLD_UNTIL_RESET_MS",
+        "hold_until_reset_ms",
+        _int_in(0, 600_000),
+        lambda _: 0,
+    ),
+    _Setting(
+        "hold_max_waiting",
+        "BETTER_CCFLARE_HOLD_MAX_WAITING",
+        "hold_max_waiting",
+        _int_in(1, 100_000),
+        lambda _: 100,
     ),
 )
 

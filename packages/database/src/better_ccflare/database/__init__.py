@@ -20,6 +20,8 @@ from ._analytics import (
     Totals,
 )
 from ._backend import Backend
+from ._coordination import FleetLease, FleetLockError
+from ._copy import CopyError, CopyReport, TableCopy, copy_sqlite_to_postgres
 from ._crypto import KEY_FILE_NAME, SecretKey, load_or_create_key
 from ._errors import CredentialKeyError, SchemaError, StoreClosedError, StoreOpenError
 from ._maintenance import RetentionResult, SchemaStatus, StoreMaintenance, StoreStats
@@ -43,9 +45,13 @@ __all__ = [
     "AnalyticsRepository",
     "ApiKeyRepository",
     "Backend",
+    "CopyError",
+    "CopyReport",
     "CredentialKeyError",
     "Dimension",
     "ErrorGroup",
+    "FleetLease",
+    "FleetLockError",
     "GroupStats",
     "Metrics",
     "OAuthSessionRepository",
@@ -62,7 +68,9 @@ __all__ = [
     "StoreOpenError",
     "StoreStats",
     "StrategyRepository",
+    "TableCopy",
     "Totals",
     "UsageRepository",
+    "copy_sqlite_to_postgres",
     "load_or_create_key",
 ]

@@ -193,11 +193,14 @@ class AnalyticsRepository(Protocol):
         (only requests strictly older than it); ``offset`` skips that many of the newest."""
         ...
 
-    async def latest_account_for_session(self, client_session_id: str) -> str | None:
+    async def latest_account_for_session(
+        self, client_session_id: str, *, api_key_id: str | None = None
+    ) -> str | None:
         """The account that most recently served a request of this client session.
 
         Requests of the session that no account served are skipped; ``None`` when no request of
-        the session was served by an account.
+        the session was served by an account. With ``api_key_id``, only the requests made with
+        that proxy key count: a client may look up its own sessions, not anyone else's.
         """
         ...
 

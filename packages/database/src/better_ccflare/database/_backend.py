@@ -1,4 +1,5 @@
-"""What a storage backend provides: the repositories and the housekeeping, as one protocol.
+"""What a storage backend provides: the repositories, the housekeeping and the fleet-wide locks,
+as one protocol.
 
 :class:`~better_ccflare.database.Store` takes any backend that satisfies it, so the SQLite
 backend, a server-database backend and test doubles all stand behind the same object.
@@ -9,6 +10,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from ._analytics import AnalyticsRepository
+from ._coordination import Coordination
 from ._maintenance import StoreMaintenance
 from ._repositories import (
     AccountRepository,
@@ -23,8 +25,9 @@ from ._repositories import (
 __all__ = ["Backend"]
 
 
-class Backend(StoreMaintenance, Protocol):
-    """One repository per table plus the store's lifecycle and housekeeping.
+class Backend(StoreMaintenance, Coordination, Protocol):
+    """One repository per table plus the store's lifecycle, housekeeping, and the locks that
+    instances sharing the database coordinate through.
 
     The repositories are read-only here so that a backend may hold its own concrete types.
     """

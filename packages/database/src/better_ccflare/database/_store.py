@@ -10,25 +10,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from types import TracebackType
 
 from better_ccflare.core import Clock, Config, SystemClock, redacted_url
 
 from ._backend import Backend
+from ._coordination import REFRESH_LOCK_TIMEOUT_S, Coordination, FleetLease
 from ._crypto import SecretKey, load_or_create_key
 from ._errors import StoreOpenError
 from ._maintenance import RetentionResult, SchemaStatus, StoreMaintenance, StoreStats
 from ._sqlite import SqliteBackend
 
-__all__ = ["Store"]
+__all__ = ["Store", "is_postgres_url"]
 
 DEFAULT_PAYLOAD_BUDGET_BYTES = 100 * 1024 * 1024
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 _log = logging.getLogger("better_ccflare.database")
 
 
-def _is_postgres_url(target: Path | str) -> bool:
+def is_postgres_url(target: Path | str) -> bool:
     return isinstance(target, str) and target.lower().startswith(_POSTGRES_SCHEMES)
 
 
@@ -47,6 +49,7 @@ class Store:
 
     __slots__ = (
         "_clock",
+        "_coordination",
         "_maintenance",
         "accounts",
         "agent_preferences",
@@ -68,6 +71,7 @@ class Store:
         self.usage = backend.usage
         self.analytics = backend.analytics
         self._maintenance: StoreMaintenance = backend
+        self._coordination: Coordination = backend
         self._clock = clock
 
     @classmethod
@@ -98,7 +102,7 @@ class Store:
         """
         clock = clock or SystemClock()
         backend: Backend
-        if _is_postgres_url(db_path):
+        if is_postgres_url(db_path):
             backend = await _open_postgres(
                 str(db_path), key=key, clock=clock, payload_budget_bytes=payload_budget_bytes
             )
@@ -121,7 +125,7 @@ class Store:
             env_source=str(config.source_of("secret_key")),
         )
         url = config.database_url
-        if url is not None and not _is_postgres_url(url):
+        if url is not None and not is_postgres_url(url):
             _log.warning(
                 "DATABASE_URL (%s, from %s) is not a postgresql:// URL, so it is ignored; using "
                 "the SQLite database %s.",
@@ -129,7 +133,7 @@ class Store:
                 config.source_of("database_url"),
                 config.db_path,
             )
-        target = url if url is not None and _is_postgres_url(url) else config.db_path
+        target = url if url is not None and is_postgres_url(url) else config.db_path
         return await cls.open(target, key=key, clock=clock)
 
     async def __aenter__(self) -> Store:
@@ -176,6 +180,29 @@ class Store:
     async def compact(self) -> None:
         """Return free space to the file system. Writes wait while it runs."""
         await self._maintenance.compact()
+
+    def refresh_lock(
+        self, account_id: str, *, timeout_s: float = REFRESH_LOCK_TIMEOUT_S
+    ) -> AbstractAsyncContextManager[None]:
+        """Hold ``account_id``'s refresh lock for an ``async with`` block.
+
+        On PostgreSQL no other instance sharing the database holds it meanwhile, so of several
+        instances that find the account's token expiring, one refreshes and the others, once
+        they get the lock, re-read the stored tokens and find the new ones. The lock goes with
+        the holder's connection if the process dies. On SQLite (one server) it is free.
+
+        Raises:
+            FleetLockError: not taken within ``timeout_s`` (another instance's refresh is
+                hanging) or the database cannot be reached.
+        """
+        return self._coordination.refresh_lock(account_id, timeout_s=timeout_s)
+
+    def job_lease(self) -> FleetLease:
+        """A claim on the leadership of the scheduled jobs (usage polls, auto-refresh probes,
+        retention): :meth:`FleetLease.hold` takes or confirms it. On PostgreSQL one instance
+        of the fleet holds it at a time, and a dead leader's lease passes on as soon as the
+        server sees its connection close; on SQLite the one server always holds it."""
+        return self._coordination.job_lease()
 
     async def run_retention(
         self,

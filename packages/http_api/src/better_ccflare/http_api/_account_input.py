@@ -68,8 +68,13 @@ _API_FIELDS = {
     "vertex_project_id": "projectId",
     "vertex_region": "region",
     "mode": "type",
+    "auto_fallback": "autoFallbackEnabled",
+    "auto_refresh": "autoRefreshEnabled",
+    "auto_pause_on_overage": "autoPauseOnOverageEnabled",
+    "peak_hours_pause": "peakHoursPauseEnabled",
+    "billing_type": "billingType",
 }
-"""add_account() names fields as Python does; the API's bodies name them in camelCase."""
+"""add_account() and edit_account() name fields as Python does; the API's bodies use camelCase."""
 
 
 @contextlib.contextmanager

@@ -44,7 +44,9 @@ class AccountResponse(msgspec.Struct, frozen=True, kw_only=True, rename="camel")
     request_count: Annotated[int, _doc("Requests since the counters were last reset")]
     total_requests: Annotated[int, _doc("Requests ever")]
     last_used: Annotated[str | None, _doc("When it last served a request (ISO-8601 UTC)")]
+    last_used_ms: Annotated[int | None, _doc("The same time as lastUsed, in epoch ms")]
     created: Annotated[str | None, _doc("When it was added (ISO-8601 UTC)")]
+    created_ms: Annotated[int, _doc("The same time as created, in epoch ms")]
     paused: Annotated[bool, _doc("Whether it is paused")]
     pause_reason: Annotated[str | None, _doc("Why: manual, overage, ...; null when not paused")]
     requires_reauth: Annotated[bool, _doc("Its login is dead: log in again")]
@@ -128,7 +130,9 @@ def account_response(ctx: ManagementContext, account: Account) -> AccountRespons
         request_count=account.request_count,
         total_requests=account.total_requests,
         last_used=iso_ms(account.last_used_ms),
+        last_used_ms=account.last_used_ms,
         created=iso_ms(account.created_at_ms),
+        created_ms=account.created_at_ms,
         paused=account.paused,
         pause_reason=account.pause_reason.value if account.pause_reason else None,
         requires_reauth=account.requires_reauth,

@@ -10,19 +10,25 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import msgspec
-from litestar import Response, delete, get, post
+from litestar import Response, delete, get, patch, post
 from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody
 
-from better_ccflare.core import InvalidInputError, ModelMappings, NotFoundError, PauseReason
+from better_ccflare.core import (
+    BillingType,
+    InvalidInputError,
+    ModelMappings,
+    NotFoundError,
+    PauseReason,
+)
 from better_ccflare.providers import UnknownAccountTypeError
 from better_ccflare.proxy.admin import (
+    AccountEdit,
     NewAccount,
+    edit_account,
     logs_in_only,
     reset_rate_limit,
-    validate_account_name,
-    validate_endpoint,
 )
 
 from ._account_input import (
@@ -155,7 +161,8 @@ async def add_account(
         raise NotFoundException(str(exc)) from exc
     if logs_in_only(provider):
         raise InvalidInputError(
-            "type", f"{account_type} accounts are added by logging in; use POST /api/oauth/init"
+            "type",
+            f"{provider.account_type} accounts are added by logging in; use POST /api/oauth/init",
         )
     added = await add_checked(
         ctx,
@@ -203,6 +210,49 @@ class MappingsBody(msgspec.Struct, frozen=True, rename="camel"):
     ]
 
 
+_BILLING_TYPE = "plan, api or overage; null lets the upstream's headers decide"
+
+
+class BillingTypeBody(msgspec.Struct, frozen=True, rename="camel"):
+    billing_type: Annotated[BillingType | None, msgspec.Meta(description=_BILLING_TYPE)]
+
+
+class EditBody(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """The settings to change; a field left out keeps its value. ``customEndpoint`` and
+    ``billingType`` take ``null`` to go back to the default."""
+
+    name: Annotated[AccountName | None, msgspec.Meta(description="The new name")] = None
+    priority: Annotated[
+        Priority | None, msgspec.Meta(description="0 to 100; lower is preferred")
+    ] = None
+    custom_endpoint: Annotated[
+        Endpoint | msgspec.UnsetType | None,
+        msgspec.Meta(description="Base URL of the upstream; null: the default"),
+    ] = msgspec.UNSET
+    model_mappings: Annotated[
+        MappingsInput | None,
+        msgspec.Meta(
+            description="Replaces every mapping (model or family to the models to use instead); "
+            "{} removes them all"
+        ),
+    ] = None
+    auto_fallback_enabled: Annotated[
+        bool | None, msgspec.Meta(description="See POST .../auto-fallback")
+    ] = None
+    auto_refresh_enabled: Annotated[
+        bool | None, msgspec.Meta(description="See POST .../auto-refresh")
+    ] = None
+    auto_pause_on_overage_enabled: Annotated[
+        bool | None, msgspec.Meta(description="See POST .../auto-pause-on-overage")
+    ] = None
+    peak_hours_pause_enabled: Annotated[
+        bool | None, msgspec.Meta(description="See POST .../peak-hours-pause")
+    ] = None
+    billing_type: Annotated[
+        BillingType | msgspec.UnsetType | None, msgspec.Meta(description=_BILLING_TYPE)
+    ] = msgspec.UNSET
+
+
 class DeleteBody(msgspec.Struct, frozen=True):
     confirm: Annotated[
         NonBlank,
@@ -245,6 +295,44 @@ async def resume_account(ctx: Ctx, account_id: FromPath[str]) -> AccountResponse
     return await _changed(ctx, account_id)
 
 
+async def _edit(ctx: ManagementContext, account_id: str, edit: AccountEdit) -> AccountResponse:
+    """Apply ``edit`` through the shared account rules (the CLI's ``account edit`` too)."""
+    await find_account(ctx, account_id)
+    with api_field_names():
+        await edit_account(ctx.store, account_id, edit, registry=ctx.registry)
+    return await _changed(ctx, account_id)
+
+
+@patch(
+    "/api/accounts/{account_id:str}",
+    tags=["accounts"],
+    responses=errors(changes=True, invalid=True, missing="account", conflict="the name is taken"),
+    summary="Change any of the account's settings at once (all checked before any is written)",
+)
+async def edit_account_settings(
+    ctx: Ctx, account_id: FromPath[str], data: JSONBody[EditBody]
+) -> AccountResponse:
+    """Changes every setting the body names, the same way ``better-ccflare account edit``
+    does: each value is checked against the account's type first, so a refused edit changes
+    nothing. A field left out keeps its value. Returns the account as now."""
+    endpoint: str | msgspec.UnsetType | None = data.custom_endpoint
+    return await _edit(
+        ctx,
+        account_id,
+        AccountEdit(
+            name=data.name,
+            priority=data.priority,
+            endpoint=endpoint,
+            model_mappings=_mappings(data.model_mappings),
+            auto_fallback=data.auto_fallback_enabled,
+            auto_refresh=data.auto_refresh_enabled,
+            auto_pause_on_overage=data.auto_pause_on_overage_enabled,
+            peak_hours_pause=data.peak_hours_pause_enabled,
+            billing_type=data.billing_type,
+        ),
+    )
+
+
 @post(
     "/api/accounts/{account_id:str}/rename",
     tags=["accounts"],
@@ -255,9 +343,7 @@ async def rename_account(
     ctx: Ctx, account_id: FromPath[str], data: JSONBody[RenameBody]
 ) -> AccountResponse:
     """Renames the account; its id, settings and history stay. Returns the account as now."""
-    await find_account(ctx, account_id)
-    await ctx.store.accounts.rename(account_id, validate_account_name(data.name))
-    return await _changed(ctx, account_id)
+    return await _edit(ctx, account_id, AccountEdit(name=data.name))
 
 
 @post(
@@ -271,9 +357,7 @@ async def set_priority(
 ) -> AccountResponse:
     """Sets the priority the strategies order accounts by, 0 (first) to 100. Returns the
     account as now."""
-    await find_account(ctx, account_id)
-    await ctx.store.accounts.set_priority(account_id, data.priority)
-    return await _changed(ctx, account_id)
+    return await _edit(ctx, account_id, AccountEdit(priority=data.priority))
 
 
 _Flag = Literal["auto_fallback", "auto_refresh", "auto_pause_on_overage", "peak_hours_pause"]
@@ -294,9 +378,8 @@ def _toggle(slug: str, flag: _Flag, summary: str, description: str) -> HTTPRoute
     async def set_flag(
         ctx: Ctx, account_id: FromPath[str], data: JSONBody[EnabledBody]
     ) -> AccountResponse:
-        await find_account(ctx, account_id)
-        await ctx.store.accounts.set_flags(account_id, **{flag: data.enabled})
-        return await _changed(ctx, account_id)
+        edit = msgspec.structs.replace(AccountEdit(), **{flag: data.enabled})
+        return await _edit(ctx, account_id, edit)
 
     return set_flag
 
@@ -343,11 +426,7 @@ async def set_custom_endpoint(
 ) -> AccountResponse:
     """Sends the account's requests to this base URL instead of its type's default; ``null``
     or an empty string goes back to the default. Returns the account as now."""
-    await find_account(ctx, account_id)
-    with api_field_names():
-        endpoint = validate_endpoint(data.custom_endpoint) if data.custom_endpoint else None
-    await ctx.store.accounts.set_custom_endpoint(account_id, endpoint)
-    return await _changed(ctx, account_id)
+    return await _edit(ctx, account_id, AccountEdit(endpoint=data.custom_endpoint))
 
 
 @post(
@@ -362,10 +441,24 @@ async def set_model_mappings(
     """Replaces every mapping: a request for a model (or family, e.g. ``sonnet``) on this
     account asks for the first of its list instead, and falls back along the list when that
     model is unavailable. ``{}`` removes them all. Returns the account as now."""
-    await find_account(ctx, account_id)
-    mappings = {k.strip(): tuple(t.strip() for t in v) for k, v in data.model_mappings.items()}
-    await ctx.store.accounts.set_model_mappings(account_id, mappings)
-    return await _changed(ctx, account_id)
+    return await _edit(
+        ctx, account_id, AccountEdit(model_mappings=_mappings(data.model_mappings) or {})
+    )
+
+
+@post(
+    "/api/accounts/{account_id:str}/billing-type",
+    tags=["accounts"],
+    responses=errors(changes=True, invalid=True, missing="account"),
+    summary="Set or clear the account's billing type",
+)
+async def set_billing_type(
+    ctx: Ctx, account_id: FromPath[str], data: JSONBody[BillingTypeBody]
+) -> AccountResponse:
+    """Sets how the account's requests are billed when the upstream's headers do not say
+    (``plan``, ``api`` or ``overage``); ``null`` lets the headers decide. Returns the account
+    as now."""
+    return await _edit(ctx, account_id, AccountEdit(billing_type=data.billing_type))
 
 
 @post(
@@ -426,11 +519,13 @@ ACCOUNT_HANDLERS = [
     add_account,
     pause_account,
     resume_account,
+    edit_account_settings,
     rename_account,
     set_priority,
     *_TOGGLES,
     set_custom_endpoint,
     set_model_mappings,
+    set_billing_type,
     force_reset_rate_limit,
     refresh_usage,
     delete_account,

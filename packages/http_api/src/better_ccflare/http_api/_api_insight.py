@@ -1,18 +1,23 @@
 """Smaller read-mostly endpoints: token health, a session's account, usage history, agents.
 
 ``GET /api/sessions/{id}/account`` is what status lines poll to show which account a Claude
-Code session is on; it answers from request history, so it works for every strategy.
+Code session is on, and how much of its windows is used; it answers from request history, so
+it works for every strategy. It takes Claude Code's own session id (what Claude Code hands its
+status-line command) or a whole ``metadata.user_id``. An api-only key may call it, and then
+finds only the sessions it made itself: that is all ``better-ccflare statusline`` needs, with
+the key Claude Code already holds.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import delete, get, post
+from litestar import Request, delete, get, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from better_ccflare.core import NotFoundError
+from better_ccflare.core import ApiKeyRole, NotFoundError
+from better_ccflare.proxy import claude_session_id
 from better_ccflare.proxy.admin import TokenHealthReport, TokenHealthStatus, token_health
 from better_ccflare.proxy.agents import (
     AgentOrigin,
@@ -159,10 +164,20 @@ async def account_token_health(ctx: Ctx, name: FromPath[str]) -> TokenHealthEntr
 # --------------------------------------------------------------------------- sessions
 
 
+class SessionWindow(msgspec.Struct, frozen=True, rename="camel"):
+    key: Annotated[str, msgspec.Meta(description="The window, e.g. five_hour or seven_day")]
+    utilization: Annotated[float, msgspec.Meta(description="Percent of the window used")]
+    resets_at: Annotated[int | None, msgspec.Meta(description="When the window resets (epoch ms)")]
+
+
 class SessionAccount(msgspec.Struct, frozen=True):
     id: Annotated[str, msgspec.Meta(description="The account's id")]
     name: Annotated[str, msgspec.Meta(description="The account's name")]
     provider: Annotated[str, msgspec.Meta(description="The account's provider")]
+    windows: Annotated[
+        list[SessionWindow],
+        msgspec.Meta(description="The account's usage windows as last polled; empty while unknown"),
+    ]
 
 
 class SessionResponse(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -182,16 +197,35 @@ class SessionResponse(msgspec.Struct, frozen=True, omit_defaults=True):
     responses=errors(),
     summary="The account serving a client session",
 )
-async def session_account(ctx: Ctx, session_id: FromPath[str]) -> SessionResponse:
+async def session_account(
+    ctx: Ctx, request: Request[Any, Any, Any], session_id: FromPath[str]
+) -> SessionResponse:
     """Which account served the session's latest request, from the request history; status
-    lines poll it to show the account a Claude Code session is on."""
-    account_id = await ctx.store.analytics.latest_account_for_session(session_id)
+    lines (``better-ccflare statusline``) poll it to show the account a Claude Code session is
+    on, with its usage windows. The id is Claude Code's session id, or a whole
+    ``metadata.user_id``; an api-only key sees only its own sessions."""
+    # The guard let the request in; ask again which key it carries (a cached lookup) so an
+    # api-only key is shown only its own sessions.
+    key = (await ctx.auth.authenticate(request.headers, request.url.path)).key
+    own_only = key.id if key is not None and key.role is not ApiKeyRole.ADMIN else None
+    wanted = claude_session_id(session_id) or session_id
+    analytics = ctx.store.analytics
+    account_id = await analytics.latest_account_for_session(wanted, api_key_id=own_only)
+    if account_id is None and wanted != session_id:
+        # Recorded before sessions were keyed by Claude Code's session id: the whole user_id.
+        account_id = await analytics.latest_account_for_session(session_id, api_key_id=own_only)
     account = ctx.pool.get(account_id) if account_id is not None else None
     if account is None:
         return SessionResponse(status="unknown")
+    windows = [
+        SessionWindow(key=w.key, utilization=w.utilization, resets_at=w.resets_at_ms)
+        for w in ctx.usage.windows(account.id)
+    ]
     return SessionResponse(
         status="known",
-        account=SessionAccount(id=account.id, name=account.name, provider=account.provider),
+        account=SessionAccount(
+            id=account.id, name=account.name, provider=account.provider, windows=windows
+        ),
     )
 
 

@@ -28,6 +28,7 @@ _Id = Annotated[str, msgspec.Meta(description="The key's id")]
 _Name = Annotated[str, msgspec.Meta(description="The key's name")]
 _Last8 = Annotated[str, msgspec.Meta(description="The key's last eight characters, to tell it")]
 _CreatedAt = Annotated[str | None, msgspec.Meta(description="When it was created (ISO-8601 UTC)")]
+_CreatedAtMs = Annotated[int, msgspec.Meta(description="The same time as createdAt, in epoch ms")]
 _Role = Annotated[
     ApiKeyRole, msgspec.Meta(description="admin: everything; api-only: the proxy routes only")
 ]
@@ -39,8 +40,12 @@ class KeyInfo(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     name: _Name
     prefix_last8: _Last8
     created_at: _CreatedAt
+    created_at_ms: _CreatedAtMs
     last_used: Annotated[
         str | None, msgspec.Meta(description="When it was last used (ISO-8601 UTC), if ever")
+    ]
+    last_used_ms: Annotated[
+        int | None, msgspec.Meta(description="The same time as lastUsed, in epoch ms")
     ]
     usage_count: Annotated[
         int, msgspec.Meta(description="Recorded uses (written at most every few seconds)")
@@ -61,6 +66,7 @@ class NewKey(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     api_key: Annotated[str, msgspec.Meta(description="The key itself: shown in this response only")]
     prefix_last8: _Last8
     created_at: _CreatedAt
+    created_at_ms: _CreatedAtMs
     role: _Role
 
 
@@ -104,7 +110,9 @@ def _info(key: ApiKey) -> KeyInfo:
         name=key.name,
         prefix_last8=key.prefix_last_8,
         created_at=iso_ms(key.created_at_ms),
+        created_at_ms=key.created_at_ms,
         last_used=iso_ms(key.last_used_ms),
+        last_used_ms=key.last_used_ms,
         usage_count=key.usage_count,
         is_active=key.is_active,
         role=key.role,
@@ -144,6 +152,7 @@ async def create_key(ctx: Ctx, data: JSONBody[CreateBody]) -> Created:
             api_key=plaintext,
             prefix_last8=key.prefix_last_8,
             created_at=iso_ms(key.created_at_ms),
+            created_at_ms=key.created_at_ms,
             role=key.role,
         ),
     )

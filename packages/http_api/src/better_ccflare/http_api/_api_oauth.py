@@ -62,12 +62,13 @@ account name cannot contain ``:``, so a marked session can never be mistaken for
 class InitBody(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     name: AccountName
     mode: Annotated[
-        Literal["claude-oauth", "max", "console"],
+        Literal["anthropic", "claude-console-api", "claude-oauth", "max", "console"],
         msgspec.Meta(
-            description="claude-oauth: a Claude subscription (max is its older name); "
-            "console: an Anthropic Console login that mints an API key"
+            description="The account type to log in to: anthropic (a Claude subscription) or "
+            "claude-console-api (a Console key is minted); claude-oauth, max and console are "
+            "their older names"
         ),
-    ] = "claude-oauth"
+    ] = "anthropic"
     priority: Priority = 0
     custom_endpoint: Endpoint | None = None
 
@@ -172,13 +173,14 @@ async def oauth_init(ctx: Ctx, data: JSONBody[InitBody]) -> InitResponse:
     """Checks the new account's name, priority and endpoint now, then starts a PKCE login
     valid for 10 minutes: open ``authUrl``, log in, and send the code the page shows to
     ``POST /api/oauth/callback``."""
-    mode = OAuthMode.CONSOLE if data.mode == "console" else OAuthMode.CLAUDE_OAUTH
+    console = data.mode in (AccountMode.CONSOLE, "console")
+    mode = OAuthMode.CONSOLE if console else OAuthMode.CLAUDE_OAUTH
     # Check everything but the login's own result now, not after the person has logged in.
     with api_field_names():
         check_new_account(
             NewAccount(
                 name=data.name,
-                mode=AccountMode(mode.value),
+                mode=AccountMode.CONSOLE if console else AccountMode.CLAUDE_OAUTH,
                 priority=data.priority,
                 endpoint=data.custom_endpoint,
             ),

@@ -26,11 +26,31 @@ class AccountTypeResponse(msgspec.Struct, frozen=True, kw_only=True, rename="cam
     """One account type (:class:`~better_ccflare.proxy.admin.AccountType` in camelCase):
     ``POST /api/accounts/{type}`` adds one, unless ``loginOnly``."""
 
-    type: Annotated[str, msgspec.Meta(description="The {type} of POST /api/accounts/{type}")]
-    provider: Annotated[
-        str, msgspec.Meta(description="The provider id stored as the account's provider")
+    type: Annotated[
+        str,
+        msgspec.Meta(
+            description="The account type's one name: what accounts store as provider and what "
+            "POST /api/accounts/{type} and POST /api/oauth/init's mode take"
+        ),
     ]
-    display_name: Annotated[str, msgspec.Meta(description="What people call it")]
+    aliases: Annotated[
+        tuple[str, ...],
+        msgspec.Meta(description="Older names those inputs also take (claude-oauth, max; console)"),
+    ]
+    provider: Annotated[
+        str,
+        msgspec.Meta(
+            description="The provider id stored as the account's provider; for every built-in, "
+            "the type"
+        ),
+    ]
+    display_name: Annotated[
+        str,
+        msgspec.Meta(
+            description="The label people see for the type (the dashboard shows it for each "
+            "account)"
+        ),
+    ]
     builtin: Annotated[bool, msgspec.Meta(description="Shipped with better-ccflare")]
     distribution: Annotated[
         str | None, msgspec.Meta(description="The plugin's distribution name; null: a built-in")

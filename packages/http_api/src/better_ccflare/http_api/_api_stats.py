@@ -99,6 +99,7 @@ class RecentError(msgspec.Struct, frozen=True, rename="camel"):
     last_seen: Annotated[
         str | None, msgspec.Meta(description="When it last happened (ISO-8601 UTC)")
     ]
+    last_seen_ms: Annotated[int, msgspec.Meta(description="The same time as lastSeen, in epoch ms")]
 
 
 class StatsResponse(msgspec.Struct, frozen=True, rename="camel"):
@@ -187,6 +188,7 @@ async def stats(
                 status_code=e.status_code,
                 count=e.count,
                 last_seen=iso_ms(e.last_seen_ms),
+                last_seen_ms=e.last_seen_ms,
             )
             for e in errors
         ],

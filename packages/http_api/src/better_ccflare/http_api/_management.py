@@ -20,6 +20,7 @@ from litestar.handlers import BaseRouteHandler
 from litestar.types import ControllerRouterHandler
 
 from ._api_accounts import ACCOUNT_HANDLERS
+from ._api_capacity import CAPACITY_HANDLERS
 from ._api_config import CONFIG_HANDLERS
 from ._api_context import ManagementContext
 from ._api_errors import exception_handlers
@@ -48,6 +49,7 @@ MANAGEMENT_HANDLERS: tuple[ControllerRouterHandler, ...] = (
     *API_KEY_HANDLERS,
     *CONFIG_HANDLERS,
     *INSIGHT_HANDLERS,
+    *CAPACITY_HANDLERS,
     *METRICS_HANDLERS,
 )
 

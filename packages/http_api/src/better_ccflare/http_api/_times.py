@@ -1,7 +1,9 @@
 """Timestamps as the management API writes them.
 
-The store keeps times as integer epoch milliseconds; the reference's JSON carries ISO-8601 UTC
-strings, so every route that shows a time converts it here, the one way.
+Every time the API answers with is integer epoch milliseconds. The few fields the reference's
+JSON carried as ISO-8601 UTC strings (``timestamp``, ``lastUsed``, ``created``, ``createdAt``,
+``lastSeen``) keep that form for its scripts, converted here, the one way, and each comes with
+an epoch-milliseconds twin named ``...Ms`` (docs/api.md, "Times").
 """
 
 from __future__ import annotations

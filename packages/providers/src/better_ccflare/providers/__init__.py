@@ -23,6 +23,7 @@ from ._account_fields import (
     AccountField,
     FieldKind,
 )
+from ._anthropic_api import HARD_STATUSES
 from ._anthropic_compatible import AnthropicCompatibleProvider, EndpointProvider
 from ._claude_oauth import ClaudeOAuthProvider
 from ._console import ConsoleProvider
@@ -87,6 +88,7 @@ __all__ = [
     "API_VERSION",
     "CUSTOM_ENDPOINT_FIELD",
     "ENTRY_POINT_GROUP",
+    "HARD_STATUSES",
     "HARD_WINDOWS",
     "PLUGIN_ALLOW_LIST_ENV",
     "PRICES_AS_OF",

@@ -124,7 +124,7 @@ class AnthropicCompatibleProvider(EndpointProvider):
     """Any Anthropic Messages endpoint, with the key in a header of the operator's choosing."""
 
     id: ClassVar[str] = ProviderKind.ANTHROPIC_COMPATIBLE.value
-    display_name: ClassVar[str] = "Anthropic-compatible endpoint"
+    display_name: ClassVar[str] = "Anthropic-compatible"
     default_endpoint: ClassVar[Endpoint] = ANTHROPIC_COMPATIBLE
     # Without an endpoint this would be a console account under another name.
     account_fields: ClassVar[tuple[AccountField, ...]] = (

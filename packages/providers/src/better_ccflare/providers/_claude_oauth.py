@@ -64,15 +64,14 @@ class ClaudeOAuthProvider(EndpointProvider):
     """
 
     id: ClassVar[str] = ProviderKind.CLAUDE_OAUTH.value
-    display_name: ClassVar[str] = "Claude subscription (OAuth)"
+    display_name: ClassVar[str] = "Claude subscription"
     default_endpoint: ClassVar[Endpoint] = ANTHROPIC_API
     refreshes_tokens: ClassVar[bool] = True
     account_fields: ClassVar[tuple[AccountField, ...]] = (CUSTOM_ENDPOINT_FIELD,)
     oauth_login: ClassVar[OAuthMode | None] = OAuthMode.CLAUDE_OAUTH
 
-    @property
-    def account_type(self) -> str:
-        return "claude-oauth"
+    type_aliases: ClassVar[tuple[str, ...]] = ("claude-oauth", "max")
+    """The names ``--mode`` used before (``max``: the TypeScript original's oldest)."""
 
     def __init__(self, *, client_id: str = DEFAULT_CLIENT_ID) -> None:
         self.client_id = client_id

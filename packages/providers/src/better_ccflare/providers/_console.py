@@ -24,10 +24,9 @@ class ConsoleProvider(EndpointProvider):
     """An Anthropic console API key: every default of :class:`~._contract.Provider` applies."""
 
     id: ClassVar[str] = ProviderKind.CONSOLE.value
-    display_name: ClassVar[str] = "Anthropic console API key"
+    display_name: ClassVar[str] = "Anthropic Console API key"
     default_endpoint: ClassVar[Endpoint] = ANTHROPIC_API
     oauth_login: ClassVar[OAuthMode | None] = OAuthMode.CONSOLE
 
-    @property
-    def account_type(self) -> str:
-        return "console"
+    type_aliases: ClassVar[tuple[str, ...]] = ("console",)
+    """The name ``--mode`` used before."""

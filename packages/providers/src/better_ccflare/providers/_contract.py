@@ -190,10 +190,15 @@ class Provider(ABC):
     (it mints one, as for console accounts). Plugins leave it ``None``.
     """
 
+    type_aliases: ClassVar[tuple[str, ...]] = ()
+    """Other names input may use for :attr:`account_type` (``account add --mode``,
+    ``POST /api/accounts/{type}``), such as the older names of a renamed type. Output always
+    uses :attr:`account_type`; the registry refuses an alias another provider already claims."""
+
     @property
     def account_type(self) -> str:
         """What people call this kind of account: ``account add --mode``,
-        ``POST /api/accounts/{type}``. The provider id, unless a built-in kept an older name."""
+        ``POST /api/accounts/{type}``. The provider id: one name for the type everywhere."""
         return self.id
 
     def custom_endpoint_for(self, settings: Mapping[str, str]) -> str | None:

@@ -45,7 +45,7 @@ class MinimaxProvider(EndpointProvider):
     """A Minimax API key (``x-api-key``), with token-plan polling."""
 
     id: ClassVar[str] = ProviderKind.MINIMAX.value
-    display_name: ClassVar[str] = "Minimax"
+    display_name: ClassVar[str] = "MiniMax"
     default_endpoint: ClassVar[Endpoint] = MINIMAX_API
     honours_custom_endpoint: ClassVar[bool] = False
     account_fields: ClassVar[tuple[AccountField, ...]] = (API_KEY_FIELD,)

@@ -17,8 +17,11 @@ malformed account fields, or claims an id or account type that is already taken 
 with one WARNING line saying why, and recorded in :attr:`ProviderRegistry.failures`. A broken
 plugin never stops the proxy.
 
-Accounts are added by *account type* (:attr:`Provider.account_type`): the provider id, except
-for the two built-ins that kept the names people type (``claude-oauth``, ``console``).
+Accounts are added by *account type* (:attr:`Provider.account_type`), the provider id, so a
+type has one name in the CLI, the API, the dashboard and the database. Input also takes each
+provider's :attr:`Provider.type_aliases`: the built-in subscription and console types answer to
+their older names (``claude-oauth`` and ``max``; ``console``), so scripts written for them keep
+working.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import re
 from collections.abc import Iterable, Mapping
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
+from typing import cast
 
 import msgspec
 
@@ -161,7 +165,7 @@ class ProviderRegistry:
         environ: Where to read ``BETTER_CCFLARE_PROVIDERS``; ``os.environ`` when ``None``.
     """
 
-    __slots__ = ("_by_type", "_failures", "_origins", "_providers")
+    __slots__ = ("_aliases", "_by_type", "_failures", "_origins", "_providers")
 
     def __init__(
         self,
@@ -173,6 +177,7 @@ class ProviderRegistry:
         self._providers: dict[str, Provider] = {}
         self._origins: dict[str, ProviderOrigin] = {}
         self._by_type: dict[str, Provider] = {}
+        self._aliases: dict[str, Provider] = {}
         self._failures: list[PluginFailure] = []
         for provider in builtin_providers() if builtins is None else builtins:
             self._add(provider, ProviderOrigin(builtin=True))
@@ -207,15 +212,19 @@ class ProviderRegistry:
         return tuple(self._by_type)
 
     def for_account_type(self, account_type: str) -> Provider:
-        """The provider that adds accounts of ``account_type``.
+        """The provider that adds accounts of ``account_type`` or of a type it is an alias of.
 
         Raises:
             UnknownAccountTypeError: There is none; the message lists the types there are.
         """
-        try:
-            return self._by_type[account_type]
-        except KeyError:
-            raise UnknownAccountTypeError(account_type, self._by_type) from None
+        found = self._by_type.get(account_type) or self._aliases.get(account_type)
+        if found is None:
+            raise UnknownAccountTypeError(account_type, self._by_type)
+        return found
+
+    def aliases(self) -> dict[str, str]:
+        """Every alias input may use, with the account type it stands for."""
+        return {alias: provider.account_type for alias, provider in self._aliases.items()}
 
     def origin(self, provider_id: str) -> ProviderOrigin:
         """Whether ``provider_id`` is built in, or which distribution and version provide it.
@@ -239,8 +248,10 @@ class ProviderRegistry:
             # Anything a third-party import or constructor raises must not take the host down.
             self._fail(label, distribution, f"{type(exc).__name__}: {exc}")
             return
-        for what, name in (("provider id", provider.id), ("account type", provider.account_type)):
-            holder = self._providers.get(name) or self._by_type.get(name)
+        names = [("provider id", provider.id), ("account type", provider.account_type)]
+        names += [("account type alias", alias) for alias in provider.type_aliases]
+        for what, name in names:
+            holder = self._providers.get(name) or self._by_type.get(name) or self._aliases.get(name)
             if holder is not None:
                 clash = "a built-in" if self._origins[holder.id].builtin else "another plugin"
                 self._fail(label, distribution, f"{what} {name!r} is already taken by {clash}")
@@ -259,6 +270,8 @@ class ProviderRegistry:
     def _add(self, provider: Provider, origin: ProviderOrigin) -> None:
         self._providers[provider.id] = provider
         self._by_type[provider.account_type] = provider
+        for alias in provider.type_aliases:
+            self._aliases[alias] = provider
         self._origins[provider.id] = origin
 
     def _fail(self, label: str, distribution: str | None, reason: str) -> None:
@@ -306,6 +319,11 @@ def _instantiate(entry_point: EntryPoint) -> Provider:
     account_type = provider.account_type
     if not isinstance(account_type, str) or not account_type:  # pyright: ignore[reportUnnecessaryIsInstance]
         raise _RejectedPluginError("the provider's account_type is not a non-empty string")
+    aliases: object = getattr(provider, "type_aliases", ())
+    if not isinstance(aliases, tuple) or not all(
+        isinstance(a, str) and a for a in cast("tuple[object, ...]", aliases)
+    ):
+        raise _RejectedPluginError("the provider's type_aliases is not a tuple of names")
     try:
         check_account_fields(provider.account_fields)
     except (TypeError, ValueError) as exc:

@@ -59,7 +59,7 @@ class ZaiProvider(EndpointProvider):
     """A z.ai API key (``x-api-key``), with quota polling."""
 
     id: ClassVar[str] = ProviderKind.ZAI.value
-    display_name: ClassVar[str] = "z.ai"
+    display_name: ClassVar[str] = "Z.ai"
     default_endpoint: ClassVar[Endpoint] = ZAI_API
     honours_custom_endpoint: ClassVar[bool] = False
     account_fields: ClassVar[tuple[AccountField, ...]] = (API_KEY_FIELD,)

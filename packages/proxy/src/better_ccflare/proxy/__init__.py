@@ -12,7 +12,10 @@ from ._account_pool import AccountPool
 from ._aiohttp_transport import AiohttpTransport
 from ._api_key_auth import ApiKeyAuthenticator
 from ._api_key_hashing import generate_api_key, hash_api_key, looks_like_api_key, verify_api_key
+from ._capacity import AccountCapacity, PoolCapacity, capacities, pool_capacity
+from ._client_session import claude_session_id
 from ._h1_transport import H1Transport
+from ._hold import HoldPolicy
 from ._local_answers import LOCAL_ANSWER_PATHS
 from ._payloads import Payload, PayloadFormatError, decode_payload
 from ._pipeline import ProxyApp, ProxyDeps, ProxySettings
@@ -47,6 +50,7 @@ __all__ = [
     "LOCAL_ANSWER_PATHS",
     "STORE_WATCH_INTERVAL_MS",
     "AccessLog",
+    "AccountCapacity",
     "AccountPaused",
     "AccountPool",
     "AiohttpTransport",
@@ -58,8 +62,10 @@ __all__ = [
     "Failover",
     "FailoverReason",
     "H1Transport",
+    "HoldPolicy",
     "Payload",
     "PayloadFormatError",
+    "PoolCapacity",
     "PoolEvent",
     "PoolEvents",
     "ProxyApp",
@@ -79,9 +85,12 @@ __all__ = [
     "UpstreamTimeoutError",
     "UpstreamTransport",
     "UsageCache",
+    "capacities",
+    "claude_session_id",
     "decode_payload",
     "generate_api_key",
     "hash_api_key",
     "looks_like_api_key",
+    "pool_capacity",
     "verify_api_key",
 ]

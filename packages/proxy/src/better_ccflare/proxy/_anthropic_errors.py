@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import msgspec
 
-__all__ = ["ErrorReply", "error_body", "error_event"]
+__all__ = ["ErrorReply", "error_body", "error_event", "error_event_of"]
 
 
 class ErrorReply(msgspec.Struct, frozen=True, kw_only=True):
@@ -39,4 +39,10 @@ def error_event(kind: str, message: str) -> bytes:
     (the SDKs raise on it whatever its data holds); after a complete event it is an empty line,
     which a client ignores.
     """
-    return b"\nevent: error\ndata: " + error_body(kind, message) + b"\n\n"
+    return error_event_of(error_body(kind, message))
+
+
+def error_event_of(body: bytes) -> bytes:
+    """The ``event: error`` (see :func:`error_event`) carrying ``body``, an Anthropic error body
+    as JSON, re-encoded on one line as an event's data must be."""
+    return b"\nevent: error\ndata: " + msgspec.json.encode(msgspec.json.decode(body)) + b"\n\n"

@@ -3,7 +3,8 @@
 Authentication is on only while at least one active key exists; with none, every request is
 allowed (a fresh install must stay usable). Then every ``/v1/*``, ``/messages/*``, ``/api/*``
 and ``/metrics`` request needs a key, sent as ``x-api-key`` or ``Authorization: Bearer``. Role
-``admin`` may use everything; ``api-only`` only the proxy routes (``/v1/*``, ``/messages/*``).
+``admin`` may use everything; ``api-only`` only the proxy routes (``/v1/*``, ``/messages/*``)
+and ``/api/sessions/{id}/account`` for its own sessions.
 
 Keys are stored as a deliberately slow scrypt hash, so the hot path must not hash per request:
 
@@ -105,7 +106,17 @@ def _is_exempt(path: str) -> bool:
 def _role_may_use(role: ApiKeyRole, path: str) -> bool:
     if role is ApiKeyRole.ADMIN:
         return True
-    return not _has_odd_segments(path) and any(_under(path, root) for root in _API_ONLY_ROOTS)
+    return not _has_odd_segments(path) and (
+        any(_under(path, root) for root in _API_ONLY_ROOTS) or _is_session_lookup(path)
+    )
+
+
+def _is_session_lookup(path: str) -> bool:
+    """``/api/sessions/{id}/account``: any key may ask which account serves a session (the
+    route shows an api-only key only the sessions it made), so a status line can use the key
+    Claude Code already holds."""
+    parts = path.split("/")
+    return len(parts) == 5 and parts[1:3] == ["api", "sessions"] and parts[4] == "account"
 
 
 def _presented_key(headers: Mapping[str, str]) -> str | None:

@@ -23,7 +23,7 @@ import msgspec
 from ._anthropic_errors import ErrorReply, error_body
 from ._transport import UpstreamConnectError, UpstreamTimeoutError
 
-__all__ = ["AttemptFailures"]
+__all__ = ["AttemptFailures", "anthropic_error_body"]
 
 _RETRY_HINTS = ("retry-after", "x-should-retry")
 _RATE_LIMIT_HINTS = "anthropic-ratelimit-"
@@ -113,7 +113,7 @@ class AttemptFailures:
         self._best = ErrorReply(
             status=status,
             headers=(("content-type", "application/json"), *hints),
-            body=_anthropic_shaped(status, body or b""),
+            body=anthropic_error_body(status, body or b""),
         )
 
     def summary(self) -> str:
@@ -137,8 +137,9 @@ class AttemptFailures:
         )
 
 
-def _anthropic_shaped(status: int, body: bytes) -> bytes:
-    """``body`` when it is an Anthropic error already, else a message quoting its start."""
+def anthropic_error_body(status: int, body: bytes) -> bytes:
+    """An upstream's ``status`` answer as an Anthropic error body: ``body`` when it is one
+    already, else a message quoting its start."""
     try:
         decoded = _anthropic_error.decode(body)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):

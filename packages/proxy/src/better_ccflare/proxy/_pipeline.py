@@ -41,6 +41,7 @@ from better_ccflare.core import (
     RateLimitReason,
     RequestRecord,
     StreamTerminalState,
+    UsageWindow,
 )
 from better_ccflare.database import Store
 from better_ccflare.load_balancer import (
@@ -68,10 +69,12 @@ from better_ccflare.providers import (
 )
 
 from ._account_pool import AccountPool
-from ._anthropic_errors import ErrorReply, error_body, error_event
+from ._anthropic_errors import ErrorReply, error_body, error_event, error_event_of
 from ._api_key_auth import ApiKeyAuthenticator
-from ._attempt_failures import AttemptFailures
+from ._attempt_failures import AttemptFailures, anthropic_error_body
 from ._billing import billing_type
+from ._capacity import capacities, pool_capacity
+from ._client_session import client_session_id
 from ._control_headers import (
     FORCE_ACCOUNT_HEADER,
     ForcedAccountError,
@@ -80,6 +83,7 @@ from ._control_headers import (
 )
 from ._cooldowns import BREAKER_REASONS, CooldownPolicy
 from ._credential_source import CredentialSource
+from ._hold import PING_EVENT, HoldPolicy, HoldSlots, clock_sleep
 from ._local_answers import LOCAL_ANSWER_PATHS
 from ._model_fallback import fallback_models, model_unavailable, pin_model
 from ._payloads import PayloadCapture
@@ -112,6 +116,9 @@ Receive = Callable[[], Awaitable[Any]]
 Send = Callable[[Any], Awaitable[None]]
 
 _CUT_BY_SHUTDOWN = "cut by server shutdown"
+_WAKE_MARGIN_MS = 5
+"""A held request wakes this long after the moment an account frees up, so that a timer firing
+a hair early does not find it still benched."""
 _ERROR_BODY_LIMIT = 1024 * 1024
 """Error bodies are read before deciding (a 429's body can say which limit); real ones are a few
 hundred bytes, and anything beyond this is forwarded from the stream unread."""
@@ -133,6 +140,8 @@ class ProxySettings(msgspec.Struct, frozen=True, kw_only=True):
     overload_retry_max_ms: int = 3_000
     trace_propagate_upstream: bool = False
     """Send W3C trace context upstream: the attempt's span when tracing, else the client's."""
+    hold: HoldPolicy = msgspec.field(default_factory=HoldPolicy)
+    """Hold-until-reset (``_hold``); off by default."""
 
 
 class _ClientGoneError(Exception):
@@ -164,6 +173,11 @@ class ProxyDeps:
     """Attributes requests to Claude Code subagents and applies their model preferences."""
     tracer: RequestTracer | None = None
     """Spans for each request and each account tried; ``None`` (no tracing) costs nothing."""
+    usage_windows: Callable[[str], tuple[UsageWindow, ...]] = lambda _: ()
+    """An account's usage windows as last polled (``UsageCache.windows``): when no account can
+    serve, the reply names the window that is used up."""
+    holds: HoldSlots = dataclasses.field(default_factory=HoldSlots)
+    """The requests held until an account frees up, counted across requests."""
 
 
 class ProxyApp:
@@ -322,6 +336,7 @@ class _Exchange:
         "api_key",
         "attempts",
         "body",
+        "client_session",
         "deps",
         "failed_with",
         "failures",
@@ -329,6 +344,7 @@ class _Exchange:
         "first_delta",
         "forced",
         "headers",
+        "held",
         "id",
         "method",
         "path",
@@ -341,6 +357,7 @@ class _Exchange:
         "sent",
         "started",
         "started_ms",
+        "streaming_held",
         "trace_context",
         "upstream_done",
         "watcher",
@@ -383,6 +400,7 @@ class _Exchange:
         self.path = path
         """What is forwarded: the client's path, checked and escaped again where it had escapes."""
         self.routing = routing
+        self.client_session = client_session_id(routing.metadata, headers)
         self.query: str = scope.get("query_string", b"").decode("latin-1")
         self.started = time.perf_counter()
         self.started_ms = deps.clock.now_ms()
@@ -396,6 +414,11 @@ class _Exchange:
         does, and for a reply that is not a stream): where generation time starts."""
         self.responded = False
         """Whether the response has started (set just before it does, by whoever starts it)."""
+        self.held = False
+        """Whether the request was held until an account freed up (``_hold``)."""
+        self.streaming_held = False
+        """Whether a held stream's response has started: its headers and pings are sent, so
+        what follows is the upstream's events, or an ``event: error``."""
         self.trace_context: dict[str, str] | None = (
             client_trace_context(headers)
             if deps.settings.trace_propagate_upstream and deps.tracer is None
@@ -409,10 +432,7 @@ class _Exchange:
         deps = self.deps
         now = deps.clock.now_ms()
         usage = deps.usage()
-        if self.forced is not None:
-            selection = self._forced_selection(now, usage)
-        else:
-            selection = self._select(now, usage)
+        selection = self._choose(now, usage)
         if (
             not selection.order
             and self.forced is None
@@ -422,10 +442,13 @@ class _Exchange:
             selection = self._select(now, usage)
         self._announce(selection)
         if not selection.order:
-            await self._unavailable(usage, now)
-            return
+            held = await self._none_can_serve(now, usage)
+            if held is None:
+                return
+            selection = held  # the hold's watcher goes on watching
+        else:
+            self.watcher = _DisconnectWatcher(self.receive)
         self.failures = AttemptFailures()
-        self.watcher = _DisconnectWatcher(self.receive)
         events = deps.pool.events
         tracer = deps.tracer
         try:
@@ -466,6 +489,92 @@ class _Exchange:
             )
         )
         await self._all_failed()
+
+    async def _none_can_serve(
+        self, now: int, usage: Mapping[str, AccountUsage]
+    ) -> Selection | None:
+        """No account can serve now: hold the request until one can, when the policy allows
+        and one will in time (``_hold``); else answer it. ``None`` once it is answered."""
+        deps = self.deps
+        if deps.settings.hold.max_wait_ms:
+            held = await self._hold(now, usage)
+            if held is None or held.order:
+                return held
+            if self.held:
+                self.watcher.stop()
+            now, usage = deps.clock.now_ms(), deps.usage()
+        await self._unavailable(usage, now)
+        return None
+
+    def _choose(self, now: int, usage: Mapping[str, AccountUsage]) -> Selection:
+        """The forced account when the client forces one, else the strategy's order."""
+        if self.forced is not None:
+            return self._forced_selection(now, usage)
+        return self._select(now, usage)
+
+    async def _hold(self, now: int, usage: Mapping[str, AccountUsage]) -> Selection | None:
+        """Wait for an account when one frees up within the policy's wait (``_hold``).
+
+        Returns the selection once one can serve, or an empty one when none will in time (or
+        too many requests are held already); ``None`` when the request was answered meanwhile
+        (the client left, or the server stopped).
+        """
+        deps = self.deps
+        policy = deps.settings.hold
+        deadline = now + policy.max_wait_ms
+        back = self._back_at(now, usage)
+        if back is None or back > deadline or not deps.holds.take(policy.max_waiting):
+            return Selection(order=())
+        self.held = True
+        self.watcher = _DisconnectWatcher(self.receive)
+        try:
+            if self.routing.stream:
+                await self._start_held_stream()
+            while True:
+                wait_ms = min(max(back - now, 0) + _WAKE_MARGIN_MS, policy.ping_interval_ms)
+                await self.watcher.race(clock_sleep(deps.clock, wait_ms / 1000))
+                if self.streaming_held:
+                    await self.send(
+                        {"type": "http.response.body", "body": PING_EVENT, "more_body": True}
+                    )
+                now, usage = deps.clock.now_ms(), deps.usage()
+                selection = self._choose(now, usage)
+                back = self._back_at(now, usage)
+                if selection.order or back is None or back > deadline:
+                    _log.info("Request %s was held %d ms", self.id, now - self.started_ms)
+                    return selection
+        except _ClientGoneError:
+            self.watcher.stop()
+            self._record(None, 499, StreamTerminalState.CLIENT_DISCONNECTED, None, None)
+            return None
+        except asyncio.CancelledError:
+            _absorb_cancellation()
+            self.watcher.stop()
+            await self._cut_by_shutdown()
+            return None
+        finally:
+            deps.holds.release()
+
+    def _back_at(self, now: int, usage: Mapping[str, AccountUsage]) -> int | None:
+        """When the first account this request may use can serve again, if anyone knows."""
+        read = capacities(self._candidates(), usage, self.deps.usage_windows, now)
+        return pool_capacity(read).available_at_ms
+
+    async def _start_held_stream(self) -> None:
+        """Start a held stream's response: its headers and a first ping, at once."""
+        self.responded = self.streaming_held = True
+        await self.send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"text/event-stream; charset=utf-8"),
+                    (b"cache-control", b"no-cache"),
+                    (b"x-better-ccflare-request-id", self.id.encode()),
+                ],
+            }
+        )
+        await self.send({"type": "http.response.body", "body": PING_EVENT, "more_body": True})
 
     def _select(self, now: int, usage: Mapping[str, AccountUsage]) -> Selection:
         deps = self.deps
@@ -513,12 +622,8 @@ class _Exchange:
         return (pool.get(self.forced.id) or self.forced,)
 
     def session_id(self) -> str | None:
-        """The client's session: Claude Code's ``metadata.user_id``, else its session header."""
-        metadata = self.routing.metadata
-        user_id = metadata.get("user_id") if metadata else None
-        if isinstance(user_id, str) and user_id:
-            return user_id
-        return self.headers.get("x-claude-code-session-id")
+        """The client's session: Claude Code's session id (``_client_session``)."""
+        return self.client_session
 
     async def _try(self, account: Account, overload_retry: int = 0, fallback: int = 0) -> bool:
         """One account's attempt; True when the client got a response from it.
@@ -718,7 +823,11 @@ class _Exchange:
         upstream_headers: dict[str, str],
         body: _Body,
     ) -> None:
-        """Stream the chosen response to the client, then record the request."""
+        """Stream the chosen response to the client, then record the request. A held stream
+        (its headers long sent) that gets no stream back ends with the answer as an error."""
+        if self.streaming_held and not _is_stream(response.status, upstream_headers):
+            await self._end_held_stream(account, request, response, body)
+            return
         self.first_byte = time.perf_counter()
         transformer = provider.response_transformer(
             path=self.path, status=response.status, headers=upstream_headers, request=request
@@ -730,17 +839,11 @@ class _Exchange:
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in forwarded.items()]
         headers.append((b"x-better-ccflare-request-id", self.id.encode()))
         billing = self._billing(account, upstream_headers)
-        capture = None
-        if self.deps.settings.store_payloads:
-            capture = PayloadCapture(request_headers=self.headers, request_body=self.body)
-            capture.response_started(response.status, upstream_headers)
+        capture = self._capture(response.status, upstream_headers)
         terminal = StreamTerminalState.COMPLETED
         error: str | None = None
         try:
-            self.responded = True
-            await self.send(
-                {"type": "http.response.start", "status": response.status, "headers": headers}
-            )
+            await self._start(response.status, headers)
             if await self.watcher.race(
                 self._pump(body, transformer, parser, capture, streaming=streaming)
             ):
@@ -900,10 +1003,10 @@ class _Exchange:
     async def _unavailable(
         self, usage: Mapping[str, AccountUsage], now: int, error: str | None = None
     ) -> None:
-        accounts = self._candidates()
-        reply = unavailable_reply(accounts, usage, now, detailed=self.detailed)
+        accounts = capacities(self._candidates(), usage, self.deps.usage_windows, now)
+        reply = unavailable_reply(accounts, now, detailed=self.detailed)
         if error is None:
-            error = describe_unavailable(accounts, usage, now)
+            error = describe_unavailable(accounts)
             _log.info(
                 "Request %s: %s",
                 self.id,
@@ -919,10 +1022,12 @@ class _Exchange:
             self.id,
             extra={"data": {"request_id": self.id}},
         )
-        self.responded = True
-        await _error(
-            self.send, 503, "overloaded_error", "The proxy is shutting down; retry the request."
-        )
+        message = "The proxy is shutting down; retry the request."
+        if self.streaming_held:
+            await self._end_stream(error_event("overloaded_error", message), None)
+        else:
+            self.responded = True
+            await _error(self.send, 503, "overloaded_error", message)
         self._record(None, 503, StreamTerminalState.INTERRUPTED, None, _CUT_BY_SHUTDOWN)
 
     async def _all_failed(self) -> None:
@@ -944,10 +1049,48 @@ class _Exchange:
         await self._answer(self.failures.reply(detailed=self.detailed), summary)
 
     async def _answer(self, reply: ErrorReply, error: str) -> None:
-        """Send an answer the proxy wrote itself, and record the request with ``error``."""
-        self.responded = True
-        await _reply(self.send, reply.status, list(reply.headers), reply.body)
+        """Send an answer the proxy wrote itself, and record the request with ``error``; a held
+        stream, whose headers are sent, gets it as the ``event: error`` that ends it."""
+        if self.streaming_held:
+            await self._end_stream(error_event_of(reply.body), None)
+        else:
+            self.responded = True
+            await _reply(self.send, reply.status, list(reply.headers), reply.body)
         self._record(None, reply.status, None, None, error)
+
+    def _capture(self, status: int, upstream_headers: dict[str, str]) -> PayloadCapture | None:
+        """What keeps the bodies for the dashboard, when payloads are stored."""
+        if not self.deps.settings.store_payloads:
+            return None
+        capture = PayloadCapture(request_headers=self.headers, request_body=self.body)
+        capture.response_started(status, upstream_headers)
+        return capture
+
+    async def _start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        """Start the response, unless it is a held stream, whose headers are sent already."""
+        if not self.streaming_held:
+            self.responded = True
+            await self.send({"type": "http.response.start", "status": status, "headers": headers})
+
+    async def _end_held_stream(
+        self, account: Account, request: UpstreamRequest, response: UpstreamResponse, body: _Body
+    ) -> None:
+        """The upstream answered a held stream with something else than a stream (an error
+        the client must see): the headers are long sent, so it ends the stream as an
+        ``event: error``."""
+        try:
+            data = await self.watcher.race(body.read_prefix(_ERROR_BODY_LIMIT))
+        except (UpstreamConnectError, UpstreamTimeoutError):
+            data = b""
+        except _ClientGoneError:
+            self._record(account, 499, StreamTerminalState.CLIENT_DISCONNECTED, None, None)
+            return
+        finally:
+            await response.aclose()
+        await self._end_stream(error_event_of(anthropic_error_body(response.status, data)), None)
+        error = f"upstream answered {response.status}"
+        terminal = StreamTerminalState.UPSTREAM_ERROR
+        self._record(account, response.status, terminal, None, error, request=request)
 
     def _record(
         self,
@@ -1081,6 +1224,10 @@ _MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
 def _lacks_message_stop(result: UsageResult) -> bool:
     """A stream that reached its stop reason (and no error) but not its ``message_stop``."""
     return result.stop_reason is not None and not result.message_stopped and not result.error_type
+
+
+def _is_stream(status: int, headers: Mapping[str, str]) -> bool:
+    return status == 200 and "text/event-stream" in headers.get("content-type", "")
 
 
 _CREDENTIAL_ERRORS = (b'"authentication_error"', b'"permission_error"')

@@ -6,11 +6,18 @@ process (or ``claude`` re-login) just rotated, can lock an account out for good.
 * One refresh in flight per account. Concurrent callers await the same task, so a burst of
   requests causes exactly one call to the token endpoint. The task is shielded: a client that
   hangs up does not cancel a refresh whose rotated token still has to be stored.
+* Across instances sharing a PostgreSQL database, the task holds the account's fleet-wide
+  refresh lock (:meth:`Store.refresh_lock`) from its re-read to its write, so a burst spread
+  over the fleet also causes one call. If the lock cannot be had in time (another instance's
+  refresh hangs, the database is unreachable) the refresh backs off like a failed one: a
+  refresh whose rotated token could not be stored would lose the account.
 * Before refreshing, the stored tokens are re-read; if someone else rotated them, theirs are used.
 * The result is written with compare-and-swap on the refresh token that was used. If the swap
   loses, the stored tokens win and are adopted: a newer rotation is never overwritten.
 * ``requires_reauth`` is set only when the token endpoint says the refresh token is dead *and*
-  the database still holds that same token. If it holds a newer one, that one is tried instead.
+  the database still holds that same token. If it holds a newer one (another process rotated
+  it: the token endpoint refuses the old one with ``invalid_grant``), that one is adopted, or
+  tried if it needs a refresh too.
 * After a failed refresh the account is left alone for a while (the backoff) instead of
   hammering the token endpoint; a still-valid access token keeps being served meanwhile.
 
@@ -28,7 +35,7 @@ import httpx2
 import msgspec
 
 from better_ccflare.core import Account, BetterCcflareError, Clock, Credentials
-from better_ccflare.database import Store
+from better_ccflare.database import FleetLockError, Store
 from better_ccflare.providers import (
     AccountConfigError,
     OAuthError,
@@ -259,7 +266,21 @@ class TokenManager:
         credentials: Credentials,
         rejected: Credentials | None,
     ) -> Credentials:
-        """The refresh procedure; runs as the one task per account that callers share."""
+        """The refresh procedure; runs as the one task per account that callers share, under
+        the account's fleet-wide refresh lock."""
+        try:
+            async with self._store.refresh_lock(account.id):
+                return await self._refresh_locked(account, provider, credentials, rejected)
+        except FleetLockError as exc:
+            raise self._back_off(account, credentials.refresh_token, str(exc), None) from None
+
+    async def _refresh_locked(
+        self,
+        account: Account,
+        provider: Provider,
+        credentials: Credentials,
+        rejected: Credentials | None,
+    ) -> Credentials:
         stored = await self._read(account)
         retried = False
         while True:

@@ -1,11 +1,17 @@
 """The reply when no account can serve a request.
 
-Clients must be able to act on it: the body says why the pool is out and when it will be back;
-``Retry-After`` gives the wait; and the ``anthropic-ratelimit-unified-*`` headers are the ones
-Claude Code reads from Anthropic itself, so it shows the user the real reset time instead of a
-generic error. When every account is out because of a usage window or quota the status is 429,
-as Anthropic would answer; otherwise (paused, awaiting re-login, overloaded, refused
-credentials, no credit, unreachable) it is 503.
+Clients must be able to act on it: the body says why the pool is out and when it will be back,
+and ``Retry-After`` gives the wait. When the pool is out because usage windows are used up
+(every account in rotation is out on a window: the upstream answered ``rejected`` for it, or
+the usage poll reads 100 %, however soon it resets; paused accounts and those awaiting a
+re-login change nothing), the reply is the one Anthropic gives a subscription at its limit: a
+429 ``rate_limit_error`` with ``anthropic-ratelimit-unified-status: rejected``, the soonest
+``anthropic-ratelimit-unified-reset`` (epoch seconds), and, when the usage poll knows them, the
+``representative-claim`` (``five_hour``, ``seven_day``, ...) and the ``5h``/``7d`` windows of
+the account that frees up first. Claude Code reads exactly these to say "limit reached, resets
+at ..." instead of reporting a server error. Anything else (only paused accounts, an overload,
+dead connections, refused credentials, no credit) is a 503 ``overloaded_error`` without those
+headers, which clients retry.
 
 How much the body says depends on who asks. An operator (a client with an admin key) gets each
 account's name, why it is out and until when. Anyone else gets only the kinds of
@@ -15,37 +21,21 @@ operator's business, not every API client's.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from enum import StrEnum
 
 import msgspec
 
-from better_ccflare.core import Account, RateLimitReason
-from better_ccflare.load_balancer import AccountUsage, is_usage_exhausted
-
 from ._anthropic_errors import ErrorReply
-from ._cooldowns import QUOTA_REASONS, UNREACHABLE_REASONS
+from ._capacity import AccountCapacity, UnavailableReason, pool_capacity
 
-__all__ = ["UnavailableReason", "describe_unavailable", "unavailable_reply"]
+__all__ = ["describe_unavailable", "unavailable_reply"]
 
 _RETRY_AFTER_UNKNOWN_S = 60
 _RETRY_AFTER_MAX_S = 3600
-
-
-class UnavailableReason(StrEnum):
-    """Why one account cannot serve, in the order they take precedence."""
-
-    REQUIRES_REAUTH = "requires_reauth"
-    PAUSED = "paused"
-    USAGE_EXHAUSTED = "usage_exhausted"
-    RATE_LIMITED = "rate_limited"
-    OVERLOADED = "overloaded"
-    CREDENTIALS_REJECTED = "credentials_rejected"
-    OUT_OF_CREDITS = "out_of_credits"
-    UNREACHABLE = "unreachable"
-    """Failed connections or timeouts: the circuit breaker's short cooldown."""
-    UNAVAILABLE = "unavailable"
+_UNIFIED = "anthropic-ratelimit-unified-"
+_WINDOW_HEADER_NAMES = {"five_hour": "5h", "seven_day": "7d"}
+"""The per-window headers Anthropic sends (``…-unified-5h-status`` and so on), by window."""
 
 
 class _AccountStatus(msgspec.Struct, frozen=True):
@@ -69,29 +59,23 @@ class _ErrorBody(msgspec.Struct, frozen=True):
     type: str = "error"
 
 
+_Status = tuple[str, UnavailableReason, int | None]
+
+
 def unavailable_reply(
-    accounts: Sequence[Account],
-    usage: Mapping[str, AccountUsage],
-    now_ms: int,
-    *,
-    detailed: bool,
+    accounts: Sequence[AccountCapacity], now_ms: int, *, detailed: bool
 ) -> ErrorReply:
-    """Build the reply for a request that no account in ``accounts`` can serve.
+    """Build the reply for a request that none of ``accounts`` can serve.
 
     Args:
-        accounts: The pool.
-        usage: The accounts' usage windows, by account id.
+        accounts: The capacity of each account the request may use.
         now_ms: The current time.
         detailed: Name each account with its reason (for admins); otherwise say only the kinds.
     """
-    statuses = [_status_of(account, usage.get(account.id), now_ms) for account in accounts]
-    known = [at for _, _, at in statuses if at is not None]
-    next_ms = min(known) if known else None
-    windowed = bool(statuses) and all(
-        reason in (UnavailableReason.USAGE_EXHAUSTED, UnavailableReason.RATE_LIMITED)
-        for _, reason, _ in statuses
-    )
-    status = 429 if windowed else 503
+    statuses = _statuses(accounts)
+    pool = pool_capacity(accounts)
+    next_ms = pool.available_at_ms
+    windowed = pool.windows_exhausted
     error_type = "rate_limit_error" if windowed else "overloaded_error"
     detail = (
         _DetailedErrorDetail(
@@ -114,56 +98,56 @@ def unavailable_reply(
         ("content-type", "application/json"),
         ("retry-after", str(wait_s)),
         ("x-better-ccflare-pool-status", "exhausted"),
-        ("anthropic-ratelimit-unified-status", "rejected"),
     ]
-    if next_ms is not None:
-        headers.append(("anthropic-ratelimit-unified-reset", str(-(-next_ms // 1000))))
+    if windowed:
+        headers += _limit_headers(accounts, next_ms, now_ms)
     return ErrorReply(
-        status=status,
+        status=429 if windowed else 503,
         headers=tuple(headers),
         body=msgspec.json.encode(_ErrorBody(error=detail)),
     )
 
 
-def describe_unavailable(
-    accounts: Sequence[Account], usage: Mapping[str, AccountUsage], now_ms: int
-) -> str:
+def describe_unavailable(accounts: Sequence[AccountCapacity]) -> str:
     """Each account's name and why it is out, until when: the detailed reply's message."""
-    return _message([_status_of(account, usage.get(account.id), now_ms) for account in accounts])
+    return _message(_statuses(accounts))
 
 
-def _status_of(
-    account: Account, usage: AccountUsage | None, now_ms: int
-) -> tuple[str, UnavailableReason, int | None]:
-    limit = account.rate_limit
-    if account.requires_reauth:
-        return account.name, UnavailableReason.REQUIRES_REAUTH, None
-    if account.paused:
-        return account.name, UnavailableReason.PAUSED, None
-    if is_usage_exhausted(usage, now_ms):
-        return (
-            account.name,
-            UnavailableReason.USAGE_EXHAUSTED,
-            usage.resets_at_ms if usage else None,
-        )
-    if limit.cooling_down(now_ms):
-        return account.name, _cooldown_reason(limit.reason), limit.limited_until_ms
-    return account.name, UnavailableReason.UNAVAILABLE, None
+def _statuses(accounts: Sequence[AccountCapacity]) -> list[_Status]:
+    return [
+        (a.name, a.reason or UnavailableReason.UNAVAILABLE, a.available_at_ms) for a in accounts
+    ]
 
 
-def _cooldown_reason(reason: RateLimitReason | None) -> UnavailableReason:
-    if reason is None or reason in QUOTA_REASONS:
-        return UnavailableReason.RATE_LIMITED
-    if reason is RateLimitReason.CREDENTIALS_REJECTED:
-        return UnavailableReason.CREDENTIALS_REJECTED
-    if reason is RateLimitReason.OUT_OF_CREDITS:
-        return UnavailableReason.OUT_OF_CREDITS
-    if reason in UNREACHABLE_REASONS:
-        return UnavailableReason.UNREACHABLE
-    return UnavailableReason.OVERLOADED
+def _limit_headers(
+    accounts: Sequence[AccountCapacity], next_ms: int | None, now_ms: int
+) -> list[tuple[str, str]]:
+    """Anthropic's headers for a subscription at its limit, from the account that frees first."""
+    headers = [(_UNIFIED + "status", "rejected")]
+    if next_ms is not None:
+        headers.append((_UNIFIED + "reset", str(_epoch_s(next_ms))))
+    limited = [a for a in accounts if a.in_rotation and a.window_limited]
+    first = min(limited, key=lambda a: (a.available_at_ms is None, a.available_at_ms or 0))
+    if first.limiting_window is not None:
+        headers.append((_UNIFIED + "representative-claim", first.limiting_window))
+    for window in first.windows:
+        short = _WINDOW_HEADER_NAMES.get(window.key)
+        if short is None:
+            continue
+        prefix = f"{_UNIFIED}{short}-"
+        headers.append((prefix + "status", "rejected" if window.exhausted else "allowed"))
+        if window.resets_at_ms is not None and window.resets_at_ms > now_ms:
+            headers.append((prefix + "reset", str(_epoch_s(window.resets_at_ms))))
+        headers.append((prefix + "utilization", f"{window.utilization / 100:.4g}"))
+    return headers
 
 
-def _message(statuses: Sequence[tuple[str, UnavailableReason, int | None]]) -> str:
+def _epoch_s(ms: int) -> int:
+    """Epoch seconds, rounded up: a client told to come back then finds the window reset."""
+    return -(-ms // 1000)
+
+
+def _message(statuses: Sequence[_Status]) -> str:
     if not statuses:
         return "No accounts are configured. Add one with `better-ccflare account add`."
     parts = [
@@ -173,9 +157,7 @@ def _message(statuses: Sequence[tuple[str, UnavailableReason, int | None]]) -> s
     return f"All {len(statuses)} account(s) are unavailable: " + ", ".join(parts) + "."
 
 
-def _plain_message(
-    statuses: Sequence[tuple[str, UnavailableReason, int | None]], next_ms: int | None
-) -> str:
+def _plain_message(statuses: Sequence[_Status], next_ms: int | None) -> str:
     if not statuses:
         return _message(statuses)
     present = {reason for _, reason, _ in statuses}

@@ -148,8 +148,15 @@ class UsageCache:
         self._fresh: dict[str, AccountUsage] = {}
         self._view: Mapping[str, AccountUsage] | None = None
 
-    def update(self, account_id: str, windows: Iterable[UsageWindow]) -> tuple[str, ...]:
-        """Store freshly fetched windows for ``account_id``, fetched now.
+    def update(
+        self,
+        account_id: str,
+        windows: Iterable[UsageWindow],
+        *,
+        fetched_at_ms: int | None = None,
+    ) -> tuple[str, ...]:
+        """Store freshly fetched windows for ``account_id``, fetched now or at ``fetched_at_ms``
+        (another instance's fetch, read from the store: it turns stale when that fetch does).
 
         Returns:
             The keys of the windows that rolled over since the previous update (empty if none);
@@ -159,12 +166,15 @@ class UsageCache:
         previous = self._entries.get(account_id)
         entry = UsageEntry(
             windows=windows,
-            fetched_at_ms=self._clock.now_ms(),
+            fetched_at_ms=self._clock.now_ms() if fetched_at_ms is None else fetched_at_ms,
             usage=account_usage_from_windows(windows),
         )
         self._entries[account_id] = entry
         self._fresh.pop(account_id, None)
-        self._fresh[account_id] = entry.usage
+        if not self._is_stale(entry.fetched_at_ms):
+            # Another instance's fetch, read late, may be older than the entries before it:
+            # it then outlives its time by at most that difference (a few seconds).
+            self._fresh[account_id] = entry.usage
         self._view = None
         rolled = (
             rolled_over_windows(previous.windows, windows, tolerance_ms=self._rollover_tolerance_ms)
@@ -190,6 +200,11 @@ class UsageCache:
         if entry is None or self._is_stale(entry.fetched_at_ms):
             return None
         return entry
+
+    def windows(self, account_id: str) -> tuple[UsageWindow, ...]:
+        """The account's latest windows while they are fresh; empty when unknown or stale."""
+        entry = self.entry(account_id)
+        return entry.windows if entry is not None else ()
 
     def usage_map(self) -> Mapping[str, AccountUsage]:
         """Usage of every account with fresh data, by account id (read-only).

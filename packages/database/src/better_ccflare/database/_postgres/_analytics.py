@@ -168,12 +168,22 @@ class PostgresAnalytics:
         )
         return [request_from_row(row) for row in rows]
 
-    async def latest_account_for_session(self, client_session_id: str) -> str | None:
+    async def latest_account_for_session(
+        self, client_session_id: str, *, api_key_id: str | None = None
+    ) -> str | None:
+        if api_key_id is None:
+            return await self._reader.fetchval(
+                "SELECT account_used FROM requests "
+                "WHERE client_session_id = $1 AND account_used IS NOT NULL "
+                "ORDER BY timestamp DESC, seq DESC LIMIT 1",
+                client_session_id,
+            )
         return await self._reader.fetchval(
             "SELECT account_used FROM requests "
-            "WHERE client_session_id = $1 AND account_used IS NOT NULL "
+            "WHERE client_session_id = $1 AND account_used IS NOT NULL AND api_key_id = $2 "
             "ORDER BY timestamp DESC, seq DESC LIMIT 1",
             client_session_id,
+            api_key_id,
         )
 
     async def refresh_rollups(self, now_ms: int) -> int:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from contextlib import AbstractAsyncContextManager
 
 from asyncpg import Pool
 
 from better_ccflare.core import Clock
+from better_ccflare.database._coordination import REFRESH_LOCK_TIMEOUT_S, FleetLease
 from better_ccflare.database._crypto import SecretKey
 from better_ccflare.database._maintenance import RetentionResult, SchemaStatus, StoreStats
 
@@ -21,6 +23,7 @@ from ._agent_preferences import PostgresAgentPreferences
 from ._analytics import PostgresAnalytics
 from ._api_keys import PostgresApiKeys
 from ._connection import Connection, Reader, open_pool
+from ._fleet_locks import PostgresLocks
 from ._migrations import apply_migrations, schema_status, verify_key
 from ._oauth_sessions import PostgresOAuthSessions
 from ._requests import PostgresRequests
@@ -50,6 +53,7 @@ class PostgresBackend:
     __slots__ = (
         "_changes_seen",
         "_key",
+        "_locks",
         "_name",
         "_pool",
         "_reader",
@@ -66,9 +70,17 @@ class PostgresBackend:
     )
 
     def __init__(
-        self, *, pool: Pool, key: SecretKey, clock: Clock, writer: Writer, name: str
+        self,
+        *,
+        pool: Pool,
+        key: SecretKey,
+        clock: Clock,
+        writer: Writer,
+        name: str,
+        locks: PostgresLocks,
     ) -> None:
         self._pool = pool
+        self._locks = locks
         self._name = name
         self._changes_seen: int | None = None
         """The sum of the other writers' change counters when :meth:`changed_elsewhere` last
@@ -93,17 +105,27 @@ class PostgresBackend:
         # Unique per open store: its writes are told from every other instance's and the CLI's.
         name = f"better-ccflare-{uuid.uuid4().hex[:12]}"
         pool = await open_pool(url, name=name)
+        locks = PostgresLocks(url, name=name)
         try:
             await apply_migrations(pool, clock.now_ms())
             await verify_key(pool, key)
+            await locks.open()
         except BaseException:
             await pool.close()
             raise
         writer = Writer(pool, payload_budget_bytes=payload_budget_bytes)
         writer.start()
-        backend = cls(pool=pool, key=key, clock=clock, writer=writer, name=name)
+        backend = cls(pool=pool, key=key, clock=clock, writer=writer, name=name, locks=locks)
         await backend.changed_elsewhere()
         return backend
+
+    def refresh_lock(
+        self, account_id: str, *, timeout_s: float = REFRESH_LOCK_TIMEOUT_S
+    ) -> AbstractAsyncContextManager[None]:
+        return self._locks.refresh_lock(account_id, timeout_s=timeout_s)
+
+    def job_lease(self) -> FleetLease:
+        return self._locks.job_lease()
 
     async def flush(self) -> None:
         await self._writer.flush()
@@ -112,6 +134,7 @@ class PostgresBackend:
         if self._reader.closed:
             return
         self._reader.closed = True
+        await self._locks.close()
         await self._writer.close()
         await self._pool.close()
 

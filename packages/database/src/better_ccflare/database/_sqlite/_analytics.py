@@ -276,13 +276,14 @@ def requests_query(
     return merged, [*params, limit]
 
 
-def session_query(client_session_id: str) -> Query:
+def session_query(client_session_id: str, api_key_id: str | None = None) -> Query:
+    by_key = "" if api_key_id is None else "AND api_key_id = ? "
     sql = (
-        "SELECT account_used FROM requests "
-        "WHERE client_session_id = ? AND account_used IS NOT NULL "
+        "SELECT account_used FROM requests "  # noqa: S608 (fixed fragments)
+        f"WHERE client_session_id = ? AND account_used IS NOT NULL {by_key}"
         "ORDER BY timestamp DESC, rowid DESC LIMIT 1"
     )
-    return sql, [client_session_id]
+    return sql, [client_session_id] if api_key_id is None else [client_session_id, api_key_id]
 
 
 def _placeholders(values: tuple[object, ...] | list[str]) -> str:
@@ -340,8 +341,10 @@ class SqliteAnalytics:
         rows = await self._rows(requests_query(where, limit, before_ms=before_ms, offset=offset))
         return [request_from_row(row) for row in rows]
 
-    async def latest_account_for_session(self, client_session_id: str) -> str | None:
-        rows = await self._rows(session_query(client_session_id))
+    async def latest_account_for_session(
+        self, client_session_id: str, *, api_key_id: str | None = None
+    ) -> str | None:
+        rows = await self._rows(session_query(client_session_id, api_key_id))
         return rows[0]["account_used"] if rows else None
 
     async def refresh_rollups(self, now_ms: int) -> int:

@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 from sqlite_utils import Database
 
 from better_ccflare.core import Clock
+from better_ccflare.database._coordination import (
+    REFRESH_LOCK_TIMEOUT_S,
+    FleetLease,
+    SoleInstance,
+)
 from better_ccflare.database._crypto import SecretKey
 from better_ccflare.database._errors import StoreOpenError
 from better_ccflare.database._maintenance import RetentionResult, SchemaStatus, StoreStats
@@ -33,6 +39,7 @@ from ._writer import Writer
 
 __all__ = ["SqliteBackend"]
 
+_SOLE = SoleInstance()
 READER_THREADS = 2
 """Reads run two at a time, so a slow one (a long analytics range) does not stall the rest."""
 
@@ -125,6 +132,16 @@ class SqliteBackend:
             writer=writer,
             data_version=data_version,
         )
+
+    def refresh_lock(
+        self, account_id: str, *, timeout_s: float = REFRESH_LOCK_TIMEOUT_S
+    ) -> AbstractAsyncContextManager[None]:
+        """A SQLite file has one server: its token manager's single flight is the whole lock."""
+        return _SOLE.refresh_lock(account_id, timeout_s=timeout_s)
+
+    def job_lease(self) -> FleetLease:
+        """A SQLite file has one server, and it always leads."""
+        return _SOLE.job_lease()
 
     async def flush(self) -> None:
         await self._writer.flush()

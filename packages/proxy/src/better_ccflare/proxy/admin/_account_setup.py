@@ -51,10 +51,11 @@ __all__ = [
     "account_types",
     "add_account",
     "check_new_account",
+    "checked_mappings",
+    "checked_url",
     "logs_in_only",
     "reset_rate_limit",
     "validate_account_name",
-    "validate_endpoint",
 ]
 
 MAX_NAME_CHARS = 100
@@ -64,13 +65,14 @@ _PENDING = "pending-login"
 
 
 class AccountMode(StrEnum):
-    """The built-in account types, as people name them (``--mode``).
+    """The built-in account types (``--mode``): each the provider id its accounts store.
 
-    Plugins add their own: a plugin provider's type is its id. :class:`NewAccount` takes either.
+    Plugins add their own: a plugin provider's type is its id. :class:`NewAccount` takes either,
+    and the older names the registry knows as aliases (``claude-oauth``, ``console``).
     """
 
-    CLAUDE_OAUTH = "claude-oauth"
-    CONSOLE = "console"
+    CLAUDE_OAUTH = "anthropic"
+    CONSOLE = "claude-console-api"
     ZAI = "zai"
     MINIMAX = "minimax"
     NANOGPT = "nanogpt"
@@ -84,7 +86,7 @@ class NewAccount(msgspec.Struct, frozen=True, kw_only=True):
 
     name: str
     mode: str
-    """The account type: an :class:`AccountMode` value or a plugin provider's id."""
+    """The account type: an :class:`AccountMode` value, a plugin provider's id, or an alias."""
     priority: int = 0
     api_key: str | None = None
     """The ``api_key`` field: the upstream key (for ``vertex-ai``, optionally the path of a
@@ -93,7 +95,7 @@ class NewAccount(msgspec.Struct, frozen=True, kw_only=True):
     """The ``custom_endpoint`` field: base URL of the upstream, for the types that accept one."""
     model_mappings: ModelMappings | None = None
     credentials: Credentials | None = None
-    """A login's exchanged tokens (types added by logging in, such as ``claude-oauth``)."""
+    """A login's exchanged tokens (types added by logging in, such as ``anthropic``)."""
     vertex_project_id: str | None = None
     """The ``project_id`` field (Vertex AI's, or a plugin's of that name)."""
     vertex_region: str | None = None
@@ -130,7 +132,9 @@ class AccountType(msgspec.Struct, frozen=True, kw_only=True):
     """One kind of account people can add, as ``account types`` and ``/api/providers`` show it."""
 
     type: str
-    """What ``--mode`` and ``POST /api/accounts/{type}`` take."""
+    """What ``--mode`` and ``POST /api/accounts/{type}`` take: the provider id."""
+    aliases: tuple[str, ...]
+    """Older names input also takes for it (``claude-oauth``, ``console``)."""
     provider: str
     """The provider id the account stores."""
     display_name: str
@@ -155,6 +159,7 @@ def account_types(registry: ProviderRegistry) -> tuple[AccountType, ...]:
         described.append(
             AccountType(
                 type=name,
+                aliases=provider.type_aliases,
                 provider=provider.id,
                 display_name=provider.display_name,
                 builtin=origin.builtin,
@@ -234,7 +239,7 @@ def check_new_account(
 
     For logins: check the name, priority, endpoint and mappings *before* sending the person to
     log in, rather than after. With ``login_pending``, the credentials a login will supply
-    (tokens for ``claude-oauth``, a minted key for ``console``) are taken as given.
+    (tokens for ``anthropic``, a minted key for ``claude-console-api``) are taken as given.
 
     Raises:
         InvalidInputError: As :func:`add_account`. Name conflicts are only found when adding.
@@ -280,7 +285,7 @@ def _build_account(
         credentials=credentials,
         priority=new.priority,
         custom_endpoint=endpoint,
-        model_mappings=_checked_mappings(new.model_mappings),
+        model_mappings=checked_mappings(new.model_mappings),
     )
 
 
@@ -323,19 +328,20 @@ def _given(new: NewAccount) -> dict[str, str]:
 
 def _checked_fields(new: NewAccount, provider: Provider) -> dict[str, str]:
     """The given values by field name, each declared by ``provider`` and checked by its kind."""
+    kind = provider.account_type
     declared = {field.name: field for field in provider.account_fields}
     checked: dict[str, str] = {}
     for name, value in _given(new).items():
         field = declared.get(name)
         if field is None:
             raise InvalidInputError(
-                _ATTRIBUTES.get(name, name), f"is not accepted for {new.mode} accounts"
+                _ATTRIBUTES.get(name, name), f"is not accepted for {kind} accounts"
             )
         checked[name] = _checked_value(field, value)
     for field in declared.values():
         if field.required and field.name not in checked:
             raise InvalidInputError(
-                _ATTRIBUTES.get(field.name, field.name), f"is required for {new.mode} accounts"
+                _ATTRIBUTES.get(field.name, field.name), f"is required for {kind} accounts"
             )
     return checked
 
@@ -343,18 +349,15 @@ def _checked_fields(new: NewAccount, provider: Provider) -> dict[str, str]:
 def _checked_value(field: AccountField, value: str) -> str:
     where = _ATTRIBUTES.get(field.name, field.name)
     if field.kind is FieldKind.URL:
-        return _checked_url(where, value)
+        return checked_url(where, value)
     if field.kind is FieldKind.CHOICE and value not in field.choices:
         raise InvalidInputError(where, f"{value!r} is not one of {', '.join(field.choices)}")
     return value
 
 
-def validate_endpoint(url: str) -> str:
-    """``url`` without a trailing slash, once it is an absolute http(s) URL."""
-    return _checked_url("endpoint", url)
-
-
-def _checked_url(field: str, url: str) -> str:
+def checked_url(field: str, url: str) -> str:
+    """``url`` without a trailing slash, once it is an absolute http(s) URL; else an
+    :class:`InvalidInputError` for ``field``."""
     try:
         parts = urlsplit(url)
     except ValueError:  # for example an unclosed "[" in the host
@@ -369,16 +372,18 @@ def _checked_url(field: str, url: str) -> str:
 def _checked_credentials(new: NewAccount, provider: Provider, api_key: str | None) -> Credentials:
     if not logs_in_only(provider):
         if new.credentials is not None:
-            raise InvalidInputError("credentials", f"come from a login; {new.mode} uses a key")
+            kind = provider.account_type
+            raise InvalidInputError("credentials", f"come from a login; {kind} uses a key")
         return Credentials(api_key=api_key)
     if new.credentials is None or not new.credentials.access_token:
         raise InvalidInputError(
-            "credentials", f"are missing; {new.mode} accounts are added by logging in"
+            "credentials", f"are missing; {provider.account_type} accounts are added by logging in"
         )
     return new.credentials
 
 
-def _checked_mappings(mappings: ModelMappings | None) -> ModelMappings:
+def checked_mappings(mappings: ModelMappings | None) -> ModelMappings:
+    """``mappings`` with keys trimmed and every target checked; ``model_mappings`` errors."""
     if not mappings:
         return {}
     try:

@@ -226,15 +226,8 @@ class AutoRefreshScheduler:
         self._tracking: dict[str, _Tracking] = {}
         self._lock = asyncio.Lock()
         self.job = PeriodicJob("auto-refresh", interval_ms, self.tick, sleep=sleep)
-        """The 60-second heartbeat; its status feeds the jobs overview."""
-
-    def start(self) -> None:
-        """Start ticking in the background (idempotent)."""
-        self.job.start()
-
-    async def stop(self) -> None:
-        """Stop ticking, cancelling a tick in progress, and wait for it to end."""
-        await self.job.stop()
+        """The 60-second heartbeat, started and stopped with the job set (on the fleet's
+        leader only: probes are real upstream requests); its status feeds the jobs overview."""
 
     def failures(self, account_id: str) -> int:
         """Counted probe failures of ``account_id`` in a row."""

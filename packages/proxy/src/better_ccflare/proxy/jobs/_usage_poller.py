@@ -2,8 +2,10 @@
 
 :class:`UsagePoller` backs off on failures and feeds the
 :class:`~better_ccflare.proxy.UsageCache` (which the strategies read) and the ``usage_snapshots``
-table. Time comes from an injected :class:`~better_ccflare.core.Clock` and waiting goes through
-an injected ``sleep``, so tests run hours of schedule instantly.
+table. In a fleet only the leader of the scheduled jobs polls (the upstream sees one poll per
+interval, not one per instance); the other instances follow: they read the snapshots the leader
+stores into their own caches. Time comes from an injected :class:`~better_ccflare.core.Clock`
+and waiting goes through an injected ``sleep``, so tests run hours of schedule instantly.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import httpx2
 import msgspec
@@ -40,6 +42,12 @@ class UsagePoller:
     accounts awaiting re-login are skipped (and polled as soon as they are usable again). A
     provider whose ``fetch_usage`` returns ``None`` has no usage endpoint and is not asked again.
 
+    A poller starts as the leader. :meth:`lead` with ``False`` makes it a follower: each pass
+    (every idle period) then reads every account's latest stored snapshot instead, and puts the
+    ones it has not seen into the cache as of the time they were fetched; it polls an account
+    itself only when :meth:`poll_soon` asks for it. Becoming the leader again carries on the
+    leader's schedule: an account is next due an interval after the last snapshot seen of it.
+
     Args:
         accounts: The current pool, read on every pass (accounts may come and go).
         providers: Resolves ``Account.provider`` to its provider.
@@ -64,10 +72,13 @@ class UsagePoller:
         "_idle_ms",
         "_interval_ms",
         "_jitter",
+        "_leading",
         "_max_backoff_ms",
         "_no_endpoint",
         "_providers",
+        "_requested",
         "_rng",
+        "_seen_ms",
         "_sleep",
         "_stagger_ms",
         "_store",
@@ -111,6 +122,28 @@ class UsagePoller:
         self._failures: dict[str, int] = {}
         self._no_endpoint: set[str] = set()
         self._task: asyncio.Task[None] | None = None
+        self._leading = True
+        self._seen_ms: dict[str, int] = {}
+        """When each account's latest known snapshot was fetched (by us or by the leader)."""
+        self._requested: set[str] = set()
+        """Accounts a follower was asked to poll itself (:meth:`poll_soon`)."""
+
+    @property
+    def leading(self) -> bool:
+        """Whether this poller polls the upstream on schedule (else it follows the leader's
+        stored snapshots)."""
+        return self._leading
+
+    def lead(self, leading: bool) -> None:
+        """Poll on schedule (``True``), or follow the stored snapshots of another instance
+        that does (``False``); takes effect at the next pass."""
+        if leading and not self._leading:
+            seen = self._seen_ms
+            self._due_ms = {id_: seen[id_] + self._jittered_interval() for id_ in seen}
+            for account_id in self._requested:
+                self._due_ms[account_id] = self._clock.now_ms()
+            self._requested.clear()
+        self._leading = leading
 
     def due_at_ms(self, account_id: str) -> int | None:
         """When ``account_id`` is next polled; ``None`` when it is not scheduled."""
@@ -118,26 +151,34 @@ class UsagePoller:
 
     def poll_soon(self, account_id: str) -> None:
         """Fetch ``account_id``'s usage at the next pass (within the idle period), e.g. after an
-        operator cleared its cooldown, instead of waiting for its scheduled poll."""
+        operator cleared its cooldown, instead of waiting for its scheduled poll. A follower
+        polls it too: an operator's request is worth the extra poll."""
         self._due_ms[account_id] = self._clock.now_ms()
         self._failures.pop(account_id, None)
+        if not self._leading:
+            self._requested.add(account_id)
 
     def failures(self, account_id: str) -> int:
         """Consecutive failed polls of ``account_id``."""
         return self._failures.get(account_id, 0)
 
     async def tick(self) -> int:
-        """Poll every account that is due, concurrently.
+        """Poll every account that is due, concurrently (a follower: adopt the leader's new
+        snapshots).
 
         Returns:
             Milliseconds until the next pass is needed (at most the idle period).
         """
         now = self._clock.now_ms()
         pool = {account.id: account for account in self._accounts()}
-        for gone in self._due_ms.keys() - pool.keys():
-            del self._due_ms[gone]
+        for gone in (self._due_ms.keys() | self._seen_ms.keys()) - pool.keys():
+            self._due_ms.pop(gone, None)
+            self._seen_ms.pop(gone, None)
             self._failures.pop(gone, None)
             self._cache.forget(gone)
+        if not self._leading:
+            await self._follow(pool.values())
+            return self._idle_ms
         newcomers = 0
         due: list[Account] = []
         for account in pool.values():
@@ -222,7 +263,8 @@ class UsagePoller:
             return
         self._failures.pop(account.id, None)
         self._due_ms[account.id] = self._clock.now_ms() + self._jittered_interval()
-        self._cache.update(account.id, windows)
+        self._seen_ms[account.id] = now
+        self._cache.update(account.id, windows, fetched_at_ms=now)
         if windows:
             snapshot = UsageSnapshot(account_id=account.id, timestamp_ms=now, windows=windows)
             try:
@@ -233,6 +275,25 @@ class UsagePoller:
                     account.name,
                     extra={"data": account_data(account)},
                 )
+
+    async def _follow(self, accounts: Iterable[Account]) -> None:
+        """Adopt the stored snapshots the leader fetched since the last pass; poll the
+        accounts an operator asked for."""
+        asked: list[Account] = []
+        for account in accounts:
+            if account.provider in self._no_endpoint:
+                continue
+            if account.id in self._requested:
+                self._requested.discard(account.id)
+                asked.append(account)
+                continue
+            snapshot = await self._store.usage.latest(account.id)
+            if snapshot is None or snapshot.timestamp_ms <= self._seen_ms.get(account.id, -1):
+                continue
+            self._seen_ms[account.id] = snapshot.timestamp_ms
+            self._cache.update(account.id, snapshot.windows, fetched_at_ms=snapshot.timestamp_ms)
+        if asked:
+            await asyncio.gather(*(self._poll(account) for account in asked))
 
     def _failed(self, account: Account, reason: str, retry_after_ms: int | None) -> None:
         failures = self._failures.get(account.id, 0) + 1

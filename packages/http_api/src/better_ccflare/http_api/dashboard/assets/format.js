@@ -103,16 +103,11 @@ export function windowLabel(key) {
   return known[key] ?? key.replaceAll("_", " ");
 }
 
-export const PROVIDER_LABELS = {
-  anthropic: "Claude subscription",
-  "claude-console-api": "Anthropic Console",
-  zai: "Z.ai",
-  minimax: "MiniMax",
-  nanogpt: "NanoGPT",
-  "vertex-ai": "Vertex AI",
-  "openai-compatible": "OpenAI-compatible",
-  "anthropic-compatible": "Anthropic-compatible",
-};
+/** Each account type's label ("Claude subscription") by the provider id accounts store, from
+ * /api/providers' list, so the dashboard names a type as the CLI and the API do. */
+export function typeLabelsOf(providers) {
+  return new Map(providers.map((p) => [p.provider, p.displayName]));
+}
 
 /** The API's name for requests that no account served, as people say it. */
 export const NO_ACCOUNT = "no_account";

@@ -4,13 +4,16 @@
 
 import { api, post } from "../api.js";
 import { $, $$, busy, fill, formError, h, toast } from "../dom.js";
-import { PROVIDER_LABELS, fmtDateTime, fmtInt, fmtPct, fmtRelative, windowLabel } from "../format.js";
+import { fmtDateTime, fmtInt, fmtPct, fmtRelative, typeLabelsOf, windowLabel } from "../format.js";
 
 const REFRESH_MS = 10000;
 let accounts = [];
 // The add form's choices, by <option> value: {provider (from /api/providers), login (OAuth
 // mode of /api/oauth/init, or null), fields (what the form asks for)}.
 let addChoices = new Map();
+// Each account type's label ("Claude subscription"), by the type accounts store as `provider`:
+// from /api/providers, so the dashboard names a type as the CLI and the API do.
+let typeLabels = new Map();
 
 /** "opus = a, b" lines or a JSON object → {family: [models]}; null when empty. */
 export function parseMappings(text) {
@@ -232,7 +235,7 @@ function accountRow(a) {
     h("td", {},
       h("div", { class: "account-name" }, a.name),
       h("div", { class: "account-sub" },
-        h("span", { class: "badge accent" }, PROVIDER_LABELS[a.provider] ?? a.provider),
+        h("span", { class: "badge accent", title: a.provider }, typeLabels.get(a.provider) ?? a.provider),
         h("span", {}, `Priority ${a.priority}`),
         h("span", { title: a.tokenExpiresAt ? fmtDateTime(a.tokenExpiresAt) : "" }, tokenText(a))),
       a.customEndpoint ? h("div", { class: "account-sub mono", title: "Endpoint" }, a.customEndpoint) : null,
@@ -306,6 +309,7 @@ function inputName(field) {
 
 async function loadAccountTypes() {
   const { providers } = await api("/api/providers");
+  typeLabels = typeLabelsOf(providers);
   addChoices = new Map();
   const options = [];
   const add = (value, label, provider, login, fields) => {
@@ -384,7 +388,7 @@ async function submitAdd(event) {
     const body = addBody(form, choice);
     if (choice.login) {
       const endpoint = body.fields?.custom_endpoint;
-      const init = await post("/api/oauth/init", { name: body.name, mode: choice.login, priority: body.priority, ...(endpoint ? { customEndpoint: endpoint } : {}) });
+      const init = await post("/api/oauth/init", { name: body.name, mode: choice.provider.type, priority: body.priority, ...(endpoint ? { customEndpoint: endpoint } : {}) });
       $("#add-account-dialog").close();
       openOAuth(init, "/api/oauth/callback", `Log in: ${body.name}`);
       return;
@@ -437,6 +441,7 @@ export async function start() {
   form.addEventListener("submit", submitAdd);
   $("#add-account-button").addEventListener("click", openAdd);
   await Promise.all([load(), loadAccountTypes()]);
+  render(); // again, now with the types' labels
   document.body.dataset.ready = "true";
   // Close an open row menu when clicking elsewhere, or on Escape.
   document.addEventListener("click", (event) => {

@@ -3,6 +3,7 @@
 // from /api/accounts.
 
 import { api, post } from "../api.js";
+import { startCapacity } from "../capacity.js";
 import { BUCKET_MS, bucketGrid, bucketLabels, chart, fade, onGrid, seriesColor, timeOptions } from "../charts.js";
 import { $, $$, emptyRow, fill, h, toast } from "../dom.js";
 import { accountLabel, fmtCount, fmtInt, fmtMs, fmtPct, fmtRate, fmtRelative, fmtUnpriced, fmtUsd } from "../format.js";
@@ -154,7 +155,7 @@ export async function start() {
     toast(`Deleted ${fmtInt(result.deletedRequests)} requests.`);
     await refresh();
   });
-  await refresh();
+  await Promise.all([refresh(), startCapacity($("#capacity"))]);
   setInterval(() => {
     if (document.visibilityState === "visible") refresh().catch(() => {});
   }, REFRESH_MS);

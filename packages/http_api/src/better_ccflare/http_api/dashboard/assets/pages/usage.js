@@ -4,10 +4,11 @@
 import { api } from "../api.js";
 import { chart, seriesColor } from "../charts.js";
 import { $, fill, h, toast } from "../dom.js";
-import { PERIODS, PROVIDER_LABELS, fmtDateTime, fmtRelative, windowLabel } from "../format.js";
+import { PERIODS, fmtDateTime, fmtRelative, typeLabelsOf, windowLabel } from "../format.js";
 
 const RANGE_KEY = "better-ccflare.usageRange";
 let accounts = [];
+let typeLabels = new Map(); // from /api/providers, as on the accounts page
 let drawn = []; // chart handles of the panels on the page
 
 /** The points of one account, grouped into one line per window, oldest first. */
@@ -31,7 +32,7 @@ function timeTick(value, span) {
 function accountPanel(account, points) {
   const windows = lines(points);
   const head = h("div", { class: "panel-head" },
-    h("h2", {}, account.name, " ", h("span", { class: "badge accent" }, PROVIDER_LABELS[account.provider] ?? account.provider)),
+    h("h2", {}, account.name, " ", h("span", { class: "badge accent" }, typeLabels.get(account.provider) ?? account.provider)),
     h("span", { class: "muted small" }, points.length ? `${points.length} readings` : ""));
   const now = h("div", { class: "usage-now" }, (account.usageData ?? []).map((w) =>
     h("span", { dataset: { window: w.key } }, `${windowLabel(w.key)}: `, h("strong", {}, `${Math.round(w.utilization)}%`),
@@ -90,7 +91,9 @@ async function refresh() {
 }
 
 export async function start() {
-  accounts = await api("/api/accounts");
+  const [list, { providers }] = await Promise.all([api("/api/accounts"), api("/api/providers")]);
+  accounts = list;
+  typeLabels = typeLabelsOf(providers);
   accounts.sort((x, y) => x.priority - y.priority || x.name.localeCompare(y.name));
   const select = $("#usage-account");
   fill(select, h("option", { value: "" }, "All accounts"), accounts.map((a) => h("option", { value: a.id }, a.name)));
