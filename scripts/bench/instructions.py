@@ -12,6 +12,7 @@ for one more second (so the writer's batch for them is counted), then off again.
 the counted instructions over the requests the fake upstream saw from the proxy in that slice.
 
 Usage: uv run python scripts/bench/instructions.py [--stream] [--connections C] [--seconds S]
+       [--no-metrics] [--dump FILE]
 Needs valgrind (Debian's ``valgrind``) and wrk.
 """
 
@@ -92,6 +93,7 @@ def measure(
     seconds: float,
     warmup_s: float,
     keep_dump: Path | None = None,
+    proxy_args: tuple[str, ...] = (),
 ) -> tuple[float, int]:
     """(instructions per request, requests counted) for one kind of request and concurrency."""
     for tool in ("valgrind", "callgrind_control", "wrk"):
@@ -110,7 +112,8 @@ def measure(
         proxy = subprocess.Popen(
             ["taskset", "-c", "0", "valgrind", "--tool=callgrind", "--instr-atstart=no",
              f"--callgrind-out-file={out_file}", sys.executable, str(HERE / "proxy_server.py"),
-             str(proxy_port), f"http://127.0.0.1:{upstream_port}", str(work / "data")],
+             str(proxy_port), f"http://127.0.0.1:{upstream_port}", str(work / "data"),
+             *proxy_args],
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:
@@ -148,6 +151,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=10.0)
     parser.add_argument(
+        "--no-metrics", action="store_true", help="the proxy without its metrics (issue 17's bar)"
+    )
+    parser.add_argument(
         "--dump",
         type=Path,
         help="keep the measured slice's callgrind file here (callgrind_annotate)",
@@ -159,6 +165,7 @@ def main() -> None:
         seconds=args.seconds,
         warmup_s=args.warmup,
         keep_dump=args.dump,
+        proxy_args=("--no-metrics",) if args.no_metrics else (),
     )
     kind = "SSE" if args.stream else "JSON"
     print(
