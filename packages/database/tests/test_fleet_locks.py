@@ -36,8 +36,10 @@ async def terminate_leader(url: str) -> None:
     connection = await asyncpg.connect(url)
     try:
         ended = await connection.fetch(
+            # pg_locks is server-wide: only this test's database (others run beside it).
             "SELECT pg_terminate_backend(pid) FROM pg_locks "
-            "WHERE locktype = 'advisory' AND classid::bigint = $1 AND objsubid = 2",
+            "WHERE locktype = 'advisory' AND classid::bigint = $1 AND objsubid = 2 "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
             JOB_LEADER,
         )
         assert len(ended) == 1
