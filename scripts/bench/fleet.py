@@ -1,11 +1,12 @@
 """Two proxy instances over one PostgreSQL database: issue 16's two-instance run.
 
 Processes, all on loopback, started as ``run.py`` starts them: the fake upstream and the load
-generators (``wrk``) on CPU 1; instances A and B (``proxy_server.py --postgres``, one data
-directory and so one key, one scratch database) both on CPU 0. Sharing the proxies' core keeps
-the CPU budget of ``run.py``'s single proxy, so the figures say what sharing a database costs
-each instance (the change-counter reads, two writers committing into one table), not how far
-two cores would scale.
+generators (``wrk``) on CPU 1; instances A and B (``proxy_server.py --postgres --store-watch``:
+one data directory and so one key, one scratch database, and the store watch running as in
+``serve``, so that each picks up the other's account changes) both on CPU 0. Sharing the
+proxies' core keeps the CPU budget of ``run.py``'s single proxy, so the figures say what sharing
+a database costs each instance (the store watch's reads, two writers committing into one
+table, half the load each to batch and amortise over), not how far two cores would scale.
 
 Two phases, alternated for ``--rounds`` rounds so that drifting machine load affects both
 alike: **one**, one ``wrk`` at ``--concurrency`` connections to A alone; **two**, two ``wrk`` at
@@ -112,7 +113,14 @@ async def measure(args: argparse.Namespace, tmp: Path) -> Fleet:
         for name in INSTANCES:
             # One after the other: the first adds the account, the next finds it.
             target = run.start_proxy(
-                stack, settings, "proxy-pg", tmp, upstream_url, database=database, data=tmp / "data"
+                stack,
+                settings,
+                "proxy-pg",
+                tmp,
+                upstream_url,
+                database=database,
+                data=tmp / "data",
+                options=("--store-watch",),
             )
             target.name, target.database = name, None
             await run._wait_ready(client, target)  # pyright: ignore[reportPrivateUsage]

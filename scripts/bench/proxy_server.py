@@ -9,10 +9,11 @@ baseline for what metrics cost (issue 17's 3 % bar). ``--postgres`` records to t
 database named by ``DATABASE_URL`` in the environment instead (as ``serve`` would; without the
 option that variable is ignored, so a developer's own setting never moves the SQLite target).
 Several instances may share one database and one ``DATA_DIR`` (the key file): the first adds the
-account, the others find it.
+account, the others find it. ``--store-watch`` starts the one background job that a fleet's
+instances need, the store watch (every 100 ms: did another instance change accounts or keys?).
 
 Usage: python scripts/bench/proxy_server.py PORT UPSTREAM_URL DATA_DIR [--no-recording]
-       [--no-metrics] [--postgres]
+       [--no-metrics] [--postgres] [--store-watch]
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ async def _serve(
     recording: bool,
     metrics: bool,
     database_url: str | None,
+    store_watch: bool,
 ) -> None:
     config = load_config(bench_config(data_dir, port, database_url), cwd=data_dir)
     async with Service.running(config, jobs=False, metrics=metrics) as service:
@@ -93,6 +95,8 @@ async def _serve(
                 )
             )
         await service.pool.reload()
+        if store_watch:
+            service.jobs.jobs["store-watch"].start()
         if not recording:
             service.store.requests = _Dropping(service.store.requests)
         freeze_startup_heap()
@@ -107,6 +111,7 @@ def main() -> None:
     parser.add_argument("--no-recording", action="store_true")
     parser.add_argument("--no-metrics", action="store_true")
     parser.add_argument("--postgres", action="store_true", help="record to $DATABASE_URL")
+    parser.add_argument("--store-watch", action="store_true", help="run the store-watch job")
     args = parser.parse_args()
     database_url = os.environ.get("DATABASE_URL") if args.postgres else None
     if args.postgres and not database_url:
@@ -124,6 +129,7 @@ def main() -> None:
                 recording=not args.no_recording,
                 metrics=not args.no_metrics,
                 database_url=database_url,
+                store_watch=args.store_watch,
             )
         )
 

@@ -872,9 +872,11 @@ def start_proxy(
     *,
     database: ScratchDatabase | None,
     data: Path | None = None,
+    options: tuple[str, ...] = (),
 ) -> Target:
-    """Start one of ``VARIANTS`` on the proxies' CPU; ``data`` may be shared (by a fleet)."""
-    extra = VARIANTS[name]
+    """Start one of ``VARIANTS`` on the proxies' CPU; ``data`` may be shared (by a fleet),
+    ``options`` are more of ``proxy_server.py``'s."""
+    extra = [*VARIANTS[name], *options]
     postgres = "--postgres" in extra
     port, log = _free_port(), tmp / f"{name}-{len(list(tmp.glob('*.log')))}.log"
     data = data or tmp / name
