@@ -7,19 +7,22 @@ Processes, all on loopback:
 - each proxy under test on CPU 0, alone: ``proxy`` (better-ccflare as ``serve`` runs it,
   recording every request), ``proxy-norec`` (the same with recording dropped, the baseline for
   what recording costs), with ``--metrics-off`` also ``proxy-nometrics`` (metrics' counters
-  unfed, the baseline for what metrics cost), ``litellm`` (LiteLLM's proxy from its own venv,
-  when installed) and ``better-ccflare-ts`` (the TypeScript original from npm, installed on
-  first use).
+  unfed, the baseline for what metrics cost), with ``--postgres`` also ``proxy-pg`` (recording
+  to a scratch PostgreSQL database instead of SQLite, see ``postgres_scratch.py``),
+  ``litellm`` (LiteLLM's proxy from its own venv, when installed) and ``better-ccflare-ts``
+  (the TypeScript original from npm, installed on first use).
 
 Phases (see README.md): a correctness check of every target; the interleaved matrix (JSON and
 20-event SSE at concurrency 1, 16 and 64; each cell alternates the targets in rounds):
 requests/s, p50/p99 latency, proxy CPU ms per request from ``/proc/<pid>/stat``; 20 ms-spaced
 streams (time to first byte, to the first text delta, inter-event skew); a soak of realistic
 streams through the proxy (RSS before, after the first 200, at the end and 30 s later); and a
-check that the proxy recorded every request that it sent upstream. Full runs end with the
-issue-7 bar, line by line; ``--quick`` (CI smoke) runs everything briefly and judges nothing.
+check that the proxy (and ``proxy-pg``) recorded every request that it sent upstream. Full runs
+end with the issue-7 bar, line by line; ``--quick`` (CI smoke) runs everything briefly and
+judges nothing. ``--targets`` and ``--cells`` restrict a run to what a question needs.
 
 Usage: uv run python scripts/bench/run.py [--quick] [--seconds S] [--rounds N] [--soak N]
+       [--postgres] [--targets NAME,...] [--cells sse16,...]
 """
 
 from __future__ import annotations
@@ -47,6 +50,13 @@ from pathlib import Path
 import fake_upstream
 import httpx2
 import proxy_server
+from postgres_scratch import (
+    ADMIN_URL_ENV,
+    DEFAULT_ADMIN_URL,
+    ScratchDatabase,
+    admin_url,
+    scratch_database,
+)
 
 from better_ccflare.core import load_config
 from better_ccflare.database import Store
@@ -217,6 +227,8 @@ class Target:
     log: Path
     prepare: Prepare | None = None
     """Setup once it is up and before any Messages request (better-ccflare-ts: its account)."""
+    database: ScratchDatabase | None = None
+    """The PostgreSQL database it records to, whose backends' CPU is measured too."""
 
     @property
     def url(self) -> str:
@@ -470,6 +482,7 @@ CCFLARE_TS = External(
     _ccflare_ts_launch,
     _ccflare_ts_version,
 )  # fmt: skip
+EXTERNALS = {external.name: external for external in (LITELLM, CCFLARE_TS)}
 
 
 # --------------------------------------------------------------------------- correctness
@@ -526,6 +539,8 @@ class Cell:
     seconds: float = 0.0
     errors: int = 0
     cpu_s: float = 0.0
+    db_cpu_s: float = 0.0
+    """CPU of the PostgreSQL backends serving the target's database (``proxy-pg``)."""
     p50_ms: list[float] = field(default_factory=list[float])
     p99_ms: list[float] = field(default_factory=list[float])
 
@@ -534,6 +549,9 @@ class Cell:
 
     def cpu_ms_per_request(self) -> float:
         return self.cpu_s * 1000 / self.requests if self.requests else float("nan")
+
+    def db_cpu_ms_per_request(self) -> float:
+        return self.db_cpu_s * 1000 / self.requests if self.requests else float("nan")
 
     def p50(self) -> float:
         return statistics.median(self.p50_ms) if self.p50_ms else float("nan")
@@ -546,7 +564,9 @@ async def run_wrk(
     target: Target, body_file: Path, concurrency: int, seconds: int, cell: Cell | None
 ) -> None:
     """One slice of load; adds to ``cell`` (None: warm-up) with the target's CPU time, until it
-    is idle again."""
+    is idle again (and the CPU of its PostgreSQL backends over the same time)."""
+    if target.database is not None:
+        await target.database.backend_cpu_seconds()
     cpu_before = cpu_seconds(target.proc.pid)
     proc = await asyncio.create_subprocess_exec(
         "taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s",
@@ -557,6 +577,7 @@ async def run_wrk(
     )  # fmt: skip
     out, _ = await proc.communicate()
     cpu = cpu_seconds(target.proc.pid) - cpu_before + await settle(target)
+    db_cpu = 0.0 if target.database is None else await target.database.backend_cpu_seconds()
     lines = [line for line in out.decode(errors="replace").splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"wrk failed on {target.name}: {out.decode(errors='replace')[-500:]}")
@@ -570,6 +591,7 @@ async def run_wrk(
         for k in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts")
     )
     cell.cpu_s += cpu
+    cell.db_cpu_s += db_cpu
     cell.p50_ms.append(result["p50_us"] / 1000)
     cell.p99_ms.append(result["p99_us"] / 1000)
 
@@ -782,8 +804,11 @@ class Settings:
     """Third-party proxies to measure too (none for ``--quick``)."""
     proxy_python: str
     proxy_script: Path
-    metrics_off: bool = False
-    """Also run ``proxy-nometrics``, the baseline for what metrics cost."""
+    variants: tuple[str, ...] = ("proxy", "proxy-norec")
+    """Which of ``VARIANTS`` to run; ``proxy`` always (the soak and the bar measure it)."""
+    scenarios: tuple[Scenario, ...] = ()
+    """The matrix's cells (JSON and SSE at concurrency 1, 16 and 64 when empty; 16 for
+    ``--quick``)."""
 
 
 @dataclass
@@ -802,6 +827,8 @@ class Results:
     """Rows for requests whose client left before the response ended (wrk stopping a slice)."""
     soak_recorded: int
     notes: list[str]
+    pg_recording: tuple[int, int] | None = None
+    """``proxy-pg``'s rows and the requests it sent upstream."""
 
 
 def _progress(message: str) -> None:
@@ -809,7 +836,7 @@ def _progress(message: str) -> None:
 
 
 def start_external(
-    stack: contextlib.ExitStack, external: External, tmp: Path, upstream_url: str
+    stack: contextlib.AsyncExitStack, external: External, tmp: Path, upstream_url: str
 ) -> Target | str:
     """Install ``external`` if needed and start it on the proxies' CPU; why not, if it can't."""
     problem = ensure_installed(external)
@@ -827,6 +854,58 @@ def start_external(
     )
 
 
+VARIANTS: dict[str, list[str]] = {
+    "proxy": [],
+    "proxy-norec": ["--no-recording"],
+    "proxy-nometrics": ["--no-metrics"],
+    "proxy-pg": ["--postgres"],
+}
+"""Our proxy's targets and ``proxy_server.py``'s options for each."""
+
+
+def start_proxy(
+    stack: contextlib.AsyncExitStack,
+    settings: Settings,
+    name: str,
+    tmp: Path,
+    upstream_url: str,
+    *,
+    database: ScratchDatabase | None,
+    data: Path | None = None,
+    options: tuple[str, ...] = (),
+) -> Target:
+    """Start one of ``VARIANTS`` on the proxies' CPU; ``data`` may be shared (by a fleet),
+    ``options`` are more of ``proxy_server.py``'s."""
+    extra = [*VARIANTS[name], *options]
+    postgres = "--postgres" in extra
+    port, log = _free_port(), tmp / f"{name}-{len(list(tmp.glob('*.log')))}.log"
+    data = data or tmp / name
+    data.mkdir(exist_ok=True)
+    argv = [settings.proxy_python, str(settings.proxy_script), str(port), upstream_url]
+    argv += [str(data), *extra]
+    env = {"DATABASE_URL": database.url} if postgres and database is not None else None
+    proc = stack.enter_context(_spawn(argv, cpu=PROXY_CPU, log=log, env=env))
+    key = proxy_server.upstream_key(
+        recording="--no-recording" not in extra,
+        metrics="--no-metrics" not in extra,
+        postgres=postgres,
+    )
+    return Target(name, port, "client-key", key, proc, log, database=database if postgres else None)
+
+
+async def recorded_on(
+    client: httpx2.AsyncClient, upstream_port: int, data: Path, target: Target, url: str
+) -> tuple[int, int]:
+    """(rows in the PostgreSQL database at ``url``, requests ``target`` sent upstream)."""
+    sent = (await upstream_counts(client, upstream_port))[target.upstream_key]
+    config = load_config(proxy_server.bench_config(data, target.port, url), cwd=data)
+    store = await Store.from_config(config)
+    try:
+        return await recorded_requests(store, sent), sent
+    finally:
+        await store.close()
+
+
 async def measure(settings: Settings, tmp: Path) -> Results:
     up_port = _free_port()
     upstream_url = f"http://127.0.0.1:{up_port}"
@@ -835,27 +914,18 @@ async def measure(settings: Settings, tmp: Path) -> Results:
         path.write_bytes(request_body(stream=stream))
     notes: list[str] = []
     python = sys.executable
-    with contextlib.ExitStack() as stack:
+    async with contextlib.AsyncExitStack() as stack:
         upstream = stack.enter_context(
             _spawn([python, "fake_upstream.py", str(up_port)], cpu=LOAD_CPU, log=tmp / "up.log")
         )
         targets = [Target("direct", up_port, "client-key", "client-key", upstream, tmp / "up.log")]
-        variants: list[tuple[str, list[str]]] = [("proxy", []), ("proxy-norec", ["--no-recording"])]
-        if settings.metrics_off:
-            variants.append(("proxy-nometrics", ["--no-metrics"]))
-        for name, extra in variants:
-            if settings.quick and name == "proxy-norec":
-                continue
-            port, data = _free_port(), tmp / name
-            data.mkdir()
-            log = tmp / f"{name}.log"
-            argv = [settings.proxy_python, str(settings.proxy_script), str(port), upstream_url]
-            argv += [str(data), *extra]
-            proc = stack.enter_context(_spawn(argv, cpu=PROXY_CPU, log=log))
-            key = proxy_server.upstream_key(
-                recording="--no-recording" not in extra, metrics="--no-metrics" not in extra
-            )
-            targets.append(Target(name, port, "client-key", key, proc, log))
+        database = (
+            await stack.enter_async_context(scratch_database(admin_url()))
+            if "proxy-pg" in settings.variants
+            else None
+        )
+        for name in settings.variants:
+            targets.append(start_proxy(stack, settings, name, tmp, upstream_url, database=database))
         for external in settings.externals:
             target = start_external(stack, external, tmp, upstream_url)
             if isinstance(target, str):
@@ -879,7 +949,7 @@ async def measure(settings: Settings, tmp: Path) -> Results:
             await asyncio.sleep(1.0)
             idle_rss = {t.name: rss_mib(t.proc.pid) for t in targets}
 
-            scenarios = [
+            scenarios = list(settings.scenarios) or [
                 Scenario(stream, c)
                 for stream in (False, True)
                 for c in ((16,) if settings.quick else (1, 16, 64))
@@ -891,6 +961,10 @@ async def measure(settings: Settings, tmp: Path) -> Results:
                 paced[target.name] = await run_paced(target, settings.paced_streams)
                 await settle(target)
             _progress("paced streams done")
+            pg_recording = None
+            if database is not None:
+                pg = next(t for t in targets if t.name == "proxy-pg")
+                pg_recording = await recorded_on(client, up_port, tmp / pg.name, pg, database.url)
 
             proxy = next(t for t in targets if t.name == "proxy")
             store = await Store.from_config(
@@ -926,6 +1000,7 @@ async def measure(settings: Settings, tmp: Path) -> Results:
         client_left=client_left,
         soak_recorded=recorded - before_soak,
         notes=notes,
+        pg_recording=pg_recording,
     )
 
 
@@ -986,6 +1061,8 @@ def report(results: Results, settings: Settings) -> list[tuple[str, bool]]:
                 f" | {_fmt(cell.p50() - direct.p50()) if proxy else ''}"
                 f" | {_fmt(cell.cpu_ms_per_request(), 3) if proxy else ''} | {cell.errors} |"
             )
+    if "proxy-pg" in results.targets:
+        _postgres_table(results)
     print()
     print(
         f"Streams with events {PACE_MS:g} ms apart ({PACED_CONCURRENCY} concurrent,"
@@ -1033,6 +1110,9 @@ def report(results: Results, settings: Settings) -> list[tuple[str, bool]]:
         f" abandons those in flight when a slice ends, some before they reached the upstream);"
         f" the soak's {soak.streams} streams added {results.soak_recorded} rows."
     )
+    if results.pg_recording is not None:
+        rows, sent = results.pg_recording
+        print(f"Recording (proxy-pg): {rows} rows in PostgreSQL for {sent} requests sent upstream.")
     for note in results.notes:
         print(note)
     if settings.quick:
@@ -1040,37 +1120,73 @@ def report(results: Results, settings: Settings) -> list[tuple[str, bool]]:
     return _bar(results)
 
 
+def _postgres_table(results: Results) -> None:
+    """CPU ms per request of proxy-pg, its PostgreSQL backends, and proxy (SQLite) beside it:
+    on SQLite the storing happens inside the proxy, on PostgreSQL mostly in the server."""
+    print()
+    print(
+        "PostgreSQL: CPU ms/req of proxy-pg's process, of the server's backends serving its"
+        " database (not its WAL writer, checkpointer or autovacuum), and proxy (SQLite) beside it:"
+    )
+    print()
+    _table_head("body", "conc", "proxy-pg", "PostgreSQL backends", "proxy-pg + backends",
+                "proxy (SQLite)", "proxy-pg vs proxy")  # fmt: skip
+    for scenario in results.scenarios:
+        pg, sqlite = results.cells[scenario, "proxy-pg"], results.cells[scenario, "proxy"]
+        own, backends = pg.cpu_ms_per_request(), pg.db_cpu_ms_per_request()
+        change = (own / sqlite.cpu_ms_per_request() - 1) * 100
+        print(
+            f"| {scenario.label} | {scenario.concurrency} | {_fmt(own, 3)} | {_fmt(backends, 3)}"
+            f" | {_fmt(own + backends, 3)} | {_fmt(sqlite.cpu_ms_per_request(), 3)}"
+            f" | {change:+.1f} % |"
+        )
+
+
 def _all_recorded(results: Results) -> bool:
     """The soak's streams (an exact count) each added a row, and no request that reached the
-    upstream is missing (rows may exceed it: abandoned requests are recorded too)."""
+    upstream is missing, from SQLite or from PostgreSQL (rows may exceed it: abandoned requests
+    are recorded too)."""
+    pg = results.pg_recording
     return (
-        results.soak_recorded == results.soak.streams and results.recorded >= results.sent_upstream
+        results.soak_recorded == results.soak.streams
+        and results.recorded >= results.sent_upstream
+        and (pg is None or pg[0] >= pg[1])
     )
 
 
 def _bar(results: Results) -> list[tuple[str, bool]]:
+    """The bar's lines whose cells were measured (``--cells`` and ``--targets`` may leave some
+    out)."""
     cells = results.cells
     sse16 = Scenario(True, 16)
-    proxy16, direct16 = cells[sse16, "proxy"], cells[sse16, "direct"]
     checks: list[tuple[str, bool]] = []
 
     def check(label: str, value: float, ok: Callable[[float], bool]) -> None:
         checks.append((f"{label}: {_fmt(value, 3)}", ok(value)))
 
-    check("SSE c=16 proxy CPU ms/request <= 0.6", proxy16.cpu_ms_per_request(), lambda v: v <= 0.6)
-    check(
-        "SSE c=16 throughput vs direct >= 0.16", proxy16.rps() / direct16.rps(), lambda v: v >= 0.16
-    )
-    # The bar's own reading of 0.16: four times better-ccflare's and thirty times LiteLLM's
-    # ratio to direct on the machine it was set on, checked here against the peers themselves.
-    for peer, times in (("better-ccflare-ts", 4), ("litellm", 30)):
-        if peer in results.targets:
-            ratio = proxy16.rps() / cells[sse16, peer].rps()
-            check(f"SSE c=16 throughput vs {peer} >= {times}x", ratio, lambda v, t=times: v >= t)
+    proxy16 = cells.get((sse16, "proxy"))
+    if proxy16 is not None:
+        direct16 = cells[sse16, "direct"]
+        check(
+            "SSE c=16 proxy CPU ms/request <= 0.6", proxy16.cpu_ms_per_request(), lambda v: v <= 0.6
+        )
+        check(
+            "SSE c=16 throughput vs direct >= 0.16",
+            proxy16.rps() / direct16.rps(),
+            lambda v: v >= 0.16,
+        )
+        # The bar's own reading of 0.16: four times better-ccflare's and thirty times LiteLLM's
+        # ratio to direct on the machine it was set on, checked here against the peers themselves.
+        for peer, times in (("better-ccflare-ts", 4), ("litellm", 30)):
+            if peer in results.targets:
+                ratio = proxy16.rps() / cells[sse16, peer].rps()
+                label = f"SSE c=16 throughput vs {peer} >= {times}x"
+                check(label, ratio, lambda v, t=times: v >= t)
     for stream in (False, True):
         s = Scenario(stream, 1)
-        added = cells[s, "proxy"].p50() - cells[s, "direct"].p50()
-        check(f"{s.label} c=1 added p50 ms <= 1", added, lambda v: v <= 1.0)
+        if (s, "proxy") in cells:
+            added = cells[s, "proxy"].p50() - cells[s, "direct"].p50()
+            check(f"{s.label} c=1 added p50 ms <= 1", added, lambda v: v <= 1.0)
     paced = results.paced
     added_delta = _pct(paced["proxy"].first_delta, 0.99) - _pct(paced["direct"].first_delta, 0.99)
     check("paced streams: added first-delta p99 ms <= 2", added_delta, lambda v: v <= 2.0)
@@ -1080,13 +1196,17 @@ def _bar(results: Results) -> list[tuple[str, bool]]:
     check(
         f"soak: RSS growth after {SOAK_CHECKPOINT} streams <= 10 %", growth * 100, lambda v: v <= 10
     )
+    pg = results.pg_recording
     checks.append(
         (
             f"every request recorded: soak {results.soak_recorded} of {soak.streams},"
-            f" all {results.recorded} rows >= {results.sent_upstream} sent upstream",
+            f" all {results.recorded} rows >= {results.sent_upstream} sent upstream"
+            + (f"; proxy-pg {pg[0]} rows >= {pg[1]} sent upstream" if pg else ""),
             _all_recorded(results),
         )
     )
+    if proxy16 is None:
+        return checks
     if "proxy-norec" in results.targets:
         cost = 1 - proxy16.rps() / cells[sse16, "proxy-norec"].rps()
         check("recording's throughput cost at SSE c=16, % <= 5", cost * 100, lambda v: v <= 5)
@@ -1095,8 +1215,16 @@ def _bar(results: Results) -> list[tuple[str, bool]]:
         baseline = cells[sse16, "proxy-nometrics"].cpu_ms_per_request()
         cost = proxy16.cpu_ms_per_request() / baseline - 1
         check("metrics' CPU cost per request at SSE c=16, % <= 3", cost * 100, lambda v: v <= 3)
+    if "proxy-pg" in results.targets:
+        # Issue 16: the proxy's own CPU; the PostgreSQL backends' is reported beside it.
+        cost = cells[sse16, "proxy-pg"].cpu_ms_per_request() / proxy16.cpu_ms_per_request() - 1
+        check(
+            "proxy-pg CPU per request at SSE c=16 vs proxy (SQLite), % <= 10",
+            cost * 100,
+            lambda v: v <= 10,
+        )
     print()
-    print("The bar (issue 7):")
+    print("The bar (issue 7; issue 17's and issue 16's lines when measured):")
     for label, ok in checks:
         print(f"- {'PASS' if ok else 'FAIL'}  {label}")
     return checks
@@ -1104,6 +1232,17 @@ def _bar(results: Results) -> list[tuple[str, bool]]:
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     sys.exit(128 + signum)
+
+
+def _parse_cells(parser: argparse.ArgumentParser, text: str) -> tuple[Scenario, ...]:
+    """``sse16,json1`` as scenarios, in the order given; a usage error names a bad one."""
+    scenarios: list[Scenario] = []
+    for cell in (part.strip().lower() for part in text.split(",") if part.strip()):
+        label, _, concurrency = cell.partition("json" if cell.startswith("json") else "sse")
+        if label or not concurrency.isdigit() or not 1 <= int(concurrency) <= 1000:
+            parser.error(f"--cells: {cell!r} is not json or sse and a concurrency (sse16, json1)")
+        scenarios.append(Scenario(cell.startswith("sse"), int(concurrency)))
+    return tuple(scenarios)
 
 
 def main() -> None:
@@ -1140,22 +1279,48 @@ def main() -> None:
         default=HERE / "proxy_server.py",
         help="script that starts the proxy, with proxy_server.py's arguments",
     )
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="also measure proxy-pg, recording to a scratch PostgreSQL database created on"
+        f" ${ADMIN_URL_ENV} (default {DEFAULT_ADMIN_URL}): issue 16's bar",
+    )
+    parser.add_argument(
+        "--targets",
+        help="comma-separated targets to run, of "
+        + ", ".join([*VARIANTS, *EXTERNALS])
+        + " (direct and proxy always run; the soak and the bar measure proxy)",
+    )
+    parser.add_argument(
+        "--cells",
+        help="comma-separated matrix cells, such as sse16,json1 (json|sse and a concurrency)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None or shutil.which("taskset") is None:
         parser.error("needs wrk and taskset: apt-get install -y wrk util-linux")
     if not 1 <= args.seconds <= 600 or args.rounds < 1 or args.soak < 1:
         parser.error("--seconds must be in [1, 600]; --rounds and --soak at least 1")
+    variants = ["proxy", *([] if args.quick else ["proxy-norec"])]
+    variants += ["proxy-nometrics"] * args.metrics_off + ["proxy-pg"] * args.postgres
+    skipped = {LITELLM.name: args.no_litellm, CCFLARE_TS.name: args.no_ccflare_ts}
+    externals = [e for e in EXTERNALS.values() if not (args.quick or skipped[e.name])]
+    if args.targets is not None:
+        names = {name.strip() for name in args.targets.split(",") if name.strip()}
+        if unknown := sorted(names - {"direct", *VARIANTS, *EXTERNALS}):
+            valid = ", ".join([*VARIANTS, *EXTERNALS])
+            parser.error(f"--targets: unknown {', '.join(unknown)}; choose from {valid}")
+        variants = [name for name in VARIANTS if name in names or name == "proxy"]
+        externals = [EXTERNALS[name] for name in EXTERNALS if name in names and not args.quick]
+    scenarios = _parse_cells(parser, args.cells) if args.cells else ()
     if args.quick:
         settings = Settings(
             True, 1, 1, False, 50, 0.0, 8, (), args.proxy_python, args.proxy_script,
-            args.metrics_off,
+            tuple(variants), scenarios,
         )  # fmt: skip
     else:
-        skipped = {LITELLM.name: args.no_litellm, CCFLARE_TS.name: args.no_ccflare_ts}
-        externals = tuple(e for e in (LITELLM, CCFLARE_TS) if not skipped[e.name])
         settings = Settings(
             False, args.seconds, args.rounds, True, args.soak, 30.0, args.paced_streams,
-            externals, args.proxy_python, args.proxy_script, args.metrics_off,
+            tuple(externals), args.proxy_python, args.proxy_script, tuple(variants), scenarios,
         )  # fmt: skip
     # SIGTERM unwinds like Ctrl-C, so the child processes are stopped too.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
