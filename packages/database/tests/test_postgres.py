@@ -27,7 +27,12 @@ from better_ccflare.database._crypto import is_encrypted
 from .builders import account, request
 from .postgres_support import create_database, drop_database
 
-MIGRATIONS = ("0001_schema", "0002_account_failure_streak", "0003_change_counters")
+MIGRATIONS = (
+    "0001_schema",
+    "0002_account_failure_streak",
+    "0003_change_counters",
+    "0004_change_notices",
+)
 
 
 @pytest.fixture

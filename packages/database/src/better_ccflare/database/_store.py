@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -172,6 +173,14 @@ class Store:
         previous call (or since the store opened). The store's own writes do not count, so a
         running server can ask this often and reload what it caches only when it says so."""
         return await self._maintenance.changed_elsewhere()
+
+    def listen(self, on_change: Callable[[bool], None]) -> bool:
+        """Tell ``on_change`` of other writers' changes to the accounts, API keys, strategies
+        and agent preferences as they commit, until the store closes (PostgreSQL: a ``LISTEN``
+        connection, reconnected when it drops). ``on_change(True)`` follows each (re)connection:
+        changes may have been missed, so reload everything. Returns ``False`` when the backend
+        cannot push (SQLite, where :meth:`changed_elsewhere` is the way)."""
+        return self._maintenance.listen(on_change)
 
     async def compact(self) -> None:
         """Return free space to the file system. Writes wait while it runs."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 
 from asyncpg import Pool
 
@@ -21,6 +22,7 @@ from ._agent_preferences import PostgresAgentPreferences
 from ._analytics import PostgresAnalytics
 from ._api_keys import PostgresApiKeys
 from ._connection import Connection, Reader, open_pool
+from ._listener import ChangeListener
 from ._migrations import apply_migrations, schema_status, verify_key
 from ._oauth_sessions import PostgresOAuthSessions
 from ._requests import PostgresRequests
@@ -50,10 +52,12 @@ class PostgresBackend:
     __slots__ = (
         "_changes_seen",
         "_key",
+        "_listener",
         "_name",
         "_pool",
         "_reader",
         "_retention_lock",
+        "_url",
         "_writer",
         "accounts",
         "agent_preferences",
@@ -66,10 +70,12 @@ class PostgresBackend:
     )
 
     def __init__(
-        self, *, pool: Pool, key: SecretKey, clock: Clock, writer: Writer, name: str
+        self, *, pool: Pool, key: SecretKey, clock: Clock, writer: Writer, name: str, url: str
     ) -> None:
         self._pool = pool
         self._name = name
+        self._url = url
+        self._listener: ChangeListener | None = None
         self._changes_seen: int | None = None
         """The sum of the other writers' change counters when :meth:`changed_elsewhere` last
         looked (``None`` before the first look, which takes the present as the baseline)."""
@@ -101,7 +107,7 @@ class PostgresBackend:
             raise
         writer = Writer(pool, payload_budget_bytes=payload_budget_bytes)
         writer.start()
-        backend = cls(pool=pool, key=key, clock=clock, writer=writer, name=name)
+        backend = cls(pool=pool, key=key, clock=clock, writer=writer, name=name, url=url)
         await backend.changed_elsewhere()
         return backend
 
@@ -112,6 +118,8 @@ class PostgresBackend:
         if self._reader.closed:
             return
         self._reader.closed = True
+        if self._listener is not None:
+            await self._listener.close()
         await self._writer.close()
         await self._pool.close()
 
@@ -147,6 +155,12 @@ class PostgresBackend:
             total,
         )
         return changed
+
+    def listen(self, on_change: Callable[[bool], None]) -> bool:
+        if self._listener is None:
+            self._listener = ChangeListener(self._url, own_name=self._name, on_change=on_change)
+            self._listener.start()
+        return True
 
     async def compact(self) -> None:
         """``VACUUM ANALYZE`` of our tables: frees dead rows for reuse and refreshes the

@@ -24,6 +24,7 @@ from ._connection import Connection
 from ._schema import SCHEMA
 
 __all__ = [
+    "CHANGE_CHANNEL",
     "CHANGE_WATCHED",
     "MIGRATION_LOCK",
     "apply_migrations",
@@ -95,10 +96,58 @@ async def _count_changes(connection: Connection) -> None:
         )
 
 
+CHANGE_CHANNEL = "better_ccflare_changes"
+"""The ``NOTIFY`` channel of migration ``0004_change_notices``; the payload is the writer's name."""
+
+_PER_REQUEST: dict[str, tuple[str, ...]] = {
+    "accounts": ("last_used", "request_count", "total_requests", "session_request_count"),
+    "api_keys": ("last_used", "usage_count"),
+    "strategies": (),
+    "agent_preferences": (),
+}
+"""What every proxied request writes, so not a change: :data:`CHANGE_WATCHED` plus the count of
+the session's requests, which no routing decision reads."""
+
+
+async def _notify_changes(connection: Connection) -> None:
+    # The counters of 0003 stay (the slow fallback probe reads them); each change now also
+    # NOTIFYs the channel, delivered at commit, so a running instance hears of it at once. An
+    # UPDATE counts per row and only when a column other than the per-request ones changed
+    # value: 0003's statement triggers fired for every request's use count (its statement names
+    # the session's start), which would wake every other instance on every batch. Comparing the
+    # rows as JSON minus the per-request columns keeps counting columns added later.
+    await connection.execute(
+        "CREATE OR REPLACE FUNCTION better_ccflare_count_change() RETURNS trigger "  # noqa: S608 (a constant channel)
+        "LANGUAGE plpgsql AS $$ BEGIN "
+        "INSERT INTO better_ccflare_changes (writer, version) "
+        "VALUES (current_setting('application_name'), 1) "
+        "ON CONFLICT (writer) DO UPDATE SET version = better_ccflare_changes.version + 1; "
+        f"PERFORM pg_notify('{CHANGE_CHANNEL}', current_setting('application_name')); "
+        "RETURN NULL; END $$"
+    )
+    for table, per_request in _PER_REQUEST.items():
+        ignored = ", ".join(f"'{column}'" for column in per_request)
+        rest = f" - ARRAY[{ignored}]::text[]" if per_request else ""
+        await connection.execute(
+            f"DROP TRIGGER IF EXISTS better_ccflare_{table}_changed ON {table}"
+        )
+        await connection.execute(
+            f"CREATE TRIGGER better_ccflare_{table}_changed "
+            f"AFTER INSERT OR DELETE ON {table} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION better_ccflare_count_change()"
+        )
+        await connection.execute(
+            f"CREATE TRIGGER better_ccflare_{table}_updated AFTER UPDATE ON {table} FOR EACH ROW "
+            f"WHEN ((to_jsonb(OLD){rest}) IS DISTINCT FROM (to_jsonb(NEW){rest})) "
+            "EXECUTE FUNCTION better_ccflare_count_change()"
+        )
+
+
 _MIGRATIONS: tuple[tuple[str, Callable[[Connection], Awaitable[None]]], ...] = (
     ("0001_schema", _create_schema),
     ("0002_account_failure_streak", _add_failure_streak),
     ("0003_change_counters", _count_changes),
+    ("0004_change_notices", _notify_changes),
 )
 
 

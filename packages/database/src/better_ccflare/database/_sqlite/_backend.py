@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlite_utils import Database
@@ -158,6 +159,11 @@ class SqliteBackend:
         version = await self._writer_thread.run(_data_version)
         changed, self._data_version = version != self._data_version, version
         return changed
+
+    def listen(self, on_change: Callable[[bool], None]) -> bool:
+        # One server per file (the server's lock): the only other writer is the CLI, and
+        # asking data_version costs next to nothing, so there is nothing to push.
+        return False
 
     async def compact(self) -> None:
         def vacuum(db: Database) -> None:
