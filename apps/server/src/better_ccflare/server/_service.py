@@ -33,6 +33,7 @@ from better_ccflare.load_balancer import Strategy, create_strategy
 from better_ccflare.logger import LogBus, configure_logging
 from better_ccflare.providers import PriceTable, ProviderRegistry, builtin_providers
 from better_ccflare.proxy import (
+    STORE_WATCH_FALLBACK_MS,
     STORE_WATCH_INTERVAL_MS,
     AccountPool,
     AiohttpTransport,
@@ -106,9 +107,10 @@ class Service:
             ),
         )
         self.settings = LiveConfig(config, self._apply_settings)
-        # Accounts and keys added or edited by the CLI or another process reach the proxy within
-        # a tenth of a second (at once for a request no account could serve), and settings
-        # changed in the config file (`better-ccflare strategy set`) within a quarter.
+        # Accounts and keys added or edited by the CLI or another instance reach the proxy at
+        # once over PostgreSQL (its change notices), within a tenth of a second over SQLite (at
+        # once for a request no account could serve), and settings changed in the config file
+        # (`better-ccflare strategy set`) within a quarter.
         self.store_watch = StoreWatch(store, self.pool, self.auth)
         self.jobs.jobs["store-watch"] = PeriodicJob(
             "store-watch", STORE_WATCH_INTERVAL_MS, self.store_watch.catch_up
@@ -216,6 +218,8 @@ class Service:
         try:
             await service.pool.reload()
             await service.auth.refresh()
+            if service.store_watch.start():
+                service.jobs.jobs["store-watch"].interval_ms = STORE_WATCH_FALLBACK_MS
             if jobs:
                 await service.jobs.start()
                 service.auto_refresh.start()
@@ -223,6 +227,7 @@ class Service:
         finally:
             await service.auto_refresh.stop()
             await service.jobs.stop()
+            await service.store_watch.stop()
             await service.tokens.aclose()
             await service.transport.aclose()
             await service.http.aclose()

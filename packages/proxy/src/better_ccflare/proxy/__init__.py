@@ -28,7 +28,7 @@ from ._pool_events import (
     RefreshFailed,
 )
 from ._request_events import RequestEvents, RequestListener, RequestStart, RequestTimings
-from ._store_watch import STORE_WATCH_INTERVAL_MS, StoreWatch
+from ._store_watch import STORE_WATCH_FALLBACK_MS, STORE_WATCH_INTERVAL_MS, StoreWatch
 from ._token_manager import TokenManager
 from ._transport import (
     Timeouts,
@@ -43,6 +43,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "LOCAL_ANSWER_PATHS",
+    "STORE_WATCH_FALLBACK_MS",
     "STORE_WATCH_INTERVAL_MS",
     "AccountPaused",
     "AccountPool",
