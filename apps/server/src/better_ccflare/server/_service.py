@@ -54,6 +54,7 @@ from better_ccflare.proxy.jobs import AutoRefreshScheduler, BackgroundJobs, Peri
 from ._http_limits import HttpLimits, limited_http_protocol
 from ._live_settings import LiveConfig
 from ._preflight import bind_listening_socket, prepare_data_dirs
+from ._server_lock import server_lock
 
 __all__ = ["Service", "freeze_startup_heap", "serve", "uvicorn_config"]
 
@@ -340,7 +341,11 @@ async def serve(config: Config) -> None:
     """
     prepare_data_dirs(config)
     bus = configure_logging(level=config.log_level, fmt=config.log_format, log_dir=config.log_dir)
-    with bind_listening_socket(config) as listening:
+    sqlite_file = Store.sqlite_file(config)
+    with (
+        server_lock(sqlite_file) if sqlite_file is not None else contextlib.nullcontext(),
+        bind_listening_socket(config) as listening,
+    ):
         async with Service.running(config, log_bus=bus) as service:
             status = await service.store.schema_status()
             server = _Server(uvicorn_config(config, service.app))

@@ -130,8 +130,16 @@ class Store:
                 config.source_of("database_url"),
                 config.db_path,
             )
-        target = url if url is not None and _is_postgres_url(url) else config.db_path
+        target: Path | str | None = cls.sqlite_file(config) or url
+        assert target is not None  # no SQLite file: the URL is PostgreSQL's
         return await cls.open(target, key=key, clock=clock)
+
+    @staticmethod
+    def sqlite_file(config: Config) -> Path | None:
+        """The SQLite file :meth:`from_config` opens for ``config``; ``None`` when it opens
+        PostgreSQL. A server takes a lock beside this file: one server per SQLite file."""
+        url = config.database_url
+        return None if url is not None and _is_postgres_url(url) else config.db_path
 
     async def __aenter__(self) -> Store:
         return self

@@ -34,7 +34,7 @@ STORE_WATCH_INTERVAL_MS = 100
 on SQLite, so ten a second cost nothing measurable. Asking before every request would add that
 to each one."""
 
-STORE_WATCH_FALLBACK_MS = 2_000
+STORE_WATCH_FALLBACK_MS = 5_000
 """How often the server asks although the store pushes: only a notice lost in a way the
 listener cannot see would wait this long."""
 
