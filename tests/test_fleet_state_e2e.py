@@ -203,15 +203,18 @@ async def test_an_account_added_by_the_cli_is_served_by_all_three_and_every_requ
 
 
 async def test_a_pause_by_the_cli_reaches_all_three_within_a_second(tmp_path: Path) -> None:
-    async with FakeUpstream() as upstream, fleet_of_three(tmp_path, upstream, "a") as fleet:
-        async with httpx2.AsyncClient(timeout=30) as client:
-            assert [pool["paused"] for pool in await fleet.health(client)] == [0, 0, 0]
+    async with (
+        FakeUpstream() as upstream,
+        fleet_of_three(tmp_path, upstream, "a") as fleet,
+        httpx2.AsyncClient(timeout=30) as client,
+    ):
+        assert [pool["paused"] for pool in await fleet.health(client)] == [0, 0, 0]
 
-            await fleet.cli("account", "pause", "a")
-            await fleet.all_show(client, "paused", 1)
+        await fleet.cli("account", "pause", "a")
+        await fleet.all_show(client, "paused", 1)
 
-            await fleet.cli("account", "resume", "a")
-            await fleet.all_show(client, "paused", 0)
+        await fleet.cli("account", "resume", "a")
+        await fleet.all_show(client, "paused", 0)
 
 
 async def test_a_cooldown_learned_by_one_instance_is_honoured_by_the_others(
