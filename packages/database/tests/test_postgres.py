@@ -32,6 +32,7 @@ MIGRATIONS = (
     "0002_account_failure_streak",
     "0003_change_counters",
     "0004_change_notices",
+    "0005_session_pins",
 )
 
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from better_ccflare.core import PauseReason, RateLimitState
+from better_ccflare.core import PauseReason, RateLimitState, SessionPin
 from better_ccflare.database import SecretKey, Store
 
 from .builders import T0, account, api_key
@@ -140,6 +140,36 @@ async def test_after_its_connection_drops_the_listener_reconnects_and_asks_for_a
             pass
         await cli.accounts.pause("added-while-it-reconnected", PauseReason.MANUAL)
         assert await notices.next() is False  # listening again
+
+
+async def test_a_pin_stored_by_one_instance_reaches_the_other_with_its_values(
+    database_url: str, key: SecretKey
+) -> None:
+    async with (
+        await Store.open(database_url, key=key) as first,
+        await Store.open(database_url, key=key) as second,
+    ):
+        pins: list[SessionPin] = []
+        arrived = asyncio.Event()
+
+        def on_pin(pin: SessionPin) -> None:
+            pins.append(pin)
+            arrived.set()
+
+        notices = Notices()
+        assert second.listen(notices, on_pin)
+        assert await notices.next() is True
+        first_pins: list[SessionPin] = []
+        assert first.listen(Notices(), first_pins.append)
+        pinned = SessionPin(session_id="s\x00 1", account_id="a1", expires_at_ms=T0 + 60_000)
+
+        first.session_pins.save_nowait(pinned, T0)
+        await first.flush()
+        await asyncio.wait_for(arrived.wait(), NOTICE_WAIT_S)
+
+        assert pins == [pinned]
+        assert first_pins == []  # its own pin
+        assert notices.told == [True]  # a pin is no reason to reload the accounts
 
 
 async def test_sqlite_does_not_push_changes(tmp_path_factory: pytest.TempPathFactory) -> None:

@@ -29,6 +29,7 @@ from ._repositories import (
     ApiKeyRepository,
     OAuthSessionRepository,
     RequestRepository,
+    SessionPinRepository,
     StrategyRepository,
     UsageRepository,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "SchemaStatus",
     "SecretKey",
     "SeriesPoint",
+    "SessionPinRepository",
     "Store",
     "StoreClosedError",
     "StoreMaintenance",

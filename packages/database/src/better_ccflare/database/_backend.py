@@ -16,6 +16,7 @@ from ._repositories import (
     ApiKeyRepository,
     OAuthSessionRepository,
     RequestRepository,
+    SessionPinRepository,
     StrategyRepository,
     UsageRepository,
 )
@@ -46,6 +47,9 @@ class Backend(StoreMaintenance, Protocol):
 
     @property
     def strategies(self) -> StrategyRepository: ...
+
+    @property
+    def session_pins(self) -> SessionPinRepository: ...
 
     @property
     def usage(self) -> UsageRepository: ...

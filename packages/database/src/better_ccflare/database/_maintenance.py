@@ -11,6 +11,8 @@ from typing import Protocol
 
 import msgspec
 
+from better_ccflare.core import SessionPin
+
 __all__ = ["RetentionResult", "SchemaStatus", "StoreMaintenance", "StoreStats"]
 
 
@@ -90,13 +92,18 @@ class StoreMaintenance(Protocol):
         """
         ...
 
-    def listen(self, on_change: Callable[[bool], None]) -> bool:
+    def listen(
+        self,
+        on_change: Callable[[bool], None],
+        on_pin: Callable[[SessionPin], None] | None = None,
+    ) -> bool:
         """Tell ``on_change`` of other writers' changes as they commit, until :meth:`close`.
 
         ``on_change(False)`` follows a change; ``on_change(True)`` follows each (re)connection
         of the listener, when changes may have been missed and everything must be reloaded.
-        Returns ``False`` when the backend cannot push changes (SQLite), and then the caller
-        asks :meth:`changed_elsewhere` instead.
+        ``on_pin`` gets each session pin another writer stored. Returns ``False`` when the
+        backend cannot push changes (SQLite), and then the caller asks
+        :meth:`changed_elsewhere` instead.
         """
         ...
 

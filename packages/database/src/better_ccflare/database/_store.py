@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
-from better_ccflare.core import Clock, Config, SystemClock, redacted_url
+from better_ccflare.core import Clock, Config, SessionPin, SystemClock, redacted_url
 
 from ._backend import Backend
 from ._crypto import SecretKey, load_or_create_key
@@ -55,6 +55,7 @@ class Store:
         "api_keys",
         "oauth_sessions",
         "requests",
+        "session_pins",
         "strategies",
         "usage",
     )
@@ -66,6 +67,7 @@ class Store:
         self.oauth_sessions = backend.oauth_sessions
         self.agent_preferences = backend.agent_preferences
         self.strategies = backend.strategies
+        self.session_pins = backend.session_pins
         self.usage = backend.usage
         self.analytics = backend.analytics
         self._maintenance: StoreMaintenance = backend
@@ -182,13 +184,18 @@ class Store:
         running server can ask this often and reload what it caches only when it says so."""
         return await self._maintenance.changed_elsewhere()
 
-    def listen(self, on_change: Callable[[bool], None]) -> bool:
+    def listen(
+        self,
+        on_change: Callable[[bool], None],
+        on_pin: Callable[[SessionPin], None] | None = None,
+    ) -> bool:
         """Tell ``on_change`` of other writers' changes to the accounts, API keys, strategies
         and agent preferences as they commit, until the store closes (PostgreSQL: a ``LISTEN``
         connection, reconnected when it drops). ``on_change(True)`` follows each (re)connection:
-        changes may have been missed, so reload everything. Returns ``False`` when the backend
-        cannot push (SQLite, where :meth:`changed_elsewhere` is the way)."""
-        return self._maintenance.listen(on_change)
+        changes may have been missed, so reload everything (the live session pins included).
+        ``on_pin`` gets every session pin another writer stores. Returns ``False`` when the
+        backend cannot push (SQLite, where :meth:`changed_elsewhere` is the way)."""
+        return self._maintenance.listen(on_change, on_pin)
 
     async def compact(self) -> None:
         """Return free space to the file system. Writes wait while it runs."""

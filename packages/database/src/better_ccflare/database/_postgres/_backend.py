@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from asyncpg import Pool
 
-from better_ccflare.core import Clock
+from better_ccflare.core import Clock, SessionPin
 from better_ccflare.database._crypto import SecretKey
 from better_ccflare.database._maintenance import RetentionResult, SchemaStatus, StoreStats
 
@@ -27,6 +27,7 @@ from ._migrations import apply_migrations, schema_status, verify_key
 from ._oauth_sessions import PostgresOAuthSessions
 from ._requests import PostgresRequests
 from ._retention import delete_old_history
+from ._session_pins import PostgresSessionPins
 from ._strategies import PostgresStrategies
 from ._usage import PostgresUsage
 from ._writer import Writer
@@ -42,6 +43,7 @@ _OUR_TABLES = (
     "agent_preferences",
     "strategies",
     "usage_snapshots",
+    "session_pins",
 )
 
 
@@ -65,6 +67,7 @@ class PostgresBackend:
         "api_keys",
         "oauth_sessions",
         "requests",
+        "session_pins",
         "strategies",
         "usage",
     )
@@ -89,6 +92,7 @@ class PostgresBackend:
         self.oauth_sessions = PostgresOAuthSessions(self._reader, writer, key)
         self.agent_preferences = PostgresAgentPreferences(self._reader, writer)
         self.strategies = PostgresStrategies(self._reader, writer)
+        self.session_pins = PostgresSessionPins(self._reader, writer)
         self.usage = PostgresUsage(self._reader, writer)
         self.analytics = PostgresAnalytics(self._reader)
 
@@ -156,9 +160,15 @@ class PostgresBackend:
         )
         return changed
 
-    def listen(self, on_change: Callable[[bool], None]) -> bool:
+    def listen(
+        self,
+        on_change: Callable[[bool], None],
+        on_pin: Callable[[SessionPin], None] | None = None,
+    ) -> bool:
         if self._listener is None:
-            self._listener = ChangeListener(self._url, own_name=self._name, on_change=on_change)
+            self._listener = ChangeListener(
+                self._url, own_name=self._name, on_change=on_change, on_pin=on_pin
+            )
             self._listener.start()
         return True
 

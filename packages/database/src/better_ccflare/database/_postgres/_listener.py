@@ -2,12 +2,13 @@
 
 Every change to a table a running server caches (accounts, API keys, strategies, agent
 preferences) ``NOTIFY``s :data:`CHANGE_CHANNEL` with the writer's name (migration
-``0004_change_notices``). A server listens on one dedicated connection, outside the pool (a
-pooled connection would stop listening when it is handed back), and tells its owner about every
-notice from another writer. A listener hears nothing while its connection is down, so after
-every (re)connection the owner is told to catch up on everything; a lost connection is retried
-with a doubling pause, and a connection that stops answering (a silent network) is found by a
-periodic ping and replaced.
+``0004_change_notices``), and every session pin stored ``NOTIFY``s :data:`PIN_CHANNEL` with the
+pin itself (``0005_session_pins``). A server listens on one dedicated connection, outside the
+pool (a pooled connection would stop listening when it is handed back), and tells its owner
+about every notice from another writer. A listener hears nothing while its connection is down,
+so after every (re)connection the owner is told to catch up on everything; a lost connection is
+retried with a doubling pause, and a connection that stops answering (a silent network) is found
+by a periodic ping and replaced.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ import logging
 from collections.abc import Callable
 
 import asyncpg
+import msgspec
 
-from better_ccflare.core import redacted_url
+from better_ccflare.core import SessionPin, redacted_url
 
-from ._migrations import CHANGE_CHANNEL
+from ._connection import unescape_text
+from ._migrations import CHANGE_CHANNEL, PIN_CHANNEL
 
 __all__ = ["ChangeListener"]
 
@@ -34,23 +37,44 @@ _PING_EVERY_S = 5.0
 _PING_TIMEOUT_S = 5.0
 
 
+class _PinNotice(msgspec.Struct, frozen=True):
+    writer: str
+    session_id: str
+    account_id: str
+    expires_at: int
+
+
+_decode_pin = msgspec.json.Decoder(_PinNotice).decode
+
+
 class ChangeListener:
     """Calls ``on_change(caught_up=False)`` for each notice from another writer, and
     ``on_change(caught_up=True)`` after each (re)connection: changes may have been missed, so
     everything must be reloaded.
 
+    Pins another writer stored go to ``on_pin``, when given.
+
     Args:
         url: The database.
         own_name: The ``application_name`` of this store's writes, whose notices are its own.
         on_change: Runs on the event loop; it must be quick (schedule work, do not do it).
+        on_pin: Likewise.
     """
 
-    __slots__ = ("_connection", "_on_change", "_own_name", "_task", "_url")
+    __slots__ = ("_connection", "_on_change", "_on_pin", "_own_name", "_task", "_url")
 
-    def __init__(self, url: str, *, own_name: str, on_change: Callable[[bool], None]) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        own_name: str,
+        on_change: Callable[[bool], None],
+        on_pin: Callable[[SessionPin], None] | None = None,
+    ) -> None:
         self._url = url
         self._own_name = own_name
         self._on_change = on_change
+        self._on_pin = on_pin
         self._connection: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -103,6 +127,8 @@ class ChangeListener:
         )
         try:
             await connection.add_listener(CHANGE_CHANNEL, self._notice)
+            if self._on_pin is not None:
+                await connection.add_listener(PIN_CHANNEL, self._pin_notice)
         except BaseException:
             connection.terminate()
             raise
@@ -131,3 +157,20 @@ class ChangeListener:
     def _notice(self, _connection: object, _pid: int, _channel: str, payload: object) -> None:
         if payload != self._own_name:
             self._on_change(False)
+
+    def _pin_notice(self, _connection: object, _pid: int, _channel: str, payload: object) -> None:
+        if self._on_pin is None or not isinstance(payload, str):
+            return
+        try:
+            notice = _decode_pin(payload)
+        except msgspec.DecodeError:
+            _log.warning("Ignored a malformed session pin notice")
+            return
+        if notice.writer != self._own_name:
+            self._on_pin(
+                SessionPin(
+                    session_id=unescape_text(notice.session_id),
+                    account_id=unescape_text(notice.account_id),
+                    expires_at_ms=notice.expires_at,
+                )
+            )

@@ -27,6 +27,7 @@ __all__ = [
     "CHANGE_CHANNEL",
     "CHANGE_WATCHED",
     "MIGRATION_LOCK",
+    "PIN_CHANNEL",
     "apply_migrations",
     "schema_status",
     "verify_key",
@@ -143,11 +144,42 @@ async def _notify_changes(connection: Connection) -> None:
         )
 
 
+PIN_CHANNEL = "better_ccflare_pins"
+"""The ``NOTIFY`` channel of migration ``0005_session_pins``: each pin stored, as JSON with the
+writer's name (``writer``, ``session_id``, ``account_id``, ``expires_at``)."""
+
+
+async def _session_pins(connection: Connection) -> None:
+    # A pin is announced with its values, so other instances adopt it without a read; pins
+    # are not among the change-counted tables, whose notices make instances reload accounts.
+    await connection.execute(
+        'CREATE TABLE IF NOT EXISTS session_pins (session_id TEXT COLLATE "C" PRIMARY KEY, '
+        'account_id TEXT COLLATE "C" NOT NULL, expires_at BIGINT NOT NULL)'
+    )
+    await connection.execute(
+        "CREATE INDEX IF NOT EXISTS idx_session_pins_expires_at ON session_pins (expires_at)"
+    )
+    await connection.execute(
+        "CREATE OR REPLACE FUNCTION better_ccflare_announce_pin() RETURNS trigger "
+        "LANGUAGE plpgsql AS $$ BEGIN "
+        f"PERFORM pg_notify('{PIN_CHANNEL}', json_build_object("
+        "'writer', current_setting('application_name'), 'session_id', NEW.session_id, "
+        "'account_id', NEW.account_id, 'expires_at', NEW.expires_at)::text); "
+        "RETURN NULL; END $$"
+    )
+    await connection.execute(
+        "CREATE TRIGGER better_ccflare_session_pins_announced "
+        "AFTER INSERT OR UPDATE ON session_pins "
+        "FOR EACH ROW EXECUTE FUNCTION better_ccflare_announce_pin()"
+    )
+
+
 _MIGRATIONS: tuple[tuple[str, Callable[[Connection], Awaitable[None]]], ...] = (
     ("0001_schema", _create_schema),
     ("0002_account_failure_streak", _add_failure_streak),
     ("0003_change_counters", _count_changes),
     ("0004_change_notices", _notify_changes),
+    ("0005_session_pins", _session_pins),
 )
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from better_ccflare.core import Clock
+from better_ccflare.core import Clock, SessionPin
 from better_ccflare.database._crypto import SecretKey
 from better_ccflare.database._errors import StoreOpenError
 from better_ccflare.database._maintenance import RetentionResult, SchemaStatus, StoreStats
@@ -28,6 +28,7 @@ from ._migrations import apply_migrations, schema_status, verify_key
 from ._oauth_sessions import SqliteOAuthSessions
 from ._requests import SqliteRequests
 from ._retention import delete_old_history
+from ._session_pins import SqliteSessionPins
 from ._strategies import SqliteStrategies
 from ._usage import SqliteUsage
 from ._writer import Writer
@@ -54,6 +55,7 @@ class SqliteBackend:
         "api_keys",
         "oauth_sessions",
         "requests",
+        "session_pins",
         "strategies",
         "usage",
     )
@@ -82,6 +84,7 @@ class SqliteBackend:
         self.oauth_sessions = SqliteOAuthSessions(reader, writer, key)
         self.agent_preferences = SqliteAgentPreferences(reader, writer)
         self.strategies = SqliteStrategies(reader, writer)
+        self.session_pins = SqliteSessionPins(reader, writer)
         self.usage = SqliteUsage(reader, writer)
         self.analytics = SqliteAnalytics(reader, writer)
 
@@ -160,7 +163,11 @@ class SqliteBackend:
         changed, self._data_version = version != self._data_version, version
         return changed
 
-    def listen(self, on_change: Callable[[bool], None]) -> bool:
+    def listen(
+        self,
+        on_change: Callable[[bool], None],
+        on_pin: Callable[[SessionPin], None] | None = None,
+    ) -> bool:
         # One server per file (the server's lock): the only other writer is the CLI, and
         # asking data_version costs next to nothing, so there is nothing to push.
         return False
