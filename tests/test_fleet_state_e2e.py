@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import httpx2
 
-from better_ccflare.core import load_config
+from better_ccflare.core import PauseReason, load_config
 from better_ccflare.database import Store
 
 from .support.fake_upstream import FakeUpstream, RecordedRequest, Reply
@@ -55,6 +55,8 @@ class Fleet:
     database_url: str | None
     ports: list[int]
     processes: list[asyncio.subprocess.Process]
+    settings: dict[str, str]
+    """Environment variables every instance and the CLI get."""
 
     def env(self, **extra: str) -> dict[str, str]:
         database = {"DATABASE_URL": self.database_url} if self.database_url else {}
@@ -64,6 +66,7 @@ class Fleet:
             "HOME": str(self.home),
             "LOG_FORMAT": "json",
             **database,
+            **self.settings,
             **extra,
         }
 
@@ -139,14 +142,15 @@ async def _admin(sql: str) -> None:
 
 @contextlib.asynccontextmanager
 async def fleet_of_three(
-    tmp_path: Path, upstream: FakeUpstream, *accounts: str
+    tmp_path: Path, upstream: FakeUpstream, *accounts: str, **settings: str
 ) -> AsyncGenerator[Fleet]:
     """Three servers over a new PostgreSQL database holding console ``accounts`` (in
-    preference order) on ``upstream``; each stops cleanly at the end."""
+    preference order) on ``upstream``, configured with ``settings``; each stops cleanly at the
+    end."""
     name = f"bccf_test_{secrets.token_hex(6)}"
     await _admin(f'CREATE DATABASE "{name}"')
     url = urlsplit(SERVER_URL)._replace(path=f"/{name}").geturl()
-    fleet = Fleet(home=tmp_path, database_url=url, ports=[], processes=[])
+    fleet = Fleet(home=tmp_path, database_url=url, ports=[], processes=[], settings=settings)
     try:
         # Creates the schema and the one key every instance must share, before they start.
         config = load_config(fleet.env(), cwd=tmp_path)
@@ -250,12 +254,44 @@ async def test_a_cooldown_learned_by_one_instance_is_honoured_by_the_others(
         assert len(limited) == 1
 
 
+async def test_a_session_pinned_by_one_instance_keeps_its_account_through_the_others(
+    tmp_path: Path,
+) -> None:
+    async with (
+        FakeUpstream() as upstream,
+        fleet_of_three(tmp_path, upstream, "a", "b", LB_STRATEGY="session-affinity") as fleet,
+        httpx2.AsyncClient(timeout=30) as client,
+    ):
+        upstream.set_default(served)
+        config = load_config(fleet.env(), cwd=tmp_path)
+        first, *others = fleet.ports
+
+        async def send(port: int, session: str) -> str:
+            headers = {"x-claude-code-session-id": session}
+            url = f"http://127.0.0.1:{port}/v1/messages"
+            reply = await client.post(url, json=BODY, headers=headers)
+            assert reply.status_code == 200, reply.text
+            return upstream.requests[-1].headers["x-api-key"]
+
+        async with await Store.from_config(config) as store:
+            # While the preferred "a" is paused, the first instance pins the session to "b".
+            await store.accounts.pause("a", PauseReason.MANUAL)
+            await fleet.all_show(client, "paused", 1)
+            assert await send(first, "conversation") == "sk-ant-api03-b"
+            await store.accounts.resume("a")
+            await fleet.all_show(client, "paused", 0)
+
+        # A new session goes to "a" everywhere; the pinned one stays on "b" through the others.
+        assert [await send(port, "new") for port in others] == ["sk-ant-api03-a"] * 2
+        assert [await send(port, "conversation") for port in others] == ["sk-ant-api03-b"] * 2
+
+
 async def test_a_second_server_on_one_sqlite_file_is_refused_while_the_first_serves(
     tmp_path: Path,
 ) -> None:
     async with FakeUpstream() as upstream:
         upstream.set_default(served)
-        fleet = Fleet(home=tmp_path, database_url=None, ports=[], processes=[])
+        fleet = Fleet(home=tmp_path, database_url=None, ports=[], processes=[], settings={})
         config = load_config(fleet.env(), cwd=tmp_path)
         async with await Store.from_config(config) as store:
             await store.accounts.add(console_account("a", upstream))

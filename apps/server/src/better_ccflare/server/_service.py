@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx2
 import uvicorn
 
-from better_ccflare.core import Clock, Config, SystemClock
-from better_ccflare.database import Store
+from better_ccflare.core import Clock, Config, SessionPin, SystemClock
+from better_ccflare.database import Store, StoreClosedError
 from better_ccflare.http_api import (
     Dispatcher,
     ManagementContext,
@@ -29,7 +29,7 @@ from better_ccflare.http_api import (
     dashboard_handlers,
     management_app,
 )
-from better_ccflare.load_balancer import Strategy, create_strategy
+from better_ccflare.load_balancer import SessionPins, Strategy, create_strategy
 from better_ccflare.logger import LogBus, configure_logging
 from better_ccflare.providers import PriceTable, ProviderRegistry, builtin_providers
 from better_ccflare.proxy import (
@@ -79,7 +79,10 @@ class Service:
         self.http = httpx2.AsyncClient(follow_redirects=False)
         self.registry = ProviderRegistry(builtins=builtin_providers(client_id=config.client_id))
         self.pool = AccountPool(store, clock, session_duration_ms=config.session_duration_ms)
-        self.strategy: Strategy = create_strategy(config.lb_strategy)
+        # The session-affinity pins outlive strategy switches and are shared through the store
+        # with every other instance, so a session keeps its account whichever instance serves it.
+        self.pins = SessionPins(share=self._share_pin)
+        self.strategy: Strategy = create_strategy(config.lb_strategy, pins=self.pins)
         self.tokens = TokenManager(
             store=store,
             registry=self.registry,
@@ -112,7 +115,7 @@ class Service:
         # once over PostgreSQL (its change notices), within a tenth of a second over SQLite (at
         # once for a request no account could serve), and settings changed in the config file
         # (`better-ccflare strategy set`) within a quarter.
-        self.store_watch = StoreWatch(store, self.pool, self.auth)
+        self.store_watch = StoreWatch(store, self.pool, self.auth, clock=clock, pins=self.pins)
         self.jobs.jobs["store-watch"] = PeriodicJob(
             "store-watch", STORE_WATCH_INTERVAL_MS, self.store_watch.catch_up
         )
@@ -197,10 +200,17 @@ class Service:
         """Put a changed configuration into effect where it can change without a restart:
         the strategy, payload storage, upstream timeouts and retention."""
         if new.lb_strategy != old.lb_strategy:
-            self.strategy = create_strategy(new.lb_strategy)
+            self.strategy = create_strategy(new.lb_strategy, pins=self.pins)
             _log.info("Load-balancing strategy is now %s", new.lb_strategy.value)
         self.proxy.reconfigure(_proxy_settings(new))
         self.jobs.use_config(new)
+
+    def _share_pin(self, session_id: str, account_id: str, expires_at_ms: int) -> None:
+        pin = SessionPin(session_id=session_id, account_id=account_id, expires_at_ms=expires_at_ms)
+        try:
+            self.store.session_pins.save_nowait(pin, self.clock.now_ms())
+        except StoreClosedError:
+            return  # a request that finished while the service shut down
 
     @classmethod
     @asynccontextmanager
@@ -219,6 +229,7 @@ class Service:
         try:
             await service.pool.reload()
             await service.auth.refresh()
+            await service.store_watch.load_pins()
             if service.store_watch.start():
                 service.jobs.jobs["store-watch"].interval_ms = STORE_WATCH_FALLBACK_MS
             if jobs:

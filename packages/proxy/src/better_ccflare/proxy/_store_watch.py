@@ -12,6 +12,9 @@ arrived meanwhile. The cheap probe (:meth:`Store.changed_elsewhere`) stays as a 
 data_version``, asked on the writer's own connection so the proxy's own records do not count)
 runs every :data:`STORE_WATCH_INTERVAL_MS`. Either way a request that finds no account to serve
 it asks again at once.
+
+The ``session-affinity`` pins other instances store arrive with their values and go straight
+into :class:`SessionPins`; they are read from the store at start and after every reconnection.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ import asyncio
 import contextlib
 import logging
 
+from better_ccflare.core import Clock, SessionPin
 from better_ccflare.database import Store, StoreClosedError
+from better_ccflare.load_balancer import SessionPins
 
 from ._account_pool import AccountPool
 from ._api_key_auth import ApiKeyAuthenticator
@@ -40,14 +45,35 @@ listener cannot see would wait this long."""
 
 
 class StoreWatch:
-    """Reloads the pool and the API keys when another connection changed the store."""
+    """Reloads the pool and the API keys when another connection changed the store, and keeps
+    ``pins`` (when given) in step with the other instances'."""
 
-    __slots__ = ("_auth", "_follower", "_lock", "_pool", "_reload_all", "_store", "_wanted")
+    __slots__ = (
+        "_auth",
+        "_clock",
+        "_follower",
+        "_lock",
+        "_pins",
+        "_pool",
+        "_reload_all",
+        "_store",
+        "_wanted",
+    )
 
-    def __init__(self, store: Store, pool: AccountPool, auth: ApiKeyAuthenticator) -> None:
+    def __init__(
+        self,
+        store: Store,
+        pool: AccountPool,
+        auth: ApiKeyAuthenticator,
+        *,
+        clock: Clock,
+        pins: SessionPins | None = None,
+    ) -> None:
         self._store = store
         self._pool = pool
         self._auth = auth
+        self._clock = clock
+        self._pins = pins
         self._lock = asyncio.Lock()
         self._wanted = asyncio.Event()
         self._reload_all = False
@@ -57,7 +83,7 @@ class StoreWatch:
         """Follow the store's change notices; ``False`` when it has none (then the caller
         probes every :data:`STORE_WATCH_INTERVAL_MS`, else every
         :data:`STORE_WATCH_FALLBACK_MS`)."""
-        if not self._store.listen(self._notice):
+        if not self._store.listen(self._notice, self._adopt if self._pins is not None else None):
             return False
         self._follower = asyncio.get_running_loop().create_task(self._follow(), name="store-watch")
         return True
@@ -84,7 +110,20 @@ class StoreWatch:
                 return False
             self._auth.invalidate()
             await self._pool.reload()
+            if everything:
+                await self.load_pins()
             return True
+
+    async def load_pins(self) -> None:
+        """Adopt the live pins stored (at start, and when notices may have been missed)."""
+        if self._pins is None:
+            return
+        for pin in await self._store.session_pins.list_live(self._clock.now_ms()):
+            self._adopt(pin)
+
+    def _adopt(self, pin: SessionPin) -> None:
+        assert self._pins is not None
+        self._pins.adopt(pin.session_id, pin.account_id, pin.expires_at_ms)
 
     def _notice(self, reload_all: bool) -> None:
         # Called for each notice; the follower coalesces a burst into one reload.
