@@ -71,7 +71,7 @@ async def test_another_instances_change_is_heard_within_a_second(
         assert (await server.accounts.get("added-by-the-cli")) is not None
 
 
-async def test_its_own_writes_and_every_requests_use_counts_are_not_notices(
+async def test_its_own_writes_and_use_counts_are_not_notices_but_a_new_session_is(
     database_url: str, key: SecretKey
 ) -> None:
     async with (
@@ -89,7 +89,8 @@ async def test_its_own_writes_and_every_requests_use_counts_are_not_notices(
             other.accounts.record_use_nowait("a1", T0 + n, 3_600_000)
             other.api_keys.touch("k1", T0 + n)
         await other.flush()
-        await other.accounts.resume("a1")  # the first change that counts
+        other.accounts.record_use_nowait("a1", T0 + 3_600_000, 3_600_000)  # a new session
+        await other.flush()
 
         assert await notices.next() is False
         await asyncio.sleep(0.2)  # nothing else is on its way
