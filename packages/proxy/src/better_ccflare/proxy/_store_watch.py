@@ -43,6 +43,12 @@ STORE_WATCH_FALLBACK_MS = 5_000
 """How often the server asks although the store pushes: only a notice lost in a way the
 listener cannot see would wait this long."""
 
+RELOAD_GAP_S = 0.1
+"""The least time between two reloads the notices cause. Under load every instance writes each
+account's rate-limit reading once a second, and each write is a notice to all the others; the
+notices of a tenth of a second share one reload, and a change still arrives well within a
+second."""
+
 
 class StoreWatch:
     """Reloads the pool and the API keys when another connection changed the store, and keeps
@@ -143,3 +149,4 @@ class StoreWatch:
                 # The database is unreachable for now: the listener reconnects and asks for a
                 # full catch-up, and the fallback probe keeps asking meanwhile.
                 _log.warning("Could not reload changes from the store", exc_info=True)
+            await asyncio.sleep(RELOAD_GAP_S)
