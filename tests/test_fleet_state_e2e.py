@@ -315,6 +315,7 @@ async def test_a_second_server_on_one_sqlite_file_is_refused_while_the_first_ser
     assert second.returncode == 2
     assert len(refusal) == 1, refusal
     assert refusal[0].startswith(f"Error: another better-ccflare server (pid {first.pid})")
-    assert str(config.db_path) in refusal[0]
+    assert f"serving the database {config.db_path}; " in refusal[0]
+    assert refusal[0].endswith("or run several over one PostgreSQL (DATABASE_URL).")
     assert reply.status_code == 200
     assert first.returncode == 0, stderr

@@ -42,7 +42,7 @@ def server_lock(db_path: Path) -> Generator[None]:
                 f"database {db_path}; two servers on one SQLite file would overwrite each "
                 "other's accounts and cooldowns. Stop that server, or give this one its own "
                 "database (BETTER_CCFLARE_DB_PATH), or run several over one PostgreSQL "
-                "(DATABASE_URL)"
+                "(DATABASE_URL)."
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
