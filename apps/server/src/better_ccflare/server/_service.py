@@ -351,12 +351,19 @@ async def serve(config: Config) -> None:
             directory cannot be created, or the port cannot be bound.
     """
     prepare_data_dirs(config)
-    bus = configure_logging(level=config.log_level, fmt=config.log_format, log_dir=config.log_dir)
     sqlite_file = Store.sqlite_file(config)
-    with (
-        server_lock(sqlite_file) if sqlite_file is not None else contextlib.nullcontext(),
-        bind_listening_socket(config) as listening,
-    ):
+    # The lock comes first: a refused second server must not touch the first one's log files.
+    with server_lock(sqlite_file) if sqlite_file is not None else contextlib.nullcontext():
+        bus = configure_logging(
+            level=config.log_level, fmt=config.log_format, log_dir=config.log_dir
+        )
+        await _serve_locked(config, bus)
+    _log.info("better-ccflare stopped; every queued write is flushed")
+
+
+async def _serve_locked(config: Config, bus: LogBus) -> None:
+    """:func:`serve`, once the database is this server's alone (SQLite) or shared (PostgreSQL)."""
+    with bind_listening_socket(config) as listening:
         async with Service.running(config, log_bus=bus) as service:
             status = await service.store.schema_status()
             server = _Server(uvicorn_config(config, service.app))
@@ -384,7 +391,6 @@ async def serve(config: Config) -> None:
             freeze_startup_heap()
             await server.serve(sockets=[listening])
             await _requests_cut(server)
-    _log.info("better-ccflare stopped; every queued write is flushed")
 
 
 def _local_url(config: Config) -> str:
