@@ -171,6 +171,7 @@ async def fleet_of_three(
         for process, stderr in zip(started, errors, strict=True):
             assert process.returncode == 0, stderr
             assert "Traceback" not in stderr
+            assert f"database {url} (schema" in stderr  # where it says it keeps its data
     finally:
         await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx2
 import uvicorn
 
-from better_ccflare.core import Clock, Config, SessionPin, SystemClock
+from better_ccflare.core import Clock, Config, SessionPin, SystemClock, redacted_url
 from better_ccflare.database import Store, StoreClosedError
 from better_ccflare.http_api import (
     Dispatcher,
@@ -377,7 +377,7 @@ async def _serve_locked(config: Config, bus: LogBus) -> None:
                 config.port,
                 accounts,
                 service.strategy.name,
-                config.db_path,
+                Store.sqlite_file(config) or redacted_url(config.database_url or ""),
                 status.version,
                 status.backend,
             )
