@@ -85,7 +85,8 @@ class Fleet:
         self.processes.append(process)
         return process
 
-    async def cli(self, *args: str) -> None:
+    async def cli(self, *args: str) -> str:
+        """Run a CLI command beside the servers; its standard output."""
         process = await asyncio.create_subprocess_exec(
             *COMMAND,
             *args,
@@ -93,8 +94,9 @@ class Fleet:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
-        _, err = await process.communicate()
+        out, err = await process.communicate()
         assert process.returncode == 0, err.decode()
+        return out.decode()
 
     async def health(self, client: httpx2.AsyncClient) -> list[dict[str, Any]]:
         """Every server's ``/health`` pool counts, read from its memory."""
@@ -220,6 +222,34 @@ async def test_a_pause_by_the_cli_reaches_all_three_within_a_second(tmp_path: Pa
 
         await fleet.cli("account", "resume", "a")
         await fleet.all_show(client, "paused", 0)
+
+
+async def test_an_api_key_generated_by_the_cli_is_required_by_all_three_within_a_second(
+    tmp_path: Path,
+) -> None:
+    async with (
+        FakeUpstream() as upstream,
+        fleet_of_three(tmp_path, upstream, "a") as fleet,
+        httpx2.AsyncClient(timeout=30) as client,
+    ):
+        upstream.set_default(served)
+
+        async def statuses(**headers: str) -> list[int]:
+            replies = await asyncio.gather(
+                *(
+                    client.post(f"http://127.0.0.1:{port}/v1/messages", json=BODY, headers=headers)
+                    for port in fleet.ports
+                )
+            )
+            return [reply.status_code for reply in replies]
+
+        assert await statuses() == [200] * 3  # no keys yet: every client is let in
+        key = (await fleet.cli("api-key", "generate", "ci")).strip()
+        started = time.monotonic()
+        while await statuses() != [401] * 3:
+            assert time.monotonic() - started < PROPAGATION_S, "the key took too long to arrive"
+            await asyncio.sleep(0.02)
+        assert await statuses(**{"x-api-key": key}) == [200] * 3
 
 
 async def test_a_cooldown_learned_by_one_instance_is_honoured_by_the_others(
