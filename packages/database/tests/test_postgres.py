@@ -25,7 +25,13 @@ from better_ccflare.database._crypto import is_encrypted
 
 from .builders import account, request
 
-MIGRATIONS = ("0001_schema", "0002_account_failure_streak", "0003_change_counters")
+MIGRATIONS = (
+    "0001_schema",
+    "0002_account_failure_streak",
+    "0003_change_counters",
+    "0004_change_notices",
+    "0005_session_pins",
+)
 
 
 async def fetch(url: str, sql: str) -> list[asyncpg.Record]:

@@ -45,7 +45,7 @@ from ._errors import (
 )
 from ._oauth import OAuthMode, OAuthSession
 from ._requests import AgentAttributionSource, RequestRecord, StreamTerminalState, TokenUsage
-from ._strategy import AgentPreference, StrategyName, StrategySettings
+from ._strategy import AgentPreference, SessionPin, StrategyName, StrategySettings
 
 __version__ = "0.1.0"
 
@@ -78,6 +78,7 @@ __all__ = [
     "RateLimitReason",
     "RateLimitState",
     "RequestRecord",
+    "SessionPin",
     "SessionState",
     "SettingSource",
     "SourceKind",

@@ -31,6 +31,7 @@ from ._repositories import (
     ApiKeyRepository,
     OAuthSessionRepository,
     RequestRepository,
+    SessionPinRepository,
     StrategyRepository,
     UsageRepository,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "SchemaStatus",
     "SecretKey",
     "SeriesPoint",
+    "SessionPinRepository",
     "Store",
     "StoreClosedError",
     "StoreMaintenance",

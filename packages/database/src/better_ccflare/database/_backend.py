@@ -18,6 +18,7 @@ from ._repositories import (
     ApiKeyRepository,
     OAuthSessionRepository,
     RequestRepository,
+    SessionPinRepository,
     StrategyRepository,
     UsageRepository,
 )
@@ -49,6 +50,9 @@ class Backend(StoreMaintenance, Coordination, Protocol):
 
     @property
     def strategies(self) -> StrategyRepository: ...
+
+    @property
+    def session_pins(self) -> SessionPinRepository: ...
 
     @property
     def usage(self) -> UsageRepository: ...

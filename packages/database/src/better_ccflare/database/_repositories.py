@@ -29,6 +29,7 @@ from better_ccflare.core import (
     PauseReason,
     RateLimitState,
     RequestRecord,
+    SessionPin,
     StrategySettings,
     UsageSnapshot,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "ApiKeyRepository",
     "OAuthSessionRepository",
     "RequestRepository",
+    "SessionPinRepository",
     "StrategyRepository",
     "UsageRepository",
 ]
@@ -291,3 +293,20 @@ class UsageRepository(Protocol):
         ...
 
     async def delete_older_than(self, cutoff_ms: int) -> int: ...
+
+
+class SessionPinRepository(Protocol):
+    """Which account each client session keeps to under ``session-affinity``: stored so that
+    every instance over one database keeps a session on the same account."""
+
+    def save_nowait(self, pin: SessionPin, now_ms: int) -> None:
+        """Store ``pin`` unless the stored pin of its session runs longer (equal ends: the
+        greater account id stays), and forget the pins expired at ``now_ms``; fire-and-forget.
+
+        On PostgreSQL a pin stored is announced to every listener (:meth:`Store.listen`).
+        """
+        ...
+
+    async def list_live(self, now_ms: int) -> list[SessionPin]:
+        """The pins that have not expired at ``now_ms``."""
+        ...

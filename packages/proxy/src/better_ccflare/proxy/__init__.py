@@ -33,7 +33,7 @@ from ._pool_events import (
 )
 from ._request_events import RequestEvents, RequestListener, RequestStart, RequestTimings
 from ._request_tracer import RequestTracer
-from ._store_watch import STORE_WATCH_INTERVAL_MS, StoreWatch
+from ._store_watch import STORE_WATCH_FALLBACK_MS, STORE_WATCH_INTERVAL_MS, StoreWatch
 from ._token_manager import TokenManager
 from ._transport import (
     Timeouts,
@@ -48,6 +48,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "LOCAL_ANSWER_PATHS",
+    "STORE_WATCH_FALLBACK_MS",
     "STORE_WATCH_INTERVAL_MS",
     "AccessLog",
     "AccountCapacity",

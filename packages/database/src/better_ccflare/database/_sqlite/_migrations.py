@@ -90,6 +90,16 @@ def _migrations(key: SecretKey) -> Migrations:
     def account_failure_streak(db: Database) -> None:
         _add_missing_columns(db, ACCOUNTS)
 
+    @migrations(name="0008_session_pins")
+    def session_pins(db: Database) -> None:
+        db.conn.execute(
+            "CREATE TABLE IF NOT EXISTS session_pins (session_id TEXT PRIMARY KEY, "
+            "account_id TEXT NOT NULL, expires_at INTEGER NOT NULL)"
+        )
+        db.conn.execute(
+            "CREATE INDEX IF NOT EXISTS idx_session_pins_expires_at ON session_pins (expires_at)"
+        )
+
     return migrations
 
 
