@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from better_ccflare.core import Credentials, PauseReason, load_config
+from better_ccflare.core import Credentials, KeyLimits, PauseReason, load_config
 from better_ccflare.database import (
     CredentialKeyError,
     SecretKey,
@@ -24,10 +24,15 @@ from better_ccflare.database import (
 )
 from better_ccflare.database._crypto import is_encrypted
 
-from .builders import account, request
+from .builders import account, api_key, request
 from .postgres_support import create_database, drop_database
 
-MIGRATIONS = ("0001_schema", "0002_account_failure_streak", "0003_change_counters")
+MIGRATIONS = (
+    "0001_schema",
+    "0002_account_failure_streak",
+    "0003_change_counters",
+    "0004_api_key_limits",
+)
 
 
 @pytest.fixture
@@ -279,3 +284,34 @@ async def test_another_instances_change_is_seen_and_its_own_writes_are_not(
         await server.flush()
         assert not await server.changed_elsewhere()
         assert await cli.changed_elsewhere()  # the server's pause, seen by the other side
+
+
+async def test_a_change_of_a_keys_limits_is_seen_by_the_other_instances(
+    database_url: str, key: SecretKey
+) -> None:
+    async with (
+        await Store.open(database_url, key=key) as server,
+        await Store.open(database_url, key=key) as cli,
+    ):
+        await cli.api_keys.add(api_key("k1"))
+        assert await server.changed_elsewhere()
+        await cli.api_keys.set_limits("k1", KeyLimits(rpm=5))
+        assert await server.changed_elsewhere()
+
+
+async def test_a_keys_minute_slots_are_shared_by_every_instance(
+    database_url: str, key: SecretKey
+) -> None:
+    first, second = [await Store.open(database_url, key=key) for _ in range(2)]
+    try:
+        counters = [store.key_minutes for store in (first, second)]
+        assert None not in counters
+        taken = await asyncio.gather(
+            *(counter.take("k1", 100, 3) for counter in counters * 3 if counter is not None)
+        )
+        assert sorted(taken) == [False, False, False, True, True, True]
+        assert first.key_minutes is not None
+        assert await first.key_minutes.take("k1", 101, 3)  # a new minute starts afresh
+    finally:
+        await first.close()
+        await second.close()

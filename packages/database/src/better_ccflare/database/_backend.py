@@ -14,6 +14,7 @@ from ._repositories import (
     AccountRepository,
     AgentPreferenceRepository,
     ApiKeyRepository,
+    KeyMinuteCounter,
     OAuthSessionRepository,
     RequestRepository,
     StrategyRepository,
@@ -52,3 +53,8 @@ class Backend(StoreMaintenance, Protocol):
 
     @property
     def analytics(self) -> AnalyticsRepository: ...
+    @property
+    def key_minutes(self) -> KeyMinuteCounter | None:
+        """Shared per-minute request counters of keys, where several instances may share the
+        store (PostgreSQL); ``None`` where one instance owns it (SQLite)."""
+        ...

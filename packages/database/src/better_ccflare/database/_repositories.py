@@ -24,6 +24,8 @@ from better_ccflare.core import (
     ApiKeyRole,
     BillingType,
     Credentials,
+    KeyLimits,
+    KeyUsageTotals,
     ModelMappings,
     OAuthSession,
     PauseReason,
@@ -37,6 +39,7 @@ __all__ = [
     "AccountRepository",
     "AgentPreferenceRepository",
     "ApiKeyRepository",
+    "KeyMinuteCounter",
     "OAuthSessionRepository",
     "RequestRepository",
     "StrategyRepository",
@@ -229,6 +232,24 @@ class ApiKeyRepository(Protocol):
         ...
 
     async def count_active(self, role: ApiKeyRole | None = None) -> int: ...
+
+    async def set_limits(self, key_id: str, limits: KeyLimits | None) -> None:
+        """Replace the key's limits; ``None`` or empty limits remove them."""
+        ...
+
+    async def usage_since(self, since_ms: int) -> dict[str, KeyUsageTotals]:
+        """What each key's recorded requests from ``since_ms`` on add up to, by key id; keys
+        without any are absent. Backed by the ``(api_key_id, timestamp)`` index."""
+        ...
+
+
+class KeyMinuteCounter(Protocol):
+    """Requests per key and minute counted where every instance sees them (PostgreSQL only)."""
+
+    async def take(self, key_id: str, minute: int, limit: int) -> bool:
+        """Count one request of ``key_id`` in ``minute`` (epoch minutes) unless ``limit`` were
+        passed; returns whether it was counted. Atomic across instances."""
+        ...
 
 
 class OAuthSessionRepository(Protocol):

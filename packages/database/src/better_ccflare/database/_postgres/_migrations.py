@@ -77,28 +77,49 @@ async def _count_changes(connection: Connection) -> None:
         "ON CONFLICT (writer) DO UPDATE SET version = better_ccflare_changes.version + 1; "
         "RETURN NULL; END $$"
     )
-    for table, per_request in CHANGE_WATCHED.items():
-        columns = await connection.fetch(
-            "SELECT column_name FROM information_schema.columns "
-            "WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
-            table,
-        )
-        watched = ", ".join(
-            f'"{row["column_name"]}"' for row in columns if row["column_name"] not in per_request
-        )
-        trigger = f"better_ccflare_{table}_changed"
-        await connection.execute(f"DROP TRIGGER IF EXISTS {trigger} ON {table}")
-        await connection.execute(
-            f"CREATE TRIGGER {trigger} "
-            f"AFTER INSERT OR DELETE OR UPDATE OF {watched} ON {table} "
-            "FOR EACH STATEMENT EXECUTE FUNCTION better_ccflare_count_change()"
-        )
+    for table in CHANGE_WATCHED:
+        await _watch_changes(connection, table)
+
+
+async def _watch_changes(connection: Connection, table: str) -> None:
+    """(Re)create ``table``'s change trigger over its current columns but the per-request ones."""
+    per_request = CHANGE_WATCHED[table]
+    columns = await connection.fetch(
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
+        table,
+    )
+    watched = ", ".join(
+        f'"{row["column_name"]}"' for row in columns if row["column_name"] not in per_request
+    )
+    trigger = f"better_ccflare_{table}_changed"
+    await connection.execute(f"DROP TRIGGER IF EXISTS {trigger} ON {table}")
+    await connection.execute(
+        f"CREATE TRIGGER {trigger} "
+        f"AFTER INSERT OR DELETE OR UPDATE OF {watched} ON {table} "
+        "FOR EACH STATEMENT EXECUTE FUNCTION better_ccflare_count_change()"
+    )
+
+
+async def _add_api_key_limits(connection: Connection) -> None:
+    # SQLite's migration 0008: a key's limits as JSON. A change of limits is a change other
+    # instances must see, so the trigger is recreated to watch the new column. The minute
+    # counters let every instance count a key's requests per minute in one place (the fleet
+    # section of docs/keys.md); rows older than a few minutes are deleted as they are passed.
+    await connection.execute("ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS limits TEXT")
+    await _watch_changes(connection, "api_keys")
+    await connection.execute(
+        "CREATE TABLE IF NOT EXISTS api_key_minutes ("
+        'key_id TEXT COLLATE "C" NOT NULL, minute BIGINT NOT NULL, '
+        "requests BIGINT NOT NULL, PRIMARY KEY (key_id, minute))"
+    )
 
 
 _MIGRATIONS: tuple[tuple[str, Callable[[Connection], Awaitable[None]]], ...] = (
     ("0001_schema", _create_schema),
     ("0002_account_failure_streak", _add_failure_streak),
     ("0003_change_counters", _count_changes),
+    ("0004_api_key_limits", _add_api_key_limits),
 )
 
 

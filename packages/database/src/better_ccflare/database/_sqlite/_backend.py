@@ -51,6 +51,7 @@ class SqliteBackend:
         "agent_preferences",
         "analytics",
         "api_keys",
+        "key_minutes",
         "oauth_sessions",
         "requests",
         "strategies",
@@ -78,6 +79,8 @@ class SqliteBackend:
         self.accounts = SqliteAccounts(reader, writer, key)
         self.requests = SqliteRequests(reader, writer, clock)
         self.api_keys = SqliteApiKeys(reader, writer)
+        self.key_minutes = None
+        """One instance owns a SQLite file: its in-memory counts are the whole truth."""
         self.oauth_sessions = SqliteOAuthSessions(reader, writer, key)
         self.agent_preferences = SqliteAgentPreferences(reader, writer)
         self.strategies = SqliteStrategies(reader, writer)
