@@ -33,11 +33,13 @@ from better_ccflare.load_balancer import Strategy, create_strategy
 from better_ccflare.logger import LogBus, configure_logging
 from better_ccflare.providers import PriceTable, ProviderRegistry, builtin_providers
 from better_ccflare.proxy import (
+    FLEET_SYNC_INTERVAL_MS,
     STORE_WATCH_INTERVAL_MS,
     AccountPool,
     AiohttpTransport,
     ApiKeyAuthenticator,
     H1Transport,
+    KeyGate,
     ProxyApp,
     ProxyDeps,
     ProxySettings,
@@ -90,6 +92,7 @@ class Service:
             clock=clock, on_window_reset=self.pool.window_reset, on_headroom=self.pool.window_reset
         )
         self.auth = ApiKeyAuthenticator(store, clock)
+        self.key_gate = KeyGate(store, clock)
         self.jobs = BackgroundJobs(
             store=store,
             config=config,
@@ -113,6 +116,12 @@ class Service:
         self.jobs.jobs["store-watch"] = PeriodicJob(
             "store-watch", STORE_WATCH_INTERVAL_MS, self.store_watch.catch_up
         )
+        if store.key_minutes is not None:
+            # Instances sharing the store: each re-reads the limited keys' spend and tokens,
+            # which every instance writes to the request history (docs/keys.md, fleet).
+            self.jobs.jobs["key-usage-sync"] = PeriodicJob(
+                "key-usage-sync", FLEET_SYNC_INTERVAL_MS, self.key_gate.sync
+            )
         self.jobs.jobs["config-reload"] = PeriodicJob(
             "config-reload", CONFIG_RELOAD_INTERVAL_MS, self.settings.reload_if_changed
         )
@@ -157,6 +166,7 @@ class Service:
                 agents=AgentInterceptor(self.agents, store.agent_preferences),
                 settings=_proxy_settings(config),
                 store_watch=self.store_watch,
+                key_gate=self.key_gate,
             )
         )
         self.management = ManagementContext(
@@ -177,6 +187,7 @@ class Service:
             log_dir=config.log_dir,
             port=config.port,
             metrics=self.metrics,
+            key_gate=self.key_gate,
         )
         api = management_app(self.management, extra=dashboard_handlers())
         self.app = Dispatcher(

@@ -12,6 +12,7 @@ from ._aiohttp_transport import AiohttpTransport
 from ._api_key_auth import ApiKeyAuthenticator
 from ._api_key_hashing import generate_api_key, hash_api_key, looks_like_api_key, verify_api_key
 from ._h1_transport import H1Transport
+from ._key_gate import FLEET_SYNC_INTERVAL_MS, KeyGate
 from ._local_answers import LOCAL_ANSWER_PATHS
 from ._payloads import Payload, PayloadFormatError, decode_payload
 from ._pipeline import ProxyApp, ProxyDeps, ProxySettings
@@ -42,6 +43,7 @@ from ._usage_cache import UsageCache
 __version__ = "0.1.0"
 
 __all__ = [
+    "FLEET_SYNC_INTERVAL_MS",
     "LOCAL_ANSWER_PATHS",
     "STORE_WATCH_INTERVAL_MS",
     "AccountPaused",
@@ -55,6 +57,7 @@ __all__ = [
     "Failover",
     "FailoverReason",
     "H1Transport",
+    "KeyGate",
     "Payload",
     "PayloadFormatError",
     "PoolEvent",
