@@ -34,7 +34,7 @@ import msgspec
 
 from better_ccflare.core import KeyLimits, KeyUsageTotals
 
-__all__ = ["KeyLimiter", "Limit", "Periods", "Refusal", "iso_utc", "periods_at"]
+__all__ = ["KeyLimiter", "Limit", "Periods", "Refusal", "iso_utc", "periods_at", "usd"]
 
 _MINUTE_MS = 60_000
 _DAY_MS = 86_400_000
@@ -311,9 +311,9 @@ class KeyLimiter:
                 return Refusal(
                     limit=limit,
                     message=(
-                        f"API key '{name}' has used its {limit.value} of ${budget:.2f} "
-                        f"(${spent:.2f} spent); it resets at {iso_utc(ends)}. Retrying sooner will "
-                        "not help; ask an admin to raise the budget."
+                        f"API key '{name}' has used its {limit.value} of {usd(budget)} "
+                        f"({usd(spent)} spent); it resets at {iso_utc(ends)}. Retrying sooner "
+                        "will not help; ask an admin to raise the budget."
                     ),
                     frees_at_ms=ends,
                 )
@@ -361,6 +361,11 @@ def _tokens_free_at(state: _KeyState, tpm: int) -> int:
         if remaining < tpm:
             return at_ms + _MINUTE_MS
     return state.tokens[-1][0] + _MINUTE_MS
+
+
+def usd(amount: float) -> str:
+    """``$12.50``, or four significant digits below a dollar (``$0.0001``)."""
+    return f"${amount:,.2f}" if amount >= 1 else f"${amount:.4g}"
 
 
 def iso_utc(ms: int) -> str:
