@@ -19,11 +19,13 @@ from ._account_setup import (
     validate_endpoint,
 )
 from ._api_key_admin import change_api_key, create_api_key
+from ._key_limits_admin import KeyUse, key_use, set_api_key_limits
 from ._token_health import TokenHealthReport, TokenHealthStatus, token_health
 
 __all__ = [
     "AccountMode",
     "AccountType",
+    "KeyUse",
     "NewAccount",
     "TokenHealthReport",
     "TokenHealthStatus",
@@ -32,8 +34,10 @@ __all__ = [
     "change_api_key",
     "check_new_account",
     "create_api_key",
+    "key_use",
     "logs_in_only",
     "reset_rate_limit",
+    "set_api_key_limits",
     "token_health",
     "validate_account_name",
     "validate_endpoint",
