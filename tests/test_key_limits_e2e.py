@@ -248,3 +248,56 @@ def _slow(seconds: float) -> Reply:
         body=Reply.json(message_json()).body,
         headers_delay_s=seconds,
     )
+
+
+async def test_the_keys_api_sets_limits_and_lists_what_each_key_used(tmp_path: Path) -> None:
+    clock = FakeClock(T0)
+    async with (
+        _proxy(tmp_path, clock) as (service, url, _),
+        httpx2.AsyncClient(base_url=url, timeout=10) as api,
+    ):
+        admin = (await api.post("/api/api-keys", json={"name": "ops"})).json()["data"]
+        as_admin = {"x-api-key": admin["apiKey"]}
+        created = await api.post(
+            "/api/api-keys",
+            json={"name": "dev", "limits": {"rpm": 5, "budgetDailyUsd": 1}},
+            headers=as_admin,
+        )
+        dev = created.json()["data"]
+        assert dev["limits"] == {"rpm": 5, "budgetDailyUsd": 1.0}
+        bad = await api.put(
+            "/api/api-keys/dev/limits", json={"limits": {"rpm": 0}}, headers=as_admin
+        )
+        assert bad.status_code == 400
+        assert "rpm" in bad.text
+        changed = await api.put(
+            "/api/api-keys/dev/limits",
+            json={
+                "limits": {
+                    "tpm": 1000,
+                    "maxConcurrent": 2,
+                    "models": ["claude-*"],
+                    "expiresAt": "2026-02-01T00:00:00Z",
+                }
+            },
+            headers=as_admin,
+        )
+        assert changed.json()["data"]["limits"] == {
+            "tpm": 1000,
+            "maxConcurrent": 2,
+            "models": ["claude-*"],
+            "expiresAt": "2026-02-01T00:00:00Z",
+        }
+        async with _client(url, dev["apiKey"], _Attempts(), max_retries=0) as client:
+            await _ask(client)
+        await recorded(service)
+        listed = (await api.get("/api/api-keys", headers=as_admin)).json()["data"]
+        cleared = await api.put("/api/api-keys/dev/limits", json={"limits": None}, headers=as_admin)
+
+    use = next(k for k in listed if k["name"] == "dev")["use"]
+    assert use["requestsLastMinute"] == 1
+    assert use["tokensLastMinute"] == 17
+    assert use["inFlight"] == 0
+    assert use["spentTodayUsd"] == pytest.approx(0.000141)
+    assert use["dayResetsAt"] == "2026-01-02T00:00:00Z"
+    assert cleared.json()["data"]["limits"] is None

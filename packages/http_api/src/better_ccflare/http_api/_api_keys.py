@@ -3,7 +3,9 @@
 A new key is returned once, in the creation response, and never again. Every change calls
 :meth:`~better_ccflare.proxy.ApiKeyAuthenticator.invalidate`, so it applies to the very next
 request. The rules (first key admin, last active admin protected) live in
-:mod:`better_ccflare.proxy.admin` so that the CLI enforces exactly the same ones.
+:mod:`better_ccflare.proxy.admin` so that the CLI enforces exactly the same ones. A key's
+limits are set at creation or with ``PUT .../limits``; the list says what each key used against
+them (``docs/keys.md``).
 """
 
 from __future__ import annotations
@@ -11,14 +13,15 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
-from litestar import delete, get, patch, post
+from litestar import delete, get, patch, post, put
 from litestar.params import FromPath, JSONBody
 
 from better_ccflare.core import ApiKey, ApiKeyRole
-from better_ccflare.proxy.admin import change_api_key, create_api_key
+from better_ccflare.proxy.admin import change_api_key, create_api_key, key_use, set_api_key_limits
 
 from ._api_context import Ctx, ManagementContext
 from ._api_errors import ERROR_RESPONSES
+from ._key_limits_wire import LimitsBody, UseInfo, limits_body, limits_of, use_info
 from ._times import iso_ms
 
 __all__ = ["API_KEY_HANDLERS"]
@@ -33,6 +36,10 @@ class KeyInfo(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     usage_count: int
     is_active: bool
     role: ApiKeyRole
+    limits: LimitsBody | None = None
+    """``null`` for a key without limits."""
+    use: UseInfo | None = None
+    """What the key used against its limits (in the list only)."""
 
 
 class KeyList(msgspec.Struct, frozen=True):
@@ -49,6 +56,7 @@ class NewKey(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     prefix_last8: str
     created_at: str | None
     role: ApiKeyRole
+    limits: LimitsBody | None = None
 
 
 class Created(msgspec.Struct, frozen=True):
@@ -77,13 +85,19 @@ class CreateBody(msgspec.Struct, frozen=True, kw_only=True):
     name: KeyName
     role: ApiKeyRole | None = None
     """Defaults to admin for the first key and api-only afterwards."""
+    limits: LimitsBody | None = None
 
 
 class RoleBody(msgspec.Struct, frozen=True):
     role: ApiKeyRole
 
 
-def _info(key: ApiKey) -> KeyInfo:
+class LimitsChange(msgspec.Struct, frozen=True):
+    limits: LimitsBody | None
+    """The key's new limits, replacing all the old ones; ``null`` removes them."""
+
+
+def _info(key: ApiKey, use: UseInfo | None = None) -> KeyInfo:
     return KeyInfo(
         id=key.id,
         name=key.name,
@@ -93,6 +107,8 @@ def _info(key: ApiKey) -> KeyInfo:
         usage_count=key.usage_count,
         is_active=key.is_active,
         role=key.role,
+        limits=limits_body(key.limits),
+        use=use,
     )
 
 
@@ -101,7 +117,13 @@ def _info(key: ApiKey) -> KeyInfo:
 )
 async def list_keys(ctx: Ctx) -> KeyList:
     keys = await ctx.store.api_keys.list_all()
-    return KeyList(success=True, data=[_info(k) for k in keys], count=len(keys))
+    now = ctx.clock.now_ms()
+    uses = await key_use(ctx.store, now)
+    data = [
+        _info(k, use_info(uses[k.id], k.id, ctx.key_gate, now) if k.id in uses else None)
+        for k in keys
+    ]
+    return KeyList(success=True, data=data, count=len(keys))
 
 
 @post(
@@ -110,8 +132,9 @@ async def list_keys(ctx: Ctx) -> KeyList:
     summary="Create a key; the response is the only time it is shown",
 )
 async def create_key(ctx: Ctx, data: JSONBody[CreateBody]) -> Created:
+    limits = limits_of(data.limits) if data.limits is not None else None
     key, plaintext = await create_api_key(
-        ctx.store, data.name, data.role, now_ms=ctx.clock.now_ms()
+        ctx.store, data.name, data.role, now_ms=ctx.clock.now_ms(), limits=limits
     )
     ctx.auth.invalidate()
     return Created(
@@ -123,6 +146,7 @@ async def create_key(ctx: Ctx, data: JSONBody[CreateBody]) -> Created:
             prefix_last8=key.prefix_last_8,
             created_at=iso_ms(key.created_at_ms),
             role=key.role,
+            limits=limits_body(key.limits),
         ),
     )
 
@@ -164,6 +188,17 @@ async def set_role(ctx: Ctx, id_or_name: FromPath[str], data: JSONBody[RoleBody]
     return await _changed(ctx, found.id)
 
 
+@put(
+    "/api/api-keys/{id_or_name:str}/limits",
+    responses=ERROR_RESPONSES,
+    summary="Replace a key's limits (null removes them)",
+)
+async def set_limits(ctx: Ctx, id_or_name: FromPath[str], data: JSONBody[LimitsChange]) -> Done:
+    limits = limits_of(data.limits) if data.limits is not None else None
+    found = await set_api_key_limits(ctx.store, id_or_name, limits)
+    return await _changed(ctx, found.id)
+
+
 @delete(
     "/api/api-keys/{id_or_name:str}",
     responses=ERROR_RESPONSES,
@@ -176,4 +211,12 @@ async def delete_key(ctx: Ctx, id_or_name: FromPath[str]) -> dict[str, bool]:
     return {"success": True}
 
 
-API_KEY_HANDLERS = [list_keys, create_key, enable_key, disable_key, set_role, delete_key]
+API_KEY_HANDLERS = [
+    list_keys,
+    create_key,
+    enable_key,
+    disable_key,
+    set_role,
+    set_limits,
+    delete_key,
+]

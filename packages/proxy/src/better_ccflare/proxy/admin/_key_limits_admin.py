@@ -46,9 +46,9 @@ def check_limits(limits: KeyLimits) -> KeyLimits:
         if value is not None and value < 1:
             raise InvalidInputError(field, "must be at least 1 (leave it out for no limit)")
     for field, budget in (
-        ("budgetDaily", limits.budget_daily_usd),
-        ("budgetWeekly", limits.budget_weekly_usd),
-        ("budgetMonthly", limits.budget_monthly_usd),
+        ("budgetDailyUsd", limits.budget_daily_usd),
+        ("budgetWeeklyUsd", limits.budget_weekly_usd),
+        ("budgetMonthlyUsd", limits.budget_monthly_usd),
     ):
         if budget is not None and not budget >= 0:
             raise InvalidInputError(field, "must be a number of US dollars, 0 or more")
