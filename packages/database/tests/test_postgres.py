@@ -304,14 +304,38 @@ async def test_a_keys_minute_slots_are_shared_by_every_instance(
 ) -> None:
     first, second = [await Store.open(database_url, key=key) for _ in range(2)]
     try:
-        counters = [store.key_minutes for store in (first, second)]
+        counters = [store.key_fleet for store in (first, second)]
         assert None not in counters
         taken = await asyncio.gather(
-            *(counter.take("k1", 100, 3) for counter in counters * 3 if counter is not None)
+            *(counter.take_minute("k1", 100, 3) for counter in counters * 3 if counter is not None)
         )
         assert sorted(taken) == [False, False, False, True, True, True]
-        assert first.key_minutes is not None
-        assert await first.key_minutes.take("k1", 101, 3)  # a new minute starts afresh
+        assert first.key_fleet is not None
+        assert await first.key_fleet.take_minute("k1", 101, 3)  # a new minute starts afresh
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_keys_requests_in_flight_are_counted_for_the_fleet_while_instances_beat(
+    database_url: str, key: SecretKey
+) -> None:
+    first, second = [await Store.open(database_url, key=key) for _ in range(2)]
+    try:
+        one, two = first.key_fleet, second.key_fleet
+        assert one is not None
+        assert two is not None
+        assert await one.enter("k1", 2, 1_000)
+        assert await two.enter("k1", 2, 1_000)
+        assert not await one.enter("k1", 2, 1_000)  # the fleet has 2 in flight
+        two.leave("k1", 1_500)
+        await second.flush()
+        assert await one.enter("k1", 2, 2_000)
+        # The second instance dies with nothing more in flight; the first's counts only stand
+        # while it beats: without a beat for 10 s they stop counting.
+        await one.heartbeat(5_000)
+        assert not await two.enter("k1", 2, 14_000)
+        assert await two.enter("k1", 2, 15_001)
     finally:
         await first.close()
         await second.close()

@@ -116,7 +116,7 @@ class Service:
         self.jobs.jobs["store-watch"] = PeriodicJob(
             "store-watch", STORE_WATCH_INTERVAL_MS, self.store_watch.catch_up
         )
-        if store.key_minutes is not None:
+        if store.key_fleet is not None:
             # Instances sharing the store: each re-reads the limited keys' spend and tokens,
             # which every instance writes to the request history (docs/keys.md, fleet).
             self.jobs.jobs["key-usage-sync"] = PeriodicJob(

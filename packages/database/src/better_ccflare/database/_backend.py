@@ -14,7 +14,7 @@ from ._repositories import (
     AccountRepository,
     AgentPreferenceRepository,
     ApiKeyRepository,
-    KeyMinuteCounter,
+    KeyFleetCounters,
     OAuthSessionRepository,
     RequestRepository,
     StrategyRepository,
@@ -54,7 +54,7 @@ class Backend(StoreMaintenance, Protocol):
     @property
     def analytics(self) -> AnalyticsRepository: ...
     @property
-    def key_minutes(self) -> KeyMinuteCounter | None:
+    def key_fleet(self) -> KeyFleetCounters | None:
         """Shared per-minute request counters of keys, where several instances may share the
         store (PostgreSQL); ``None`` where one instance owns it (SQLite)."""
         ...

@@ -39,7 +39,7 @@ __all__ = [
     "AccountRepository",
     "AgentPreferenceRepository",
     "ApiKeyRepository",
-    "KeyMinuteCounter",
+    "KeyFleetCounters",
     "OAuthSessionRepository",
     "RequestRepository",
     "StrategyRepository",
@@ -243,12 +243,25 @@ class ApiKeyRepository(Protocol):
         ...
 
 
-class KeyMinuteCounter(Protocol):
-    """Requests per key and minute counted where every instance sees them (PostgreSQL only)."""
+class KeyFleetCounters(Protocol):
+    """Per-key counts every instance sharing the store sees (PostgreSQL only)."""
 
-    async def take(self, key_id: str, minute: int, limit: int) -> bool:
+    async def take_minute(self, key_id: str, minute: int, limit: int) -> bool:
         """Count one request of ``key_id`` in ``minute`` (epoch minutes) unless ``limit`` were
         passed; returns whether it was counted. Atomic across instances."""
+        ...
+
+    async def enter(self, key_id: str, limit: int, now_ms: int) -> bool:
+        """Count one more request of ``key_id`` in flight on this instance unless the fleet's
+        live instances have ``limit`` in flight; returns whether it was counted."""
+        ...
+
+    def leave(self, key_id: str, now_ms: int) -> None:
+        """One request counted by :meth:`enter` is over (fire-and-forget)."""
+        ...
+
+    async def heartbeat(self, now_ms: int) -> None:
+        """Keep this instance's in-flight counts alive; call every second or so."""
         ...
 
 

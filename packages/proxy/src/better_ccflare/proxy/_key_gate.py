@@ -10,11 +10,13 @@ is over, with its record. What :class:`KeyGate` adds to the pure bookkeeping:
 * **Waiting for a concurrency slot.** A request over its key's ``max_concurrent`` waits, in a
   queue of at most :data:`QUEUE_LIMIT` requests per key, for at most :data:`MAX_WAIT_S` seconds;
   a request finding the queue full, or still waiting then, gets the 429.
-* **The fleet.** Where several instances share the store (PostgreSQL), requests per minute are
-  counted in the store as well, one atomic statement per request of a key with an ``rpm`` limit
-  (:class:`~better_ccflare.database.KeyMinuteCounter`), and :meth:`KeyGate.sync` (run every
-  :data:`FLEET_SYNC_INTERVAL_MS`) re-reads every tracked key's spend and tokens from the
-  history, which every instance writes. See ``docs/keys.md`` for the bounds this gives.
+* **The fleet.** Where several instances share the store (PostgreSQL), requests per minute and
+  requests in flight are counted in the store as well, one statement per request of a key with
+  an ``rpm`` or ``max_concurrent`` limit (:class:`~better_ccflare.database.KeyFleetCounters`);
+  a request the fleet's count refuses is answered at once rather than queued. :meth:`KeyGate.sync`
+  (run every :data:`FLEET_SYNC_INTERVAL_MS`) keeps this instance's in-flight counts alive and
+  re-reads every tracked key's spend and tokens from the history, which every instance writes.
+  See ``docs/keys.md`` for the bounds this gives.
 """
 
 from __future__ import annotations
@@ -45,11 +47,14 @@ _NO_USAGE = KeyUsageTotals()
 class Ticket:
     """An admitted request of a key with limits: hand it back to :meth:`KeyGate.leave`."""
 
-    __slots__ = ("entered", "key_id")
+    __slots__ = ("entered", "in_fleet", "key_id")
 
     def __init__(self, key_id: str) -> None:
         self.key_id = key_id
         self.entered = False
+        """Holding one of the key's concurrency slots in this instance."""
+        self.in_fleet = False
+        """Counted in the fleet's in-flight counts too."""
 
 
 class KeyGate:
@@ -79,9 +84,10 @@ class KeyGate:
         refusal = limiter.admit(key.id, key.name, limits, model, now)
         if refusal is not None:
             return refusal
-        if limits.rpm is not None and self._store.key_minutes is not None:
+        fleet = self._store.key_fleet
+        if limits.rpm is not None and fleet is not None:
             minute = now // _MINUTE_MS
-            if not await self._store.key_minutes.take(key.id, minute, limits.rpm):
+            if not await fleet.take_minute(key.id, minute, limits.rpm):
                 limiter.unadmit(key.id, now)
                 return Refusal(
                     limit=Limit.RPM,
@@ -92,7 +98,8 @@ class KeyGate:
                     frees_at_ms=(minute + 1) * _MINUTE_MS,
                 )
         ticket = Ticket(key.id)
-        if limits.max_concurrent is None:
+        cap = limits.max_concurrent
+        if cap is None:
             return ticket
         refusal = limiter.try_enter(key.id, key.name, now)
         if refusal is not None:
@@ -101,6 +108,19 @@ class KeyGate:
             limiter.unadmit(key.id, now)
             return refusal
         ticket.entered = True
+        if fleet is not None:
+            if not await fleet.enter(key.id, cap, self._clock.now_ms()):
+                self.leave(ticket, None)
+                limiter.unadmit(key.id, now)
+                return Refusal(
+                    limit=Limit.CONCURRENCY,
+                    message=(
+                        f"API key '{key.name}' has {cap} requests in flight across this "
+                        "proxy's instances, its limit; one frees when one of them finishes."
+                    ),
+                    frees_at_ms=self._clock.now_ms() + 1_000,
+                )
+            ticket.in_fleet = True
         return ticket
 
     def leave(self, ticket: Ticket, record: RequestRecord | None) -> None:
@@ -110,6 +130,9 @@ class KeyGate:
             usage = record.usage
             tokens = usage.input_tokens + usage.cache_creation_input_tokens + usage.output_tokens
             limiter.finished(ticket.key_id, tokens, record.cost_usd, self._clock.now_ms())
+        if ticket.in_fleet and self._store.key_fleet is not None:
+            ticket.in_fleet = False
+            self._store.key_fleet.leave(ticket.key_id, self._clock.now_ms())
         if ticket.entered:
             ticket.entered = False
             limiter.release(ticket.key_id)
@@ -117,7 +140,10 @@ class KeyGate:
 
     async def sync(self) -> None:
         """Re-read every tracked key's spend and last minute's tokens from the history (which
-        every instance writes), replacing the local counts. For instances sharing a store."""
+        every instance writes), replacing the local counts, and keep this instance's in-flight
+        counts alive. For instances sharing a store."""
+        if self._store.key_fleet is not None:
+            await self._store.key_fleet.heartbeat(self._clock.now_ms())
         tracked = self._limiter.tracked()
         if tracked:
             await self._seed(tracked)

@@ -21,7 +21,7 @@ from ._agent_preferences import PostgresAgentPreferences
 from ._analytics import PostgresAnalytics
 from ._api_keys import PostgresApiKeys
 from ._connection import Connection, Reader, open_pool
-from ._key_minutes import PostgresKeyMinutes
+from ._key_fleet import PostgresKeyFleet
 from ._migrations import apply_migrations, schema_status, verify_key
 from ._oauth_sessions import PostgresOAuthSessions
 from ._requests import PostgresRequests
@@ -39,6 +39,7 @@ _OUR_TABLES = (
     "oauth_sessions",
     "api_keys",
     "api_key_minutes",
+    "api_key_inflight",
     "agent_preferences",
     "strategies",
     "usage_snapshots",
@@ -61,7 +62,7 @@ class PostgresBackend:
         "agent_preferences",
         "analytics",
         "api_keys",
-        "key_minutes",
+        "key_fleet",
         "oauth_sessions",
         "requests",
         "strategies",
@@ -83,7 +84,7 @@ class PostgresBackend:
         self.accounts = PostgresAccounts(self._reader, writer, key)
         self.requests = PostgresRequests(self._reader, writer, clock)
         self.api_keys = PostgresApiKeys(self._reader, writer)
-        self.key_minutes = PostgresKeyMinutes(self._reader)
+        self.key_fleet = PostgresKeyFleet(self._reader, writer, name)
         self.oauth_sessions = PostgresOAuthSessions(self._reader, writer, key)
         self.agent_preferences = PostgresAgentPreferences(self._reader, writer)
         self.strategies = PostgresStrategies(self._reader, writer)

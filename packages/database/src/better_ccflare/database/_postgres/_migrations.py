@@ -103,15 +103,23 @@ async def _watch_changes(connection: Connection, table: str) -> None:
 
 async def _add_api_key_limits(connection: Connection) -> None:
     # SQLite's migration 0008: a key's limits as JSON. A change of limits is a change other
-    # instances must see, so the trigger is recreated to watch the new column. The minute
-    # counters let every instance count a key's requests per minute in one place (the fleet
-    # section of docs/keys.md); rows older than a few minutes are deleted as they are passed.
+    # instances must see, so the trigger is recreated to watch the new column. The minute and
+    # in-flight counters let every instance count a key's requests per minute and in flight in
+    # one place (_key_fleet, and the fleet section of docs/keys.md). They are UNLOGGED: a
+    # statement that writes only to them commits without waiting for the WAL to reach disk
+    # (a round trip, not a disk flush, per request), and after a crash they start empty,
+    # which for counts of the last minutes and of requests in flight is what they should be.
     await connection.execute("ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS limits TEXT")
     await _watch_changes(connection, "api_keys")
     await connection.execute(
-        "CREATE TABLE IF NOT EXISTS api_key_minutes ("
+        "CREATE UNLOGGED TABLE IF NOT EXISTS api_key_minutes ("
         'key_id TEXT COLLATE "C" NOT NULL, minute BIGINT NOT NULL, '
         "requests BIGINT NOT NULL, PRIMARY KEY (key_id, minute))"
+    )
+    await connection.execute(
+        "CREATE UNLOGGED TABLE IF NOT EXISTS api_key_inflight ("
+        'key_id TEXT COLLATE "C" NOT NULL, instance TEXT COLLATE "C" NOT NULL, '
+        "requests BIGINT NOT NULL, seen_ms BIGINT NOT NULL, PRIMARY KEY (key_id, instance))"
     )
 
 
