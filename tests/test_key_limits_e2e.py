@@ -292,6 +292,8 @@ async def test_the_keys_api_sets_limits_and_lists_what_each_key_used(tmp_path: P
             await _ask(client)
         await recorded(service)
         listed = (await api.get("/api/api-keys", headers=as_admin)).json()["data"]
+        by_key = (await api.get("/api/analytics/keys", headers=as_admin)).json()["data"]
+        analytics = (await api.get("/api/analytics?range=1h", headers=as_admin)).json()
         cleared = await api.put("/api/api-keys/dev/limits", json={"limits": None}, headers=as_admin)
 
     use = next(k for k in listed if k["name"] == "dev")["use"]
@@ -301,3 +303,10 @@ async def test_the_keys_api_sets_limits_and_lists_what_each_key_used(tmp_path: P
     assert use["spentTodayUsd"] == pytest.approx(0.000141)
     assert use["dayResetsAt"] == "2026-01-02T00:00:00Z"
     assert cleared.json()["data"]["limits"] is None
+    assert [row["name"] for row in by_key] == ["dev", "ops"]  # most spent this month first
+    assert by_key[0]["use"]["tokensToday"] == 17
+    assert by_key[0]["use"]["spentThisMonthUsd"] == pytest.approx(0.000141)
+    assert by_key[0]["limits"]["tpm"] == 1000
+    [performance] = analytics["apiKeyPerformance"]
+    assert (performance["name"], performance["totalTokens"]) == ("dev", 117)
+    assert performance["costUsd"] == pytest.approx(0.000141)

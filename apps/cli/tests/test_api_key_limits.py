@@ -111,3 +111,39 @@ def _limits(cli: Cli, name: str) -> KeyLimits | None:
         return key.limits
 
     return cli.with_store(get)
+
+
+def test_stats_by_key_gives_each_keys_requests_tokens_and_spend_per_period(cli: Cli) -> None:
+    cli.ok("api-key", "generate", "me")
+    cli.ok("api-key", "generate", "dev")
+    ids = {r["name"]: r["id"] for r in cli.json("api-key", "list")}
+    now = int(time.time() * 1000)
+
+    async def history(store: Store) -> None:
+        for n, (key, cost, age_ms) in enumerate(
+            (("dev", 0.5, 0), ("dev", 0.25, 40 * DAY_MS), ("me", 1.0, 0))
+        ):
+            store.requests.record(
+                RequestRecord(
+                    id=f"r{n}",
+                    timestamp_ms=now - age_ms,
+                    method="POST",
+                    path="/v1/messages",
+                    api_key_id=ids[key],
+                    cost_usd=cost,
+                    usage=TokenUsage(input_tokens=100, output_tokens=20),
+                )
+            )
+
+    cli.with_store(history)
+
+    out = cli.json("stats", "--by", "key")
+    by_key = {row["name"]: row["use"] for row in out["by_key"]}
+    assert [row["name"] for row in out["by_key"]] == ["me", "dev"]  # most spent first
+    assert out["by_account"] == []  # only the breakdowns asked for
+    dev = by_key["dev"]
+    assert (dev["requests_today"], dev["tokens_today"], dev["spent_today_usd"]) == (1, 120, 0.5)
+    assert dev["spent_this_month_usd"] == 0.5  # the older request is from another month
+    table = cli.ok("stats", "--by", "key").output
+    assert "By key" in table
+    assert "1 req, 120 tok, $0.5000" in table

@@ -21,7 +21,14 @@ from better_ccflare.proxy.admin import change_api_key, create_api_key, key_use, 
 
 from ._api_context import Ctx, ManagementContext
 from ._api_errors import ERROR_RESPONSES
-from ._key_limits_wire import LimitsBody, UseInfo, limits_body, limits_of, use_info
+from ._key_limits_wire import (
+    KeyUsageRow,
+    LimitsBody,
+    UseInfo,
+    limits_body,
+    limits_of,
+    use_info,
+)
 from ._times import iso_ms
 
 __all__ = ["API_KEY_HANDLERS"]
@@ -126,6 +133,34 @@ async def list_keys(ctx: Ctx) -> KeyList:
     return KeyList(success=True, data=data, count=len(keys))
 
 
+class KeyUsageList(msgspec.Struct, frozen=True):
+    success: bool
+    data: list[KeyUsageRow]
+
+
+@get(
+    "/api/analytics/keys",
+    responses=ERROR_RESPONSES,
+    summary="Each key's requests, tokens and spend this UTC day, week and month, with its limits",
+)
+async def key_usage(ctx: Ctx) -> KeyUsageList:
+    keys = await ctx.store.api_keys.list_all()
+    now = ctx.clock.now_ms()
+    uses = await key_use(ctx.store, now)
+    rows = [
+        KeyUsageRow(
+            id=k.id,
+            name=k.name,
+            limits=limits_body(k.limits),
+            use=use_info(uses[k.id], k.id, ctx.key_gate, now),
+        )
+        for k in keys
+        if k.id in uses
+    ]
+    rows.sort(key=lambda row: (-row.use.spent_this_month_usd, row.name))
+    return KeyUsageList(success=True, data=rows)
+
+
 @post(
     "/api/api-keys",
     responses=ERROR_RESPONSES,
@@ -213,6 +248,7 @@ async def delete_key(ctx: Ctx, id_or_name: FromPath[str]) -> dict[str, bool]:
 
 API_KEY_HANDLERS = [
     list_keys,
+    key_usage,
     create_key,
     enable_key,
     disable_key,

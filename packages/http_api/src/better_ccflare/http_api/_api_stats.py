@@ -234,6 +234,8 @@ class ApiKeyPerformance(msgspec.Struct, frozen=True, rename="camel"):
     name: str
     requests: int
     success_rate: float
+    total_tokens: int
+    cost_usd: float
 
 
 class ModelCost(msgspec.Struct, frozen=True, rename="camel"):
@@ -447,6 +449,8 @@ async def analytics(
                 name=key_names.get(g.key or "", "no key") if g.key else "no key",
                 requests=g.metrics.requests,
                 success_rate=round(g.metrics.success_rate, 1),
+                total_tokens=g.metrics.total_tokens,
+                cost_usd=round(g.metrics.cost_usd, 6),
             )
             for g in by_key
         ],

@@ -17,7 +17,7 @@ from better_ccflare.proxy.admin import KeyUse
 
 from ._times import iso_ms
 
-__all__ = ["LimitsBody", "UseInfo", "limits_body", "limits_of", "use_info"]
+__all__ = ["KeyUsageRow", "LimitsBody", "UseInfo", "limits_body", "limits_of", "use_info"]
 
 
 class LimitsBody(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True):
@@ -38,12 +38,20 @@ class LimitsBody(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit
 
 
 class UseInfo(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """What a key used (tokens: input, cache writes and output, as ``tpm`` counts them)."""
+
     requests_last_minute: int
     tokens_last_minute: int
     in_flight: int | None
     """Requests of the key in flight in this server (``null`` when not counted here)."""
+    requests_today: int
+    tokens_today: int
     spent_today_usd: float
+    requests_this_week: int
+    tokens_this_week: int
     spent_this_week_usd: float
+    requests_this_month: int
+    tokens_this_month: int
     spent_this_month_usd: float
     day_resets_at: str | None
     week_resets_at: str | None
@@ -88,10 +96,25 @@ def use_info(use: KeyUse, key_id: str, gate: KeyGate | None, now_ms: int) -> Use
         requests_last_minute=use.requests_last_minute,
         tokens_last_minute=use.tokens_last_minute,
         in_flight=counted[2] if counted is not None else None,
+        requests_today=use.requests_today,
+        tokens_today=use.tokens_today,
         spent_today_usd=use.spent_today_usd,
+        requests_this_week=use.requests_this_week,
+        tokens_this_week=use.tokens_this_week,
         spent_this_week_usd=use.spent_this_week_usd,
+        requests_this_month=use.requests_this_month,
+        tokens_this_month=use.tokens_this_month,
         spent_this_month_usd=use.spent_this_month_usd,
         day_resets_at=iso_ms(use.day_resets_at_ms),
         week_resets_at=iso_ms(use.week_resets_at_ms),
         month_resets_at=iso_ms(use.month_resets_at_ms),
     )
+
+
+class KeyUsageRow(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """One key's spend and tokens this UTC day, week and month (``/api/analytics/keys``)."""
+
+    id: str
+    name: str
+    limits: LimitsBody | None
+    use: UseInfo

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
-from better_ccflare.core import ApiKey, InvalidInputError, KeyLimits, NotFoundError
+from better_ccflare.core import ApiKey, InvalidInputError, KeyLimits, KeyUsageTotals, NotFoundError
 from better_ccflare.database import Store
 from better_ccflare.proxy._key_limits import periods_at
 
@@ -20,12 +20,19 @@ _MAX_PATTERNS = 50
 
 
 class KeyUse(msgspec.Struct, frozen=True, kw_only=True):
-    """What one key has used, as the request history has it (the limits' own counts)."""
+    """What one key has used, as the request history has it (the limits' own counts: tokens
+    are input, cache-write and output tokens)."""
 
     requests_last_minute: int = 0
     tokens_last_minute: int = 0
+    requests_today: int = 0
+    tokens_today: int = 0
     spent_today_usd: float = 0.0
+    requests_this_week: int = 0
+    tokens_this_week: int = 0
     spent_this_week_usd: float = 0.0
+    requests_this_month: int = 0
+    tokens_this_month: int = 0
     spent_this_month_usd: float = 0.0
     day_resets_at_ms: int
     week_resets_at_ms: int
@@ -90,14 +97,22 @@ async def key_use(store: Store, now_ms: int) -> dict[str, KeyUse]:
     month = await since(periods.month_start_ms)
     keys = await store.api_keys.list_all()
     uses: dict[str, KeyUse] = {}
+    none = KeyUsageTotals()
     for key in keys:
-        last = minute.get(key.id)
+        last, today = minute.get(key.id, none), day.get(key.id, none)
+        this_week, this_month = week.get(key.id, none), month.get(key.id, none)
         uses[key.id] = KeyUse(
-            requests_last_minute=last.requests if last else 0,
-            tokens_last_minute=last.tokens if last else 0,
-            spent_today_usd=day[key.id].cost_usd if key.id in day else 0.0,
-            spent_this_week_usd=week[key.id].cost_usd if key.id in week else 0.0,
-            spent_this_month_usd=month[key.id].cost_usd if key.id in month else 0.0,
+            requests_last_minute=last.requests,
+            tokens_last_minute=last.tokens,
+            requests_today=today.requests,
+            tokens_today=today.tokens,
+            spent_today_usd=today.cost_usd,
+            requests_this_week=this_week.requests,
+            tokens_this_week=this_week.tokens,
+            spent_this_week_usd=this_week.cost_usd,
+            requests_this_month=this_month.requests,
+            tokens_this_month=this_month.tokens,
+            spent_this_month_usd=this_month.cost_usd,
             day_resets_at_ms=periods.day_end_ms,
             week_resets_at_ms=periods.week_end_ms,
             month_resets_at_ms=periods.month_end_ms,
