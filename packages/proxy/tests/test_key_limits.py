@@ -206,7 +206,8 @@ def test_seeding_replaces_the_spend_and_adds_other_instances_tokens() -> None:
     limits = KeyLimits(tpm=100, budget_daily_usd=1.0)
     limiter = KeyLimiter(T0)
     assert limiter.admit("k", "dev", limits, "m", T0) is None
-    limiter.finished("k", 30, 0.25, T0)
+    limiter.finished("k", 30, 0.25, T0)  # in the store by the time it is read:
+    limiter.mark()
 
     limiter.seed(
         "k",
@@ -222,3 +223,24 @@ def test_seeding_replaces_the_spend_and_adds_other_instances_tokens() -> None:
     refusal = limiter.admit("k", "dev", limits, "m", T0 + 1_000)
     assert refusal is not None
     assert refusal.limit is Limit.BUDGET_DAILY
+
+
+def test_spend_counted_while_a_seed_was_read_is_kept_on_top_of_it() -> None:
+    limits = KeyLimits(budget_daily_usd=1.0)
+    limiter = KeyLimiter(T0)
+    limiter.track("k", limits, T0)
+    limiter.mark()
+    limiter.finished("k", 0, 0.25, T0)  # ends while the totals are being read
+
+    totals = KeyUsageTotals(cost_usd=0.5)
+    limiter.seed("k", limits, day=totals, week=totals, month=totals, minute_tokens=0, now_ms=T0)
+
+    assert limiter.usage("k", T0) == (0, 0, 0, 0.75, 0.75, 0.75)
+
+
+def test_tokens_are_not_kept_for_a_key_without_a_tokens_limit() -> None:
+    limiter = KeyLimiter(T0)
+    limiter.track("k", KeyLimits(budget_daily_usd=1.0), T0)
+    for n in range(1_000):
+        limiter.finished("k", 100, None, T0 + n)
+    assert limiter.usage("k", T0 + 1_000) == (0, 0, 0, 0.0, 0.0, 0.0)

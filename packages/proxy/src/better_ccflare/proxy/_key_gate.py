@@ -168,6 +168,7 @@ class KeyGate:
                 self._limiter.track(key_id, limits, now)
 
     async def _read_usage(self, keys: dict[str, KeyLimits]) -> None:
+        self._limiter.mark()
         await self._store.flush()  # so the history holds every request this process ended
         now = self._clock.now_ms()
         periods = self._limiter.periods

@@ -105,6 +105,7 @@ class _KeyState:
         "limits",
         "model_pattern",
         "month_spend",
+        "since_mark",
         "token_sum",
         "tokens",
         "week_spend",
@@ -120,6 +121,8 @@ class _KeyState:
         self.day_spend = 0.0
         self.week_spend = 0.0
         self.month_spend = 0.0
+        self.since_mark = 0.0
+        """Spend counted since :meth:`KeyLimiter.mark`: added back on top of a seed."""
 
 
 def _models_regex(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
@@ -193,13 +196,20 @@ class KeyLimiter:
         if state is None:
             return
         self._roll(now_ms)
-        if tokens:
+        if tokens and state.limits.tpm is not None:
             state.tokens.append((now_ms, tokens))
             state.token_sum += tokens
         if cost_usd:
             state.day_spend += cost_usd
             state.week_spend += cost_usd
             state.month_spend += cost_usd
+            state.since_mark += cost_usd
+
+    def mark(self) -> None:
+        """Start counting what a seed read from now on may miss (call before flushing the
+        store and reading the totals that :meth:`seed` is then given)."""
+        for state in self._states.values():
+            state.since_mark = 0.0
 
     def seed(
         self,
@@ -214,13 +224,16 @@ class KeyLimiter:
     ) -> None:
         """Set a key's spend (and its tokens in the last minute, counted as of ``now_ms``) from
         the store's totals, replacing what was counted locally. The totals must be read after
-        everything this process recorded reached the store (it flushes first)."""
+        :meth:`mark` and after everything this process recorded till then reached the store;
+        what finished since the mark is added on top (it may be in the totals already: then it
+        counts twice until the next seed, an error on the side of refusing)."""
         state = self._state(key_id, limits, now_ms)
-        state.day_spend = day.cost_usd
-        state.week_spend = week.cost_usd
-        state.month_spend = month.cost_usd
+        recent = state.since_mark
+        state.day_spend = day.cost_usd + recent
+        state.week_spend = week.cost_usd + recent
+        state.month_spend = month.cost_usd + recent
         own = state.token_sum
-        if minute_tokens > own:
+        if limits.tpm is not None and minute_tokens > own:
             # Other instances' tokens: counted as if all were spent now (a conservative
             # reading: they age out a minute from now instead of sooner).
             state.tokens.append((now_ms, minute_tokens - own))
