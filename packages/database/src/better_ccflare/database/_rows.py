@@ -487,14 +487,14 @@ def _limits_of(text: str | None) -> KeyLimits | None:
         return None
     try:
         limits = msgspec.json.decode(text, type=KeyLimits)
-    except msgspec.ValidationError:
-        # Written by a newer version in a shape this one cannot read: refuse the key's use
-        # rather than lift its limits.
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        # Damaged, or written in a shape this version cannot read: refuse every model (a
+        # pattern no model name matches, which the refusal shows) rather than lift the limits.
         return _UNREADABLE_LIMITS
     return None if limits.is_empty else limits
 
 
-_UNREADABLE_LIMITS = KeyLimits(models=("\x00unreadable limits",))
+_UNREADABLE_LIMITS = KeyLimits(models=("(limits unreadable: an admin must set them again)",))
 
 
 def api_key_conflict(key: ApiKey) -> ConflictError:
