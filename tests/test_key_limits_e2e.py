@@ -104,10 +104,31 @@ async def _proxy(
             yield service, url, upstream
 
 
-async def test_an_exhausted_budget_is_a_429_the_sdk_does_not_retry(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("limits", "name", "resets_in_s", "resets_at"),
+    [
+        (KeyLimits(budget_daily_usd=0.0001), "daily budget", 12 * 3600, "2026-01-02T00:00:00Z"),
+        # T0 is a Thursday: the week ends on Monday 2026-01-05.
+        (
+            KeyLimits(budget_weekly_usd=0.0001),
+            "weekly budget",
+            84 * 3600,
+            "2026-01-05T00:00:00Z",
+        ),
+        (
+            KeyLimits(budget_monthly_usd=0.0001),
+            "monthly budget",
+            (30 * 24 + 12) * 3600,
+            "2026-02-01T00:00:00Z",
+        ),
+    ],
+)
+async def test_an_exhausted_budget_is_a_429_the_sdk_does_not_retry(
+    tmp_path: Path, limits: KeyLimits, name: str, resets_in_s: int, resets_at: str
+) -> None:
     clock = FakeClock(T0)
     async with _proxy(tmp_path, clock) as (service, url, upstream):
-        key = await _limited_key(service, KeyLimits(budget_daily_usd=0.0001))
+        key = await _limited_key(service, limits)
         attempts = _Attempts()
         async with _client(url, key, attempts, max_retries=3) as client:
             await _ask(client)  # costs $0.000141: past the budget, for the next request
@@ -118,10 +139,10 @@ async def test_an_exhausted_budget_is_a_429_the_sdk_does_not_retry(tmp_path: Pat
     assert attempts.statuses == [200, 429]  # one attempt for the refusal: no retry
     headers = refused.value.response.headers
     assert headers["x-should-retry"] == "false"
-    assert headers["x-better-ccflare-key-limit"] == "daily budget"
-    assert int(headers["retry-after"]) == 12 * 3600  # until midnight UTC
-    assert "daily budget" in refused.value.message
-    assert "2026-01-02T00:00:00Z" in refused.value.message
+    assert headers["x-better-ccflare-key-limit"] == name
+    assert int(headers["retry-after"]) == resets_in_s
+    assert name in refused.value.message
+    assert resets_at in refused.value.message
     assert len(upstream.requests) == 1
 
 
