@@ -24,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Coroutine
+from typing import Any
 
 from better_ccflare.core import ApiKey, Clock, KeyLimits, KeyUsageTotals, RequestRecord
 from better_ccflare.database import Store
@@ -87,7 +89,7 @@ class KeyGate:
         fleet = self._store.key_fleet
         if limits.rpm is not None and fleet is not None:
             minute = now // _MINUTE_MS
-            if not await fleet.take_minute(key.id, minute, limits.rpm):
+            if not await _shared(fleet.take_minute(key.id, minute, limits.rpm)):
                 limiter.unadmit(key.id, now)
                 return Refusal(
                     limit=Limit.RPM,
@@ -109,7 +111,7 @@ class KeyGate:
             return refusal
         ticket.entered = True
         if fleet is not None:
-            if not await fleet.enter(key.id, cap, self._clock.now_ms()):
+            if not await _shared(fleet.enter(key.id, cap, self._clock.now_ms())):
                 self.leave(ticket, None)
                 limiter.unadmit(key.id, now)
                 return Refusal(
@@ -227,3 +229,13 @@ class KeyGate:
             if not waiter.done():
                 waiter.set_result(None)
                 return
+
+
+async def _shared(count: Coroutine[Any, Any, bool]) -> bool:
+    """A fleet-wide count's verdict; when the store cannot be reached, this instance's own
+    counts (already passed) decide, rather than failing the request."""
+    try:
+        return await count
+    except Exception:
+        _log.warning("could not count a key's request in the shared store", exc_info=True)
+        return True

@@ -300,12 +300,14 @@ class KeyLimiter:
         self, state: _KeyState, name: str, limits: KeyLimits, model: str | None, now_ms: int
     ) -> Refusal | None:
         pattern = state.model_pattern
-        if pattern is not None and (model is None or pattern.fullmatch(model) is None):
+        # A request naming no model (``GET /v1/models``) has nothing to refuse; a Messages
+        # request without one is refused by the upstream itself.
+        if pattern is not None and model is not None and pattern.fullmatch(model) is None:
             allowed = ", ".join(limits.models)
             return Refusal(
                 limit=Limit.MODEL,
                 message=(
-                    f"API key '{name}' may not use model {model or '(none given)'!r}; it may use "
+                    f"API key '{name}' may not use model {model!r}; it may use "
                     f"only models matching {allowed}."
                 ),
             )
