@@ -89,7 +89,7 @@ class KeyGate:
         fleet = self._store.key_fleet
         if limits.rpm is not None and fleet is not None:
             minute = now // _MINUTE_MS
-            if not await _shared(fleet.take_minute(key.id, minute, limits.rpm)):
+            if await _shared(fleet.take_minute(key.id, minute, limits.rpm)) is False:
                 limiter.unadmit(key.id, now)
                 return Refusal(
                     limit=Limit.RPM,
@@ -111,7 +111,8 @@ class KeyGate:
             return refusal
         ticket.entered = True
         if fleet is not None:
-            if not await _shared(fleet.enter(key.id, cap, self._clock.now_ms())):
+            counted = await _shared(fleet.enter(key.id, cap, self._clock.now_ms()))
+            if counted is False:
                 self.leave(ticket, None)
                 limiter.unadmit(key.id, now)
                 return Refusal(
@@ -122,7 +123,7 @@ class KeyGate:
                     ),
                     frees_at_ms=self._clock.now_ms() + 1_000,
                 )
-            ticket.in_fleet = True
+            ticket.in_fleet = counted is True
         return ticket
 
     def leave(self, ticket: Ticket, record: RequestRecord | None) -> None:
@@ -231,11 +232,11 @@ class KeyGate:
                 return
 
 
-async def _shared(count: Coroutine[Any, Any, bool]) -> bool:
-    """A fleet-wide count's verdict; when the store cannot be reached, this instance's own
-    counts (already passed) decide, rather than failing the request."""
+async def _shared(count: Coroutine[Any, Any, bool]) -> bool | None:
+    """A fleet-wide count's verdict, or ``None`` when the store cannot be reached: then this
+    instance's own counts (already passed) decide, rather than failing the request."""
     try:
         return await count
     except Exception:
         _log.warning("could not count a key's request in the shared store", exc_info=True)
-        return True
+        return None
