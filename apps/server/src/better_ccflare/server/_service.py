@@ -41,6 +41,7 @@ from better_ccflare.load_balancer import SessionPins, Strategy, create_strategy
 from better_ccflare.logger import LogBus, configure_logging
 from better_ccflare.providers import PriceTable, ProviderRegistry, builtin_providers
 from better_ccflare.proxy import (
+    FLEET_SYNC_INTERVAL_MS,
     STORE_WATCH_FALLBACK_MS,
     STORE_WATCH_INTERVAL_MS,
     AccessLog,
@@ -49,6 +50,7 @@ from better_ccflare.proxy import (
     ApiKeyAuthenticator,
     H1Transport,
     HoldPolicy,
+    KeyGate,
     ProxyApp,
     ProxyDeps,
     ProxySettings,
@@ -123,6 +125,7 @@ class Service:
             clock=clock, on_window_reset=self.pool.window_reset, on_headroom=self.pool.window_reset
         )
         self.auth = ApiKeyAuthenticator(store, clock)
+        self.key_gate = KeyGate(store, clock)
         self.jobs = BackgroundJobs(
             store=store,
             config=config,
@@ -147,6 +150,10 @@ class Service:
         self.jobs.add(
             PeriodicJob("store-watch", STORE_WATCH_INTERVAL_MS, self.store_watch.catch_up)
         )
+        if store.key_fleet is not None:
+            # Instances sharing the store: each re-reads the limited keys' spend and tokens,
+            # which every instance writes to the request history (docs/keys.md, fleet).
+            self.jobs.add(PeriodicJob("key-usage-sync", FLEET_SYNC_INTERVAL_MS, self.key_gate.sync))
         self.jobs.add(
             PeriodicJob("config-reload", CONFIG_RELOAD_INTERVAL_MS, self.settings.reload_if_changed)
         )
@@ -203,6 +210,7 @@ class Service:
                 settings=_proxy_settings(config),
                 store_watch=self.store_watch,
                 tracer=self.tracing,
+                key_gate=self.key_gate,
             )
         )
         self.management = ManagementContext(
@@ -223,6 +231,7 @@ class Service:
             log_dir=config.log_dir,
             port=config.port,
             metrics=self.metrics,
+            key_gate=self.key_gate,
         )
         api = management_app(self.management, extra=dashboard_handlers())
         self.app = Dispatcher(

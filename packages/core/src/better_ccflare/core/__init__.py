@@ -18,7 +18,7 @@ from ._accounts import (
     UsageSnapshot,
     UsageWindow,
 )
-from ._api_keys import ApiKey, ApiKeyRole
+from ._api_keys import ApiKey, ApiKeyRole, KeyLimits, KeyUsageTotals
 from ._clock import Clock, FakeClock, SystemClock, Timer
 from ._config import (
     DEFAULT_CLIENT_ID,
@@ -66,6 +66,8 @@ __all__ = [
     "Credentials",
     "FakeClock",
     "InvalidInputError",
+    "KeyLimits",
+    "KeyUsageTotals",
     "LogFormat",
     "LogLevel",
     "ModelMappings",

@@ -16,6 +16,7 @@ from ._repositories import (
     AccountRepository,
     AgentPreferenceRepository,
     ApiKeyRepository,
+    KeyFleetCounters,
     OAuthSessionRepository,
     RequestRepository,
     SessionPinRepository,
@@ -59,3 +60,8 @@ class Backend(StoreMaintenance, Coordination, Protocol):
 
     @property
     def analytics(self) -> AnalyticsRepository: ...
+    @property
+    def key_fleet(self) -> KeyFleetCounters | None:
+        """Shared per-minute request counters of keys, where several instances may share the
+        store (PostgreSQL); ``None`` where one instance owns it (SQLite)."""
+        ...

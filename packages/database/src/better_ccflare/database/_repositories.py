@@ -24,6 +24,8 @@ from better_ccflare.core import (
     ApiKeyRole,
     BillingType,
     Credentials,
+    KeyLimits,
+    KeyUsageTotals,
     ModelMappings,
     OAuthSession,
     PauseReason,
@@ -38,6 +40,7 @@ __all__ = [
     "AccountRepository",
     "AgentPreferenceRepository",
     "ApiKeyRepository",
+    "KeyFleetCounters",
     "OAuthSessionRepository",
     "RequestRepository",
     "SessionPinRepository",
@@ -231,6 +234,37 @@ class ApiKeyRepository(Protocol):
         ...
 
     async def count_active(self, role: ApiKeyRole | None = None) -> int: ...
+
+    async def set_limits(self, key_id: str, limits: KeyLimits | None) -> None:
+        """Replace the key's limits; ``None`` or empty limits remove them."""
+        ...
+
+    async def usage_since(self, since_ms: int) -> dict[str, KeyUsageTotals]:
+        """What each key's recorded requests from ``since_ms`` on add up to, by key id; keys
+        without any are absent. Backed by the ``(api_key_id, timestamp)`` index."""
+        ...
+
+
+class KeyFleetCounters(Protocol):
+    """Per-key counts every instance sharing the store sees (PostgreSQL only)."""
+
+    async def take_minute(self, key_id: str, minute: int, limit: int) -> bool:
+        """Count one request of ``key_id`` in ``minute`` (epoch minutes) unless ``limit`` were
+        passed; returns whether it was counted. Atomic across instances."""
+        ...
+
+    async def enter(self, key_id: str, limit: int, now_ms: int) -> bool:
+        """Count one more request of ``key_id`` in flight on this instance unless the fleet's
+        live instances have ``limit`` in flight; returns whether it was counted."""
+        ...
+
+    def leave(self, key_id: str, now_ms: int) -> None:
+        """One request counted by :meth:`enter` is over (fire-and-forget)."""
+        ...
+
+    async def heartbeat(self, now_ms: int) -> None:
+        """Keep this instance's in-flight counts alive; call every second or so."""
+        ...
 
 
 class OAuthSessionRepository(Protocol):

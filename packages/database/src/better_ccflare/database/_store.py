@@ -56,6 +56,7 @@ class Store:
         "agent_preferences",
         "analytics",
         "api_keys",
+        "key_fleet",
         "oauth_sessions",
         "requests",
         "session_pins",
@@ -67,6 +68,7 @@ class Store:
         self.accounts = backend.accounts
         self.requests = backend.requests
         self.api_keys = backend.api_keys
+        self.key_fleet = backend.key_fleet
         self.oauth_sessions = backend.oauth_sessions
         self.agent_preferences = backend.agent_preferences
         self.strategies = backend.strategies

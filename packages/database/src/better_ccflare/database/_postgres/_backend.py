@@ -25,6 +25,7 @@ from ._analytics import PostgresAnalytics
 from ._api_keys import PostgresApiKeys
 from ._connection import Connection, Reader, open_pool
 from ._fleet_locks import PostgresLocks
+from ._key_fleet import PostgresKeyFleet
 from ._listener import ChangeListener
 from ._migrations import apply_migrations, schema_status, verify_key
 from ._oauth_sessions import PostgresOAuthSessions
@@ -43,6 +44,8 @@ _OUR_TABLES = (
     "request_payloads",
     "oauth_sessions",
     "api_keys",
+    "api_key_minutes",
+    "api_key_inflight",
     "agent_preferences",
     "strategies",
     "usage_snapshots",
@@ -69,6 +72,7 @@ class PostgresBackend:
         "agent_preferences",
         "analytics",
         "api_keys",
+        "key_fleet",
         "oauth_sessions",
         "requests",
         "session_pins",
@@ -102,6 +106,7 @@ class PostgresBackend:
         self.accounts = PostgresAccounts(self._reader, writer, key)
         self.requests = PostgresRequests(self._reader, writer, clock)
         self.api_keys = PostgresApiKeys(self._reader, writer)
+        self.key_fleet = PostgresKeyFleet(self._reader, writer, name)
         self.oauth_sessions = PostgresOAuthSessions(self._reader, writer, key)
         self.agent_preferences = PostgresAgentPreferences(self._reader, writer)
         self.strategies = PostgresStrategies(self._reader, writer)

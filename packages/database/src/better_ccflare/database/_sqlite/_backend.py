@@ -60,6 +60,7 @@ class SqliteBackend:
         "agent_preferences",
         "analytics",
         "api_keys",
+        "key_fleet",
         "oauth_sessions",
         "requests",
         "session_pins",
@@ -88,6 +89,8 @@ class SqliteBackend:
         self.accounts = SqliteAccounts(reader, writer, key)
         self.requests = SqliteRequests(reader, writer, clock)
         self.api_keys = SqliteApiKeys(reader, writer)
+        self.key_fleet = None
+        """One instance owns a SQLite file: its in-memory counts are the whole truth."""
         self.oauth_sessions = SqliteOAuthSessions(reader, writer, key)
         self.agent_preferences = SqliteAgentPreferences(reader, writer)
         self.strategies = SqliteStrategies(reader, writer)
