@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from better_ccflare.core import PauseReason, RateLimitState, SessionPin
+from better_ccflare.core import KeyLimits, PauseReason, RateLimitState, SessionPin
 from better_ccflare.database import SecretKey, Store
 
 from .builders import T0, account, api_key
@@ -114,6 +114,28 @@ async def test_a_cooldown_written_by_one_instance_is_heard_by_the_other(
         seen = await second.accounts.get("a1")
         assert seen is not None
         assert seen.rate_limit.limited_until_ms == T0 + 60_000
+
+
+async def test_a_change_of_a_keys_limits_is_heard_like_any_other_key_change(
+    database_url: str, key: SecretKey
+) -> None:
+    async with (
+        await Store.open(database_url, key=key) as server,
+        await Store.open(database_url, key=key) as cli,
+    ):
+        await cli.api_keys.add(api_key("k1"))
+        notices = await listening(server)
+
+        await cli.api_keys.set_limits("k1", KeyLimits(rpm=5))
+
+        assert await notices.next() is False
+        seen = await server.api_keys.get("k1")
+        assert seen is not None
+        assert seen.limits == KeyLimits(rpm=5)
+        cli.api_keys.touch("k1", T0 + 1)  # a use still is no notice
+        await cli.flush()
+        await asyncio.sleep(0.2)
+        assert notices.told == [True, False]
 
 
 async def test_after_its_connection_drops_the_listener_reconnects_and_asks_for_a_catch_up(

@@ -203,13 +203,13 @@ async def _session_pins(connection: Connection) -> None:
 
 async def _add_api_key_limits(connection: Connection) -> None:
     # SQLite's migration 0009: a key's limits as JSON. A change of limits is a change other
-    # instances must see, so the triggers of 0004 are recreated to watch the new column too
-    # (0003's would announce every request's use count). The minute and
-    # in-flight counters let every instance count a key's requests per minute and in flight in
-    # one place (_key_fleet, and the fleet section of docs/keys.md). They are UNLOGGED: a
-    # statement that writes only to them commits without waiting for the WAL to reach disk
-    # (a round trip, not a disk flush, per request), and after a crash they start empty,
-    # which for counts of the last minutes and of requests in flight is what they should be.
+    # instances must see, so 0004's triggers are recreated to watch the new column too (0003's
+    # would announce every request's use count). The minute and in-flight counters let every
+    # instance count a key's requests per minute and in flight in one place (_key_fleet, and
+    # the fleet section of docs/keys.md). They are UNLOGGED: a statement that writes only to
+    # them commits without waiting for the WAL to reach disk (a round trip, not a disk flush,
+    # per request), and after a crash they start empty, which for counts of the last minutes
+    # and of requests in flight is what they should be.
     await connection.execute("ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS limits TEXT")
     await _watch_changes(connection)
     await connection.execute(
