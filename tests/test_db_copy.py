@@ -16,9 +16,12 @@ from better_ccflare.cli import main
 from better_ccflare.core import (
     Account,
     AgentPreference,
+    ApiKey,
     Credentials,
+    KeyLimits,
     ProviderKind,
     RequestRecord,
+    SessionPin,
     StrategySettings,
     UsageSnapshot,
     UsageWindow,
@@ -41,6 +44,7 @@ TABLES = (
     "requests",
     "request_payloads",
     "usage_snapshots",
+    "session_pins",
 )
 
 
@@ -126,6 +130,19 @@ async def fill(store: Store) -> None:
     await store.agent_preferences.set(
         AgentPreference(agent_id="agent-1", model="claude-haiku-4-5", updated_at_ms=T0)
     )
+    await store.api_keys.add(
+        ApiKey(
+            id="key-1",
+            name="ci",
+            hashed_key="salt:hash",
+            prefix_last_8="abcdefgh",
+            created_at_ms=T0,
+            limits=KeyLimits(rpm=10, budget_daily_usd=2.5, models=("claude-haiku-*",)),
+        )
+    )
+    store.session_pins.save_nowait(
+        SessionPin(session_id="session-1", account_id="sub", expires_at_ms=T0 + 3_600_000), T0
+    )
 
 
 async def contents(store: Store) -> tuple[object, ...]:
@@ -136,6 +153,8 @@ async def contents(store: Store) -> tuple[object, ...]:
         await store.usage.latest("sub"),
         await store.strategies.get("session"),
         await store.agent_preferences.list_all(),
+        await store.api_keys.list_all(),
+        await store.session_pins.list_live(T0),
     )
 
 
@@ -160,6 +179,8 @@ def test_a_copy_moves_every_row_and_the_credentials_read_back_equal(
     assert "  accounts: 2 rows, 2 added, 0 already there" in result.output
     assert "  requests: 3 rows, 3 added, 0 already there" in result.output
     assert "  request_payloads: 3 rows, 3 added, 0 already there" in result.output
+    assert "  api_keys: 1 rows, 1 added, 0 already there" in result.output
+    assert "  session_pins: 1 rows, 1 added, 0 already there" in result.output
     assert "credentials of 2 added account(s) read back equal" in result.output
     assert on(database_url, key, contents) == on(sqlite_path, key, contents)
 

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from better_ccflare.core import ApiKeyRole, ConflictError, NotFoundError
+from better_ccflare.core import (
+    ApiKey,
+    ApiKeyRole,
+    ConflictError,
+    KeyLimits,
+    KeyUsageTotals,
+    NotFoundError,
+    TokenUsage,
+)
 from better_ccflare.database import Store
 
-from .builders import T0, api_key
+from .builders import T0, api_key, request
 
 
 async def test_an_added_key_reads_back_equal_by_id_or_name(store: Store) -> None:
@@ -105,3 +113,60 @@ async def test_count_active_overall_and_by_role(store: Store) -> None:
     assert await store.api_keys.count_active() == 2
     assert await store.api_keys.count_active(ApiKeyRole.ADMIN) == 1
     assert await store.api_keys.count_active(ApiKeyRole.API_ONLY) == 1
+
+
+async def test_limits_round_trip_and_clearing_them_stores_none(store: Store) -> None:
+    limits = KeyLimits(
+        rpm=10,
+        tpm=5_000,
+        max_concurrent=2,
+        budget_daily_usd=1.5,
+        budget_weekly_usd=5.0,
+        budget_monthly_usd=20.0,
+        models=("claude-sonnet-*", "claude-haiku-*"),
+        expires_at_ms=T0 + 86_400_000,
+    )
+    await store.api_keys.add(api_key("k1", limits=limits))
+    assert (await _get(store, "k1")).limits == limits
+
+    await store.api_keys.set_limits("k1", KeyLimits(rpm=3))
+    assert (await _get(store, "k1")).limits == KeyLimits(rpm=3)
+
+    await store.api_keys.set_limits("k1", KeyLimits())
+    assert (await _get(store, "k1")).limits is None
+
+
+async def test_set_limits_of_an_unknown_key_is_not_found(store: Store) -> None:
+    with pytest.raises(NotFoundError):
+        await store.api_keys.set_limits("nope", KeyLimits(rpm=1))
+
+
+async def test_usage_since_sums_each_keys_requests_from_the_cut_on(store: Store) -> None:
+    usage = TokenUsage(
+        input_tokens=10,
+        output_tokens=20,
+        cache_read_input_tokens=1000,
+        cache_write_5m_input_tokens=5,
+    )
+    store.requests.record(request("r0", timestamp_ms=T0 - 1, api_key_id="a", cost_usd=9.0))
+    store.requests.record(
+        request("r1", timestamp_ms=T0, api_key_id="a", cost_usd=0.25, usage=usage)
+    )
+    store.requests.record(request("r2", timestamp_ms=T0 + 5, api_key_id="a", cost_usd=None))
+    store.requests.record(request("r3", timestamp_ms=T0 + 9, api_key_id="b", cost_usd=1.0))
+    store.requests.record(request("r4", timestamp_ms=T0 + 9, cost_usd=7.0))
+    await store.flush()
+
+    totals = await store.api_keys.usage_since(T0)
+
+    assert totals == {
+        # Cache reads are not counted (KeyLimits.tpm); a request of unknown cost adds nothing.
+        "a": KeyUsageTotals(requests=2, tokens=10 + 20 + 5 + 30, cost_usd=0.25),
+        "b": KeyUsageTotals(requests=1, tokens=30, cost_usd=1.0),
+    }
+
+
+async def _get(store: Store, key_id: str) -> ApiKey:
+    found = await store.api_keys.get(key_id)
+    assert found is not None
+    return found

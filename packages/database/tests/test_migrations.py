@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from better_ccflare.core import Account
+from better_ccflare.core import Account, KeyLimits
 from better_ccflare.database import RequestFilter, SecretKey, Store
 from better_ccflare.database._sqlite._schema import (
     ANALYTICS_INDEXES,
@@ -18,7 +18,7 @@ from better_ccflare.database._sqlite._schema import (
 )
 
 from . import rawdb
-from .builders import DAY_MS, T0, request
+from .builders import DAY_MS, T0, api_key, request
 
 MIGRATIONS = (
     "0001_reference_schema",
@@ -28,6 +28,8 @@ MIGRATIONS = (
     "0005_request_rollups",
     "0006_unpriced_request_counts",
     "0007_account_failure_streak",
+    "0008_session_pins",
+    "0009_api_key_limits",
 )
 SCHEMA_SQL = "SELECT type, name, sql FROM sqlite_master ORDER BY name"
 FORGET_MIGRATION_4 = "DELETE FROM _sqlite_migrations WHERE name = '0004_analytics_indexes';"
@@ -54,7 +56,7 @@ async def test_migrations_are_recorded_and_none_is_pending(store: Store) -> None
 
     assert status.applied == MIGRATIONS
     assert status.pending == ()
-    assert status.version == 7
+    assert status.version == len(MIGRATIONS)
     assert status.backend.startswith("SQLite 3.")
 
 
@@ -154,3 +156,21 @@ async def test_the_file_uses_wal_and_is_private(db_path: Path, key: SecretKey) -
     assert journal == [{"journal_mode": "wal"}]
     modes = await asyncio.to_thread(lambda: (db_path.stat(), db_path.parent.stat()))
     assert [stat.S_IMODE(found.st_mode) for found in modes] == [0o600, 0o700]
+
+
+@pytest.mark.parametrize("stored", ['{"rpm": "ten"}', "not json"])
+async def test_limits_this_version_cannot_read_refuse_every_model_rather_than_vanish(
+    db_path: Path, key: SecretKey, stored: str
+) -> None:
+    async with await Store.open(db_path, key=key) as store:
+        await store.api_keys.add(api_key("k1", limits=KeyLimits(rpm=10)))
+    await asyncio.to_thread(
+        rawdb.execute, db_path, f"UPDATE api_keys SET limits = '{stored}' WHERE id = 'k1';"
+    )
+
+    async with await Store.open(db_path, key=key) as store:
+        found = await store.api_keys.get("k1")
+
+    assert found is not None
+    assert found.limits is not None
+    assert found.limits.models == ("(limits unreadable: an admin must set them again)",)

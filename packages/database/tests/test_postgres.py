@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from better_ccflare.core import Credentials, PauseReason, load_config
+from better_ccflare.core import Credentials, KeyLimits, PauseReason, load_config
 from better_ccflare.database import (
     CredentialKeyError,
     SecretKey,
@@ -23,9 +23,16 @@ from better_ccflare.database import (
 )
 from better_ccflare.database._crypto import is_encrypted
 
-from .builders import account, request
+from .builders import account, api_key, request
 
-MIGRATIONS = ("0001_schema", "0002_account_failure_streak", "0003_change_counters")
+MIGRATIONS = (
+    "0001_schema",
+    "0002_account_failure_streak",
+    "0003_change_counters",
+    "0004_change_notices",
+    "0005_session_pins",
+    "0006_api_key_limits",
+)
 
 
 async def fetch(url: str, sql: str) -> list[asyncpg.Record]:
@@ -268,3 +275,58 @@ async def test_another_instances_change_is_seen_and_its_own_writes_are_not(
         await server.flush()
         assert not await server.changed_elsewhere()
         assert await cli.changed_elsewhere()  # the server's pause, seen by the other side
+
+
+async def test_a_change_of_a_keys_limits_is_seen_by_the_other_instances(
+    database_url: str, key: SecretKey
+) -> None:
+    async with (
+        await Store.open(database_url, key=key) as server,
+        await Store.open(database_url, key=key) as cli,
+    ):
+        await cli.api_keys.add(api_key("k1"))
+        assert await server.changed_elsewhere()
+        await cli.api_keys.set_limits("k1", KeyLimits(rpm=5))
+        assert await server.changed_elsewhere()
+
+
+async def test_a_keys_minute_slots_are_shared_by_every_instance(
+    database_url: str, key: SecretKey
+) -> None:
+    first, second = [await Store.open(database_url, key=key) for _ in range(2)]
+    try:
+        counters = [store.key_fleet for store in (first, second)]
+        assert None not in counters
+        taken = await asyncio.gather(
+            *(counter.take_minute("k1", 100, 3) for counter in counters * 3 if counter is not None)
+        )
+        assert sorted(taken) == [False, False, False, True, True, True]
+        assert first.key_fleet is not None
+        assert await first.key_fleet.take_minute("k1", 101, 3)  # a new minute starts afresh
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_keys_requests_in_flight_are_counted_for_the_fleet_while_instances_beat(
+    database_url: str, key: SecretKey
+) -> None:
+    first, second = [await Store.open(database_url, key=key) for _ in range(2)]
+    try:
+        one, two = first.key_fleet, second.key_fleet
+        assert one is not None
+        assert two is not None
+        assert await one.enter("k1", 2, 1_000)
+        assert await two.enter("k1", 2, 1_000)
+        assert not await one.enter("k1", 2, 1_000)  # the fleet has 2 in flight
+        two.leave("k1", 1_500)
+        await second.flush()
+        assert await one.enter("k1", 2, 2_000)
+        # The second instance dies with nothing more in flight; the first's counts only stand
+        # while it beats: without a beat for 10 s they stop counting.
+        await one.heartbeat(5_000)
+        assert not await two.enter("k1", 2, 14_000)
+        assert await two.enter("k1", 2, 15_001)
+    finally:
+        await first.close()
+        await second.close()

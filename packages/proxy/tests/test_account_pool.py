@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncGenerator
 from pathlib import Path
 
@@ -304,3 +305,34 @@ async def test_a_usage_reading_with_headroom_ends_a_quota_cooldown(store: Store)
         RateLimitReason.UPSTREAM_429_NO_RESET_PROBE_COOLDOWN,
         "window_reset",
     )
+
+
+async def test_a_reload_during_a_cooldowns_write_keeps_it_and_then_sees_the_other_change(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "db.sqlite"
+    async with await Store.open(path, key=SecretKey.generate()) as store:
+        clock = FakeClock()
+        pool = await pool_with(store, clock, account("a"))
+        until = clock.now_ms() + HOUR
+        # Another process pauses the account and holds the file's write lock meanwhile, so the
+        # pool's cooldown write waits, and a reload reads neither change.
+        other = sqlite3.connect(path, isolation_level=None)  # noqa: TID251 (another process's view)
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("UPDATE accounts SET paused = 1 WHERE id = 'a'")
+        pool.set_rate_limit(
+            "a", RateLimitState(limited_until_ms=until, reason=RateLimitReason.WINDOWLESS_429)
+        )
+
+        await pool.reload()
+        a = pool.get("a")
+        assert a is not None
+        assert a.rate_limit.limited_until_ms == until  # not undone by the read that missed it
+
+        other.execute("COMMIT")
+        other.close()
+        await pool.drain()
+        a = pool.get("a")
+        assert a is not None
+        assert a.paused  # read again once the cooldown landed
+        assert a.rate_limit.limited_until_ms == until

@@ -11,6 +11,7 @@ import msgspec
 
 from better_ccflare.core import RequestRecord, SystemClock
 from better_ccflare.database import ErrorGroup, GroupStats, Metrics, RequestFilter, Store
+from better_ccflare.proxy.admin import KeyUse, key_use
 
 from ._account_lookup import find_account
 from ._completion import complete_account_names
@@ -65,12 +66,20 @@ class _ErrorOut(msgspec.Struct, frozen=True, kw_only=True):
     last_seen_ms: int
 
 
+class _KeyOut(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    use: KeyUse
+    """Requests, tokens (input, cache writes, output) and spend this UTC day, week, month."""
+
+
 class _StatsOut(msgspec.Struct, frozen=True, kw_only=True):
     since_ms: int | None
     totals: _MetricsOut
     active_accounts: int
     by_account: tuple[_GroupOut, ...]
     by_model: tuple[_GroupOut, ...]
+    by_key: tuple[_KeyOut, ...] = ()
+    """With ``--by key`` only; not limited by ``--since-days``."""
     recent_errors: tuple[_ErrorOut, ...]
 
 
@@ -85,24 +94,41 @@ class _RequestOut(msgspec.Struct, frozen=True, kw_only=True):
     type=click.IntRange(1, 3650),
     help="Only requests of the last N days (default: all history).",
 )
+@click.option(
+    "--by",
+    "by",
+    type=click.Choice(["account", "model", "key"]),
+    multiple=True,
+    help="Which breakdowns to show (repeatable; default: account and model). 'key' shows each "
+    "proxy key's requests, tokens and spend this UTC day, week and month.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-def stats(since_days: int | None, as_json: bool) -> None:
-    """Totals, busiest accounts and models, recent errors."""
+def stats(since_days: int | None, by: tuple[str, ...], as_json: bool) -> None:
+    """Totals, busiest accounts and models (or keys), recent errors."""
+    shown = set(by or ("account", "model"))
     since_ms = SystemClock().now_ms() - since_days * _DAY_MS if since_days else None
     where = RequestFilter(since_ms=since_ms)
 
     async def gather(store: Store) -> _StatsOut:
         names = {a.id: a.name for a in await store.accounts.list_all()}
         totals = await store.analytics.totals(where)
-        by_account = await store.analytics.group_by(where, "account", limit=_TOP_GROUPS)
-        by_model = await store.analytics.group_by(where, "model", limit=_TOP_GROUPS)
-        errors = await store.analytics.recent_errors(where, _RECENT_ERRORS)
+        analytics = store.analytics
+        by_account = (
+            await analytics.group_by(where, "account", limit=_TOP_GROUPS)
+            if "account" in shown
+            else []
+        )
+        by_model = (
+            await analytics.group_by(where, "model", limit=_TOP_GROUPS) if "model" in shown else []
+        )
+        errors = await analytics.recent_errors(where, _RECENT_ERRORS)
         return _StatsOut(
             since_ms=since_ms,
             totals=_metrics(totals.metrics),
             active_accounts=totals.active_accounts,
             by_account=tuple(_group(g, names) for g in by_account),
             by_model=tuple(_group(g, {}) for g in by_model),
+            by_key=await _by_key(store) if "key" in shown else (),
             recent_errors=tuple(_error(e, names) for e in errors),
         )
 
@@ -229,6 +255,43 @@ def _error(group: ErrorGroup, names: dict[str, str]) -> _ErrorOut:
     )
 
 
+async def _by_key(store: Store) -> tuple[_KeyOut, ...]:
+    names = {k.id: k.name for k in await store.api_keys.list_all()}
+    uses = await key_use(store, SystemClock().now_ms())
+    rows = [_KeyOut(name=names[key_id], use=use) for key_id, use in uses.items()]
+    rows.sort(key=lambda row: (-row.use.spent_this_month_usd, row.name))
+    return tuple(rows)
+
+
+def _print_by_key(rows: tuple[_KeyOut, ...]) -> None:
+    print_table(
+        ["KEY", "TODAY", "THIS WEEK", "THIS MONTH"],
+        [
+            [
+                r.name,
+                *(
+                    f"{requests} req, {tokens:,} tok, ${cost:,.4f}"
+                    for requests, tokens, cost in (
+                        (r.use.requests_today, r.use.tokens_today, r.use.spent_today_usd),
+                        (
+                            r.use.requests_this_week,
+                            r.use.tokens_this_week,
+                            r.use.spent_this_week_usd,
+                        ),
+                        (
+                            r.use.requests_this_month,
+                            r.use.tokens_this_month,
+                            r.use.spent_this_month_usd,
+                        ),
+                    )
+                ),
+            ]
+            for r in rows
+        ],
+        title="By key (UTC day, week from Monday, month; tokens: input, cache writes, output)",
+    )
+
+
 def _print_stats(out: _StatsOut, since_days: int | None) -> None:
     t = out.totals
     period = f"the last {since_days} days" if since_days else "all history"
@@ -237,6 +300,8 @@ def _print_stats(out: _StatsOut, since_days: int | None) -> None:
         f"{t.total_tokens:,} tokens, {_total_cost(t)}, {out.active_accounts} accounts used, "
         f"average response {format_ms(t.avg_response_time_ms)}."
     )
+    if out.by_key:
+        _print_by_key(out.by_key)
     if not t.requests:
         return
     columns = [
@@ -247,6 +312,8 @@ def _print_stats(out: _StatsOut, since_days: int | None) -> None:
         ("By account", out.by_account, "ACCOUNT"),
         ("By model", out.by_model, "MODEL"),
     ):
+        if not groups:
+            continue
         print_table(
             [Col(label, flex=True), *columns],
             [

@@ -43,9 +43,14 @@ FIELD_FLAGS: dict[str, str] = {
     "custom_endpoint": "--endpoint",
     "project_id": "--project-id",
     "region": "--region",
+    "maxConcurrent": "--max-concurrent",
+    "budgetDailyUsd": "--budget-daily",
+    "budgetWeeklyUsd": "--budget-weekly",
+    "budgetMonthlyUsd": "--budget-monthly",
+    "models": "--models",
 }
-"""Fields of the shared account setup (by attribute, and by the name a provider declares),
-named as they are typed on the command line."""
+"""Fields of the shared account setup (by attribute, and by the name a provider declares) and
+of a key's limits, named as they are typed on the command line."""
 
 
 def as_click_error(exc: BetterCcflareError) -> click.ClickException:

@@ -20,8 +20,15 @@ from typing import TYPE_CHECKING
 import httpx2
 import uvicorn
 
-from better_ccflare.core import BetterCcflareError, Clock, Config, SystemClock
-from better_ccflare.database import Store
+from better_ccflare.core import (
+    BetterCcflareError,
+    Clock,
+    Config,
+    SessionPin,
+    SystemClock,
+    redacted_url,
+)
+from better_ccflare.database import Store, StoreClosedError
 from better_ccflare.http_api import (
     Dispatcher,
     ManagementContext,
@@ -30,10 +37,12 @@ from better_ccflare.http_api import (
     dashboard_handlers,
     management_app,
 )
-from better_ccflare.load_balancer import Strategy, create_strategy
+from better_ccflare.load_balancer import SessionPins, Strategy, create_strategy
 from better_ccflare.logger import LogBus, configure_logging
 from better_ccflare.providers import PriceTable, ProviderRegistry, builtin_providers
 from better_ccflare.proxy import (
+    FLEET_SYNC_INTERVAL_MS,
+    STORE_WATCH_FALLBACK_MS,
     STORE_WATCH_INTERVAL_MS,
     AccessLog,
     AccountPool,
@@ -41,6 +50,7 @@ from better_ccflare.proxy import (
     ApiKeyAuthenticator,
     H1Transport,
     HoldPolicy,
+    KeyGate,
     ProxyApp,
     ProxyDeps,
     ProxySettings,
@@ -56,6 +66,7 @@ from better_ccflare.proxy.jobs import AutoRefreshScheduler, BackgroundJobs, Peri
 from ._http_limits import HttpLimits, limited_http_protocol
 from ._live_settings import LiveConfig
 from ._preflight import bind_listening_socket, prepare_data_dirs
+from ._server_lock import server_lock
 
 if TYPE_CHECKING:  # OpenTelemetry is an optional extra: imported only when tracing is on
     from opentelemetry.trace import TracerProvider
@@ -98,7 +109,10 @@ class Service:
         self.http = httpx2.AsyncClient(follow_redirects=False)
         self.registry = ProviderRegistry(builtins=builtin_providers(client_id=config.client_id))
         self.pool = AccountPool(store, clock, session_duration_ms=config.session_duration_ms)
-        self.strategy: Strategy = create_strategy(config.lb_strategy)
+        # The session-affinity pins outlive strategy switches and are shared through the store
+        # with every other instance, so a session keeps its account whichever instance serves it.
+        self.pins = SessionPins(share=self._share_pin)
+        self.strategy: Strategy = create_strategy(config.lb_strategy, pins=self.pins)
         self.tokens = TokenManager(
             store=store,
             registry=self.registry,
@@ -111,6 +125,7 @@ class Service:
             clock=clock, on_window_reset=self.pool.window_reset, on_headroom=self.pool.window_reset
         )
         self.auth = ApiKeyAuthenticator(store, clock)
+        self.key_gate = KeyGate(store, clock)
         self.jobs = BackgroundJobs(
             store=store,
             config=config,
@@ -127,13 +142,18 @@ class Service:
             ),
         )
         self.settings = LiveConfig(config, self._apply_settings)
-        # Accounts and keys added or edited by the CLI or another process reach the proxy within
-        # a tenth of a second (at once for a request no account could serve), and settings
-        # changed in the config file (`better-ccflare strategy set`) within a quarter.
-        self.store_watch = StoreWatch(store, self.pool, self.auth)
+        # Accounts and keys added or edited by the CLI or another instance reach the proxy at
+        # once over PostgreSQL (its change notices), within a tenth of a second over SQLite (at
+        # once for a request no account could serve), and settings changed in the config file
+        # (`better-ccflare strategy set`) within a quarter.
+        self.store_watch = StoreWatch(store, self.pool, self.auth, clock=clock, pins=self.pins)
         self.jobs.add(
             PeriodicJob("store-watch", STORE_WATCH_INTERVAL_MS, self.store_watch.catch_up)
         )
+        if store.key_fleet is not None:
+            # Instances sharing the store: each re-reads the limited keys' spend and tokens,
+            # which every instance writes to the request history (docs/keys.md, fleet).
+            self.jobs.add(PeriodicJob("key-usage-sync", FLEET_SYNC_INTERVAL_MS, self.key_gate.sync))
         self.jobs.add(
             PeriodicJob("config-reload", CONFIG_RELOAD_INTERVAL_MS, self.settings.reload_if_changed)
         )
@@ -190,6 +210,7 @@ class Service:
                 settings=_proxy_settings(config),
                 store_watch=self.store_watch,
                 tracer=self.tracing,
+                key_gate=self.key_gate,
             )
         )
         self.management = ManagementContext(
@@ -210,6 +231,7 @@ class Service:
             log_dir=config.log_dir,
             port=config.port,
             metrics=self.metrics,
+            key_gate=self.key_gate,
         )
         api = management_app(self.management, extra=dashboard_handlers())
         self.app = Dispatcher(
@@ -228,7 +250,7 @@ class Service:
         the strategy, payload storage, upstream timeouts, retention, the access log and trace
         context propagation (tracing itself starts and stops with the process)."""
         if new.lb_strategy != old.lb_strategy:
-            self.strategy = create_strategy(new.lb_strategy)
+            self.strategy = create_strategy(new.lb_strategy, pins=self.pins)
             _log.info("Load-balancing strategy is now %s", new.lb_strategy.value)
         self.proxy.reconfigure(_proxy_settings(new))
         self.jobs.use_config(new)
@@ -265,6 +287,13 @@ class Service:
         tracing = Tracing(provider)
         tracing.subscribe(self.pool.events, self.request_events)
         return tracing
+
+    def _share_pin(self, session_id: str, account_id: str, expires_at_ms: int) -> None:
+        pin = SessionPin(session_id=session_id, account_id=account_id, expires_at_ms=expires_at_ms)
+        try:
+            self.store.session_pins.save_nowait(pin, self.clock.now_ms())
+        except StoreClosedError:
+            return  # a request that finished while the service shut down
 
     @classmethod
     @asynccontextmanager
@@ -308,11 +337,15 @@ class Service:
         try:
             await service.pool.reload()
             await service.auth.refresh()
+            await service.store_watch.load_pins()
+            if service.store_watch.start():
+                service.jobs.jobs["store-watch"].interval_ms = STORE_WATCH_FALLBACK_MS
             if jobs:
                 await service.jobs.start()
             yield service
         finally:
             await service.jobs.stop()
+            await service.store_watch.stop()
             await service.tokens.aclose()
             await service.transport.aclose()
             await service.http.aclose()
@@ -430,7 +463,18 @@ async def serve(config: Config) -> None:
             directory cannot be created, or the port cannot be bound.
     """
     prepare_data_dirs(config)
-    bus = configure_logging(level=config.log_level, fmt=config.log_format, log_dir=config.log_dir)
+    sqlite_file = Store.sqlite_file(config)
+    # The lock comes first: a refused second server must not touch the first one's log files.
+    with server_lock(sqlite_file) if sqlite_file is not None else contextlib.nullcontext():
+        bus = configure_logging(
+            level=config.log_level, fmt=config.log_format, log_dir=config.log_dir
+        )
+        await _serve_locked(config, bus)
+    _log.info("better-ccflare stopped; every queued write is flushed")
+
+
+async def _serve_locked(config: Config, bus: LogBus) -> None:
+    """:func:`serve`, once the database is this server's alone (SQLite) or shared (PostgreSQL)."""
     with bind_listening_socket(config) as listening:
         async with Service.running(config, log_bus=bus) as service:
             status = await service.store.schema_status()
@@ -445,7 +489,7 @@ async def serve(config: Config) -> None:
                 config.port,
                 accounts,
                 service.strategy.name,
-                config.db_path,
+                Store.sqlite_file(config) or redacted_url(config.database_url or ""),
                 status.version,
                 status.backend,
             )
@@ -459,7 +503,6 @@ async def serve(config: Config) -> None:
             freeze_startup_heap()
             await server.serve(sockets=[listening])
             await _requests_cut(server)
-    _log.info("better-ccflare stopped; every queued write is flushed")
 
 
 def _local_url(config: Config) -> str:

@@ -18,7 +18,7 @@ from ._accounts import (
     UsageSnapshot,
     UsageWindow,
 )
-from ._api_keys import ApiKey, ApiKeyRole
+from ._api_keys import ApiKey, ApiKeyRole, KeyLimits, KeyUsageTotals
 from ._clock import Clock, FakeClock, SystemClock, Timer
 from ._config import (
     DEFAULT_CLIENT_ID,
@@ -45,7 +45,7 @@ from ._errors import (
 )
 from ._oauth import OAuthMode, OAuthSession
 from ._requests import AgentAttributionSource, RequestRecord, StreamTerminalState, TokenUsage
-from ._strategy import AgentPreference, StrategyName, StrategySettings
+from ._strategy import AgentPreference, SessionPin, StrategyName, StrategySettings
 
 __version__ = "0.1.0"
 
@@ -66,6 +66,8 @@ __all__ = [
     "Credentials",
     "FakeClock",
     "InvalidInputError",
+    "KeyLimits",
+    "KeyUsageTotals",
     "LogFormat",
     "LogLevel",
     "ModelMappings",
@@ -78,6 +80,7 @@ __all__ = [
     "RateLimitReason",
     "RateLimitState",
     "RequestRecord",
+    "SessionPin",
     "SessionState",
     "SettingSource",
     "SourceKind",

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["AgentPreference", "StrategyName", "StrategySettings"]
+__all__ = ["AgentPreference", "SessionPin", "StrategyName", "StrategySettings"]
 
 
 class StrategyName(StrEnum):
@@ -33,3 +33,12 @@ class AgentPreference(msgspec.Struct, frozen=True, kw_only=True):
     agent_id: str
     model: str
     updated_at_ms: int
+
+
+class SessionPin(msgspec.Struct, frozen=True, kw_only=True):
+    """A client session kept to one account by ``session-affinity``, until ``expires_at_ms``;
+    stored so that every instance over one database keeps the session on that account."""
+
+    session_id: str
+    account_id: str
+    expires_at_ms: int

@@ -16,8 +16,10 @@ from ._repositories import (
     AccountRepository,
     AgentPreferenceRepository,
     ApiKeyRepository,
+    KeyFleetCounters,
     OAuthSessionRepository,
     RequestRepository,
+    SessionPinRepository,
     StrategyRepository,
     UsageRepository,
 )
@@ -51,7 +53,15 @@ class Backend(StoreMaintenance, Coordination, Protocol):
     def strategies(self) -> StrategyRepository: ...
 
     @property
+    def session_pins(self) -> SessionPinRepository: ...
+
+    @property
     def usage(self) -> UsageRepository: ...
 
     @property
     def analytics(self) -> AnalyticsRepository: ...
+    @property
+    def key_fleet(self) -> KeyFleetCounters | None:
+        """Shared per-minute request counters of keys, where several instances may share the
+        store (PostgreSQL); ``None`` where one instance owns it (SQLite)."""
+        ...

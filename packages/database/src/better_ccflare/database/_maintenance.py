@@ -6,9 +6,12 @@ plain value types that a health endpoint or a ``doctor`` command can show as the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Protocol
 
 import msgspec
+
+from better_ccflare.core import SessionPin
 
 __all__ = ["RetentionResult", "SchemaStatus", "StoreMaintenance", "StoreStats"]
 
@@ -96,6 +99,21 @@ class StoreMaintenance(Protocol):
 
         Cheap enough to ask several times a second: the server reloads its accounts and keys
         only when this says so.
+        """
+        ...
+
+    def listen(
+        self,
+        on_change: Callable[[bool], None],
+        on_pin: Callable[[SessionPin], None] | None = None,
+    ) -> bool:
+        """Tell ``on_change`` of other writers' changes as they commit, until :meth:`close`.
+
+        ``on_change(False)`` follows a change; ``on_change(True)`` follows each (re)connection
+        of the listener, when changes may have been missed and everything must be reloaded.
+        ``on_pin`` gets each session pin another writer stored. Returns ``False`` when the
+        backend cannot push changes (SQLite), and then the caller asks
+        :meth:`changed_elsewhere` instead.
         """
         ...
 

@@ -24,11 +24,14 @@ from better_ccflare.core import (
     ApiKeyRole,
     BillingType,
     Credentials,
+    KeyLimits,
+    KeyUsageTotals,
     ModelMappings,
     OAuthSession,
     PauseReason,
     RateLimitState,
     RequestRecord,
+    SessionPin,
     StrategySettings,
     UsageSnapshot,
 )
@@ -37,8 +40,10 @@ __all__ = [
     "AccountRepository",
     "AgentPreferenceRepository",
     "ApiKeyRepository",
+    "KeyFleetCounters",
     "OAuthSessionRepository",
     "RequestRepository",
+    "SessionPinRepository",
     "StrategyRepository",
     "UsageRepository",
 ]
@@ -230,6 +235,37 @@ class ApiKeyRepository(Protocol):
 
     async def count_active(self, role: ApiKeyRole | None = None) -> int: ...
 
+    async def set_limits(self, key_id: str, limits: KeyLimits | None) -> None:
+        """Replace the key's limits; ``None`` or empty limits remove them."""
+        ...
+
+    async def usage_since(self, since_ms: int) -> dict[str, KeyUsageTotals]:
+        """What each key's recorded requests from ``since_ms`` on add up to, by key id; keys
+        without any are absent. Backed by the ``(api_key_id, timestamp)`` index."""
+        ...
+
+
+class KeyFleetCounters(Protocol):
+    """Per-key counts every instance sharing the store sees (PostgreSQL only)."""
+
+    async def take_minute(self, key_id: str, minute: int, limit: int) -> bool:
+        """Count one request of ``key_id`` in ``minute`` (epoch minutes) unless ``limit`` were
+        passed; returns whether it was counted. Atomic across instances."""
+        ...
+
+    async def enter(self, key_id: str, limit: int, now_ms: int) -> bool:
+        """Count one more request of ``key_id`` in flight on this instance unless the fleet's
+        live instances have ``limit`` in flight; returns whether it was counted."""
+        ...
+
+    def leave(self, key_id: str, now_ms: int) -> None:
+        """One request counted by :meth:`enter` is over (fire-and-forget)."""
+        ...
+
+    async def heartbeat(self, now_ms: int) -> None:
+        """Keep this instance's in-flight counts alive; call every second or so."""
+        ...
+
 
 class OAuthSessionRepository(Protocol):
     """Pending PKCE logins."""
@@ -291,3 +327,20 @@ class UsageRepository(Protocol):
         ...
 
     async def delete_older_than(self, cutoff_ms: int) -> int: ...
+
+
+class SessionPinRepository(Protocol):
+    """Which account each client session keeps to under ``session-affinity``: stored so that
+    every instance over one database keeps a session on the same account."""
+
+    def save_nowait(self, pin: SessionPin, now_ms: int) -> None:
+        """Store ``pin`` unless the stored pin of its session runs longer (equal ends: the
+        greater account id stays), and forget the pins expired at ``now_ms``; fire-and-forget.
+
+        On PostgreSQL a pin stored is announced to every listener (:meth:`Store.listen`).
+        """
+        ...
+
+    async def list_live(self, now_ms: int) -> list[SessionPin]:
+        """The pins that have not expired at ``now_ms``."""
+        ...

@@ -13,6 +13,8 @@ import logging
 from collections.abc import Iterable
 from typing import Any, Literal, Protocol
 
+import msgspec
+
 from better_ccflare.core import (
     Account,
     AgentAttributionSource,
@@ -22,6 +24,8 @@ from better_ccflare.core import (
     BillingType,
     ConflictError,
     Credentials,
+    KeyLimits,
+    KeyUsageTotals,
     OAuthMode,
     OAuthSession,
     PauseReason,
@@ -53,6 +57,7 @@ __all__ = [
     "API_KEY_COLUMNS",
     "CLEAR_REJECTION",
     "CREDENTIAL_COLUMNS",
+    "KEY_USAGE_SQL",
     "OAUTH_SESSION_COLUMNS",
     "REQUEST_COLUMNS",
     "REQUEST_KEEP_WHEN_NULL",
@@ -68,6 +73,8 @@ __all__ = [
     "api_key_values",
     "credential_values",
     "insert_sql",
+    "key_usage_from_rows",
+    "limits_text",
     "oauth_session_from_row",
     "oauth_session_values",
     "request_from_row",
@@ -430,6 +437,7 @@ API_KEY_COLUMNS = (
     "usage_count",
     "is_active",
     "role",
+    "limits",
 )
 """What :func:`api_key_values` binds, in order."""
 
@@ -445,7 +453,50 @@ def api_key_values(key: ApiKey) -> tuple[object, ...]:
         key.usage_count,
         key.is_active,
         str(key.role),
+        limits_text(key.limits),
     )
+
+
+def limits_text(limits: KeyLimits | None) -> str | None:
+    """A key's limits as the ``limits`` column keeps them (JSON); ``None`` when it has none."""
+    if limits is None or limits.is_empty:
+        return None
+    return msgspec.json.encode(limits).decode()
+
+
+KEY_USAGE_SQL = (
+    "SELECT api_key_id, COUNT(*) AS requests, "
+    "COALESCE(SUM(COALESCE(input_tokens, 0) + COALESCE(cache_creation_input_tokens, 0) "
+    "+ COALESCE(output_tokens, 0)), 0) AS tokens, COALESCE(SUM(cost_usd), 0) AS cost_usd "
+    "FROM requests WHERE api_key_id IS NOT NULL AND timestamp >= {since} GROUP BY api_key_id"
+)
+"""Each key's requests since ``{since}`` (a placeholder), as :func:`key_usage_from_rows` reads."""
+
+
+def key_usage_from_rows(rows: Iterable[Row]) -> dict[str, KeyUsageTotals]:
+    return {
+        row["api_key_id"]: KeyUsageTotals(
+            requests=int(row["requests"]),
+            tokens=int(row["tokens"]),
+            cost_usd=float(row["cost_usd"]),
+        )
+        for row in rows
+    }
+
+
+def _limits_of(text: str | None) -> KeyLimits | None:
+    if not text:
+        return None
+    try:
+        limits = msgspec.json.decode(text, type=KeyLimits)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        # Damaged, or written in a shape this version cannot read: refuse every model (a
+        # pattern no model name matches, which the refusal shows) rather than lift the limits.
+        return _UNREADABLE_LIMITS
+    return None if limits.is_empty else limits
+
+
+_UNREADABLE_LIMITS = KeyLimits(models=("(limits unreadable: an admin must set them again)",))
 
 
 def api_key_conflict(key: ApiKey) -> ConflictError:
@@ -467,6 +518,7 @@ def api_key_from_row(row: Row) -> ApiKey:
         is_active=bool(row["is_active"]),
         # An unknown role gets the least privilege.
         role=enum_or_none(ApiKeyRole, row["role"]) or ApiKeyRole.API_ONLY,
+        limits=_limits_of(row["limits"]),
     )
 
 

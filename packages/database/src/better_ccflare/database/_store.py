@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from types import TracebackType
 
-from better_ccflare.core import Clock, Config, SystemClock, redacted_url
+from better_ccflare.core import Clock, Config, SessionPin, SystemClock, redacted_url
 
 from ._backend import Backend
 from ._coordination import REFRESH_LOCK_TIMEOUT_S, Coordination, FleetLease
@@ -55,8 +56,10 @@ class Store:
         "agent_preferences",
         "analytics",
         "api_keys",
+        "key_fleet",
         "oauth_sessions",
         "requests",
+        "session_pins",
         "strategies",
         "usage",
     )
@@ -65,9 +68,11 @@ class Store:
         self.accounts = backend.accounts
         self.requests = backend.requests
         self.api_keys = backend.api_keys
+        self.key_fleet = backend.key_fleet
         self.oauth_sessions = backend.oauth_sessions
         self.agent_preferences = backend.agent_preferences
         self.strategies = backend.strategies
+        self.session_pins = backend.session_pins
         self.usage = backend.usage
         self.analytics = backend.analytics
         self._maintenance: StoreMaintenance = backend
@@ -136,6 +141,13 @@ class Store:
         target = url if url is not None and is_postgres_url(url) else config.db_path
         return await cls.open(target, key=key, clock=clock)
 
+    @staticmethod
+    def sqlite_file(config: Config) -> Path | None:
+        """The SQLite file :meth:`from_config` opens for ``config``; ``None`` when it opens
+        PostgreSQL. A server takes a lock beside this file: one server per SQLite file."""
+        url = config.database_url
+        return None if url is not None and is_postgres_url(url) else config.db_path
+
     async def __aenter__(self) -> Store:
         return self
 
@@ -176,6 +188,19 @@ class Store:
         previous call (or since the store opened). The store's own writes do not count, so a
         running server can ask this often and reload what it caches only when it says so."""
         return await self._maintenance.changed_elsewhere()
+
+    def listen(
+        self,
+        on_change: Callable[[bool], None],
+        on_pin: Callable[[SessionPin], None] | None = None,
+    ) -> bool:
+        """Tell ``on_change`` of other writers' changes to the accounts, API keys, strategies
+        and agent preferences as they commit, until the store closes (PostgreSQL: a ``LISTEN``
+        connection, reconnected when it drops). ``on_change(True)`` follows each (re)connection:
+        changes may have been missed, so reload everything (the live session pins included).
+        ``on_pin`` gets every session pin another writer stores. Returns ``False`` when the
+        backend cannot push (SQLite, where :meth:`changed_elsewhere` is the way)."""
+        return self._maintenance.listen(on_change, on_pin)
 
     async def compact(self) -> None:
         """Return free space to the file system. Writes wait while it runs."""

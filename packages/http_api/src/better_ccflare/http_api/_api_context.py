@@ -19,7 +19,13 @@ from better_ccflare.core import Clock, Config
 from better_ccflare.database import RetentionResult, Store
 from better_ccflare.logger import LogBus
 from better_ccflare.providers import ProviderRegistry
-from better_ccflare.proxy import AccountPool, ApiKeyAuthenticator, RequestEvents, UsageCache
+from better_ccflare.proxy import (
+    AccountPool,
+    ApiKeyAuthenticator,
+    KeyGate,
+    RequestEvents,
+    UsageCache,
+)
 from better_ccflare.proxy.agents import AgentDirectory
 
 from ._metrics import Metrics
@@ -64,6 +70,8 @@ class ManagementContext:
     log_dir: Path | None = None
     metrics: Metrics | None = None
     """What ``/metrics`` exports; ``None``: it answers 404."""
+    key_gate: KeyGate | None = None
+    """The per-key limits' counters, for the keys' usage views; ``None``: nothing counted."""
     port: int = 8080
     version: str = "0.1.0"
 

@@ -78,7 +78,7 @@ def errors(
     Args:
         keys: The operation needs a proxy API key once any is active (every ``/api`` one):
             401 without a valid one, 403 for a role or a page of another site that may not.
-        changes: The operation changes state (POST, PATCH, DELETE): the dispatcher refuses a
+        changes: The operation changes state (POST, PUT, PATCH, DELETE): the dispatcher refuses a
             body that is not JSON with 415.
         invalid: It takes input that can be refused (400).
         missing: What it names that may not exist (404), e.g. ``"account"``.

@@ -3,7 +3,9 @@
 A new key is returned once, in the creation response, and never again. Every change calls
 :meth:`~better_ccflare.proxy.ApiKeyAuthenticator.invalidate`, so it applies to the very next
 request. The rules (first key admin, last active admin protected) live in
-:mod:`better_ccflare.proxy.admin` so that the CLI enforces exactly the same ones.
+:mod:`better_ccflare.proxy.admin` so that the CLI enforces exactly the same ones. A key's
+limits are set at creation or with ``PUT .../limits``; the list says what each key used against
+them (``docs/keys.md``).
 """
 
 from __future__ import annotations
@@ -11,14 +13,22 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
-from litestar import delete, get, patch, post
+from litestar import delete, get, patch, post, put
 from litestar.params import FromPath, JSONBody
 
 from better_ccflare.core import ApiKey, ApiKeyRole
-from better_ccflare.proxy.admin import change_api_key, create_api_key
+from better_ccflare.proxy.admin import change_api_key, create_api_key, key_use, set_api_key_limits
 
 from ._api_context import Ctx, ManagementContext
 from ._api_errors import errors
+from ._key_limits_wire import (
+    KeyUsageRow,
+    LimitsBody,
+    UseInfo,
+    limits_body,
+    limits_of,
+    use_info,
+)
 from ._times import iso_ms
 
 __all__ = ["API_KEY_HANDLERS"]
@@ -52,6 +62,13 @@ class KeyInfo(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     ]
     is_active: Annotated[bool, msgspec.Meta(description="Disabled keys are refused")]
     role: _Role
+    limits: Annotated[
+        LimitsBody | None, msgspec.Meta(description="Its limits; null: a key without limits")
+    ] = None
+    use: Annotated[
+        UseInfo | None,
+        msgspec.Meta(description="What it used against its limits (in the list only)"),
+    ] = None
 
 
 class KeyList(msgspec.Struct, frozen=True):
@@ -68,6 +85,9 @@ class NewKey(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     created_at: _CreatedAt
     created_at_ms: _CreatedAtMs
     role: _Role
+    limits: Annotated[
+        LimitsBody | None, msgspec.Meta(description="Its limits; null: a key without limits")
+    ] = None
 
 
 class Created(msgspec.Struct, frozen=True):
@@ -98,13 +118,23 @@ class CreateBody(msgspec.Struct, frozen=True, kw_only=True):
         ApiKeyRole | None,
         msgspec.Meta(description="Defaults to admin for the first key and api-only afterwards"),
     ] = None
+    limits: Annotated[
+        LimitsBody | None, msgspec.Meta(description="Its limits; null: a key without limits")
+    ] = None
 
 
 class RoleBody(msgspec.Struct, frozen=True):
     role: _Role
 
 
-def _info(key: ApiKey) -> KeyInfo:
+class LimitsChange(msgspec.Struct, frozen=True):
+    limits: Annotated[
+        LimitsBody | None,
+        msgspec.Meta(description="The key's new limits, replacing all the old; null removes them"),
+    ]
+
+
+def _info(key: ApiKey, use: UseInfo | None = None) -> KeyInfo:
     return KeyInfo(
         id=key.id,
         name=key.name,
@@ -116,6 +146,8 @@ def _info(key: ApiKey) -> KeyInfo:
         usage_count=key.usage_count,
         is_active=key.is_active,
         role=key.role,
+        limits=limits_body(key.limits),
+        use=use,
     )
 
 
@@ -128,7 +160,43 @@ def _info(key: ApiKey) -> KeyInfo:
 async def list_keys(ctx: Ctx) -> KeyList:
     """Every key with its role, state and use; only its last eight characters are shown."""
     keys = await ctx.store.api_keys.list_all()
-    return KeyList(success=True, data=[_info(k) for k in keys], count=len(keys))
+    now = ctx.clock.now_ms()
+    uses = await key_use(ctx.store, now)
+    data = [
+        _info(k, use_info(uses[k.id], k.id, ctx.key_gate, now) if k.id in uses else None)
+        for k in keys
+    ]
+    return KeyList(success=True, data=data, count=len(keys))
+
+
+class KeyUsageList(msgspec.Struct, frozen=True):
+    success: _Success
+    data: Annotated[list[KeyUsageRow], msgspec.Meta(description="Each key's use, most spent first")]
+
+
+@get(
+    "/api/analytics/keys",
+    tags=["analytics"],
+    responses=errors(),
+    summary="Each key's requests, tokens and spend this UTC day, week and month, with its limits",
+)
+async def key_usage(ctx: Ctx) -> KeyUsageList:
+    """Every key with its use and limits, the one that spent most this month first."""
+    keys = await ctx.store.api_keys.list_all()
+    now = ctx.clock.now_ms()
+    uses = await key_use(ctx.store, now)
+    rows = [
+        KeyUsageRow(
+            id=k.id,
+            name=k.name,
+            limits=limits_body(k.limits),
+            use=use_info(uses[k.id], k.id, ctx.key_gate, now),
+        )
+        for k in keys
+        if k.id in uses
+    ]
+    rows.sort(key=lambda row: (-row.use.spent_this_month_usd, row.name))
+    return KeyUsageList(success=True, data=rows)
 
 
 @post(
@@ -140,8 +208,9 @@ async def list_keys(ctx: Ctx) -> KeyList:
 async def create_key(ctx: Ctx, data: JSONBody[CreateBody]) -> Created:
     """Creates a key. The first key is an admin and turns authentication on: from then on
     every ``/v1`` and ``/api`` call needs a key."""
+    limits = limits_of(data.limits) if data.limits is not None else None
     key, plaintext = await create_api_key(
-        ctx.store, data.name, data.role, now_ms=ctx.clock.now_ms()
+        ctx.store, data.name, data.role, now_ms=ctx.clock.now_ms(), limits=limits
     )
     ctx.auth.invalidate()
     return Created(
@@ -154,6 +223,7 @@ async def create_key(ctx: Ctx, data: JSONBody[CreateBody]) -> Created:
             created_at=iso_ms(key.created_at_ms),
             created_at_ms=key.created_at_ms,
             role=key.role,
+            limits=limits_body(key.limits),
         ),
     )
 
@@ -208,6 +278,20 @@ async def set_role(ctx: Ctx, id_or_name: FromPath[str], data: JSONBody[RoleBody]
     return await _changed(ctx, found.id)
 
 
+@put(
+    "/api/api-keys/{id_or_name:str}/limits",
+    tags=["api-keys"],
+    responses=errors(changes=True, invalid=True, missing="API key"),
+    summary="Replace a key's limits (null removes them)",
+)
+async def set_limits(ctx: Ctx, id_or_name: FromPath[str], data: JSONBody[LimitsChange]) -> Done:
+    """Replaces every limit of the key at once; the proxy enforces them from the next
+    request on (docs/keys.md)."""
+    limits = limits_of(data.limits) if data.limits is not None else None
+    found = await set_api_key_limits(ctx.store, id_or_name, limits)
+    return await _changed(ctx, found.id)
+
+
 @delete(
     "/api/api-keys/{id_or_name:str}",
     tags=["api-keys"],
@@ -222,4 +306,13 @@ async def delete_key(ctx: Ctx, id_or_name: FromPath[str]) -> dict[str, bool]:
     return {"success": True}
 
 
-API_KEY_HANDLERS = [list_keys, create_key, enable_key, disable_key, set_role, delete_key]
+API_KEY_HANDLERS = [
+    list_keys,
+    key_usage,
+    create_key,
+    enable_key,
+    disable_key,
+    set_role,
+    set_limits,
+    delete_key,
+]

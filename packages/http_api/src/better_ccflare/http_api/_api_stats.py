@@ -283,6 +283,8 @@ class ApiKeyPerformance(msgspec.Struct, frozen=True, rename="camel"):
     name: Annotated[str, msgspec.Meta(description="The key's name, or 'no key'")]
     requests: _Requests
     success_rate: _SuccessRate
+    total_tokens: _Tokens
+    cost_usd: _CostUsd
 
 
 class ModelCost(msgspec.Struct, frozen=True, rename="camel"):
@@ -519,6 +521,8 @@ async def analytics(
                 name=key_names.get(g.key or "", "no key") if g.key else "no key",
                 requests=g.metrics.requests,
                 success_rate=round(g.metrics.success_rate, 1),
+                total_tokens=g.metrics.total_tokens,
+                cost_usd=round(g.metrics.cost_usd, 6),
             )
             for g in by_key
         ],

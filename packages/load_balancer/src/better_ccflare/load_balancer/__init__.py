@@ -17,6 +17,7 @@ from ._least_used import LeastUsedStrategy
 from ._selection import DEFAULT_SESSION_DURATION_MS, AccountUsage, Selection, SelectionRequest
 from ._session import SessionStrategy
 from ._session_affinity import SessionAffinityStrategy
+from ._session_pins import SessionPins, SharePin
 from ._strategy import Strategy
 
 __version__ = "0.1.0"
@@ -30,7 +31,9 @@ __all__ = [
     "SelectionRequest",
     "SessionAffinityStrategy",
     "SessionDrainSoonestStrategy",
+    "SessionPins",
     "SessionStrategy",
+    "SharePin",
     "Strategy",
     "create_strategy",
     "eligible_at_ms",

@@ -7,9 +7,7 @@ keeping each conversation's cache warm.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
-from typing import NamedTuple
 
 from msgspec.structs import replace
 
@@ -17,15 +15,9 @@ from better_ccflare.core import Account, StrategyName
 
 from ._least_used import LeastUsedStrategy
 from ._selection import Selection, SelectionRequest
+from ._session_pins import MAX_PINNED_SESSIONS, SessionPins
 
 __all__ = ["SessionAffinityStrategy"]
-
-MAX_PINNED_SESSIONS = 10_000
-
-
-class _Pin(NamedTuple):
-    account_id: str
-    expires_at_ms: int
 
 
 class SessionAffinityStrategy(LeastUsedStrategy):
@@ -36,11 +28,11 @@ class SessionAffinityStrategy(LeastUsedStrategy):
     gets the least-used order, and the pin is kept, so the session snaps back once the account
     is eligible again. Requests without a session id get plain least-used.
 
-    In memory it keeps the pins (an LRU map of at most ``max_sessions`` entries) and the
-    least-used recency; only :meth:`select` changes either.
+    In memory it keeps the least-used recency and, in :class:`SessionPins`, the pins; of what
+    happens here, only :meth:`select` changes either.
     """
 
-    __slots__ = ("_max_sessions", "_pins")
+    __slots__ = ("_pins",)
 
     name = StrategyName.SESSION_AFFINITY
     summary = (
@@ -48,15 +40,18 @@ class SessionAffinityStrategy(LeastUsedStrategy):
         "prompt cache stays warm; requests without a session id get plain least-used."
     )
 
-    def __init__(self, max_sessions: int = MAX_PINNED_SESSIONS) -> None:
-        """Create an empty strategy.
+    def __init__(
+        self, max_sessions: int = MAX_PINNED_SESSIONS, *, pins: SessionPins | None = None
+    ) -> None:
+        """Create a strategy.
 
         Args:
-            max_sessions: How many pins to keep; the least recently used goes first.
+            max_sessions: How many pins to keep, when ``pins`` is not given.
+            pins: The pins to keep to and add to (shared with other instances, and kept across
+                strategy switches, by the service); new and empty by default.
         """
         super().__init__()
-        self._max_sessions = max_sessions
-        self._pins: OrderedDict[str, _Pin] = OrderedDict()
+        self._pins = pins if pins is not None else SessionPins(max_sessions)
 
     def _plan(self, accounts: Sequence[Account], request: SelectionRequest) -> Selection:
         spread = super()._plan(accounts, request)
@@ -85,16 +80,10 @@ class SessionAffinityStrategy(LeastUsedStrategy):
             if selection.primary is None:
                 return
             pinned_id = selection.primary.id
-        self._pins[session_id] = _Pin(pinned_id, request.now_ms + request.session_duration_ms)
-        self._pins.move_to_end(session_id)
-        while len(self._pins) > self._max_sessions:
-            self._pins.popitem(last=False)
+        self._pins.pin(session_id, pinned_id, request.now_ms + request.session_duration_ms)
 
     def _live_pin(self, request: SelectionRequest) -> str | None:
         """The account the request's session is pinned to, if the pin has not expired."""
         if request.session_id is None:
             return None
-        pin = self._pins.get(request.session_id)
-        if pin is None or request.now_ms >= pin.expires_at_ms:
-            return None
-        return pin.account_id
+        return self._pins.live(request.session_id, request.now_ms)

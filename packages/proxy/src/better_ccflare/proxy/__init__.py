@@ -16,6 +16,7 @@ from ._capacity import AccountCapacity, PoolCapacity, capacities, pool_capacity
 from ._client_session import claude_session_id
 from ._h1_transport import H1Transport
 from ._hold import HoldPolicy
+from ._key_gate import FLEET_SYNC_INTERVAL_MS, KeyGate
 from ._local_answers import LOCAL_ANSWER_PATHS
 from ._payloads import Payload, PayloadFormatError, decode_payload
 from ._pipeline import ProxyApp, ProxyDeps, ProxySettings
@@ -33,7 +34,7 @@ from ._pool_events import (
 )
 from ._request_events import RequestEvents, RequestListener, RequestStart, RequestTimings
 from ._request_tracer import RequestTracer
-from ._store_watch import STORE_WATCH_INTERVAL_MS, StoreWatch
+from ._store_watch import STORE_WATCH_FALLBACK_MS, STORE_WATCH_INTERVAL_MS, StoreWatch
 from ._token_manager import TokenManager
 from ._transport import (
     Timeouts,
@@ -47,7 +48,9 @@ from ._usage_cache import UsageCache
 __version__ = "0.1.0"
 
 __all__ = [
+    "FLEET_SYNC_INTERVAL_MS",
     "LOCAL_ANSWER_PATHS",
+    "STORE_WATCH_FALLBACK_MS",
     "STORE_WATCH_INTERVAL_MS",
     "AccessLog",
     "AccountCapacity",
@@ -63,6 +66,7 @@ __all__ = [
     "FailoverReason",
     "H1Transport",
     "HoldPolicy",
+    "KeyGate",
     "Payload",
     "PayloadFormatError",
     "PoolCapacity",

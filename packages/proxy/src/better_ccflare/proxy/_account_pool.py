@@ -3,7 +3,9 @@
 Routing a request must not wait on the database, so every request reads this in-memory copy.
 Changes the proxy makes (a session started, a cooldown applied, a use counted) update the copy
 at once and are written to the store in the background; changes made elsewhere (the CLI, the
-management API, another process) reach the copy through :meth:`AccountPool.reload`.
+management API, another instance over the same PostgreSQL) reach the copy through
+:meth:`AccountPool.reload`. So a cooldown one instance learns from a 429 is written through and
+benches the account on every instance, and none of them pays its own 429 for it.
 
 Every cooldown that starts or ends here is told to :attr:`AccountPool.events` once, including
 one that ends by itself: a timer on the injected clock fires at its end.
@@ -85,6 +87,10 @@ class AccountPool:
         self._changes = 0
         """Counts local changes; ``_changed_at[id]`` is the count at an account's last one."""
         self._changed_at: dict[str, int] = {}
+        self._writing: dict[str, int] = {}
+        """Accounts with changes on their way to the store, and how many."""
+        self._stale: set[str] = set()
+        """Accounts a reload skipped for a change on its way: read again once it has landed."""
         self._readings_due: dict[str, Timer] = {}
         """Accounts whose latest rate-limit reading waits to be written behind, and the timer."""
         self._cooldown_ends: dict[str, Timer] = {}
@@ -93,19 +99,21 @@ class AccountPool:
     async def reload(self) -> None:
         """Adopt what the store holds now: accounts added, removed or edited elsewhere.
 
-        The CLI and the management API write to the store; the running proxy sees their changes
-        through this (the server calls it every few seconds). An account the proxy itself
-        changed while the store was being read keeps its in-memory version, so a cooldown just
-        applied is never undone by a read that started before it.
+        The CLI, the management API and other instances write to the store; the running proxy
+        sees their changes through this (the server calls it when the store says another writer
+        committed). An account the proxy itself changed while the store was being read, or whose
+        change is still on its way to the store, keeps its in-memory version, so a cooldown just
+        applied is never undone by a read that missed it; once the change has landed, that
+        account is read again, so a change made elsewhere meanwhile is not missed either.
         """
         started_at = self._changes
         stored = await self._store.accounts.list_all()
-        merged = [
-            self._by_id[a.id]
-            if a.id in self._by_id and self._changed_at.get(a.id, -1) >= started_at
-            else self._with_pending_reading(a)
-            for a in stored
-        ]
+        merged: list[Account] = []
+        for account in stored:
+            if account.id in self._by_id and self._keeps_own(account.id, started_at):
+                merged.append(self._by_id[account.id])
+            else:
+                merged.append(self._with_pending_reading(account))
         self._set_all(merged)
         now_ms = self._clock.now_ms()
         for account_id in list(self._cooldown_ends):
@@ -114,6 +122,23 @@ class AccountPool:
                 self._cooldown_ends.pop(account_id).cancel()
                 if account is not None:
                     self._ended(account, account.rate_limit.reason, "cleared")
+
+    def _keeps_own(self, account_id: str, started_at: int) -> bool:
+        """Whether a read that began at change ``started_at`` must not replace the account."""
+        if account_id in self._writing:
+            self._stale.add(account_id)
+            return True
+        return self._changed_at.get(account_id, -1) >= started_at
+
+    async def _read_again(self, account_id: str) -> None:
+        """Adopt the stored version of one account a reload skipped (see :meth:`reload`)."""
+        started_at = self._changes
+        stored = await self._store.accounts.get(account_id)
+        if stored is None or account_id not in self._by_id:
+            return  # deleted: the reload that follows the deletion's notice drops it
+        if not self._keeps_own(account_id, started_at):
+            self._by_id[account_id] = self._with_pending_reading(stored)
+            self._snapshot = tuple(self._by_id.values())
 
     def _with_pending_reading(self, stored: Account) -> Account:
         """``stored``, keeping the newer rate-limit reading that waits to be written behind."""
@@ -147,10 +172,12 @@ class AccountPool:
         """Persist what a strategy decided: sessions started and pauses lifted."""
         for account_id in selection.unpause:
             self._update(account_id, paused=False, pause_reason=None)
-            self._persist(self._store.accounts.resume(account_id), "resume")
+            self._persist(account_id, self._store.accounts.resume(account_id), "resume")
         for account_id in selection.start_session:
             self._update(account_id, session=SessionState(started_at_ms=now_ms, request_count=0))
-            self._persist(self._store.accounts.reset_session(account_id, now_ms), "reset session")
+            self._persist(
+                account_id, self._store.accounts.reset_session(account_id, now_ms), "reset session"
+            )
 
     def pause(self, account_id: str, reason: PauseReason) -> None:
         """Pause the account by a rule (``reason``): out of routing from the next request on,
@@ -160,7 +187,7 @@ class AccountPool:
         if current is None or current.paused:
             return
         self._update(account_id, paused=True, pause_reason=reason)
-        self._persist(self._store.accounts.pause(account_id, reason), "pause")
+        self._persist(account_id, self._store.accounts.pause(account_id, reason), "pause")
         self.events.emit(AccountPaused(account_id=account_id, account=current.name, reason=reason))
 
     def apply_rate_limit(
@@ -213,7 +240,9 @@ class AccountPool:
             state.consecutive,
             state.failures,
         ):
-            self._persist(self._store.accounts.update_rate_limit(account_id, state), "rate limit")
+            self._persist(
+                account_id, self._store.accounts.update_rate_limit(account_id, state), "rate limit"
+            )
             self._tell_cooldown(current, state, cause)
         elif account_id not in self._readings_due:
             self._readings_due[account_id] = self._clock.call_later(
@@ -354,12 +383,27 @@ class AccountPool:
         self._changed_at[account.id] = self._changes
         self._changes += 1
 
-    def _persist(self, write: Awaitable[None], what: str) -> None:
+    def _persist(self, account_id: str, write: Awaitable[None], what: str) -> None:
+        self._writing[account_id] = self._writing.get(account_id, 0) + 1
+
         async def run() -> None:
             try:
                 await write
             except Exception:
                 _log.exception("Could not save an account change (%s)", what)
+            finally:
+                left = self._writing.pop(account_id) - 1
+                if left:
+                    self._writing[account_id] = left
+            if left or account_id not in self._stale:
+                return
+            self._stale.discard(account_id)
+            try:
+                await self._read_again(account_id)
+            except StoreClosedError:
+                return
+            except Exception:
+                _log.warning("Could not read account %s again", account_id, exc_info=True)
 
         task = asyncio.get_running_loop().create_task(run())
         self._writes.add(task)

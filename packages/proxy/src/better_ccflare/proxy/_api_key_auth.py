@@ -36,6 +36,7 @@ from better_ccflare.core import ApiKey, ApiKeyRole, Clock
 from better_ccflare.database import Store
 
 from ._api_key_hashing import looks_like_api_key, verify_api_key
+from ._key_limits import iso_utc
 from ._local_answers import LOCAL_ANSWER_PATHS
 
 __all__ = ["ApiKeyAuthenticator", "AuthResult"]
@@ -70,7 +71,8 @@ class AuthResult(msgspec.Struct, frozen=True, kw_only=True):
 
     allowed: bool
     status: int
-    """200 when allowed; 401 for a missing or wrong key; 403 when the role forbids the path."""
+    """200 when allowed; 401 for a missing, wrong or expired key; 403 when the role forbids the
+    path."""
     key: ApiKey | None = None
     """The key that authenticated the request; ``None`` when auth is off or the path is exempt."""
     message: str = ""
@@ -117,6 +119,20 @@ def _is_session_lookup(path: str) -> bool:
     Claude Code already holds."""
     parts = path.split("/")
     return len(parts) == 5 and parts[1:3] == ["api", "sessions"] and parts[4] == "account"
+
+
+def _expired(key: ApiKey, expires_at_ms: int, now_ms: int) -> AuthResult | None:
+    if now_ms < expires_at_ms:
+        return None
+    return AuthResult(
+        allowed=False,
+        status=401,
+        key=key,
+        message=(
+            f"API key '{key.name}' expired at {iso_utc(expires_at_ms)}. Ask an admin to extend "
+            "it (better-ccflare api-key limits NAME --expires ...) or to issue a new key."
+        ),
+    )
 
 
 def _presented_key(headers: Mapping[str, str]) -> str | None:
@@ -233,6 +249,11 @@ class ApiKeyAuthenticator:
         key = await self._identify(presented)
         if key is None:
             return _INVALID
+        limits = key.limits
+        if limits is not None and limits.expires_at_ms is not None:
+            expired = _expired(key, limits.expires_at_ms, self._clock.now_ms())
+            if expired is not None:
+                return expired
         if not _role_may_use(key.role, path):
             return AuthResult(
                 allowed=False,

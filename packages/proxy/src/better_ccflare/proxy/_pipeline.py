@@ -84,6 +84,9 @@ from ._control_headers import (
 from ._cooldowns import BREAKER_REASONS, CooldownPolicy
 from ._credential_source import CredentialSource
 from ._hold import PING_EVENT, HoldPolicy, HoldSlots, clock_sleep
+from ._key_gate import KeyGate, Ticket
+from ._key_limits import Refusal
+from ._key_refusals import refusal_reply
 from ._local_answers import LOCAL_ANSWER_PATHS
 from ._model_fallback import fallback_models, model_unavailable, pin_model
 from ._payloads import PayloadCapture
@@ -178,6 +181,8 @@ class ProxyDeps:
     serve, the reply names the window that is used up."""
     holds: HoldSlots = dataclasses.field(default_factory=HoldSlots)
     """The requests held until an account frees up, counted across requests."""
+    key_gate: KeyGate | None = None
+    """Enforces the limits of keys that have any (a key without limits never reaches it)."""
 
 
 class ProxyApp:
@@ -220,19 +225,10 @@ class ProxyApp:
         except ForcedAccountError as exc:
             await _error(send, exc.status, exc.error_type, str(exc))
             return
-        read = await self._read_request(scope, receive, send, path, headers)
-        if read is None:
+        accepted = await self._accept(scope, receive, send, path, headers, key=auth.key)
+        if accepted is None:
             return
-        body, routing = read
-        # The agent's preferred model replaces the client's before routing sees it.
-        agents = self._deps.agents
-        agent = (
-            None
-            if agents is None or agents.finds_nothing(headers)
-            else await agents.resolve(headers, body, routing)
-        )
-        if agent is not None:
-            body, routing = agent.body, agent.routing
+        body, routing, agent, ticket = accepted
         exchange: _Exchange | None = None
         events = self._deps.events
         if events is not None:
@@ -250,6 +246,7 @@ class ProxyApp:
                 body=body,
                 agent=agent,
                 forced=forced,
+                ticket=ticket,
             )
             await exchange.run()
         except Exception:
@@ -270,15 +267,18 @@ class ProxyApp:
             if exchange is None or not exchange.responded:
                 await _error(send, 500, "api_error", "The proxy failed unexpectedly; see its log.")
         finally:
-            self._request_over(exchange)
+            self._request_over(exchange, ticket)
 
-    def _request_over(self, exchange: _Exchange | None) -> None:
-        """Count the request out of those in flight, and end its spans if no record did."""
+    def _request_over(self, exchange: _Exchange | None, ticket: Ticket | None) -> None:
+        """Count the request out of those in flight, and end its spans and hand its key's
+        admission back if no record did."""
         deps = self._deps
         if deps.events is not None:
             deps.events.in_flight -= 1
         if deps.tracer is not None and exchange is not None:
             deps.tracer.request_finished(exchange.id)
+        if ticket is not None and deps.key_gate is not None:
+            deps.key_gate.leave(ticket, None)  # only if no record did it already
 
     async def _forced_account(
         self, headers: Mapping[str, str], api_key: ApiKey | None
@@ -301,6 +301,42 @@ class ProxyApp:
             if not await deps.store_watch.catch_up():
                 raise
         return forced_account(wanted, deps.pool.accounts(), api_key, auth_enabled=auth_enabled)
+
+    async def _accept(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        path: str,
+        headers: Mapping[str, str],
+        *,
+        key: ApiKey | None,
+    ) -> tuple[bytes, Routing, AgentMatch | None, Ticket | None] | None:
+        """Read the request, apply its agent's model, and pass it through its key's limits;
+        None when the client has been answered already (or the server is stopping)."""
+        read = await self._read_request(scope, receive, send, path, headers)
+        if read is None:
+            return None
+        body, routing = read
+        # The agent's preferred model replaces the client's before routing sees it.
+        agents = self._deps.agents
+        agent = (
+            None
+            if agents is None or agents.finds_nothing(headers)
+            else await agents.resolve(headers, body, routing)
+        )
+        if agent is not None:
+            body, routing = agent.body, agent.routing
+        gate = self._deps.key_gate
+        if key is None or key.limits is None or gate is None:
+            return body, routing, agent, None
+        # Before any upstream call: a refused request costs the pool nothing.
+        admitted = await gate.enter(key, key.limits, routing.model)
+        if isinstance(admitted, Refusal):
+            reply = refusal_reply(admitted, self._deps.clock.now_ms())
+            await _reply(send, reply.status, list(reply.headers), reply.body)
+            return None
+        return body, routing, agent, admitted
 
     async def _read_request(
         self, scope: Scope, receive: Receive, send: Send, path: str, headers: Mapping[str, str]
@@ -358,6 +394,7 @@ class _Exchange:
         "started",
         "started_ms",
         "streaming_held",
+        "ticket",
         "trace_context",
         "upstream_done",
         "watcher",
@@ -385,8 +422,11 @@ class _Exchange:
         body: bytes,
         agent: AgentMatch | None = None,
         forced: Account | None = None,
+        ticket: Ticket | None = None,
     ) -> None:
         self.deps = deps
+        self.ticket = ticket
+        """The key gate's admission, handed back with the request's record."""
         self.agent = agent
         self.forced = forced
         """The account ``x-better-ccflare-account-id`` forces: the only one tried."""
@@ -1116,6 +1156,9 @@ class _Exchange:
             billing=billing,
         )
         self.deps.store.requests.record(record)
+        ticket = self.ticket
+        if ticket is not None and self.deps.key_gate is not None:
+            self.deps.key_gate.leave(ticket, record)
         if self.deps.events is not None:
             self.deps.events.publish(record, self._timings())
         return record

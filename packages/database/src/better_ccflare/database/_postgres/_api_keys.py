@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from better_ccflare.core import ApiKey, ApiKeyRole, NotFoundError
+from better_ccflare.core import ApiKey, ApiKeyRole, KeyLimits, KeyUsageTotals, NotFoundError
 from better_ccflare.database._rows import (
     API_KEY_COLUMNS,
+    KEY_USAGE_SQL,
     api_key_conflict,
     api_key_from_row,
     api_key_values,
     insert_sql,
+    key_usage_from_rows,
+    limits_text,
 )
 
 from ._connection import Connection, Reader, affected, unless_taken
@@ -18,6 +21,7 @@ __all__ = ["PostgresApiKeys"]
 
 _INSERT_SQL = insert_sql("api_keys", API_KEY_COLUMNS, "numeric")
 _ORDER = "ORDER BY created_at, id"
+_USAGE_SQL = KEY_USAGE_SQL.format(since="$1")
 
 
 class PostgresApiKeys:
@@ -75,6 +79,12 @@ class PostgresApiKeys:
         return await self._reader.fetchval(
             "SELECT COUNT(*) FROM api_keys WHERE is_active AND role = $1", str(role)
         )
+
+    async def set_limits(self, key_id: str, limits: KeyLimits | None) -> None:
+        await self._update(key_id, "limits = $1", limits_text(limits))
+
+    async def usage_since(self, since_ms: int) -> dict[str, KeyUsageTotals]:
+        return key_usage_from_rows(await self._reader.fetch(_USAGE_SQL, since_ms))
 
     async def _update(self, key_id: str, assignment: str, value: object) -> None:
         sql = f"UPDATE api_keys SET {assignment} WHERE id = $2"  # noqa: S608 (fixed clauses)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
 from asyncpg import Pool
 
-from better_ccflare.core import Clock
+from better_ccflare.core import Clock, SessionPin
 from better_ccflare.database._coordination import REFRESH_LOCK_TIMEOUT_S, FleetLease
 from better_ccflare.database._crypto import SecretKey
 from better_ccflare.database._maintenance import RetentionResult, SchemaStatus, StoreStats
@@ -24,10 +25,13 @@ from ._analytics import PostgresAnalytics
 from ._api_keys import PostgresApiKeys
 from ._connection import Connection, Reader, open_pool
 from ._fleet_locks import PostgresLocks
+from ._key_fleet import PostgresKeyFleet
+from ._listener import ChangeListener
 from ._migrations import apply_migrations, schema_status, verify_key
 from ._oauth_sessions import PostgresOAuthSessions
 from ._requests import PostgresRequests
 from ._retention import delete_old_history
+from ._session_pins import PostgresSessionPins
 from ._strategies import PostgresStrategies
 from ._usage import PostgresUsage
 from ._writer import Writer
@@ -40,9 +44,12 @@ _OUR_TABLES = (
     "request_payloads",
     "oauth_sessions",
     "api_keys",
+    "api_key_minutes",
+    "api_key_inflight",
     "agent_preferences",
     "strategies",
     "usage_snapshots",
+    "session_pins",
 )
 
 
@@ -53,18 +60,22 @@ class PostgresBackend:
     __slots__ = (
         "_changes_seen",
         "_key",
+        "_listener",
         "_locks",
         "_name",
         "_pool",
         "_reader",
         "_retention_lock",
+        "_url",
         "_writer",
         "accounts",
         "agent_preferences",
         "analytics",
         "api_keys",
+        "key_fleet",
         "oauth_sessions",
         "requests",
+        "session_pins",
         "strategies",
         "usage",
     )
@@ -77,11 +88,14 @@ class PostgresBackend:
         clock: Clock,
         writer: Writer,
         name: str,
+        url: str,
         locks: PostgresLocks,
     ) -> None:
         self._pool = pool
         self._locks = locks
         self._name = name
+        self._url = url
+        self._listener: ChangeListener | None = None
         self._changes_seen: int | None = None
         """The sum of the other writers' change counters when :meth:`changed_elsewhere` last
         looked (``None`` before the first look, which takes the present as the baseline)."""
@@ -92,9 +106,11 @@ class PostgresBackend:
         self.accounts = PostgresAccounts(self._reader, writer, key)
         self.requests = PostgresRequests(self._reader, writer, clock)
         self.api_keys = PostgresApiKeys(self._reader, writer)
+        self.key_fleet = PostgresKeyFleet(self._reader, writer, name)
         self.oauth_sessions = PostgresOAuthSessions(self._reader, writer, key)
         self.agent_preferences = PostgresAgentPreferences(self._reader, writer)
         self.strategies = PostgresStrategies(self._reader, writer)
+        self.session_pins = PostgresSessionPins(self._reader, writer)
         self.usage = PostgresUsage(self._reader, writer)
         self.analytics = PostgresAnalytics(self._reader)
 
@@ -115,7 +131,9 @@ class PostgresBackend:
             raise
         writer = Writer(pool, payload_budget_bytes=payload_budget_bytes)
         writer.start()
-        backend = cls(pool=pool, key=key, clock=clock, writer=writer, name=name, locks=locks)
+        backend = cls(
+            pool=pool, key=key, clock=clock, writer=writer, name=name, url=url, locks=locks
+        )
         await backend.changed_elsewhere()
         return backend
 
@@ -135,6 +153,8 @@ class PostgresBackend:
             return
         self._reader.closed = True
         await self._locks.close()
+        if self._listener is not None:
+            await self._listener.close()
         await self._writer.close()
         await self._pool.close()
 
@@ -170,6 +190,18 @@ class PostgresBackend:
             total,
         )
         return changed
+
+    def listen(
+        self,
+        on_change: Callable[[bool], None],
+        on_pin: Callable[[SessionPin], None] | None = None,
+    ) -> bool:
+        if self._listener is None:
+            self._listener = ChangeListener(
+                self._url, own_name=self._name, on_change=on_change, on_pin=on_pin
+            )
+            self._listener.start()
+        return True
 
     async def compact(self) -> None:
         """``VACUUM ANALYZE`` of our tables: frees dead rows for reuse and refreshes the

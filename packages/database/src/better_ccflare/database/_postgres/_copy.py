@@ -36,6 +36,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "requests": ("id",),
     "request_payloads": ("id",),
     "usage_snapshots": ("account_id", "timestamp", "window_key"),
+    "session_pins": ("session_id",),
 }
 """Each copied table with what identifies a row (in copy order: payloads after requests)."""
 

@@ -6,13 +6,16 @@ import sqlite3
 
 from sqlite_utils import Database
 
-from better_ccflare.core import ApiKey, ApiKeyRole, NotFoundError
+from better_ccflare.core import ApiKey, ApiKeyRole, KeyLimits, KeyUsageTotals, NotFoundError
 from better_ccflare.database._rows import (
     API_KEY_COLUMNS,
+    KEY_USAGE_SQL,
     api_key_conflict,
     api_key_from_row,
     api_key_values,
     insert_sql,
+    key_usage_from_rows,
+    limits_text,
 )
 
 from ._connection import Runner
@@ -21,6 +24,7 @@ from ._writer import Writer
 __all__ = ["SqliteApiKeys"]
 
 _INSERT_SQL = insert_sql("api_keys", API_KEY_COLUMNS, "qmark")
+_USAGE_SQL = KEY_USAGE_SQL.format(since="?")
 
 
 class SqliteApiKeys:
@@ -88,6 +92,14 @@ class SqliteApiKeys:
             sql += " AND role = ?"
             params = (role,)
         return await self._reader.run(lambda db: db.conn.execute(sql, params).fetchone()[0])
+
+    async def set_limits(self, key_id: str, limits: KeyLimits | None) -> None:
+        await self._update(key_id, "limits = ?", (limits_text(limits),))
+
+    async def usage_since(self, since_ms: int) -> dict[str, KeyUsageTotals]:
+        return await self._reader.run(
+            lambda db: key_usage_from_rows(db.conn.execute(_USAGE_SQL, (since_ms,)).fetchall())
+        )
 
     async def _update(self, key_id: str, assignments: str, params: tuple[object, ...]) -> None:
         changed = await self._writer.submit(

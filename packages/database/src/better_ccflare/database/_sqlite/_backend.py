@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 from sqlite_utils import Database
 
-from better_ccflare.core import Clock
+from better_ccflare.core import Clock, SessionPin
 from better_ccflare.database._coordination import (
     REFRESH_LOCK_TIMEOUT_S,
     FleetLease,
@@ -33,6 +34,7 @@ from ._migrations import apply_migrations, schema_status, verify_key
 from ._oauth_sessions import SqliteOAuthSessions
 from ._requests import SqliteRequests
 from ._retention import delete_old_history
+from ._session_pins import SqliteSessionPins
 from ._strategies import SqliteStrategies
 from ._usage import SqliteUsage
 from ._writer import Writer
@@ -58,8 +60,10 @@ class SqliteBackend:
         "agent_preferences",
         "analytics",
         "api_keys",
+        "key_fleet",
         "oauth_sessions",
         "requests",
+        "session_pins",
         "strategies",
         "usage",
     )
@@ -85,9 +89,12 @@ class SqliteBackend:
         self.accounts = SqliteAccounts(reader, writer, key)
         self.requests = SqliteRequests(reader, writer, clock)
         self.api_keys = SqliteApiKeys(reader, writer)
+        self.key_fleet = None
+        """One instance owns a SQLite file: its in-memory counts are the whole truth."""
         self.oauth_sessions = SqliteOAuthSessions(reader, writer, key)
         self.agent_preferences = SqliteAgentPreferences(reader, writer)
         self.strategies = SqliteStrategies(reader, writer)
+        self.session_pins = SqliteSessionPins(reader, writer)
         self.usage = SqliteUsage(reader, writer)
         self.analytics = SqliteAnalytics(reader, writer)
 
@@ -175,6 +182,15 @@ class SqliteBackend:
         version = await self._writer_thread.run(_data_version)
         changed, self._data_version = version != self._data_version, version
         return changed
+
+    def listen(
+        self,
+        on_change: Callable[[bool], None],
+        on_pin: Callable[[SessionPin], None] | None = None,
+    ) -> bool:
+        # One server per file (the server's lock): the only other writer is the CLI, and
+        # asking data_version costs next to nothing, so there is nothing to push.
+        return False
 
     async def compact(self) -> None:
         def vacuum(db: Database) -> None:

@@ -13,7 +13,9 @@ adds the hourly and daily rollups of request history and fills them from the row
 (see ``_rollups``); the reference ignores those tables, and its writes keep them exact through
 the triggers. Migration 6 adds the rollups' count of requests whose cost is unknown. Migration 7
 adds ``consecutive_failures``, the circuit breaker's streak, to ``accounts`` (a column the
-reference does not have and ignores).
+reference does not have and ignores). Migration 8 adds ``session_pins``, the session-affinity
+pins the server keeps across restarts. Migration 9 adds ``limits`` to ``api_keys``: a key's rate
+limits, budgets, model allow-list and expiry as JSON (ignored by the reference).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from ._rollups import create_rollups
 from ._schema import (
     ACCOUNTS,
     ANALYTICS_INDEXES,
+    API_KEYS,
     INDEXES,
     REQUEST_ROLLUPS,
     TABLES,
@@ -89,6 +92,20 @@ def _migrations(key: SecretKey) -> Migrations:
     @migrations(name="0007_account_failure_streak")
     def account_failure_streak(db: Database) -> None:
         _add_missing_columns(db, ACCOUNTS)
+
+    @migrations(name="0008_session_pins")
+    def session_pins(db: Database) -> None:
+        db.conn.execute(
+            "CREATE TABLE IF NOT EXISTS session_pins (session_id TEXT PRIMARY KEY, "
+            "account_id TEXT NOT NULL, expires_at INTEGER NOT NULL)"
+        )
+        db.conn.execute(
+            "CREATE INDEX IF NOT EXISTS idx_session_pins_expires_at ON session_pins (expires_at)"
+        )
+
+    @migrations(name="0009_api_key_limits")
+    def api_key_limits(db: Database) -> None:
+        _add_missing_columns(db, API_KEYS)
 
     return migrations
 

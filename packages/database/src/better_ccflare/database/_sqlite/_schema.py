@@ -187,6 +187,8 @@ API_KEYS = Table(
         ("usage_count", "INTEGER DEFAULT 0"),
         ("is_active", "INTEGER DEFAULT 1"),
         ("role", "TEXT NOT NULL DEFAULT 'api-only'"),
+        # Ours (migration 0008): the key's KeyLimits as JSON, NULL for none.
+        ("limits", "TEXT"),
     ),
 )
 

@@ -19,12 +19,14 @@ from ._account_setup import (
     validate_account_name,
 )
 from ._api_key_admin import change_api_key, create_api_key
+from ._key_limits_admin import KeyUse, key_use, set_api_key_limits
 from ._token_health import TokenHealthReport, TokenHealthStatus, token_health
 
 __all__ = [
     "AccountEdit",
     "AccountMode",
     "AccountType",
+    "KeyUse",
     "NewAccount",
     "TokenHealthReport",
     "TokenHealthStatus",
@@ -34,8 +36,10 @@ __all__ = [
     "check_new_account",
     "create_api_key",
     "edit_account",
+    "key_use",
     "logs_in_only",
     "reset_rate_limit",
+    "set_api_key_limits",
     "token_health",
     "validate_account_name",
 ]

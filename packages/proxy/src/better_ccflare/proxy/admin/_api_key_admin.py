@@ -11,9 +11,18 @@ import asyncio
 import re
 import uuid
 
-from better_ccflare.core import ApiKey, ApiKeyRole, ConflictError, InvalidInputError, NotFoundError
+from better_ccflare.core import (
+    ApiKey,
+    ApiKeyRole,
+    ConflictError,
+    InvalidInputError,
+    KeyLimits,
+    NotFoundError,
+)
 from better_ccflare.database import Store
 from better_ccflare.proxy._api_key_hashing import generate_api_key, hash_api_key
+
+from ._key_limits_admin import check_limits
 
 __all__ = ["change_api_key", "create_api_key"]
 
@@ -21,14 +30,20 @@ _NAME = re.compile(r"[A-Za-z0-9 _.\-]{1,100}")
 
 
 async def create_api_key(
-    store: Store, name: str, role: ApiKeyRole | None, *, now_ms: int
+    store: Store,
+    name: str,
+    role: ApiKeyRole | None,
+    *,
+    now_ms: int,
+    limits: KeyLimits | None = None,
 ) -> tuple[ApiKey, str]:
     """Store a new key; returns it with the plaintext key, which is never kept.
 
-    ``role`` defaults to admin for the first key and api-only afterwards.
+    ``role`` defaults to admin for the first key and api-only afterwards; ``limits`` are
+    checked as :func:`~._key_limits_admin.check_limits` does.
 
     Raises:
-        InvalidInputError: a bad name, or an api-only first key.
+        InvalidInputError: a bad name or limits, or an api-only first key.
         ConflictError: the name is taken.
     """
     name = name.strip()
@@ -42,6 +57,7 @@ async def create_api_key(
             "role",
             "the first key must be an admin key (otherwise nobody could manage the proxy)",
         )
+    checked = check_limits(limits) if limits is not None else None
     if await store.api_keys.get(name) is not None:
         raise ConflictError(f"An API key named {name!r} already exists.")
     chosen = role or (ApiKeyRole.ADMIN if first else ApiKeyRole.API_ONLY)
@@ -54,6 +70,7 @@ async def create_api_key(
         prefix_last_8=plaintext[-8:],
         created_at_ms=now_ms,
         role=chosen,
+        limits=None if checked is None or checked.is_empty else checked,
     )
     await store.api_keys.add(key)
     return key, plaintext

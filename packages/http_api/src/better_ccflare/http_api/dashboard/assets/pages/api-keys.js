@@ -1,8 +1,73 @@
-// API keys: generate (the key is shown once), enable, disable, change role, delete.
+// API keys: generate (the key is shown once), enable, disable, change role, delete; each key's
+// limits (shown with what the key used this UTC day, week and month) and a form to edit them.
 
 import { api, post, storeKey, storedKey } from "../api.js";
 import { $, emptyRow, fill, h, toast } from "../dom.js";
-import { fmtDateTime, fmtInt, fmtRelative } from "../format.js";
+import { fmtInt, fmtRelative, fmtUsd } from "../format.js";
+
+const NUMBER_FIELDS = ["rpm", "tpm", "maxConcurrent", "budgetDailyUsd", "budgetWeeklyUsd", "budgetMonthlyUsd"];
+let editing = null; // the key whose limits the form shows
+
+function limitsSummary(limits) {
+  if (!limits) return "none";
+  const parts = [];
+  if (limits.rpm) parts.push(`${fmtInt(limits.rpm)} req/min`);
+  if (limits.tpm) parts.push(`${fmtInt(limits.tpm)} tok/min`);
+  if (limits.maxConcurrent) parts.push(`${limits.maxConcurrent} at once`);
+  if (limits.budgetDailyUsd != null) parts.push(`${fmtUsd(limits.budgetDailyUsd)}/day`);
+  if (limits.budgetWeeklyUsd != null) parts.push(`${fmtUsd(limits.budgetWeeklyUsd)}/week`);
+  if (limits.budgetMonthlyUsd != null) parts.push(`${fmtUsd(limits.budgetMonthlyUsd)}/month`);
+  if (limits.models && limits.models.length) parts.push(`models ${limits.models.join(", ")}`);
+  if (limits.expiresAt) parts.push(`expires ${limits.expiresAt.replace("T", " ").replace(/:00Z$|Z$/, "")} UTC`);
+  return parts.join(" · ");
+}
+
+function period(requests, tokens, spent, budget) {
+  const of = budget != null ? ` of ${fmtUsd(budget)}` : "";
+  return h("span", { class: "nowrap", title: `${fmtInt(requests)} requests, ${fmtInt(tokens)} tokens` },
+    `${fmtUsd(spent)}${of} · ${fmtInt(tokens)} tok`);
+}
+
+function showLimits(k) {
+  editing = k;
+  const form = $("#limits-form");
+  const limits = k.limits || {};
+  for (const field of NUMBER_FIELDS) form.elements[field].value = limits[field] ?? "";
+  form.elements.models.value = (limits.models || []).join(", ");
+  form.elements.expiresAt.value = limits.expiresAt ? limits.expiresAt.replace(/Z$/, "").slice(0, 16) : "";
+  $("#limits-key-name").textContent = k.name;
+  $("#limits-error").hidden = true;
+  $("#limits-panel").hidden = false;
+  $("#limits-panel").scrollIntoView({ block: "nearest" });
+}
+
+function formLimits(form) {
+  const limits = {};
+  for (const field of NUMBER_FIELDS) {
+    const value = form.elements[field].value.trim();
+    if (value !== "") limits[field] = Number(value);
+  }
+  const models = form.elements.models.value.split(",").map((p) => p.trim()).filter(Boolean);
+  if (models.length) limits.models = models;
+  const expires = form.elements.expiresAt.value;
+  if (expires) limits.expiresAt = `${expires}:00Z`;
+  return limits;
+}
+
+async function saveLimits(limits) {
+  const error = $("#limits-error");
+  error.hidden = true;
+  try {
+    await api(keyPath(editing, "/limits"), { method: "PUT", body: { limits } });
+    toast(limits ? `Limits of ${editing.name} saved.` : `Limits of ${editing.name} removed.`);
+    $("#limits-panel").hidden = true;
+    editing = null;
+  } catch (err) {
+    error.textContent = err.message;
+    error.hidden = false;
+  }
+  await load();
+}
 
 function keyPath(k, suffix = "") {
   return `/api/api-keys/${encodeURIComponent(k.id)}${suffix}`;
@@ -27,13 +92,21 @@ function row(k) {
     h("td", { class: "mono nowrap" }, `btr-…${k.prefixLast8}`),
     h("td", {}, h("span", { class: k.role === "admin" ? "badge accent" : "badge" }, k.role)),
     h("td", {}, h("span", { class: k.isActive ? "badge ok" : "badge" }, k.isActive ? "active" : "disabled")),
-    h("td", { class: "nowrap" }, fmtDateTime(k.createdAt)),
+    h("td", { class: "limits" }, limitsSummary(k.limits)),
+    ...(k.use
+      ? [
+        h("td", {}, period(k.use.requestsToday, k.use.tokensToday, k.use.spentTodayUsd, k.limits?.budgetDailyUsd)),
+        h("td", {}, period(k.use.requestsThisWeek, k.use.tokensThisWeek, k.use.spentThisWeekUsd, k.limits?.budgetWeeklyUsd)),
+        h("td", {}, period(k.use.requestsThisMonth, k.use.tokensThisMonth, k.use.spentThisMonthUsd, k.limits?.budgetMonthlyUsd)),
+      ]
+      : [h("td", {}, "–"), h("td", {}, "–"), h("td", {}, "–")]),
     h("td", { class: "nowrap" }, fmtRelative(k.lastUsed)),
     h("td", { class: "num" }, fmtInt(k.usageCount)),
     h("td", {}, h("div", { class: "row-actions" },
       k.isActive
         ? button("Disable", () => post(keyPath(k, "/disable")))
         : button("Enable", () => post(keyPath(k, "/enable"))),
+      h("button", { type: "button", class: "button small", onclick: () => showLimits(k) }, "Limits"),
       button(`Make ${other}`, () => api(keyPath(k, "/role"), { method: "PATCH", body: { role: other } })),
       button("Delete", async () => {
         if (!confirm(`Delete the key “${k.name}”? Clients using it stop working at once.`)) return;
@@ -84,6 +157,16 @@ export async function start() {
     } catch {
       toast("Copying is not allowed here; select the key and copy it by hand.", "error");
     }
+  });
+  const limitsForm = $("#limits-form");
+  limitsForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    await saveLimits(formLimits(limitsForm));
+  });
+  $("#clear-limits").addEventListener("click", () => saveLimits(null));
+  $("#close-limits").addEventListener("click", () => {
+    $("#limits-panel").hidden = true;
+    editing = null;
   });
   $("#dismiss-new-key").addEventListener("click", () => {
     // Forget the secret as soon as the operator is done with it.
