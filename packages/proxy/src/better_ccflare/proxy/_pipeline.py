@@ -313,11 +313,27 @@ class ProxyApp:
         key: ApiKey | None,
     ) -> tuple[bytes, Routing, AgentMatch | None, Ticket | None] | None:
         """Read the request, apply its agent's model, and pass it through its key's limits;
-        None when the client has been answered already (or the server is stopping)."""
-        read = await self._read_request(scope, receive, send, path, headers)
-        if read is None:
+        None when the client has been answered already (or the server is stopping). One
+        coroutine for all of it: this runs for every request."""
+        try:
+            body = await _read_body(receive, self._deps.settings.max_body_bytes)
+        except asyncio.CancelledError:
+            # The server stopped before the client finished sending: nothing had started yet.
+            _log.info(
+                "Shutdown cut %s %s while its body was still arriving",
+                scope["method"],
+                path,
+                extra={"data": {"method": scope["method"], "path": path}},
+            )
             return None
-        body, routing = read
+        if body is None:
+            await _error(send, 413, "request_too_large", "The request body is too large.")
+            return None
+        try:
+            routing = read_routing(body, headers.get("content-type"))
+        except InvalidRequestError as exc:
+            await _error(send, 400, "invalid_request_error", str(exc))
+            return None
         # The agent's preferred model replaces the client's before routing sees it.
         agents = self._deps.agents
         agent = (
@@ -337,31 +353,6 @@ class ProxyApp:
             await _reply(send, reply.status, list(reply.headers), reply.body)
             return None
         return body, routing, agent, admitted
-
-    async def _read_request(
-        self, scope: Scope, receive: Receive, send: Send, path: str, headers: Mapping[str, str]
-    ) -> tuple[bytes, Routing] | None:
-        """The body and what routing reads of it; None when there is nothing to proxy (the
-        client has been answered, or the server stopped while the body was arriving)."""
-        try:
-            body = await _read_body(receive, self._deps.settings.max_body_bytes)
-        except asyncio.CancelledError:
-            # The server stopped before the client finished sending: nothing had started yet.
-            _log.info(
-                "Shutdown cut %s %s while its body was still arriving",
-                scope["method"],
-                path,
-                extra={"data": {"method": scope["method"], "path": path}},
-            )
-            return None
-        if body is None:
-            await _error(send, 413, "request_too_large", "The request body is too large.")
-            return None
-        try:
-            return body, read_routing(body, headers.get("content-type"))
-        except InvalidRequestError as exc:
-            await _error(send, 400, "invalid_request_error", str(exc))
-            return None
 
 
 class _Exchange:
