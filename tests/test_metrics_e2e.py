@@ -12,7 +12,8 @@ import httpx2
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from better_ccflare.core import ApiKeyRole
+from better_ccflare.core import ApiKeyRole, KeyLimits
+from better_ccflare.proxy.admin import set_api_key_limits
 
 from .support.client import add_api_key, ask, raw_request, recorded, sdk
 from .support.fake_upstream import FakeUpstream, Reply
@@ -176,3 +177,37 @@ async def test_failovers_and_cooldowns_are_counted_as_they_happen(tmp_path: Path
     assert grew("better_ccflare_requests_total", status_class="2xx") == 1
     benched = [labels for (n, labels), v in after.items() if n.endswith("_state") and v == 1]
     assert sum(("state", "cooling_down") in labels for labels in benched) == 1
+
+
+async def test_a_limited_keys_spend_and_remaining_budget_are_gauges(tmp_path: Path) -> None:
+    async with FakeUpstream() as upstream:
+        upstream.set_default(Reply.json(message_json()))
+        async with running_proxy(tmp_path, console_account("a", upstream)) as (service, url):
+            admin = await add_api_key(service, ApiKeyRole.ADMIN)
+            dev = await add_api_key(service, ApiKeyRole.API_ONLY, name="dev")
+            unlimited = await add_api_key(service, ApiKeyRole.API_ONLY, name="free")
+            await set_api_key_limits(
+                service.store, "dev", KeyLimits(budget_daily_usd=1.0, budget_monthly_usd=5.0)
+            )
+            service.auth.invalidate()
+            for key in (dev, dev, unlimited):
+                async with sdk(url, api_key=key) as client:
+                    await client.messages.create(
+                        model=MODEL, max_tokens=64, messages=[{"role": "user", "content": "Hi"}]
+                    )
+            await recorded(service, 3)
+            samples = await scrape(url, admin)
+
+    cost = 2 * (12 * 3 + 5 * 15 + 100 * 0.3) / 1e6  # two of message_json()'s replies
+    spend = "better_ccflare_api_key_spend_usd"
+    remaining = "better_ccflare_api_key_budget_remaining_usd"
+    for period in ("day", "week", "month"):
+        assert value(samples, spend, key="dev", period=period) == pytest.approx(cost)
+    assert value(samples, remaining, key="dev", period="day") == pytest.approx(1.0 - cost)
+    assert value(samples, remaining, key="dev", period="month") == pytest.approx(5.0 - cost)
+    assert (
+        "better_ccflare_api_key_budget_remaining_usd",
+        frozenset({("key", "dev"), ("period", "week")}),
+    ) not in samples  # no weekly budget, no remaining
+    assert not any(dict(labels).get("key") == "free" for _, labels in samples)
+    assert value(samples, "better_ccflare_api_key_in_flight_requests", key="dev") == 0

@@ -170,7 +170,13 @@ class Service:
         )
         self.request_events = RequestEvents()
         self.metrics = Metrics(
-            pool=self.pool, usage=self.usage, events=self.request_events, store=store, clock=clock
+            pool=self.pool,
+            usage=self.usage,
+            events=self.request_events,
+            store=store,
+            clock=clock,
+            key_gate=self.key_gate,
+            key_names=self.auth.key_names,
         )
         if metrics:
             self.request_events.add_listener(self.metrics.requests.observe_request)

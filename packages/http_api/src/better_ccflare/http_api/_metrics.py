@@ -10,14 +10,15 @@ services in one process never share or collide on series.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from prometheus_client import CollectorRegistry, generate_latest
 
 from better_ccflare.core import Clock
 from better_ccflare.database import Store
-from better_ccflare.proxy import AccountPool, RequestEvents, UsageCache
+from better_ccflare.proxy import AccountPool, KeyGate, RequestEvents, UsageCache
 
+from ._key_metrics import KeyCollector
 from ._pool_metrics import PoolCollector
 from ._request_metrics import RequestMetrics
 
@@ -41,13 +42,19 @@ class Metrics:
         events: RequestEvents,
         store: Store,
         clock: Clock,
+        key_gate: KeyGate | None = None,
+        key_names: Callable[[], Mapping[str, str]] | None = None,
     ) -> None:
+        """``key_gate`` and ``key_names`` (id to name) add the per-key spend and budgets."""
         self.registry = CollectorRegistry(auto_describe=False)
         self.requests = RequestMetrics(pool.get)
         self.registry.register(self.requests)
         self.registry.register(
             PoolCollector(pool=pool, usage=usage, events=events, store=store, clock=clock)
         )
+        if key_gate is not None:
+            names = key_names or dict[str, str]
+            self.registry.register(KeyCollector(gate=key_gate, names=names, clock=clock))
 
     def exposition(self) -> bytes:
         """Every metric in Prometheus' text exposition format (version 0.0.4)."""

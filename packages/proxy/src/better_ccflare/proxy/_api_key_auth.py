@@ -219,6 +219,10 @@ class ApiKeyAuthenticator:
         """Whether any active key exists, as of the last load (``False`` before the first)."""
         return bool(self._keys)
 
+    def key_names(self) -> dict[str, str]:
+        """The active keys' names by id, as of the last load (for labels, never secrets)."""
+        return {key_id: key.name for key_id, key in self._keys.items()}
+
     def invalidate(self) -> None:
         """Make the next request reload the keys; call after creating, disabling, deleting a
         key or changing its role."""
