@@ -120,7 +120,9 @@ def measure(
             _wait_for_port(upstream_port, upstream, 30)
             _wait_for_port(proxy_port, proxy, 300)
             _wrk(proxy_port, body_file, connections, warmup_s)
-            key = proxy_server.upstream_key(recording=True)
+            key = proxy_server.upstream_key(
+                recording=True, metrics="--no-metrics" not in proxy_args
+            )
             before = _upstream_count(upstream_port, key)
             _callgrind(proxy.pid, "-i", "on")
             _wrk(proxy_port, body_file, connections, seconds)
