@@ -153,6 +153,15 @@ async def ask(client: httpx2.AsyncClient, instance: Instance) -> httpx2.Response
     return await client.post(f"{instance.url}/v1/messages", json=body, timeout=30)
 
 
+async def pool_holds_one_account(
+    client: httpx2.AsyncClient, instance: Instance, timeout_s: float
+) -> None:
+    async with asyncio.timeout(timeout_s):
+        # Polled: the state belongs to another process, no event can be awaited.
+        while (await client.get(f"{instance.url}/health")).json()["pool"]["configured"] != 1:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+
+
 async def until(condition: Callable[[], bool], timeout_s: float) -> None:
     async with asyncio.timeout(timeout_s):
         while not condition():  # noqa: ASYNC110 (the state belongs to the processes under test)
@@ -168,12 +177,10 @@ async def test_thirty_requests_across_three_instances_on_an_expiring_token_refre
     account = oauth_account(fleet.upstream.server, expires_in_ms=60_000)
     await fleet.on_store(lambda store: store.accounts.add(account))
     async with httpx2.AsyncClient() as client:
+        # Each instance's pool (what /health counts, not the database /api/accounts reads) must
+        # hold the account before the burst; a loaded machine can take seconds to get there.
         for instance in fleet.instances:
-            for _ in range(50):
-                accounts = (await client.get(f"{instance.url}/api/accounts")).json()
-                if accounts:
-                    break
-                await asyncio.sleep(0.1)
+            await pool_holds_one_account(client, instance, timeout_s=30)
         replies = await asyncio.gather(
             *(ask(client, fleet.instances[n % INSTANCES]) for n in range(30))
         )
