@@ -379,3 +379,20 @@ def test_model_prices_follow_the_file_while_running(home: Path) -> None:
     assert reload_file_settings(config).model_prices == {
         "glm-9": ModelPriceConfig(input=1, output=2)
     }
+
+
+@pytest.mark.parametrize(
+    ("host", "url"),
+    [
+        ("127.0.0.1", "http://127.0.0.1:8080"),
+        ("0.0.0.0", "http://127.0.0.1:8080"),
+        ("", "http://127.0.0.1:8080"),
+        ("::", "http://[::1]:8080"),
+        ("::1", "http://[::1]:8080"),
+        ("proxy.example", "http://proxy.example:8080"),
+    ],
+)
+def test_the_local_url_reaches_a_wildcard_bind_through_loopback(
+    home: Path, host: str, url: str
+) -> None:
+    assert load(home, BETTER_CCFLARE_HOST=host).local_url == url

@@ -24,8 +24,6 @@ from ._output import Col, format_time, print_json, print_table, print_text, spin
 __all__ = ["doctor"]
 
 _HEALTH_TIMEOUT_S = 1.5
-# A server bound to every interface is probed on loopback; nothing here binds anything.
-_WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104 (see above)
 
 
 class Check(msgspec.Struct, frozen=True, kw_only=True):
@@ -169,9 +167,7 @@ def _says_ready(response: httpx2.Response) -> bool:
 
 async def _probe_server(config: Config) -> ServerProbe:
     """GET ``/health`` on the configured host and port; a wildcard address means this host."""
-    host = _WILDCARD_HOSTS.get(config.host, config.host)
-    scheme = "https" if config.tls_enabled else "http"
-    url = f"{scheme}://{f'[{host}]' if ':' in host else host}:{config.port}/health"
+    url = f"{config.local_url}/health"
     # A local server's certificate is usually self-signed; only its liveness is read here.
     async with httpx2.AsyncClient(
         timeout=_HEALTH_TIMEOUT_S,

@@ -19,6 +19,6 @@ def run() -> None:
 
         print(run_statusline(sys.stdin, os.environ))
         return
-    from ._main import main  # noqa: PLC0415
+    from ._main import main  # noqa: PLC0415 (every other command: the full CLI, loaded here)
 
     main()

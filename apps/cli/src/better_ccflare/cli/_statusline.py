@@ -113,16 +113,14 @@ def _server_url(environ: Mapping[str, str]) -> str:
     base = environ.get("ANTHROPIC_BASE_URL", "").strip()
     if base:
         return base.rstrip("/")
-    from better_ccflare.core import BetterCcflareError, load_config  # noqa: PLC0415 (only here)
+    # Imported here: the common case (ANTHROPIC_BASE_URL set) starts without the config code.
+    from better_ccflare.core import BetterCcflareError, load_config  # noqa: PLC0415
 
     try:
         config = load_config(environ)
     except BetterCcflareError as exc:
         raise _UnreachableError("configuration error, see `better-ccflare config show`") from exc
-    host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host  # noqa: S104
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{'https' if config.tls_enabled else 'http'}://{host}:{config.port}"
+    return config.local_url
 
 
 def _key(environ: Mapping[str, str]) -> str | None:

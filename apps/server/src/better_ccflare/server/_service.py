@@ -499,7 +499,7 @@ async def _serve_locked(config: Config, bus: LogBus) -> None:
                 status.version,
                 status.backend,
             )
-            url = _local_url(config)
+            url = config.local_url + "/"
             _log.info("Dashboard: %s  Claude Code: ANTHROPIC_BASE_URL=%s", url, url.rstrip("/"))
             if accounts == 0:
                 _log.warning(
@@ -509,13 +509,3 @@ async def _serve_locked(config: Config, bus: LogBus) -> None:
             freeze_startup_heap()
             await server.serve(sockets=[listening])
             await _requests_cut(server)
-
-
-def _local_url(config: Config) -> str:
-    """The address to open on this machine: a wildcard bind is reached through loopback."""
-    scheme = "https" if config.tls_enabled else "http"
-    wildcards = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104 - binds nothing
-    host = wildcards.get(config.host, config.host)
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{scheme}://{host}:{config.port}/"

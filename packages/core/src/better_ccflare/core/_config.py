@@ -214,6 +214,19 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     def tls_enabled(self) -> bool:
         return self.ssl_key_path is not None and self.ssl_cert_path is not None
 
+    @property
+    def local_url(self) -> str:
+        """The server's address from this machine (no trailing slash): a wildcard bind is
+        reached through loopback, an IPv6 host is bracketed."""
+        host = _LOOPBACK_FOR_WILDCARD.get(self.host, self.host)
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{'https' if self.tls_enabled else 'http'}://{host}:{self.port}"
+
+
+_LOOPBACK_FOR_WILDCARD = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104
+"""Wildcard bind addresses and the loopback address that reaches them (nothing is bound here)."""
+
 
 def redacted_url(url: str) -> str:
     """``url`` with its password, if it has one, replaced by ``<redacted>``: for messages."""
