@@ -112,19 +112,23 @@ class AgentDirectory:
 
     def known_empty(self) -> bool:
         """No agents as of a reading still fresh, and no autodiscovery: nothing to match."""
-        loaded = self._loaded_at_ms
-        return (
-            not self._autodiscover
-            and loaded is not None
-            and not self._current.agents
-            and self._clock.now_ms() - loaded < DISCOVERY_TTL_MS
-        )
+        if self._autodiscover:
+            return False
+        fresh = self._fresh_reading()
+        return fresh is not None and not fresh.agents
 
-    async def discovered(self) -> Discovered:
-        """The agents and workspaces, read again when the last reading is too old."""
+    def _fresh_reading(self) -> Discovered | None:
+        """The last reading while it is younger than ``DISCOVERY_TTL_MS``, else ``None``."""
         loaded = self._loaded_at_ms
         if loaded is not None and self._clock.now_ms() - loaded < DISCOVERY_TTL_MS:
             return self._current
+        return None
+
+    async def discovered(self) -> Discovered:
+        """The agents and workspaces, read again when the last reading is too old."""
+        fresh = self._fresh_reading()
+        if fresh is not None:
+            return fresh
         if self._loading is None:
             # One reading at a time: requests arriving meanwhile wait for the same one.
             self._loading = asyncio.create_task(asyncio.to_thread(discover_agents, self._home))
