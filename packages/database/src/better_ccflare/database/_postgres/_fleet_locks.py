@@ -49,7 +49,15 @@ _KEEPALIVES_SQL = (
 )
 """Set after connecting rather than as startup parameters, which a connection pooler such as
 PgBouncer would refuse."""
-_UNREACHABLE = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+_UNREACHABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    # A connection the server ended while a keepalive or query was under way is left in a state
+    # asyncpg refuses to use ("another operation is in progress"): as gone as a closed one.
+    asyncpg.InternalClientError,
+)
 
 _HOLD_SQL = """
 SELECT CASE WHEN EXISTS (
