@@ -156,7 +156,7 @@ async def test_sql_runs_only_on_the_writer_and_reader_threads(
 @pytest.fixture
 async def writer(tmp_path: Path) -> AsyncIterator[Writer]:
     thread = ConnectionThread("test-writer", lambda: open_writer(tmp_path / "w.db"))
-    started = Writer(thread, payload_budget_bytes=1_000_000)
+    started = Writer(thread, payload_budget_bytes=1_000_000, process=None, data_version=0)
     started.start()
     await started.submit(lambda db: db.conn.execute("CREATE TABLE t (x INTEGER)"), label="ddl")
     yield started
@@ -214,7 +214,7 @@ async def test_a_batch_blocked_by_another_process_fails_once_not_op_by_op(
         return db
 
     thread = ConnectionThread("impatient-writer", impatient_writer)
-    writer = Writer(thread, payload_budget_bytes=1_000_000)
+    writer = Writer(thread, payload_budget_bytes=1_000_000, process=None, data_version=0)
     writer.start()
     await writer.submit(lambda db: db.conn.execute("CREATE TABLE t (x INTEGER)"), label="ddl")
     holder = ConnectionThread("lock-holder", lambda: Database(path))

@@ -43,18 +43,19 @@ __all__ = ["SqliteAccounts"]
 
 _INSERT_SQL = insert_sql("accounts", ACCOUNT_COLUMNS, "qmark")
 _SET_CREDENTIALS = ", ".join(f"{column} = ?" for column in CREDENTIAL_COLUMNS)
+# ?1 now, ?2 session duration, ?3 account id (numbered: a tuple binds them, queued or not)
 _RECORD_USE_SQL = """
 UPDATE accounts SET
-  last_used = :now,
+  last_used = ?1,
   request_count = COALESCE(request_count, 0) + 1,
   total_requests = COALESCE(total_requests, 0) + 1,
   session_request_count = CASE
-    WHEN session_start IS NULL OR :now - session_start >= :duration THEN 1
+    WHEN session_start IS NULL OR ?1 - session_start >= ?2 THEN 1
     ELSE COALESCE(session_request_count, 0) + 1 END,
   session_start = CASE
-    WHEN session_start IS NULL OR :now - session_start >= :duration THEN :now
+    WHEN session_start IS NULL OR ?1 - session_start >= ?2 THEN ?1
     ELSE session_start END
-WHERE id = :id
+WHERE id = ?3
 """
 _RATE_LIMIT_READING_SQL = (
     "UPDATE accounts SET rate_limit_status = ?, rate_limit_reset = ?, rate_limit_remaining = ? "
@@ -170,14 +171,14 @@ class SqliteAccounts:
         )
 
     def record_rate_limit_reading_nowait(self, account_id: str, state: RateLimitState) -> None:
-        params = (state.status, state.reset_at_ms, state.remaining, account_id)
-        self._writer.enqueue(
-            lambda db: db.conn.execute(_RATE_LIMIT_READING_SQL, params),
+        self._writer.enqueue_statement(
+            _RATE_LIMIT_READING_SQL,
+            (state.status, state.reset_at_ms, state.remaining, account_id),
             label=f"accounts.record_rate_limit_reading({account_id})",
         )
 
     async def record_use(self, account_id: str, now_ms: int, session_duration_ms: int) -> None:
-        params = {"now": now_ms, "duration": session_duration_ms, "id": account_id}
+        params = (now_ms, session_duration_ms, account_id)
         changed = await self._writer.submit(
             lambda db: db.conn.execute(_RECORD_USE_SQL, params).rowcount,
             label=f"accounts.record_use({account_id})",
@@ -186,9 +187,9 @@ class SqliteAccounts:
             raise NotFoundError("account", account_id)
 
     def record_use_nowait(self, account_id: str, now_ms: int, session_duration_ms: int) -> None:
-        params = {"now": now_ms, "duration": session_duration_ms, "id": account_id}
-        self._writer.enqueue(
-            lambda db: db.conn.execute(_RECORD_USE_SQL, params),
+        self._writer.enqueue_statement(
+            _RECORD_USE_SQL,
+            (now_ms, session_duration_ms, account_id),
             label=f"accounts.record_use({account_id})",
         )
 

@@ -76,12 +76,10 @@ class SqliteApiKeys:
             raise NotFoundError("API key", key_id)
 
     def touch(self, key_id: str, now_ms: int) -> None:
-        self._writer.enqueue(
-            lambda db: db.conn.execute(
-                "UPDATE api_keys SET last_used = ?, usage_count = COALESCE(usage_count, 0) + 1 "
-                "WHERE id = ?",
-                (now_ms, key_id),
-            ),
+        self._writer.enqueue_statement(
+            "UPDATE api_keys SET last_used = ?, usage_count = COALESCE(usage_count, 0) + 1 "
+            "WHERE id = ?",
+            (now_ms, key_id),
             label=f"api_keys.touch({key_id})",
         )
 

@@ -37,7 +37,8 @@ from ._retention import delete_old_history
 from ._session_pins import SqliteSessionPins
 from ._strategies import SqliteStrategies
 from ._usage import SqliteUsage
-from ._writer import Writer
+from ._writer import Writer, data_version
+from ._writer_link import WriterProcess
 
 __all__ = ["SqliteBackend"]
 
@@ -50,7 +51,6 @@ class SqliteBackend:
     """The repositories plus :class:`~better_ccflare.database.StoreMaintenance` for one file."""
 
     __slots__ = (
-        "_data_version",
         "_key",
         "_reader",
         "_retention_lock",
@@ -76,11 +76,7 @@ class SqliteBackend:
         writer_thread: ConnectionThread,
         reader: ConnectionPool,
         writer: Writer,
-        data_version: int,
     ) -> None:
-        self._data_version = data_version
-        """The writer connection's ``PRAGMA data_version`` when :meth:`changed_elsewhere` last
-        looked; it moves only when another connection commits."""
         self._key = key
         self._writer_thread = writer_thread
         self._reader = reader
@@ -112,10 +108,10 @@ class SqliteBackend:
         def prepare(db: Database) -> int:
             verify_key(db, key)
             apply_migrations(db, key)
-            return _data_version(db)
+            return data_version(db)
 
         try:
-            data_version = await writer_thread.run(prepare)
+            version = await writer_thread.run(prepare)
         except sqlite3.DatabaseError as exc:
             await writer_thread.close()
             raise StoreOpenError(
@@ -129,7 +125,12 @@ class SqliteBackend:
         reader = ConnectionPool(
             "better-ccflare-db-reader", lambda: open_reader(path), size=READER_THREADS
         )
-        writer = Writer(writer_thread, payload_budget_bytes=payload_budget_bytes)
+        writer = Writer(
+            writer_thread,
+            payload_budget_bytes=payload_budget_bytes,
+            process=WriterProcess(path),
+            data_version=version,
+        )
         writer.start()
         return cls(
             key=key,
@@ -137,7 +138,6 @@ class SqliteBackend:
             writer_thread=writer_thread,
             reader=reader,
             writer=writer,
-            data_version=data_version,
         )
 
     def refresh_lock(
@@ -175,13 +175,9 @@ class SqliteBackend:
         return await self._reader.run(check)
 
     async def changed_elsewhere(self) -> bool:
-        # Asked on the writer's own connection: its data_version ignores its own commits (every
-        # proxied request's record), so it moves only for the CLI's and other processes'.
-        # A pragma that reads a counter: about 70 µs of wall time, nearly all of it the hand-off
-        # to the writer thread (measured on the 2-core CI machine).
-        version = await self._writer_thread.run(_data_version)
-        changed, self._data_version = version != self._data_version, version
-        return changed
+        # Only the writer knows which of its two connections (its thread's and its process's)
+        # committed since each last looked; the proxy's own records must not count.
+        return await self._writer.changed_elsewhere()
 
     def listen(
         self,
@@ -206,7 +202,3 @@ class SqliteBackend:
             return await delete_old_history(
                 self._writer, payload_days, request_days, now_ms=now_ms, batch_size=batch_size
             )
-
-
-def _data_version(db: Database) -> int:
-    return int(db.conn.execute("PRAGMA data_version").fetchone()[0])

@@ -9,11 +9,10 @@ result. Using a connection from anywhere else fails loudly (``check_same_thread`
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import sqlite3
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -22,17 +21,17 @@ from sqlite_utils import Database
 
 from better_ccflare.database._errors import StoreClosedError
 
+from ._writer_process import BUSY_TIMEOUT_S, configure_write_connection
+
 __all__ = [
     "ConnectionPool",
     "ConnectionThread",
     "Runner",
-    "immediate_transaction",
     "open_reader",
     "open_writer",
 ]
 
 _T = TypeVar("_T")
-_BUSY_TIMEOUT_S = 10.0
 _log = logging.getLogger("better_ccflare.database")
 
 
@@ -51,13 +50,7 @@ def open_writer(path: Path) -> Database:
             path,
             journal_mode,
         )
-    db.conn.execute("PRAGMA synchronous=NORMAL")
-    db.conn.execute("PRAGMA foreign_keys=ON")
-    # Zero deleted content at least inside b-tree pages (FAST costs no extra I/O), so values that
-    # were overwritten, such as plaintext tokens replaced by ciphertext, do not linger in the
-    # file. Keep a build's stronger default (ON) where it has one.
-    if db.conn.execute("PRAGMA secure_delete").fetchone()[0] == 0:
-        db.conn.execute("PRAGMA secure_delete=FAST")
+    configure_write_connection(db.conn)
     return db
 
 
@@ -71,27 +64,9 @@ def open_reader(path: Path) -> Database:
 def _connect(path: Path) -> Database:
     # ``timeout`` is SQLite's busy timeout (PRAGMA busy_timeout): wait for another process's
     # lock instead of failing with "database is locked".
-    conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S)  # noqa: TID251 (this package owns SQLite)
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S)  # noqa: TID251 (this package owns SQLite)
     conn.row_factory = sqlite3.Row
     return Database(conn, execute_plugins=False)
-
-
-@contextlib.contextmanager
-def immediate_transaction(db: Database) -> Generator[None]:
-    """One transaction that takes the write lock up front (``BEGIN IMMEDIATE``).
-
-    Taking the lock at the start means a read-then-write inside the transaction (such as the
-    refresh-token compare-and-swap) cannot interleave with another process's write, and a busy
-    database is waited for (``busy_timeout``) instead of failing at the first write.
-    """
-    db.conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        db.conn.execute("COMMIT")
-    except BaseException:
-        if db.conn.in_transaction:
-            db.conn.execute("ROLLBACK")
-        raise
 
 
 class Runner(Protocol):

@@ -19,7 +19,8 @@ __all__ = ["SqliteRequests"]
 
 _UPSERT_SQL = request_upsert_sql("qmark")
 _PAYLOAD_SQL = (
-    "INSERT INTO request_payloads (id, json, timestamp) VALUES (?, ?, ?) "
+    # CAST: bytes bind as a BLOB; the column holds the JSON as text (UTF-8, as sent).
+    "INSERT INTO request_payloads (id, json, timestamp) VALUES (?, CAST(? AS TEXT), ?) "
     "ON CONFLICT(id) DO UPDATE SET json = excluded.json, timestamp = excluded.timestamp"
 )
 
@@ -40,15 +41,10 @@ class SqliteRequests:
         )
 
     def record_payload(self, request_id: str, payload_json: bytes | str) -> bool:
-        timestamp_ms = self._clock.now_ms()
-
-        def insert(db: Database) -> None:
-            text = payload_json.decode() if isinstance(payload_json, bytes) else payload_json
-            db.conn.execute(_PAYLOAD_SQL, (request_id, text, timestamp_ms))
-
         # len() of a str counts characters, close enough to bytes for mostly-ASCII JSON and free.
-        return self._writer.enqueue(
-            insert,
+        return self._writer.enqueue_statement(
+            _PAYLOAD_SQL,
+            (request_id, payload_json, self._clock.now_ms()),
             label=f"requests.record_payload({request_id})",
             payload_bytes=max(len(payload_json), 1),
         )

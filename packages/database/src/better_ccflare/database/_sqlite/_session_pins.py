@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from sqlite_utils import Database
-
 from better_ccflare.core import SessionPin
 from better_ccflare.database._session_pins import session_pin_sql
 
@@ -25,11 +23,9 @@ class SqliteSessionPins:
         self._writer = writer
 
     def save_nowait(self, pin: SessionPin, now_ms: int) -> None:
-        def save(db: Database) -> None:
-            db.conn.execute(_UPSERT, (pin.session_id, pin.account_id, pin.expires_at_ms))
-            db.conn.execute(_PURGE, (now_ms,))
-
-        self._writer.enqueue(save, label="session_pins.save")
+        row = (pin.session_id, pin.account_id, pin.expires_at_ms)
+        self._writer.enqueue_statement(_UPSERT, row, label="session_pins.save")
+        self._writer.enqueue_statement(_PURGE, (now_ms,), label="session_pins.purge")
 
     async def list_live(self, now_ms: int) -> list[SessionPin]:
         rows = await self._reader.run(lambda db: db.conn.execute(_LIVE, (now_ms,)).fetchall())

@@ -1,50 +1,99 @@
-"""The SQLite writer: the shared write queue, with its batches run on the writer thread.
+"""The SQLite writer: the shared write queue, its batches split between two connections.
 
-A batch is one ``BEGIN IMMEDIATE`` transaction on the thread that owns the only write
-connection; each queued write is a function of that connection or a :class:`Statement` (a
-request row). Consecutive statements of the same SQL run as one ``executemany``: a busy proxy's
-batch of request rows is one call instead of a Python call and a statement lookup per row.
-Order is kept exactly (the payloads' foreign key is checked at once here). A batch that fails is
-retried write by write, except when another process held the lock past the busy timeout (each
-retry would only wait it out again).
+A batch is cut into runs. A run of statements (the proxy's records: request rows,
+payloads, account and key use) goes to the writer process (``_writer_process.py``), which
+writes it at idle priority so that it does not delay requests; a run of functions of the
+connection (everything somebody awaits: adding an account, the token compare-and-swap,
+retention) runs on the writer thread, which owns the server's own write connection. Each run is
+one ``BEGIN IMMEDIATE`` transaction, and the runs go one after the other, so order is kept
+exactly. A run of functions that fails is retried write by write, except when another process
+held the lock past the busy timeout (each retry would only wait it out again); the process does
+the same for its statements.
+
+If the process cannot start, or ends twice in a row in the middle of a batch, the statements
+run on the writer thread as well (the way every write ran before the process existed), and the
+log says so once.
 """
 
 from __future__ import annotations
 
-import sqlite3
+import logging
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import TypeVar, cast
+from typing import NamedTuple, TypeVar, cast
 
+import msgspec
 from sqlite_utils import Database
 
 from better_ccflare.database._write_queue import (
     LINGER_S,
     Outcome,
     QueuedWrite,
-    Statement,
     WriteQueue,
 )
 
-from ._connection import ConnectionThread, immediate_transaction
+from ._connection import ConnectionThread
+from ._writer_link import WriterProcess, WriterProcessError
+from ._writer_process import WriteFailedError, is_locked, run_statements, transaction
 
-__all__ = ["LINGER_S", "Writer"]
+__all__ = ["LINGER_S", "Writer", "data_version"]
 
 _T = TypeVar("_T")
-_Write = Callable[[Database], object] | Statement
-_LOCKED_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+_E = TypeVar("_E")
+_ENCODE = msgspec.msgpack.Encoder().encode
+_DECODE = msgspec.msgpack.Decoder().decode
+
+
+class _Record(NamedTuple):
+    """A queued statement whose parameters are already msgpack, as the writer process takes
+    them. Encoding at once costs a fraction of a microsecond and leaves nothing for the cycle
+    collector: a tuple of 31 values per request row, alive until its batch is written, made the
+    collector's passes under load several times longer (``docs/performance.md``, "The tail")."""
+
+    sql: str
+    params: msgspec.Raw
+
+
+_Write = Callable[[Database], object] | _Record
+_log = logging.getLogger("better_ccflare.database")
+
+BACKLOG_OPS = 2_000
+"""Queued writes that make the next batch of records urgent. At idle priority a batch of 500
+records takes from a few to a few hundred milliseconds of wall time, depending on how much CPU
+the server leaves unused; a server whose core is nearly always busy leaves too little, and
+this many writes then pile up within a second."""
 
 
 class Writer(WriteQueue[_Write]):
-    """Owns the write connection's thread and the queue in front of it."""
+    """Owns the write connection's thread, the writer process, and the queue in front of them.
 
-    __slots__ = ("_thread",)
+    It also answers :meth:`changed_elsewhere`, because only it knows which of its two
+    connections committed since each last looked (see there).
+    """
 
-    def __init__(self, thread: ConnectionThread, *, payload_budget_bytes: int) -> None:
+    __slots__ = ("_process", "_process_starts", "_stale", "_thread", "_versions")
+
+    def __init__(
+        self,
+        thread: ConnectionThread,
+        *,
+        payload_budget_bytes: int,
+        process: WriterProcess | None,
+        data_version: int,
+    ) -> None:
+        """``data_version`` is the thread's connection's ``PRAGMA data_version`` now;
+        ``process`` None writes everything on the thread."""
         super().__init__(
             self._run_batch, nothing=_nothing, payload_budget_bytes=payload_budget_bytes
         )
         self._thread = thread
+        self._process = process
+        self._versions: list[int | None] = [data_version, None]
+        """The last ``data_version`` read on the thread's connection and on the process's."""
+        self._stale = [False, True]
+        """Whether the other connection changed the database since that reading."""
+        self._process_starts = 0
+        """The process's starts when its reading was last taken from its start."""
 
     async def submit(
         self, fn: Callable[[Database], _T], *, label: str, transactional: bool = True
@@ -56,26 +105,159 @@ class Writer(WriteQueue[_Write]):
         """
         return cast("_T", await self.submit_write(fn, label=label, transactional=transactional))
 
+    def enqueue_statement(
+        self, sql: str, args: tuple[object, ...], *, label: str, payload_bytes: int = 0
+    ) -> bool:
+        return self.enqueue(
+            _Record(sql, msgspec.Raw(_ENCODE(args))), label=label, payload_bytes=payload_bytes
+        )
+
+    async def changed_elsewhere(self) -> bool:
+        """Whether a connection other than this writer's two committed since the last call.
+
+        ``PRAGMA data_version`` moves when any *other* connection commits, so each of the two
+        connections sees the other's commits as well as the CLI's. A reading is exact while the
+        other connection has not committed since the previous one: under load the process
+        commits several times a second and the thread rarely, so the process's reading is the
+        one asked. When both have committed since (a write of the server's own, such as a
+        cooldown, while records were written) both are read again and the answer is yes: one
+        reload of the pool too many, never a change missed.
+        """
+        for index in (0, 1):
+            if not self._stale[index] and self._versions[index] is not None:
+                return await self._read_version(index)
+        changed = [await self._read_version(index) for index in (0, 1)]
+        return any(changed)
+
+    async def close(self) -> None:
+        await super().close()
+        if self._process is not None:
+            await self._process.close()
+
+    async def _read_version(self, index: int) -> bool:
+        if index == 0:
+            version = await self._thread.run(data_version)
+        elif self._process is None:
+            return False
+        else:
+            version = await self._process.data_version()
+        changed = self._versions[index] is not None and version != self._versions[index]
+        self._versions[index] = version
+        self._stale[index] = False
+        return changed
+
     async def _run_batch(
         self, batch: Sequence[QueuedWrite[_Write]]
     ) -> tuple[Sequence[Outcome], int]:
-        return await self._thread.run(partial(_execute, batch=batch))
+        # Records run at idle priority unless somebody waits for this batch, the store is
+        # closing, or the queue has fallen far behind (a server that keeps its CPU busy leaves
+        # idle priority little time): then at batch priority, still never preempting requests.
+        urgent = (
+            self._closing
+            or len(self._pending) >= BACKLOG_OPS
+            or any(op.future is not None for op in batch)
+        )
+        outcomes: list[Outcome] = []
+        commits = 0
+        start = 0
+        while start < len(batch):
+            statements = isinstance(batch[start].fn, _Record)
+            end = start + 1
+            while end < len(batch) and isinstance(batch[end].fn, _Record) == statements:
+                end += 1
+            run = batch[start:end]
+            if statements:
+                run_outcomes, run_commits = await self._run_statements(run, urgent=urgent)
+            elif all(op.fn is _nothing for op in run):
+                # Flushes: what they wait for is the runs before them, already done.
+                run_outcomes, run_commits = [_DONE] * len(run), 0
+            else:
+                run_outcomes, run_commits, changed = await self._thread.run(
+                    partial(_execute, batch=run)
+                )
+                self._stale[1] = self._stale[1] or changed
+            outcomes += run_outcomes
+            commits += run_commits
+            start = end
+        return outcomes, commits
+
+    async def _run_statements(
+        self, run: Sequence[QueuedWrite[_Write]], *, urgent: bool
+    ) -> tuple[list[Outcome], int]:
+        records = cast("list[_Record]", [op.fn for op in run])
+        for attempt in (1, 2):
+            if self._process is None:
+                break
+            try:
+                ack = await self._process.run(records, urgent=urgent)
+            except WriterProcessError as exc:
+                # A child that ended mid-batch may have committed it: the retry's request rows
+                # are upserts, but its use counters may count a second time. Better than lost rows.
+                if attempt == 1:
+                    _log.error("%s; starting a new one and retrying the batch.", exc)
+                    continue
+                _log.critical("%s again; the server now writes its records on its own thread.", exc)
+                self._process = None
+                break
+            if self._process.starts != self._process_starts:
+                # A new child: its data_version counts from its own start.
+                self._process_starts = self._process.starts
+                self._versions[1], self._stale[1] = self._process.ready_version, False
+            if ack.commits:
+                self._stale[0] = True
+            return _outcomes(len(run), dict(ack.failures), WriteFailedError), ack.commits
+        outcomes, commits = await self._thread.run(partial(_execute_records, records=records))
+        self._stale[1] = self._stale[1] or commits > 0
+        return outcomes, commits
 
 
 def _nothing(_db: Database) -> None:
     return None
 
 
-def _execute(db: Database, batch: Sequence[QueuedWrite[_Write]]) -> tuple[list[Outcome], int]:
-    """Run a batch on the writer thread; returns each op's outcome and the commits made."""
+def data_version(db: Database) -> int:
+    """The connection's ``PRAGMA data_version``: it moves when another connection commits."""
+    return int(db.conn.execute("PRAGMA data_version").fetchone()[0])
+
+
+def _execute_records(db: Database, records: Sequence[_Record]) -> tuple[list[Outcome], int]:
+    """The writer process's work, on the writer thread (when there is no process)."""
+    statements = [(sql, _DECODE(params)) for sql, params in records]
+    failures, commits = run_statements(db.conn, statements)
+    return _outcomes(len(statements), dict(failures), lambda error: error), commits
+
+
+def _outcomes(
+    count: int, failures: dict[int, _E], as_error: Callable[[_E], Exception]
+) -> list[Outcome]:
+    """Each statement's outcome, given the failures by index (most batches have none)."""
+    if not failures:
+        return [_DONE] * count
+    return [
+        _DONE if (failure := failures.get(index)) is None else Outcome(error=as_error(failure))
+        for index in range(count)
+    ]
+
+
+def _execute(db: Database, batch: Sequence[QueuedWrite[_Write]]) -> tuple[list[Outcome], int, bool]:
+    """Run a run of functions on the writer thread: each op's outcome, the commits made, and
+    whether they changed the database (a flush's empty transaction does not)."""
+    changes = db.conn.total_changes
+    outcomes, commits = _execute_functions(db, batch)
+    return outcomes, commits, db.conn.total_changes != changes
+
+
+def _execute_functions(
+    db: Database, batch: Sequence[QueuedWrite[_Write]]
+) -> tuple[list[Outcome], int]:
     if not batch[0].transactional:
         return [_attempt(db, batch[0], transactional=False)], 0
     try:
-        with immediate_transaction(db):
-            values = _run_all(db, batch)
+        with transaction(db.conn):
+            values = [_call(db, op.fn) for op in batch]
     except Exception as exc:
         # One by one would only wait out the busy timeout again for every op.
-        if len(batch) == 1 or _is_locked(exc):
+        if len(batch) == 1 or is_locked(exc):
             return [Outcome(error=exc)] * len(batch), 0
         outcomes = [_attempt(db, op, transactional=True) for op in batch]
         return outcomes, sum(outcome.error is None for outcome in outcomes)
@@ -86,46 +268,15 @@ _DONE = Outcome()
 """The outcome of every write that returned nothing (most of them): shared, not built per row."""
 
 
-def _run_all(db: Database, batch: Sequence[QueuedWrite[_Write]]) -> list[object]:
-    """Run every write of ``batch`` in order (inside the caller's transaction); their values."""
-    values: list[object] = [None] * len(batch)
-    rows: list[tuple[object, ...]] = []
-    sql = ""
-    for index, op in enumerate(batch):
-        write = op.fn
-        if isinstance(write, Statement):
-            if write.sql != sql and rows:
-                db.conn.executemany(sql, rows)
-                rows = []
-            sql = write.sql
-            rows.append(write.args)
-            continue
-        if rows:
-            db.conn.executemany(sql, rows)
-            rows = []
-        values[index] = write(db)
-    if rows:
-        db.conn.executemany(sql, rows)
-    return values
-
-
-def _run_one(db: Database, write: _Write) -> object:
-    if isinstance(write, Statement):
-        db.conn.execute(write.sql, write.args)
-        return None
-    return write(db)
-
-
-def _is_locked(exc: Exception) -> bool:
-    """True when another connection kept the database locked past the busy timeout."""
-    return isinstance(exc, sqlite3.Error) and exc.sqlite_errorcode in _LOCKED_CODES
+def _call(db: Database, write: _Write) -> object:
+    return cast("Callable[[Database], object]", write)(db)
 
 
 def _attempt(db: Database, op: QueuedWrite[_Write], *, transactional: bool) -> Outcome:
     try:
         if not transactional:
-            return Outcome(value=_run_one(db, op.fn))
-        with immediate_transaction(db):
-            return Outcome(value=_run_one(db, op.fn))
+            return Outcome(value=_call(db, op.fn))
+        with transaction(db.conn):
+            return Outcome(value=_call(db, op.fn))
     except Exception as exc:
         return Outcome(error=exc)

@@ -1,0 +1,321 @@
+"""The writer process: where the proxy's request records are written to SQLite.
+
+Why a process of its own. Writing a batch of a few hundred request rows costs SQLite about
+2.5 ms of CPU. On a thread of the server that work shared the server's GIL with the event loop,
+and the requests that arrived during a batch waited for it: at one request at a time, 1 to 2 %
+of them took 1 to 3 ms longer, which was the whole p99 (``docs/performance.md``, "The tail").
+Here the batch runs in a child process, in a thread at idle priority (``SCHED_IDLE`` on
+Linux): whenever the server wakes up to handle a request, the kernel gives it the CPU at once.
+The child also gives the CPU back every :data:`CHUNK` statements (:func:`_pause`), so that a
+request finds at most one chunk, about 0.2 ms, in its way even when the scheduler picks the
+child at a bad moment. A batch the server is waiting for (a flush, a write somebody awaits, a
+queue that has fallen behind because the server keeps the CPU too busy for idle priority) is
+flagged :data:`URGENT` and runs on the child's other thread, at ``SCHED_BATCH`` priority: a fair
+share of the CPU, but never preempting the server when it wakes up. So the writer never starves.
+
+This file is both sides' code: the server imports it for the wire format and
+:func:`run_statements`, and runs it as a script (not with ``-m``, which would import the whole
+package) for the child, which needs nothing but the standard library and msgspec. The wire
+format: length-prefixed msgpack frames; the server sends a :class:`BatchFrame` and reads one
+:class:`AckFrame` back, one at a time. The child writes its frames to a private copy of its
+stdout and points stdout itself at stderr, so that nothing printed can corrupt a frame. It
+ignores SIGINT, SIGTERM and SIGHUP (a Ctrl-C or a service manager's stop reaches the whole
+process group; the child must not die before the server has handed it the last rows) and ends
+when its stdin closes, which happens when the server closes it or exits for any reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import signal
+import sqlite3
+import struct
+import sys
+import threading
+import time
+from collections.abc import Callable, Generator, Sequence
+from typing import Any, BinaryIO
+
+import msgspec
+
+__all__ = [
+    "BUSY_TIMEOUT_S",
+    "HEADER",
+    "URGENT",
+    "AckFrame",
+    "BatchFrame",
+    "WriteFailedError",
+    "configure_write_connection",
+    "is_locked",
+    "run_statements",
+    "transaction",
+]
+
+HEADER = struct.Struct("<IB")
+"""Before each frame: its length and flags (:data:`URGENT`), outside the body so that the
+child can route a frame without decoding it."""
+URGENT = 1
+"""Run this batch at batch priority rather than idle: somebody waits for it, or the queue has
+fallen behind."""
+
+BUSY_TIMEOUT_S = 10.0
+"""SQLite's busy timeout on every connection: wait for another process's lock this long
+instead of failing with "database is locked"."""
+_LOCKED_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+
+
+class BatchFrame(msgspec.Struct, array_like=True, frozen=True):
+    """Statements to run as one transaction, in order, by the number of their SQL."""
+
+    new_sql: list[str]
+    """SQL the child has not been sent yet: numbered on from the ones it has. A batch of
+    records alternates between a long upsert and an update, so the text goes once, the numbers
+    every time."""
+    statements: Sequence[tuple[int, Any]]
+
+
+class AckFrame(msgspec.Struct, array_like=True, frozen=True):
+    """What a batch came to; the child also sends one, with nothing done, when it is ready."""
+
+    commits: int
+    failures: list[tuple[int, str]]
+    """The index in the batch and the error of each statement that failed."""
+    data_version: int
+    """The child's ``PRAGMA data_version`` after the batch: it moves when another connection
+    (the server's own thread, the CLI) commits, never for the child's own commits."""
+
+
+class WriteFailedError(Exception):
+    """A statement the writer process could not run; the message is SQLite's error."""
+
+
+def configure_write_connection(conn: sqlite3.Connection) -> None:
+    """The pragmas of every connection that writes (the server's thread and this process)."""
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    # Zero deleted content at least inside b-tree pages (FAST costs no extra I/O), so values that
+    # were overwritten, such as plaintext tokens replaced by ciphertext, do not linger in the
+    # file. Keep a build's stronger default (ON) where it has one.
+    if conn.execute("PRAGMA secure_delete").fetchone()[0] == 0:
+        conn.execute("PRAGMA secure_delete=FAST")
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection) -> Generator[None]:
+    """One transaction that takes the write lock up front (``BEGIN IMMEDIATE``).
+
+    Taking the lock at the start means a read-then-write inside the transaction (such as the
+    refresh-token compare-and-swap) cannot interleave with another process's write, and a busy
+    database is waited for (``busy_timeout``) instead of failing at the first write.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def run_statements(
+    conn: sqlite3.Connection,
+    statements: Sequence[tuple[str, Any]],
+    *,
+    pause: Callable[[], None] | None = None,
+) -> tuple[list[tuple[int, Exception]], int]:
+    """Run ``statements`` as one transaction; (the failures by index, the commits made).
+
+    Consecutive statements of the same SQL run as one ``executemany``, :data:`CHUNK` at a time,
+    with ``pause()`` between chunks (see :func:`_pause`). If the transaction fails,
+    the statements are retried one by one, each in its own transaction, so that one bad row does
+    not take the others down with it; except when another process held the lock past the busy
+    timeout, where each retry would only wait it out again.
+    """
+    if not statements:
+        return [], 0
+    try:
+        with transaction(conn):
+            for start in range(0, len(statements), CHUNK):
+                if start and pause is not None:
+                    pause()
+                _run_grouped(conn, statements[start : start + CHUNK])
+    except Exception as exc:
+        if len(statements) == 1 or is_locked(exc):
+            return [(index, exc) for index in range(len(statements))], 0
+        failures: list[tuple[int, Exception]] = []
+        for index, (sql, params) in enumerate(statements):
+            try:
+                with transaction(conn):
+                    conn.execute(sql, params)
+            except Exception as error:
+                failures.append((index, error))
+        return failures, len(statements) - len(failures)
+    return [], 1
+
+
+def _run_grouped(conn: sqlite3.Connection, statements: Sequence[tuple[str, Any]]) -> None:
+    sql = statements[0][0]
+    rows: list[Any] = []
+    for statement_sql, params in statements:
+        if statement_sql != sql:
+            conn.executemany(sql, rows)
+            sql, rows = statement_sql, []
+        rows.append(params)
+    conn.executemany(sql, rows)
+
+
+CHUNK = 16
+"""Statements the child runs between two pauses: about 0.1 ms of SQLite's work for request
+rows, the most a request can find in its way (see :func:`_pause`)."""
+PAUSE_S = 0.0005
+"""The child's pause between chunks. A batch of 500 statements takes 16 ms more wall time; the
+child's throughput stays several times what the busiest proxy needs."""
+CHECKPOINT_EVERY_S = 1.0
+"""How often the idle thread copies the WAL back into the database (see :class:`_Writer`)."""
+CHECKPOINT_AT_THE_LATEST_S = 10.0
+"""How long the WAL may grow while the idle thread gets no turn (a server under full load)."""
+
+
+def is_locked(exc: Exception) -> bool:
+    """True when another connection kept the database locked past the busy timeout."""
+    return isinstance(exc, sqlite3.Error) and exc.sqlite_errorcode in _LOCKED_CODES
+
+
+# --------------------------------------------------------------------------- the child
+
+
+def _set_policy(policy: str) -> None:
+    """Set the calling thread's scheduling policy, best effort: ``SCHED_BATCH`` (never preempt
+    the server when waking up) or ``SCHED_IDLE`` (run only when the CPU would otherwise be
+    idle). Where those do not exist, a higher nice value stands in for both."""
+    with contextlib.suppress(OSError, AttributeError):
+        if hasattr(os, policy):
+            os.sched_setscheduler(0, getattr(os, policy), os.sched_param(0))
+        else:
+            os.nice(10)
+
+
+def _pause() -> None:
+    """Sleep between chunks, so that the child holds the CPU in short bursts only.
+
+    Whenever something preempts the server (a kernel thread, a soft interrupt), the scheduler
+    may pick the child next even at idle priority, and a child that never sleeps then keeps the
+    CPU until the next tick (seen with ftrace on this machine: 2.5 ms). With pauses, a request
+    waits for one chunk at most.
+    """
+    time.sleep(PAUSE_S)  # noqa: TID251 (the child's own thread, no event loop here)
+
+
+class _Writer:
+    """The child's connection and what it knows: runs a frame, returns the acknowledgement."""
+
+    def __init__(self, path: str) -> None:
+        self._conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)  # noqa: TID251 (this package owns SQLite)
+        configure_write_connection(self._conn)
+        # SQLite checkpoints inside the commit that finds the WAL over 1,000 pages: copying
+        # 4 MB back into the database, 2 to 3 ms without a pause, which the batch thread cannot
+        # be interrupted in. Checkpoints happen here instead, on the idle thread (see
+        # :meth:`checkpoint`).
+        self._conn.execute("PRAGMA wal_autocheckpoint=0")
+        self._checkpointed = time.monotonic()
+        self._encoder = msgspec.msgpack.Encoder()
+        self._decoder = msgspec.msgpack.Decoder(BatchFrame)
+        self._sql: list[str] = []
+
+    def checkpoint(self, *, after_s: float) -> None:
+        """Copy the WAL back into the database if the last copy is ``after_s`` old."""
+        if time.monotonic() - self._checkpointed >= after_s:
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            self._checkpointed = time.monotonic()
+
+    def answer(self, body: bytes) -> bytes:
+        failures: list[tuple[int, Exception]]
+        try:
+            frame = self._decoder.decode(body)
+            self._sql += frame.new_sql
+            statements = [(self._sql[number], params) for number, params in frame.statements]
+            failures, commits = run_statements(self._conn, statements, pause=_pause)
+        except (msgspec.DecodeError, IndexError) as exc:  # say so rather than die
+            failures, commits = [(-1, Exception(str(exc)))], 0
+        return self.ack(commits, failures)
+
+    def ack(self, commits: int, failures: list[tuple[int, Exception]]) -> bytes:
+        version = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+        text = [(index, f"{type(error).__name__}: {error}") for index, error in failures]
+        body = self._encoder.encode(AckFrame(commits, text, version))
+        return HEADER.pack(len(body), 0) + body
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class _IdleWorker:
+    """A thread at idle priority that answers the frames nobody waits for."""
+
+    def __init__(self, writer: _Writer) -> None:
+        self._writer = writer
+        self._bodies: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+        self._answers: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+        threading.Thread(target=self._loop, name="idle-writer", daemon=True).start()
+
+    def answer(self, body: bytes) -> bytes:
+        self._bodies.put(body)
+        return self._answers.get()
+
+    def _loop(self) -> None:
+        _set_policy("SCHED_IDLE")
+        while True:
+            body = self._bodies.get()
+            try:
+                self._answers.put(self._writer.answer(body))
+                self._writer.checkpoint(after_s=CHECKPOINT_EVERY_S)
+            except BaseException:  # the reader must not wait forever
+                self._answers.put(self._writer.ack(0, [(-1, Exception("the writer failed"))]))
+                raise
+
+
+def _read_exactly(stream: BinaryIO, size: int) -> bytes | None:
+    data = stream.read(size)
+    return data if len(data) == size else None
+
+
+def _serve(path: str, frames_in: BinaryIO, frames_out: BinaryIO) -> None:
+    """Move frames: urgent ones are answered here, at batch priority; the others by the idle
+    worker. The server sends one frame at a time, so the two never write at once."""
+    _set_policy("SCHED_BATCH")
+    writer = _Writer(path)
+    worker = _IdleWorker(writer)
+
+    def send(frame: bytes) -> None:
+        frames_out.write(frame)
+        frames_out.flush()
+
+    send(writer.ack(0, []))
+    while (head := _read_exactly(frames_in, HEADER.size)) is not None:
+        size, flags = HEADER.unpack(head)
+        body = _read_exactly(frames_in, size)
+        if body is None:
+            break
+        if flags & URGENT:
+            send(writer.answer(body))
+            writer.checkpoint(after_s=CHECKPOINT_AT_THE_LATEST_S)
+        else:
+            send(worker.answer(body))
+    writer.close()
+
+
+def main() -> None:
+    """The child: ``python _writer_process.py DATABASE_PATH``."""
+    for signum in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if signum is not None:
+            signal.signal(signum, signal.SIG_IGN)
+    frames_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    _serve(sys.argv[1], sys.stdin.buffer, frames_out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,281 @@
+"""The writer process: records written out of the server's process, at idle priority, never lost
+when the child breaks, and the wire format and signals the child lives by."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import msgspec
+import pytest
+from sqlite_utils import Database
+
+from better_ccflare.database import SecretKey, Store
+from better_ccflare.database._sqlite import _writer_link, _writer_process
+from better_ccflare.database._sqlite._connection import ConnectionThread
+from better_ccflare.database._sqlite._writer_process import (
+    HEADER,
+    URGENT,
+    AckFrame,
+    BatchFrame,
+    run_statements,
+)
+
+from .builders import account, request
+from .tracing import SqlTrace
+
+
+def _children() -> list[int]:
+    """The pids of this process's living children."""
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if int(fields[1]) == os.getpid() and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+def _writer_children() -> list[int]:
+    return [
+        pid
+        for pid in _children()
+        if b"_writer_process.py" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+
+
+async def _recorded(store: Store, count: int, timeout_s: float = 10.0) -> None:
+    """Wait until ``count`` requests are stored, as the lingering writes arrive (a flush would
+    be a write somebody waits for, which the writer thread takes)."""
+    async with asyncio.timeout(timeout_s):
+        while await store.requests.count() < count:  # noqa: ASYNC110 (another process writes)
+            await asyncio.sleep(0.02)
+    assert await store.requests.count() == count
+
+
+async def _eventually(check: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not check():  # noqa: ASYNC110 (a process's exit, not an event of this loop)
+            await asyncio.sleep(0.01)
+
+
+async def test_records_are_written_by_the_child_not_by_the_server(
+    db_path: Path, key: SecretKey, sql_trace: SqlTrace
+) -> None:
+    async with await Store.open(db_path, key=key) as store:
+        assert _writer_children() == []  # a store that writes no records starts no child
+        for i in range(50):
+            store.requests.record(request(f"r{i}"))
+        await _recorded(store, 50)
+
+        assert len(_writer_children()) == 1
+        # The server's own connections (traced) never ran the insert.
+        assert not [sql for _, sql in sql_trace.statements if "INSERT INTO requests" in sql]
+
+    await _eventually(lambda: _writer_children() == [])  # closing ends the child
+
+
+async def test_the_child_writes_at_idle_priority(db_path: Path, key: SecretKey) -> None:
+    async with await Store.open(db_path, key=key) as store:
+        store.requests.record(request())
+        await _recorded(store, 1)
+        (child,) = _writer_children()
+        tids = [int(name) for name in os.listdir(f"/proc/{child}/task")]
+        policies = {tid: os.sched_getscheduler(tid) for tid in tids}
+        # The thread that moves frames (and writes what somebody waits for) never preempts the
+        # server; the one that writes what nobody waits for runs only when the CPU is idle.
+        assert sorted(policies.values()) == sorted([os.SCHED_BATCH, os.SCHED_IDLE])
+
+
+async def test_a_child_killed_in_the_middle_of_a_batch_loses_no_record(
+    db_path: Path, key: SecretKey, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with await Store.open(db_path, key=key) as store:
+        store.requests.record(request("before"))
+        await _recorded(store, 1)
+        (child,) = _writer_children()
+        # Hold the write lock so that the child's next batch waits inside its transaction,
+        # then kill it there.
+        holder = ConnectionThread("lock-holder", lambda: Database(db_path))
+        await holder.run(lambda db: db.conn.execute("BEGIN IMMEDIATE"))
+        for i in range(20):
+            store.requests.record(request(f"r{i}"))
+        await asyncio.sleep(0.3)  # the batch lingered, went to the child, and waits there
+        assert store.stats().queued_ops == 20
+        with caplog.at_level(logging.ERROR, logger="better_ccflare.database"):
+            os.kill(child, signal.SIGKILL)
+            await asyncio.sleep(0.2)
+            await holder.run(lambda db: db.conn.execute("ROLLBACK"))
+            await holder.close()
+            await _recorded(store, 21)
+
+        assert "ended in the middle of a batch" in caplog.text
+        (new_child,) = _writer_children()
+        assert new_child != child
+
+
+async def test_without_a_child_the_records_are_written_on_the_writer_thread(
+    db_path: Path,
+    key: SecretKey,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    sql_trace: SqlTrace,
+) -> None:
+    monkeypatch.setattr(_writer_link, "_SCRIPT", db_path.parent / "no-such-script.py")
+    with caplog.at_level(logging.ERROR, logger="better_ccflare.database"):
+        async with await Store.open(db_path, key=key) as store:
+            for i in range(3):
+                store.requests.record(request(f"r{i}"))
+            await _recorded(store, 3)
+
+    assert "now writes its records on its own thread" in caplog.text
+    writers = {name for name, sql in sql_trace.statements if "INSERT INTO requests" in sql}
+    assert {name.rsplit("_", 1)[0] for name in writers} == {"better-ccflare-db-writer"}
+
+
+async def test_the_child_does_not_count_as_a_change_made_elsewhere(
+    db_path: Path, key: SecretKey
+) -> None:
+    async with await Store.open(db_path, key=key) as store:
+        for round_ in range(3):
+            for i in range(10):
+                store.requests.record(request(f"r{round_}-{i}"))
+            await _recorded(store, 10 * (round_ + 1))
+            assert not await store.changed_elsewhere()
+
+        async with await Store.open(db_path, key=key) as other:  # as the CLI would
+            await other.accounts.add(account("theirs"))
+
+        store.requests.record(request("after"))
+        await _recorded(store, 31)
+        assert await store.changed_elsewhere()
+        assert not await store.changed_elsewhere()
+
+
+# --------------------------------------------------------------------------- the child itself
+
+
+def _child(path: Path) -> subprocess.Popen[bytes]:
+    script = Path(_writer_link.__file__).with_name("_writer_process.py")
+    return subprocess.Popen(
+        [sys.executable, "-P", str(script), str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+
+
+def _exchange(
+    child: subprocess.Popen[bytes], frame: BatchFrame | None, *, urgent: bool = False
+) -> AckFrame:
+    assert child.stdin is not None
+    assert child.stdout is not None
+    if frame is not None:
+        body = msgspec.msgpack.encode(frame)
+        child.stdin.write(HEADER.pack(len(body), URGENT if urgent else 0) + body)
+        child.stdin.flush()
+    size, _flags = HEADER.unpack(child.stdout.read(HEADER.size))
+    return msgspec.msgpack.decode(child.stdout.read(size), type=AckFrame)
+
+
+def _end(child: subprocess.Popen[bytes]) -> None:
+    """Close the child's input and expect it to finish cleanly."""
+    assert child.stdin is not None
+    assert child.stdout is not None
+    child.stdin.close()
+    assert child.wait(10) == 0
+    child.stdout.close()
+
+
+def _rows(path: Path, sql: str) -> list[tuple[object, ...]]:
+    with contextlib.closing(sqlite3.connect(path)) as conn:  # noqa: TID251 (a test's look)
+        return conn.execute(sql).fetchall()
+
+
+def _table(path: Path) -> None:
+    db = Database(path)
+    db.conn.execute("PRAGMA journal_mode=WAL")
+    db.conn.execute("CREATE TABLE t (x INTEGER PRIMARY KEY, y TEXT)")
+    db.close()
+
+
+@pytest.mark.parametrize("urgent", [False, True])
+def test_a_failing_statement_is_reported_by_index_and_spares_the_others(
+    tmp_path: Path, urgent: bool
+) -> None:
+    path = tmp_path / "c.db"
+    _table(path)
+    child = _child(path)
+    try:
+        assert _exchange(child, None).commits == 0  # ready
+        insert = "INSERT INTO t VALUES (?, ?)"
+        rows = [(insert, (1, "a")), (insert, (1, "dup")), (insert, (2, b"b"))]
+        frame = BatchFrame([insert], [(0, params) for _, params in rows])
+        ack = _exchange(child, frame, urgent=urgent)
+    finally:
+        _end(child)
+
+    assert [index for index, _ in ack.failures] == [1]
+    assert "UNIQUE constraint failed" in ack.failures[0][1]
+    assert ack.commits == 2
+    assert _rows(path, "SELECT x, y, typeof(y) FROM t") == [(1, "a", "text"), (2, b"b", "blob")]
+
+
+def test_the_child_ignores_interrupts_and_ends_when_its_input_closes(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    _table(path)
+    child = _child(path)
+    _exchange(child, None)
+    child.send_signal(signal.SIGINT)  # a Ctrl-C reaches the whole process group
+    child.send_signal(signal.SIGTERM)
+    ack = _exchange(child, BatchFrame(["INSERT INTO t VALUES (?, ?)"], [(0, (5, "late"))]))
+    _end(child)
+
+    assert ack.commits == 1
+    assert _rows(path, "SELECT y FROM t") == [("late",)]
+
+
+def test_statements_of_one_sql_run_in_order_across_groups(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    _table(path)
+    insert, update = "INSERT INTO t VALUES (?, ?)", "UPDATE t SET y = y || ? WHERE x = ?"
+    with contextlib.closing(sqlite3.connect(path)) as conn:  # noqa: TID251 (the child's part)
+        statements = [
+            (insert, (1, "a")),
+            (update, ("b", 1)),
+            (update, ("c", 1)),
+            (insert, (2, "d")),
+        ]
+        failures, commits = run_statements(conn, statements)
+
+    assert (failures, commits) == ([], 1)
+    assert _rows(path, "SELECT x, y FROM t ORDER BY x") == [(1, "abc"), (2, "d")]
+
+
+async def test_the_idle_thread_copies_the_wal_back_into_the_database(
+    db_path: Path, key: SecretKey
+) -> None:
+    # The child's own connection never checkpoints inside a commit (wal_autocheckpoint=0); its
+    # idle thread does it between batches instead. Only a checkpoint grows the database file.
+    async with await Store.open(db_path, key=key) as store:
+        size = os.path.getsize(db_path)
+        for i in range(300):
+            store.requests.record(request(f"r{i}"))
+        await _recorded(store, 300)
+        assert os.path.getsize(db_path) == size  # the rows are in the WAL only
+
+        await asyncio.sleep(_writer_process.CHECKPOINT_EVERY_S)
+        store.requests.record(request("next"))
+        await _recorded(store, 301)
+        await _eventually(lambda: os.path.getsize(db_path) > size)
