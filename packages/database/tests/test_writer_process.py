@@ -48,6 +48,10 @@ def _children() -> list[int]:
     return found
 
 
+def _size(path: Path) -> int:
+    return path.stat().st_size
+
+
 def _writer_children() -> list[int]:
     return [
         pid
@@ -269,13 +273,13 @@ async def test_the_idle_thread_copies_the_wal_back_into_the_database(
     # The child's own connection never checkpoints inside a commit (wal_autocheckpoint=0); its
     # idle thread does it between batches instead. Only a checkpoint grows the database file.
     async with await Store.open(db_path, key=key) as store:
-        size = os.path.getsize(db_path)
+        size = _size(db_path)
         for i in range(300):
             store.requests.record(request(f"r{i}"))
         await _recorded(store, 300)
-        assert os.path.getsize(db_path) == size  # the rows are in the WAL only
+        assert _size(db_path) == size  # the rows are in the WAL only
 
         await asyncio.sleep(_writer_process.CHECKPOINT_EVERY_S)
         store.requests.record(request("next"))
         await _recorded(store, 301)
-        await _eventually(lambda: os.path.getsize(db_path) > size)
+        await _eventually(lambda: _size(db_path) > size)
