@@ -2,8 +2,9 @@
 
 CPU milliseconds from ``/proc`` move by ±20 % between quick runs on a shared two-core machine,
 which hides a regression of a few microseconds. Callgrind counts the instructions the proxy
-process executes (every thread: the event loop and the recording writer), which is the same
-for the same code and load whatever else the machine does. It runs the proxy about fifty
+process executes (every thread: the event loop and the writer thread) and its children (the
+writer process that records requests on SQLite), which is the same for the same code and load
+whatever else the machine does. It runs the proxy about fifty
 times slower, so the figure is instructions, not time; compare two checkouts, not machines.
 
 The proxy (``proxy_server.py``, as ``serve`` runs it, recording on) starts under callgrind with
@@ -73,8 +74,9 @@ def _wrk(port: int, body_file: Path, connections: int, seconds: float) -> None:
     )  # fmt: skip
 
 
-def _callgrind(pid: int, *args: str) -> None:
-    subprocess.run(["callgrind_control", *args, str(pid)], check=True, capture_output=True)
+def _callgrind(*args: str) -> None:
+    """Tell every process running under callgrind (the proxy and its writer process)."""
+    subprocess.run(["callgrind_control", *args], check=True, capture_output=True)
 
 
 def _total_instructions(out_file: Path) -> int:
@@ -108,10 +110,11 @@ def measure(
             ["taskset", "-c", "1", sys.executable, str(HERE / "fake_upstream.py"),
              str(upstream_port)],
         )  # fmt: skip
-        out_file = work / "callgrind.out"
+        out_file = work / "callgrind.out.%p"
         proxy = subprocess.Popen(
             ["taskset", "-c", "0", "valgrind", "--tool=callgrind", "--instr-atstart=no",
-             f"--callgrind-out-file={out_file}", sys.executable, str(HERE / "proxy_server.py"),
+             "--trace-children=yes", f"--callgrind-out-file={out_file}",
+             sys.executable, str(HERE / "proxy_server.py"),
              str(proxy_port), f"http://127.0.0.1:{upstream_port}", str(work / "data"),
              *proxy_args],
             stderr=subprocess.DEVNULL,
@@ -124,26 +127,30 @@ def measure(
                 recording=True, metrics="--no-metrics" not in proxy_args
             )
             before = _upstream_count(upstream_port, key)
-            _callgrind(proxy.pid, "-i", "on")
+            _callgrind("-i", "on")
             _wrk(proxy_port, body_file, connections, seconds)
             time.sleep(1.5)  # noqa: TID251 - let the last requests finish before -i off
-            _callgrind(proxy.pid, "-i", "off")
+            _callgrind("-i", "off")
             requests = _upstream_count(upstream_port, key) - before
-            _callgrind(proxy.pid, "-d")
+            _callgrind("-d")
             time.sleep(1)  # noqa: TID251 - let callgrind write its dump
         finally:
             proxy.terminate()
             upstream.terminate()
             proxy.wait(60)
             upstream.wait(10)
-        dumps = sorted(work.glob("callgrind.out*"), key=lambda p: p.stat().st_mtime)
-        counted = [(_total_instructions(dump), dump) for dump in dumps if dump.stat().st_size]
-        if keep_dump is not None and counted:
-            shutil.copyfile(max(counted)[1], keep_dump)
-        totals = [total for total, _ in counted]
-        if requests <= 0 or not totals:
+        # Per process: its largest dump (the -d one; the one at exit counted nothing more).
+        largest: dict[str, tuple[int, Path]] = {}
+        for dump in work.glob("callgrind.out.*"):
+            if dump.stat().st_size:
+                pid = dump.name.split(".")[2]
+                largest[pid] = max(largest.get(pid, (0, dump)), (_total_instructions(dump), dump))
+        if keep_dump is not None and largest:
+            shutil.copyfile(max(largest.values())[1], keep_dump)
+        total = sum(count for count, _ in largest.values())
+        if requests <= 0 or not total:
             raise SystemExit("no requests were counted")
-        return max(totals) / requests, requests
+        return total / requests, requests
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -283,3 +284,50 @@ async def test_the_idle_thread_copies_the_wal_back_into_the_database(
         store.requests.record(request("next"))
         await _recorded(store, 301)
         await _eventually(lambda: _size(db_path) > size)
+
+
+def _frame_bytes(sql: str, rows: list[tuple[object, ...]]) -> bytes:
+    return msgspec.msgpack.encode(BatchFrame([sql], [(0, row) for row in rows]))
+
+
+def test_the_idle_thread_answers_only_after_its_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Once the answer is out, the child's other thread may take the connection for the next
+    # frame: the checkpoint must not still be running on it then.
+    path = tmp_path / "c.db"
+    _table(path)
+    events: list[str] = []
+
+    def slow_checkpoint(self: _writer_process._Writer, *, after_s: float) -> None:  # pyright: ignore[reportPrivateUsage]
+        time.sleep(0.2)  # noqa: TID251 (the idle thread, no event loop)
+        events.append("checkpointed")
+
+    monkeypatch.setattr(_writer_process._Writer, "checkpoint", slow_checkpoint)  # pyright: ignore[reportPrivateUsage]
+    writer = _writer_process._Writer(str(path))  # pyright: ignore[reportPrivateUsage]
+    worker = _writer_process._IdleWorker(writer)  # pyright: ignore[reportPrivateUsage]
+
+    worker.answer(_frame_bytes("INSERT INTO t VALUES (?, ?)", [(1, "a")]))
+    events.append("answered")
+
+    assert events == ["checkpointed", "answered"]
+    writer.close()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_dead_idle_thread_ends_the_child_instead_of_hanging_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "c.db"
+    _table(path)
+
+    def die(self: _writer_process._Writer, body: bytes) -> bytes:  # pyright: ignore[reportPrivateUsage]
+        raise SystemExit  # ends the thread quietly, as a bug escaping everything would
+
+    monkeypatch.setattr(_writer_process._Writer, "answer", die)  # pyright: ignore[reportPrivateUsage]
+    writer = _writer_process._Writer(str(path))  # pyright: ignore[reportPrivateUsage]
+    worker = _writer_process._IdleWorker(writer)  # pyright: ignore[reportPrivateUsage]
+
+    with pytest.raises(RuntimeError, match="idle writer thread ended"):
+        worker.answer(b"")
+    writer.close()

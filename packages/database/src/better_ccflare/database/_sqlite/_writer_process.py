@@ -226,26 +226,40 @@ class _Writer:
         self._sql: list[str] = []
 
     def checkpoint(self, *, after_s: float) -> None:
-        """Copy the WAL back into the database if the last copy is ``after_s`` old."""
-        if time.monotonic() - self._checkpointed >= after_s:
+        """Copy the WAL back into the database if the last copy is ``after_s`` old.
+
+        A failure is said on stderr (the server's) and tried again next time: the WAL only
+        grows meanwhile."""
+        if time.monotonic() - self._checkpointed < after_s:
+            return
+        self._checkpointed = time.monotonic()
+        try:
             self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            self._checkpointed = time.monotonic()
+        except sqlite3.Error as exc:
+            print(f"better-ccflare writer process: WAL checkpoint failed: {exc}", file=sys.stderr)
 
     def answer(self, body: bytes) -> bytes:
+        """Run a frame; never raises (the error goes back in the acknowledgement)."""
         failures: list[tuple[int, Exception]]
         try:
             frame = self._decoder.decode(body)
             self._sql += frame.new_sql
             statements = [(self._sql[number], params) for number, params in frame.statements]
             failures, commits = run_statements(self._conn, statements, pause=_pause)
-        except (msgspec.DecodeError, IndexError) as exc:  # say so rather than die
-            failures, commits = [(-1, Exception(str(exc)))], 0
-        return self.ack(commits, failures)
+        except Exception as exc:  # a frame that does not decode, a connection gone bad
+            failures, commits = [(-1, exc)], 0
+        try:
+            return self.ack(commits, failures)
+        except Exception as exc:
+            return self._encode_ack(commits, [(-1, f"{type(exc).__name__}: {exc}")], -1)
 
     def ack(self, commits: int, failures: list[tuple[int, Exception]]) -> bytes:
         version = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
         text = [(index, f"{type(error).__name__}: {error}") for index, error in failures]
-        body = self._encoder.encode(AckFrame(commits, text, version))
+        return self._encode_ack(commits, text, version)
+
+    def _encode_ack(self, commits: int, failures: list[tuple[int, str]], version: int) -> bytes:
+        body = self._encoder.encode(AckFrame(commits, failures, version))
         return HEADER.pack(len(body), 0) + body
 
     def close(self) -> None:
@@ -259,22 +273,34 @@ class _IdleWorker:
         self._writer = writer
         self._bodies: queue.SimpleQueue[bytes] = queue.SimpleQueue()
         self._answers: queue.SimpleQueue[bytes] = queue.SimpleQueue()
-        threading.Thread(target=self._loop, name="idle-writer", daemon=True).start()
+        self._thread = threading.Thread(target=self._loop, name="idle-writer", daemon=True)
+        self._thread.start()
 
     def answer(self, body: bytes) -> bytes:
+        """The idle thread's answer, however long it takes (it may get no CPU for a while).
+
+        Raises:
+            RuntimeError: The thread is gone; the child then ends, and the server starts
+                another and hands it the frame again.
+        """
         self._bodies.put(body)
-        return self._answers.get()
+        while True:
+            try:
+                return self._answers.get(timeout=1.0)
+            except queue.Empty:
+                if not self._thread.is_alive():
+                    raise RuntimeError("the idle writer thread ended") from None
 
     def _loop(self) -> None:
         _set_policy("SCHED_IDLE")
         while True:
             body = self._bodies.get()
-            try:
-                self._answers.put(self._writer.answer(body))
-                self._writer.checkpoint(after_s=CHECKPOINT_EVERY_S)
-            except BaseException:  # the reader must not wait forever
-                self._answers.put(self._writer.ack(0, [(-1, Exception("the writer failed"))]))
-                raise
+            # The checkpoint comes before the answer: once the answer is out, the reader may
+            # use the connection for the next frame, and one connection must not serve two
+            # threads at once. Exactly one answer per frame, whatever happens.
+            answer = self._writer.answer(body)
+            self._writer.checkpoint(after_s=CHECKPOINT_EVERY_S)
+            self._answers.put(answer)
 
 
 def _read_exactly(stream: BinaryIO, size: int) -> bytes | None:
