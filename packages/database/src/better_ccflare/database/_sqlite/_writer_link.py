@@ -27,6 +27,11 @@ _CLOSE_TIMEOUT_S = 30.0
 busy machine) before it is killed."""
 
 
+_ANSWER_TIMEOUT_S = 60.0
+"""A child that has not answered a batch in this long is taken for hung, killed and replaced.
+At idle priority on a saturated core a batch takes about a second; this is far beyond."""
+
+
 class WriterProcessError(Exception):
     """The writer process could not be started or ended in the middle of a batch."""
 
@@ -76,8 +81,8 @@ class WriterProcess:
                 assert proc.stdin is not None
                 proc.stdin.write(HEADER.pack(len(frame), URGENT if urgent else 0) + frame)
                 await proc.stdin.drain()
-                return await self._read_ack(proc)
-            except (OSError, EOFError, msgspec.DecodeError) as exc:
+                return await asyncio.wait_for(self._read_ack(proc), _ANSWER_TIMEOUT_S)
+            except (OSError, EOFError, msgspec.DecodeError, TimeoutError) as exc:
                 await self._discard(proc)
                 raise WriterProcessError(
                     f"the database writer process (pid {proc.pid}) ended in the middle of a "
