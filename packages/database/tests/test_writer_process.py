@@ -4,15 +4,13 @@ when the child breaks, and the wire format and signals the child lives by."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import msgspec
@@ -21,7 +19,7 @@ from sqlite_utils import Database
 
 from better_ccflare.database import SecretKey, Store
 from better_ccflare.database._sqlite import _writer_link, _writer_process
-from better_ccflare.database._sqlite._connection import ConnectionThread
+from better_ccflare.database._sqlite._connection import ConnectionThread, open_reader, open_writer
 from better_ccflare.database._sqlite._writer_process import (
     HEADER,
     URGENT,
@@ -61,19 +59,31 @@ def _writer_children() -> list[int]:
     ]
 
 
-async def _recorded(store: Store, count: int, timeout_s: float = 10.0) -> None:
-    """Wait until ``count`` requests are stored, as the lingering writes arrive (a flush would
-    be a write somebody waits for, which the writer thread takes)."""
+async def _eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 10.0) -> None:
+    """Poll ``check`` until it holds: what it waits for happens in another process."""
     async with asyncio.timeout(timeout_s):
-        while await store.requests.count() < count:  # noqa: ASYNC110 (another process writes)
-            await asyncio.sleep(0.02)
-    assert await store.requests.count() == count
-
-
-async def _eventually(check: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not check():  # noqa: ASYNC110 (a process's exit, not an event of this loop)
+        while not await check():  # noqa: ASYNC110 (another process's doing, no event here)
             await asyncio.sleep(0.01)
+
+
+def _holds(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
+    """``check`` as :func:`_eventually` takes it."""
+
+    async def holds() -> bool:
+        return check()
+
+    return holds
+
+
+async def _recorded(store: Store, count: int) -> None:
+    """Wait until ``count`` requests are stored, as the lingering writes arrive (a flush would
+    make the batch one somebody waits for, which takes the other path)."""
+
+    async def stored() -> bool:
+        return await store.requests.count() >= count
+
+    await _eventually(stored)
+    assert await store.requests.count() == count
 
 
 async def test_records_are_written_by_the_child_not_by_the_server(
@@ -89,7 +99,7 @@ async def test_records_are_written_by_the_child_not_by_the_server(
         # The server's own connections (traced) never ran the insert.
         assert not [sql for _, sql in sql_trace.statements if "INSERT INTO requests" in sql]
 
-    await _eventually(lambda: _writer_children() == [])  # closing ends the child
+    await _eventually(_holds(lambda: _writer_children() == []))  # closing ends the child
 
 
 async def test_the_child_writes_at_idle_priority(db_path: Path, key: SecretKey) -> None:
@@ -204,8 +214,11 @@ def _end(child: subprocess.Popen[bytes]) -> None:
 
 
 def _rows(path: Path, sql: str) -> list[tuple[object, ...]]:
-    with contextlib.closing(sqlite3.connect(path)) as conn:  # noqa: TID251 (a test's look)
-        return conn.execute(sql).fetchall()
+    db = open_reader(path)
+    try:
+        return [tuple(row) for row in db.conn.execute(sql).fetchall()]
+    finally:
+        db.close()
 
 
 def _table(path: Path) -> None:
@@ -255,14 +268,12 @@ def test_statements_of_one_sql_run_in_order_across_groups(tmp_path: Path) -> Non
     path = tmp_path / "c.db"
     _table(path)
     insert, update = "INSERT INTO t VALUES (?, ?)", "UPDATE t SET y = y || ? WHERE x = ?"
-    with contextlib.closing(sqlite3.connect(path)) as conn:  # noqa: TID251 (the child's part)
-        statements = [
-            (insert, (1, "a")),
-            (update, ("b", 1)),
-            (update, ("c", 1)),
-            (insert, (2, "d")),
-        ]
-        failures, commits = run_statements(conn, statements)
+    db = open_writer(path)
+    statements = [(insert, (1, "a")), (update, ("b", 1)), (update, ("c", 1)), (insert, (2, "d"))]
+    try:
+        failures, commits = run_statements(db.conn, statements)
+    finally:
+        db.close()
 
     assert (failures, commits) == ([], 1)
     assert _rows(path, "SELECT x, y FROM t ORDER BY x") == [(1, "abc"), (2, "d")]
@@ -283,7 +294,7 @@ async def test_the_idle_thread_copies_the_wal_back_into_the_database(
         await asyncio.sleep(_writer_process.CHECKPOINT_EVERY_S)
         store.requests.record(request("next"))
         await _recorded(store, 301)
-        await _eventually(lambda: _size(db_path) > size)
+        await _eventually(_holds(lambda: _size(db_path) > size))
 
 
 def _frame_bytes(sql: str, rows: list[tuple[object, ...]]) -> bytes:

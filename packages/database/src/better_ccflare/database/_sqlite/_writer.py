@@ -18,7 +18,7 @@ log says so once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import NamedTuple, TypeVar, cast
 
@@ -39,7 +39,6 @@ from ._writer_process import WriteFailedError, is_locked, run_statements, transa
 __all__ = ["LINGER_S", "Writer", "data_version"]
 
 _T = TypeVar("_T")
-_E = TypeVar("_E")
 _ENCODE = msgspec.msgpack.Encoder().encode
 _DECODE = msgspec.msgpack.Decoder().decode
 
@@ -205,7 +204,8 @@ class Writer(WriteQueue[_Write]):
                 self._versions[1], self._stale[1] = self._process.ready_version, False
             if ack.commits:
                 self._stale[0] = True
-            return _outcomes(len(run), dict(ack.failures), WriteFailedError), ack.commits
+            failures = {index: WriteFailedError(text) for index, text in ack.failures}
+            return _outcomes(len(run), failures), ack.commits
         outcomes, commits = await self._thread.run(partial(_execute_records, records=records))
         self._stale[1] = self._stale[1] or commits > 0
         return outcomes, commits
@@ -224,17 +224,15 @@ def _execute_records(db: Database, records: Sequence[_Record]) -> tuple[list[Out
     """The writer process's work, on the writer thread (when there is no process)."""
     statements = [(sql, _DECODE(params)) for sql, params in records]
     failures, commits = run_statements(db.conn, statements)
-    return _outcomes(len(statements), dict(failures), lambda error: error), commits
+    return _outcomes(len(statements), dict(failures)), commits
 
 
-def _outcomes(
-    count: int, failures: dict[int, _E], as_error: Callable[[_E], Exception]
-) -> list[Outcome]:
+def _outcomes(count: int, failures: Mapping[int, Exception]) -> list[Outcome]:
     """Each statement's outcome, given the failures by index (most batches have none)."""
     if not failures:
         return [_DONE] * count
     return [
-        _DONE if (failure := failures.get(index)) is None else Outcome(error=as_error(failure))
+        _DONE if (failure := failures.get(index)) is None else Outcome(error=failure)
         for index in range(count)
     ]
 
