@@ -7,7 +7,9 @@ every request, and say so in ``/health``, the management API and the log.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,27 @@ async def account_state(url: str, name: str) -> str:
 async def settled(service: Service) -> None:
     """Let the writes behind reach the store, as the dashboard and the CLI read it there."""
     await service.pool.drain()
+
+
+async def test_the_accounts_list_waits_for_a_cooldown_still_on_its_way_to_the_store(
+    tmp_path: Path,
+) -> None:
+    async with FakeUpstream() as revoked:
+        revoked.set_default(error(401, "authentication_error", "invalid x-api-key"))
+        async with running_proxy(tmp_path, console_account("a", revoked)) as (service, url):
+            # Another process holds the database's write lock, so the cooldown's write waits.
+            other = sqlite3.connect(service.config.db_path, isolation_level=None)  # noqa: TID251 (another process's view)
+            other.execute("BEGIN IMMEDIATE")
+            with pytest.raises(anthropic.APIStatusError):
+                await ask(url)
+            listing = asyncio.create_task(account_state(url, "a"))
+            await asyncio.sleep(0.3)
+            assert not listing.done()  # not the state from before the failure
+
+            other.execute("COMMIT")
+            other.close()
+            async with asyncio.timeout(10):
+                assert await listing == "credentials_rejected"
 
 
 async def test_a_refused_key_is_benched_flagged_and_logged_once_until_it_is_reset(

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import select
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 
 import msgspec
@@ -22,6 +24,7 @@ from better_ccflare.database._sqlite import _writer_link, _writer_process
 from better_ccflare.database._sqlite._connection import ConnectionThread, open_reader, open_writer
 from better_ccflare.database._sqlite._writer_process import (
     HEADER,
+    HURRY,
     URGENT,
     AckFrame,
     BatchFrame,
@@ -179,6 +182,73 @@ async def test_the_child_does_not_count_as_a_change_made_elsewhere(
         assert not await store.changed_elsewhere()
 
 
+_HOLDING_CHILD = """
+import struct, sys
+import msgspec
+
+HEADER, URGENT, HURRY = struct.Struct({header!r}), {urgent}, {hurry}
+ack = msgspec.msgpack.encode([0, [], 0])
+out = sys.stdout.buffer
+
+def send():
+    out.write(HEADER.pack(len(ack), 0) + ack)
+    out.flush()
+
+send()  # ready
+held = False
+while head := sys.stdin.buffer.read(HEADER.size):
+    size, flags = HEADER.unpack(head)
+    if flags & HURRY:
+        if held:
+            held = False
+            send()
+        continue
+    sys.stdin.buffer.read(size)
+    if flags & URGENT:
+        send()
+    else:
+        held = True  # a batch at idle priority on a machine that never idles
+"""
+
+
+@pytest.fixture
+def holding_child(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stand a child in for the writer process that answers a batch at idle priority only when
+    hurried (and writes nothing)."""
+    script = tmp_path / "holding_child.py"
+    script.write_text(_HOLDING_CHILD.format(header=HEADER.format, urgent=URGENT, hurry=HURRY))
+    monkeypatch.setattr(_writer_link, "_SCRIPT", script)
+
+
+@pytest.mark.usefixtures("holding_child")
+async def test_a_write_somebody_waits_for_hurries_the_batch_in_front_of_it(
+    db_path: Path, key: SecretKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_writer_link, "_HURRY_AFTER_S", 60.0)
+    async with await Store.open(db_path, key=key) as store:
+        store.requests.record(request())
+        await _eventually(_holds(lambda: _children() != []))  # the holding child
+        await asyncio.sleep(0.2)  # the batch lingered and went out
+        assert store.stats().queued_ops == 1  # held by the child
+        async with asyncio.timeout(5):
+            await store.accounts.add(account("mine"))
+        assert store.stats().queued_ops == 0
+        assert len(await store.accounts.list_all()) == 1
+
+
+@pytest.mark.usefixtures("holding_child")
+async def test_a_batch_at_idle_priority_is_hurried_after_a_while_anyway(
+    db_path: Path, key: SecretKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_writer_link, "_HURRY_AFTER_S", 0.3)
+    async with await Store.open(db_path, key=key) as store:
+        store.requests.record(request())
+        await _eventually(_holds(lambda: _children() != []))  # the holding child
+        started = time.monotonic()
+        await _eventually(_holds(lambda: store.stats().queued_ops == 0), timeout_s=5)
+        assert time.monotonic() - started >= 0.2  # held until hurried, not answered at once
+
+
 # --------------------------------------------------------------------------- the child itself
 
 
@@ -297,8 +367,101 @@ async def test_the_idle_thread_copies_the_wal_back_into_the_database(
         await _eventually(_holds(lambda: _size(db_path) > size))
 
 
-def _frame_bytes(sql: str, rows: list[tuple[object, ...]]) -> bytes:
+def _frame_bytes(sql: str, rows: Sequence[tuple[object, ...]]) -> bytes:
     return msgspec.msgpack.encode(BatchFrame([sql], [(0, row) for row in rows]))
+
+
+def _keep_policy(policy: str) -> None:
+    """Stands in for the child's ``_set_policy`` in this process: its threads keep theirs."""
+
+
+class _ServedChild:
+    """The child's frame loop (``_serve``) on a thread of this process, over two pipes, so that
+    a test can stop its idle thread where it likes (the real child is another process)."""
+
+    def __init__(self, path: Path) -> None:
+        in_read, in_write = os.pipe()
+        out_read, out_write = os.pipe()
+        self._to_child = os.fdopen(in_write, "wb")
+        self._from_child = os.fdopen(out_read, "rb")
+        self._out_fd = out_read
+        self._child_ends = (os.fdopen(in_read, "rb"), os.fdopen(out_write, "wb"))
+        self._thread = threading.Thread(
+            target=_writer_process._serve,  # pyright: ignore[reportPrivateUsage]
+            args=(str(path), *self._child_ends),
+        )
+        self._thread.start()
+        assert self.answer(timeout_s=10).commits == 0  # ready
+
+    def send(self, body: bytes, flags: int = 0) -> None:
+        self._to_child.write(HEADER.pack(len(body), flags) + body)
+        self._to_child.flush()
+
+    def answered(self, timeout_s: float) -> bool:
+        return bool(select.select([self._out_fd], [], [], timeout_s)[0])
+
+    def answer(self, timeout_s: float) -> AckFrame:
+        assert self.answered(timeout_s), "no answer"
+        size, _flags = HEADER.unpack(self._from_child.read(HEADER.size))
+        return msgspec.msgpack.decode(self._from_child.read(size), type=AckFrame)
+
+    def end(self) -> None:
+        self._to_child.close()
+        self._thread.join(10)
+        assert not self._thread.is_alive()
+        for stream in (self._from_child, *self._child_ends):
+            stream.close()
+
+
+@pytest.fixture
+def stalled_idle_thread(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
+    """Stop the idle thread at its first pause until the event is set, as a server that keeps
+    the CPU busy would; this process's threads keep their scheduling policy."""
+    release = threading.Event()
+    monkeypatch.setattr(_writer_process, "_set_policy", _keep_policy)
+    monkeypatch.setattr(_writer_process, "_pause", lambda: release.wait(30))
+    yield release
+    release.set()
+
+
+def test_a_hurried_batch_is_finished_at_once_by_the_other_thread(
+    tmp_path: Path, stalled_idle_thread: threading.Event
+) -> None:
+    path = tmp_path / "c.db"
+    _table(path)
+    child = _ServedChild(path)
+    insert = "INSERT INTO t VALUES (?, ?)"
+    rows = [(i, "x") for i in range(3 * _writer_process.CHUNK)]
+    try:
+        child.send(b"", HURRY)  # nothing in flight: harmless
+        child.send(_frame_bytes(insert, rows))
+        assert not child.answered(0.3)  # the idle thread ran a chunk and stopped
+        assert _rows(path, "SELECT count(*) FROM t") == [(0,)]  # nothing committed yet
+
+        child.send(b"", HURRY)
+        ack = child.answer(timeout_s=5)
+        assert (ack.commits, ack.failures) == (1, [])
+        assert _rows(path, "SELECT count(*) FROM t") == [(len(rows),)]
+
+        # The idle thread, let go, finds the batch done and takes the next one.
+        stalled_idle_thread.set()
+        child.send(_frame_bytes(insert, [(1000, "y")]))
+        assert child.answer(timeout_s=5).commits == 1
+    finally:
+        child.end()
+    assert _rows(path, "SELECT count(*) FROM t") == [(len(rows) + 1,)]
+
+
+def test_the_batch_in_flight_when_the_server_goes_is_still_written(
+    tmp_path: Path, stalled_idle_thread: threading.Event
+) -> None:
+    path = tmp_path / "c.db"
+    _table(path)
+    child = _ServedChild(path)
+    child.send(_frame_bytes("INSERT INTO t VALUES (?, ?)", [(i, "x") for i in range(40)]))
+    assert not child.answered(0.3)
+    child.end()  # input closed with the batch still in flight
+    assert _rows(path, "SELECT count(*) FROM t") == [(40,)]
 
 
 def test_the_idle_thread_answers_only_after_its_checkpoint(
@@ -315,30 +478,42 @@ def test_the_idle_thread_answers_only_after_its_checkpoint(
         events.append("checkpointed")
 
     monkeypatch.setattr(_writer_process._Writer, "checkpoint", slow_checkpoint)  # pyright: ignore[reportPrivateUsage]
-    writer = _writer_process._Writer(str(path))  # pyright: ignore[reportPrivateUsage]
-    worker = _writer_process._IdleWorker(writer)  # pyright: ignore[reportPrivateUsage]
-
-    worker.answer(_frame_bytes("INSERT INTO t VALUES (?, ?)", [(1, "a")]))
+    monkeypatch.setattr(_writer_process, "_set_policy", _keep_policy)
+    child = _ServedChild(path)
+    child.send(_frame_bytes("INSERT INTO t VALUES (?, ?)", [(1, "a")]))
+    child.answer(timeout_s=5)
     events.append("answered")
+    child.end()
 
     assert events == ["checkpointed", "answered"]
-    writer.close()
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
-def test_a_dead_idle_thread_ends_the_child_instead_of_hanging_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_after_the_idle_thread_ends_the_other_thread_runs_every_frame(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "c.db"
     _table(path)
+    calls = 0
 
-    def die(self: _writer_process._Writer, body: bytes) -> bytes:  # pyright: ignore[reportPrivateUsage]
-        raise SystemExit  # ends the thread quietly, as a bug escaping everything would
+    def die_once() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise SystemExit  # ends the thread quietly, as a bug escaping everything would
 
-    monkeypatch.setattr(_writer_process._Writer, "answer", die)  # pyright: ignore[reportPrivateUsage]
-    writer = _writer_process._Writer(str(path))  # pyright: ignore[reportPrivateUsage]
-    worker = _writer_process._IdleWorker(writer)  # pyright: ignore[reportPrivateUsage]
-
-    with pytest.raises(RuntimeError, match="idle writer thread ended"):
-        worker.answer(b"")
-    writer.close()
+    monkeypatch.setattr(_writer_process, "_pause", die_once)
+    monkeypatch.setattr(_writer_process, "_set_policy", _keep_policy)
+    child = _ServedChild(path)
+    insert = "INSERT INTO t VALUES (?, ?)"
+    try:
+        child.send(_frame_bytes(insert, [(i, "x") for i in range(40)]))
+        assert not child.answered(0.3)  # the idle thread died holding it
+        child.send(b"", HURRY)  # as the server does after a second at the latest
+        assert child.answer(timeout_s=5).commits == 1
+        child.send(_frame_bytes(insert, [(100, "y")]))
+        assert child.answer(timeout_s=5).commits == 1
+    finally:
+        child.end()
+    assert _rows(path, "SELECT count(*) FROM t") == [(41,)]
+    assert "the idle thread ended" in capfd.readouterr().err

@@ -336,3 +336,29 @@ async def test_a_reload_during_a_cooldowns_write_keeps_it_and_then_sees_the_othe
         assert a is not None
         assert a.paused  # read again once the cooldown landed
         assert a.rate_limit.limited_until_ms == until
+
+
+async def test_written_returns_once_this_pools_changes_are_in_the_store(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    async with await Store.open(path, key=SecretKey.generate()) as store:
+        clock = FakeClock()
+        pool = await pool_with(store, clock, account("a"))
+        await pool.written()  # nothing on its way: at once
+        until = clock.now_ms() + HOUR
+        # Another process holds the file's write lock, so the cooldown's write waits.
+        other = sqlite3.connect(path, isolation_level=None)  # noqa: TID251 (another process's view)
+        other.execute("BEGIN IMMEDIATE")
+        pool.set_rate_limit(
+            "a", RateLimitState(limited_until_ms=until, reason=RateLimitReason.WINDOWLESS_429)
+        )
+        waiting = asyncio.create_task(pool.written())
+        await asyncio.sleep(0.3)
+        assert not waiting.done()
+
+        other.execute("COMMIT")
+        other.close()
+        async with asyncio.timeout(5):
+            await waiting
+        stored = await store.accounts.get("a")
+        assert stored is not None
+        assert stored.rate_limit.limited_until_ms == until

@@ -75,6 +75,7 @@ async def _changed(ctx: ManagementContext, account_id: str) -> AccountResponse:
 async def list_accounts(ctx: Ctx) -> list[AccountResponse]:
     """Every account, by priority then age, with its state, cooldown, usage windows and
     settings as the proxy sees them now. Credentials are never shown."""
+    await ctx.pool.written()
     accounts = await ctx.store.accounts.list_all()
     return [account_response(ctx, a) for a in accounts]
 
@@ -87,6 +88,7 @@ async def list_accounts(ctx: Ctx) -> list[AccountResponse]:
 )
 async def get_account(ctx: Ctx, account_id: FromPath[str]) -> AccountResponse:
     """The account with this id, shown as in the list."""
+    await ctx.pool.written()
     return account_response(ctx, await find_account(ctx, account_id))
 
 

@@ -104,6 +104,13 @@ class Writer(WriteQueue[_Write]):
         """
         return cast("_T", await self.submit_write(fn, label=label, transactional=transactional))
 
+    async def submit_write(self, fn: _Write, *, label: str, transactional: bool = True) -> object:
+        """As the queue's, and a batch of records running at idle priority meanwhile is
+        hurried: this write (or flush) comes after it and somebody waits for it."""
+        if self._process is not None:
+            self._process.hurry()
+        return await super().submit_write(fn, label=label, transactional=transactional)
+
     def enqueue_statement(
         self, sql: str, args: tuple[object, ...], *, label: str, payload_bytes: int = 0
     ) -> bool:
@@ -129,6 +136,8 @@ class Writer(WriteQueue[_Write]):
         return any(changed)
 
     async def close(self) -> None:
+        if self._process is not None:
+            self._process.hurry()
         await super().close()
         if self._process is not None:
             await self._process.close()

@@ -3,7 +3,8 @@
 The child starts with the first batch, not with the store, so that a CLI command that only
 reads or changes an account never starts one. One frame goes out and its answer comes back
 before the next goes out (the lock), which keeps batches in order and lets the probe of
-:meth:`WriterProcess.data_version` share the pipe.
+:meth:`WriterProcess.data_version` share the pipe. While a batch runs at idle priority,
+:meth:`WriterProcess.hurry` may send a :data:`HURRY` beside it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 import msgspec
 
 from . import _writer_process
-from ._writer_process import HEADER, URGENT, AckFrame, BatchFrame
+from ._writer_process import HEADER, HURRY, URGENT, AckFrame, BatchFrame
 
 __all__ = ["WriterProcess", "WriterProcessError"]
 
@@ -29,7 +30,10 @@ busy machine) before it is killed."""
 
 _ANSWER_TIMEOUT_S = 60.0
 """A child that has not answered a batch in this long is taken for hung, killed and replaced.
-At idle priority on a saturated core a batch takes about a second; this is far beyond."""
+A batch takes milliseconds at batch priority (see :data:`_HURRY_AFTER_S`); this is far beyond."""
+_HURRY_AFTER_S = 1.0
+"""How long a batch may take at idle priority before it is hurried anyway: a server that
+keeps its core busy leaves idle priority next to nothing, and the records wait in memory."""
 
 
 class WriterProcessError(Exception):
@@ -42,6 +46,7 @@ class WriterProcess:
     __slots__ = (
         "_decoder",
         "_encoder",
+        "_idle_in_flight",
         "_lock",
         "_path",
         "_proc",
@@ -58,6 +63,8 @@ class WriterProcess:
         self._decoder = msgspec.msgpack.Decoder(AckFrame)
         self._sql_numbers: dict[str, int] = {}
         """The SQL the current child knows, by the number it knows it by."""
+        self._idle_in_flight: asyncio.subprocess.Process | None = None
+        """The child running a batch at idle priority that has not been hurried yet."""
         self.starts = 0
         """How many children were started: a new one's ``data_version`` counts anew."""
         self.ready_version = 0
@@ -77,9 +84,13 @@ class WriterProcess:
         async with self._lock:
             proc = self._proc or await self._start()
             frame = self._frame(statements)
+            hurry_later = None
             try:
                 assert proc.stdin is not None
                 proc.stdin.write(HEADER.pack(len(frame), URGENT if urgent else 0) + frame)
+                if not urgent:
+                    self._idle_in_flight = proc
+                    hurry_later = asyncio.get_running_loop().call_later(_HURRY_AFTER_S, self.hurry)
                 await proc.stdin.drain()
                 return await asyncio.wait_for(self._read_ack(proc), _ANSWER_TIMEOUT_S)
             except (OSError, EOFError, msgspec.DecodeError, TimeoutError) as exc:
@@ -88,6 +99,19 @@ class WriterProcess:
                     f"the database writer process (pid {proc.pid}) ended in the middle of a "
                     f"batch: {exc!r}"
                 ) from exc
+            finally:
+                self._idle_in_flight = None
+                if hurry_later is not None:
+                    hurry_later.cancel()
+
+    def hurry(self) -> None:
+        """Have the batch in flight finished at batch priority, if it runs at idle priority:
+        somebody now waits for what is queued behind it (see ``_writer_process``)."""
+        proc, self._idle_in_flight = self._idle_in_flight, None
+        if proc is not None and proc.stdin is not None:
+            # A child that died meanwhile is found out by the batch's own read.
+            with contextlib.suppress(OSError):
+                proc.stdin.write(HEADER.pack(0, HURRY))
 
     def _frame(self, statements: Sequence[tuple[str, object]]) -> bytes:
         numbers = self._sql_numbers

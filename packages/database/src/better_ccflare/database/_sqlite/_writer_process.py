@@ -11,14 +11,19 @@ request finds at most one chunk, about 0.2 ms, in its way even when the schedule
 child at a bad moment. A batch the server is waiting for (a flush, a write somebody awaits, a
 queue that has fallen behind because the server keeps the CPU too busy for idle priority) is
 flagged :data:`URGENT` and runs on the child's other thread, at ``SCHED_BATCH`` priority: a fair
-share of the CPU, but never preempting the server when it wakes up. So the writer never starves.
+share of the CPU, but never preempting the server when it wakes up. A batch already running at
+idle priority when somebody starts waiting behind it would hold them up for as long as the
+server keeps the CPU busy (seconds, on a saturated machine): the server then sends
+:data:`HURRY`, and the other thread finishes that batch at batch priority. So the writer never
+starves, and nobody waits on idle priority.
 
 This file is both sides' code: the server imports it for the wire format and
 :func:`run_statements`, and runs it as a script (not with ``-m``, which would import the whole
 package) for the child, which needs nothing but the standard library and msgspec. The wire
 format: length-prefixed msgpack frames; the server sends a :class:`BatchFrame` and reads one
-:class:`AckFrame` back, one at a time. The child writes its frames to a private copy of its
-stdout and points stdout itself at stderr, so that nothing printed can corrupt a frame. It
+:class:`AckFrame` back, one at a time (a :data:`HURRY` in between has no body and no answer).
+The child writes its frames to a private copy of its stdout and points stdout itself at
+stderr, so that nothing printed can corrupt a frame. It
 ignores SIGINT, SIGTERM and SIGHUP (a Ctrl-C or a service manager's stop reaches the whole
 process group; the child must not die before the server has handed it the last rows) and ends
 when its stdin closes, which happens when the server closes it or exits for any reason.
@@ -36,13 +41,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Generator, Sequence
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import msgspec
 
 __all__ = [
     "BUSY_TIMEOUT_S",
     "HEADER",
+    "HURRY",
     "URGENT",
     "AckFrame",
     "BatchFrame",
@@ -59,11 +65,15 @@ child can route a frame without decoding it."""
 URGENT = 1
 """Run this batch at batch priority rather than idle: somebody waits for it, or the queue has
 fallen behind."""
+HURRY = 2
+"""A frame with no body: finish the batch in flight at batch priority, now somebody waits for
+what comes after it (or it has taken too long at idle priority). Harmless when it is done."""
 
 BUSY_TIMEOUT_S = 10.0
 """SQLite's busy timeout on every connection: wait for another process's lock this long
 instead of failing with "database is locked"."""
 _LOCKED_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+_R = TypeVar("_R")
 
 
 class BatchFrame(msgspec.Struct, array_like=True, frozen=True):
@@ -121,26 +131,34 @@ def transaction(conn: sqlite3.Connection) -> Generator[None]:
 
 
 def run_statements(
-    conn: sqlite3.Connection,
-    statements: Sequence[tuple[str, Any]],
-    *,
-    pause: Callable[[], None] | None = None,
+    conn: sqlite3.Connection, statements: Sequence[tuple[str, Any]]
 ) -> tuple[list[tuple[int, Exception]], int]:
     """Run ``statements`` as one transaction; (the failures by index, the commits made).
 
-    Consecutive statements of the same SQL run as one ``executemany``, :data:`CHUNK` at a time,
-    with ``pause()`` between chunks (see :func:`_pause`). If the transaction fails,
-    the statements are retried one by one, each in its own transaction, so that one bad row does
-    not take the others down with it; except when another process held the lock past the busy
-    timeout, where each retry would only wait it out again.
+    See :func:`statement_steps`, which this runs through without stopping.
+    """
+    return _drain(statement_steps(conn, statements))
+
+
+def statement_steps(
+    conn: sqlite3.Connection, statements: Sequence[tuple[str, Any]]
+) -> Generator[None, None, tuple[list[tuple[int, Exception]], int]]:
+    """Run ``statements`` as one transaction, stopping (yielding) after every :data:`CHUNK`;
+    returns (the failures by index, the commits made).
+
+    Consecutive statements of the same SQL run as one ``executemany``. Between two chunks the
+    caller may pause, or hand the rest to another thread (see :class:`_Run`). If the transaction
+    fails, the statements are retried one by one, each in its own transaction, so that one bad
+    row does not take the others down with it; except when another process held the lock past
+    the busy timeout, where each retry would only wait it out again.
     """
     if not statements:
         return [], 0
     try:
         with transaction(conn):
             for start in range(0, len(statements), CHUNK):
-                if start and pause is not None:
-                    pause()
+                if start:
+                    yield
                 _run_grouped(conn, statements[start : start + CHUNK])
     except Exception as exc:
         if len(statements) == 1 or is_locked(exc):
@@ -156,6 +174,15 @@ def run_statements(
     return [], 1
 
 
+def _drain(steps: Generator[None, None, _R]) -> _R:
+    """Run ``steps`` to the end; its return value."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value
+
+
 def _run_grouped(conn: sqlite3.Connection, statements: Sequence[tuple[str, Any]]) -> None:
     sql = statements[0][0]
     rows: list[Any] = []
@@ -168,8 +195,8 @@ def _run_grouped(conn: sqlite3.Connection, statements: Sequence[tuple[str, Any]]
 
 
 CHUNK = 16
-"""Statements the child runs between two pauses: about 0.1 ms of SQLite's work for request
-rows, the most a request can find in its way (see :func:`_pause`)."""
+"""Statements between two stops of :func:`statement_steps`: about 0.1 ms of SQLite's work for
+request rows, the most a request can find in its way on the idle thread (see :func:`_pause`)."""
 PAUSE_S = 0.0005
 """The child's pause between chunks. A batch of 500 statements takes 16 ms more wall time; the
 child's throughput stays several times what the busiest proxy needs."""
@@ -210,7 +237,7 @@ def _pause() -> None:
 
 
 class _Writer:
-    """The child's connection and what it knows: runs a frame, returns the acknowledgement."""
+    """The child's connection and what it knows: a frame's steps, and the answer to it."""
 
     def __init__(self, path: str) -> None:
         self._conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)  # noqa: TID251 (this package owns SQLite)
@@ -224,6 +251,8 @@ class _Writer:
         self._encoder = msgspec.msgpack.Encoder()
         self._decoder = msgspec.msgpack.Decoder(BatchFrame)
         self._sql: list[str] = []
+        self.lock = threading.Lock()
+        """Held by the thread using the connection: one step of a frame at a time."""
 
     def checkpoint(self, *, after_s: float) -> None:
         """Copy the WAL back into the database if the last copy is ``after_s`` old.
@@ -238,25 +267,25 @@ class _Writer:
         except sqlite3.Error as exc:
             print(f"better-ccflare writer process: WAL checkpoint failed: {exc}", file=sys.stderr)
 
-    def answer(self, body: bytes) -> bytes:
-        """Run a frame; never raises (the error goes back in the acknowledgement)."""
-        failures: list[tuple[int, Exception]]
+    def steps(self, body: bytes) -> Generator[None, None, tuple[list[tuple[int, Exception]], int]]:
+        """Run a frame a chunk at a time; never raises (a frame that does not decode, or a
+        connection gone bad, comes back as a failure of the whole frame)."""
         try:
             frame = self._decoder.decode(body)
             self._sql += frame.new_sql
             statements = [(self._sql[number], params) for number, params in frame.statements]
-            failures, commits = run_statements(self._conn, statements, pause=_pause)
-        except Exception as exc:  # a frame that does not decode, a connection gone bad
-            failures, commits = [(-1, exc)], 0
-        try:
-            return self.ack(commits, failures)
+            return (yield from statement_steps(self._conn, statements))
         except Exception as exc:
-            return self._encode_ack(commits, [(-1, f"{type(exc).__name__}: {exc}")], -1)
+            return [(-1, exc)], 0
 
     def ack(self, commits: int, failures: list[tuple[int, Exception]]) -> bytes:
-        version = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
-        text = [(index, f"{type(error).__name__}: {error}") for index, error in failures]
-        return self._encode_ack(commits, text, version)
+        """The answer to a frame; never raises."""
+        try:
+            version = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+            text = [(index, f"{type(error).__name__}: {error}") for index, error in failures]
+            return self._encode_ack(commits, text, version)
+        except Exception as exc:
+            return self._encode_ack(commits, [(-1, f"{type(exc).__name__}: {exc}")], -1)
 
     def _encode_ack(self, commits: int, failures: list[tuple[int, str]], version: int) -> bytes:
         body = self._encoder.encode(AckFrame(commits, failures, version))
@@ -266,41 +295,78 @@ class _Writer:
         self._conn.close()
 
 
-class _IdleWorker:
-    """A thread at idle priority that answers the frames nobody waits for."""
+class _Run:
+    """One frame: run a step at a time by the idle thread, or to its end at once by the reader
+    thread (an urgent frame, or one the server hurries).
 
-    def __init__(self, writer: _Writer) -> None:
+    Whichever thread runs the last step sends the answer, after the idle thread's checkpoint:
+    once the answer is out the server may send the next frame, and the connection must then be
+    free. Each step holds the connection's lock, so the two threads never use it at once, and a
+    hurry waits at most for the step the idle thread is in.
+    """
+
+    __slots__ = ("_done", "_send", "_steps", "_writer")
+
+    def __init__(self, writer: _Writer, body: bytes, send: Callable[[bytes], None]) -> None:
         self._writer = writer
-        self._bodies: queue.SimpleQueue[bytes] = queue.SimpleQueue()
-        self._answers: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+        self._send = send
+        self._steps = writer.steps(body)
+        self._done = False
+
+    def step(self) -> bool:
+        """Run the next step here (the idle thread); whether any is left."""
+        with self._writer.lock:
+            if self._done:
+                return False
+            try:
+                next(self._steps)
+            except StopIteration as stop:
+                self._answer(*stop.value, checkpoint_after_s=CHECKPOINT_EVERY_S)
+            return not self._done
+
+    def finish(self) -> None:
+        """Run every step left here (the reader thread), unless it is done already."""
+        with self._writer.lock:
+            if not self._done:
+                failures, commits = _drain(self._steps)
+                self._answer(failures, commits, checkpoint_after_s=CHECKPOINT_AT_THE_LATEST_S)
+
+    def _answer(
+        self, failures: list[tuple[int, Exception]], commits: int, *, checkpoint_after_s: float
+    ) -> None:
+        answer = self._writer.ack(commits, failures)
+        self._writer.checkpoint(after_s=checkpoint_after_s)
+        self._done = True
+        self._send(answer)
+
+
+class _IdleWorker:
+    """A thread at idle priority that runs the frames nobody waits for, pausing between steps."""
+
+    def __init__(self) -> None:
+        self._runs: queue.SimpleQueue[_Run] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="idle-writer", daemon=True)
         self._thread.start()
 
-    def answer(self, body: bytes) -> bytes:
-        """The idle thread's answer, however long it takes (it may get no CPU for a while).
-
-        Raises:
-            RuntimeError: The thread is gone; the child then ends, and the server starts
-                another and hands it the frame again.
-        """
-        self._bodies.put(body)
-        while True:
-            try:
-                return self._answers.get(timeout=1.0)
-            except queue.Empty:
-                if not self._thread.is_alive():
-                    raise RuntimeError("the idle writer thread ended") from None
+    def take(self, run: _Run) -> bool:
+        """Queue ``run``; False if the thread is gone (the caller runs it itself then)."""
+        if not self._thread.is_alive():
+            return False
+        self._runs.put(run)
+        return True
 
     def _loop(self) -> None:
         _set_policy("SCHED_IDLE")
-        while True:
-            body = self._bodies.get()
-            # The checkpoint comes before the answer: once the answer is out, the reader may
-            # use the connection for the next frame, and one connection must not serve two
-            # threads at once. Exactly one answer per frame, whatever happens.
-            answer = self._writer.answer(body)
-            self._writer.checkpoint(after_s=CHECKPOINT_EVERY_S)
-            self._answers.put(answer)
+        try:
+            while True:
+                run = self._runs.get()
+                while run.step():
+                    _pause()
+        except BaseException as exc:
+            # A bug: the frame in hand is finished by the reader when the server hurries it,
+            # and the reader runs every frame after it (at batch priority).
+            print(f"better-ccflare writer process: the idle thread ended: {exc!r}", file=sys.stderr)
+            raise
 
 
 def _read_exactly(stream: BinaryIO, size: int) -> bytes | None:
@@ -309,27 +375,38 @@ def _read_exactly(stream: BinaryIO, size: int) -> bytes | None:
 
 
 def _serve(path: str, frames_in: BinaryIO, frames_out: BinaryIO) -> None:
-    """Move frames: urgent ones are answered here, at batch priority; the others by the idle
-    worker. The server sends one frame at a time, so the two never write at once."""
+    """Move frames: urgent ones run here, at batch priority; the others on the idle worker,
+    unless the server hurries them. The server sends one frame at a time, and a
+    :data:`HURRY` only while one is in flight."""
     _set_policy("SCHED_BATCH")
     writer = _Writer(path)
-    worker = _IdleWorker(writer)
+    worker = _IdleWorker()
 
     def send(frame: bytes) -> None:
-        frames_out.write(frame)
-        frames_out.flush()
+        with contextlib.suppress(BrokenPipeError):  # the server is gone: nobody to tell
+            frames_out.write(frame)
+            frames_out.flush()
 
     send(writer.ack(0, []))
+    in_flight: _Run | None = None
     while (head := _read_exactly(frames_in, HEADER.size)) is not None:
         size, flags = HEADER.unpack(head)
+        if flags & HURRY:
+            if in_flight is not None:
+                in_flight.finish()
+            continue
         body = _read_exactly(frames_in, size)
         if body is None:
             break
-        if flags & URGENT:
-            send(writer.answer(body))
-            writer.checkpoint(after_s=CHECKPOINT_AT_THE_LATEST_S)
+        run = _Run(writer, body, send)
+        if flags & URGENT or not worker.take(run):
+            run.finish()
         else:
-            send(worker.answer(body))
+            in_flight = run
+    # The server closed our input: it waits for the answer in flight no more, but the rows in
+    # it are still to be written, now.
+    if in_flight is not None:
+        in_flight.finish()
     writer.close()
 
 
