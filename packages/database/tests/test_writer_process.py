@@ -4,6 +4,7 @@ when the child breaks, and the wire format and signals the child lives by."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import select
@@ -12,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 
 import msgspec
@@ -211,23 +212,27 @@ while head := sys.stdin.buffer.read(HEADER.size):
 """
 
 
-@pytest.fixture
-def holding_child(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Stand a child in for the writer process that answers a batch at idle priority only when
-    hurried (and writes nothing)."""
-    script = tmp_path / "holding_child.py"
+@contextlib.asynccontextmanager
+async def _held_record(
+    db_path: Path, key: SecretKey, monkeypatch: pytest.MonkeyPatch, *, hurry_after_s: float
+) -> AsyncGenerator[Store]:
+    """A store whose writer process, stood in for by a child that answers a batch at idle
+    priority only when hurried (and writes nothing), holds one record."""
+    script = db_path.with_name("holding_child.py")
+    script.parent.mkdir(parents=True, exist_ok=True)
     script.write_text(_HOLDING_CHILD.format(header=HEADER.format, urgent=URGENT, hurry=HURRY))
     monkeypatch.setattr(_writer_link, "_SCRIPT", script)
-
-
-@pytest.mark.usefixtures("holding_child")
-async def test_a_write_somebody_waits_for_hurries_the_batch_in_front_of_it(
-    db_path: Path, key: SecretKey, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(_writer_link, "_HURRY_AFTER_S", 60.0)
+    monkeypatch.setattr(_writer_link, "_HURRY_AFTER_S", hurry_after_s)
     async with await Store.open(db_path, key=key) as store:
         store.requests.record(request())
         await _eventually(_holds(lambda: _children() != []))  # the holding child
+        yield store
+
+
+async def test_a_write_somebody_waits_for_hurries_the_batch_in_front_of_it(
+    db_path: Path, key: SecretKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with _held_record(db_path, key, monkeypatch, hurry_after_s=60.0) as store:
         await asyncio.sleep(0.2)  # the batch lingered and went out
         assert store.stats().queued_ops == 1  # held by the child
         async with asyncio.timeout(5):
@@ -236,14 +241,10 @@ async def test_a_write_somebody_waits_for_hurries_the_batch_in_front_of_it(
         assert len(await store.accounts.list_all()) == 1
 
 
-@pytest.mark.usefixtures("holding_child")
 async def test_a_batch_at_idle_priority_is_hurried_after_a_while_anyway(
     db_path: Path, key: SecretKey, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_writer_link, "_HURRY_AFTER_S", 0.3)
-    async with await Store.open(db_path, key=key) as store:
-        store.requests.record(request())
-        await _eventually(_holds(lambda: _children() != []))  # the holding child
+    async with _held_record(db_path, key, monkeypatch, hurry_after_s=0.3) as store:
         started = time.monotonic()
         await _eventually(_holds(lambda: store.stats().queued_ops == 0), timeout_s=5)
         assert time.monotonic() - started >= 0.2  # held until hurried, not answered at once
