@@ -372,6 +372,10 @@ def _frame_bytes(sql: str, rows: Sequence[tuple[object, ...]]) -> bytes:
     return msgspec.msgpack.encode(BatchFrame([sql], [(0, row) for row in rows]))
 
 
+def _on_idle_thread() -> bool:
+    return threading.current_thread().name == "idle-writer"
+
+
 def _keep_policy(policy: str) -> None:
     """Stands in for the child's ``_set_policy`` in this process: its threads keep theirs."""
 
@@ -420,7 +424,12 @@ def stalled_idle_thread(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.E
     the CPU busy would; this process's threads keep their scheduling policy."""
     release = threading.Event()
     monkeypatch.setattr(_writer_process, "_set_policy", _keep_policy)
-    monkeypatch.setattr(_writer_process, "_pause", lambda: release.wait(30))
+
+    def pause() -> None:
+        if _on_idle_thread():
+            release.wait(30)
+
+    monkeypatch.setattr(_writer_process, "_pause", pause)
     yield release
     release.set()
 
@@ -451,6 +460,27 @@ def test_a_hurried_batch_is_finished_at_once_by_the_other_thread(
     finally:
         child.end()
     assert _rows(path, "SELECT count(*) FROM t") == [(len(rows) + 1,)]
+
+
+def test_an_urgent_batch_pauses_between_chunks_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Batch priority is not preempted by the server waking up: without pauses a batch of 500
+    # rows held the server's core for milliseconds.
+    path = tmp_path / "c.db"
+    _table(path)
+    pauses: list[str] = []
+    monkeypatch.setattr(_writer_process, "_set_policy", _keep_policy)
+    monkeypatch.setattr(
+        _writer_process, "_pause", lambda: pauses.append(threading.current_thread().name)
+    )
+    child = _ServedChild(path)
+    rows = [(i, "x") for i in range(3 * _writer_process.CHUNK)]
+    child.send(_frame_bytes("INSERT INTO t VALUES (?, ?)", rows), URGENT)
+    assert child.answer(timeout_s=5).commits == 1
+    child.end()
+    assert len(pauses) == 2
+    assert "idle-writer" not in pauses
 
 
 def test_the_batch_in_flight_when_the_server_goes_is_still_written(
@@ -495,15 +525,12 @@ def test_after_the_idle_thread_ends_the_other_thread_runs_every_frame(
 ) -> None:
     path = tmp_path / "c.db"
     _table(path)
-    calls = 0
 
-    def die_once() -> None:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
+    def die() -> None:
+        if _on_idle_thread():
             raise SystemExit  # ends the thread quietly, as a bug escaping everything would
 
-    monkeypatch.setattr(_writer_process, "_pause", die_once)
+    monkeypatch.setattr(_writer_process, "_pause", die)
     monkeypatch.setattr(_writer_process, "_set_policy", _keep_policy)
     child = _ServedChild(path)
     insert = "INSERT INTO t VALUES (?, ?)"

@@ -41,7 +41,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Generator, Sequence
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO
 
 import msgspec
 
@@ -73,7 +73,6 @@ BUSY_TIMEOUT_S = 10.0
 """SQLite's busy timeout on every connection: wait for another process's lock this long
 instead of failing with "database is locked"."""
 _LOCKED_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
-_R = TypeVar("_R")
 
 
 class BatchFrame(msgspec.Struct, array_like=True, frozen=True):
@@ -137,7 +136,12 @@ def run_statements(
 
     See :func:`statement_steps`, which this runs through without stopping.
     """
-    return _drain(statement_steps(conn, statements))
+    steps = statement_steps(conn, statements)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value
 
 
 def statement_steps(
@@ -172,15 +176,6 @@ def statement_steps(
                 failures.append((index, error))
         return failures, len(statements) - len(failures)
     return [], 1
-
-
-def _drain(steps: Generator[None, None, _R]) -> _R:
-    """Run ``steps`` to the end; its return value."""
-    while True:
-        try:
-            next(steps)
-        except StopIteration as stop:
-            return stop.value
 
 
 def _run_grouped(conn: sqlite3.Connection, statements: Sequence[tuple[str, Any]]) -> None:
@@ -316,20 +311,23 @@ class _Run:
     def step(self) -> bool:
         """Run the next step here (the idle thread); whether any is left."""
         with self._writer.lock:
-            if self._done:
-                return False
-            try:
-                next(self._steps)
-            except StopIteration as stop:
-                self._answer(*stop.value, checkpoint_after_s=CHECKPOINT_EVERY_S)
-            return not self._done
+            return self._advance(checkpoint_after_s=CHECKPOINT_EVERY_S)
 
     def finish(self) -> None:
-        """Run every step left here (the reader thread), unless it is done already."""
+        """Run every step left here (the reader thread), unless it is done already; with the
+        same pauses, so that batch priority, too, holds the CPU in short bursts only."""
         with self._writer.lock:
-            if not self._done:
-                failures, commits = _drain(self._steps)
-                self._answer(failures, commits, checkpoint_after_s=CHECKPOINT_AT_THE_LATEST_S)
+            while self._advance(checkpoint_after_s=CHECKPOINT_AT_THE_LATEST_S):
+                _pause()
+
+    def _advance(self, *, checkpoint_after_s: float) -> bool:
+        if self._done:
+            return False
+        try:
+            next(self._steps)
+        except StopIteration as stop:
+            self._answer(*stop.value, checkpoint_after_s=checkpoint_after_s)
+        return not self._done
 
     def _answer(
         self, failures: list[tuple[int, Exception]], commits: int, *, checkpoint_after_s: float
