@@ -6,7 +6,8 @@ none of them: httptools buffers a header of any size (4 x 64 MB of headers took 
 from 85 to 358 MB), a request trickling its body one byte every 2 s is never timed out, a
 connection that sends nothing is kept forever, and uvicorn's ``limit_concurrency`` only answers
 503 once a request's head is complete, which a slowloris client never sends. So the protocol is
-subclassed here, as little as possible, and passed to uvicorn as ``http=``.
+subclassed here, as little as possible, and passed to uvicorn as ``http=``. It also gives each
+request's cycle a transport that sends a response's head with its body (``_response_head``).
 
 The checks cost the hot path a few attribute updates per request: bytes are counted per read,
 one watchdog timer per connection serves both deadlines (armed only while a head or a body is
@@ -21,6 +22,8 @@ from typing import ClassVar
 
 import msgspec
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+from ._response_head import HeadWithBody
 
 __all__ = ["HttpLimits", "limited_http_protocol"]
 
@@ -128,6 +131,10 @@ class _LimitedHttpToolsProtocol(HttpToolsProtocol):
             return
         self._in_body = True
         super().on_headers_complete()
+        cycle = self._cycle()
+        if cycle is not None and cycle.transport is self.transport:  # the new request's cycle
+            # The cycle uses only write, close and is_closing, which the stand-in has.
+            cycle.transport = HeadWithBody(self.transport)  # pyright: ignore[reportAttributeAccessIssue]
 
     def on_body(self, body: bytes) -> None:
         if not self._refused:
@@ -189,6 +196,8 @@ class _LimitedHttpToolsProtocol(HttpToolsProtocol):
             # The application is cut off now: its reads see a disconnect, its writes are dropped.
             cycle.disconnected = True
             cycle.message_event.set()
+            if isinstance(cycle.transport, HeadWithBody):
+                cycle.transport.flush()  # a head still held goes out before the close
         self.transport.close()
 
     def _cycle(self) -> RequestResponseCycle | None:
