@@ -1,5 +1,6 @@
 """A response's head leaves with the first piece of its body, in one send, under the real
-server; and a stream whose first event is late still gets its head at once.
+server; a stream whose first event is late still gets its head at once; and nothing stands
+between uvicorn and the app that the proxy does not use.
 
 The client is a raw socket: how many segments carried data to it is the kernel's count
 (``TCP_INFO``'s ``tcpi_data_segs_in``, Linux), which no HTTP library shows.
@@ -13,6 +14,8 @@ import socket
 import struct
 import time
 from pathlib import Path
+
+from better_ccflare.server import uvicorn_config
 
 from .support.fake_upstream import FakeUpstream, Reply, sse
 from .support.messages import MODEL, message_json
@@ -90,3 +93,12 @@ async def test_a_streams_head_is_not_held_for_a_late_first_event(tmp_path: Path)
 
     assert head_after < 0.5
     assert event_after >= 0.9
+
+
+async def test_the_app_is_served_without_a_forwarded_headers_layer(tmp_path: Path) -> None:
+    # Nothing reads the client's address or scheme; uvicorn's X-Forwarded-* rewriting would
+    # be one more call on every request.
+    async with running_proxy(tmp_path) as (service, _):
+        served = uvicorn_config(service.config, service.app)
+        served.load()
+        assert served.loaded_app is service.app  # pyright: ignore[reportUnknownMemberType] (uvicorn leaves it untyped)

@@ -402,6 +402,9 @@ def uvicorn_config(config: Config, app: Dispatcher) -> uvicorn.Config:
         # uvicorn counts whole seconds: a grace period is rounded up to the next second.
         timeout_graceful_shutdown=-(-config.shutdown_grace_ms // 1000),
         server_header=False,
+        # Nothing reads the client's address or scheme, so uvicorn's X-Forwarded-* rewriting
+        # would be a middleware layer on every request for nothing.
+        proxy_headers=False,
     )
 
 
