@@ -1207,9 +1207,30 @@ def report(results: Results, settings: Settings) -> list[tuple[str, bool]]:
         print(f"Recording (proxy-pg): {rows} rows in PostgreSQL for {sent} requests sent upstream.")
     for note in results.notes:
         print(note)
+    _recordings_share(results)
     if settings.quick:
         return []
     return _bar(results)
+
+
+def _recordings_share(results: Results) -> None:
+    """What recording adds, read off ``proxy`` against ``proxy-norec`` in the same cells: the
+    part of the tail issue 20 is about, apart from the machine's own (which both targets meet,
+    so its absolute lines move with the machine)."""
+    if "proxy-norec" not in results.targets:
+        return
+    parts: list[str] = []
+    measured = [s for s, name in results.cells if name == "proxy"]
+    for scenario in sorted(measured, key=lambda s: (s.stream, s.concurrency)):
+        cell, off = results.cells[scenario, "proxy"], results.cells.get((scenario, "proxy-norec"))
+        if off is None:
+            continue
+        parts.append(
+            f"{scenario.label} c={scenario.concurrency}: p50 {cell.p50() - off.p50():+.2f},"
+            f" p99 {cell.p99() - off.p99():+.2f} ms,"
+            f" CPU {cell.cpu_ms_per_request() - off.cpu_ms_per_request():+.3f} ms/request"
+        )
+    print("Recording's share (proxy minus proxy-norec, same cells): " + "; ".join(parts) + ".")
 
 
 def _postgres_table(results: Results) -> None:
