@@ -15,6 +15,7 @@ from better_ccflare.core import (
     AccountState,
     Credentials,
     FakeClock,
+    PauseReason,
     RateLimitReason,
     RateLimitState,
     UsageWindow,
@@ -362,3 +363,18 @@ async def test_written_returns_once_this_pools_changes_are_in_the_store(tmp_path
         stored = await store.accounts.get("a")
         assert stored is not None
         assert stored.rate_limit.limited_until_ms == until
+
+
+async def test_written_gives_up_waiting_after_its_timeout(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    async with await Store.open(path, key=SecretKey.generate()) as store:
+        clock = FakeClock()
+        pool = await pool_with(store, clock, account("a"))
+        other = sqlite3.connect(path, isolation_level=None)  # noqa: TID251 (another process's view)
+        other.execute("BEGIN IMMEDIATE")
+        pool.pause("a", PauseReason.MANUAL)
+        async with asyncio.timeout(5):
+            await pool.written(timeout_s=0.2)  # the write still waits for the lock
+        other.execute("COMMIT")
+        other.close()
+        await pool.drain()

@@ -358,15 +358,17 @@ class AccountPool:
         )
         self._store.accounts.record_use_nowait(account_id, now_ms, self._session_duration_ms)
 
-    async def written(self) -> None:
-        """Return once the account changes made here so far are in the store, or have failed.
+    async def written(self, timeout_s: float = 2.0) -> None:
+        """Return once the account changes made here so far are in the store, or have failed,
+        or after ``timeout_s`` (another process holding the database's lock must not hang a
+        page for the busy timeout).
 
         The management API reads accounts from the store (so that it also shows what other
         processes wrote); this lets it show a change this process made a moment ago too, such
         as the cooldown from a request that just failed, rather than the state before it.
         """
         if self._writes:
-            await asyncio.wait(list(self._writes))
+            await asyncio.wait(list(self._writes), timeout=timeout_s)
 
     async def drain(self) -> None:
         """Write what waits to be written behind, and wait for every background write."""
