@@ -292,8 +292,8 @@ class _Writer:
 
 
 class _Run:
-    """One frame: run a step at a time by the idle thread, or to its end at once by the reader
-    thread (an urgent frame, or one the server hurries).
+    """One frame: run a step at a time by the idle thread, or from where it got to by the
+    reader thread (an urgent frame, or one the server hurries).
 
     Whichever thread runs the last step sends the answer, after the idle thread's checkpoint:
     once the answer is out the server may send the next frame, and the connection must then be
