@@ -292,19 +292,22 @@ def _rows(path: Path, sql: str) -> list[tuple[object, ...]]:
         db.close()
 
 
-def _table(path: Path) -> None:
+@pytest.fixture
+def table_db(tmp_path: Path) -> Path:
+    """A database of one table, ``t (x INTEGER PRIMARY KEY, y TEXT)``, in WAL mode."""
+    path = tmp_path / "c.db"
     db = Database(path)
     db.conn.execute("PRAGMA journal_mode=WAL")
     db.conn.execute("CREATE TABLE t (x INTEGER PRIMARY KEY, y TEXT)")
     db.close()
+    return path
 
 
 @pytest.mark.parametrize("urgent", [False, True])
 def test_a_failing_statement_is_reported_by_index_and_spares_the_others(
-    tmp_path: Path, urgent: bool
+    table_db: Path, urgent: bool
 ) -> None:
-    path = tmp_path / "c.db"
-    _table(path)
+    path = table_db
     child = _child(path)
     try:
         assert _exchange(child, None).commits == 0  # ready
@@ -321,9 +324,8 @@ def test_a_failing_statement_is_reported_by_index_and_spares_the_others(
     assert _rows(path, "SELECT x, y, typeof(y) FROM t") == [(1, "a", "text"), (2, b"b", "blob")]
 
 
-def test_the_child_ignores_interrupts_and_ends_when_its_input_closes(tmp_path: Path) -> None:
-    path = tmp_path / "c.db"
-    _table(path)
+def test_the_child_ignores_interrupts_and_ends_when_its_input_closes(table_db: Path) -> None:
+    path = table_db
     child = _child(path)
     _exchange(child, None)
     child.send_signal(signal.SIGINT)  # a Ctrl-C reaches the whole process group
@@ -335,9 +337,8 @@ def test_the_child_ignores_interrupts_and_ends_when_its_input_closes(tmp_path: P
     assert _rows(path, "SELECT y FROM t") == [("late",)]
 
 
-def test_statements_of_one_sql_run_in_order_across_groups(tmp_path: Path) -> None:
-    path = tmp_path / "c.db"
-    _table(path)
+def test_statements_of_one_sql_run_in_order_across_groups(table_db: Path) -> None:
+    path = table_db
     insert, update = "INSERT INTO t VALUES (?, ?)", "UPDATE t SET y = y || ? WHERE x = ?"
     db = open_writer(path)
     statements = [(insert, (1, "a")), (update, ("b", 1)), (update, ("c", 1)), (insert, (2, "d"))]
@@ -382,9 +383,11 @@ def _keep_policy(policy: str) -> None:
 
 class _ServedChild:
     """The child's frame loop (``_serve``) on a thread of this process, over two pipes, so that
-    a test can stop its idle thread where it likes (the real child is another process)."""
+    a test can stop its idle thread where it likes (the real child is another process); this
+    process's threads keep their scheduling policy."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(_writer_process, "_set_policy", _keep_policy)
         in_read, in_write = os.pipe()
         out_read, out_write = os.pipe()
         self._to_child = os.fdopen(in_write, "wb")
@@ -421,9 +424,8 @@ class _ServedChild:
 @pytest.fixture
 def stalled_idle_thread(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
     """Stop the idle thread at its first pause until the event is set, as a server that keeps
-    the CPU busy would; this process's threads keep their scheduling policy."""
+    the CPU busy would."""
     release = threading.Event()
-    monkeypatch.setattr(_writer_process, "_set_policy", _keep_policy)
 
     def pause() -> None:
         if _on_idle_thread():
@@ -435,11 +437,10 @@ def stalled_idle_thread(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.E
 
 
 def test_a_hurried_batch_is_finished_at_once_by_the_other_thread(
-    tmp_path: Path, stalled_idle_thread: threading.Event
+    table_db: Path, stalled_idle_thread: threading.Event, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "c.db"
-    _table(path)
-    child = _ServedChild(path)
+    path = table_db
+    child = _ServedChild(path, monkeypatch)
     insert = "INSERT INTO t VALUES (?, ?)"
     rows = [(i, "x") for i in range(3 * _writer_process.CHUNK)]
     try:
@@ -463,18 +464,16 @@ def test_a_hurried_batch_is_finished_at_once_by_the_other_thread(
 
 
 def test_an_urgent_batch_pauses_between_chunks_too(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    table_db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Batch priority is not preempted by the server waking up: without pauses a batch of 500
     # rows held the server's core for milliseconds.
-    path = tmp_path / "c.db"
-    _table(path)
+    path = table_db
     pauses: list[str] = []
-    monkeypatch.setattr(_writer_process, "_set_policy", _keep_policy)
     monkeypatch.setattr(
         _writer_process, "_pause", lambda: pauses.append(threading.current_thread().name)
     )
-    child = _ServedChild(path)
+    child = _ServedChild(path, monkeypatch)
     rows = [(i, "x") for i in range(3 * _writer_process.CHUNK)]
     child.send(_frame_bytes("INSERT INTO t VALUES (?, ?)", rows), URGENT)
     assert child.answer(timeout_s=5).commits == 1
@@ -484,11 +483,10 @@ def test_an_urgent_batch_pauses_between_chunks_too(
 
 
 def test_the_batch_in_flight_when_the_server_goes_is_still_written(
-    tmp_path: Path, stalled_idle_thread: threading.Event
+    table_db: Path, stalled_idle_thread: threading.Event, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "c.db"
-    _table(path)
-    child = _ServedChild(path)
+    path = table_db
+    child = _ServedChild(path, monkeypatch)
     child.send(_frame_bytes("INSERT INTO t VALUES (?, ?)", [(i, "x") for i in range(40)]))
     assert not child.answered(0.3)
     child.end()  # input closed with the batch still in flight
@@ -496,12 +494,11 @@ def test_the_batch_in_flight_when_the_server_goes_is_still_written(
 
 
 def test_the_idle_thread_answers_only_after_its_checkpoint(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    table_db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Once the answer is out, the child's other thread may take the connection for the next
     # frame: the checkpoint must not still be running on it then.
-    path = tmp_path / "c.db"
-    _table(path)
+    path = table_db
     events: list[str] = []
 
     def slow_checkpoint(self: _writer_process._Writer, *, after_s: float) -> None:  # pyright: ignore[reportPrivateUsage]
@@ -509,8 +506,7 @@ def test_the_idle_thread_answers_only_after_its_checkpoint(
         events.append("checkpointed")
 
     monkeypatch.setattr(_writer_process._Writer, "checkpoint", slow_checkpoint)  # pyright: ignore[reportPrivateUsage]
-    monkeypatch.setattr(_writer_process, "_set_policy", _keep_policy)
-    child = _ServedChild(path)
+    child = _ServedChild(path, monkeypatch)
     child.send(_frame_bytes("INSERT INTO t VALUES (?, ?)", [(1, "a")]))
     child.answer(timeout_s=5)
     events.append("answered")
@@ -521,18 +517,16 @@ def test_the_idle_thread_answers_only_after_its_checkpoint(
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_after_the_idle_thread_ends_the_other_thread_runs_every_frame(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+    table_db: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    path = tmp_path / "c.db"
-    _table(path)
+    path = table_db
 
     def die() -> None:
         if _on_idle_thread():
             raise SystemExit  # ends the thread quietly, as a bug escaping everything would
 
     monkeypatch.setattr(_writer_process, "_pause", die)
-    monkeypatch.setattr(_writer_process, "_set_policy", _keep_policy)
-    child = _ServedChild(path)
+    child = _ServedChild(path, monkeypatch)
     insert = "INSERT INTO t VALUES (?, ?)"
     try:
         child.send(_frame_bytes(insert, [(i, "x") for i in range(40)]))

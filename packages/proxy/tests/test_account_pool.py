@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Generator
+from contextlib import contextmanager
 from pathlib import Path
 
 import msgspec
@@ -43,6 +44,19 @@ async def store(tmp_path: Path) -> AsyncGenerator[Store]:
 def account(account_id: str, **changes: object) -> Account:
     base = Account(id=account_id, name=account_id, provider="anthropic", created_at_ms=0)
     return msgspec.structs.replace(base, **changes)
+
+
+@contextmanager
+def holding_the_write_lock(path: Path) -> Generator[sqlite3.Connection]:
+    """Another process's connection to the store's file, in a transaction that holds the write
+    lock until the block ends (and then commits): the store's writes wait meanwhile."""
+    other = sqlite3.connect(path, isolation_level=None)  # noqa: TID251 (another process's view)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        yield other
+        other.execute("COMMIT")
+    finally:
+        other.close()
 
 
 async def pool_with(store: Store, clock: FakeClock, *accounts: Account) -> AccountPool:
@@ -318,20 +332,17 @@ async def test_a_reload_during_a_cooldowns_write_keeps_it_and_then_sees_the_othe
         until = clock.now_ms() + HOUR
         # Another process pauses the account and holds the file's write lock meanwhile, so the
         # pool's cooldown write waits, and a reload reads neither change.
-        other = sqlite3.connect(path, isolation_level=None)  # noqa: TID251 (another process's view)
-        other.execute("BEGIN IMMEDIATE")
-        other.execute("UPDATE accounts SET paused = 1 WHERE id = 'a'")
-        pool.set_rate_limit(
-            "a", RateLimitState(limited_until_ms=until, reason=RateLimitReason.WINDOWLESS_429)
-        )
+        with holding_the_write_lock(path) as other:
+            other.execute("UPDATE accounts SET paused = 1 WHERE id = 'a'")
+            pool.set_rate_limit(
+                "a", RateLimitState(limited_until_ms=until, reason=RateLimitReason.WINDOWLESS_429)
+            )
 
-        await pool.reload()
-        a = pool.get("a")
-        assert a is not None
-        assert a.rate_limit.limited_until_ms == until  # not undone by the read that missed it
+            await pool.reload()
+            a = pool.get("a")
+            assert a is not None
+            assert a.rate_limit.limited_until_ms == until  # not undone by the read that missed it
 
-        other.execute("COMMIT")
-        other.close()
         await pool.drain()
         a = pool.get("a")
         assert a is not None
@@ -347,17 +358,14 @@ async def test_written_returns_once_this_pools_changes_are_in_the_store(tmp_path
         await pool.written()  # nothing on its way: at once
         until = clock.now_ms() + HOUR
         # Another process holds the file's write lock, so the cooldown's write waits.
-        other = sqlite3.connect(path, isolation_level=None)  # noqa: TID251 (another process's view)
-        other.execute("BEGIN IMMEDIATE")
-        pool.set_rate_limit(
-            "a", RateLimitState(limited_until_ms=until, reason=RateLimitReason.WINDOWLESS_429)
-        )
-        waiting = asyncio.create_task(pool.written())
-        await asyncio.sleep(0.3)
-        assert not waiting.done()
+        with holding_the_write_lock(path):
+            pool.set_rate_limit(
+                "a", RateLimitState(limited_until_ms=until, reason=RateLimitReason.WINDOWLESS_429)
+            )
+            waiting = asyncio.create_task(pool.written())
+            await asyncio.sleep(0.3)
+            assert not waiting.done()
 
-        other.execute("COMMIT")
-        other.close()
         async with asyncio.timeout(5):
             await waiting
         stored = await store.accounts.get("a")
@@ -370,11 +378,8 @@ async def test_written_gives_up_waiting_after_its_timeout(tmp_path: Path) -> Non
     async with await Store.open(path, key=SecretKey.generate()) as store:
         clock = FakeClock()
         pool = await pool_with(store, clock, account("a"))
-        other = sqlite3.connect(path, isolation_level=None)  # noqa: TID251 (another process's view)
-        other.execute("BEGIN IMMEDIATE")
-        pool.pause("a", PauseReason.MANUAL)
-        async with asyncio.timeout(5):
-            await pool.written(timeout_s=0.2)  # the write still waits for the lock
-        other.execute("COMMIT")
-        other.close()
+        with holding_the_write_lock(path):
+            pool.pause("a", PauseReason.MANUAL)
+            async with asyncio.timeout(5):
+                await pool.written(timeout_s=0.2)  # the write still waits for the lock
         await pool.drain()

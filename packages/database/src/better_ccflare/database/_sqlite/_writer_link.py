@@ -70,10 +70,6 @@ class WriterProcess:
         self.ready_version = 0
         """The ``data_version`` the latest child had when it started."""
 
-    @property
-    def started(self) -> bool:
-        return self._proc is not None
-
     async def run(self, statements: Sequence[tuple[str, object]], *, urgent: bool) -> AckFrame:
         """Run ``statements`` as one transaction in the child and return its answer.
 
