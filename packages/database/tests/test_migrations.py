@@ -30,6 +30,7 @@ MIGRATIONS = (
     "0007_account_failure_streak",
     "0008_session_pins",
     "0009_api_key_limits",
+    "0010_writer_progress",
 )
 SCHEMA_SQL = "SELECT type, name, sql FROM sqlite_master ORDER BY name"
 FORGET_MIGRATION_4 = "DELETE FROM _sqlite_migrations WHERE name = '0004_analytics_indexes';"

@@ -27,12 +27,14 @@ from better_ccflare.database._sqlite._writer_process import (
     HEADER,
     HURRY,
     URGENT,
+    WRITER_PROGRESS_SQL,
     AckFrame,
     BatchFrame,
+    BatchMark,
     run_statements,
 )
 
-from .builders import account, request
+from .builders import T0, account, request
 from .tracing import SqlTrace
 
 
@@ -539,3 +541,83 @@ def test_after_the_idle_thread_ends_the_other_thread_runs_every_frame(
         child.end()
     assert _rows(path, "SELECT count(*) FROM t") == [(41,)]
     assert "the idle thread ended" in capfd.readouterr().err
+
+
+# ------------------------------------------------------- a batch sent again after its child died
+
+
+@pytest.mark.parametrize("retried_on", ["a new child", "the writer thread"])
+async def test_a_batch_sent_again_after_its_child_died_past_the_commit_counts_once(
+    db_path: Path,
+    key: SecretKey,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    retried_on: str,
+) -> None:
+    real_run = _writer_link.WriterProcess.run
+    deaths: list[BatchMark] = []
+
+    async def commit_then_die(
+        self: _writer_link.WriterProcess,
+        statements: Sequence[tuple[str, object]],
+        *,
+        urgent: bool,
+        mark: BatchMark | None = None,
+    ) -> AckFrame:
+        if mark is not None and deaths and retried_on == "the writer thread":
+            raise _writer_link.WriterProcessError("the new child died too")
+        ack = await real_run(self, statements, urgent=urgent, mark=mark)
+        if mark is not None and not deaths:
+            # The batch is committed; the child dies before the server has read its answer.
+            deaths.append(mark)
+            (child,) = _writer_children()
+            os.kill(child, signal.SIGKILL)
+            await self._discard(self._proc)  # pyright: ignore[reportPrivateUsage, reportArgumentType]
+            raise _writer_link.WriterProcessError("the child ended before its answer was read")
+        return ack
+
+    monkeypatch.setattr(_writer_link.WriterProcess, "run", commit_then_die)
+    with caplog.at_level(logging.ERROR, logger="better_ccflare.database"):
+        async with await Store.open(db_path, key=key) as store:
+            await store.accounts.add(account("acc-1"))
+            for i in range(5):
+                store.accounts.record_use_nowait("acc-1", T0 + i, 3_600_000)
+                store.requests.record(request(f"r{i}"))
+            await _recorded(store, 5)
+            await store.flush()
+            stored = await store.accounts.get("acc-1")
+
+    assert len(deaths) == 1
+    assert "retrying the batch" in caplog.text
+    assert stored is not None
+    assert (stored.request_count, stored.total_requests) == (5, 5)
+
+
+def test_statements_a_batch_committed_are_skipped_when_it_comes_again(table_db: Path) -> None:
+    path = table_db
+    db = Database(path)
+    db.conn.execute(WRITER_PROGRESS_SQL)
+    db.conn.execute("CREATE TABLE n (id INTEGER PRIMARY KEY, count INTEGER)")
+    db.conn.execute("INSERT INTO n VALUES (1, 0)")
+    # Another writer's mark from a server that stopped long ago is forgotten on the way.
+    db.conn.execute("INSERT INTO writer_progress VALUES ('gone', 7, 3, 0)")
+    db.conn.commit()
+    db.close()
+    bump = "UPDATE n SET count = count + 1"
+    insert = "INSERT INTO t VALUES (?, ?)"
+    # The insert in the middle fails: the batch runs one statement at a time, marking each.
+    statements = [(0, ()), (1, (1, "a")), (1, (1, "dup")), (0, ())]
+    child = _child(path)
+    try:
+        _exchange(child, None)
+        first = _exchange(child, BatchFrame([bump, insert], statements, ("w", 1)))
+        again = _exchange(child, BatchFrame([], statements, ("w", 1)))
+        next_one = _exchange(child, BatchFrame([], statements[:1], ("w", 2)))
+    finally:
+        _end(child)
+
+    assert ([index for index, _ in first.failures], first.commits) == ([2], 3)
+    assert (again.failures, again.commits) == ([], 0)
+    assert next_one.commits == 1
+    assert _rows(path, "SELECT count FROM n") == [(3,)]
+    assert _rows(path, "SELECT writer, batch, done FROM writer_progress") == [("w", 2, 1)]

@@ -15,7 +15,9 @@ the triggers. Migration 6 adds the rollups' count of requests whose cost is unkn
 adds ``consecutive_failures``, the circuit breaker's streak, to ``accounts`` (a column the
 reference does not have and ignores). Migration 8 adds ``session_pins``, the session-affinity
 pins the server keeps across restarts. Migration 9 adds ``limits`` to ``api_keys``: a key's rate
-limits, budgets, model allow-list and expiry as JSON (ignored by the reference).
+limits, budgets, model allow-list and expiry as JSON (ignored by the reference). Migration 10
+adds ``writer_progress``, how far each writer got with its latest batch of records, so that a
+batch sent again after the writer process died is not counted twice.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from ._schema import (
     UNIQUE_ACCOUNT_INDEX,
     Table,
 )
+from ._writer_process import WRITER_PROGRESS_SQL
 
 __all__ = ["apply_migrations", "schema_status", "verify_key"]
 
@@ -106,6 +109,10 @@ def _migrations(key: SecretKey) -> Migrations:
     @migrations(name="0009_api_key_limits")
     def api_key_limits(db: Database) -> None:
         _add_missing_columns(db, API_KEYS)
+
+    @migrations(name="0010_writer_progress")
+    def writer_progress(db: Database) -> None:
+        db.conn.execute(WRITER_PROGRESS_SQL)
 
     return migrations
 

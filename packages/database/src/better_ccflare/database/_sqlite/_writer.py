@@ -18,6 +18,7 @@ log says so once.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import NamedTuple, TypeVar, cast
@@ -34,7 +35,13 @@ from better_ccflare.database._write_queue import (
 
 from ._connection import ConnectionThread
 from ._writer_link import WriterProcess, WriterProcessError
-from ._writer_process import WriteFailedError, is_locked, run_statements, transaction
+from ._writer_process import (
+    BatchMark,
+    WriteFailedError,
+    is_locked,
+    run_statements,
+    transaction,
+)
 
 __all__ = ["LINGER_S", "Writer", "data_version"]
 
@@ -70,7 +77,15 @@ class Writer(WriteQueue[_Write]):
     connections committed since each last looked (see there).
     """
 
-    __slots__ = ("_process", "_process_starts", "_stale", "_thread", "_versions")
+    __slots__ = (
+        "_batches",
+        "_process",
+        "_process_starts",
+        "_stale",
+        "_thread",
+        "_token",
+        "_versions",
+    )
 
     def __init__(
         self,
@@ -93,6 +108,10 @@ class Writer(WriteQueue[_Write]):
         """Whether the other connection changed the database since that reading."""
         self._process_starts = 0
         """The process's starts when its reading was last taken from its start."""
+        self._token = secrets.token_hex(8)
+        """This writer's name in ``writer_progress``; with a number per batch of records, what
+        makes a batch sent again after its child died count once."""
+        self._batches = 0
 
     async def submit(
         self, fn: Callable[[Database], _T], *, label: str, transactional: bool = True
@@ -193,14 +212,16 @@ class Writer(WriteQueue[_Write]):
         self, run: Sequence[QueuedWrite[_Write]], *, urgent: bool
     ) -> tuple[list[Outcome], int]:
         records = cast("list[_Record]", [op.fn for op in run])
+        self._batches += 1
+        mark: BatchMark = (self._token, self._batches)
         for attempt in (1, 2):
             if self._process is None:
                 break
             try:
-                ack = await self._process.run(records, urgent=urgent)
+                ack = await self._process.run(records, urgent=urgent, mark=mark)
             except WriterProcessError as exc:
-                # A child that ended mid-batch may have committed it: the retry's request rows
-                # are upserts, but its use counters may count a second time. Better than lost rows.
+                # A child that ended mid-batch may have committed all or part of it: the retry,
+                # with the same mark, skips what it did.
                 if attempt == 1:
                     _log.error("%s; starting a new one and retrying the batch.", exc)
                     continue
@@ -215,7 +236,9 @@ class Writer(WriteQueue[_Write]):
                 self._stale[0] = True
             failures = {index: WriteFailedError(text) for index, text in ack.failures}
             return _outcomes(len(run), failures), ack.commits
-        outcomes, commits = await self._thread.run(partial(_execute_records, records=records))
+        outcomes, commits = await self._thread.run(
+            partial(_execute_records, records=records, mark=mark)
+        )
         self._stale[1] = self._stale[1] or commits > 0
         return outcomes, commits
 
@@ -229,10 +252,12 @@ def data_version(db: Database) -> int:
     return int(db.conn.execute("PRAGMA data_version").fetchone()[0])
 
 
-def _execute_records(db: Database, records: Sequence[_Record]) -> tuple[list[Outcome], int]:
+def _execute_records(
+    db: Database, records: Sequence[_Record], mark: BatchMark
+) -> tuple[list[Outcome], int]:
     """The writer process's work, on the writer thread (when there is no process)."""
     statements = [(sql, _DECODE(params)) for sql, params in records]
-    failures, commits = run_statements(db.conn, statements)
+    failures, commits = run_statements(db.conn, statements, mark)
     return _outcomes(len(statements), dict(failures)), commits
 
 

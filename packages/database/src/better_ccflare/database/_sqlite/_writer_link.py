@@ -18,7 +18,7 @@ from pathlib import Path
 import msgspec
 
 from . import _writer_process
-from ._writer_process import HEADER, HURRY, URGENT, AckFrame, BatchFrame
+from ._writer_process import HEADER, HURRY, URGENT, AckFrame, BatchFrame, BatchMark
 
 __all__ = ["WriterProcess", "WriterProcessError"]
 
@@ -70,8 +70,17 @@ class WriterProcess:
         self.ready_version = 0
         """The ``data_version`` the latest child had when it started."""
 
-    async def run(self, statements: Sequence[tuple[str, object]], *, urgent: bool) -> AckFrame:
+    async def run(
+        self,
+        statements: Sequence[tuple[str, object]],
+        *,
+        urgent: bool,
+        mark: BatchMark | None = None,
+    ) -> AckFrame:
         """Run ``statements`` as one transaction in the child and return its answer.
+
+        A batch sent again after its child ended must come with the same ``mark``: what the
+        dead child committed of it is then skipped.
 
         Raises:
             WriterProcessError: The child could not start, or it ended before answering (the
@@ -79,7 +88,7 @@ class WriterProcess:
         """
         async with self._lock:
             proc = self._proc or await self._start()
-            frame = self._frame(statements)
+            frame = self._frame(statements, mark)
             hurry_later = None
             try:
                 assert proc.stdin is not None
@@ -109,7 +118,7 @@ class WriterProcess:
             with contextlib.suppress(OSError):
                 proc.stdin.write(HEADER.pack(0, HURRY))
 
-    def _frame(self, statements: Sequence[tuple[str, object]]) -> bytes:
+    def _frame(self, statements: Sequence[tuple[str, object]], mark: BatchMark | None) -> bytes:
         numbers = self._sql_numbers
         new_sql: list[str] = []
         numbered: list[tuple[int, object]] = []
@@ -119,7 +128,7 @@ class WriterProcess:
                 number = numbers[sql] = len(numbers)
                 new_sql.append(sql)
             numbered.append((number, params))
-        return self._encoder.encode(BatchFrame(new_sql, numbered))
+        return self._encoder.encode(BatchFrame(new_sql, numbered, mark))
 
     async def data_version(self) -> int:
         """The child's ``PRAGMA data_version`` now (after the batch in flight, if any)."""

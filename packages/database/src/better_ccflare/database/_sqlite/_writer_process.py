@@ -51,8 +51,10 @@ __all__ = [
     "HEADER",
     "HURRY",
     "URGENT",
+    "WRITER_PROGRESS_SQL",
     "AckFrame",
     "BatchFrame",
+    "BatchMark",
     "WriteFailedError",
     "configure_write_connection",
     "is_locked",
@@ -76,6 +78,30 @@ instead of failing with "database is locked"."""
 _LOCKED_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 
 
+BatchMark = tuple[str, int]
+"""A batch's name: its writer's token (one per server's store) and the batch's number."""
+
+WRITER_PROGRESS_SQL = (
+    "CREATE TABLE IF NOT EXISTS writer_progress (writer TEXT PRIMARY KEY, "
+    "batch INTEGER NOT NULL, done INTEGER NOT NULL, at_ms INTEGER NOT NULL)"
+)
+"""How far each writer got with its latest batch, committed with the batch itself (migration
+10). A child that dies after its commit but before its answer leaves the server not knowing
+whether the batch was written; the server sends it again, and the statements already done
+(the whole batch, or those a one-by-one retry got through) are skipped instead of counting an
+account's or a key's use a second time."""
+_DONE_SQL = "SELECT done FROM writer_progress WHERE writer = ? AND batch = ?"
+_MARK_SQL = (
+    "INSERT INTO writer_progress (writer, batch, done, at_ms) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT(writer) DO UPDATE SET batch = excluded.batch, done = excluded.done, "
+    "at_ms = excluded.at_ms"
+)
+_FORGET_SQL = "DELETE FROM writer_progress WHERE at_ms < ?"
+_FORGET_AFTER_MS = 3_600_000
+"""Marks of writers silent this long are dropped (servers that have stopped): a batch is only
+ever sent again within seconds."""
+
+
 class BatchFrame(msgspec.Struct, array_like=True, frozen=True):
     """Statements to run as one transaction, in order, by the number of their SQL."""
 
@@ -84,6 +110,9 @@ class BatchFrame(msgspec.Struct, array_like=True, frozen=True):
     records alternates between a long upsert and an update, so the text goes once, the numbers
     every time."""
     statements: Sequence[tuple[int, Any]]
+    mark: BatchMark | None = None
+    """The batch's name, kept in ``writer_progress`` (see :data:`WRITER_PROGRESS_SQL`); None
+    for a probe, which writes nothing."""
 
 
 class AckFrame(msgspec.Struct, array_like=True, frozen=True):
@@ -131,13 +160,15 @@ def transaction(conn: sqlite3.Connection) -> Generator[None]:
 
 
 def run_statements(
-    conn: sqlite3.Connection, statements: Sequence[tuple[str, Any]]
+    conn: sqlite3.Connection,
+    statements: Sequence[tuple[str, Any]],
+    mark: BatchMark | None = None,
 ) -> tuple[list[tuple[int, Exception]], int]:
     """Run ``statements`` as one transaction; (the failures by index, the commits made).
 
     See :func:`statement_steps`, which this runs through without stopping.
     """
-    steps = statement_steps(conn, statements)
+    steps = statement_steps(conn, statements, mark)
     while True:
         try:
             next(steps)
@@ -146,7 +177,9 @@ def run_statements(
 
 
 def statement_steps(
-    conn: sqlite3.Connection, statements: Sequence[tuple[str, Any]]
+    conn: sqlite3.Connection,
+    statements: Sequence[tuple[str, Any]],
+    mark: BatchMark | None = None,
 ) -> Generator[None, None, tuple[list[tuple[int, Exception]], int]]:
     """Run ``statements`` as one transaction, stopping (yielding) after every :data:`CHUNK`;
     returns (the failures by index, the commits made).
@@ -155,28 +188,51 @@ def statement_steps(
     caller may pause, or hand the rest to another thread (see :class:`_Run`). If the transaction
     fails, the statements are retried one by one, each in its own transaction, so that one bad
     row does not take the others down with it; except when another process held the lock past
-    the busy timeout, where each retry would only wait it out again.
+    the busy timeout, where each retry would only wait it out again. With a ``mark``, each
+    transaction also records how far the batch got, and the statements a previous attempt at
+    the same batch committed are skipped (see :data:`WRITER_PROGRESS_SQL`).
     """
     if not statements:
         return [], 0
+    done = 0
     try:
         with transaction(conn):
-            for start in range(0, len(statements), CHUNK):
-                if start:
+            done = _done(conn, mark)
+            for start in range(done, len(statements), CHUNK):
+                if start > done:
                     yield
                 _run_grouped(conn, statements[start : start + CHUNK])
+            if done < len(statements):
+                _mark(conn, mark, len(statements))
     except Exception as exc:
-        if len(statements) == 1 or is_locked(exc):
-            return [(index, exc) for index in range(len(statements))], 0
+        if len(statements) - done == 1 or is_locked(exc):
+            return [(index, exc) for index in range(done, len(statements))], 0
         failures: list[tuple[int, Exception]] = []
-        for index, (sql, params) in enumerate(statements):
+        for index in range(done, len(statements)):
+            sql, params = statements[index]
             try:
                 with transaction(conn):
                     conn.execute(sql, params)
+                    _mark(conn, mark, index + 1)
             except Exception as error:
                 failures.append((index, error))
-        return failures, len(statements) - len(failures)
-    return [], 1
+        return failures, len(statements) - done - len(failures)
+    return [], int(done < len(statements))
+
+
+def _done(conn: sqlite3.Connection, mark: BatchMark | None) -> int:
+    """How many of the batch's statements an earlier attempt committed."""
+    if mark is None:
+        return 0
+    row = conn.execute(_DONE_SQL, mark).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def _mark(conn: sqlite3.Connection, mark: BatchMark | None, done: int) -> None:
+    if mark is not None:
+        now_ms = int(time.time() * 1000)
+        conn.execute(_FORGET_SQL, (now_ms - _FORGET_AFTER_MS,))
+        conn.execute(_MARK_SQL, (*mark, done, now_ms))
 
 
 def _run_grouped(conn: sqlite3.Connection, statements: Sequence[tuple[str, Any]]) -> None:
@@ -270,7 +326,7 @@ class _Writer:
             frame = self._decoder.decode(body)
             self._sql += frame.new_sql
             statements = [(self._sql[number], params) for number, params in frame.statements]
-            return (yield from statement_steps(self._conn, statements))
+            return (yield from statement_steps(self._conn, statements, frame.mark))
         except Exception as exc:
             return [(-1, exc)], 0
 
