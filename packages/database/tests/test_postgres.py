@@ -22,6 +22,7 @@ from better_ccflare.database import (
     StoreOpenError,
 )
 from better_ccflare.database._crypto import is_encrypted
+from better_ccflare.database._postgres._writer import CHUNK
 
 from .builders import account, api_key, request
 
@@ -230,6 +231,32 @@ async def test_a_failing_queued_write_is_logged_and_spares_the_rest_of_its_batch
         assert store.stats().ops_failed == 1
         assert "requests.record_payload(no-such-request)" in caplog.text
         assert "foreign key" in caplog.text
+
+
+async def test_a_long_run_of_records_is_sent_a_few_rows_at_a_time(
+    database_url: str, key: SecretKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # asyncpg encodes one executemany's rows in one go on the event loop: a whole batch at once
+    # held up the requests arriving meanwhile.
+    sizes: list[int] = []
+    real = asyncpg.connection.Connection.executemany
+
+    async def counted(
+        self: asyncpg.connection.Connection, command: str, args: Any, **options: Any
+    ) -> None:
+        rows = list(args)
+        if command.startswith("INSERT INTO requests"):
+            sizes.append(len(rows))
+        await real(self, command, rows, **options)
+
+    monkeypatch.setattr(asyncpg.connection.Connection, "executemany", counted)
+    async with await Store.open(database_url, key=key) as store:
+        for i in range(2 * CHUNK + 5):
+            store.requests.record(request(f"r{i}"))
+        await store.flush()
+        assert await store.requests.count() == 2 * CHUNK + 5
+
+    assert sizes == [CHUNK, CHUNK, 5]
 
 
 async def test_a_closed_store_refuses_reads_and_writes(database_url: str, key: SecretKey) -> None:
