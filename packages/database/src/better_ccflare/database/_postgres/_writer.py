@@ -31,8 +31,9 @@ _T = TypeVar("_T")
 
 CHUNK = 16
 """Rows per ``executemany``. asyncpg encodes a call's rows in one go on the event loop, about
-8 µs a request row, and requests wait meanwhile: a batch of 70 sent whole put 2 ms into the p99
-of one request at a time, in 16s 0.1 ms at most (docs/performance.md, "PostgreSQL's tail")."""
+8 µs a request row, and requests wait meanwhile: batches sent whole put 2 ms into the p99 of one
+request at a time; in calls of 16 a step holds the loop about a quarter of a millisecond
+(docs/performance.md, "PostgreSQL's tail")."""
 
 
 _Write = Callable[[Connection], Awaitable[object]] | Statement
