@@ -82,11 +82,12 @@ def _holds(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
 
 
 async def _recorded(store: Store, count: int) -> None:
-    """Wait until ``count`` requests are stored, as the lingering writes arrive (a flush would
-    make the batch one somebody waits for, which takes the other path)."""
+    """Wait until ``count`` requests are stored and the server has their batch's answer, as the
+    lingering writes arrive (a flush would make the batch one somebody waits for, which takes
+    the other path). The rows are visible a moment before the answer is read."""
 
     async def stored() -> bool:
-        return await store.requests.count() >= count
+        return store.stats().queued_ops == 0 and await store.requests.count() >= count
 
     await _eventually(stored)
     assert await store.requests.count() == count
