@@ -18,6 +18,7 @@ from better_ccflare.database._sqlite._writer import LINGER_S, Writer
 
 from .builders import request
 from .tracing import SqlTrace
+from .waiting import eventually, holds
 
 
 async def test_many_queued_records_are_written_in_few_transactions(store: Store) -> None:
@@ -52,9 +53,7 @@ async def test_queued_records_linger_to_share_one_transaction(store: Store) -> N
 
     # Not flushed: the linger alone starts the batch. It is the first record, so the writer
     # process starts first (a Python start-up: up to a few hundred ms on a loaded machine).
-    async with asyncio.timeout(10):
-        while store.stats().queued_ops:  # noqa: ASYNC110 (another process's doing)
-            await asyncio.sleep(LINGER_S)
+    await eventually(holds(lambda: store.stats().queued_ops == 0))
 
     assert store.stats().transactions - before == 1
     assert await store.requests.count() == 5

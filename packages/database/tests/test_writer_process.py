@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from pathlib import Path
 
 import msgspec
@@ -36,6 +36,7 @@ from better_ccflare.database._sqlite._writer_process import (
 
 from .builders import T0, account, request
 from .tracing import SqlTrace
+from .waiting import eventually, holds
 
 
 def _children() -> list[int]:
@@ -65,22 +66,6 @@ def _writer_children() -> list[int]:
     ]
 
 
-async def _eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 10.0) -> None:
-    """Poll ``check`` until it holds: what it waits for happens in another process."""
-    async with asyncio.timeout(timeout_s):
-        while not await check():  # noqa: ASYNC110 (another process's doing, no event here)
-            await asyncio.sleep(0.01)
-
-
-def _holds(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
-    """``check`` as :func:`_eventually` takes it."""
-
-    async def holds() -> bool:
-        return check()
-
-    return holds
-
-
 async def _recorded(store: Store, count: int) -> None:
     """Wait until ``count`` requests are stored and the server has their batch's answer, as the
     lingering writes arrive (a flush would make the batch one somebody waits for, which takes
@@ -89,7 +74,7 @@ async def _recorded(store: Store, count: int) -> None:
     async def stored() -> bool:
         return store.stats().queued_ops == 0 and await store.requests.count() >= count
 
-    await _eventually(stored)
+    await eventually(stored)
     assert await store.requests.count() == count
 
 
@@ -106,7 +91,7 @@ async def test_records_are_written_by_the_child_not_by_the_server(
         # The server's own connections (traced) never ran the insert.
         assert not [sql for _, sql in sql_trace.statements if "INSERT INTO requests" in sql]
 
-    await _eventually(_holds(lambda: _writer_children() == []))  # closing ends the child
+    await eventually(holds(lambda: _writer_children() == []))  # closing ends the child
 
 
 async def test_the_child_writes_at_idle_priority(db_path: Path, key: SecretKey) -> None:
@@ -228,7 +213,7 @@ async def _held_record(
     monkeypatch.setattr(_writer_link, "_HURRY_AFTER_S", hurry_after_s)
     async with await Store.open(db_path, key=key) as store:
         store.requests.record(request())
-        await _eventually(_holds(lambda: _children() != []))  # the holding child
+        await eventually(holds(lambda: _children() != []))  # the holding child
         yield store
 
 
@@ -249,7 +234,7 @@ async def test_a_batch_at_idle_priority_is_hurried_after_a_while_anyway(
 ) -> None:
     async with _held_record(db_path, key, monkeypatch, hurry_after_s=0.3) as store:
         started = time.monotonic()
-        await _eventually(_holds(lambda: store.stats().queued_ops == 0), timeout_s=5)
+        await eventually(holds(lambda: store.stats().queued_ops == 0), timeout_s=5)
         assert time.monotonic() - started >= 0.2  # held until hurried, not answered at once
 
 
@@ -369,7 +354,7 @@ async def test_the_idle_thread_copies_the_wal_back_into_the_database(
         await asyncio.sleep(_writer_process.CHECKPOINT_EVERY_S)
         store.requests.record(request("next"))
         await _recorded(store, 301)
-        await _eventually(_holds(lambda: _size(db_path) > size))
+        await eventually(holds(lambda: _size(db_path) > size))
 
 
 def _frame_bytes(sql: str, rows: Sequence[tuple[object, ...]]) -> bytes:

@@ -50,6 +50,8 @@ def account(account_id: str, **changes: object) -> Account:
 def holding_the_write_lock(path: Path) -> Generator[sqlite3.Connection]:
     """Another process's connection to the store's file, in a transaction that holds the write
     lock until the block ends (and then commits): the store's writes wait meanwhile."""
+    # A connection apart from the store's, as another process has: the store's API never holds
+    # the write lock open, so the banned raw connection is the only way to hold it.
     other = sqlite3.connect(path, isolation_level=None)  # noqa: TID251 (another process's view)
     try:
         other.execute("BEGIN IMMEDIATE")
